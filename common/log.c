@@ -1,0 +1,119 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+
+static const char *log_procname = "secretfree";
+static int log_level = LOG_LEVEL_INFO;
+
+void
+log_init(const char *procname, int level)
+{
+	log_procname = procname;
+	log_level = level;
+}
+
+void
+log_setlevel(int level)
+{
+	log_level = level;
+}
+
+int
+log_getlevel(void)
+{
+	return log_level;
+}
+
+static void
+log_vwrite(const char *tag, const char *fmt, va_list ap, int errnum)
+{
+	char msg[2048], stamp[32];
+	struct timespec ts;
+	struct tm tm;
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	/* One fprintf per line: stdio's lock keeps lines from interleaving. */
+	if (errnum)
+		fprintf(stderr, "%s.%03ldZ %s[%d]: %s: %s: %s\n", stamp,
+		    ts.tv_nsec / 1000000, log_procname, (int)getpid(), tag,
+		    msg, strerror(errnum));
+	else
+		fprintf(stderr, "%s.%03ldZ %s[%d]: %s: %s\n", stamp,
+		    ts.tv_nsec / 1000000, log_procname, (int)getpid(), tag,
+		    msg);
+}
+
+#define LOG_BODY(tag, errnum) do { \
+	va_list ap; va_start(ap, fmt); log_vwrite(tag, fmt, ap, errnum); va_end(ap); \
+} while (0)
+
+void
+log_info(const char *fmt, ...)
+{
+	if (log_level >= LOG_LEVEL_INFO)
+		LOG_BODY("info", 0);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	if (log_level >= LOG_LEVEL_DEBUG)
+		LOG_BODY("debug", 0);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	int saved = errno;
+
+	LOG_BODY("warning", saved);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	LOG_BODY("warning", 0);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+
+	LOG_BODY("fatal", saved);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	LOG_BODY("fatal", 0);
+	exit(1);
+}
+
+void
+log_openssl(const char *what)
+{
+	unsigned long e;
+	char buf[256];
+	int n = 0;
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof buf);
+		log_warnx("%s: %s", what, buf);
+		n++;
+	}
+	if (n == 0)
+		log_warnx("%s: (no OpenSSL error queued)", what);
+}

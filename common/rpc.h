@@ -1,0 +1,200 @@
+/*
+ * rpc.h - gRPC (C core) <-> protobuf-c, server and client side.
+ *
+ * A service is a protobuf-c service descriptor plus a table of handlers,
+ * one per method in .proto order. The layer registers every
+ * /<package>.<Service>/<Method>, unpacks the request, validates it (wire
+ * format, UTF-8 in every string field), calls the handler, packs the reply
+ * or sends the status the handler chose.
+ *
+ * Listeners: each listener is its own gRPC server with its own allowlist of
+ * services. A method of a known service that the listener does not serve
+ * answers PERMISSION_DENIED; an unknown method UNIMPLEMENTED. Unix-socket
+ * listeners accept connections themselves and check the peer's uid
+ * (SO_PEERCRED) on every call; TCP listeners use TLS.
+ *
+ * This is the only file set in the project that includes gRPC headers.
+ */
+#ifndef SF_RPC_H
+#define SF_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+/* gRPC status codes, numbered as gRPC numbers them. */
+enum {
+	RPC_OK = 0,
+	RPC_CANCELLED = 1,
+	RPC_UNKNOWN = 2,
+	RPC_INVALID_ARGUMENT = 3,
+	RPC_DEADLINE_EXCEEDED = 4,
+	RPC_NOT_FOUND = 5,
+	RPC_ALREADY_EXISTS = 6,
+	RPC_PERMISSION_DENIED = 7,
+	RPC_RESOURCE_EXHAUSTED = 8,
+	RPC_FAILED_PRECONDITION = 9,
+	RPC_ABORTED = 10,
+	RPC_OUT_OF_RANGE = 11,
+	RPC_UNIMPLEMENTED = 12,
+	RPC_INTERNAL = 13,
+	RPC_UNAVAILABLE = 14,
+	RPC_DATA_LOSS = 15,
+	RPC_UNAUTHENTICATED = 16,
+};
+
+/* "INVALID_ARGUMENT" etc.; never NULL. */
+const char *rpc_code_name(int code);
+/* The status an SF_E* error maps to (SF_OK -> RPC_OK). */
+int rpc_status_from_err(int err);
+
+/* Process-wide set-up: grpc_init and routing gRPC's own logging into log.h.
+ * Block SIGINT/SIGTERM/SIGHUP/SIGPIPE in the main thread before this (gRPC
+ * starts threads). rpc_fini() waits for gRPC's cleanup to finish. */
+void rpc_init(void);
+void rpc_fini(void);
+
+/* ---- server side ---- */
+
+typedef struct rpc_call rpc_call;
+typedef struct rpc_server rpc_server;
+
+typedef enum { RPC_UNARY = 0, RPC_SERVER_STREAM = 1 } rpc_kind;
+
+/*
+ * A handler. `req` is the validated request (owned by the layer).
+ * Unary: `resp` is an initialised, empty reply message (owned by the layer);
+ * the handler fills it, taking memory for its fields from rpc_call_alloc()
+ * and friends (released after the reply is sent), or pointing at static data.
+ * Server-stream: `resp` is NULL; the handler calls rpc_call_send() per message.
+ * Returns RPC_OK or a status code; rpc_fail() sets the message that goes
+ * with it.
+ */
+typedef int (*rpc_handler)(rpc_call *call, const ProtobufCMessage *req,
+    ProtobufCMessage *resp, void *arg);
+
+typedef struct {
+	const char *method;   /* must equal the descriptor's method name */
+	rpc_kind kind;
+	rpc_handler fn;       /* NULL: UNIMPLEMENTED */
+} rpc_method;
+
+typedef struct {
+	const char *name;           /* for logs: "issuance", "admin", ... */
+	const char *address;        /* "unix:/path" or "host:port" (TLS) */
+	const char *const *services; /* NULL-terminated full names served here */
+	/* Unix sockets. */
+	const uid_t *allowed_uids;  /* default: this process's euid only */
+	size_t n_allowed_uids;
+	int any_uid;                /* 1: no uid check (never for the signer) */
+	mode_t socket_mode;         /* default 0660 */
+	mode_t dir_mode;            /* if the directory is created; default 0750 */
+	gid_t socket_gid;           /* (gid_t)-1: leave as is */
+	/* TCP. */
+	const char *tls_cert_file;  /* PEM chain, server certificate first */
+	const char *tls_key_file;
+	const char *tls_client_ca_file; /* trust anchors for client certificates */
+	int require_client_cert;    /* 0: optional (verified when presented) */
+	int insecure_tcp;           /* tests only: TCP without TLS */
+	/* Limits; 0 = default. */
+	int workers;                /* calls served at once; default 4 */
+	size_t max_message;         /* default 1 MiB */
+	int max_concurrent_streams; /* per connection; default 32 */
+	int recv_timeout_ms;        /* wait for the request body; default 10 s */
+} rpc_listener_opts;
+
+rpc_server *rpc_server_new(void);
+/* Register a service; `methods` has one entry per method, in .proto order.
+ * `arg` is passed to every handler. */
+int rpc_server_add_service(rpc_server *srv,
+    const ProtobufCServiceDescriptor *desc, const rpc_method *methods,
+    size_t n_methods, void *arg);
+/* Add a listener. Opens (and for Unix, binds) it now; serves after start. */
+int rpc_server_listen(rpc_server *srv, const rpc_listener_opts *opts);
+/* The TCP port the i-th listener is bound to (useful with port 0). */
+int rpc_server_port(const rpc_server *srv, size_t i);
+int rpc_server_start(rpc_server *srv);
+/* Stop accepting, give running calls grace_ms, then cancel them. */
+void rpc_server_shutdown(rpc_server *srv, int grace_ms);
+void rpc_server_free(rpc_server *srv);
+
+/* Per-call helpers, valid until the handler returns. */
+int rpc_fail(rpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void *rpc_call_alloc(rpc_call *call, size_t size);       /* zeroed */
+char *rpc_call_strdup(rpc_call *call, const char *s);
+char *rpc_call_strndup(rpc_call *call, const char *s, size_t n);
+char *rpc_call_printf(rpc_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Copy bytes into the call's memory and point `out` at them. */
+void rpc_call_set_bytes(rpc_call *call, ProtobufCBinaryData *out,
+    const void *data, size_t len);
+/* Allocate a zeroed, initialised message of type `desc`. */
+void *rpc_call_new_message(rpc_call *call,
+    const ProtobufCMessageDescriptor *desc);
+/* Streaming: send one message; returns 0, or -1 if the call has ended. */
+int rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
+const char *rpc_call_method(const rpc_call *call);   /* "/pkg.Svc/Method" */
+const char *rpc_call_listener(const rpc_call *call); /* listener name */
+/* Unix listeners: the peer's credentials; -1 otherwise. */
+long rpc_call_peer_uid(const rpc_call *call);
+long rpc_call_peer_pid(const rpc_call *call);
+/* TLS listeners: the verified client certificate in PEM, or NULL. */
+const char *rpc_call_peer_cert(rpc_call *call);
+/* A printable peer description for logs ("uid 1000 pid 42", "ipv4:..."). */
+const char *rpc_call_peer(rpc_call *call);
+/* Milliseconds until the client's deadline (INT64_MAX when none). */
+int64_t rpc_call_ms_left(const rpc_call *call);
+/* 1 once the client has cancelled or the deadline passed. */
+int rpc_call_cancelled(rpc_call *call);
+
+/* ---- client side ---- */
+
+typedef struct rpc_client rpc_client;
+
+typedef struct {
+	const char *tls_ca_file;     /* TCP targets: trust anchors (PEM file) */
+	const char *tls_cert_file;   /* optional client certificate (PEM) */
+	const char *tls_key_file;
+	const char *server_name;     /* TLS name to check, if not the host */
+	int insecure_tcp;            /* tests only */
+	size_t max_message;          /* default 16 MiB */
+} rpc_client_opts;
+
+typedef struct {
+	int code;
+	char message[512];
+} rpc_status;
+
+/* target: "unix:/path" or "host:port". opts may be NULL for Unix targets. */
+int rpc_client_open(const char *target, const rpc_client_opts *opts,
+    rpc_client **out);
+void rpc_client_close(rpc_client *c);
+
+/*
+ * A unary call. On RPC_OK *resp is the unpacked reply (free it with
+ * protobuf_c_message_free_unpacked(*resp, NULL)). Returns the status code,
+ * also written to st (which may be NULL). timeout_ms <= 0: no deadline.
+ */
+int rpc_client_call(rpc_client *c, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+    int timeout_ms, rpc_status *st);
+/* Raw bytes in and out, for tests of the wire itself. *out is malloc'd. */
+int rpc_client_call_raw(rpc_client *c, const char *path, const void *body,
+    size_t len, uint8_t **out, size_t *out_len, int timeout_ms,
+    rpc_status *st);
+/* Server-streaming call: cb gets each message (owned by the layer; return
+ * non-zero from cb to stop early, which cancels the call). */
+typedef int (*rpc_stream_cb)(const ProtobufCMessage *msg, void *arg);
+int rpc_client_stream(rpc_client *c, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req, rpc_stream_cb cb,
+    void *arg, int timeout_ms, rpc_status *st);
+
+/* 1 if every string field of msg (recursively) is valid UTF-8; else 0 and
+ * *bad names the first offending field. */
+int rpc_message_utf8_ok(const ProtobufCMessage *msg, const char **bad);
+int rpc_utf8_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,12 @@
+/* The test service of tests/proto/secretfree/test/v1/echo.proto, served by
+ * common/rpc.c in test_rpc.c and in the echo-server test daemon. */
+#ifndef ECHO_SERVICE_H
+#define ECHO_SERVICE_H
+
+#include "rpc.h"
+#include "secretfree/test/v1/echo.pb-c.h"
+
+/* Register Echo and Other on srv. */
+int echo_register(rpc_server *srv);
+
+#endif
