@@ -1,0 +1,101 @@
+/*
+ * token.h - the signer's custody of CA keys in a PKCS#11 token.
+ *
+ * The module is loaded through p11-kit and called through its function
+ * list (no libp11 here: libp11 0.4.12 cannot generate EC keys and its
+ * PKCS11_open_session closes every session of the process). The only file
+ * in the project that includes pkcs11.h; CK_RV values become SF_E* codes.
+ *
+ * Keys are named by label (CKA_LABEL) and by RFC 7512 URI
+ * ("pkcs11:token=<token label>;object=<label>;type=private").
+ *
+ * Thread safety: token_sign() may be called from several threads at once;
+ * it takes one of a pool of sessions. Other calls serialise internally.
+ *
+ * Faults: when the token answers with a session/login/device error
+ * (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED, CKR_USER_NOT_LOGGED_IN,
+ * CKR_DEVICE_REMOVED, CKR_DEVICE_ERROR, CKR_TOKEN_NOT_PRESENT,
+ * CKR_CRYPTOKI_NOT_INITIALIZED, CKR_KEY_HANDLE_INVALID,
+ * CKR_OBJECT_HANDLE_INVALID) an operation re-opens (re-initialising the
+ * module for device errors), logs in again, finds its key again and retries
+ * once; if that fails too it returns SF_EUNAVAIL. It never blocks forever.
+ */
+#ifndef SF_TOKEN_H
+#define SF_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+typedef struct token token;
+typedef struct token_key token_key;
+
+typedef struct {
+	const char *module;    /* path of the PKCS#11 module (.so) */
+	const char *uri;       /* "pkcs11:token=secretfree" (may carry pin-source=) */
+	const char *pin_file;  /* user PIN file: owned by us, mode 0600 or stricter */
+	int sessions;          /* signing sessions; default 4 */
+} token_opts;
+
+/*
+ * Load the module, find the one token the URI matches, open the session
+ * pool and log in once as the user. The PIN comes from pin_file (refused
+ * unless it is a regular file owned by the euid with no group/other
+ * permission bits) or, if pin_file is NULL, from the URI's pin-source
+ * ("file:/path" or a path; same checks). The PIN is never logged.
+ * Errors: SF_ECONFIG (bad URI, no/several tokens, PIN file unsafe),
+ * SF_EPERM (wrong PIN), SF_EUNAVAIL (module fails); why says which.
+ */
+int token_open(const token_opts *o, token **out, char *why, size_t whylen);
+void token_close(token *t);   /* logs out, closes sessions, finalises; NULL-safe */
+const char *token_label(const token *t);
+
+/*
+ * Generate a key pair in the token, type PUBKEY_EC_P256, PUBKEY_EC_P384,
+ * PUBKEY_RSA_2048/3072/4096 or PUBKEY_ED25519 (pubkey.h), with CKA_LABEL
+ * label and a random 16-byte CKA_ID. Private key template: CKA_TOKEN,
+ * CKA_PRIVATE, CKA_SENSITIVE = TRUE, CKA_EXTRACTABLE = FALSE, CKA_SIGN =
+ * TRUE and CKA_DECRYPT, CKA_UNWRAP, CKA_SIGN_RECOVER, CKA_DERIVE = FALSE
+ * explicitly. The attributes are read back; a key that does not match is
+ * destroyed and SF_ECRYPTO returned. SF_EEXIST if label is taken,
+ * SF_EKEYTYPE for a type the token cannot make.
+ */
+int token_generate_key(token *t, const char *label, int type,
+    token_key **out);
+/* Find a private key (and its public half) by label. SF_ENOTFOUND. */
+int token_find_key(token *t, const char *label, token_key **out);
+void token_key_free(token_key *k);   /* NULL-safe; the key stays in the token */
+
+/* Read the usage attributes back and check them as token_generate_key does.
+ * 0 if they match; SF_EPERM with why naming the attribute otherwise. */
+int token_key_check(token *t, token_key *k, char *why, size_t whylen);
+
+const char *token_key_label(const token_key *k);
+int token_key_type(const token_key *k);           /* PUBKEY_* */
+EVP_PKEY *token_key_public(const token_key *k);   /* borrowed */
+/* malloc'd RFC 7512 URI of the private key. */
+char *token_key_uri(const token *t, const token_key *k);
+/* NID of the signature algorithm X.509 names for this key:
+ * NID_ecdsa_with_SHA256 (P-256), NID_ecdsa_with_SHA384 (P-384),
+ * NID_sha256WithRSAEncryption (RSA), NID_ED25519. */
+int token_key_sig_nid(const token_key *k);
+
+/*
+ * Sign tbs, the complete to-be-signed DER (the token key never leaves the
+ * token). ECDSA: SHA-256 / SHA-384 computed here, CKM_ECDSA in the token,
+ * and the raw r||s converted to a DER ECDSA-Sig-Value. RSA:
+ * CKM_SHA256_RSA_PKCS. Ed25519: CKM_EDDSA over tbs. *siglen: in, the size
+ * of sig (at least 1024); out, the signature's length. Every started
+ * operation is finished (SoftHSM2 keeps a pending C_SignInit across logout).
+ */
+int token_sign(token *t, token_key *k, const uint8_t *tbs, size_t len,
+    uint8_t *sig, size_t *siglen);
+
+/* Fault injection for tests: what a faulty HSM or a foreign library in the
+ * same process does to our state. */
+int token_test_close_all_sessions(token *t);   /* C_CloseAllSessions */
+int token_test_logout(token *t);               /* C_Logout */
+int token_test_finalize(token *t);             /* C_Finalize */
+
+#endif
