@@ -1,0 +1,53 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "devrec.h"
+#include "err.h"
+
+/* secretfree.v1.RefusalReason numbers (common.proto). */
+enum { R_BAD_DEVICE_ID = 1, R_BAD_KEY = 2, R_KEY_TYPE = 3,
+    R_BAD_PRODUCT_LINE = 6, R_BAD_REGION = 7 };
+
+int
+sf_name_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 32 || !(islower((unsigned char)s[0]) ||
+	    isdigit((unsigned char)s[0])))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) ||
+		    isdigit((unsigned char)s[i]) || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int
+devrec_check(const char *device_id, const uint8_t *spki, size_t spki_len,
+    const char *product_line, const char *region, pubkey_info *pk,
+    char *why, size_t whylen)
+{
+	int rc;
+
+	memset(pk, 0, sizeof *pk);
+	if (!device_id_valid(device_id, why, whylen))
+		return R_BAD_DEVICE_ID;
+	if (!sf_name_valid(product_line)) {
+		snprintf(why, whylen, "product line \"%s\" is not a valid id"
+		    " (1-32 of a-z, 0-9, -)", product_line ? product_line : "");
+		return R_BAD_PRODUCT_LINE;
+	}
+	if (region && *region && !sf_name_valid(region)) {
+		snprintf(why, whylen, "region \"%s\" is not a valid id"
+		    " (1-32 of a-z, 0-9, -)", region);
+		return R_BAD_REGION;
+	}
+	rc = pubkey_from_spki(spki, spki_len, pk, why, whylen);
+	if (rc == SF_EKEYTYPE)
+		return R_KEY_TYPE;
+	if (rc)
+		return R_BAD_KEY;
+	return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * import.h - streamed readers of the files a factory line produces:
+ *
+ *   dir    a directory of PEM public keys named <device id>.pem
+ *          (product line and region from the caller's defaults)
+ *   csv    device_id,public_key[,product_line,region]  (RFC 4180 quoting;
+ *          a quoted field may span lines, so a PEM key fits in one field;
+ *          an optional header line starting with "device_id" is skipped)
+ *   jsonl  one JSON object per line: {"device_id": ..., "public_key": ...,
+ *          "product_line": ..., "region": ...}
+ *
+ * public_key is a PEM "PUBLIC KEY" block or base64 of the DER SPKI.
+ * Fields a record lacks come from the defaults. Nothing but the current
+ * record is held in memory, so a million records stream through.
+ *
+ * A bad record does not stop the reader: it comes back with `reason` set
+ * (a secretfree.v1.RefusalReason number, or IMPORT_MALFORMED for a line
+ * that is not a record at all) and a sentence in `why`, and the next call
+ * goes on with the next record.
+ */
+#ifndef SF_IMPORT_H
+#define SF_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pubkey.h"
+
+enum { IMPORT_AUTO = 0, IMPORT_DIR = 1, IMPORT_CSV = 2, IMPORT_JSONL = 3 };
+
+/* A line that is not a record (bad CSV/JSON, missing fields). Not a
+ * RefusalReason: readers report it as BAD_KEY-like refusals with this tag. */
+#define IMPORT_MALFORMED 100
+
+typedef struct import_reader import_reader;
+
+typedef struct {
+	uint64_t line;            /* first line of the record (csv, jsonl); n-th file (dir) */
+	char source[256];         /* file the record came from (dir: its name) */
+	char device_id[DEVICE_ID_MAX + 1];   /* as read (truncated if longer) */
+	char product_line[33];
+	char region[33];
+	pubkey_info key;          /* valid when reason == 0 */
+	int reason;               /* 0 = good record */
+	char why[200];
+} import_record;
+
+/*
+ * Open path as fmt (IMPORT_AUTO: a directory is dir; *.csv csv; *.jsonl,
+ * *.ndjson, *.json jsonl). default_product_line / default_region fill what
+ * a record lacks (NULL = none). SF_EIO (cannot open), SF_EINVAL (unknown
+ * format), why says which.
+ */
+int import_open(const char *path, int fmt, const char *default_product_line,
+    const char *default_region, import_reader **out, char *why,
+    size_t whylen);
+/*
+ * The next record: 1 with *rec filled (good or refused), 0 at the end,
+ * SF_EIO on a read error. import_record_fini() releases rec's key; each
+ * call to import_next starts by releasing the previous one.
+ */
+int import_next(import_reader *r, import_record *rec);
+void import_record_fini(import_record *rec);
+void import_close(import_reader *r);    /* NULL-safe */
+/* "dir", "csv", "jsonl". */
+const char *import_format_name(int fmt);
+int import_format(const import_reader *r);
+
+#endif

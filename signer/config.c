@@ -1,0 +1,520 @@
+/*
+ * config.c - the signer's configuration (see config.h, signer/README.md).
+ */
+#include <ctype.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "devrec.h"
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "pubkey.h"
+#include "util.h"
+
+static const char *const SIGNER_KEYS[] = { "journal", "issuance_socket",
+    "admin_socket", "issuance_uids", "admin_uids", "issuance_group",
+    "admin_group", "user", "workers", "log_level", "csr_max_bytes", NULL };
+static const char *const TOKEN_KEYS[] = { "module", "uri", "pin_file",
+    "sessions", NULL };
+static const char *const LIMIT_KEYS[] = { "device_certs_per_window",
+    "device_window_seconds", "global_per_second", "global_burst", NULL };
+static const char *const DEFAULT_KEYS[] = { "organization", "country",
+    "domain", "crl_url", "ocsp_url", "ca_issuers_url",
+    "server_validity_days", NULL };
+static const char *const ROOT_KEYS[] = { "subject", "key_type",
+    "validity_days", "path_len", NULL };
+static const char *const ISSUING_KEYS[] = { "subject", "key_type",
+    "validity_days", NULL };
+static const char *const PRODUCT_KEYS[] = { "display_name", "subject",
+    "key_type", "validity_days", "path_len", "permitted", "excluded",
+    "device_subject", "device_validity_days", "device_key_types", NULL };
+
+
+static char *
+xdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int
+get_key_type(const conf *cf, const char *sec, const char *key, int def,
+    int *out, char *why, size_t whylen)
+{
+	const char *v = conf_get(cf, sec, key);
+	int t;
+
+	*out = def;
+	if (v == NULL)
+		return 0;
+	t = pubkey_type_parse(v);
+	if (t == PUBKEY_NONE || t == PUBKEY_RSA_OTHER) {
+		snprintf(why, whylen, "[%s] %s: unknown key type \"%s\""
+		    " (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519)",
+		    sec, key, v);
+		return SF_ECONFIG;
+	}
+	*out = t;
+	return 0;
+}
+
+static int
+get_int(const conf *cf, const char *sec, const char *key, long long def,
+    long long min, long long max, int *out, char *why, size_t whylen)
+{
+	long long v;
+	int rc = conf_get_int(cf, sec, key, def, min, max, &v, why, whylen);
+
+	*out = (int)v;
+	return rc;
+}
+
+static int
+parse_uids(const char *v, uid_t *uids, size_t *n, const char *what, char *why,
+    size_t whylen)
+{
+	char **items = NULL;
+	size_t k = conf_split_list(v, &items);
+	int rc = 0;
+
+	*n = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct passwd *pw;
+		char *end;
+		unsigned long u = strtoul(items[i], &end, 10);
+
+		if (*n >= CONFIG_MAX_UIDS) {
+			snprintf(why, whylen, "%s: more than %d uids", what,
+			    CONFIG_MAX_UIDS);
+			rc = SF_ECONFIG;
+			break;
+		}
+		if (*end == '\0' && end != items[i])
+			uids[(*n)++] = (uid_t)u;
+		else if ((pw = getpwnam(items[i])) != NULL)
+			uids[(*n)++] = pw->pw_uid;
+		else {
+			snprintf(why, whylen, "%s: unknown user \"%s\"", what,
+			    items[i]);
+			rc = SF_ECONFIG;
+			break;
+		}
+	}
+	conf_list_free(items, k);
+	return rc;
+}
+
+static int
+parse_group(const char *v, gid_t *gid, const char *what, char *why,
+    size_t whylen)
+{
+	struct group *gr;
+	char *end;
+	unsigned long g;
+
+	*gid = (gid_t)-1;
+	if (v == NULL || *v == '\0')
+		return 0;
+	g = strtoul(v, &end, 10);
+	if (*end == '\0') {
+		*gid = (gid_t)g;
+		return 0;
+	}
+	if ((gr = getgrnam(v)) == NULL) {
+		snprintf(why, whylen, "%s: unknown group \"%s\"", what, v);
+		return SF_ECONFIG;
+	}
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/* "a, b" -> "a\nb" (name constraints are stored newline-separated). */
+static char *
+list_to_lines(const char *v)
+{
+	char **items = NULL;
+	size_t n = conf_split_list(v ? v : "", &items), len = 1;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(items[i]) + 1;
+	if ((out = calloc(1, len)) != NULL)
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				strcat(out, "\n");
+			strcat(out, items[i]);
+		}
+	conf_list_free(items, n);
+	return out;
+}
+
+static int
+parse_key_types(const char *v, unsigned *mask, const char *what, char *why,
+    size_t whylen)
+{
+	char **items = NULL;
+	size_t n;
+	int rc = 0;
+
+	if (v == NULL) {
+		*mask = (1u << PUBKEY_EC_P256) | (1u << PUBKEY_EC_P384) |
+		    (1u << PUBKEY_RSA_2048) | (1u << PUBKEY_RSA_3072) |
+		    (1u << PUBKEY_RSA_4096) | (1u << PUBKEY_RSA_OTHER) |
+		    (1u << PUBKEY_ED25519);
+		return 0;
+	}
+	*mask = 0;
+	n = conf_split_list(v, &items);
+	for (size_t i = 0; i < n; i++) {
+		int t = strcmp(items[i], "rsa") == 0 ? PUBKEY_RSA_OTHER :
+		    pubkey_type_parse(items[i]);
+
+		if (t == PUBKEY_NONE) {
+			snprintf(why, whylen, "%s: unknown key type \"%s\"", what,
+			    items[i]);
+			rc = SF_ECONFIG;
+			break;
+		}
+		*mask |= 1u << t;
+		if (t == PUBKEY_RSA_OTHER)  /* "rsa": any allowed RSA size */
+			*mask |= (1u << PUBKEY_RSA_2048) |
+			    (1u << PUBKEY_RSA_3072) | (1u << PUBKEY_RSA_4096);
+	}
+	conf_list_free(items, n);
+	if (rc == 0 && *mask == 0) {
+		snprintf(why, whylen, "%s: no key type allowed", what);
+		rc = SF_ECONFIG;
+	}
+	return rc;
+}
+
+static int
+load_product(const conf *cf, const char *sec, signer_conf *c,
+    product_conf *p, char *why, size_t whylen)
+{
+	char what[160];
+	int rc;
+
+	memset(p, 0, sizeof *p);
+	p->id = strdup(sec + strlen("product."));
+	if (p->id == NULL)
+		return SF_ENOMEM;
+	if (!sf_name_valid(p->id)) {
+		snprintf(why, whylen, "%s: [%s]: a product line id is 1-32 of"
+		    " [a-z0-9-]", c->path, sec);
+		return SF_ECONFIG;
+	}
+	if ((rc = conf_check_keys(cf, sec, PRODUCT_KEYS, why, whylen)) != 0)
+		return rc;
+	p->display_name = xdup(conf_get_str(cf, sec, "display_name", p->id));
+	p->ca_subject = xdup(conf_get_str(cf, sec, "subject",
+	    "/C=${country}/O=${organization}/CN=${display_name}"));
+	p->device_subject = xdup(conf_get_str(cf, sec, "device_subject",
+	    "/O=${organization}/OU=${display_name}/CN=${device_id}"));
+	p->permitted = list_to_lines(conf_get(cf, sec, "permitted"));
+	p->excluded = list_to_lines(conf_get(cf, sec, "excluded"));
+	if (!p->display_name || !p->ca_subject || !p->device_subject ||
+	    !p->permitted || !p->excluded)
+		return SF_ENOMEM;
+	snprintf(what, sizeof what, "%s: [%s] device_key_types", c->path, sec);
+	if ((rc = get_key_type(cf, sec, "key_type", PUBKEY_EC_P256,
+	    &p->ca_key_type, why, whylen)) != 0 ||
+	    (rc = get_int(cf, sec, "validity_days", 3650, 1, 36500,
+	    &p->ca_validity_days, why, whylen)) != 0 ||
+	    (rc = get_int(cf, sec, "path_len", 1, -1, 16, &p->ca_path_len,
+	    why, whylen)) != 0 ||
+	    (rc = get_int(cf, sec, "device_validity_days", 365, 1, 36500,
+	    &p->device_validity_days, why, whylen)) != 0 ||
+	    (rc = parse_key_types(conf_get(cf, sec, "device_key_types"),
+	    &p->device_key_types, what, why, whylen)) != 0)
+		return rc;
+	return 0;
+}
+
+static void
+product_fini(product_conf *p)
+{
+	free(p->id);
+	free(p->display_name);
+	free(p->ca_subject);
+	free(p->permitted);
+	free(p->excluded);
+	free(p->device_subject);
+}
+
+int
+config_load(const char *path, signer_conf **out, char *why, size_t whylen)
+{
+	static const char *const known[] = { "signer", "token", "limits",
+	    "defaults", "root", "issuing", NULL };
+	conf *cf = NULL;
+	signer_conf *c = NULL;
+	const char **secs = NULL;
+	size_t nsecs;
+	long long ll;
+	char what[160];
+	const char *v;
+	int rc;
+
+	*out = NULL;
+	if ((rc = conf_load(path, &cf, why, whylen)) != 0)
+		return rc;
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	c->path = strdup(path);
+	/* Every section must be one we know. */
+	nsecs = conf_sections(cf, "", &secs);
+	for (size_t i = 0; i < nsecs; i++) {
+		int ok = strncmp(secs[i], "product.", 8) == 0 ||
+		    secs[i][0] == '\0';
+
+		for (size_t k = 0; !ok && known[k]; k++)
+			ok = strcmp(secs[i], known[k]) == 0;
+		if (!ok) {
+			snprintf(why, whylen, "%s: unknown section [%s]", path,
+			    secs[i]);
+			rc = SF_ECONFIG;
+			goto out;
+		}
+	}
+	{
+		static const char *const none[] = { NULL };
+
+		/* No keys before the first section. */
+		if ((rc = conf_check_keys(cf, "", none, why, whylen)) != 0)
+			goto out;
+	}
+	if ((rc = conf_check_keys(cf, "signer", SIGNER_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "token", TOKEN_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "limits", LIMIT_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "defaults", DEFAULT_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "root", ROOT_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "issuing", ISSUING_KEYS, why, whylen)))
+		goto out;
+
+	rc = SF_ECONFIG;
+	if ((v = conf_get(cf, "signer", "journal")) == NULL) {
+		snprintf(why, whylen, "%s: [signer] journal is required", path);
+		goto out;
+	}
+	c->journal = strdup(v);
+	if ((v = conf_get(cf, "signer", "issuance_socket")) == NULL ||
+	    strncmp(v, "unix:/", 6) != 0) {
+		snprintf(why, whylen, "%s: [signer] issuance_socket = "
+		    "unix:/absolute/path is required", path);
+		goto out;
+	}
+	c->issuance_socket = strdup(v);
+	if ((v = conf_get(cf, "signer", "admin_socket")) == NULL ||
+	    strncmp(v, "unix:/", 6) != 0) {
+		snprintf(why, whylen, "%s: [signer] admin_socket = "
+		    "unix:/absolute/path is required", path);
+		goto out;
+	}
+	c->admin_socket = strdup(v);
+	if (strcmp(c->admin_socket, c->issuance_socket) == 0) {
+		snprintf(why, whylen, "%s: [signer] the issuance and admin"
+		    " sockets must differ", path);
+		goto out;
+	}
+	snprintf(what, sizeof what, "%s: [signer] issuance_uids", path);
+	if (parse_uids(conf_get_str(cf, "signer", "issuance_uids", ""),
+	    c->issuance_uids, &c->n_issuance_uids, what, why, whylen) != 0)
+		goto out;
+	snprintf(what, sizeof what, "%s: [signer] admin_uids", path);
+	if (parse_uids(conf_get_str(cf, "signer", "admin_uids", ""),
+	    c->admin_uids, &c->n_admin_uids, what, why, whylen) != 0)
+		goto out;
+	snprintf(what, sizeof what, "%s: [signer] issuance_group", path);
+	if (parse_group(conf_get(cf, "signer", "issuance_group"),
+	    &c->issuance_gid, what, why, whylen) != 0)
+		goto out;
+	snprintf(what, sizeof what, "%s: [signer] admin_group", path);
+	if (parse_group(conf_get(cf, "signer", "admin_group"), &c->admin_gid,
+	    what, why, whylen) != 0)
+		goto out;
+	c->user = xdup(conf_get(cf, "signer", "user"));
+	if ((rc = get_int(cf, "signer", "workers", 4, 1, 64, &c->workers, why,
+	    whylen)) != 0)
+		goto out;
+	rc = SF_ECONFIG;
+	v = conf_get_str(cf, "signer", "log_level", "info");
+	if (strcmp(v, "warning") == 0)
+		c->log_level = LOG_LEVEL_WARN;
+	else if (strcmp(v, "info") == 0)
+		c->log_level = LOG_LEVEL_INFO;
+	else if (strcmp(v, "debug") == 0)
+		c->log_level = LOG_LEVEL_DEBUG;
+	else {
+		snprintf(why, whylen, "%s: [signer] log_level: warning, info or"
+		    " debug", path);
+		goto out;
+	}
+	if ((rc = conf_get_int(cf, "signer", "csr_max_bytes", 16384, 256,
+	    1 << 20, &ll, why, whylen)) != 0)
+		goto out;
+	c->csr_max = (size_t)ll;
+
+	rc = SF_ECONFIG;
+	if ((v = conf_get(cf, "token", "module")) == NULL) {
+		snprintf(why, whylen, "%s: [token] module (path of the PKCS#11"
+		    " module) is required", path);
+		goto out;
+	}
+	c->token_module = strdup(v);
+	if ((v = conf_get(cf, "token", "uri")) == NULL ||
+	    strncmp(v, "pkcs11:", 7) != 0) {
+		snprintf(why, whylen, "%s: [token] uri = pkcs11:token=... is"
+		    " required", path);
+		goto out;
+	}
+	c->token_uri = strdup(v);
+	c->token_pin_file = xdup(conf_get(cf, "token", "pin_file"));
+	if (c->token_pin_file == NULL && strstr(c->token_uri, "pin-source=") ==
+	    NULL) {
+		snprintf(why, whylen, "%s: [token] pin_file is required (or a"
+		    " pin-source in the uri)", path);
+		goto out;
+	}
+	if ((rc = get_int(cf, "token", "sessions", 4, 1, 64,
+	    &c->token_sessions, why, whylen)) != 0)
+		goto out;
+
+	if ((rc = get_int(cf, "limits", "device_certs_per_window", 10, 1,
+	    1000000, &c->device_max, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "limits", "device_window_seconds", 3600, 1,
+	    86400 * 365, &c->device_window, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "limits", "global_burst", 2000, 1, 10000000,
+	    &c->global_burst, why, whylen)) != 0)
+		goto out;
+	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
+	    10000000, &ll, why, whylen)) != 0)
+		goto out;
+	c->global_rate = (double)ll;
+
+	c->organization = xdup(conf_get_str(cf, "defaults", "organization",
+	    "secretfree"));
+	c->country = xdup(conf_get_str(cf, "defaults", "country", "US"));
+	c->domain = xdup(conf_get_str(cf, "defaults", "domain",
+	    "example.net"));
+	c->crl_url = xdup(conf_get_str(cf, "defaults", "crl_url",
+	    "http://crl.${domain}/${name}.crl"));
+	c->ocsp_url = xdup(conf_get_str(cf, "defaults", "ocsp_url",
+	    "http://ocsp.${domain}/${name}"));
+	c->ca_issuers_url = xdup(conf_get_str(cf, "defaults",
+	    "ca_issuers_url", "http://ca.${domain}/${name}.crt"));
+	if ((rc = get_int(cf, "defaults", "server_validity_days", 397, 1,
+	    3650, &c->server_validity_days, why, whylen)) != 0)
+		goto out;
+
+	c->root_subject = xdup(conf_get_str(cf, "root", "subject",
+	    "/C=${country}/O=${organization}/CN=${organization} Root CA"));
+	if ((rc = get_key_type(cf, "root", "key_type", PUBKEY_EC_P384,
+	    &c->root_key_type, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "root", "validity_days", 7300, 1, 36500,
+	    &c->root_validity_days, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "root", "path_len", -1, -1, 16,
+	    &c->root_path_len, why, whylen)) != 0)
+		goto out;
+	c->issuing_subject = xdup(conf_get_str(cf, "issuing", "subject",
+	    "/C=${country}/O=${organization}/OU=${display_name} ${region}"
+	    "/CN=${region}.${product_line}.${domain}"));
+	if ((rc = get_key_type(cf, "issuing", "key_type", PUBKEY_EC_P256,
+	    &c->issuing_key_type, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "issuing", "validity_days", 1825, 1, 36500,
+	    &c->issuing_validity_days, why, whylen)) != 0)
+		goto out;
+
+	free(secs);
+	c->nproducts = conf_sections(cf, "product.", &secs);
+	if (c->nproducts && (c->products = calloc(c->nproducts,
+	    sizeof *c->products)) == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c->nproducts; i++)
+		if ((rc = load_product(cf, secs[i], c, &c->products[i], why,
+		    whylen)) != 0)
+			goto out;
+	if (!c->organization || !c->country || !c->domain || !c->crl_url ||
+	    !c->ocsp_url || !c->ca_issuers_url || !c->root_subject ||
+	    !c->issuing_subject || !c->journal || !c->issuance_socket ||
+	    !c->admin_socket || !c->token_module || !c->token_uri) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;  /* transferred */
+	rc = 0;
+out:
+	free(secs);
+	config_free(c);
+	conf_free(cf);
+	return rc;
+}
+
+void
+config_free(signer_conf *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; c->products && i < c->nproducts; i++)
+		product_fini(&c->products[i]);
+	free(c->products);
+	free(c->path);
+	free(c->journal);
+	free(c->issuance_socket);
+	free(c->admin_socket);
+	free(c->user);
+	free(c->token_module);
+	free(c->token_uri);
+	free(c->token_pin_file);
+	free(c->organization);
+	free(c->country);
+	free(c->domain);
+	free(c->crl_url);
+	free(c->ocsp_url);
+	free(c->ca_issuers_url);
+	free(c->root_subject);
+	free(c->issuing_subject);
+	free(c);
+}
+
+const product_conf *
+config_product(const signer_conf *c, const char *id)
+{
+	for (size_t i = 0; i < c->nproducts; i++)
+		if (strcmp(c->products[i].id, id) == 0)
+			return &c->products[i];
+	return NULL;
+}
+
+char *
+config_expand(const signer_conf *c, const char *tmpl, const char *name,
+    const char *product_line, const char *region, const char *generation,
+    const char *device_id, char *why, size_t whylen)
+{
+	const product_conf *p = product_line && *product_line ?
+	    config_product(c, product_line) : NULL;
+	const char *vars[] = {
+		"name", name ? name : "",
+		"product_line", product_line ? product_line : "",
+		"display_name", p ? p->display_name :
+		    (product_line ? product_line : ""),
+		"region", region ? region : "",
+		"generation", generation ? generation : "",
+		"organization", c->organization,
+		"country", c->country,
+		"domain", c->domain,
+		"device_id", device_id ? device_id : "",
+		NULL,
+	};
+
+	return conf_expand(tmpl, vars, why, whylen);
+}

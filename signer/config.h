@@ -1,0 +1,82 @@
+/*
+ * config.h - the signer's configuration file (INI, common/conf.h).
+ * Every section and key is documented in signer/README.md; unknown keys
+ * are refused at start-up so that a typo cannot pass silently.
+ */
+#ifndef SF_SIGNER_CONFIG_H
+#define SF_SIGNER_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CONFIG_MAX_UIDS 16
+
+typedef struct {
+	char *id;                 /* "widgiot" */
+	char *display_name;       /* "WidgIoT" */
+	/* The product line's intermediate CA. */
+	char *ca_subject;         /* template */
+	int ca_key_type;
+	int ca_validity_days;
+	int ca_path_len;
+	char *permitted;          /* newline-separated name constraints */
+	char *excluded;
+	/* The device profile. */
+	char *device_subject;     /* template; ${device_id}; CN = id appended if absent */
+	int device_validity_days;
+	unsigned device_key_types; /* bit (1u << PUBKEY_*) per allowed type */
+} product_conf;
+
+typedef struct {
+	char *path;               /* the file it came from */
+	/* [signer] */
+	char *journal;
+	char *issuance_socket;    /* "unix:/path" */
+	char *admin_socket;
+	uid_t issuance_uids[CONFIG_MAX_UIDS];
+	size_t n_issuance_uids;
+	uid_t admin_uids[CONFIG_MAX_UIDS];
+	size_t n_admin_uids;
+	gid_t issuance_gid, admin_gid;   /* (gid_t)-1: not set */
+	char *user;               /* drop to this user when started as root */
+	int workers;
+	int log_level;
+	size_t csr_max;
+	/* [token] */
+	char *token_module, *token_uri, *token_pin_file;
+	int token_sessions;
+	/* [limits] */
+	int device_max;           /* certificates per device per window */
+	int device_window;        /* seconds */
+	double global_rate;       /* certificates per second, sustained */
+	int global_burst;
+	/* [defaults] */
+	char *organization, *country, *domain;
+	char *crl_url, *ocsp_url, *ca_issuers_url;   /* templates */
+	int server_validity_days;
+	/* [root] */
+	char *root_subject;
+	int root_key_type, root_validity_days, root_path_len;
+	/* [issuing] */
+	char *issuing_subject;
+	int issuing_key_type, issuing_validity_days;
+	/* [product.<id>] */
+	product_conf *products;
+	size_t nproducts;
+} signer_conf;
+
+/* Load and check. SF_ECONFIG / SF_EIO with why naming file, line, key. */
+int config_load(const char *path, signer_conf **out, char *why, size_t whylen);
+void config_free(signer_conf *c);
+const product_conf *config_product(const signer_conf *c, const char *id);
+
+/*
+ * Expand a template with the CA's variables: ${name}, ${product_line},
+ * ${display_name}, ${region}, ${generation}, ${organization}, ${country},
+ * ${domain}, ${device_id}. Returns a malloc'd string or NULL (why set).
+ */
+char *config_expand(const signer_conf *c, const char *tmpl, const char *name,
+    const char *product_line, const char *region, const char *generation,
+    const char *device_id, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * issue.c - device and server certificates (see issue.h).
+ *
+ * The signer trusts nothing authz did: it parses and verifies the CSR
+ * itself, checks the device id and the key against its own table, and
+ * builds every byte of the certificate from the profile.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "csr.h"
+#include "devrec.h"
+#include "err.h"
+#include "issue.h"
+#include "log.h"
+#include "profile.h"
+#include "pubkey.h"
+#include "secretfree/v1/common.pb-c.h"
+#include "util.h"
+
+#define BACKDATE 60
+
+void
+issue_result_fini(issue_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->cert_pem);
+	free(r->subject);
+	memset(r, 0, sizeof *r);
+}
+
+static int
+add_owned(X509 *x, X509_EXTENSION *e)
+{
+	int rc = e ? profile_add(x, e) : SF_ECRYPTO;
+
+	X509_EXTENSION_free(e);
+	return rc;
+}
+
+static int64_t
+asn1_time_t(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (!ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* The end-entity part every leaf shares; eku is clientAuth or serverAuth. */
+static X509 *
+build_leaf(X509_NAME *subject, const pubkey_info *pk, int days, int eku_nid,
+    X509_EXTENSION *san)
+{
+	X509 *x = X509_new();
+	uint8_t ski[20];
+	unsigned ku = KU_DIGITAL_SIGNATURE;
+	time_t now = time(NULL);
+
+	if (pk->alg_nid == NID_rsaEncryption)
+		ku |= KU_KEY_ENCIPHERMENT;
+	profile_key_id(pk->key_bits, pk->key_bits_len, ski);
+	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
+	    !X509_set_subject_name(x, subject) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now) ||
+	    profile_set_pubkey(x, pk) != 0 ||
+	    add_owned(x, profile_ext_basic(0, -1)) != 0 ||
+	    add_owned(x, profile_ext_key_usage(ku)) != 0 ||
+	    add_owned(x, profile_ext_eku(&eku_nid, 1)) != 0 ||
+	    add_owned(x, profile_ext_ski(ski)) != 0 ||
+	    (san && profile_add(x, san) != 0)) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static int
+finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
+    issue_result *out, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = ca_issue(ic->cas, issuer, x, m, out->serial)) != 0) {
+		snprintf(why, whylen, rc == SF_EUNAVAIL ? "the token is"
+		    " unavailable" : "issuance failed: %s", sf_strerror(rc));
+		if (rc == SF_ECRYPTO || rc == SF_EEXIST)
+			rc = SF_EINTERNAL;
+		return rc;
+	}
+	out->cert_pem = profile_cert_pem(x);
+	out->subject = profile_subject_fmt(X509_get_subject_name(x));
+	out->chain_pem = issuer->chain_pem;
+	out->ca_name = issuer->rec.name;
+	out->not_before = asn1_time_t(X509_get0_notBefore(x));
+	out->not_after = asn1_time_t(X509_get0_notAfter(x));
+	if (out->cert_pem == NULL || out->subject == NULL)
+		return SF_ENOMEM;
+	return 0;
+}
+
+int
+issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
+    char *why, size_t whylen)
+{
+	const signer_conf *cf = ic->conf;
+	const product_conf *pc;
+	csr_info ci;
+	uint8_t fp[32];
+	char *pl = NULL, *rg = NULL, *subj = NULL, profile[64];
+	X509_NAME *subject = NULL;
+	X509 *x = NULL;
+	ca *issuer;
+	ca_issue_meta m;
+	int rc, counted = 0;
+
+	memset(out, 0, sizeof *out);
+	memset(&ci, 0, sizeof ci);
+	why[0] = '\0';
+	if (r->csr_len == 0) {
+		snprintf(why, whylen, "csr is empty");
+		return SF_EINVAL;
+	}
+	if (!sf_name_valid(r->product_line) || !sf_name_valid(r->region)) {
+		snprintf(why, whylen, "product_line and region are required"
+		    " (1-32 of a-z, 0-9, -)");
+		return SF_EINVAL;
+	}
+	if ((rc = rate_take_global(ic->rl)) != 0) {
+		snprintf(why, whylen, "global issuance rate exceeded");
+		return rc;
+	}
+	if ((rc = csr_parse(r->csr, r->csr_len, cf->csr_max, &ci, why,
+	    whylen)) != 0)
+		goto out;
+	memcpy(out->key_sha256, ci.key.sha256, 32);
+	sf_strlcpy(out->device_id, ci.cn, sizeof out->device_id);
+
+	/* The second, independent check of the device key. */
+	rc = journal_device_get(ic->jn, ci.cn, fp, &pl, &rg);
+	if (rc == SF_ENOTFOUND) {
+		log_warnx("issue: device %s is not in the signer's table"
+		    " (authz should have refused it)", ci.cn);
+		snprintf(why, whylen, "device %s is not registered", ci.cn);
+		goto out;
+	} else if (rc) {
+		snprintf(why, whylen, "device lookup failed");
+		goto out;
+	}
+	rc = SF_EPERM;
+	if (memcmp(fp, ci.key.sha256, 32) != 0) {
+		char hex[65];
+
+		pubkey_fp_hex(ci.key.sha256, hex);
+		log_warnx("issue: device %s presented key %s, not its"
+		    " registered key (authz should have refused it)", ci.cn,
+		    hex);
+		snprintf(why, whylen, "the CSR key is not the key registered"
+		    " for device %s", ci.cn);
+		goto out;
+	}
+	if (strcmp(pl, r->product_line) != 0) {
+		log_warnx("issue: device %s is registered for product line %s,"
+		    " not %s", ci.cn, pl, r->product_line);
+		snprintf(why, whylen, "device %s is registered for product"
+		    " line %s, not %s", ci.cn, pl, r->product_line);
+		goto out;
+	}
+	if (*rg && strcmp(rg, r->region) != 0) {
+		log_warnx("issue: device %s is registered for region %s, not"
+		    " %s", ci.cn, rg, r->region);
+		snprintf(why, whylen, "device %s may enroll only in region %s",
+		    ci.cn, rg);
+		goto out;
+	}
+	rc = SF_ESTATE;
+	if ((pc = config_product(cf, r->product_line)) == NULL) {
+		snprintf(why, whylen, "product line %s has no profile in the"
+		    " signer's configuration", r->product_line);
+		goto out;
+	}
+	if (!(pc->device_key_types & (1u << ci.key.type))) {
+		snprintf(why, whylen, "key type %s is not allowed for product"
+		    " line %s", pubkey_type_name(ci.key.type), pc->id);
+		rc = SF_EKEYTYPE;
+		goto out;
+	}
+	if ((issuer = ca_find_issuing(ic->cas, r->product_line, r->region)) ==
+	    NULL) {
+		snprintf(why, whylen, "no active issuing CA %s.%s", r->region,
+		    r->product_line);
+		goto out;
+	}
+	if ((rc = rate_take_device(ic->rl, ci.cn)) != 0) {
+		snprintf(why, whylen, "too many certificates for device %s:"
+		    " at most %d per %d s", ci.cn, cf->device_max,
+		    cf->device_window);
+		goto out;
+	}
+	counted = 1;
+
+	rc = SF_EINVAL;
+	if ((subj = config_expand(cf, pc->device_subject, issuer->rec.name,
+	    pc->id, r->region, "", ci.cn, why, whylen)) == NULL ||
+	    (subject = profile_subject_parse(subj, why, whylen)) == NULL)
+		goto out;
+	if (X509_NAME_get_index_by_NID(subject, NID_commonName, -1) < 0 &&
+	    !X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
+	    (const unsigned char *)ci.cn, -1, -1, 0))
+		goto out;
+	rc = SF_ECRYPTO;
+	if ((x = build_leaf(subject, &ci.key, pc->device_validity_days,
+	    NID_client_auth, NULL)) == NULL) {
+		snprintf(why, whylen, "cannot build the certificate");
+		goto out;
+	}
+	snprintf(profile, sizeof profile, "device:%s", pc->id);
+	m.profile = profile;
+	m.device_id = ci.cn;
+	m.key_sha256 = ci.key.sha256;
+	m.requester = r->requester;
+	m.enrollment_id = r->enrollment_id;
+	m.replaces_serial = r->replaces_serial;
+	if ((rc = finish(ic, issuer, x, &m, out, why, whylen)) != 0)
+		goto out;
+	log_info("issue: device %s certificate %s from %s", ci.cn,
+	    out->serial, issuer->rec.name);
+out:
+	if (rc && counted)
+		rate_return_device(ic->rl, ci.cn);
+	if (rc) {
+		char keep[65];
+
+		sf_strlcpy(keep, out->device_id, sizeof keep);
+		issue_result_fini(out);
+		sf_strlcpy(out->device_id, keep, sizeof out->device_id);
+	}
+	X509_free(x);
+	X509_NAME_free(subject);
+	free(subj);
+	free(pl);
+	free(rg);
+	csr_info_fini(&ci);
+	return rc;
+}
+
+/* A server's CSR need not have a device-id CN: only its key is used. */
+static int
+server_key(const uint8_t *data, size_t len, pubkey_info *pk, char *why,
+    size_t whylen)
+{
+	X509_REQ *req = NULL;
+	EVP_PKEY *pub;
+	BIO *b;
+	int rc = SF_EINVAL;
+
+	if (len > 0 && len < 65536 && memmem(data, len, "-----BEGIN", 10)) {
+		if ((b = BIO_new_mem_buf(data, (int)len)) != NULL) {
+			req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+			BIO_free(b);
+		}
+	} else if (len > 0 && len < 65536) {
+		const unsigned char *p = data;
+
+		req = d2i_X509_REQ(NULL, &p, (long)len);
+	}
+	if (req == NULL) {
+		snprintf(why, whylen, "csr is not a PKCS#10 request");
+		goto out;
+	}
+	if ((pub = X509_REQ_get0_pubkey(req)) == NULL ||
+	    X509_REQ_verify(req, pub) != 1) {
+		snprintf(why, whylen, "the CSR's signature does not verify");
+		goto out;
+	}
+	rc = pubkey_from_evp(pub, pk, why, whylen);
+out:
+	ERR_clear_error();
+	X509_REQ_free(req);
+	return rc;
+}
+
+int
+issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
+    char *why, size_t whylen)
+{
+	pubkey_info pk;
+	X509_NAME *subject = NULL;
+	X509_EXTENSION *san = NULL;
+	X509 *x = NULL;
+	ca *issuer = NULL;
+	ca_issue_meta m = { "server", "", NULL, "ca-admin", "", "" };
+	const char *cn;
+	int rc, days;
+
+	memset(out, 0, sizeof *out);
+	memset(&pk, 0, sizeof pk);
+	why[0] = '\0';
+	if (r->ndns == 0 && r->nips == 0) {
+		snprintf(why, whylen, "a server certificate needs at least one"
+		    " DNS name or IP address");
+		return SF_EINVAL;
+	}
+	days = r->validity_days ? r->validity_days :
+	    ic->conf->server_validity_days;
+	if (days < 1 || days > ic->conf->server_validity_days) {
+		snprintf(why, whylen, "validity must be 1..%d days",
+		    ic->conf->server_validity_days);
+		return SF_EINVAL;
+	}
+	if (r->ca_name && *r->ca_name) {
+		issuer = ca_find(ic->cas, r->ca_name, NULL);
+		if (issuer == NULL) {
+			snprintf(why, whylen, "no CA %s", r->ca_name);
+			return SF_ENOTFOUND;
+		}
+	} else {
+		ca **all;
+		size_t n = ca_list(ic->cas, &all);
+
+		for (size_t i = 0; i < n && !issuer; i++)
+			if (all[i]->rec.role ==
+			    SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING &&
+			    all[i]->rec.state ==
+			    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE)
+				issuer = all[i];
+		free(all);
+		if (issuer == NULL) {
+			snprintf(why, whylen, "no active issuing CA yet");
+			return SF_ESTATE;
+		}
+	}
+	if (issuer->rec.state != SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
+	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
+		snprintf(why, whylen, "CA %s does not issue server"
+		    " certificates (not an active issuing CA)",
+		    issuer->rec.name);
+		return SF_ESTATE;
+	}
+	if ((rc = server_key(r->csr, r->csr_len, &pk, why, whylen)) != 0)
+		return rc;
+	rc = SF_EINVAL;
+	cn = r->common_name && *r->common_name ? r->common_name :
+	    (r->ndns ? r->dns[0] : r->ips[0]);
+	if ((subject = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8,
+	    (const unsigned char *)ic->conf->organization, -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0)) {
+		snprintf(why, whylen, "bad common name");
+		goto out;
+	}
+	if ((san = profile_ext_san(r->dns, r->ndns, r->ips, r->nips, why,
+	    whylen)) == NULL)
+		goto out;
+	rc = SF_ECRYPTO;
+	if ((x = build_leaf(subject, &pk, days, NID_server_auth, san)) == NULL)
+		goto out;
+	m.key_sha256 = pk.sha256;
+	if ((rc = finish(ic, issuer, x, &m, out, why, whylen)) != 0)
+		goto out;
+	memcpy(out->key_sha256, pk.sha256, 32);
+	log_info("issue: server certificate %s for %s from %s", out->serial,
+	    cn, issuer->rec.name);
+out:
+	if (rc)
+		issue_result_fini(out);
+	ERR_clear_error();
+	X509_EXTENSION_free(san);
+	X509_free(x);
+	X509_NAME_free(subject);
+	pubkey_info_free(&pk);
+	return rc;
+}

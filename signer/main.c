@@ -1,0 +1,254 @@
+/*
+ * secretfree-signer - holds the CA keys (in a PKCS#11 token) and the
+ * issuance journal; signs for authz on the issuance socket and serves the
+ * PKI admin on the admin socket. Never touches the network.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "privdrop.h"
+#include "signer.h"
+
+static const char *USAGE =
+"Usage: secretfree-signer -c FILE [-d] [--check]\n"
+"\n"
+"The secretfree signer: the only process that touches a CA key. It keeps\n"
+"the root, product-line intermediate and per-region issuing CA keys in a\n"
+"PKCS#11 token, checks every request again on its own, builds and signs\n"
+"certificates, and journals each one durably before it is returned.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE  configuration file (required; see signer/README.md)\n"
+"  -d, --debug        log debug messages\n"
+"      --check        load the configuration, open the token and the\n"
+"                     journal, report, and exit (0 if all is well)\n"
+"  -h, --help         this text\n"
+"\n"
+"Sockets (from the configuration):\n"
+"  issuance_socket    the Signer service, for authz only\n"
+"  admin_socket       the CaAdmin service, for the secretfree CLI only\n"
+"  Each is refused to peers whose uid is not configured for it\n"
+"  (issuance_uids / admin_uids; default: the signer's own uid).\n"
+"\n"
+"Signals:\n"
+"  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
+"  SIGHUP             reload profiles and rate limits from the file\n"
+"                     (sockets, token and journal need a restart)\n"
+"\n"
+"The token PIN is read from [token] pin_file (mode 0600, owned by the\n"
+"signer's user) or a pin-source in [token] uri; never from the command\n"
+"line. Started as root with [signer] user set, the signer drops to that\n"
+"user after opening the token.\n"
+"\n"
+"Exit status: 0 clean shutdown (or --check passed), 1 start-up error,\n"
+"2 usage error.\n"
+"\n"
+"Example:\n"
+"  secretfree-signer -c /etc/secretfree/signer.conf\n";
+
+static int
+start(signer_ctx *ctx, const char *path, int debug, int check,
+    rpc_server **srvp)
+{
+	static const char *const issuance_svc[] = { "secretfree.v1.Signer",
+	    NULL };
+	static const char *const admin_svc[] = { "secretfree.v1.CaAdmin",
+	    NULL };
+	rpc_listener_opts iss = { 0 }, adm = { 0 };
+	token_opts to = { 0 };
+	rpc_server *srv = NULL;
+	char why[512] = "";
+	int rc;
+
+	if ((rc = config_load(path, &ctx->conf, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	log_setlevel(debug ? LOG_LEVEL_DEBUG : ctx->conf->log_level);
+	to.module = ctx->conf->token_module;
+	to.uri = ctx->conf->token_uri;
+	to.pin_file = ctx->conf->token_pin_file;
+	to.sessions = ctx->conf->token_sessions;
+	if ((rc = token_open(&to, &ctx->tok, why, sizeof why)) != 0) {
+		log_warnx("token: %s", why);
+		return rc;
+	}
+	log_info("token \"%s\" open (%s)", token_label(ctx->tok),
+	    ctx->conf->token_module);
+	if ((rc = privdrop(ctx->conf->user, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	if ((rc = journal_open(ctx->conf->journal, &ctx->jn, why,
+	    sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	if ((rc = ca_store_open(ctx->conf, ctx->tok, ctx->jn, &ctx->cas, why,
+	    sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	ctx->rl = rate_new(ctx->conf->device_max, ctx->conf->device_window,
+	    ctx->conf->global_rate, ctx->conf->global_burst);
+	if (ctx->rl == NULL)
+		return SF_ENOMEM;
+	ctx->ic.conf = ctx->conf;
+	ctx->ic.cas = ctx->cas;
+	ctx->ic.jn = ctx->jn;
+	ctx->ic.rl = ctx->rl;
+	if (check) {
+		ca **all;
+		size_t n = ca_list(ctx->cas, &all);
+
+		printf("configuration %s: ok\ntoken %s: ok\njournal %s: ok"
+		    " (%zu CAs)\n", path, token_label(ctx->tok),
+		    ctx->conf->journal, n);
+		free(all);
+		return 0;
+	}
+
+	if ((srv = rpc_server_new()) == NULL)
+		return SF_ENOMEM;
+	*srvp = srv;
+	if ((rc = rpc_signer_register(srv, ctx)) != 0 ||
+	    (rc = rpc_admin_register(srv, ctx)) != 0)
+		return rc;
+	iss.name = "issuance";
+	iss.address = ctx->conf->issuance_socket;
+	iss.services = issuance_svc;
+	iss.allowed_uids = ctx->conf->issuance_uids;
+	iss.n_allowed_uids = ctx->conf->n_issuance_uids;
+	iss.socket_gid = ctx->conf->issuance_gid;
+	iss.workers = ctx->conf->workers;
+	iss.max_message = 1 << 20;
+	adm.name = "admin";
+	adm.address = ctx->conf->admin_socket;
+	adm.services = admin_svc;
+	adm.allowed_uids = ctx->conf->admin_uids;
+	adm.n_allowed_uids = ctx->conf->n_admin_uids;
+	adm.socket_gid = ctx->conf->admin_gid;
+	adm.workers = 2;
+	/* Device-key batches of up to 10,000 records. */
+	adm.max_message = 16 << 20;
+	if ((rc = rpc_server_listen(srv, &iss)) != 0 ||
+	    (rc = rpc_server_listen(srv, &adm)) != 0) {
+		log_warnx("cannot listen on the sockets");
+		return rc;
+	}
+	if ((rc = rpc_server_start(srv)) != 0)
+		return rc;
+	log_info("serving Signer on %s and CaAdmin on %s",
+	    ctx->conf->issuance_socket, ctx->conf->admin_socket);
+	return 0;
+}
+
+static void
+reload(signer_ctx *ctx, const char *path)
+{
+	signer_conf *nc = NULL;
+	char why[512] = "";
+
+	if (config_load(path, &nc, why, sizeof why) != 0) {
+		log_warnx("reload: %s; keeping the running configuration", why);
+		return;
+	}
+	/*
+	 * Running calls may still read the old configuration: it is kept
+	 * (not freed) until exit. Reloads are rare.
+	 */
+	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
+	    nc->global_burst);
+	ctx->ic.conf = nc;
+	ca_store_set_conf(ctx->cas, nc);
+	log_setlevel(nc->log_level);
+	log_info("reloaded %s (profiles and limits; socket, token and journal"
+	    " settings need a restart)", path);
+	ctx->conf = nc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	signer_ctx ctx;
+	rpc_server *srv = NULL;
+	const char *path = NULL;
+	sigset_t set;
+	int ch, debug = 0, check = 0, sig, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			return 0;
+		default:
+			fputs(USAGE, stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		fprintf(stderr, "secretfree-signer: %s\n\n%s", path ?
+		    "unexpected argument" : "-c FILE is required", USAGE);
+		return 2;
+	}
+	log_init("signer", debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+
+	/* gRPC starts threads: signals are taken in this thread only. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	rpc_init();
+
+	memset(&ctx, 0, sizeof ctx);
+	rc = start(&ctx, path, debug, check, &srv);
+	if (rc == 0 && !check) {
+		sigdelset(&set, SIGPIPE);
+		for (;;) {
+			if (sigwait(&set, &sig) != 0)
+				continue;
+			if (sig == SIGHUP) {
+				reload(&ctx, path);
+				continue;
+			}
+			log_info("signal %d: shutting down", sig);
+			break;
+		}
+	}
+	rpc_server_shutdown(srv, 5000);
+	rpc_server_free(srv);
+	ca_store_free(ctx.cas);
+	journal_close(ctx.jn);
+	token_close(ctx.tok);
+	rate_free(ctx.rl);
+	config_free(ctx.conf);
+	rpc_fini();
+	if (rc == 0 && !check)
+		log_info("stopped");
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,571 @@
+/*
+ * rpc_admin.c - the CaAdmin service (admin socket, the PKI admin's CLI).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "devrec.h"
+#include "err.h"
+#include "log.h"
+#include "pubkey.h"
+#include "secretfree/v1/ca_admin.pb-c.h"
+#include "signer.h"
+#include "util.h"
+
+#define MAX_RECORDS 10000
+
+static void
+fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
+{
+	char *subj = ca_subject_text(c);
+
+	ci->name = rpc_call_strdup(call, c->rec.name);
+	ci->role = c->rec.role;
+	ci->parent = rpc_call_strdup(call, c->parent ? c->parent->rec.name :
+	    "");
+	ci->product_line = rpc_call_strdup(call, c->rec.product_line);
+	ci->region = rpc_call_strdup(call, c->rec.region);
+	ci->state = c->rec.state;
+	ci->key_label = rpc_call_strdup(call, c->rec.key_label);
+	ci->key_type = c->rec.key_type;
+	ci->subject = rpc_call_strdup(call, subj ? subj : c->rec.subject);
+	ci->serial = rpc_call_strdup(call, c->rec.serial);
+	ci->not_before = c->rec.not_before;
+	ci->not_after = c->rec.not_after;
+	if (c->rec.path_len >= 0) {
+		ci->path_len = rpc_call_new_message(call,
+		    &secretfree__v1__path_len__descriptor);
+		if (ci->path_len)
+			ci->path_len->value = (uint32_t)c->rec.path_len;
+	}
+	ci->certificate_pem = rpc_call_strdup(call, "");
+	if (c->cert) {
+		char *pem = NULL;
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+
+		if (b && PEM_write_bio_X509(b, c->cert) &&
+		    (n = BIO_get_mem_data(b, &data)) > 0)
+			pem = rpc_call_strndup(call, data, (size_t)n);
+		BIO_free(b);
+		if (pem)
+			ci->certificate_pem = pem;
+	}
+	ci->crl_url = rpc_call_strdup(call, c->rec.crl_url);
+	ci->ocsp_url = rpc_call_strdup(call, c->rec.ocsp_url);
+	ci->ca_issuers_url = rpc_call_strdup(call, c->rec.ca_issuers_url);
+	ci->generation = rpc_call_strdup(call, c->rec.generation);
+	ci->external_parent = c->rec.external_parent;
+	ci->created_at = c->rec.created_at;
+	ci->key_uri = rpc_call_strdup(call, "");
+	for (int which = 0; which < 2; which++) {
+		const char *lines = which ? c->rec.excluded : c->rec.permitted;
+		size_t n = 0;
+		char **v, *save = NULL, *tok, *buf;
+
+		if (*lines == '\0')
+			continue;
+		for (const char *p = lines; *p; p++)
+			n += *p == '\n';
+		v = rpc_call_alloc(call, (n + 1) * sizeof(char *));
+		buf = rpc_call_strdup(call, lines);
+		n = 0;
+		for (tok = strtok_r(buf, "\n", &save); tok;
+		    tok = strtok_r(NULL, "\n", &save))
+			v[n++] = tok;
+		if (which) {
+			ci->excluded_subtrees = v;
+			ci->n_excluded_subtrees = n;
+		} else {
+			ci->permitted_subtrees = v;
+			ci->n_permitted_subtrees = n;
+		}
+	}
+	free(subj);
+}
+
+static Secretfree__V1__CaInfo *
+new_ca_info(rpc_call *call, signer_ctx *ctx, const ca *c)
+{
+	Secretfree__V1__CaInfo *ci = rpc_call_new_message(call,
+	    &secretfree__v1__ca_info__descriptor);
+
+	if (ci) {
+		char *uri = c->key ? token_key_uri(ctx->tok, c->key) : NULL;
+
+		fill_ca(call, c, ci);
+		if (uri) {
+			ci->key_uri = rpc_call_strdup(call, uri);
+			free(uri);
+		}
+	}
+	return ci;
+}
+
+static int
+h_create_ca(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__CreateCaRequest *req = (const void *)reqm;
+	Secretfree__V1__CreateCaResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	ca_create_req r;
+	ca *c = NULL;
+	char *csr = NULL, why[256];
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	r.role = req->role;
+	r.product_line = req->product_line;
+	r.region = req->region;
+	r.key_type = req->key_type;
+	r.subject = req->subject;
+	r.validity_days = (int)req->validity_days;
+	if (req->validity_days > 36500)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT,
+		    "validity_days must be at most 36500");
+	if (req->path_len) {
+		if (req->path_len->value > 16)
+			return rpc_fail(call, RPC_INVALID_ARGUMENT,
+			    "path_len must be at most 16");
+		r.has_path_len = 1;
+		r.path_len = (int)req->path_len->value;
+	}
+	r.permitted = req->permitted_subtrees;
+	r.npermitted = req->n_permitted_subtrees;
+	r.excluded = req->excluded_subtrees;
+	r.nexcluded = req->n_excluded_subtrees;
+	r.crl_url = req->crl_url;
+	r.ocsp_url = req->ocsp_url;
+	r.ca_issuers_url = req->ca_issuers_url;
+	r.external_parent = req->external_parent;
+	r.generation = req->generation;
+	if (*req->generation && !sf_name_valid(req->generation))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT,
+		    "generation must be 1-32 of a-z, 0-9, -");
+	if ((rc = ca_create(ctx->cas, &r, &c, &csr, why, sizeof why)) != 0)
+		return signer_fail(call, rc, why);
+	resp->ca = new_ca_info(call, ctx, c);
+	resp->csr_pem = rpc_call_strdup(call, csr ? csr : "");
+	free(csr);
+	return RPC_OK;
+}
+
+static ca *
+lookup(rpc_call *call, signer_ctx *ctx, const char *name, const char *gen,
+    int *code)
+{
+	ca *c;
+
+	if (*name == '\0') {
+		*code = rpc_fail(call, RPC_INVALID_ARGUMENT, "name is required");
+		return NULL;
+	}
+	if ((c = ca_find(ctx->cas, name, gen)) == NULL)
+		*code = rpc_fail(call, RPC_NOT_FOUND, "no CA named %s%s%s", name,
+		    gen && *gen ? " generation " : "", gen ? gen : "");
+	return c;
+}
+
+static int
+h_export_csr(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ExportCaCsrRequest *req = (const void *)reqm;
+	Secretfree__V1__ExportCaCsrResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	char *csr = NULL, why[256] = "";
+	int code, rc;
+	ca *c;
+
+	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+		return code;
+	if ((rc = ca_export_csr(ctx->cas, c, req->subject, &csr, why,
+	    sizeof why)) != 0)
+		return signer_fail(call, rc, why);
+	resp->csr_pem = rpc_call_strdup(call, csr);
+	free(csr);
+	return RPC_OK;
+}
+
+static int
+h_import_cert(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ImportCaCertificateRequest *req = (const void *)reqm;
+	Secretfree__V1__CaInfo *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	char why[256] = "";
+	int code, rc;
+	ca *c;
+
+	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+		return code;
+	if ((rc = ca_import_cert(ctx->cas, c, req->certificate_pem,
+	    req->chain_pem, why, sizeof why)) != 0)
+		return signer_fail(call, rc, why);
+	fill_ca(call, c, resp);
+	return RPC_OK;
+}
+
+static int
+h_list_cas(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ListCasRequest *req = (const void *)reqm;
+	Secretfree__V1__ListCasResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	ca **all;
+	size_t n = ca_list(ctx->cas, &all), k = 0;
+
+	resp->cas = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		const ca *c = all[i];
+
+		if (*req->product_line &&
+		    strcmp(c->rec.product_line, req->product_line) != 0)
+			continue;
+		if (*req->region && strcmp(c->rec.region, req->region) != 0)
+			continue;
+		if (!req->include_retired && (c->rec.state ==
+		    SECRETFREE__V1__CA_STATE__CA_STATE_RETIRED ||
+		    c->rec.state == SECRETFREE__V1__CA_STATE__CA_STATE_REVOKED))
+			continue;
+		resp->cas[k++] = new_ca_info(call, ctx, c);
+	}
+	resp->n_cas = k;
+	free(all);
+	return RPC_OK;
+}
+
+static int
+h_get_ca(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__GetCaRequest *req = (const void *)reqm;
+	signer_ctx *ctx = arg;
+	int code;
+	ca *c;
+	char *uri;
+
+	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+		return code;
+	fill_ca(call, c, (Secretfree__V1__CaInfo *)respm);
+	if (c->key && (uri = token_key_uri(ctx->tok, c->key)) != NULL) {
+		((Secretfree__V1__CaInfo *)respm)->key_uri =
+		    rpc_call_strdup(call, uri);
+		free(uri);
+	}
+	return RPC_OK;
+}
+
+static int
+h_get_chain(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__GetCaRequest *req = (const void *)reqm;
+	Secretfree__V1__GetChainResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	const ca *p;
+	size_t n = 0;
+	int code;
+	ca *c;
+
+	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+		return code;
+	if (c->chain_pem == NULL)
+		return rpc_fail(call, RPC_FAILED_PRECONDITION, "CA %s has no"
+		    " certificate yet", c->rec.name);
+	resp->chain_pem = rpc_call_strdup(call, c->chain_pem);
+	for (p = c; p; p = p->parent)
+		n++;
+	resp->names = rpc_call_alloc(call, n * sizeof(char *));
+	n = 0;
+	for (p = c; p; p = p->parent)
+		resp->names[n++] = rpc_call_strdup(call, p->rec.name);
+	resp->n_names = n;
+	return RPC_OK;
+}
+
+static void
+set_result(Secretfree__V1__RecordResult *r, int outcome, int reason,
+    char *message)
+{
+	r->outcome = outcome;
+	r->reason = reason;
+	r->message = message ? message : "";
+}
+
+static int
+h_register_keys(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__RegisterDeviceKeysRequest *req = (const void *)reqm;
+	Secretfree__V1__ImportResult *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	size_t n = req->n_records, nd = 0;
+	journal_device *devs;
+	size_t *map;
+	int *outcome;
+	uint8_t (*fps)[32];
+	int rc;
+
+	if (n > MAX_RECORDS)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "at most %d records"
+		    " per batch, not %zu", MAX_RECORDS, n);
+	resp->results = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	devs = rpc_call_alloc(call, (n ? n : 1) * sizeof *devs);
+	map = rpc_call_alloc(call, (n ? n : 1) * sizeof *map);
+	outcome = rpc_call_alloc(call, (n ? n : 1) * sizeof *outcome);
+	fps = rpc_call_alloc(call, (n ? n : 1) * sizeof *fps);
+	if (!resp->results || !devs || !map || !outcome || !fps)
+		return rpc_fail(call, RPC_INTERNAL, "out of memory");
+	resp->n_results = n;
+	for (size_t i = 0; i < n; i++) {
+		const Secretfree__V1__DeviceKeyRecord *d = req->records[i];
+		Secretfree__V1__RecordResult *r = rpc_call_new_message(call,
+		    &secretfree__v1__record_result__descriptor);
+		pubkey_info pk;
+		char why[160];
+		int reason;
+
+		if (r == NULL)
+			return rpc_fail(call, RPC_INTERNAL, "out of memory");
+		resp->results[i] = r;
+		r->index = (uint32_t)i;
+		r->line = d->line;
+		r->device_id = rpc_call_strdup(call, d->device_id);
+		if ((reason = devrec_check(d->device_id, d->spki_der.data,
+		    d->spki_der.len, d->product_line, d->region, &pk, why,
+		    sizeof why)) != 0) {
+			r->outcome = SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED;
+			r->reason = reason;
+			r->message = rpc_call_strdup(call, why);
+			continue;
+		}
+		memcpy(fps[nd], pk.sha256, 32);
+		pubkey_info_free(&pk);
+		rpc_call_set_bytes(call, &r->key_sha256, fps[nd], 32);
+		devs[nd].device_id = d->device_id;
+		devs[nd].key_sha256 = fps[nd];
+		devs[nd].product_line = d->product_line;
+		devs[nd].region = d->region;
+		map[nd++] = i;
+	}
+	if (nd && (rc = journal_device_register(ctx->jn, devs, nd,
+	    outcome)) != 0)
+		return signer_fail(call, rc, "cannot record the devices");
+	for (size_t k = 0; k < nd; k++) {
+		Secretfree__V1__RecordResult *r = resp->results[map[k]];
+		const char *id = devs[k].device_id;
+
+		switch (outcome[k]) {
+		case JOURNAL_DEV_IMPORTED:
+			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_IMPORTED, 0, NULL);
+			break;
+		case JOURNAL_DEV_UNCHANGED:
+			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_UNCHANGED, 0, NULL);
+			break;
+		case JOURNAL_DEV_ID_OTHER_KEY:
+			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED,
+			    SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_KEY,
+			    rpc_call_printf(call, "device %s is registered with"
+			    " another key", id));
+			break;
+		case JOURNAL_DEV_KEY_OTHER_ID:
+			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED,
+			    SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_KEY_HAS_OTHER_ID,
+			    rpc_call_printf(call, "the key of %s is registered"
+			    " under another device id", id));
+			break;
+		default:
+			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED,
+			    SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_PLACE,
+			    rpc_call_printf(call, "device %s is registered for"
+			    " another product line or region", id));
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		switch (resp->results[i]->outcome) {
+		case SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_IMPORTED:
+			resp->imported++;
+			break;
+		case SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_UNCHANGED:
+			resp->unchanged++;
+			break;
+		default:
+			resp->refused++;
+		}
+	}
+	log_info("register device keys: %u imported, %u unchanged, %u refused",
+	    resp->imported, resp->unchanged, resp->refused);
+	return RPC_OK;
+}
+
+static int
+h_issue_server(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__IssueServerCertificateRequest *req =
+	    (const void *)reqm;
+	Secretfree__V1__IssueServerCertificateResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	issue_server_req r;
+	issue_result res;
+	char why[256];
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	r.csr = req->csr.data;
+	r.csr_len = req->csr.len;
+	r.ca_name = req->ca_name;
+	r.dns = req->dns_names;
+	r.ndns = req->n_dns_names;
+	r.ips = req->ip_addresses;
+	r.nips = req->n_ip_addresses;
+	r.common_name = req->common_name;
+	r.validity_days = (int)req->validity_days;
+	if (req->validity_days > 36500)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT,
+		    "validity_days out of range");
+	if ((rc = issue_server(&ctx->ic, &r, &res, why, sizeof why)) != 0)
+		return signer_fail(call, rc, why);
+	resp->serial = rpc_call_strdup(call, res.serial);
+	resp->certificate_pem = rpc_call_strdup(call, res.cert_pem);
+	resp->chain_pem = rpc_call_strdup(call, res.chain_pem);
+	issue_result_fini(&res);
+	return RPC_OK;
+}
+
+static void
+fill_cert(rpc_call *call, const journal_cert_row *row,
+    Secretfree__V1__CertificateInfo *ci)
+{
+	const unsigned char *p = row->der;
+	X509 *x = d2i_X509(NULL, &p, (long)row->der_len);
+	BIO *b;
+	char *data;
+	long n;
+
+	ci->serial = rpc_call_strdup(call, row->serial);
+	ci->ca_name = rpc_call_strdup(call, row->ca_name);
+	ci->subject = rpc_call_strdup(call, row->subject);
+	ci->device_id = rpc_call_strdup(call, row->device_id);
+	rpc_call_set_bytes(call, &ci->key_sha256, row->key_sha256, 32);
+	ci->not_before = row->not_before;
+	ci->not_after = row->not_after;
+	ci->issued_at = row->issued_at;
+	ci->status = row->status;
+	ci->revocation_reason = row->revocation_reason;
+	ci->revoked_at = row->revoked_at;
+	ci->requester = rpc_call_strdup(call, row->requester);
+	ci->profile = rpc_call_strdup(call, row->profile);
+	ci->enrollment_id = rpc_call_strdup(call, row->enrollment_id);
+	ci->certificate_pem = "";
+	if (x && (b = BIO_new(BIO_s_mem())) != NULL) {
+		if (PEM_write_bio_X509(b, x) &&
+		    (n = BIO_get_mem_data(b, &data)) > 0)
+			ci->certificate_pem = rpc_call_strndup(call, data,
+			    (size_t)n);
+		BIO_free(b);
+	}
+	X509_free(x);
+}
+
+static int
+ca_id_of(rpc_call *call, signer_ctx *ctx, const char *name, int64_t *id)
+{
+	ca *c;
+
+	*id = 0;
+	if (*name == '\0')
+		return 0;
+	if ((c = ca_find(ctx->cas, name, NULL)) == NULL)
+		return rpc_fail(call, RPC_NOT_FOUND, "no CA named %s", name);
+	*id = c->rec.id;
+	return 0;
+}
+
+static int
+h_get_cert(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__GetCertificateRequest *req = (const void *)reqm;
+	signer_ctx *ctx = arg;
+	journal_cert_row row;
+	int64_t id;
+	int rc;
+
+	if (*req->serial == '\0')
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "serial is required");
+	if ((rc = ca_id_of(call, ctx, req->ca_name, &id)) != 0)
+		return rc;
+	rc = journal_cert_get(ctx->jn, req->serial, id, &row);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "no certificate with"
+		    " serial %s", req->serial);
+	if (rc)
+		return signer_fail(call, rc, "certificate lookup failed");
+	fill_cert(call, &row, (Secretfree__V1__CertificateInfo *)respm);
+	journal_cert_row_fini(&row);
+	return RPC_OK;
+}
+
+static int
+h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ListCertificatesRequest *req = (const void *)reqm;
+	Secretfree__V1__ListCertificatesResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	journal_cert_row *rows = NULL;
+	size_t n = 0, limit = req->limit ? req->limit : 100;
+	int64_t id;
+	int rc;
+
+	if (limit > 1000)
+		limit = 1000;
+	if ((rc = ca_id_of(call, ctx, req->ca_name, &id)) != 0)
+		return rc;
+	if ((rc = journal_cert_list(ctx->jn, id, req->device_id,
+	    req->after_serial, limit, &rows, &n)) != 0)
+		return signer_fail(call, rc, "certificate list failed");
+	resp->certificates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		resp->certificates[i] = rpc_call_new_message(call,
+		    &secretfree__v1__certificate_info__descriptor);
+		fill_cert(call, &rows[i], resp->certificates[i]);
+	}
+	resp->n_certificates = n;
+	journal_cert_rows_free(rows, n);
+	return RPC_OK;
+}
+
+static const rpc_method admin_methods[] = {
+	{ "CreateCa", RPC_UNARY, h_create_ca },
+	{ "ExportCaCsr", RPC_UNARY, h_export_csr },
+	{ "ImportCaCertificate", RPC_UNARY, h_import_cert },
+	{ "ListCas", RPC_UNARY, h_list_cas },
+	{ "GetCa", RPC_UNARY, h_get_ca },
+	{ "GetCaChain", RPC_UNARY, h_get_chain },
+	{ "RotateCa", RPC_UNARY, NULL },
+	{ "RevokeCa", RPC_UNARY, NULL },
+	{ "RegisterDeviceKeys", RPC_UNARY, h_register_keys },
+	{ "IssueServerCertificate", RPC_UNARY, h_issue_server },
+	{ "GetCertificate", RPC_UNARY, h_get_cert },
+	{ "ListCertificates", RPC_UNARY, h_list_certs },
+	{ "RevokeCertificate", RPC_UNARY, NULL },
+	{ "GetCrl", RPC_UNARY, NULL },
+};
+
+int
+rpc_admin_register(rpc_server *srv, signer_ctx *ctx)
+{
+	return rpc_server_add_service(srv, &secretfree__v1__ca_admin__descriptor,
+	    admin_methods, sizeof admin_methods / sizeof admin_methods[0], ctx);
+}

@@ -1,0 +1,99 @@
+/*
+ * rpc_signer.c - the Signer service (issuance socket, authz only).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "devrec.h"
+#include "err.h"
+#include "log.h"
+#include "secretfree/v1/signer.pb-c.h"
+#include "signer.h"
+
+int
+signer_fail(rpc_call *call, int err, const char *why)
+{
+	int code = rpc_status_from_err(err);
+
+	if (code == RPC_INTERNAL)
+		log_warnx("%s: internal error: %s (%s)", rpc_call_method(call),
+		    why && *why ? why : "", sf_strerror(err));
+	return rpc_fail(call, code, "%s", why && *why ? why :
+	    sf_strerror(err));
+}
+
+static int
+h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__IssueRequest *req = (const void *)reqm;
+	Secretfree__V1__IssueResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	issue_req r;
+	issue_result res;
+	char why[256], requester[128];
+	int rc;
+
+	/* The requester is recorded as the peer says it and as we see it. */
+	snprintf(requester, sizeof requester, "%s (%s)",
+	    *req->requester ? req->requester : "authz", rpc_call_peer(call));
+	memset(&r, 0, sizeof r);
+	r.csr = req->csr.data;
+	r.csr_len = req->csr.len;
+	r.product_line = req->product_line;
+	r.region = req->region;
+	r.requester = requester;
+	r.enrollment_id = req->enrollment_id;
+	r.replaces_serial = req->replaces_serial;
+	if ((rc = issue_device(&ctx->ic, &r, &res, why, sizeof why)) != 0) {
+		log_info("issue refused for %s: %s", *res.device_id ?
+		    res.device_id : "(no device id)", why);
+		return signer_fail(call, rc, why);
+	}
+	resp->serial = rpc_call_strdup(call, res.serial);
+	resp->certificate_pem = rpc_call_strdup(call, res.cert_pem);
+	resp->chain_pem = rpc_call_strdup(call, res.chain_pem);
+	resp->ca_name = rpc_call_strdup(call, res.ca_name);
+	resp->subject = rpc_call_strdup(call, res.subject);
+	resp->not_before = res.not_before;
+	resp->not_after = res.not_after;
+	rpc_call_set_bytes(call, &resp->key_sha256, res.key_sha256, 32);
+	issue_result_fini(&res);
+	return RPC_OK;
+}
+
+static int
+h_get_ca_chain(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__GetCaChainRequest *req = (const void *)reqm;
+	Secretfree__V1__GetCaChainResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	ca *c;
+
+	if (!sf_name_valid(req->product_line) || !sf_name_valid(req->region))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT,
+		    "product_line and region are required");
+	if ((c = ca_find_issuing(ctx->cas, req->product_line, req->region)) ==
+	    NULL)
+		return rpc_fail(call, RPC_NOT_FOUND, "no active issuing CA"
+		    " %s.%s", req->region, req->product_line);
+	resp->ca_name = rpc_call_strdup(call, c->rec.name);
+	resp->chain_pem = rpc_call_strdup(call, c->chain_pem);
+	return RPC_OK;
+}
+
+static const rpc_method signer_methods[] = {
+	{ "Issue", RPC_UNARY, h_issue },
+	{ "GetCrl", RPC_UNARY, NULL },
+	{ "OcspRespond", RPC_UNARY, NULL },
+	{ "GetCaChain", RPC_UNARY, h_get_ca_chain },
+};
+
+int
+rpc_signer_register(rpc_server *srv, signer_ctx *ctx)
+{
+	return rpc_server_add_service(srv, &secretfree__v1__signer__descriptor,
+	    signer_methods, sizeof signer_methods / sizeof signer_methods[0],
+	    ctx);
+}

@@ -1,0 +1,184 @@
+/*
+ * sign.c - token signatures on X.509 structures (see sign.h).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "err.h"
+#include "log.h"
+#include "sign.h"
+
+#define SIG_MAX 1024
+
+static int
+set_alg(X509_ALGOR *alg, int nid)
+{
+	/* RFC 4055: RSA PKCS#1 v1.5 carries NULL parameters; ECDSA and
+	 * Ed25519 (RFC 5758, RFC 8410) carry none. */
+	int ptype = nid == NID_sha256WithRSAEncryption ? V_ASN1_NULL :
+	    V_ASN1_UNDEF;
+
+	return X509_ALGOR_set0(alg, OBJ_nid2obj(nid), ptype, NULL) ? 0 :
+	    SF_ECRYPTO;
+}
+
+static int
+set_sig(ASN1_BIT_STRING *bs, const uint8_t *sig, size_t len)
+{
+	if (!ASN1_BIT_STRING_set(bs, (unsigned char *)sig, (int)len))
+		return SF_ECRYPTO;
+	/* No unused bits, as X509_sign leaves it. */
+	bs->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	bs->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	return 0;
+}
+
+static int
+sign_der(token *t, token_key *k, unsigned char *tbs, int tbslen,
+    ASN1_BIT_STRING *out)
+{
+	uint8_t sig[SIG_MAX];
+	size_t siglen = sizeof sig;
+	int rc;
+
+	if (tbslen <= 0)
+		return SF_ECRYPTO;
+	if ((rc = token_sign(t, k, tbs, (size_t)tbslen, sig, &siglen)) != 0)
+		return rc;
+	return set_sig(out, sig, siglen);
+}
+
+int
+sign_cert(token *t, token_key *k, X509 *x)
+{
+	const ASN1_BIT_STRING *csig;
+	const X509_ALGOR *calg;
+	unsigned char *tbs = NULL;
+	int nid = token_key_sig_nid(k), len, rc;
+
+	X509_get0_signature(&csig, &calg, x);
+	if ((rc = set_alg((X509_ALGOR *)X509_get0_tbs_sigalg(x), nid)) != 0 ||
+	    (rc = set_alg((X509_ALGOR *)calg, nid)) != 0)
+		return rc;
+	if ((len = i2d_re_X509_tbs(x, &tbs)) <= 0)
+		return SF_ECRYPTO;
+	rc = sign_der(t, k, tbs, len, (ASN1_BIT_STRING *)csig);
+	OPENSSL_free(tbs);
+	return rc;
+}
+
+/*
+ * OpenSSL 3.0 has no setter for the algorithm inside a CRL's (or an OCSP
+ * response's) to-be-signed part. So the structure is first signed with a
+ * throwaway software key of the same algorithm, which sets both algorithm
+ * fields exactly as OpenSSL encodes them; the token then signs the
+ * re-encoded TBS and its signature replaces the throwaway one. The
+ * throwaway keys are made once per process and sign nothing that leaves it.
+ */
+static pthread_mutex_t dummy_lock = PTHREAD_MUTEX_INITIALIZER;
+static EVP_PKEY *dummy_ec, *dummy_rsa, *dummy_ed;
+
+static EVP_PKEY *
+dummy_key(int sig_nid, const EVP_MD **md)
+{
+	EVP_PKEY **slot, *k;
+
+	*md = NULL;
+	switch (sig_nid) {
+	case NID_ecdsa_with_SHA256:
+		*md = EVP_sha256();
+		slot = &dummy_ec;
+		break;
+	case NID_ecdsa_with_SHA384:
+		*md = EVP_sha384();
+		slot = &dummy_ec;
+		break;
+	case NID_sha256WithRSAEncryption:
+		*md = EVP_sha256();
+		slot = &dummy_rsa;
+		break;
+	case NID_ED25519:
+		slot = &dummy_ed;
+		break;
+	default:
+		return NULL;
+	}
+	pthread_mutex_lock(&dummy_lock);
+	if (*slot == NULL) {
+		if (slot == &dummy_ec)
+			*slot = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		else if (slot == &dummy_rsa)
+			*slot = EVP_PKEY_Q_keygen(NULL, NULL, "RSA",
+			    (size_t)2048);
+		else
+			*slot = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	}
+	k = *slot;
+	pthread_mutex_unlock(&dummy_lock);
+	return k;
+}
+
+int
+sign_crl(token *t, token_key *k, X509_CRL *crl)
+{
+	const ASN1_BIT_STRING *csig;
+	const X509_ALGOR *calg;
+	const EVP_MD *md;
+	EVP_PKEY *dummy = dummy_key(token_key_sig_nid(k), &md);
+	unsigned char *tbs = NULL;
+	int len, rc;
+
+	if (dummy == NULL || X509_CRL_sign(crl, dummy, md) <= 0)
+		return SF_ECRYPTO;
+	X509_CRL_get0_signature(crl, &csig, &calg);
+	if ((len = i2d_re_X509_CRL_tbs(crl, &tbs)) <= 0)
+		return SF_ECRYPTO;
+	rc = sign_der(t, k, tbs, len, (ASN1_BIT_STRING *)csig);
+	OPENSSL_free(tbs);
+	return rc;
+}
+
+int
+sign_req(token *t, token_key *k, X509_REQ *req)
+{
+	X509_ALGOR *alg = X509_ALGOR_new();
+	ASN1_BIT_STRING *bs = ASN1_BIT_STRING_new();
+	unsigned char *tbs = NULL;
+	int len, rc = SF_ECRYPTO;
+
+	if (alg == NULL || bs == NULL)
+		goto out;
+	if ((rc = set_alg(alg, token_key_sig_nid(k))) != 0)
+		goto out;
+	/* A request names its algorithm once, outside the signed part. */
+	if (!X509_REQ_set1_signature_algo(req, alg)) {
+		rc = SF_ECRYPTO;
+		goto out;
+	}
+	if ((len = i2d_re_X509_REQ_tbs(req, &tbs)) <= 0) {
+		rc = SF_ECRYPTO;
+		goto out;
+	}
+	if ((rc = sign_der(t, k, tbs, len, bs)) != 0)
+		goto out;
+	X509_REQ_set0_signature(req, bs);
+	bs = NULL;  /* transferred */
+out:
+	OPENSSL_free(tbs);
+	X509_ALGOR_free(alg);
+	ASN1_BIT_STRING_free(bs);
+	return rc;
+}
+
+int
+sign_verify_cert(X509 *x, EVP_PKEY *issuer_pub)
+{
+	int ok = X509_verify(x, issuer_pub) == 1;
+
+	if (!ok)
+		ERR_clear_error();
+	return ok;
+}

@@ -1,0 +1,37 @@
+/*
+ * signer.h - the signer process's shared state and its two services.
+ *
+ * Dispatch (OpenSSH monitor style): the Signer service is served only on
+ * the issuance socket and CaAdmin only on the admin socket; the rpc layer
+ * refuses a method on the wrong socket with PERMISSION_DENIED before any
+ * handler runs. Every handler validates its request fully before it
+ * touches the token.
+ */
+#ifndef SF_SIGNER_H
+#define SF_SIGNER_H
+
+#include "ca.h"
+#include "config.h"
+#include "issue.h"
+#include "journal.h"
+#include "rate.h"
+#include "rpc.h"
+#include "token.h"
+
+typedef struct {
+	signer_conf *conf;
+	token *tok;
+	journal *jn;
+	ca_store *cas;
+	rate *rl;
+	issuer_ctx ic;
+} signer_ctx;
+
+/* Register Signer and CaAdmin on srv. */
+int rpc_signer_register(rpc_server *srv, signer_ctx *ctx);
+int rpc_admin_register(rpc_server *srv, signer_ctx *ctx);
+
+/* Map an SF_E* error to a status, log INTERNAL ones, and fail the call. */
+int signer_fail(rpc_call *call, int err, const char *why);
+
+#endif

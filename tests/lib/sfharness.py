@@ -1,0 +1,324 @@
+"""Test harness: real SoftHSM2 tokens, real daemons on temporary sockets,
+stock Python grpcio with messages generated at test time from proto/.
+
+Paths come from the environment meson sets (SF_SOURCE_ROOT, SF_BUILD_ROOT).
+"""
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+SRC = os.environ.get("SF_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build")
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+_pb = None
+
+
+def protos():
+    """The secretfree.v1 message modules, generated once per process."""
+    global _pb
+    if _pb is not None:
+        return _pb
+    out = tempfile.mkdtemp(prefix="sf-pb-")
+    files = ["secretfree/v1/%s.proto" % n for n in
+             ("common", "signer", "ca_admin", "provisioning", "registry")]
+    subprocess.run(["protoc", "--python_out=" + out, "-I",
+                    os.path.join(SRC, "proto")] + files, check=True)
+    sys.path.insert(0, out)
+
+    class PB:
+        pass
+    _pb = PB()
+    for n in ("common", "signer", "ca_admin", "provisioning", "registry"):
+        setattr(_pb, n, importlib.import_module("secretfree.v1.%s_pb2" % n))
+    return _pb
+
+
+class RpcError(Exception):
+    def __init__(self, code, details):
+        super().__init__("%s: %s" % (code.name, details))
+        self.code = code
+        self.details = details
+
+
+class Client:
+    """Generic unary calls on one channel: call("CaAdmin", "ListCas", req)."""
+
+    def __init__(self, target, creds=None, options=None):
+        if creds is None:
+            self.channel = grpc.insecure_channel(target, options=options or [])
+        else:
+            self.channel = grpc.secure_channel(target, creds, options=options or [])
+
+    def call(self, service, method, request, response_type, timeout=30):
+        fn = self.channel.unary_unary(
+            "/secretfree.v1.%s/%s" % (service, method),
+            request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
+            response_deserializer=response_type.FromString)
+        try:
+            return fn(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise RpcError(e.code(), e.details())
+
+    def stream(self, service, method, request, response_type, timeout=30):
+        fn = self.channel.unary_stream(
+            "/secretfree.v1.%s/%s" % (service, method),
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_type.FromString)
+        try:
+            return list(fn(request, timeout=timeout))
+        except grpc.RpcError as e:
+            raise RpcError(e.code(), e.details())
+
+    def close(self):
+        self.channel.close()
+
+
+def expect_error(fn, code):
+    """Run fn; return the RpcError if it failed with code, else None."""
+    try:
+        fn()
+    except RpcError as e:
+        return e if e.code == code else None
+    return None
+
+
+def run(cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+class Token:
+    """A SoftHSM2 token made by tokens/softhsm-init in dir."""
+
+    def __init__(self, dir, label="secretfree"):
+        self.dir = dir
+        self.label = label
+        out = run([os.path.join(SRC, "tokens", "softhsm-init"), dir, "--label", label])
+        line = [l for l in out.stdout.splitlines() if l.startswith("SOFTHSM2_CONF=")][0]
+        self.conf = line.split("=", 1)[1]
+        self.pin_file = os.path.join(dir, "user.pin")
+
+    def pin(self):
+        with open(self.pin_file) as f:
+            return f.read().strip()
+
+    def env(self):
+        e = dict(os.environ)
+        e["SOFTHSM2_CONF"] = self.conf
+        return e
+
+
+SIGNER_CONF = """\
+[signer]
+journal = {dir}/signer/journal.db
+issuance_socket = unix:{dir}/run/issuance/signer.sock
+admin_socket = unix:{dir}/run/admin/signer.sock
+workers = 4
+log_level = {log_level}
+
+[token]
+module = {module}
+uri = pkcs11:token={label}
+pin_file = {pin_file}
+sessions = 4
+
+[limits]
+device_certs_per_window = {device_max}
+device_window_seconds = 3600
+global_per_second = {global_rate}
+global_burst = {global_burst}
+
+[defaults]
+organization = Automatra
+country = US
+domain = automatra.net
+crl_url = http://crl.automatra.net/${{name}}.crl
+ocsp_url = http://ocsp.automatra.net/${{name}}
+ca_issuers_url = http://ca.automatra.net/${{name}}.crt
+
+[root]
+key_type = ec-p384
+
+[product.widgiot]
+display_name = WidgIoT
+device_subject = /C=US/ST=VA/L=Anywhere/O=Automatra/OU=WidgIoT/CN=${{device_id}}
+device_validity_days = 365
+{extra}
+"""
+
+
+class Signer:
+    """A secretfree-signer on temporary sockets, with its own token."""
+
+    def __init__(self, dir, token, device_max=1000, global_rate=100000,
+                 global_burst=100000, extra="", log_level="info"):
+        self.dir = dir
+        self.token = token
+        os.makedirs(os.path.join(dir, "signer"), exist_ok=True)
+        self.conf_path = os.path.join(dir, "signer.conf")
+        self.params = dict(dir=dir, module=SOFTHSM_MODULE, label=token.label,
+                           pin_file=token.pin_file, device_max=device_max,
+                           global_rate=global_rate, global_burst=global_burst,
+                           extra=extra, log_level=log_level)
+        self.write_conf()
+        self.issuance = "unix:%s/run/issuance/signer.sock" % dir
+        self.admin = "unix:%s/run/admin/signer.sock" % dir
+        self.journal = os.path.join(dir, "signer", "journal.db")
+        self.log_path = os.path.join(dir, "signer.log")
+        self.proc = None
+
+    def write_conf(self, **changes):
+        self.params.update(changes)
+        with open(self.conf_path, "w") as f:
+            f.write(SIGNER_CONF.format(**self.params))
+
+    def start(self, timeout=15):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(BUILD, "signer", "secretfree-signer"), "-c", self.conf_path],
+            env=self.token.env(), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        paths = [self.issuance[5:], self.admin[5:]]
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("signer exited: %s" % self.log_text())
+            if all(os.path.exists(p) for p in paths):
+                time.sleep(0.05)
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("signer did not start: %s" % self.log_text())
+
+    def log_text(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def admin_client(self):
+        return Client(self.admin)
+
+    def issuance_client(self):
+        return Client(self.issuance)
+
+
+def build_hierarchy(admin, regions=("us-east-1", "eu-west-1"), product="widgiot",
+                    key_types=None):
+    """root -> product intermediate -> one issuing CA per region, via CaAdmin."""
+    pb = protos()
+    c = pb.common
+    key_types = key_types or {}
+    out = {}
+    r = admin.call("CaAdmin", "CreateCa", pb.ca_admin.CreateCaRequest(
+        role=c.CA_ROLE_ROOT, key_type=key_types.get("root", 0)),
+        pb.ca_admin.CreateCaResponse)
+    out["root"] = r.ca
+    r = admin.call("CaAdmin", "CreateCa", pb.ca_admin.CreateCaRequest(
+        role=c.CA_ROLE_INTERMEDIATE, product_line=product,
+        key_type=key_types.get(product, 0)), pb.ca_admin.CreateCaResponse)
+    out[product] = r.ca
+    for reg in regions:
+        name = "%s.%s" % (reg, product)
+        r = admin.call("CaAdmin", "CreateCa", pb.ca_admin.CreateCaRequest(
+            role=c.CA_ROLE_ISSUING, product_line=product, region=reg,
+            key_type=key_types.get(name, 0)), pb.ca_admin.CreateCaResponse)
+        out[name] = r.ca
+    return out
+
+
+KEYGEN = {
+    "rsa-1024": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+    "rsa-2048": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    "rsa-4096": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096"],
+    "ec-p256": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    "ec-p384": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    "ed25519": ["-algorithm", "ED25519"],
+}
+
+
+class Device:
+    """A simulated device: a key made at test time with openssl."""
+
+    def __init__(self, dir, device_id, key_type="ec-p256"):
+        self.id = device_id
+        self.key_type = key_type
+        self.key = os.path.join(dir, "%s.key" % device_id)
+        self.pub = os.path.join(dir, "%s.pem" % device_id)
+        run(["openssl", "genpkey"] + KEYGEN[key_type] + ["-out", self.key])
+        os.chmod(self.key, 0o600)
+        run(["openssl", "pkey", "-in", self.key, "-pubout", "-out", self.pub])
+
+    def spki_der(self):
+        return run_bytes(["openssl", "pkey", "-in", self.key, "-pubout", "-outform", "DER"])
+
+    def csr(self, cn=None, extra=(), der=False):
+        cmd = ["openssl", "req", "-new", "-key", self.key, "-subj",
+               "/CN=%s" % (cn or self.id)] + list(extra)
+        if der:
+            cmd += ["-outform", "DER"]
+        return run_bytes(cmd)
+
+
+def run_bytes(cmd):
+    return subprocess.run(cmd, check=True, capture_output=True).stdout
+
+
+def openssl_verify(dir, chain_pem, leaf_pem, extra=()):
+    """openssl verify -x509_strict with the chain's last cert as the anchor."""
+    certs = split_pem(chain_pem)
+    root = os.path.join(dir, "v-root.pem")
+    untrusted = os.path.join(dir, "v-untrusted.pem")
+    leaf = os.path.join(dir, "v-leaf.pem")
+    with open(root, "w") as f:
+        f.write(certs[-1])
+    with open(untrusted, "w") as f:
+        f.write("".join(certs[:-1]) or certs[-1])
+    with open(leaf, "w") as f:
+        f.write(leaf_pem)
+    p = run(["openssl", "verify", "-x509_strict", "-CAfile", root,
+             "-untrusted", untrusted] + list(extra) + [leaf], check=False)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+def split_pem(text):
+    out, cur = [], []
+    for line in text.splitlines(True):
+        cur.append(line)
+        if line.startswith("-----END"):
+            out.append("".join(cur))
+            cur = []
+    return out
+
+
+class TempDir:
+    def __init__(self, prefix):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)
