@@ -43,12 +43,15 @@ typedef struct {
  * pool and log in once as the user. The PIN comes from pin_file (refused
  * unless it is a regular file owned by the euid with no group/other
  * permission bits) or, if pin_file is NULL, from the URI's pin-source
- * ("file:/path" or a path; same checks). The PIN is never logged.
+ * ("file:/path" or a path; same checks). The PIN is never logged; a URI
+ * carrying pin-value is refused.
  * Errors: SF_ECONFIG (bad URI, no/several tokens, PIN file unsafe),
  * SF_EPERM (wrong PIN), SF_EUNAVAIL (module fails); why says which.
  */
 int token_open(const token_opts *o, token **out, char *why, size_t whylen);
-void token_close(token *t);   /* logs out, closes sessions, finalises; NULL-safe */
+/* Logs out, closes sessions, finalises; NULL-safe. No call on t may be in
+ * progress. token_keys may be freed before or after. */
+void token_close(token *t);
 const char *token_label(const token *t);
 
 /*
@@ -57,13 +60,15 @@ const char *token_label(const token *t);
  * label and a random 16-byte CKA_ID. Private key template: CKA_TOKEN,
  * CKA_PRIVATE, CKA_SENSITIVE = TRUE, CKA_EXTRACTABLE = FALSE, CKA_SIGN =
  * TRUE and CKA_DECRYPT, CKA_UNWRAP, CKA_SIGN_RECOVER, CKA_DERIVE = FALSE
- * explicitly. The attributes are read back; a key that does not match is
- * destroyed and SF_ECRYPTO returned. SF_EEXIST if label is taken,
- * SF_EKEYTYPE for a type the token cannot make.
+ * explicitly. The attributes are read back (CKA_ALWAYS_SENSITIVE,
+ * CKA_NEVER_EXTRACTABLE and CKA_LOCAL must be TRUE too); a key that does
+ * not match is destroyed and SF_ECRYPTO returned. SF_EEXIST if label is
+ * taken, SF_EKEYTYPE for a type the token cannot make.
  */
 int token_generate_key(token *t, const char *label, int type,
     token_key **out);
-/* Find a private key (and its public half) by label. SF_ENOTFOUND. */
+/* Find a private key (and its public half, by CKA_ID) by label.
+ * SF_ENOTFOUND; SF_ECONFLICT if several private keys carry the label. */
 int token_find_key(token *t, const char *label, token_key **out);
 void token_key_free(token_key *k);   /* NULL-safe; the key stays in the token */
 
@@ -86,8 +91,9 @@ int token_key_sig_nid(const token_key *k);
  * token). ECDSA: SHA-256 / SHA-384 computed here, CKM_ECDSA in the token,
  * and the raw r||s converted to a DER ECDSA-Sig-Value. RSA:
  * CKM_SHA256_RSA_PKCS. Ed25519: CKM_EDDSA over tbs. *siglen: in, the size
- * of sig (at least 1024); out, the signature's length. Every started
- * operation is finished (SoftHSM2 keeps a pending C_SignInit across logout).
+ * of sig (at least 1024; SF_EINVAL if the signature does not fit); out,
+ * the signature's length. Every started operation is finished (SoftHSM2
+ * keeps a pending C_SignInit across logout).
  */
 int token_sign(token *t, token_key *k, const uint8_t *tbs, size_t len,
     uint8_t *sig, size_t *siglen);
