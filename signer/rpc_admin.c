@@ -11,11 +11,10 @@
 #include "err.h"
 #include "log.h"
 #include "pubkey.h"
+#include "recres.h"
 #include "secretfree/v1/ca_admin.pb-c.h"
 #include "signer.h"
 #include "util.h"
-
-#define MAX_RECORDS 10000
 
 static void
 fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
@@ -291,15 +290,6 @@ h_get_chain(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
-static void
-set_result(Secretfree__V1__RecordResult *r, int outcome, int reason,
-    char *message)
-{
-	r->outcome = outcome;
-	r->reason = reason;
-	r->message = message ? message : "";
-}
-
 static int
 h_register_keys(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg)
@@ -307,101 +297,28 @@ h_register_keys(rpc_call *call, const ProtobufCMessage *reqm,
 	const Secretfree__V1__RegisterDeviceKeysRequest *req = (const void *)reqm;
 	Secretfree__V1__ImportResult *resp = (void *)respm;
 	signer_ctx *ctx = arg;
-	size_t n = req->n_records, nd = 0;
+	recres_valid *valid;
 	journal_device *devs;
-	size_t *map;
-	int *outcome;
-	uint8_t (*fps)[32];
-	int rc;
+	size_t nv;
+	int *outcome, rc;
 
-	if (n > MAX_RECORDS)
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "at most %d records"
-		    " per batch, not %zu", MAX_RECORDS, n);
-	resp->results = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
-	devs = rpc_call_alloc(call, (n ? n : 1) * sizeof *devs);
-	map = rpc_call_alloc(call, (n ? n : 1) * sizeof *map);
-	outcome = rpc_call_alloc(call, (n ? n : 1) * sizeof *outcome);
-	fps = rpc_call_alloc(call, (n ? n : 1) * sizeof *fps);
-	if (!resp->results || !devs || !map || !outcome || !fps)
+	if ((rc = recres_check(call, req->records, req->n_records, resp, &valid,
+	    &nv)) != RPC_OK)
+		return rc;
+	devs = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *devs);
+	outcome = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *outcome);
+	if (devs == NULL || outcome == NULL)
 		return rpc_fail(call, RPC_INTERNAL, "out of memory");
-	resp->n_results = n;
-	for (size_t i = 0; i < n; i++) {
-		const Secretfree__V1__DeviceKeyRecord *d = req->records[i];
-		Secretfree__V1__RecordResult *r = rpc_call_new_message(call,
-		    &secretfree__v1__record_result__descriptor);
-		pubkey_info pk;
-		char why[160];
-		int reason;
-
-		if (r == NULL)
-			return rpc_fail(call, RPC_INTERNAL, "out of memory");
-		resp->results[i] = r;
-		r->index = (uint32_t)i;
-		r->line = d->line;
-		r->device_id = rpc_call_strdup(call, d->device_id);
-		if ((reason = devrec_check(d->device_id, d->spki_der.data,
-		    d->spki_der.len, d->product_line, d->region, &pk, why,
-		    sizeof why)) != 0) {
-			r->outcome = SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED;
-			r->reason = reason;
-			r->message = rpc_call_strdup(call, why);
-			continue;
-		}
-		memcpy(fps[nd], pk.sha256, 32);
-		pubkey_info_free(&pk);
-		rpc_call_set_bytes(call, &r->key_sha256, fps[nd], 32);
-		devs[nd].device_id = d->device_id;
-		devs[nd].key_sha256 = fps[nd];
-		devs[nd].product_line = d->product_line;
-		devs[nd].region = d->region;
-		map[nd++] = i;
+	for (size_t i = 0; i < nv; i++) {
+		devs[i].device_id = valid[i].device_id;
+		devs[i].key_sha256 = valid[i].key_sha256;
+		devs[i].product_line = valid[i].product_line;
+		devs[i].region = valid[i].region;
 	}
-	if (nd && (rc = journal_device_register(ctx->jn, devs, nd,
+	if (nv && (rc = journal_device_register(ctx->jn, devs, nv,
 	    outcome)) != 0)
 		return signer_fail(call, rc, "cannot record the devices");
-	for (size_t k = 0; k < nd; k++) {
-		Secretfree__V1__RecordResult *r = resp->results[map[k]];
-		const char *id = devs[k].device_id;
-
-		switch (outcome[k]) {
-		case JOURNAL_DEV_IMPORTED:
-			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_IMPORTED, 0, NULL);
-			break;
-		case JOURNAL_DEV_UNCHANGED:
-			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_UNCHANGED, 0, NULL);
-			break;
-		case JOURNAL_DEV_ID_OTHER_KEY:
-			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED,
-			    SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_KEY,
-			    rpc_call_printf(call, "device %s is registered with"
-			    " another key", id));
-			break;
-		case JOURNAL_DEV_KEY_OTHER_ID:
-			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED,
-			    SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_KEY_HAS_OTHER_ID,
-			    rpc_call_printf(call, "the key of %s is registered"
-			    " under another device id", id));
-			break;
-		default:
-			set_result(r, SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_REFUSED,
-			    SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_PLACE,
-			    rpc_call_printf(call, "device %s is registered for"
-			    " another product line or region", id));
-			break;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		switch (resp->results[i]->outcome) {
-		case SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_IMPORTED:
-			resp->imported++;
-			break;
-		case SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_UNCHANGED:
-			resp->unchanged++;
-			break;
-		default:
-			resp->refused++;
-		}
-	}
+	recres_finish(call, resp, valid, nv, outcome);
 	log_info("register device keys: %u imported, %u unchanged, %u refused",
 	    resp->imported, resp->unchanged, resp->refused);
 	return RPC_OK;

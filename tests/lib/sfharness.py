@@ -322,3 +322,129 @@ class TempDir:
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+AUTHZ_CONF = """\
+[authz]
+registry = {dir}/authz/registry.db
+signer_socket = {signer_socket}
+admin_socket = unix:{dir}/run/authz-admin/authz.sock
+device_listen = 127.0.0.1:{port}
+tls_cert = {tls_cert}
+tls_key = {tls_key}
+default_region = {default_region}
+workers = 8
+log_level = info
+
+[limits]
+csr_max_bytes = {csr_max}
+device_requests_per_window = {device_max}
+device_window_seconds = 3600
+
+[template.widgiot]
+thing_group = widgiot-devices
+policies = widgiot-telemetry
+attributes = serialNumber=${{device_id}}, region=${{region}}
+
+[policy.widgiot-telemetry]
+document = {{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": "iot:Publish", "Resource": "telemetry/${{device_id}}"}}]}}
+"""
+
+
+class Authz:
+    """A secretfree-authz on a TLS loopback port and a temporary admin socket."""
+
+    def __init__(self, dir, signer, tls_cert, tls_key, default_region="us-east-1",
+                 device_max=1000, csr_max=16384):
+        self.dir = dir
+        os.makedirs(os.path.join(dir, "authz"), exist_ok=True)
+        self.port = free_port()
+        self.conf_path = os.path.join(dir, "authz.conf")
+        self.params = dict(dir=dir, signer_socket=signer.issuance, port=self.port,
+                           tls_cert=tls_cert, tls_key=tls_key,
+                           default_region=default_region, device_max=device_max,
+                           csr_max=csr_max)
+        self.write_conf()
+        self.admin = "unix:%s/run/authz-admin/authz.sock" % dir
+        self.device = "localhost:%d" % self.port
+        self.log_path = os.path.join(dir, "authz.log")
+        self.registry = os.path.join(dir, "authz", "registry.db")
+        self.proc = None
+
+    def write_conf(self, **changes):
+        self.params.update(changes)
+        with open(self.conf_path, "w") as f:
+            f.write(AUTHZ_CONF.format(**self.params))
+
+    def start(self, timeout=15):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(BUILD, "authz", "secretfree-authz"), "-c", self.conf_path],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("authz exited: %s" % self.log_text())
+            if os.path.exists(self.admin[5:]) and "serving" in self.log_text():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("authz did not start: %s" % self.log_text())
+
+    def log_text(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def admin_client(self):
+        return Client(self.admin)
+
+    def device_client(self, root_pem):
+        creds = grpc.ssl_channel_credentials(root_certificates=root_pem.encode())
+        return Client(self.device, creds)
+
+
+def server_cert(admin, dir, name, dns=("localhost",), ips=("127.0.0.1",)):
+    """A TLS key (made here) and its certificate from the signer's server profile."""
+    pb = protos()
+    key = os.path.join(dir, name + ".key")
+    run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-out", key])
+    os.chmod(key, 0o600)
+    csr = run_bytes(["openssl", "req", "-new", "-key", key, "-subj", "/CN=" + dns[0]])
+    r = admin.call("CaAdmin", "IssueServerCertificate", pb.ca_admin.IssueServerCertificateRequest(
+        csr=csr, dns_names=list(dns), ip_addresses=list(ips)),
+        pb.ca_admin.IssueServerCertificateResponse)
+    crt = os.path.join(dir, name + ".crt")
+    with open(crt, "w") as f:
+        f.write(r.certificate_pem + r.chain_pem)
+    root = split_pem(r.chain_pem)[-1]
+    return key, crt, root

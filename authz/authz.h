@@ -1,0 +1,30 @@
+/*
+ * authz.h - the authz process's shared state and its services.
+ *
+ * Listeners (DESIGN.md "Conventions"): the device listener (TCP + TLS)
+ * serves Provisioning only; the local admin socket serves Registry and
+ * Provisioning (for local tools). authz never touches a CA key and reaches
+ * the signer only through signer_client.c.
+ */
+#ifndef SF_AUTHZ_H
+#define SF_AUTHZ_H
+
+#include "config.h"
+#include "enroll.h"
+#include "rate.h"
+#include "registry.h"
+#include "rpc.h"
+#include "signer_client.h"
+
+typedef struct {
+	authz_conf *conf;
+	registry *reg;
+	signer_client *signer;
+	rate *rl;
+	enroll_ctx en;
+} authz_ctx;
+
+int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);
+int rpc_registry_register(rpc_server *srv, authz_ctx *ctx);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * config.c - authz's configuration (see config.h, authz/README.md).
+ */
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "config.h"
+#include "devrec.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+static const char *const AUTHZ_KEYS[] = { "registry", "signer_socket",
+    "signer_timeout_ms", "admin_socket", "admin_uids", "admin_group",
+    "device_listen", "tls_cert", "tls_key", "tls_client_ca",
+    "default_region", "user", "workers", "log_level",
+    "idempotency_window_seconds", NULL };
+static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
+    "max_message_bytes", "device_requests_per_window",
+    "device_window_seconds", "global_per_second", "global_burst",
+    "max_concurrent_streams", NULL };
+static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
+    "attributes", NULL };
+static const char *const POLICY_KEYS[] = { "document", "document_file",
+    NULL };
+
+static char *
+xdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int
+geti(const conf *cf, const char *sec, const char *key, long long def,
+    long long min, long long max, int *out, char *why, size_t whylen)
+{
+	long long v;
+	int rc = conf_get_int(cf, sec, key, def, min, max, &v, why, whylen);
+
+	*out = (int)v;
+	return rc;
+}
+
+static int
+load_template(const conf *cf, const char *sec, reg_template *t, char *why,
+    size_t whylen)
+{
+	char **items = NULL;
+	size_t n;
+	int rc;
+
+	memset(t, 0, sizeof *t);
+	if ((rc = conf_check_keys(cf, sec, TEMPLATE_KEYS, why, whylen)) != 0)
+		return rc;
+	t->product_line = strdup(sec + strlen("template."));
+	t->thing_group = strdup(conf_get_str(cf, sec, "thing_group", ""));
+	if (!t->product_line || !t->thing_group)
+		return SF_ENOMEM;
+	if (!sf_name_valid(t->product_line)) {
+		snprintf(why, whylen, "[%s]: a product line id is 1-32 of"
+		    " [a-z0-9-]", sec);
+		return SF_ECONFIG;
+	}
+	t->npolicies = conf_split_list(conf_get_str(cf, sec, "policies", ""),
+	    &t->policies);
+	n = conf_split_list(conf_get_str(cf, sec, "attributes", ""), &items);
+	t->attr_names = calloc(n ? n : 1, sizeof(char *));
+	t->attr_values = calloc(n ? n : 1, sizeof(char *));
+	if (!t->attr_names || !t->attr_values) {
+		conf_list_free(items, n);
+		return SF_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *eq = strchr(items[i], '=');
+
+		if (eq == NULL || eq == items[i]) {
+			snprintf(why, whylen, "[%s] attributes: \"%s\" is not"
+			    " name=value", sec, items[i]);
+			conf_list_free(items, n);
+			return SF_ECONFIG;
+		}
+		*eq = '\0';
+		t->attr_names[i] = strdup(items[i]);
+		t->attr_values[i] = strdup(eq + 1);
+		t->nattrs++;
+	}
+	conf_list_free(items, n);
+	return 0;
+}
+
+static int
+load_policy(const conf *cf, const char *sec, authz_policy *p, char *why,
+    size_t whylen)
+{
+	const char *doc = conf_get(cf, sec, "document");
+	const char *file = conf_get(cf, sec, "document_file");
+	int rc;
+
+	memset(p, 0, sizeof *p);
+	if ((rc = conf_check_keys(cf, sec, POLICY_KEYS, why, whylen)) != 0)
+		return rc;
+	if ((p->name = strdup(sec + strlen("policy."))) == NULL)
+		return SF_ENOMEM;
+	if ((doc == NULL) == (file == NULL)) {
+		snprintf(why, whylen, "[%s]: give exactly one of document and"
+		    " document_file", sec);
+		return SF_ECONFIG;
+	}
+	if (doc)
+		p->document = strdup(doc);
+	else {
+		uint8_t *buf;
+		size_t len;
+
+		if (sf_read_file(file, 1 << 20, &buf, &len) != 0) {
+			snprintf(why, whylen, "[%s]: cannot read %s", sec, file);
+			return SF_ECONFIG;
+		}
+		p->document = (char *)buf;
+	}
+	return p->document ? 0 : SF_ENOMEM;
+}
+
+int
+authz_config_load(const char *path, authz_conf **out, char *why,
+    size_t whylen)
+{
+	static const char *const none[] = { NULL };
+	conf *cf = NULL;
+	authz_conf *c = NULL;
+	const char **secs = NULL;
+	size_t nsecs;
+	long long ll;
+	const char *v;
+	int rc;
+
+	*out = NULL;
+	if ((rc = conf_load(path, &cf, why, whylen)) != 0)
+		return rc;
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	c->path = strdup(path);
+	nsecs = conf_sections(cf, "", &secs);
+	for (size_t i = 0; i < nsecs; i++) {
+		if (secs[i][0] == '\0' || strcmp(secs[i], "authz") == 0 ||
+		    strcmp(secs[i], "limits") == 0 ||
+		    strncmp(secs[i], "template.", 9) == 0 ||
+		    strncmp(secs[i], "policy.", 7) == 0)
+			continue;
+		snprintf(why, whylen, "%s: unknown section [%s]", path, secs[i]);
+		rc = SF_ECONFIG;
+		goto out;
+	}
+	free(secs);
+	secs = NULL;
+	if ((rc = conf_check_keys(cf, "", none, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "authz", AUTHZ_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "limits", LIMIT_KEYS, why, whylen)))
+		goto out;
+	rc = SF_ECONFIG;
+	if ((v = conf_get(cf, "authz", "registry")) == NULL) {
+		snprintf(why, whylen, "%s: [authz] registry is required", path);
+		goto out;
+	}
+	c->registry = strdup(v);
+	if ((v = conf_get(cf, "authz", "signer_socket")) == NULL ||
+	    strncmp(v, "unix:/", 6) != 0) {
+		snprintf(why, whylen, "%s: [authz] signer_socket = unix:/path"
+		    " (the signer's issuance socket) is required", path);
+		goto out;
+	}
+	c->signer_socket = strdup(v);
+	if ((v = conf_get(cf, "authz", "admin_socket")) == NULL ||
+	    strncmp(v, "unix:/", 6) != 0) {
+		snprintf(why, whylen, "%s: [authz] admin_socket = unix:/path"
+		    " is required", path);
+		goto out;
+	}
+	c->admin_socket = strdup(v);
+	{
+		char **items = NULL;
+		size_t n = conf_split_list(conf_get_str(cf, "authz",
+		    "admin_uids", ""), &items);
+
+		for (size_t i = 0; i < n; i++) {
+			struct passwd *pw;
+			char *end;
+			unsigned long u = strtoul(items[i], &end, 10);
+
+			if (c->n_admin_uids >= AUTHZ_MAX_UIDS)
+				break;
+			if (*end == '\0' && end != items[i])
+				c->admin_uids[c->n_admin_uids++] = (uid_t)u;
+			else if ((pw = getpwnam(items[i])) != NULL)
+				c->admin_uids[c->n_admin_uids++] = pw->pw_uid;
+			else {
+				snprintf(why, whylen, "%s: [authz] admin_uids:"
+				    " unknown user \"%s\"", path, items[i]);
+				conf_list_free(items, n);
+				goto out;
+			}
+		}
+		conf_list_free(items, n);
+	}
+	c->admin_gid = (gid_t)-1;
+	if ((v = conf_get(cf, "authz", "admin_group")) != NULL) {
+		struct group *gr = getgrnam(v);
+
+		if (gr == NULL) {
+			snprintf(why, whylen, "%s: [authz] admin_group: unknown"
+			    " group \"%s\"", path, v);
+			goto out;
+		}
+		c->admin_gid = gr->gr_gid;
+	}
+	c->device_listen = xdup(conf_get(cf, "authz", "device_listen"));
+	c->tls_cert = xdup(conf_get(cf, "authz", "tls_cert"));
+	c->tls_key = xdup(conf_get(cf, "authz", "tls_key"));
+	c->tls_client_ca = xdup(conf_get(cf, "authz", "tls_client_ca"));
+	if (c->device_listen && (!c->tls_cert || !c->tls_key)) {
+		snprintf(why, whylen, "%s: [authz] device_listen needs tls_cert"
+		    " and tls_key", path);
+		goto out;
+	}
+	c->default_region = strdup(conf_get_str(cf, "authz",
+	    "default_region", ""));
+	if (*c->default_region && !sf_name_valid(c->default_region)) {
+		snprintf(why, whylen, "%s: [authz] default_region is not a"
+		    " valid region id", path);
+		goto out;
+	}
+	c->user = xdup(conf_get(cf, "authz", "user"));
+	v = conf_get_str(cf, "authz", "log_level", "info");
+	if (strcmp(v, "warning") == 0)
+		c->log_level = LOG_LEVEL_WARN;
+	else if (strcmp(v, "info") == 0)
+		c->log_level = LOG_LEVEL_INFO;
+	else if (strcmp(v, "debug") == 0)
+		c->log_level = LOG_LEVEL_DEBUG;
+	else {
+		snprintf(why, whylen, "%s: [authz] log_level: warning, info or"
+		    " debug", path);
+		goto out;
+	}
+	if ((rc = geti(cf, "authz", "workers", 8, 1, 128, &c->workers, why,
+	    whylen)) ||
+	    (rc = geti(cf, "authz", "signer_timeout_ms", 10000, 100, 600000,
+	    &c->signer_timeout_ms, why, whylen)) ||
+	    (rc = geti(cf, "authz", "idempotency_window_seconds", 86400, 0,
+	    86400 * 365, &c->idempotency_window, why, whylen)) ||
+	    (rc = geti(cf, "limits", "device_requests_per_window", 20, 1,
+	    1000000, &c->device_max, why, whylen)) ||
+	    (rc = geti(cf, "limits", "device_window_seconds", 3600, 1,
+	    86400 * 365, &c->device_window, why, whylen)) ||
+	    (rc = geti(cf, "limits", "global_burst", 2000, 1, 10000000,
+	    &c->global_burst, why, whylen)) ||
+	    (rc = geti(cf, "limits", "max_concurrent_streams", 16, 1, 1000,
+	    &c->max_streams, why, whylen)))
+		goto out;
+	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
+	    10000000, &ll, why, whylen)) != 0)
+		goto out;
+	c->global_rate = (double)ll;
+	if ((rc = conf_get_int(cf, "limits", "csr_max_bytes", 16384, 256,
+	    1 << 20, &ll, why, whylen)) != 0)
+		goto out;
+	c->csr_max = (size_t)ll;
+	if ((rc = conf_get_int(cf, "limits", "max_message_bytes", 65536, 4096,
+	    16 << 20, &ll, why, whylen)) != 0)
+		goto out;
+	c->max_message = (size_t)ll;
+
+	c->ntemplates = conf_sections(cf, "template.", &secs);
+	c->templates = calloc(c->ntemplates ? c->ntemplates : 1,
+	    sizeof *c->templates);
+	if (c->templates == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c->ntemplates; i++)
+		if ((rc = load_template(cf, secs[i], &c->templates[i], why,
+		    whylen)) != 0)
+			goto out;
+	free(secs);
+	secs = NULL;
+	c->npolicies = conf_sections(cf, "policy.", &secs);
+	c->policies = calloc(c->npolicies ? c->npolicies : 1,
+	    sizeof *c->policies);
+	if (c->policies == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c->npolicies; i++)
+		if ((rc = load_policy(cf, secs[i], &c->policies[i], why,
+		    whylen)) != 0)
+			goto out;
+	if (!c->path || !c->registry || !c->signer_socket || !c->admin_socket ||
+	    !c->default_region) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;  /* transferred */
+	rc = 0;
+out:
+	free(secs);
+	authz_config_free(c);
+	conf_free(cf);
+	return rc;
+}
+
+void
+authz_config_free(authz_conf *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; c->templates && i < c->ntemplates; i++)
+		reg_template_fini(&c->templates[i]);
+	free(c->templates);
+	for (size_t i = 0; c->policies && i < c->npolicies; i++) {
+		free(c->policies[i].name);
+		free(c->policies[i].document);
+	}
+	free(c->policies);
+	free(c->path);
+	free(c->registry);
+	free(c->signer_socket);
+	free(c->admin_socket);
+	free(c->device_listen);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_client_ca);
+	free(c->default_region);
+	free(c->user);
+	free(c);
+}

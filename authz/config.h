@@ -1,0 +1,57 @@
+/*
+ * config.h - authz's configuration file (INI, common/conf.h); every key is
+ * documented in authz/README.md. Unknown sections and keys are refused.
+ */
+#ifndef SF_AUTHZ_CONFIG_H
+#define SF_AUTHZ_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "registry.h"
+
+#define AUTHZ_MAX_UIDS 16
+
+typedef struct {
+	char *name;
+	char *document;            /* JSON */
+} authz_policy;
+
+typedef struct {
+	char *path;
+	/* [authz] */
+	char *registry;
+	char *signer_socket;       /* "unix:/path" of the signer's issuance socket */
+	int signer_timeout_ms;
+	char *admin_socket;        /* "unix:/path": Registry + Provisioning */
+	uid_t admin_uids[AUTHZ_MAX_UIDS];
+	size_t n_admin_uids;
+	gid_t admin_gid;
+	char *device_listen;       /* "host:port" TCP+TLS: Provisioning; NULL = none */
+	char *tls_cert, *tls_key, *tls_client_ca;
+	char *default_region;      /* "" = none */
+	char *user;
+	int workers;
+	int log_level;
+	int idempotency_window;    /* seconds */
+	/* [limits] */
+	size_t csr_max;
+	size_t max_message;
+	int device_max;            /* enrollment requests per device per window */
+	int device_window;
+	double global_rate;
+	int global_burst;
+	int max_streams;
+	/* [template.<product line>] */
+	reg_template *templates;
+	size_t ntemplates;
+	/* [policy.<name>] */
+	authz_policy *policies;
+	size_t npolicies;
+} authz_conf;
+
+int authz_config_load(const char *path, authz_conf **out, char *why,
+    size_t whylen);
+void authz_config_free(authz_conf *c);
+
+#endif

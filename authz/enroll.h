@@ -1,0 +1,55 @@
+/*
+ * enroll.h - first enrollment: a CSR whose key is the one registered for
+ * CN = device id gets a certificate from the signer; the device is
+ * registered (thing, certificate, group, policies) as the product line's
+ * template says. Idempotent: a retry gets the same certificate.
+ */
+#ifndef SF_ENROLL_H
+#define SF_ENROLL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "rate.h"
+#include "registry.h"
+#include "signer_client.h"
+
+#define ENROLL_LOCKS 64
+
+typedef struct {
+	const authz_conf *conf;
+	registry *reg;
+	signer_client *signer;
+	rate *rl;
+	/* Enrollments of one device are serialised, so that two concurrent
+	 * retries do not both reach the signer. */
+	pthread_mutex_t locks[ENROLL_LOCKS];
+} enroll_ctx;
+
+int enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
+    signer_client *signer, rate *rl);
+void enroll_ctx_fini(enroll_ctx *e);
+
+typedef struct {
+	const uint8_t *csr;
+	size_t csr_len;
+	const char *idempotency_key;   /* "" = none */
+	const char *region;            /* "" = the device's, else the default */
+} enroll_req;
+
+/*
+ * Enroll. Returns an rpc status (DESIGN.md's table) with a sentence in
+ * why; on RPC_OK *out is the enrollment (free with reg_enrollment_fini)
+ * and *replayed says whether it is an earlier result returned again.
+ */
+int enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
+    int *replayed, char *why, size_t whylen);
+
+/* The PEM bundle FetchCertificate serves (leaf, then chain), malloc'd,
+ * with its length and SHA-256. */
+int enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
+    uint8_t sha256[32]);
+
+#endif

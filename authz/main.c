@@ -1,0 +1,270 @@
+/*
+ * secretfree-authz - faces devices: holds the device registry, checks each
+ * CSR's key against the key registered for its device id, and asks the
+ * signer (over its issuance socket) to issue. Never touches a CA key.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "authz.h"
+#include "err.h"
+#include "log.h"
+#include "privdrop.h"
+
+static const char *USAGE =
+"Usage: secretfree-authz -c FILE [-d] [--check]\n"
+"\n"
+"The secretfree authorizer: the device-facing process. It keeps the device\n"
+"registry (factory keys, things, groups, policies, certificates), checks\n"
+"that a CSR's public key is the one registered for the device id in its\n"
+"CN, asks the signer to issue, and records the device as provisioned.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE  configuration file (required; see authz/README.md)\n"
+"  -d, --debug        log debug messages\n"
+"      --check        load the configuration and the registry, report, exit\n"
+"  -h, --help         this text\n"
+"\n"
+"Listeners (from the configuration):\n"
+"  device_listen      TCP with TLS: the Provisioning service, for devices\n"
+"  admin_socket       Unix socket: Registry (and Provisioning for local\n"
+"                     tools), for the secretfree CLI; refused to peers whose\n"
+"                     uid is not in admin_uids (default: authz's own uid)\n"
+"\n"
+"Signals:\n"
+"  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
+"  SIGHUP             reload templates, policies and limits\n"
+"\n"
+"Exit status: 0 clean shutdown (or --check passed), 1 start-up error,\n"
+"2 usage error.\n"
+"\n"
+"Example:\n"
+"  secretfree-authz -c /etc/secretfree/authz.conf\n";
+
+/* Templates and policies from the configuration go into the registry,
+ * policies first (templates name them). */
+static int
+seed_registry(authz_ctx *ctx, const authz_conf *c)
+{
+	int rc;
+
+	for (size_t i = 0; i < c->npolicies; i++)
+		if ((rc = registry_policy_put(ctx->reg, c->policies[i].name,
+		    c->policies[i].document)) != 0) {
+			log_warnx("policy %s: %s", c->policies[i].name,
+			    rc == SF_EINVAL ? "the document is not valid JSON" :
+			    sf_strerror(rc));
+			return rc;
+		}
+	for (size_t i = 0; i < c->ntemplates; i++)
+		if ((rc = registry_template_put(ctx->reg,
+		    &c->templates[i])) != 0) {
+			log_warnx("template %s: %s", c->templates[i].product_line,
+			    rc == SF_ENOTFOUND ? "names a policy that is not"
+			    " defined" : sf_strerror(rc));
+			return rc;
+		}
+	return 0;
+}
+
+static int
+start(authz_ctx *ctx, const char *path, int debug, int check,
+    rpc_server **srvp)
+{
+	static const char *const device_svc[] = { "secretfree.v1.Provisioning",
+	    NULL };
+	static const char *const admin_svc[] = { "secretfree.v1.Registry",
+	    "secretfree.v1.Provisioning", NULL };
+	rpc_listener_opts dev = { 0 }, adm = { 0 };
+	rpc_server *srv;
+	char why[512] = "";
+	int rc;
+
+	if ((rc = authz_config_load(path, &ctx->conf, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	log_setlevel(debug ? LOG_LEVEL_DEBUG : ctx->conf->log_level);
+	if ((rc = privdrop(ctx->conf->user, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	if ((rc = registry_open(ctx->conf->registry, &ctx->reg, why,
+	    sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	if ((rc = seed_registry(ctx, ctx->conf)) != 0)
+		return rc;
+	if (check) {
+		int64_t n = 0;
+
+		registry_device_count(ctx->reg, &n);
+		printf("configuration %s: ok\nregistry %s: ok (%lld devices)\n",
+		    path, ctx->conf->registry, (long long)n);
+		return 0;
+	}
+	if ((rc = signer_client_open(ctx->conf->signer_socket,
+	    ctx->conf->signer_timeout_ms, &ctx->signer)) != 0) {
+		log_warnx("cannot open a channel to the signer at %s",
+		    ctx->conf->signer_socket);
+		return rc;
+	}
+	if ((ctx->rl = rate_new(ctx->conf->device_max, ctx->conf->device_window,
+	    ctx->conf->global_rate, ctx->conf->global_burst)) == NULL)
+		return SF_ENOMEM;
+	enroll_ctx_init(&ctx->en, ctx->conf, ctx->reg, ctx->signer, ctx->rl);
+
+	if ((srv = rpc_server_new()) == NULL)
+		return SF_ENOMEM;
+	*srvp = srv;
+	if ((rc = rpc_provisioning_register(srv, ctx)) != 0 ||
+	    (rc = rpc_registry_register(srv, ctx)) != 0)
+		return rc;
+	adm.name = "admin";
+	adm.address = ctx->conf->admin_socket;
+	adm.services = admin_svc;
+	adm.allowed_uids = ctx->conf->admin_uids;
+	adm.n_allowed_uids = ctx->conf->n_admin_uids;
+	adm.socket_gid = ctx->conf->admin_gid;
+	adm.workers = 4;
+	adm.max_message = 16 << 20;   /* import batches */
+	if ((rc = rpc_server_listen(srv, &adm)) != 0) {
+		log_warnx("cannot listen on %s", ctx->conf->admin_socket);
+		return rc;
+	}
+	if (ctx->conf->device_listen) {
+		dev.name = "device";
+		dev.address = ctx->conf->device_listen;
+		dev.services = device_svc;
+		dev.tls_cert_file = ctx->conf->tls_cert;
+		dev.tls_key_file = ctx->conf->tls_key;
+		dev.tls_client_ca_file = ctx->conf->tls_client_ca;
+		dev.workers = ctx->conf->workers;
+		dev.max_message = ctx->conf->max_message;
+		dev.max_concurrent_streams = ctx->conf->max_streams;
+		if ((rc = rpc_server_listen(srv, &dev)) != 0) {
+			log_warnx("cannot listen on %s (TLS)",
+			    ctx->conf->device_listen);
+			return rc;
+		}
+	}
+	if ((rc = rpc_server_start(srv)) != 0)
+		return rc;
+	if (ctx->conf->device_listen)
+		log_info("serving Provisioning on %s (TLS, port %d) and"
+		    " Registry on %s", ctx->conf->device_listen,
+		    rpc_server_port(srv, 1), ctx->conf->admin_socket);
+	else
+		log_info("serving Registry and Provisioning on %s",
+		    ctx->conf->admin_socket);
+	return 0;
+}
+
+static void
+reload(authz_ctx *ctx, const char *path)
+{
+	authz_conf *nc = NULL;
+	char why[512] = "";
+
+	if (authz_config_load(path, &nc, why, sizeof why) != 0) {
+		log_warnx("reload: %s; keeping the running configuration", why);
+		return;
+	}
+	if (seed_registry(ctx, nc) != 0) {
+		log_warnx("reload: templates or policies refused; keeping the"
+		    " running configuration");
+		authz_config_free(nc);
+		return;
+	}
+	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
+	    nc->global_burst);
+	/* Running calls may read the old configuration: kept until exit. */
+	ctx->en.conf = nc;
+	ctx->conf = nc;
+	log_setlevel(nc->log_level);
+	log_info("reloaded %s (templates, policies, limits; listeners and the"
+	    " registry path need a restart)", path);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	authz_ctx ctx;
+	rpc_server *srv = NULL;
+	const char *path = NULL;
+	sigset_t set;
+	int ch, debug = 0, check = 0, sig, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			return 0;
+		default:
+			fputs(USAGE, stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		fprintf(stderr, "secretfree-authz: %s\n\n%s", path ?
+		    "unexpected argument" : "-c FILE is required", USAGE);
+		return 2;
+	}
+	log_init("authz", debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	rpc_init();
+
+	memset(&ctx, 0, sizeof ctx);
+	rc = start(&ctx, path, debug, check, &srv);
+	if (rc == 0 && !check) {
+		sigdelset(&set, SIGPIPE);
+		for (;;) {
+			if (sigwait(&set, &sig) != 0)
+				continue;
+			if (sig == SIGHUP) {
+				reload(&ctx, path);
+				continue;
+			}
+			log_info("signal %d: shutting down", sig);
+			break;
+		}
+	}
+	rpc_server_shutdown(srv, 5000);
+	rpc_server_free(srv);
+	if (ctx.rl)
+		enroll_ctx_fini(&ctx.en);
+	signer_client_close(ctx.signer);
+	registry_close(ctx.reg);
+	rate_free(ctx.rl);
+	authz_config_free(ctx.conf);
+	rpc_fini();
+	if (rc == 0 && !check)
+		log_info("stopped");
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,187 @@
+/*
+ * rpc_provisioning.c - the Provisioning service (devices, over TLS; local
+ * tools on the admin socket).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz.h"
+#include "err.h"
+#include "log.h"
+#include "secretfree/v1/provisioning.pb-c.h"
+
+#define CHUNK_DEFAULT 1024
+#define CHUNK_MAX (64 * 1024)
+
+static void
+fill_enroll(rpc_call *call, const reg_enrollment *en, int replayed,
+    Secretfree__V1__EnrollResponse *resp)
+{
+	char *bundle = NULL;
+	size_t len = 0;
+	uint8_t sha[32];
+
+	resp->enrollment_id = rpc_call_strdup(call, en->enrollment_id);
+	resp->serial = rpc_call_strdup(call, en->serial);
+	resp->certificate_pem = rpc_call_strdup(call, en->certificate_pem);
+	resp->chain_pem = rpc_call_strdup(call, en->chain_pem);
+	resp->device_id = rpc_call_strdup(call, en->device_id);
+	resp->not_before = en->not_before;
+	resp->not_after = en->not_after;
+	resp->state = en->state;
+	resp->replayed = replayed;
+	if (enroll_bundle(en, &bundle, &len, sha) == 0) {
+		resp->bundle_length = len;
+		rpc_call_set_bytes(call, &resp->bundle_sha256, sha, 32);
+		free(bundle);
+	}
+}
+
+static int
+h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__EnrollRequest *req = (const void *)reqm;
+	authz_ctx *ctx = arg;
+	enroll_req r;
+	reg_enrollment en;
+	char why[512];
+	int code, replayed;
+
+	r.csr = req->csr.data;
+	r.csr_len = req->csr.len;
+	r.idempotency_key = req->idempotency_key;
+	r.region = req->region;
+	code = enroll_device(&ctx->en, &r, &en, &replayed, why, sizeof why);
+	if (code != RPC_OK) {
+		log_info("enroll refused (%s, from %s): %s",
+		    rpc_code_name(code), rpc_call_peer(call), why);
+		return rpc_fail(call, code, "%s", why);
+	}
+	fill_enroll(call, &en, replayed,
+	    (Secretfree__V1__EnrollResponse *)respm);
+	reg_enrollment_fini(&en);
+	return RPC_OK;
+}
+
+static int
+get_bundle(rpc_call *call, authz_ctx *ctx, const char *id, reg_enrollment *en,
+    char **bundle, size_t *len, uint8_t sha[32])
+{
+	int rc;
+
+	if (*id == '\0')
+		return rpc_fail(call, RPC_INVALID_ARGUMENT,
+		    "enrollment_id is required");
+	rc = registry_enrollment_get(ctx->reg, id, en);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "no enrollment %s", id);
+	if (rc)
+		return rpc_fail(call, RPC_INTERNAL, "registry lookup failed");
+	if (enroll_bundle(en, bundle, len, sha) != 0) {
+		reg_enrollment_fini(en);
+		return rpc_fail(call, RPC_INTERNAL, "cannot build the bundle");
+	}
+	return RPC_OK;
+}
+
+static int
+h_fetch(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__FetchCertificateRequest *req = (const void *)reqm;
+	Secretfree__V1__FetchCertificateResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	reg_enrollment en;
+	char *bundle;
+	size_t total, n;
+	uint8_t sha[32];
+	int rc;
+
+	if ((rc = get_bundle(call, ctx, req->enrollment_id, &en, &bundle,
+	    &total, sha)) != RPC_OK)
+		return rc;
+	if (req->offset > total) {
+		rc = rpc_fail(call, RPC_OUT_OF_RANGE, "offset %llu is past the"
+		    " end of the %zu-byte bundle",
+		    (unsigned long long)req->offset, total);
+		goto out;
+	}
+	n = total - (size_t)req->offset;
+	if (req->length && req->length < n)
+		n = (size_t)req->length;
+	rpc_call_set_bytes(call, &resp->data, bundle + req->offset, n);
+	resp->offset = req->offset;
+	resp->total = total;
+	rpc_call_set_bytes(call, &resp->sha256, sha, 32);
+	resp->serial = rpc_call_strdup(call, en.serial);
+	rc = RPC_OK;
+out:
+	free(bundle);
+	reg_enrollment_fini(&en);
+	return rc;
+}
+
+static int
+h_stream(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__StreamCertificateRequest *req =
+	    (const void *)reqm;
+	authz_ctx *ctx = arg;
+	reg_enrollment en;
+	char *bundle;
+	size_t total, off, chunk;
+	uint8_t sha[32];
+	int rc;
+
+	chunk = req->chunk_size ? req->chunk_size : CHUNK_DEFAULT;
+	if (chunk < 16 || chunk > CHUNK_MAX)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "chunk_size must be"
+		    " 16..%d bytes", CHUNK_MAX);
+	if ((rc = get_bundle(call, ctx, req->enrollment_id, &en, &bundle,
+	    &total, sha)) != RPC_OK)
+		return rc;
+	if (req->offset > total) {
+		rc = rpc_fail(call, RPC_OUT_OF_RANGE, "offset past the end");
+		goto out;
+	}
+	rc = RPC_OK;
+	for (off = (size_t)req->offset; off < total; off += chunk) {
+		Secretfree__V1__FetchCertificateResponse m =
+		    SECRETFREE__V1__FETCH_CERTIFICATE_RESPONSE__INIT;
+
+		m.data.data = (uint8_t *)bundle + off;
+		m.data.len = total - off < chunk ? total - off : chunk;
+		m.offset = off;
+		m.total = total;
+		m.sha256.data = sha;
+		m.sha256.len = 32;
+		m.serial = en.serial;
+		if (rpc_call_send(call, &m.base) != 0) {
+			rc = RPC_CANCELLED;
+			break;
+		}
+	}
+out:
+	free(bundle);
+	reg_enrollment_fini(&en);
+	return rc;
+}
+
+static const rpc_method provisioning_methods[] = {
+	{ "Enroll", RPC_UNARY, h_enroll },
+	{ "FetchCertificate", RPC_UNARY, h_fetch },
+	{ "StreamCertificate", RPC_SERVER_STREAM, h_stream },
+	{ "Renew", RPC_UNARY, NULL },
+	{ "Acknowledge", RPC_UNARY, NULL },
+};
+
+int
+rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx)
+{
+	return rpc_server_add_service(srv,
+	    &secretfree__v1__provisioning__descriptor, provisioning_methods,
+	    sizeof provisioning_methods / sizeof provisioning_methods[0], ctx);
+}

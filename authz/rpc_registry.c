@@ -1,0 +1,480 @@
+/*
+ * rpc_registry.c - the Registry service (authz's local admin socket).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz.h"
+#include "devrec.h"
+#include "err.h"
+#include "log.h"
+#include "recres.h"
+#include "secretfree/v1/registry.pb-c.h"
+
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+static int
+db_fail(rpc_call *call, int rc, const char *what)
+{
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "%s: not found", what);
+	if (rc == SF_EINVAL)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "%s: invalid", what);
+	log_warnx("registry: %s: %s", what, sf_strerror(rc));
+	return rpc_fail(call, RPC_INTERNAL, "%s failed", what);
+}
+
+static size_t
+list_limit(uint32_t want)
+{
+	return want == 0 ? LIST_DEFAULT : want > LIST_MAX ? LIST_MAX : want;
+}
+
+static int
+h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__ImportDevicesRequest *req = (const void *)reqm;
+	Secretfree__V1__ImportResult *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	recres_valid *valid;
+	reg_import *recs;
+	size_t nv;
+	int *outcome, rc;
+
+	if ((rc = recres_check(call, req->records, req->n_records, resp, &valid,
+	    &nv)) != RPC_OK)
+		return rc;
+	recs = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *recs);
+	outcome = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *outcome);
+	if (recs == NULL || outcome == NULL)
+		return rpc_fail(call, RPC_INTERNAL, "out of memory");
+	for (size_t i = 0; i < nv; i++) {
+		recs[i].device_id = valid[i].device_id;
+		recs[i].spki = valid[i].spki;
+		recs[i].spki_len = valid[i].spki_len;
+		recs[i].key_sha256 = valid[i].key_sha256;
+		recs[i].product_line = valid[i].product_line;
+		recs[i].region = valid[i].region;
+	}
+	if (nv && (rc = registry_import(ctx->reg, recs, nv, outcome)) != 0)
+		return db_fail(call, rc, "import");
+	recres_finish(call, resp, valid, nv, outcome);
+	log_info("import devices: %u imported, %u unchanged, %u refused",
+	    resp->imported, resp->unchanged, resp->refused);
+	return RPC_OK;
+}
+
+static void
+fill_device(rpc_call *call, const reg_device *d, Secretfree__V1__Device *o)
+{
+	o->device_id = rpc_call_strdup(call, d->device_id);
+	rpc_call_set_bytes(call, &o->spki_der, d->spki, d->spki_len);
+	rpc_call_set_bytes(call, &o->key_sha256, d->key_sha256, 32);
+	o->product_line = rpc_call_strdup(call, d->product_line);
+	o->region = rpc_call_strdup(call, d->region);
+	o->state = d->state;
+	o->created_at = d->created_at;
+	o->updated_at = d->updated_at;
+	o->current_serial = rpc_call_strdup(call, d->current_serial);
+	o->thing_name = rpc_call_strdup(call, d->state == 2 ? d->device_id : "");
+}
+
+static int
+h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ListDevicesRequest *req = (const void *)reqm;
+	Secretfree__V1__ListDevicesResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	reg_device *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = registry_device_list(ctx->reg, req->product_line,
+	    req->region, req->state, req->after_device_id,
+	    list_limit(req->limit), &v, &n)) != 0)
+		return db_fail(call, rc, "device list");
+	resp->devices = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		resp->devices[i] = rpc_call_new_message(call,
+		    &secretfree__v1__device__descriptor);
+		fill_device(call, &v[i], resp->devices[i]);
+	}
+	resp->n_devices = n;
+	reg_devices_free(v, n);
+	return RPC_OK;
+}
+
+static int
+h_get_device(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__GetDeviceRequest *req = (const void *)reqm;
+	authz_ctx *ctx = arg;
+	reg_device d;
+	int rc;
+
+	if (!device_id_valid(req->device_id, NULL, 0))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
+		    " valid device id", req->device_id);
+	rc = registry_device_get(ctx->reg, req->device_id, &d);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
+		    " registered", req->device_id);
+	if (rc)
+		return db_fail(call, rc, "device lookup");
+	fill_device(call, &d, (Secretfree__V1__Device *)respm);
+	reg_device_fini(&d);
+	return RPC_OK;
+}
+
+static int
+set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
+    ProtobufCMessage *respm)
+{
+	reg_device d;
+	int rc, state;
+
+	if (!device_id_valid(id, NULL, 0))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
+		    " valid device id", id);
+	rc = registry_device_get(ctx->reg, id, &d);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
+		    " registered", id);
+	if (rc)
+		return db_fail(call, rc, "device lookup");
+	/* Enabling returns a device to what its certificates make it. */
+	state = disable ? 3 : (*d.current_serial ? 2 : 1);
+	reg_device_fini(&d);
+	if ((rc = registry_device_set_state(ctx->reg, id, state)) != 0)
+		return db_fail(call, rc, "device state");
+	if ((rc = registry_device_get(ctx->reg, id, &d)) != 0)
+		return db_fail(call, rc, "device lookup");
+	log_info("device %s %s", id, disable ? "disabled" : "enabled");
+	fill_device(call, &d, (Secretfree__V1__Device *)respm);
+	reg_device_fini(&d);
+	return RPC_OK;
+}
+
+static int
+h_disable(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__SetDeviceStateRequest *req = (const void *)reqm;
+
+	return set_state(call, arg, req->device_id, 1, respm);
+}
+
+static int
+h_enable(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__SetDeviceStateRequest *req = (const void *)reqm;
+
+	return set_state(call, arg, req->device_id, 0, respm);
+}
+
+static char **
+copy_strings(rpc_call *call, char *const *v, size_t n)
+{
+	char **out = rpc_call_alloc(call, (n ? n : 1) * sizeof(char *));
+
+	for (size_t i = 0; out && i < n; i++)
+		out[i] = rpc_call_strdup(call, v[i]);
+	return out;
+}
+
+static int
+h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ListDeviceCertificatesRequest *req =
+	    (const void *)reqm;
+	Secretfree__V1__ListDeviceCertificatesResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	reg_cert *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!device_id_valid(req->device_id, NULL, 0))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
+		    " valid device id", req->device_id);
+	if ((rc = registry_cert_list(ctx->reg, req->device_id,
+	    list_limit(req->limit), &v, &n)) != 0)
+		return db_fail(call, rc, "certificate list");
+	resp->certificates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		Secretfree__V1__CertificateInfo *c = rpc_call_new_message(call,
+		    &secretfree__v1__certificate_info__descriptor);
+
+		c->serial = rpc_call_strdup(call, v[i].serial);
+		c->ca_name = rpc_call_strdup(call, v[i].ca_name);
+		c->device_id = rpc_call_strdup(call, req->device_id);
+		c->enrollment_id = rpc_call_strdup(call, v[i].enrollment_id);
+		c->status = v[i].status;
+		c->not_before = v[i].not_before;
+		c->not_after = v[i].not_after;
+		c->issued_at = v[i].issued_at;
+		resp->certificates[i] = c;
+	}
+	resp->n_certificates = n;
+	reg_certs_free(v, n);
+	return RPC_OK;
+}
+
+static void
+fill_thing(rpc_call *call, const reg_thing *t, Secretfree__V1__Thing *o)
+{
+	o->name = rpc_call_strdup(call, t->name);
+	o->device_id = rpc_call_strdup(call, t->device_id);
+	o->attributes = rpc_call_alloc(call, (t->nattrs ? t->nattrs : 1) *
+	    sizeof(void *));
+	for (size_t i = 0; i < t->nattrs; i++) {
+		Secretfree__V1__Attribute *a = rpc_call_new_message(call,
+		    &secretfree__v1__attribute__descriptor);
+
+		a->name = rpc_call_strdup(call, t->attr_names[i]);
+		a->value = rpc_call_strdup(call, t->attr_values[i]);
+		o->attributes[i] = a;
+	}
+	o->n_attributes = t->nattrs;
+	o->groups = copy_strings(call, t->groups, t->ngroups);
+	o->n_groups = t->ngroups;
+	o->certificate_serial = rpc_call_strdup(call, t->certificate_serial);
+	o->created_at = t->created_at;
+}
+
+static int
+h_list_things(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ListThingsRequest *req = (const void *)reqm;
+	Secretfree__V1__ListThingsResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	reg_thing *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = registry_thing_list(ctx->reg, req->group, req->after_name,
+	    list_limit(req->limit), &v, &n)) != 0)
+		return db_fail(call, rc, "thing list");
+	resp->things = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		resp->things[i] = rpc_call_new_message(call,
+		    &secretfree__v1__thing__descriptor);
+		fill_thing(call, &v[i], resp->things[i]);
+	}
+	resp->n_things = n;
+	reg_things_free(v, n);
+	return RPC_OK;
+}
+
+static int
+h_get_thing(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__GetThingRequest *req = (const void *)reqm;
+	authz_ctx *ctx = arg;
+	reg_thing t;
+	int rc;
+
+	if (*req->name == '\0')
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "name is required");
+	rc = registry_thing_get(ctx->reg, req->name, &t);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "no thing %s", req->name);
+	if (rc)
+		return db_fail(call, rc, "thing lookup");
+	fill_thing(call, &t, (Secretfree__V1__Thing *)respm);
+	reg_thing_fini(&t);
+	return RPC_OK;
+}
+
+static int
+h_list_groups(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	Secretfree__V1__ListGroupsResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	char **names = NULL;
+	uint32_t *counts = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = registry_group_list(ctx->reg, &names, &counts, &n)) != 0)
+		return db_fail(call, rc, "group list");
+	resp->groups = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		Secretfree__V1__Group *g = rpc_call_new_message(call,
+		    &secretfree__v1__group__descriptor);
+
+		g->name = rpc_call_strdup(call, names[i]);
+		g->things = counts[i];
+		resp->groups[i] = g;
+	}
+	resp->n_groups = n;
+	reg_strings_free(names, n);
+	free(counts);
+	return RPC_OK;
+}
+
+static int
+h_put_policy(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__Policy *req = (const void *)reqm;
+	Secretfree__V1__Policy *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	int rc;
+
+	if (!sf_name_valid(req->name))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "policy name must"
+		    " be 1-32 of a-z, 0-9, -");
+	rc = registry_policy_put(ctx->reg, req->name, req->document);
+	if (rc == SF_EINVAL)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "policy %s: the"
+		    " document is not valid JSON", req->name);
+	if (rc)
+		return db_fail(call, rc, "policy");
+	resp->name = rpc_call_strdup(call, req->name);
+	resp->document = rpc_call_strdup(call, req->document);
+	return RPC_OK;
+}
+
+static int
+h_list_policies(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	Secretfree__V1__ListPoliciesResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	char **names = NULL, **docs = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = registry_policy_list(ctx->reg, &names, &docs, &n)) != 0)
+		return db_fail(call, rc, "policy list");
+	resp->policies = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		Secretfree__V1__Policy *p = rpc_call_new_message(call,
+		    &secretfree__v1__policy__descriptor);
+
+		p->name = rpc_call_strdup(call, names[i]);
+		p->document = rpc_call_strdup(call, docs[i]);
+		resp->policies[i] = p;
+	}
+	resp->n_policies = n;
+	reg_strings_free(names, n);
+	reg_strings_free(docs, n);
+	return RPC_OK;
+}
+
+static void
+fill_template(rpc_call *call, const reg_template *t,
+    Secretfree__V1__ProvisioningTemplate *o)
+{
+	o->product_line = rpc_call_strdup(call, t->product_line);
+	o->thing_group = rpc_call_strdup(call, t->thing_group);
+	o->policies = copy_strings(call, t->policies, t->npolicies);
+	o->n_policies = t->npolicies;
+	o->attributes = rpc_call_alloc(call, (t->nattrs ? t->nattrs : 1) *
+	    sizeof(void *));
+	for (size_t i = 0; i < t->nattrs; i++) {
+		Secretfree__V1__Attribute *a = rpc_call_new_message(call,
+		    &secretfree__v1__attribute__descriptor);
+
+		a->name = rpc_call_strdup(call, t->attr_names[i]);
+		a->value = rpc_call_strdup(call, t->attr_values[i]);
+		o->attributes[i] = a;
+	}
+	o->n_attributes = t->nattrs;
+}
+
+static int
+h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__ProvisioningTemplate *req = (const void *)reqm;
+	authz_ctx *ctx = arg;
+	reg_template t;
+	int rc;
+
+	if (!sf_name_valid(req->product_line))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "product_line must"
+		    " be 1-32 of a-z, 0-9, -");
+	memset(&t, 0, sizeof t);
+	t.product_line = req->product_line;
+	t.thing_group = req->thing_group;
+	t.policies = req->policies;
+	t.npolicies = req->n_policies;
+	t.attr_names = rpc_call_alloc(call, (req->n_attributes + 1) *
+	    sizeof(char *));
+	t.attr_values = rpc_call_alloc(call, (req->n_attributes + 1) *
+	    sizeof(char *));
+	for (size_t i = 0; i < req->n_attributes; i++) {
+		if (*req->attributes[i]->name == '\0')
+			return rpc_fail(call, RPC_INVALID_ARGUMENT,
+			    "attribute %zu has no name", i);
+		t.attr_names[i] = req->attributes[i]->name;
+		t.attr_values[i] = req->attributes[i]->value;
+	}
+	t.nattrs = req->n_attributes;
+	rc = registry_template_put(ctx->reg, &t);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "a policy the template"
+		    " names does not exist: create it first");
+	if (rc)
+		return db_fail(call, rc, "template");
+	fill_template(call, &t, (Secretfree__V1__ProvisioningTemplate *)respm);
+	return RPC_OK;
+}
+
+static int
+h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	Secretfree__V1__ListTemplatesResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+	reg_template *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = registry_template_list(ctx->reg, &v, &n)) != 0)
+		return db_fail(call, rc, "template list");
+	resp->templates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		resp->templates[i] = rpc_call_new_message(call,
+		    &secretfree__v1__provisioning_template__descriptor);
+		fill_template(call, &v[i], resp->templates[i]);
+	}
+	resp->n_templates = n;
+	reg_templates_free(v, n);
+	return RPC_OK;
+}
+
+static const rpc_method registry_methods[] = {
+	{ "ImportDevices", RPC_UNARY, h_import },
+	{ "ListDevices", RPC_UNARY, h_list_devices },
+	{ "GetDevice", RPC_UNARY, h_get_device },
+	{ "DisableDevice", RPC_UNARY, h_disable },
+	{ "EnableDevice", RPC_UNARY, h_enable },
+	{ "ListCertificates", RPC_UNARY, h_list_certs },
+	{ "ListThings", RPC_UNARY, h_list_things },
+	{ "GetThing", RPC_UNARY, h_get_thing },
+	{ "ListGroups", RPC_UNARY, h_list_groups },
+	{ "PutPolicy", RPC_UNARY, h_put_policy },
+	{ "ListPolicies", RPC_UNARY, h_list_policies },
+	{ "PutTemplate", RPC_UNARY, h_put_template },
+	{ "ListTemplates", RPC_UNARY, h_list_templates },
+};
+
+int
+rpc_registry_register(rpc_server *srv, authz_ctx *ctx)
+{
+	return rpc_server_add_service(srv, &secretfree__v1__registry__descriptor,
+	    registry_methods, sizeof registry_methods / sizeof registry_methods[0],
+	    ctx);
+}
