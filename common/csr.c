@@ -1,0 +1,307 @@
+/*
+ * csr.c - PKCS#10 requests as authz and the signer check them (see csr.h).
+ *
+ * Every form is brought down to DER and parsed with d2i_X509_REQ. The PEM
+ * and base64 wrappers are undone here (PEM_read_bio, strict base64), which
+ * keeps OpenSSL 3.0's decoder framework out of it; and the request's key is
+ * taken from its parsed X509_PUBKEY, which d2i has already decoded once, so
+ * the key is not decoded again for the policy and the fingerprint.
+ *
+ * Nothing here logs: every refusal is the client's input, and the caller
+ * logs it with the device id and the reason in why.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "csr.h"
+#include "err.h"
+#include "log.h"
+#include "pubkey.h"
+#include "pubkey_int.h"
+
+#define DER_SEQUENCE 0x30
+
+static int
+is_space(int ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
+	    ch == '\f' || ch == '\v';
+}
+
+static void
+trim(const uint8_t **p, size_t *len)
+{
+	while (*len > 0 && is_space((*p)[0])) {
+		(*p)++;
+		(*len)--;
+	}
+	while (*len > 0 && is_space((*p)[*len - 1]))
+		(*len)--;
+}
+
+static int
+is_pem(const uint8_t *p, size_t len)
+{
+	return len >= 10 && memcmp(p, "-----BEGIN", 10) == 0;
+}
+
+/* The DER inside one PEM request block; *der is malloc'd. */
+static int
+unpem(const uint8_t *text, size_t len, uint8_t **der, size_t *derlen,
+    char *why, size_t whylen)
+{
+	char *name = NULL, *header = NULL, *rest = NULL;
+	unsigned char *data = NULL;
+	long dlen = 0, restlen;
+	BIO *bio = NULL;
+	int rc = SF_EINVAL;
+
+	*der = NULL;
+	*derlen = 0;
+	if (len > INT_MAX)
+		goto out;
+	if ((bio = BIO_new_mem_buf(text, (int)len)) == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	if (!PEM_read_bio(bio, &name, &header, &data, &dlen) || dlen <= 0) {
+		pubkey_why(why, whylen, "malformed PEM block");
+		goto out;
+	}
+	if (strcmp(name, PEM_STRING_X509_REQ) != 0 &&
+	    strcmp(name, PEM_STRING_X509_REQ_OLD) != 0) {
+		pubkey_why(why, whylen, "the PEM block is not a \"CERTIFICATE "
+		    "REQUEST\"");
+		goto out;
+	}
+	if (header[0] != '\0') {
+		pubkey_why(why, whylen, "PEM headers are not accepted");
+		goto out;
+	}
+	restlen = BIO_get_mem_data(bio, &rest);
+	for (long i = 0; i < restlen; i++) {
+		if (!is_space((unsigned char)rest[i])) {
+			pubkey_why(why, whylen, "text follows the PEM block");
+			goto out;
+		}
+	}
+	/* Copied so that every buffer here is released with free(). */
+	if ((*der = malloc((size_t)dlen)) == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	memcpy(*der, data, (size_t)dlen);
+	*derlen = (size_t)dlen;
+	rc = 0;
+out:
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(data);
+	BIO_free(bio);
+	return rc;
+}
+
+/*
+ * Find the DER whatever the wrapping. *owned is what must be freed (NULL
+ * when *der points into the caller's bytes).
+ */
+static int
+unwrap(const uint8_t *data, size_t len, uint8_t **owned, const uint8_t **der,
+    size_t *derlen, char *why, size_t whylen)
+{
+	uint8_t *b64 = NULL;
+	size_t b64len;
+	const uint8_t *p;
+	int rc;
+
+	*owned = NULL;
+	/*
+	 * DER before any trimming: its last bytes may well be blanks. No
+	 * base64 of a CSR starts with '0' (0x30): that would encode 0xd0-0xd3.
+	 */
+	if (len > 0 && data[0] == DER_SEQUENCE) {
+		*der = data;
+		*derlen = len;
+		return 0;
+	}
+	trim(&data, &len);
+	if (is_pem(data, len)) {
+		rc = unpem(data, len, owned, derlen, why, whylen);
+		*der = *owned;
+		return rc;
+	}
+	if ((rc = pubkey_b64_decode((const char *)data, len, &b64,
+	    &b64len)) != 0) {
+		if (rc == SF_EINVAL)
+			pubkey_why(why, whylen, "not a CSR: neither PEM, DER "
+			    "nor base64 of either");
+		return rc;
+	}
+	if (b64[0] == DER_SEQUENCE) {
+		*owned = b64;
+		*der = b64;
+		*derlen = b64len;
+		return 0;
+	}
+	p = b64;
+	trim(&p, &b64len);
+	if (!is_pem(p, b64len)) {
+		pubkey_why(why, whylen, "base64 of neither a PEM nor a DER "
+		    "CSR");
+		rc = SF_EINVAL;
+	} else {
+		rc = unpem(p, b64len, owned, derlen, why, whylen);
+		*der = *owned;
+	}
+	free(b64);
+	return rc;
+}
+
+/* The subject's one CN, which must be a device id, into cn. */
+static int
+take_cn(X509_REQ *req, char cn[DEVICE_ID_MAX + 1], char *why, size_t whylen)
+{
+	const X509_NAME *subj = X509_REQ_get_subject_name(req);
+	unsigned char *utf8 = NULL;
+	char reason[160];
+	int idx, n, rc = SF_EINVAL;
+
+	if ((idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1)) < 0) {
+		pubkey_why(why, whylen, "the CSR's subject has no CN");
+		goto out;
+	}
+	if (X509_NAME_get_index_by_NID(subj, NID_commonName, idx) >= 0) {
+		pubkey_why(why, whylen, "the CSR's subject has several CNs; "
+		    "exactly one is accepted");
+		goto out;
+	}
+	n = ASN1_STRING_to_UTF8(&utf8,
+	    X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
+	if (n < 0) {
+		pubkey_why(why, whylen, "the CSR's CN is not a string");
+		goto out;
+	}
+	/* A NUL inside would cut the id short where we compare it. */
+	if (memchr(utf8, '\0', (size_t)n) != NULL) {
+		pubkey_why(why, whylen, "the CSR's CN contains a NUL byte");
+		goto out;
+	}
+	if (!device_id_valid((const char *)utf8, reason, sizeof reason)) {
+		pubkey_why(why, whylen, "the CSR's CN is not a valid device "
+		    "id: %s", reason);
+		goto out;
+	}
+	memcpy(cn, utf8, (size_t)n + 1);
+	rc = 0;
+out:
+	OPENSSL_free(utf8);
+	return rc;
+}
+
+static int
+parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
+    size_t whylen)
+{
+	const unsigned char *p = der;
+	X509_PUBKEY *xpk;
+	EVP_PKEY *pk;
+	X509_REQ *req = NULL;
+	int rc = SF_EINVAL;
+
+	if (len > LONG_MAX ||
+	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
+		pubkey_why(why, whylen, "not a PKCS#10 certificate request");
+		goto out;
+	}
+	if (p != der + len) {
+		pubkey_why(why, whylen, "%zu trailing byte(s) after the "
+		    "certificate request", (size_t)(der + len - p));
+		goto out;
+	}
+	if (X509_REQ_get_version(req) != X509_REQ_VERSION_1) {
+		pubkey_why(why, whylen, "CSR version field %ld: only 0 "
+		    "(version 1) is defined", X509_REQ_get_version(req));
+		goto out;
+	}
+	xpk = X509_REQ_get_X509_PUBKEY(req);
+	if ((pk = X509_REQ_get0_pubkey(req)) == NULL) {
+		/* Nothing to verify with: say what is wrong with the key. */
+		if ((rc = pubkey_from_x509_pubkey(xpk, &out->key, why,
+		    whylen)) == 0) {
+			pubkey_why(why, whylen, "the CSR's key cannot verify "
+			    "its signature");
+			rc = SF_EINVAL;
+		}
+		goto out;
+	}
+	if (X509_REQ_verify(req, pk) != 1) {
+		pubkey_why(why, whylen, "the CSR's self-signature does not "
+		    "verify");
+		goto out;
+	}
+	if ((rc = take_cn(req, out->cn, why, whylen)) != 0)
+		goto out;
+	if ((rc = pubkey_from_x509_pubkey(xpk, &out->key, why, whylen)) != 0)
+		goto out;
+	if ((rc = pubkey_sha256(der, len, out->sha256)) != 0)
+		goto out;
+	out->req = req;
+	req = NULL;  /* transferred */
+out:
+	X509_REQ_free(req);
+	return rc;
+}
+
+int
+csr_parse(const uint8_t *data, size_t len, size_t max_len, csr_info *out,
+    char *why, size_t whylen)
+{
+	const uint8_t *der = NULL;
+	uint8_t *owned = NULL;
+	size_t derlen = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (data == NULL)
+		len = 0;
+	if (len > max_len) {
+		pubkey_why(why, whylen, "CSR of %zu bytes: over the %zu-byte "
+		    "limit", len, max_len);
+		rc = SF_ETOOBIG;
+		goto out;
+	}
+	if (len == 0) {
+		pubkey_why(why, whylen, "empty CSR");
+		rc = SF_EINVAL;
+		goto out;
+	}
+	if ((rc = unwrap(data, len, &owned, &der, &derlen, why, whylen)) != 0)
+		goto out;
+	rc = parse_der(der, derlen, out, why, whylen);
+out:
+	free(owned);
+	if (rc != 0) {
+		csr_info_fini(out);
+		/* Bad input is the client's: leave OpenSSL's queue clean. */
+		if (rc == SF_EINVAL || rc == SF_EKEYTYPE || rc == SF_ETOOBIG)
+			ERR_clear_error();
+		else
+			log_openssl("csr_parse");
+	}
+	return rc;
+}
+
+void
+csr_info_fini(csr_info *ci)
+{
+	if (ci == NULL)
+		return;
+	X509_REQ_free(ci->req);
+	pubkey_info_free(&ci->key);
+	memset(ci, 0, sizeof *ci);
+}

@@ -1,0 +1,696 @@
+/*
+ * Unit tests of common/csr.c: the four wrappings (PEM, DER, base64 of
+ * either) give the same result; the checks fail in the documented order
+ * with the documented codes (size, form, signature, CN, key policy);
+ * extensions are ignored; garbage and truncations never crash.
+ *
+ * Keys and requests are made here at run time with OpenSSL's X509_REQ API.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "csr.h"
+#include "err.h"
+#include "pubkey.h"
+#include "util.h"
+#include "../../tap.h"
+
+struct blob {
+	uint8_t *p;
+	size_t len;
+};
+
+static void
+blob_free(struct blob *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = 0;
+}
+
+static EVP_PKEY *
+gen(const char *alg, const char *curve, size_t bits)
+{
+	if (curve != NULL)
+		return EVP_PKEY_Q_keygen(NULL, NULL, alg, curve);
+	if (bits != 0)
+		return EVP_PKEY_Q_keygen(NULL, NULL, alg, bits);
+	return EVP_PKEY_Q_keygen(NULL, NULL, alg);
+}
+
+enum { CSR_CA_EXT = 1, CSR_V2 = 2 };
+
+/*
+ * A CSR signed by key, whose subject is O=Automatra plus one CN per entry
+ * of cns (NULL-terminated; cnlen[i] if given, for embedded NULs).
+ */
+static X509_REQ *
+make_req(EVP_PKEY *key, const char *const *cns, const int *cnlen, int flags)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	int digest = !EVP_PKEY_is_a(key, "ED25519") &&
+	    !EVP_PKEY_is_a(key, "ED448");
+
+	X509_REQ_set_version(req, (flags & CSR_V2) ? 1 : X509_REQ_VERSION_1);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+	    (const unsigned char *)"Automatra", -1, -1, 0);
+	/* A raw UTF8String: MBSTRING_* would refuse CNs over 64 itself. */
+	for (int i = 0; cns && cns[i]; i++)
+		X509_NAME_add_entry_by_NID(name, NID_commonName,
+		    V_ASN1_UTF8STRING, (const unsigned char *)cns[i],
+		    cnlen ? cnlen[i] : -1, -1, 0);
+	X509_REQ_set_subject_name(req, name);
+	X509_NAME_free(name);
+	X509_REQ_set_pubkey(req, key);
+	if (flags & CSR_CA_EXT) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+
+		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
+		    NID_basic_constraints, "critical,CA:TRUE"));
+		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
+		    NID_key_usage, "critical,keyCertSign,cRLSign"));
+		X509_REQ_add_extensions(req, exts);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	if (X509_REQ_sign(req, key, digest ? EVP_sha256() : NULL) <= 0) {
+		ERR_print_errors_fp(stdout);
+		X509_REQ_free(req);
+		return NULL;
+	}
+	return req;
+}
+
+static struct blob
+der_of(X509_REQ *req)
+{
+	struct blob b = { NULL, 0 };
+	unsigned char *der = NULL;
+	int n;
+
+	if (req == NULL || (n = i2d_X509_REQ(req, &der)) <= 0)
+		return b;
+	b.p = malloc((size_t)n);
+	memcpy(b.p, der, (size_t)n);
+	b.len = (size_t)n;
+	OPENSSL_free(der);
+	return b;
+}
+
+static struct blob
+pem_of(X509_REQ *req, int newlabel)
+{
+	struct blob b = { NULL, 0 };
+	BIO *bio = BIO_new(BIO_s_mem());
+	BUF_MEM *bm;
+
+	if (newlabel)
+		PEM_write_bio_X509_REQ_NEW(bio, req);
+	else
+		PEM_write_bio_X509_REQ(bio, req);
+	BIO_get_mem_ptr(bio, &bm);
+	b.p = malloc(bm->length + 1);
+	memcpy(b.p, bm->data, bm->length);
+	b.p[bm->length] = '\0';
+	b.len = bm->length;
+	BIO_free(bio);
+	return b;
+}
+
+/* One-line base64, as the reference's device-csr header carries it. */
+static struct blob
+b64_of(const struct blob *in)
+{
+	struct blob b;
+
+	b.p = malloc(in->len / 3 * 4 + 8);
+	b.len = (size_t)EVP_EncodeBlock(b.p, in->p, (int)in->len);
+	return b;
+}
+
+/* The key's own fingerprint, for comparison. */
+static void
+key_fp(EVP_PKEY *key, uint8_t fp[32])
+{
+	pubkey_info info;
+
+	memset(fp, 0, 32);
+	if (pubkey_from_evp(key, &info, NULL, 0) == 0)
+		memcpy(fp, info.sha256, 32);
+	pubkey_info_free(&info);
+}
+
+static int
+parse(const struct blob *b, csr_info *ci, char *why, size_t whylen)
+{
+	return csr_parse(b->p, b->len, CSR_MAX_DEFAULT, ci, why, whylen);
+}
+
+static void
+test_forms(void)
+{
+	static const char *const cn[] = { "1111", NULL };
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	X509_REQ *req = make_req(key, cn, NULL, 0);
+	struct blob der = der_of(req), pem = pem_of(req, 0);
+	struct blob newpem = pem_of(req, 1), b64pem = b64_of(&pem);
+	struct blob b64der = b64_of(&der), padded, crlf;
+	const struct { const char *name; struct blob *b; } forms[] = {
+		{ "DER", &der }, { "PEM", &pem }, { "NEW PEM", &newpem },
+		{ "base64 of PEM", &b64pem }, { "base64 of DER", &b64der },
+		{ "padded PEM", &padded }, { "CRLF PEM", &crlf },
+	};
+	uint8_t fp[32], md[32];
+	char why[256] = "";
+	size_t n;
+
+	if (der.p == NULL) {
+		ok(0, "P-256 CSR made");
+		return;
+	}
+	padded.p = (uint8_t *)sf_aprintf(" \r\n\t%s\n\n ", (char *)pem.p);
+	padded.len = strlen((char *)padded.p);
+	crlf.p = malloc(2 * pem.len + 1);
+	crlf.len = 0;
+	for (size_t i = 0; i < pem.len; i++) {
+		if (pem.p[i] == '\n')
+			crlf.p[crlf.len++] = '\r';
+		crlf.p[crlf.len++] = pem.p[i];
+	}
+	key_fp(key, fp);
+	n = 0;
+	EVP_Q_digest(NULL, "SHA256", NULL, der.p, der.len, md, &n);
+	ok(strncmp((char *)b64pem.p, "LS0tLS1CRUdJTi", 14) == 0,
+	    "base64 of PEM looks like the reference's header");
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+		csr_info ci;
+		int rc = parse(forms[i].b, &ci, why, sizeof why);
+
+		is_int(rc, 0, "%s: parses (%s)", forms[i].name, why);
+		if (rc != 0)
+			continue;
+		is_str(ci.cn, "1111", "%s: CN", forms[i].name);
+		ok(memcmp(ci.key.sha256, fp, 32) == 0,
+		    "%s: key fingerprint is the key's", forms[i].name);
+		ok(memcmp(ci.sha256, md, 32) == 0,
+		    "%s: CSR fingerprint is SHA-256 of the DER", forms[i].name);
+		is_int(ci.key.type, PUBKEY_EC_P256, "%s: key type",
+		    forms[i].name);
+		ok(ci.req != NULL, "%s: request kept", forms[i].name);
+		csr_info_fini(&ci);
+		ok(ci.req == NULL && ci.key.spki == NULL,
+		    "%s: fini zeroes", forms[i].name);
+		csr_info_fini(&ci);
+	}
+	csr_info_fini(NULL);
+
+	/* Limits: exactly max_len passes, one more does not. */
+	{
+		csr_info ci;
+
+		is_int(csr_parse(der.p, der.len, der.len, &ci, why, sizeof why),
+		    0, "len == max_len accepted");
+		csr_info_fini(&ci);
+		is_int(csr_parse(der.p, der.len, der.len - 1, &ci, why,
+		    sizeof why), SF_ETOOBIG, "len > max_len: SF_ETOOBIG");
+		ok(strstr(why, "limit") != NULL, "why: %s", why);
+		is_int(csr_parse(pem.p, pem.len, 100, &ci, why, sizeof why),
+		    SF_ETOOBIG, "PEM over a small limit: SF_ETOOBIG");
+	}
+
+	blob_free(&der);
+	blob_free(&pem);
+	blob_free(&newpem);
+	blob_free(&b64pem);
+	blob_free(&b64der);
+	blob_free(&padded);
+	blob_free(&crlf);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+
+/* Expect a refusal with want and a why containing wantwhy. */
+static void
+refused(const char *label, const struct blob *b, int want,
+    const char *wantwhy)
+{
+	char why[256] = "";
+	csr_info ci;
+	int rc = parse(b, &ci, why, sizeof why);
+
+	is_int(rc, want, "%s: refused with %s", label, sf_strerror(want));
+	ok(strstr(why, wantwhy) != NULL, "%s: why says \"%s\" (%s)", label,
+	    wantwhy, why);
+	ok(ci.req == NULL && ci.key.spki == NULL && ci.cn[0] == '\0',
+	    "%s: nothing returned", label);
+	ok(ERR_peek_error() == 0, "%s: OpenSSL error queue clear", label);
+	ERR_clear_error();
+	csr_info_fini(&ci);
+}
+
+static void
+test_signature(void)
+{
+	static const char *const cn[] = { "1111", NULL };
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	X509_REQ *req = make_req(key, cn, NULL, 0);
+	struct blob der = der_of(req), pem, b64;
+	uint8_t *p;
+
+	/* The signature is the BIT STRING at the end of the DER. */
+	der.p[der.len - 5] ^= 0x01;
+	refused("flipped signature byte (DER)", &der, SF_EINVAL,
+	    "self-signature does not verify");
+	{
+		const unsigned char *q = der.p;
+		X509_REQ *bad = d2i_X509_REQ(NULL, &q, (long)der.len);
+
+		pem = pem_of(bad, 0);
+		b64 = b64_of(&pem);
+		refused("flipped signature byte (PEM)", &pem, SF_EINVAL,
+		    "self-signature");
+		refused("flipped signature byte (base64 of PEM)", &b64,
+		    SF_EINVAL, "self-signature");
+		X509_REQ_free(bad);
+		blob_free(&pem);
+		blob_free(&b64);
+	}
+	der.p[der.len - 5] ^= 0x01;
+	/* The subject changed after signing: "1111" becomes "1112". */
+	p = memmem(der.p, der.len, "1111", 4);
+	ok(p != NULL, "CN found in the DER");
+	if (p != NULL) {
+		p[3] = '2';
+		refused("subject altered after signing", &der, SF_EINVAL,
+		    "self-signature");
+		p[3] = '1';
+	}
+	/* Another key's signature over the same request. */
+	{
+		EVP_PKEY *other = gen("EC", "P-256", 0);
+		struct blob d2;
+
+		X509_REQ_set_pubkey(req, other);
+		d2 = der_of(req);
+		refused("key swapped after signing", &d2, SF_EINVAL,
+		    "self-signature");
+		blob_free(&d2);
+		EVP_PKEY_free(other);
+	}
+	blob_free(&der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_subjects(void)
+{
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	static const char *const none[] = { NULL };
+	static const char *const two[] = { "1111", "1112", NULL };
+	static const struct { const char *cn; const char *label; } bad[] = {
+		{ "a/b", "slash" },
+		{ "../x", "dot-dot-slash" },
+		{ "-x", "leading dash" },
+		{ ".hidden", "leading dot" },
+		{ "dev ice", "space" },
+		{ "d\xc3\xa9v", "non-ASCII" },
+		{ "a\nb", "newline" },
+		{ "x;rm -rf", "shell characters" },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		  "65 characters" },
+	};
+	X509_REQ *req;
+	struct blob der;
+
+	req = make_req(key, none, NULL, 0);
+	der = der_of(req);
+	refused("no CN", &der, SF_EINVAL, "no CN");
+	blob_free(&der);
+	X509_REQ_free(req);
+
+	req = make_req(key, two, NULL, 0);
+	der = der_of(req);
+	refused("two CNs", &der, SF_EINVAL, "several CNs");
+	blob_free(&der);
+	X509_REQ_free(req);
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *cn[] = { bad[i].cn, NULL };
+
+		req = make_req(key, cn, NULL, 0);
+		der = der_of(req);
+		refused(bad[i].label, &der, SF_EINVAL, "not a valid device id");
+		blob_free(&der);
+		X509_REQ_free(req);
+	}
+	{
+		const char *cn[] = { "ab\0cd", NULL };
+		const int len[] = { 5 };
+
+		req = make_req(key, cn, len, 0);
+		der = der_of(req);
+		refused("CN with a NUL byte", &der, SF_EINVAL, "NUL");
+		blob_free(&der);
+		X509_REQ_free(req);
+	}
+	{
+		const char *cn[] = { "ok-64.id_", NULL };
+		char why[200] = "";
+		csr_info ci;
+
+		req = make_req(key, cn, NULL, 0);
+		der = der_of(req);
+		is_int(parse(&der, &ci, why, sizeof why), 0,
+		    "O= plus a valid CN accepted (%s)", why);
+		is_str(ci.cn, "ok-64.id_", "CN copied");
+		csr_info_fini(&ci);
+		blob_free(&der);
+		X509_REQ_free(req);
+
+		req = make_req(key, cn, NULL, CSR_V2);
+		der = der_of(req);
+		if (X509_REQ_get_version(req) == 1)
+			refused("version 2 request", &der, SF_EINVAL,
+			    "version");
+		else
+			tap_skip("cannot set CSR version 2");
+		blob_free(&der);
+		X509_REQ_free(req);
+	}
+	EVP_PKEY_free(key);
+}
+
+static void
+test_keys(void)
+{
+	static const struct {
+		const char *label, *alg, *curve;
+		size_t bits;
+		int want, type;
+		const char *why;
+	} k[] = {
+		{ "Ed25519", "ED25519", NULL, 0, 0, PUBKEY_ED25519, NULL },
+		{ "P-256", "EC", "P-256", 0, 0, PUBKEY_EC_P256, NULL },
+		{ "P-384", "EC", "P-384", 0, 0, PUBKEY_EC_P384, NULL },
+		{ "RSA-2048", "RSA", NULL, 2048, 0, PUBKEY_RSA_2048, NULL },
+		{ "RSA-4096", "RSA", NULL, 4096, 0, PUBKEY_RSA_4096, NULL },
+		{ "RSA-1024", "RSA", NULL, 1024, SF_EKEYTYPE, 0,
+		  "RSA key of 1024 bits: below the 2048-bit minimum" },
+		{ "P-521", "EC", "P-521", 0, SF_EKEYTYPE, 0, "secp521r1" },
+		{ "Ed448", "ED448", NULL, 0, SF_EKEYTYPE, 0, "ED448" },
+	};
+	static const char *const cn[] = { "dev-42", NULL };
+
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		EVP_PKEY *key = gen(k[i].alg, k[i].curve, k[i].bits);
+		X509_REQ *req = key ? make_req(key, cn, NULL, 0) : NULL;
+		struct blob der = der_of(req), pem;
+		char why[256] = "";
+		uint8_t fp[32];
+		csr_info ci;
+		int rc;
+
+		if (der.p == NULL) {
+			ok(0, "%s: CSR made", k[i].label);
+			EVP_PKEY_free(key);
+			X509_REQ_free(req);
+			continue;
+		}
+		if (k[i].want != 0) {
+			refused(k[i].label, &der, k[i].want, k[i].why);
+			goto next;
+		}
+		key_fp(key, fp);
+		rc = parse(&der, &ci, why, sizeof why);
+		is_int(rc, 0, "%s CSR accepted (%s)", k[i].label, why);
+		is_int(ci.key.type, k[i].type, "%s: key type", k[i].label);
+		ok(memcmp(ci.key.sha256, fp, 32) == 0,
+		    "%s: key fingerprint", k[i].label);
+		is_str(ci.cn, "dev-42", "%s: CN", k[i].label);
+		csr_info_fini(&ci);
+		pem = pem_of(req, 0);
+		is_int(parse(&pem, &ci, why, sizeof why), 0, "%s: PEM too",
+		    k[i].label);
+		csr_info_fini(&ci);
+		blob_free(&pem);
+next:
+		blob_free(&der);
+		X509_REQ_free(req);
+		EVP_PKEY_free(key);
+	}
+	/* The signature is checked before the key policy. */
+	{
+		EVP_PKEY *key = gen("EC", "P-521", 0);
+		X509_REQ *req = make_req(key, cn, NULL, 0);
+		struct blob der = der_of(req);
+
+		der.p[der.len - 3] ^= 0x10;
+		refused("P-521 with a bad signature", &der, SF_EINVAL,
+		    "self-signature");
+		blob_free(&der);
+		X509_REQ_free(req);
+		EVP_PKEY_free(key);
+	}
+}
+
+/* A key OpenSSL cannot decode: an EC point moved off the curve. */
+static void
+test_bad_point(void)
+{
+	static const char *const cn[] = { "1111", NULL };
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	X509_REQ *req = make_req(key, cn, NULL, 0);
+	struct blob der = der_of(req);
+	pubkey_info info;
+	uint8_t *p = NULL;
+
+	pubkey_from_evp(key, &info, NULL, 0);
+	if (info.key_bits != NULL)
+		p = memmem(der.p, der.len, info.key_bits, info.key_bits_len);
+	ok(p != NULL, "EC point found in the CSR");
+	if (p != NULL) {
+		p[info.key_bits_len - 1] ^= 1;
+		refused("point off the curve", &der, SF_EINVAL,
+		    "not a point on");
+	}
+	pubkey_info_free(&info);
+	blob_free(&der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_extensions(void)
+{
+	static const char *const cn[] = { "1111", NULL };
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	X509_REQ *req = make_req(key, cn, NULL, CSR_CA_EXT);
+	struct blob der = der_of(req);
+	STACK_OF(X509_EXTENSION) *exts;
+	char why[200] = "";
+	csr_info ci;
+
+	exts = X509_REQ_get_extensions(req);
+	is_int(sk_X509_EXTENSION_num(exts), 2,
+	    "the request does carry basicConstraints and keyUsage");
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	is_int(parse(&der, &ci, why, sizeof why), 0,
+	    "CSR asking for CA:TRUE parses (%s)", why);
+	is_str(ci.cn, "1111", "its CN");
+	csr_info_fini(&ci);
+	blob_free(&der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+
+/* DER is never trimmed: find a request whose last byte is a blank. */
+static void
+test_der_blank_end(void)
+{
+	static const char *const cn[] = { "1111", NULL };
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	char why[200] = "";
+	int found = 0;
+
+	for (int i = 0; i < 3000 && !found; i++) {
+		X509_REQ *req = make_req(key, cn, NULL, 0);
+		struct blob der = der_of(req);
+		csr_info ci;
+
+		if (der.p[der.len - 1] == ' ' || der.p[der.len - 1] == '\n' ||
+		    der.p[der.len - 1] == '\t' || der.p[der.len - 1] == '\r') {
+			found = 1;
+			is_int(parse(&der, &ci, why, sizeof why), 0,
+			    "DER ending in a blank byte parses (%s)", why);
+			csr_info_fini(&ci);
+		}
+		blob_free(&der);
+		X509_REQ_free(req);
+	}
+	if (!found)
+		tap_skip("no signature ended in a blank byte");
+	EVP_PKEY_free(key);
+}
+
+static void
+test_garbage(void)
+{
+	static const char *const cn[] = { "1111", NULL };
+	EVP_PKEY *key = gen("EC", "P-256", 0);
+	X509_REQ *req = make_req(key, cn, NULL, 0);
+	struct blob der = der_of(req), pem = pem_of(req, 0), b64 = b64_of(&pem);
+	struct blob t;
+	char why[256];
+	csr_info ci;
+	int bad = 0, rc;
+
+	for (size_t n = 0; n < der.len; n++) {
+		rc = csr_parse(der.p, n, CSR_MAX_DEFAULT, &ci, why, sizeof why);
+		bad += rc != SF_EINVAL || ci.req != NULL;
+		csr_info_fini(&ci);
+	}
+	is_int(bad, 0, "every truncation of the DER: SF_EINVAL");
+	bad = 0;
+	/* pem.len - 1 drops only the final newline, which is fine. */
+	for (size_t n = 0; n + 1 < pem.len; n++) {
+		rc = csr_parse(pem.p, n, CSR_MAX_DEFAULT, &ci, why, sizeof why);
+		bad += rc != SF_EINVAL;
+		csr_info_fini(&ci);
+	}
+	is_int(bad, 0, "every truncation of the PEM: SF_EINVAL");
+	bad = 0;
+	for (size_t n = 0; n < b64.len; n++) {
+		rc = csr_parse(b64.p, n, CSR_MAX_DEFAULT, &ci, why, sizeof why);
+		/*
+		 * Dropping a last group that encodes only the final newline
+		 * leaves a whole PEM: that one must parse.
+		 */
+		if (pem.len % 3 == 1 && n == b64.len - 4)
+			bad += rc != 0;
+		else
+			bad += rc != SF_EINVAL;
+		csr_info_fini(&ci);
+	}
+	is_int(bad, 0, "every truncation of the base64 of PEM: SF_EINVAL");
+
+	t.p = malloc(der.len + 1);
+	memcpy(t.p, der.p, der.len);
+	t.p[der.len] = 'x';
+	t.len = der.len + 1;
+	refused("DER plus a byte", &t, SF_EINVAL, "trailing");
+	blob_free(&t);
+	t.p = (uint8_t *)sf_aprintf("%sjunk\n", (char *)pem.p);
+	t.len = strlen((char *)t.p);
+	refused("PEM plus text", &t, SF_EINVAL, "follows the PEM");
+	blob_free(&t);
+	t.p = (uint8_t *)sf_aprintf("%s%s", (char *)pem.p, (char *)pem.p);
+	t.len = strlen((char *)t.p);
+	refused("two PEM requests", &t, SF_EINVAL, "follows the PEM");
+	blob_free(&t);
+	t.p = (uint8_t *)sf_aprintf("junk\n%s", (char *)pem.p);
+	t.len = strlen((char *)t.p);
+	refused("text before the PEM", &t, SF_EINVAL, "not a CSR");
+	blob_free(&t);
+	t.p = (uint8_t *)strdup((char *)pem.p);
+	t.len = pem.len;
+	memcpy(strstr((char *)t.p, "REQUEST"), "REQUESX", 7);
+	refused("mismatched PEM labels", &t, SF_EINVAL, "PEM");
+	blob_free(&t);
+	{
+		/* The same base64 body under another label. */
+		const char *body = strchr((char *)pem.p, '\n') + 1;
+		const char *end = strstr(body, "-----END");
+
+		t.p = (uint8_t *)sf_aprintf("-----BEGIN CERTIFICATE-----\n"
+		    "%.*s-----END CERTIFICATE-----\n", (int)(end - body), body);
+		t.len = strlen((char *)t.p);
+	}
+	refused("a CERTIFICATE PEM label", &t, SF_EINVAL,
+	    "not a \"CERTIFICATE REQUEST\"");
+	blob_free(&t);
+	t.p = (uint8_t *)strdup("");
+	t.len = 0;
+	refused("empty input", &t, SF_EINVAL, "empty");
+	blob_free(&t);
+	t.p = (uint8_t *)strdup("   \n\t ");
+	t.len = 6;
+	refused("only blanks", &t, SF_EINVAL, "");
+	blob_free(&t);
+	t.p = (uint8_t *)strdup("aGVsbG8gd29ybGQ=");  /* "hello world" */
+	t.len = strlen((char *)t.p);
+	refused("base64 of text", &t, SF_EINVAL, "base64 of neither");
+	blob_free(&t);
+	rc = csr_parse(NULL, 0, CSR_MAX_DEFAULT, &ci, NULL, 0);
+	is_int(rc, SF_EINVAL, "NULL input, NULL why: SF_EINVAL");
+
+	/* Random bytes, random bytes behind each wrapper's start. */
+	bad = 0;
+	for (int i = 0; i < 3000; i++) {
+		uint8_t r[600];
+		size_t n = 1 + (size_t)(rand() % (int)sizeof r), off = 0;
+
+		for (size_t k = 0; k < n; k++)
+			r[k] = (uint8_t)rand();
+		switch (i % 4) {
+		case 0:
+			r[0] = 0x30;
+			if (n > 3) {
+				r[1] = 0x82;
+				r[2] = (uint8_t)((n - 4) >> 8);
+				r[3] = (uint8_t)(n - 4);
+			}
+			break;
+		case 1:
+			off = (size_t)snprintf((char *)r, sizeof r,
+			    "-----BEGIN CERTIFICATE REQUEST-----\n");
+			for (size_t k = off; k < n; k++)
+				r[k] = (uint8_t)"ABCDEFGHIJKLMNOPQRSTUVWXYZab"
+				    "cdefghijklmnopqrstuvwxyz0123456789+/=\n-"
+				    [rand() % 67];
+			break;
+		case 2:
+			/* A valid DER request with random bytes changed. */
+			n = der.len;
+			memcpy(r, der.p, n);
+			for (int k = 0; k < 1 + rand() % 4; k++)
+				r[rand() % (int)n] ^= (uint8_t)(1 + rand() % 255);
+			break;
+		}
+		rc = csr_parse(r, n, CSR_MAX_DEFAULT, &ci, why, sizeof why);
+		/* A changed byte may fall in ignored space; all else fails. */
+		bad += !(rc == SF_EINVAL || rc == SF_EKEYTYPE ||
+		    (rc == 0 && i % 4 == 2));
+		csr_info_fini(&ci);
+	}
+	is_int(bad, 0, "3000 random and mutated inputs: refused, no crash");
+	ok(ERR_peek_error() == 0, "error queue clear after all of it");
+
+	blob_free(&der);
+	blob_free(&pem);
+	blob_free(&b64);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+
+int
+main(void)
+{
+	srand(4242);
+	test_forms();
+	test_signature();
+	test_subjects();
+	test_keys();
+	test_bad_point();
+	test_extensions();
+	test_der_blank_end();
+	test_garbage();
+	return tap_done();
+}
