@@ -433,6 +433,18 @@ unix_listen(struct listener *l, const rpc_listener_opts *o)
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
 		if (stat(dir, &st) != 0) {
+			/* Parents as mkdir -p makes them; the socket's own
+			 * directory with the restrictive mode. */
+			for (char *p = dir + 1; (p = strchr(p, '/')) != NULL;
+			    p++) {
+				*p = '\0';
+				if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+					log_warn("listener %s: mkdir %s", l->name,
+					    dir);
+					goto out;
+				}
+				*p = '/';
+			}
 			if (mkdir(dir, o->dir_mode ? o->dir_mode : 0750) != 0) {
 				log_warn("listener %s: mkdir %s", l->name, dir);
 				goto out;

@@ -421,7 +421,8 @@ def test_external_parent(tmp):
             f.write(r.csr_pem)
         ek, ec = os.path.join(d, "corp.key"), os.path.join(d, "corp.crt")
         run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", ek, "-out", ec, "-days", "30", "-subj", "/O=Corp/CN=Corp Root"])
+             "-nodes", "-keyout", ek, "-out", ec, "-days", "30", "-subj", "/O=Corp/CN=Corp Root",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         ext = os.path.join(d, "ext.cnf")
         with open(ext, "w") as f:
             f.write("[v3]\nbasicConstraints=critical,CA:TRUE,pathlen:2\n"
@@ -466,7 +467,7 @@ def main():
     try:
         test_cli_surface(tmp)
         tok = Token(os.path.join(tmp, "token"))
-        sg = Signer(tmp, tok).start()
+        sg = Signer(tmp, tok, device_max=20000).start()
         admin = sg.admin_client()
         iss = sg.issuance_client()
         cas = test_hierarchy(sg, admin, tmp)
