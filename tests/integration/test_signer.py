@@ -460,6 +460,68 @@ def test_external_parent(tmp):
         sg.stop()
 
 
+def test_token_unavailable(tmp):
+    """The token behind p11-kit's remote module goes away (the server is
+    killed): issuance answers UNAVAILABLE without hanging or crashing, and
+    works again once the token is back (the signer re-initialises)."""
+    d = os.path.join(tmp, "remote")
+    os.makedirs(d)
+    tok = Token(os.path.join(d, "token"), label="remote")
+    sock = os.path.join(d, "p11.sock")
+
+    def server():
+        p = subprocess.Popen(["p11-kit", "server", "-f", "--provider", SOFTHSM_MODULE,
+                              "-n", sock, "pkcs11:token=remote"], env=tok.env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        return p
+    srv = server()
+    client_module = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+    sg = Signer(d, tok, module=client_module,
+                env={"P11_KIT_SERVER_ADDRESS": "unix:path=" + sock}).start()
+    admin = sg.admin_client()
+    iss = sg.issuance_client()
+    try:
+        build_hierarchy(admin, regions=("us-east-1",))
+        dev = Device(d, "3333", "ec-p256")
+        register(admin, [C.DeviceKeyRecord(device_id="3333", spki_der=dev.spki_der(),
+                                           product_line="widgiot")])
+        r = issue(iss, dev.csr())
+        tap.ok(r.serial != "", "through p11-kit's remote module: issued")
+        # p11-kit server forks a child per connection: stop them all.
+        os.killpg(srv.pid, signal.SIGKILL)
+        srv.wait()
+        t0 = time.time()
+        e = expect_error(lambda: issue(iss, dev.csr()), SC.UNAVAILABLE)
+        tap.ok(e is not None, "token gone: UNAVAILABLE", e)
+        tap.ok(time.time() - t0 < 10, "answered in %.1f s, no hang" % (time.time() - t0))
+        tap.ok(sg.proc.poll() is None, "the signer is still running")
+        srv = server()
+        ok = False
+        for _ in range(3):
+            try:
+                issue(iss, dev.csr())
+                ok = True
+                break
+            except RpcError:
+                time.sleep(0.5)
+        tap.ok(ok, "token back: issuance works again (module re-initialised, logged in again)",
+               sg.log_text()[-1500:])
+    finally:
+        iss.close()
+        admin.close()
+        sg.stop()
+        try:
+            os.killpg(srv.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        srv.wait()
+
+
 def main():
     td = TempDir("sf-signer-")
     tmp = td.path
@@ -483,6 +545,7 @@ def main():
         iss.close()
         test_restart(sg, tmp, devs, region)
         test_external_parent(tmp)
+        test_token_unavailable(tmp)
     except Exception as e:  # a crash in the test is a failure, not a silence
         import traceback
         tap.ok(False, "test raised %r" % e, traceback.format_exc())

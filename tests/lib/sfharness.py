@@ -159,12 +159,14 @@ class Signer:
     """A secretfree-signer on temporary sockets, with its own token."""
 
     def __init__(self, dir, token, device_max=1000, global_rate=100000,
-                 global_burst=100000, extra="", log_level="info"):
+                 global_burst=100000, extra="", log_level="info",
+                 module=SOFTHSM_MODULE, env=None):
         self.dir = dir
         self.token = token
+        self.extra_env = env or {}
         os.makedirs(os.path.join(dir, "signer"), exist_ok=True)
         self.conf_path = os.path.join(dir, "signer.conf")
-        self.params = dict(dir=dir, module=SOFTHSM_MODULE, label=token.label,
+        self.params = dict(dir=dir, module=module, label=token.label,
                            pin_file=token.pin_file, device_max=device_max,
                            global_rate=global_rate, global_burst=global_burst,
                            extra=extra, log_level=log_level)
@@ -184,7 +186,8 @@ class Signer:
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "signer", "secretfree-signer"), "-c", self.conf_path],
-            env=self.token.env(), stdout=self.log, stderr=subprocess.STDOUT)
+            env=dict(self.token.env(), **self.extra_env), stdout=self.log,
+            stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         paths = [self.issuance[5:], self.admin[5:]]
         while time.time() < deadline:
