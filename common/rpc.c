@@ -268,6 +268,7 @@ struct listener {
 	size_t max_message;
 	int recv_timeout_ms;
 	int shut;
+	int active;              /* calls being served (atomic) */
 };
 
 struct rpc_server {
@@ -1182,8 +1183,11 @@ worker_main(void *arg)
 			    ev.tag != &TAG_NEW);
 			ok = ev.type == GRPC_OP_COMPLETE && ev.success;
 		}
-		if (ok)
+		if (ok) {
+			__atomic_add_fetch(&l->active, 1, __ATOMIC_SEQ_CST);
 			serve_call(l, w->cq, call, &det);
+			__atomic_sub_fetch(&l->active, 1, __ATOMIC_SEQ_CST);
+		}
 		if (call)
 			grpc_call_unref(call);
 		grpc_call_details_destroy(&det);
@@ -1289,9 +1293,22 @@ listener_shutdown(struct listener *l, int grace_ms)
 	if (l->gs == NULL)
 		return;
 	grpc_server_shutdown_and_notify(l->gs, l->shutdown_cq, &TAG_SHUTDOWN);
-	ev = grpc_completion_queue_next(l->shutdown_cq,
-	    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-	    gpr_time_from_millis(grace_ms, GPR_TIMESPAN)), NULL);
+	/*
+	 * Idle client connections keep gRPC from reporting the shutdown done:
+	 * wait for calls in flight (up to the grace period), not for idle
+	 * peers, then cancel what is left.
+	 */
+	{
+		int64_t end = sf_mono_ms() + grace_ms;
+
+		do {
+			ev = grpc_completion_queue_next(l->shutdown_cq,
+			    gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+			    gpr_time_from_millis(20, GPR_TIMESPAN)), NULL);
+		} while (ev.type == GRPC_QUEUE_TIMEOUT &&
+		    __atomic_load_n(&l->active, __ATOMIC_SEQ_CST) > 0 &&
+		    sf_mono_ms() < end);
+	}
 	if (ev.type == GRPC_QUEUE_TIMEOUT) {
 		grpc_server_cancel_all_calls(l->gs);
 		ev = grpc_completion_queue_next(l->shutdown_cq, inf_future(),
@@ -1392,7 +1409,7 @@ rpc_client_open(const char *target, const rpc_client_opts *o,
 {
 	rpc_client *c = NULL;
 	grpc_channel_credentials *creds = NULL;
-	grpc_arg args[4];
+	grpc_arg args[7];
 	grpc_channel_args cargs;
 	char *ca = NULL, *cert = NULL, *key = NULL;
 	size_t nargs = 0;
@@ -1408,6 +1425,13 @@ rpc_client_open(const char *target, const rpc_client_opts *o,
 		goto out;
 	set_arg(&args[nargs++], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, maxmsg);
 	set_arg(&args[nargs++], GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, maxmsg);
+	/*
+	 * A restarted peer (the signer, behind authz) is found again within
+	 * two seconds, not after gRPC's default back-off of up to two minutes.
+	 */
+	set_arg(&args[nargs++], GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+	set_arg(&args[nargs++], GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+	set_arg(&args[nargs++], GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
 	if (strncmp(target, "unix:", 5) == 0 || (o && o->insecure_tcp)) {
 		creds = grpc_insecure_credentials_create();
 	} else {
