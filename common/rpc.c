@@ -1430,7 +1430,8 @@ rpc_client_open(const char *target, const rpc_client_opts *o,
 	 * two seconds, not after gRPC's default back-off of up to two minutes.
 	 */
 	set_arg(&args[nargs++], GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-	set_arg(&args[nargs++], GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+	/* Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also takes it as the
+	 * connect timeout, and a loaded machine needs more than 100 ms. */
 	set_arg(&args[nargs++], GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
 	if (strncmp(target, "unix:", 5) == 0 || (o && o->insecure_tcp)) {
 		creds = grpc_insecure_credentials_create();
