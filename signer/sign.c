@@ -141,6 +141,42 @@ sign_crl(token *t, token_key *k, X509_CRL *crl)
 	return rc;
 }
 
+/*
+ * OCSP_basic_sign checks the key against the signer's certificate, and
+ * OpenSSL 3.0 gives no way into the response's TBS otherwise. So a
+ * throwaway certificate with the CA's subject and the throwaway key's
+ * public half stands in: OpenSSL sets the responder id (the CA's name, the
+ * same in both) and the algorithm, and the token's signature over the
+ * re-encoded TBS then replaces the throwaway one.
+ */
+int
+sign_ocsp(token *t, token_key *k, X509 *ca_cert, OCSP_BASICRESP *bs)
+{
+	const EVP_MD *md;
+	EVP_PKEY *dummy = dummy_key(token_key_sig_nid(k), &md);
+	X509 *stand_in = NULL;
+	unsigned char *tbs = NULL;
+	int len, rc = SF_ECRYPTO;
+
+	if (dummy == NULL || (stand_in = X509_new()) == NULL ||
+	    !X509_set_subject_name(stand_in, X509_get_subject_name(ca_cert)) ||
+	    !X509_set_issuer_name(stand_in, X509_get_subject_name(ca_cert)) ||
+	    !X509_set_pubkey(stand_in, dummy) ||
+	    OCSP_basic_sign(bs, stand_in, dummy, md, NULL,
+	    OCSP_NOCERTS) != 1)
+		goto out;
+	if ((len = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)
+	    OCSP_resp_get0_respdata(bs), &tbs)) <= 0)
+		goto out;
+	rc = sign_der(t, k, tbs, len,
+	    (ASN1_BIT_STRING *)OCSP_resp_get0_signature(bs));
+out:
+	ERR_clear_error();
+	OPENSSL_free(tbs);
+	X509_free(stand_in);
+	return rc;
+}
+
 int
 sign_req(token *t, token_key *k, X509_REQ *req)
 {

@@ -11,6 +11,7 @@
 #ifndef SF_SIGN_H
 #define SF_SIGN_H
 
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
 #include "token.h"
@@ -18,6 +19,12 @@
 int sign_cert(token *t, token_key *k, X509 *x);
 int sign_crl(token *t, token_key *k, X509_CRL *crl);
 int sign_req(token *t, token_key *k, X509_REQ *req);
+/*
+ * Sign an OCSP basic response as the CA whose certificate is ca_cert and
+ * whose key is k; the responder id is the CA's name (RFC 6960 byName). The
+ * response's single responses must already be added.
+ */
+int sign_ocsp(token *t, token_key *k, X509 *ca_cert, OCSP_BASICRESP *bs);
 
 /* 1 if x's signature verifies with issuer_pub. */
 int sign_verify_cert(X509 *x, EVP_PKEY *issuer_pub);

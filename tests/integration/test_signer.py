@@ -238,6 +238,26 @@ def test_issue(sg, iss, devs, region, tmp):
     return serials
 
 
+def test_ed25519_ca(admin, iss, tmp):
+    """An Ed25519 issuing CA, its key in the token (what step-ca users cannot
+    have over PKCS#11): its certificates verify."""
+    r = admin.call("CaAdmin", "CreateCa", A.CreateCaRequest(
+        role=C.CA_ROLE_ISSUING, product_line="widgiot", region="ap-east-1",
+        key_type=C.KEY_TYPE_ED25519), A.CreateCaResponse)
+    cert = x509.load_pem_x509_certificate(r.ca.certificate_pem.encode())
+    tap.eq(cert.public_key().__class__.__name__.startswith("_Ed25519") or
+           "Ed25519" in type(cert.public_key()).__name__, True, "Ed25519 issuing CA created")
+    d = Device(tmp, "4444", "ec-p256")
+    register(admin, [C.DeviceKeyRecord(device_id="4444", spki_der=d.spki_der(),
+                                       product_line="widgiot", region="ap-east-1")])
+    r = issue(iss, d.csr(), region="ap-east-1")
+    leaf = x509.load_pem_x509_certificate(r.certificate_pem.encode())
+    tap.eq(leaf.signature_algorithm_oid.dotted_string, "1.3.101.112",
+           "the device certificate is signed with Ed25519 by the token")
+    ok, out = openssl_verify(tmp, r.chain_pem, r.certificate_pem)
+    tap.ok(ok, "and its chain verifies (openssl verify -x509_strict)", out)
+
+
 def test_refusals(sg, iss, admin, devs, tmp):
     d = devs["1112"]
     csr = bytearray(d.csr(der=True))
@@ -575,6 +595,7 @@ def main():
         devs, region = test_register(admin, tmp)
         serials = test_issue(sg, iss, devs, region, tmp)
         test_refusals(sg, iss, admin, devs, tmp)
+        test_ed25519_ca(admin, iss, tmp)
         test_journal(sg, serials)
         test_server_cert(admin, tmp)
         test_bulk(sg, admin, iss, tmp)
