@@ -41,9 +41,10 @@ xdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* path: the file, for the message (config.h: why names file and key). */
 static int
-get_key_type(const conf *cf, const char *sec, const char *key, int def,
-    int *out, char *why, size_t whylen)
+get_key_type(const conf *cf, const char *path, const char *sec,
+    const char *key, int def, int *out, char *why, size_t whylen)
 {
 	const char *v = conf_get(cf, sec, key);
 	int t;
@@ -53,9 +54,9 @@ get_key_type(const conf *cf, const char *sec, const char *key, int def,
 		return 0;
 	t = pubkey_type_parse(v);
 	if (t == PUBKEY_NONE || t == PUBKEY_RSA_OTHER) {
-		snprintf(why, whylen, "[%s] %s: unknown key type \"%s\""
+		snprintf(why, whylen, "%s: [%s] %s: unknown key type \"%s\""
 		    " (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519)",
-		    sec, key, v);
+		    path, sec, key, v);
 		return SF_ECONFIG;
 	}
 	*out = t;
@@ -130,6 +131,29 @@ parse_group(const char *v, gid_t *gid, const char *what, char *why,
 	}
 	*gid = gr->gr_gid;
 	return 0;
+}
+
+/*
+ * A socket address's path with "//" and "/./" folded: two spellings of one
+ * file must not pass as two sockets (the second listener would unlink the
+ * first one's socket and bind its own in its place).
+ */
+static void
+socket_path(const char *addr, char *out, size_t outlen)
+{
+	const char *p = addr + strlen("unix:");
+	size_t n = 0;
+
+	while (*p && n + 1 < outlen) {
+		if (p[0] == '/' && p[1] == '/')
+			p++;
+		else if (p[0] == '/' && p[1] == '.' && (p[2] == '/' ||
+		    p[2] == '\0'))
+			p += 2;
+		else
+			out[n++] = *p++;
+	}
+	out[n] = '\0';
 }
 
 /* "a, b" -> "a\nb" (name constraints are stored newline-separated). */
@@ -221,7 +245,7 @@ load_product(const conf *cf, const char *sec, signer_conf *c,
 	    !p->permitted || !p->excluded)
 		return SF_ENOMEM;
 	snprintf(what, sizeof what, "%s: [%s] device_key_types", c->path, sec);
-	if ((rc = get_key_type(cf, sec, "key_type", PUBKEY_EC_P256,
+	if ((rc = get_key_type(cf, c->path, sec, "key_type", PUBKEY_EC_P256,
 	    &p->ca_key_type, why, whylen)) != 0 ||
 	    (rc = get_int(cf, sec, "validity_days", 3650, 1, 36500,
 	    &p->ca_validity_days, why, whylen)) != 0 ||
@@ -256,7 +280,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	const char **secs = NULL;
 	size_t nsecs;
 	long long ll;
-	char what[160];
+	char what[160], ipath[1024], apath[1024];
 	const char *v;
 	int rc;
 
@@ -318,7 +342,9 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 		goto out;
 	}
 	c->admin_socket = strdup(v);
-	if (strcmp(c->admin_socket, c->issuance_socket) == 0) {
+	socket_path(c->issuance_socket, ipath, sizeof ipath);
+	socket_path(c->admin_socket, apath, sizeof apath);
+	if (strcmp(ipath, apath) == 0) {
 		snprintf(why, whylen, "%s: [signer] the issuance and admin"
 		    " sockets must differ", path);
 		goto out;
@@ -415,7 +441,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 
 	c->root_subject = xdup(conf_get_str(cf, "root", "subject",
 	    "/C=${country}/O=${organization}/CN=${organization} Root CA"));
-	if ((rc = get_key_type(cf, "root", "key_type", PUBKEY_EC_P384,
+	if ((rc = get_key_type(cf, path, "root", "key_type", PUBKEY_EC_P384,
 	    &c->root_key_type, why, whylen)) != 0 ||
 	    (rc = get_int(cf, "root", "validity_days", 7300, 1, 36500,
 	    &c->root_validity_days, why, whylen)) != 0 ||
@@ -425,7 +451,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	c->issuing_subject = xdup(conf_get_str(cf, "issuing", "subject",
 	    "/C=${country}/O=${organization}/OU=${display_name} ${region}"
 	    "/CN=${region}.${product_line}.${domain}"));
-	if ((rc = get_key_type(cf, "issuing", "key_type", PUBKEY_EC_P256,
+	if ((rc = get_key_type(cf, path, "issuing", "key_type", PUBKEY_EC_P256,
 	    &c->issuing_key_type, why, whylen)) != 0 ||
 	    (rc = get_int(cf, "issuing", "validity_days", 1825, 1, 36500,
 	    &c->issuing_validity_days, why, whylen)) != 0)

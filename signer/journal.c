@@ -586,7 +586,9 @@ insert_cert(journal *j, const journal_cert *c)
 	sqlite3_reset(st);
 	if (r == SQLITE_DONE)
 		return 0;
-	if ((r & 0xff) == SQLITE_CONSTRAINT)
+	/* Only the (ca_id, serial) key means "serial taken"; an unknown CA
+	 * (foreign key) or a missing column is a failure of ours. */
+	if (r == SQLITE_CONSTRAINT_PRIMARYKEY || r == SQLITE_CONSTRAINT_UNIQUE)
 		return SF_EEXIST;
 	return db_err(j->wdb, "insert certificate");
 }

@@ -89,7 +89,8 @@ typedef struct {
 /*
  * Record an issued certificate durably. Returns 0 once committed;
  * SF_EEXIST if the CA already issued this serial (the certificate must
- * then not be returned); SF_EDB if the commit failed.
+ * then not be returned); SF_EDB if the commit failed or the row cannot be
+ * stored (e.g. no CA with that id).
  */
 int journal_cert_record(journal *j, const journal_cert *c);
 

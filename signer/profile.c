@@ -51,7 +51,8 @@ add_rdn(X509_NAME *n, char *item, char *why, size_t whylen)
 		snprintf(why, whylen, "subject: %s has an empty value", k);
 		return 0;
 	}
-	if (strcmp(k, "C") == 0 && strlen(v) != 2) {
+	if (strcmp(k, "C") == 0 && (strlen(v) != 2 ||
+	    !isalpha((unsigned char)v[0]) || !isalpha((unsigned char)v[1]))) {
 		snprintf(why, whylen, "subject: C must be a two-letter country"
 		    " code, not \"%s\"", v);
 		return 0;
@@ -116,16 +117,59 @@ out:
 	return n;
 }
 
+/*
+ * The inverse of profile_subject_parse: "/KEY=value" per entry with UTF-8
+ * values, '/' and backslash escaped with a backslash. (X509_NAME_oneline
+ * writes every byte outside ASCII as \xHH, which neither reads back nor
+ * shows the name.) Control characters, which no configuration holds, are
+ * written as \xHH.
+ */
 char *
 profile_subject_fmt(const X509_NAME *n)
 {
-	char *s = X509_NAME_oneline(n, NULL, 0), *r;
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	int prev_set = -1, ok = b != NULL;
+	long len;
 
-	if (s == NULL)
-		return NULL;
-	r = strdup(s);
-	OPENSSL_free(s);
-	return r;
+	for (int i = 0; ok && i < X509_NAME_entry_count(n); i++) {
+		const X509_NAME_ENTRY *e = X509_NAME_get_entry(n, i);
+		int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+		unsigned char *u = NULL;
+		char key[80];
+		int ulen;
+
+		if (nid != NID_undef)
+			sf_strlcpy(key, OBJ_nid2sn(nid), sizeof key);
+		else if (OBJ_obj2txt(key, sizeof key,
+		    X509_NAME_ENTRY_get_object(e), 1) <= 0)
+			ok = 0;
+		if (!ok || (ulen = ASN1_STRING_to_UTF8(&u,
+		    X509_NAME_ENTRY_get_data(e))) < 0) {
+			ok = 0;
+			break;
+		}
+		/* Entries of one multi-valued RDN are joined with '+'. */
+		ok = BIO_printf(b, "%c%s=", X509_NAME_ENTRY_set(e) == prev_set ?
+		    '+' : '/', key) > 0;
+		prev_set = X509_NAME_ENTRY_set(e);
+		for (int k = 0; ok && k < ulen; k++) {
+			if (u[k] == '/' || u[k] == '\\')
+				ok = BIO_printf(b, "\\%c", u[k]) > 0;
+			else if (u[k] < 0x20 || u[k] == 0x7f)
+				ok = BIO_printf(b, "\\x%02X", u[k]) > 0;
+			else
+				ok = BIO_write(b, &u[k], 1) == 1;
+		}
+		OPENSSL_free(u);
+	}
+	if (ok && (len = BIO_get_mem_data(b, &data)) >= 0 &&
+	    (out = malloc((size_t)len + 1)) != NULL) {
+		memcpy(out, data, (size_t)len);
+		out[len] = '\0';
+	}
+	BIO_free(b);
+	return out;
 }
 
 int
@@ -182,6 +226,21 @@ profile_set_pubkey(X509 *x, const pubkey_info *pk)
 
 	if (xpk == NULL || alg == NULL)
 		return SF_ECRYPTO;
+	/*
+	 * X509_PUBKEY_set0_param alone leaves the X509_PUBKEY's decoded key
+	 * unset (or, on a reused X509, the previous key), so that
+	 * X509_get0_pubkey would answer NULL or the wrong key. Set the decoded
+	 * key first, then the canonical bytes themselves.
+	 */
+	{
+		const unsigned char *p = pk->spki;
+		EVP_PKEY *evp = d2i_PUBKEY(NULL, &p, (long)pk->spki_len);
+		int ok = evp != NULL && X509_set_pubkey(x, evp);
+
+		EVP_PKEY_free(evp);
+		if (!ok || (xpk = X509_get_X509_PUBKEY(x)) == NULL)
+			return SF_ECRYPTO;
+	}
 	switch (pk->alg_nid) {
 	case NID_X9_62_id_ecPublicKey:
 		ptype = V_ASN1_OBJECT;

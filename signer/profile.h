@@ -23,7 +23,9 @@
  * UTF-8 values. NULL with why set on error.
  */
 X509_NAME *profile_subject_parse(const char *s, char *why, size_t whylen);
-/* The subject in the one-line "/C=US/O=..." form (malloc'd). */
+/* The subject in the one-line "/C=US/O=..." form that
+ * profile_subject_parse reads back: UTF-8 values, '/' and backslash
+ * escaped with a backslash (malloc'd). */
 char *profile_subject_fmt(const X509_NAME *n);
 
 /* A fresh positive serial of SERIAL_LEN CSPRNG bytes (127 bits of entropy;
@@ -35,7 +37,8 @@ int profile_set_serial(X509 *x, const uint8_t *serial, size_t len);
 /* The text form of a certificate's serial (uppercase hex) into out. */
 int profile_serial_hex(const ASN1_INTEGER *ai, char *out, size_t outlen);
 
-/* Give x the canonical public key without decoding it again. */
+/* Give x the canonical public key: its SPKI carries pk's canonical bytes
+ * and X509_get0_pubkey(x) answers the same key. */
 int profile_set_pubkey(X509 *x, const pubkey_info *pk);
 /* SubjectKeyIdentifier: SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2 (1)). */
 void profile_key_id(const uint8_t *key_bits, size_t len, uint8_t id[20]);

@@ -1,0 +1,937 @@
+/*
+ * Unit tests of signer/journal.c on a real SQLite file in a temporary
+ * directory: the pragmas the durability promise rests on (WAL,
+ * synchronous=FULL, read on the journal's own connections), CAs and their
+ * uniqueness rules, group commit from 8 threads, a duplicate serial inside
+ * a batch (refused alone, the rest of the batch committed), certificate
+ * lookups, listing, counting and revocation, device registration outcomes
+ * (also within one batch), and that a reopened journal keeps everything.
+ *
+ * Environment: SF_JOURNAL_THREADS, SF_JOURNAL_RECORDS (optional: the
+ * concurrency test's threads and records per thread, default 8 x 500).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "err.h"
+#include "journal.h"
+#include "log.h"
+#include "util.h"
+#include "../../tap.h"
+
+/* common.proto numbers. */
+enum { ROLE_ROOT = 1, ROLE_INTERMEDIATE = 2, ROLE_ISSUING = 3 };
+enum { ST_PENDING = 1, ST_ACTIVE = 2, ST_RETIRING = 3 };
+enum { CERT_ACTIVE = 1, CERT_REVOKED = 4 };
+
+static char tmpdir[64], dbpath[128];
+
+/* ---- the journal's own SQLite connections ---- */
+
+/*
+ * synchronous is a property of a connection, not of the file, so it is
+ * read on the connections journal_open() makes: an auto extension sees
+ * every connection the process opens.
+ */
+static sqlite3 *seen_db[8];
+static int nseen;
+
+static int
+capture_db(sqlite3 *db, const char **err, const void *api)
+{
+	(void)err;
+	(void)api;
+	if (nseen < (int)(sizeof seen_db / sizeof seen_db[0]))
+		seen_db[nseen++] = db;
+	return SQLITE_OK;
+}
+
+static char *
+pragma_text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	char *r = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		r = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return r;
+}
+
+static long long
+query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long r = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		r = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static sqlite3 *wdb;       /* the journal's writing connection */
+static atomic_int commits;
+
+static int
+count_commit(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&commits, 1);
+	return 0;
+}
+
+static journal *
+open_journal(const char *what)
+{
+	char why[256] = "";
+	journal *j = NULL;
+	int rc;
+
+	nseen = 0;
+	sqlite3_auto_extension((void (*)(void))capture_db);
+	rc = journal_open(dbpath, &j, why, sizeof why);
+	sqlite3_cancel_auto_extension((void (*)(void))capture_db);
+	is_int(rc, 0, "%s: journal_open (%s)", what, why);
+	wdb = NULL;
+	for (int i = 0; i < nseen; i++)
+		if (sqlite3_db_readonly(seen_db[i], "main") == 0)
+			wdb = seen_db[i];
+	return j;
+}
+
+static void
+test_pragmas(void)
+{
+	char why[256] = "", bad[200];
+	journal *j = NULL;
+	sqlite3 *db = NULL;
+	char *s;
+	int ro = 0, rw = 0;
+
+	j = open_journal("fresh file");
+	if (j == NULL)
+		return;
+	is_int(nseen, 2, "journal_open makes two connections");
+	for (int i = 0; i < nseen; i++) {
+		if (sqlite3_db_readonly(seen_db[i], "main") == 1)
+			ro++;
+		else
+			rw++;
+	}
+	ok(ro == 1 && rw == 1, "one writing and one read-only connection");
+	if (wdb) {
+		s = pragma_text(wdb, "PRAGMA journal_mode");
+		is_str(s, "wal", "writing connection: journal_mode=WAL");
+		free(s);
+		is_int(query_int(wdb, "PRAGMA synchronous"), 2,
+		    "writing connection: synchronous=FULL (2)");
+		is_int(query_int(wdb, "PRAGMA foreign_keys"), 1,
+		    "writing connection: foreign_keys=ON");
+	}
+	journal_close(j);
+
+	/* An outside connection sees the file in WAL mode, with the schema. */
+	ok(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK, "sqlite3 opens the journal file");
+	s = pragma_text(db, "PRAGMA journal_mode");
+	is_str(s, "wal", "the file is in WAL mode (persistent)");
+	free(s);
+	is_int(query_int(db, "PRAGMA user_version"), 1, "schema version 1");
+	is_int(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type ="
+	    " 'table' AND name IN ('cas', 'certs', 'devices')"), 3,
+	    "tables cas, certs, devices");
+	sqlite3_close(db);
+
+	snprintf(bad, sizeof bad, "%s/no/such/dir/journal.db", tmpdir);
+	j = NULL;
+	is_int(journal_open(bad, &j, why, sizeof why), SF_EDB,
+	    "journal in a missing directory: SF_EDB");
+	ok(j == NULL && why[0] != '\0', "no journal, and why says so (%s)", why);
+	journal_close(NULL);
+	ok(1, "journal_close(NULL) is harmless");
+}
+
+/* ---- CAs ---- */
+
+static uint8_t root_der[] = { 0x30, 0x03, 0x02, 0x01, 0x07 };
+
+static void
+fill_ca(journal_ca *ca, const char *name, const char *gen, int role,
+    const char *label)
+{
+	memset(ca, 0, sizeof *ca);
+	ca->name = (char *)name;
+	ca->generation = (char *)gen;
+	ca->role = role;
+	ca->state = ST_ACTIVE;
+	ca->key_label = (char *)label;
+	ca->key_type = 1;
+	ca->subject = "/C=US/O=Org/CN=x";
+	ca->path_len = -1;
+	ca->created_at = 1700000000;
+}
+
+static int64_t root_id, inter_id, pend_id;
+
+static int
+same_str(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static void
+test_cas(journal *j)
+{
+	journal_ca root, inter, pend, dup, *v = NULL, cp;
+	size_t n = 0;
+	int64_t num;
+
+	fill_ca(&root, "root", "2026a", ROLE_ROOT, "root-2026a");
+	root.key_type = 2;
+	root.subject = "/C=US/O=Automatra/CN=Automatra Root CA";
+	root.serial = "0A0B";
+	root.not_before = 1700000000;
+	root.not_after = 1900000000;
+	root.cert_der = root_der;
+	root.cert_len = sizeof root_der;
+	root.crl_url = "http://crl.example.net/root.crl";
+	root.ocsp_url = "http://ocsp.example.net/root";
+	root.ca_issuers_url = "http://ca.example.net/root.crt";
+	is_int(journal_ca_insert(j, &root), 0, "insert root CA");
+	ok(root.id > 0, "root gets an id (%lld)", (long long)root.id);
+	root_id = root.id;
+
+	fill_ca(&inter, "widgiot", "2026a", ROLE_INTERMEDIATE,
+	    "intermediate-widgiot-2026a");
+	inter.parent_id = root_id;
+	inter.product_line = "widgiot";
+	inter.path_len = 1;
+	inter.permitted = "DNS:.widgiot.example.net\nIP:10.0.0.0/255.0.0.0";
+	inter.excluded = "DNS:.bad.example.net";
+	is_int(journal_ca_insert(j, &inter), 0, "insert intermediate CA");
+	inter_id = inter.id;
+	ok(inter_id > root_id, "ids grow");
+
+	fill_ca(&pend, "us-east-1.widgiot", "2026a", ROLE_ISSUING,
+	    "issuing-widgiot-us-east-1-2026a");
+	pend.parent_id = inter_id;
+	pend.product_line = "widgiot";
+	pend.region = "us-east-1";
+	pend.state = ST_PENDING;
+	pend.external_parent = 1;
+	is_int(journal_ca_insert(j, &pend), 0, "insert pending issuing CA");
+	pend_id = pend.id;
+
+	fill_ca(&dup, "root", "2026a", ROLE_ROOT, "root-other-label");
+	dup.id = 0;
+	is_int(journal_ca_insert(j, &dup), SF_EEXIST,
+	    "duplicate (name, generation): SF_EEXIST");
+	fill_ca(&dup, "root", "2026b", ROLE_ROOT, "root-2026a");
+	is_int(journal_ca_insert(j, &dup), SF_EEXIST,
+	    "duplicate key label: SF_EEXIST");
+	fill_ca(&dup, "root", "2026b", ROLE_ROOT, "root-2026b");
+	dup.state = ST_PENDING;
+	is_int(journal_ca_insert(j, &dup), 0,
+	    "same name, another generation and label: inserted");
+
+	is_int(journal_ca_list(j, &v, &n), 0, "list CAs");
+	is_int(n, 4, "four CAs");
+	if (n == 4) {
+		ok(v[0].id == root_id && v[1].id == inter_id &&
+		    v[2].id == pend_id && v[3].id == dup.id,
+		    "in creation order");
+		is_str(v[0].name, "root", "root: name");
+		is_str(v[0].generation, "2026a", "root: generation");
+		is_int(v[0].role, ROLE_ROOT, "root: role");
+		is_int(v[0].parent_id, 0, "root: no parent (0)");
+		is_int(v[0].key_type, 2, "root: key type");
+		is_str(v[0].key_label, "root-2026a", "root: key label");
+		is_str(v[0].subject, root.subject, "root: subject");
+		is_str(v[0].serial, "0A0B", "root: serial");
+		is_int(v[0].not_before, 1700000000, "root: not_before");
+		is_int(v[0].not_after, 1900000000, "root: not_after");
+		is_int(v[0].path_len, -1, "root: path_len -1");
+		ok(v[0].cert_len == sizeof root_der && v[0].cert_der &&
+		    memcmp(v[0].cert_der, root_der, sizeof root_der) == 0,
+		    "root: certificate bytes");
+		is_str(v[0].crl_url, root.crl_url, "root: CRL URL");
+		is_str(v[0].ocsp_url, root.ocsp_url, "root: OCSP URL");
+		is_str(v[0].ca_issuers_url, root.ca_issuers_url,
+		    "root: caIssuers URL");
+		is_str(v[0].product_line, "", "root: NULL product line reads as \"\"");
+		is_int(v[0].created_at, 1700000000, "root: created_at");
+		is_int(v[0].crl_number, 0, "root: CRL number starts at 0");
+		is_int(v[1].parent_id, root_id, "intermediate: parent id");
+		is_int(v[1].path_len, 1, "intermediate: path_len");
+		is_str(v[1].permitted, inter.permitted, "intermediate: permitted");
+		is_str(v[1].excluded, inter.excluded, "intermediate: excluded");
+		is_str(v[2].region, "us-east-1", "issuing: region");
+		is_int(v[2].state, ST_PENDING, "issuing: pending");
+		is_int(v[2].external_parent, 1, "issuing: external parent");
+		ok(v[2].cert_der == NULL && v[2].cert_len == 0,
+		    "pending CA has no certificate");
+		is_str(v[2].serial, "", "pending CA has no serial");
+
+		memset(&cp, 0xa5, sizeof cp);
+		is_int(journal_ca_copy(&cp, &v[1]), 0, "copy a CA");
+		ok(cp.id == v[1].id && same_str(cp.name, v[1].name) &&
+		    cp.name != v[1].name && same_str(cp.permitted,
+		    v[1].permitted) && cp.permitted != v[1].permitted &&
+		    cp.parent_id == v[1].parent_id && cp.path_len == 1,
+		    "the copy is deep and equal");
+		journal_ca_fini(&cp);
+		is_int(journal_ca_copy(&cp, &v[0]), 0, "copy the root");
+		ok(cp.cert_der != NULL && cp.cert_der != v[0].cert_der &&
+		    cp.cert_len == v[0].cert_len && memcmp(cp.cert_der,
+		    v[0].cert_der, cp.cert_len) == 0, "certificate copied");
+		journal_ca_fini(&cp);
+		ok(cp.name == NULL && cp.cert_der == NULL,
+		    "journal_ca_fini clears the struct");
+		journal_ca_fini(&cp);
+		journal_ca_fini(NULL);
+		ok(1, "journal_ca_fini twice and on NULL is harmless");
+	}
+	journal_ca_list_free(v, n);
+
+	/* A copy of a struct with NULL strings gets empty strings. */
+	memset(&dup, 0, sizeof dup);
+	is_int(journal_ca_copy(&cp, &dup), 0, "copy a CA with NULL fields");
+	ok(cp.name && *cp.name == '\0' && cp.external_chain &&
+	    cp.cert_der == NULL, "NULL strings become \"\"");
+	journal_ca_fini(&cp);
+
+	/* Certificate and state of the pending CA. */
+	is_int(journal_ca_set_cert(j, pend_id, root_der, sizeof root_der,
+	    "ABCDEF", 10, 20, ST_ACTIVE, "-----BEGIN CERTIFICATE-----\n"),
+	    0, "set the pending CA's certificate");
+	is_int(journal_ca_set_cert(j, pend_id, root_der, 3, "ABCDEF01", 11, 21,
+	    ST_ACTIVE, NULL), 0, "set it again without a chain");
+	is_int(journal_ca_set_state(j, inter_id, ST_RETIRING), 0,
+	    "set the intermediate retiring");
+	is_int(journal_ca_set_state(j, 99999, ST_RETIRING), SF_ENOTFOUND,
+	    "set state of an unknown CA: SF_ENOTFOUND");
+	is_int(journal_ca_set_cert(j, 99999, root_der, 3, "00", 1, 2,
+	    ST_ACTIVE, NULL), SF_ENOTFOUND,
+	    "set certificate of an unknown CA: SF_ENOTFOUND");
+	v = NULL;
+	if (journal_ca_list(j, &v, &n) == 0 && n == 4) {
+		ok(v[2].cert_len == 3 && memcmp(v[2].cert_der, root_der, 3) == 0,
+		    "certificate replaced");
+		is_str(v[2].serial, "ABCDEF01", "serial set");
+		ok(v[2].not_before == 11 && v[2].not_after == 21,
+		    "validity set");
+		is_int(v[2].state, ST_ACTIVE, "state set with the certificate");
+		is_str(v[2].external_chain, "-----BEGIN CERTIFICATE-----\n",
+		    "a NULL chain keeps the chain set before");
+		is_int(v[1].state, ST_RETIRING, "intermediate is retiring");
+		is_int(v[0].state, ST_ACTIVE, "root untouched");
+	} else
+		ok(0, "list CAs again");
+	journal_ca_list_free(v, n);
+
+	for (int64_t want = 1; want <= 3; want++) {
+		is_int(journal_ca_next_crl_number(j, root_id, &num), 0,
+		    "next CRL number of root");
+		is_int(num, want, "CRL number %lld", (long long)want);
+	}
+	is_int(journal_ca_next_crl_number(j, inter_id, &num), 0,
+	    "next CRL number of the intermediate");
+	is_int(num, 1, "each CA counts its own CRLs");
+	is_int(journal_ca_next_crl_number(j, 99999, &num), SF_ENOTFOUND,
+	    "CRL number of an unknown CA: SF_ENOTFOUND");
+}
+
+/* ---- certificates ---- */
+
+struct rec {
+	journal_cert c;
+	char serial[40], subject[64], device[32];
+	uint8_t fp[32];
+	uint8_t der[48];
+};
+
+static void
+fill_rec(struct rec *r, int64_t ca_id, int group, int i)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->serial, sizeof r->serial, "%02X%06X%024X", group, i, 0);
+	snprintf(r->subject, sizeof r->subject, "/O=Org/CN=dev-%d-%d", group,
+	    i);
+	snprintf(r->device, sizeof r->device, "dev-%d-%d", group, i);
+	for (int k = 0; k < 32; k++)
+		r->fp[k] = (uint8_t)(group * 31 + i * 7 + k);
+	memset(r->der, group, sizeof r->der);
+	memcpy(r->der, &i, sizeof i);
+	r->c.ca_id = ca_id;
+	r->c.serial = r->serial;
+	r->c.subject = r->subject;
+	r->c.device_id = r->device;
+	r->c.key_sha256 = r->fp;
+	r->c.not_before = 1000 + i;
+	r->c.not_after = 2000 + i;
+	r->c.issued_at = 3000 + i;
+	r->c.requester = "authz";
+	r->c.profile = "device:widgiot";
+	r->c.enrollment_id = "enr-1";
+	r->c.replaces_serial = "";
+	r->c.der = r->der;
+	r->c.der_len = sizeof r->der;
+}
+
+struct worker {
+	journal *j;
+	int group, n;
+	int fails;
+	int dup_every;          /* also record a known serial every this many */
+	int dups, dup_eexist;
+	pthread_t th;
+};
+
+static struct rec known;   /* recorded before the threads start */
+
+static void *
+worker_main(void *p)
+{
+	struct worker *w = p;
+	struct rec r, d;
+
+	for (int i = 0; i < w->n; i++) {
+		fill_rec(&r, root_id, w->group, i);
+		if (journal_cert_record(w->j, &r.c) != 0)
+			w->fails++;
+		if (w->dup_every && i % w->dup_every == 0) {
+			d = known;
+			d.c.serial = d.serial;
+			d.c.subject = "/CN=impostor";
+			d.c.key_sha256 = d.fp;
+			d.c.der = d.der;
+			w->dups++;
+			if (journal_cert_record(w->j, &d.c) == SF_EEXIST)
+				w->dup_eexist++;
+		}
+	}
+	return NULL;
+}
+
+static int
+all_present(journal *j, int group, int n)
+{
+	journal_cert_row row;
+	int missing = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct rec r;
+
+		fill_rec(&r, root_id, group, i);
+		if (journal_cert_get(j, r.serial, root_id, &row) != 0) {
+			missing++;
+			continue;
+		}
+		if (strcmp(row.subject, r.subject) != 0 ||
+		    memcmp(row.key_sha256, r.fp, 32) != 0 ||
+		    row.der_len != sizeof r.der ||
+		    memcmp(row.der, r.der, sizeof r.der) != 0)
+			missing++;
+		journal_cert_row_fini(&row);
+	}
+	return missing == 0;
+}
+
+static void
+test_group_commit(journal *j)
+{
+	const char *e1 = getenv("SF_JOURNAL_THREADS"), *e2 =
+	    getenv("SF_JOURNAL_RECORDS");
+	int nth = e1 ? atoi(e1) : 8, per = e2 ? atoi(e2) : 500, fails = 0,
+	    present = 1, dups = 0, eexist = 0;
+	struct worker w[16];
+	journal_cert_row row;
+	int64_t cnt = 0, t0;
+
+	if (nth < 1 || nth > 16)
+		nth = 8;
+	fill_rec(&known, root_id, 0xEE, 1);
+	known.c.subject = "/CN=original";
+	is_int(journal_cert_record(j, &known.c), 0, "record one certificate");
+
+	if (wdb)
+		sqlite3_commit_hook(wdb, count_commit, NULL);
+	atomic_store(&commits, 0);
+	t0 = sf_mono_ms();
+	for (int i = 0; i < nth; i++) {
+		w[i] = (struct worker){ j, i + 1, per, 0, 0, 0, 0, 0 };
+		/* Half of the threads also try the known serial again. */
+		if (i % 2)
+			w[i].dup_every = 25;
+		pthread_create(&w[i].th, NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < nth; i++) {
+		pthread_join(w[i].th, NULL);
+		fails += w[i].fails;
+		dups += w[i].dups;
+		eexist += w[i].dup_eexist;
+	}
+	if (wdb)
+		sqlite3_commit_hook(wdb, NULL, NULL);
+	tap_diag("%d x %d records in %lld ms, %d commits", nth, per,
+	    (long long)(sf_mono_ms() - t0), atomic_load(&commits));
+	is_int(fails, 0, "%d threads x %d records: every journal_cert_record"
+	    " returns 0", nth, per);
+	is_int(eexist, dups, "and each of the %d concurrent duplicates of a"
+	    " known serial returns SF_EEXIST", dups);
+	if (wdb)
+		ok(atomic_load(&commits) > 0 && atomic_load(&commits) <
+		    nth * per + dups, "commits are grouped (%d commits for %d"
+		    " records)", atomic_load(&commits), nth * per + dups);
+	for (int i = 0; i < nth; i++)
+		present &= all_present(j, i + 1, per);
+	ok(present, "every record is there afterwards, byte for byte");
+	is_int(journal_cert_count(j, root_id, &cnt), 0, "count");
+	is_int(cnt, (int64_t)nth * per + 1, "and the count is exact");
+	is_int(journal_cert_get(j, known.serial, root_id, &row), 0,
+	    "the known serial is there");
+	is_str(row.subject, "/CN=original", "with its original row");
+	journal_cert_row_fini(&row);
+}
+
+/*
+ * One batch for certain: an outside connection holds the write lock, so
+ * the writer thread waits in BEGIN IMMEDIATE with its first record while
+ * the others queue up behind it; they become the next batch, a duplicate
+ * among them.
+ */
+struct one {
+	journal *j;
+	struct rec r;
+	int rc;
+	pthread_t th;
+};
+
+static void *
+one_main(void *p)
+{
+	struct one *o = p;
+
+	o->rc = journal_cert_record(o->j, &o->r.c);
+	return NULL;
+}
+
+static void
+test_batch_duplicate(journal *j)
+{
+	enum { N = 12, DUP = 6, TWIN = 9 };
+	struct one o[N];
+	sqlite3 *lk = NULL;
+	int good = 1, ncommits;
+	int64_t before = 0, after = 0;
+	journal_cert_row row;
+
+	journal_cert_count(j, 0, &before);
+	if (sqlite3_open_v2(dbpath, &lk, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK || sqlite3_exec(lk, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		ok(0, "an outside connection takes the write lock");
+		sqlite3_close(lk);
+		return;
+	}
+	if (wdb)
+		sqlite3_commit_hook(wdb, count_commit, NULL);
+	atomic_store(&commits, 0);
+	for (int i = 0; i < N; i++) {
+		o[i].j = j;
+		o[i].rc = 99;
+		fill_rec(&o[i].r, root_id, 0x70, i);
+		if (i == DUP) {
+			/* A serial the journal has already. */
+			o[i].r.c.serial = known.serial;
+		}
+		if (i == TWIN) {
+			/* A serial another record of the same batch uses. */
+			snprintf(o[i].r.serial, sizeof o[i].r.serial, "%s",
+			    o[TWIN - 1].r.serial);
+		}
+		pthread_create(&o[i].th, NULL, one_main, &o[i]);
+		/* The first one is taken alone by the writer, which then
+		 * waits for the lock; the others queue. */
+		usleep(i == 0 ? 100000 : 10000);
+	}
+	usleep(300000);
+	sqlite3_exec(lk, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(lk);
+	for (int i = 0; i < N; i++)
+		pthread_join(o[i].th, NULL);
+	if (wdb)
+		sqlite3_commit_hook(wdb, NULL, NULL);
+	ncommits = atomic_load(&commits);
+	is_int(o[DUP].rc, SF_EEXIST, "a known serial in a batch: SF_EEXIST");
+	is_int(o[TWIN].rc, SF_EEXIST,
+	    "the second of two equal serials in one batch: SF_EEXIST");
+	for (int i = 0; i < N; i++)
+		if (i != DUP && i != TWIN && o[i].rc != 0)
+			good = 0;
+	ok(good, "the other %d records of the batch return 0", N - 2);
+	/* Two if the writer took the first record alone (the usual case),
+	 * one if the others were queued before it looked. */
+	if (wdb)
+		ok(ncommits == 1 || ncommits == 2, "all of it in at most two"
+		    " commits (%d): the rest was one batch", ncommits);
+	journal_cert_count(j, 0, &after);
+	is_int(after - before, N - 2, "exactly those %d records were added",
+	    N - 2);
+	good = 1;
+	for (int i = 0; i < N; i++) {
+		if (i == DUP || i == TWIN)
+			continue;
+		if (journal_cert_get(j, o[i].r.serial, root_id, &row) != 0) {
+			good = 0;
+			continue;
+		}
+		good &= strcmp(row.subject, o[i].r.subject) == 0;
+		journal_cert_row_fini(&row);
+	}
+	ok(good, "and each of them is in the journal");
+	is_int(journal_cert_get(j, o[TWIN - 1].r.serial, root_id, &row), 0,
+	    "the first of the twins");
+	is_str(row.subject, o[TWIN - 1].r.subject, "keeps its own row");
+	journal_cert_row_fini(&row);
+}
+
+static void
+test_record_errors(journal *j)
+{
+	journal_cert_row row;
+	struct rec r;
+
+	/* Before the fix every constraint failure read as "serial taken". */
+	fill_rec(&r, 999999, 0x71, 1);
+	is_int(journal_cert_record(j, &r.c), SF_EDB, "a certificate of an"
+	    " unknown CA: SF_EDB, not SF_EEXIST (its serial is not taken)");
+	fill_rec(&r, root_id, 0x71, 2);
+	r.c.der = NULL;
+	r.c.der_len = 0;
+	is_int(journal_cert_record(j, &r.c), SF_EDB,
+	    "a certificate without DER: SF_EDB, not SF_EEXIST");
+	is_int(journal_cert_get(j, r.serial, 0, &row), SF_ENOTFOUND,
+	    "and neither was stored");
+	fill_rec(&r, inter_id, 0x71, 3);
+	is_int(journal_cert_record(j, &r.c), 0, "the same serial space in"
+	    " another CA is separate");
+	fill_rec(&r, root_id, 0x71, 3);
+	is_int(journal_cert_record(j, &r.c), 0,
+	    "so the root may use the intermediate's serial");
+}
+
+static int
+collect_revoked(const char *serial, int64_t when, int reason, void *arg)
+{
+	char *buf = arg;
+	char line[96];
+
+	snprintf(line, sizeof line, "%s@%lld/%d;", serial, (long long)when,
+	    reason);
+	strcat(buf, line);
+	return 0;
+}
+
+static int
+stop_revoked(const char *serial, int64_t when, int reason, void *arg)
+{
+	(*(int *)arg)++;
+	return SF_EINTERNAL;
+}
+
+static void
+test_certs(journal *j)
+{
+	journal_cert_row row, *v = NULL;
+	struct rec a, b, c;
+	size_t n = 0;
+	int64_t cnt;
+	char buf[512] = "", want[512];
+	int calls = 0;
+
+	fill_rec(&a, inter_id, 0x20, 1);
+	a.c.device_id = "widget-1";
+	fill_rec(&b, inter_id, 0x20, 2);
+	b.c.device_id = "widget-2";
+	fill_rec(&c, inter_id, 0x20, 3);
+	c.c.device_id = "widget-1";
+	c.c.profile = "server";
+	c.c.enrollment_id = "";
+	is_int(journal_cert_record(j, &a.c), 0, "record a");
+	is_int(journal_cert_record(j, &b.c), 0, "record b");
+	is_int(journal_cert_record(j, &c.c), 0, "record c");
+
+	is_int(journal_cert_get(j, a.serial, inter_id, &row), 0, "get a");
+	is_int(row.ca_id, inter_id, "a: CA id");
+	is_str(row.ca_name, "widgiot", "a: CA name from the CA row");
+	is_str(row.serial, a.serial, "a: serial");
+	is_str(row.subject, a.subject, "a: subject");
+	is_str(row.device_id, "widget-1", "a: device id");
+	ok(memcmp(row.key_sha256, a.fp, 32) == 0, "a: key fingerprint");
+	ok(row.not_before == 1001 && row.not_after == 2001 &&
+	    row.issued_at == 3001, "a: times");
+	is_str(row.requester, "authz", "a: requester");
+	is_str(row.profile, "device:widgiot", "a: profile");
+	is_str(row.enrollment_id, "enr-1", "a: enrollment id");
+	is_int(row.status, CERT_ACTIVE, "a: active");
+	ok(row.der_len == sizeof a.der && memcmp(row.der, a.der,
+	    sizeof a.der) == 0, "a: DER");
+	journal_cert_row_fini(&row);
+	is_int(journal_cert_get(j, a.serial, 0, &row), 0, "get a in any CA");
+	is_int(row.ca_id, inter_id, "found in its CA");
+	journal_cert_row_fini(&row);
+	is_int(journal_cert_get(j, a.serial, root_id, &row), SF_ENOTFOUND,
+	    "get a in another CA: SF_ENOTFOUND");
+	is_int(journal_cert_get(j, "DEADBEEF", 0, &row), SF_ENOTFOUND,
+	    "unknown serial: SF_ENOTFOUND");
+
+	is_int(journal_cert_count(j, inter_id, &cnt), 0, "count the"
+	    " intermediate's certificates");
+	is_int(cnt, 4, "four (three here, one from the serial-space test)");
+
+	is_int(journal_cert_list(j, inter_id, "widget-1", "", 10, &v, &n), 0,
+	    "list by CA and device");
+	is_int(n, 2, "widget-1 has two certificates");
+	if (n == 2) {
+		is_str(v[0].serial, a.serial, "serial order: a first");
+		is_str(v[1].serial, c.serial, "then c");
+		is_str(v[1].profile, "server", "c: its profile");
+	}
+	journal_cert_rows_free(v, n);
+	is_int(journal_cert_list(j, inter_id, NULL, "", 2, &v, &n), 0,
+	    "list with a limit");
+	is_int(n, 2, "limit 2: two rows");
+	if (n == 2) {
+		char after[40];
+
+		snprintf(after, sizeof after, "%s", v[1].serial);
+		journal_cert_rows_free(v, n);
+		is_int(journal_cert_list(j, inter_id, NULL, after, 10, &v, &n),
+		    0, "next page");
+		is_int(n, 2, "the remaining two");
+		ok(n == 2 && strcmp(v[0].serial, after) > 0,
+		    "the page starts after the last serial");
+	}
+	journal_cert_rows_free(v, n);
+	is_int(journal_cert_list(j, 0, "widget-2", NULL, 100, &v, &n), 0,
+	    "list by device in every CA");
+	ok(n == 1 && strcmp(v[0].serial, b.serial) == 0, "widget-2: b");
+	journal_cert_rows_free(v, n);
+	is_int(journal_cert_list(j, 0, "nobody", NULL, 100, &v, &n), 0,
+	    "list for an unknown device");
+	ok(n == 0 && v == NULL, "nothing");
+
+	is_int(journal_cert_revoke(j, inter_id, b.serial, 1, 5000), 0,
+	    "revoke b (keyCompromise)");
+	is_int(journal_cert_revoke(j, inter_id, b.serial, 4, 5001), SF_ESTATE,
+	    "revoke b again: SF_ESTATE");
+	is_int(journal_cert_revoke(j, inter_id, "DEADBEEF", 1, 5000),
+	    SF_ENOTFOUND, "revoke an unknown serial: SF_ENOTFOUND");
+	is_int(journal_cert_revoke(j, root_id, b.serial, 1, 5000),
+	    SF_ENOTFOUND, "revoke b in another CA: SF_ENOTFOUND");
+	is_int(journal_cert_revoke(j, inter_id, a.serial, 4, 5002), 0,
+	    "revoke a (superseded)");
+	is_int(journal_cert_get(j, b.serial, inter_id, &row), 0, "get b");
+	ok(row.status == CERT_REVOKED && row.revoked_at == 5000 &&
+	    row.revocation_reason == 1, "b: revoked at 5000, reason 1 (the"
+	    " second revoke changed nothing)");
+	journal_cert_row_fini(&row);
+
+	is_int(journal_cert_revoked(j, inter_id, collect_revoked, buf), 0,
+	    "revoked list of the intermediate");
+	snprintf(want, sizeof want, "%s@5002/4;%s@5000/1;", a.serial,
+	    b.serial);
+	is_str(buf, want, "a and b, in serial order, with time and reason");
+	buf[0] = '\0';
+	is_int(journal_cert_revoked(j, root_id, collect_revoked, buf), 0,
+	    "revoked list of the root");
+	is_str(buf, "", "none");
+	is_int(journal_cert_revoked(j, inter_id, stop_revoked, &calls),
+	    SF_EINTERNAL, "a callback's error stops the walk and is returned");
+	is_int(calls, 1, "after one call");
+
+	/* A certificate row freed twice or zeroed is harmless. */
+	memset(&row, 0, sizeof row);
+	journal_cert_row_fini(&row);
+	journal_cert_row_fini(NULL);
+	journal_cert_rows_free(NULL, 0);
+	ok(1, "journal_cert_row_fini on zeroes and NULL is harmless");
+}
+
+/* ---- devices ---- */
+
+static void
+fp_of(uint8_t fp[32], int k)
+{
+	for (int i = 0; i < 32; i++)
+		fp[i] = (uint8_t)(k * 13 + i);
+}
+
+static void
+test_devices(journal *j)
+{
+	uint8_t k1[32], k2[32], k3[32], k4[32], k5[32], got[32];
+	journal_device d[12];
+	int out[12];
+	char *pl = NULL, *rg = NULL;
+
+	fp_of(k1, 1);
+	fp_of(k2, 2);
+	fp_of(k3, 3);
+	fp_of(k4, 4);
+	fp_of(k5, 5);
+	d[0] = (journal_device){ "1111", k1, "widgiot", "us-east-1" };
+	d[1] = (journal_device){ "1112", k2, "widgiot", NULL };
+	is_int(journal_device_register(j, d, 2, out), 0, "register two");
+	ok(out[0] == JOURNAL_DEV_IMPORTED && out[1] == JOURNAL_DEV_IMPORTED,
+	    "both imported");
+
+	d[0] = (journal_device){ "1111", k1, "widgiot", "us-east-1" };
+	d[1] = (journal_device){ "1111", k3, "widgiot", "us-east-1" };
+	d[2] = (journal_device){ "1113", k1, "widgiot", "us-east-1" };
+	d[3] = (journal_device){ "1111", k1, "gadget", "us-east-1" };
+	d[4] = (journal_device){ "1111", k1, "widgiot", "eu-west-1" };
+	d[5] = (journal_device){ "1112", k2, "widgiot", "" };
+	d[6] = (journal_device){ "1114", k4, "widgiot", "eu-west-1" };
+	d[7] = (journal_device){ "1114", k4, "widgiot", "eu-west-1" };
+	d[8] = (journal_device){ "1114", k5, "widgiot", "eu-west-1" };
+	d[9] = (journal_device){ "1115", k4, "widgiot", "eu-west-1" };
+	d[10] = (journal_device){ "1114", k4, "widgiot", "" };
+	d[11] = (journal_device){ "1116", k5, "gadget", "" };
+	memset(out, 0, sizeof out);
+	is_int(journal_device_register(j, d, 12, out), 0, "register a batch"
+	    " of every outcome");
+	is_int(out[0], JOURNAL_DEV_UNCHANGED, "same id, key and place: unchanged");
+	is_int(out[1], JOURNAL_DEV_ID_OTHER_KEY, "known id, other key: id has"
+	    " other key");
+	is_int(out[2], JOURNAL_DEV_KEY_OTHER_ID, "known key, other id: key has"
+	    " other id");
+	is_int(out[3], JOURNAL_DEV_OTHER_PLACE, "other product line: other place");
+	is_int(out[4], JOURNAL_DEV_OTHER_PLACE, "other region: other place");
+	is_int(out[5], JOURNAL_DEV_UNCHANGED, "NULL region and \"\" are the same");
+	is_int(out[6], JOURNAL_DEV_IMPORTED, "new device: imported");
+	is_int(out[7], JOURNAL_DEV_UNCHANGED, "the same device again in the"
+	    " batch: unchanged");
+	is_int(out[8], JOURNAL_DEV_ID_OTHER_KEY, "the batch's new id with"
+	    " another key: id has other key");
+	is_int(out[9], JOURNAL_DEV_KEY_OTHER_ID, "the batch's new key under"
+	    " another id: key has other id");
+	is_int(out[10], JOURNAL_DEV_OTHER_PLACE, "the batch's new device in"
+	    " another region: other place");
+	is_int(out[11], JOURNAL_DEV_IMPORTED, "a key refused earlier in the"
+	    " batch is free for a new id");
+
+	is_int(journal_device_get(j, "1111", got, &pl, &rg), 0, "get 1111");
+	ok(memcmp(got, k1, 32) == 0, "1111 keeps its first key");
+	is_str(pl, "widgiot", "1111: product line not overwritten");
+	is_str(rg, "us-east-1", "1111: region not overwritten");
+	free(pl);
+	free(rg);
+	is_int(journal_device_get(j, "1112", got, &pl, &rg), 0, "get 1112");
+	is_str(rg, "", "1112: no region");
+	free(pl);
+	free(rg);
+	is_int(journal_device_get(j, "1114", got, &pl, &rg), 0, "get 1114");
+	ok(memcmp(got, k4, 32) == 0, "1114: its key");
+	is_str(rg, "eu-west-1", "1114: its region");
+	free(pl);
+	free(rg);
+	is_int(journal_device_get(j, "1113", got, &pl, &rg), SF_ENOTFOUND,
+	    "1113 (refused) was not written");
+	ok(pl == NULL && rg == NULL, "and the outputs are NULL");
+	is_int(journal_device_get(j, "1115", got, &pl, &rg), SF_ENOTFOUND,
+	    "1115 (refused) was not written");
+	is_int(journal_device_get(j, "1116", got, &pl, &rg), 0, "1116 was");
+	free(pl);
+	free(rg);
+	is_int(journal_device_register(j, d, 0, out), 0, "an empty batch");
+}
+
+static void
+test_reopen(void)
+{
+	journal *j = open_journal("reopened");
+	journal_ca *v = NULL;
+	journal_cert_row row;
+	uint8_t got[32], k1[32];
+	char *pl = NULL, *rg = NULL, buf[512] = "";
+	size_t n = 0;
+	int64_t num = 0, cnt = 0;
+
+	if (j == NULL)
+		return;
+	if (wdb)
+		is_int(query_int(wdb, "PRAGMA synchronous"), 2,
+		    "reopened: synchronous=FULL again");
+	is_int(journal_ca_list(j, &v, &n), 0, "reopened: list CAs");
+	is_int(n, 4, "reopened: four CAs");
+	if (n == 4) {
+		is_str(v[0].name, "root", "reopened: root");
+		is_str(v[2].serial, "ABCDEF01", "reopened: the set certificate");
+		is_int(v[1].state, ST_RETIRING, "reopened: the set state");
+	}
+	journal_ca_list_free(v, n);
+	is_int(journal_ca_next_crl_number(j, root_id, &num), 0,
+	    "reopened: next CRL number");
+	is_int(num, 4, "reopened: CRL numbers continue (4)");
+	is_int(journal_cert_count(j, 0, &cnt), 0, "reopened: count");
+	ok(cnt > 4000, "reopened: every certificate is still there (%lld)",
+	    (long long)cnt);
+	ok(all_present(j, 1, 100), "reopened: records of the threads");
+	is_int(journal_cert_get(j, known.serial, root_id, &row), 0,
+	    "reopened: the known serial");
+	journal_cert_row_fini(&row);
+	is_int(journal_cert_revoked(j, inter_id, collect_revoked, buf), 0,
+	    "reopened: revoked list");
+	ok(strstr(buf, "@5000/1;") != NULL && strstr(buf, "@5002/4;") != NULL,
+	    "reopened: revocations kept (%s)", buf);
+	fp_of(k1, 1);
+	is_int(journal_device_get(j, "1111", got, &pl, &rg), 0,
+	    "reopened: device 1111");
+	ok(memcmp(got, k1, 32) == 0 && pl && strcmp(pl, "widgiot") == 0,
+	    "reopened: with its key and product line");
+	free(pl);
+	free(rg);
+	journal_close(j);
+}
+
+int
+main(void)
+{
+	journal *j;
+	char cmd[128];
+
+	log_init("test_journal", LOG_LEVEL_WARN);
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/sf-journal.XXXXXX");
+	if (mkdtemp(tmpdir) == NULL) {
+		ok(0, "mkdtemp");
+		return tap_done();
+	}
+	snprintf(dbpath, sizeof dbpath, "%s/journal.db", tmpdir);
+
+	test_pragmas();
+	if ((j = open_journal("second open")) != NULL) {
+		test_cas(j);
+		test_group_commit(j);
+		test_batch_duplicate(j);
+		test_record_errors(j);
+		test_certs(j);
+		test_devices(j);
+		journal_close(j);
+		test_reopen();
+	}
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", tmpdir);
+	return tap_done();
+}
