@@ -13,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -443,6 +445,61 @@ test_req(token *t, token_key *k, const char *name, int nid)
 	X509_NAME_free(n);
 }
 
+/* An OCSP basic response signed by the CA's token key, responder by name:
+ * it verifies against the CA certificate, and no throwaway signature is
+ * left in it. */
+static void
+test_ocsp(token *t, token_key *k, const char *name, int nid)
+{
+	X509 *ca = build_cert(k, "OCSP CA");
+	OCSP_BASICRESP *bs = OCSP_BASICRESP_new();
+	OCSP_CERTID *id = NULL;
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	X509_STORE *store = X509_STORE_new();
+	const ASN1_OCTET_STRING *rid;
+	const X509_NAME *rname;
+	ASN1_TIME *now = ASN1_TIME_set(NULL, time(NULL));
+	unsigned char *der = NULL;
+	OCSP_BASICRESP *back = NULL;
+	const unsigned char *p;
+	int len;
+
+	ok(ca && sign_cert(t, k, ca) == 0, "%s: OCSP: the CA certificate", name);
+	if (!ca || !bs || !certs || !store || !now)
+		goto out;
+	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(ca),
+	    X509_get0_pubkey_bitstr(ca), X509_get_serialNumber(ca));
+	ok(id && OCSP_basic_add1_status(bs, id, V_OCSP_CERTSTATUS_GOOD, 0,
+	    NULL, now, NULL) != NULL, "%s: OCSP: a single response", name);
+	is_int(sign_ocsp(t, k, ca, bs), 0, "%s: sign_ocsp", name);
+	is_int(OBJ_obj2nid(OCSP_resp_get0_tbs_sigalg(bs)->algorithm), nid,
+	    "%s: OCSP signature algorithm", name);
+	OCSP_resp_get0_id(bs, &rid, &rname);
+	ok(rname && X509_NAME_cmp(rname, X509_get_subject_name(ca)) == 0,
+	    "%s: responder id is the CA's name", name);
+	sk_X509_push(certs, ca);
+	X509_STORE_add_cert(store, ca);
+	is_int(OCSP_basic_verify(bs, certs, store, OCSP_TRUSTOTHER), 1,
+	    "%s: OCSP_basic_verify against the CA certificate", name);
+	ERR_clear_error();
+	if ((len = i2d_OCSP_BASICRESP(bs, &der)) > 0) {
+		p = der;
+		back = d2i_OCSP_BASICRESP(NULL, &p, len);
+	}
+	ok(back && OCSP_basic_verify(back, certs, store, OCSP_TRUSTOTHER) == 1,
+	    "%s: and after a DER round trip", name);
+	ERR_clear_error();
+out:
+	OCSP_BASICRESP_free(back);
+	OPENSSL_free(der);
+	sk_X509_free(certs);
+	X509_STORE_free(store);
+	X509_free(ca);
+	OCSP_CERTID_free(id);
+	ASN1_TIME_free(now);
+	OCSP_BASICRESP_free(bs);
+}
+
 int
 main(void)
 {
@@ -491,6 +548,7 @@ main(void)
 			}
 		test_crl(t, keys[i], types[i].label, types[i].nid);
 		test_req(t, keys[i], types[i].label, types[i].nid);
+		test_ocsp(t, keys[i], types[i].label, types[i].nid);
 	}
 	for (size_t i = 0; i < NTYPES; i++)
 		token_key_free(keys[i]);
