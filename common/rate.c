@@ -11,7 +11,7 @@
 #include "rate.h"
 #include "util.h"
 
-#define NBUCKETS 4096
+#define NBUCKETS_MIN 4096
 
 struct dev {
 	struct dev *next;
@@ -28,7 +28,8 @@ struct rate {
 	double global_burst;
 	double tokens;
 	int64_t last_ms;
-	struct dev *buckets[NBUCKETS];
+	struct dev **buckets;     /* grows with the devices seen */
+	size_t nbuckets;
 	size_t ndev;
 	int64_t last_prune;
 };
@@ -50,6 +51,11 @@ rate_new(int device_max, int window_s, double global_rate, int global_burst)
 
 	if (r == NULL)
 		return NULL;
+	r->nbuckets = NBUCKETS_MIN;
+	if ((r->buckets = calloc(r->nbuckets, sizeof *r->buckets)) == NULL) {
+		free(r);
+		return NULL;
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	rate_set(r, device_max, window_s, global_rate, global_burst);
 	r->tokens = r->global_burst;
@@ -76,7 +82,7 @@ rate_free(rate *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < NBUCKETS; i++) {
+	for (size_t i = 0; i < r->nbuckets; i++) {
 		struct dev *d = r->buckets[i];
 
 		while (d) {
@@ -85,6 +91,7 @@ rate_free(rate *r)
 			d = n;
 		}
 	}
+	free(r->buckets);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -112,7 +119,7 @@ rate_take_global(rate *r)
 static void
 prune(rate *r, int64_t now)
 {
-	for (size_t i = 0; i < NBUCKETS; i++) {
+	for (size_t i = 0; i < r->nbuckets; i++) {
 		struct dev **pp = &r->buckets[i];
 
 		while (*pp) {
@@ -129,12 +136,38 @@ prune(rate *r, int64_t now)
 	r->last_prune = now;
 }
 
+/* Keep chains short: double the table when it holds twice its size. */
+static void
+grow(rate *r)
+{
+	size_t n = r->nbuckets * 2;
+	struct dev **nb = calloc(n, sizeof *nb);
+
+	if (nb == NULL)
+		return;  /* keep the old table: slower, still right */
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		struct dev *d = r->buckets[i];
+
+		while (d) {
+			struct dev *next = d->next;
+			uint32_t h = hash(d->id) % n;
+
+			d->next = nb[h];
+			nb[h] = d;
+			d = next;
+		}
+	}
+	free(r->buckets);
+	r->buckets = nb;
+	r->nbuckets = n;
+}
+
 int
 rate_take_device(rate *r, const char *id)
 {
 	int64_t now = sf_mono_ms();
 	struct dev *d;
-	uint32_t h = hash(id) % NBUCKETS;
+	uint32_t h;
 	int rc = 0;
 
 	if (strlen(id) > DEVICE_ID_MAX)
@@ -142,6 +175,9 @@ rate_take_device(rate *r, const char *id)
 	pthread_mutex_lock(&r->lock);
 	if (r->ndev > 100000 && now - r->last_prune > 1000)
 		prune(r, now);
+	if (r->ndev > 2 * r->nbuckets)
+		grow(r);
+	h = hash(id) % r->nbuckets;
 	for (d = r->buckets[h]; d; d = d->next)
 		if (strcmp(d->id, id) == 0)
 			break;
@@ -172,9 +208,10 @@ out:
 void
 rate_return_device(rate *r, const char *id)
 {
-	uint32_t h = hash(id) % NBUCKETS;
+	uint32_t h;
 
 	pthread_mutex_lock(&r->lock);
+	h = hash(id) % r->nbuckets;
 	for (struct dev *d = r->buckets[h]; d; d = d->next)
 		if (strcmp(d->id, id) == 0) {
 			if (d->count > 0)

@@ -349,6 +349,21 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 		    " sockets must differ", path);
 		goto out;
 	}
+	/*
+	 * Each socket sits in a directory whose group admits only its peer
+	 * (DESIGN.md), so the two cannot share one.
+	 */
+	{
+		char *is = strrchr(ipath, '/'), *as = strrchr(apath, '/');
+
+		if (is && as && is - ipath == as - apath &&
+		    strncmp(ipath, apath, (size_t)(is - ipath)) == 0) {
+			snprintf(why, whylen, "%s: [signer] the issuance and"
+			    " admin sockets must be in different directories"
+			    " (each directory admits only its peer)", path);
+			goto out;
+		}
+	}
 	snprintf(what, sizeof what, "%s: [signer] issuance_uids", path);
 	if (parse_uids(conf_get_str(cf, "signer", "issuance_uids", ""),
 	    c->issuance_uids, &c->n_issuance_uids, what, why, whylen) != 0)

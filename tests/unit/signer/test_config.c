@@ -452,20 +452,20 @@ static const struct bad bads[] = {
 	{ "bad log level", "log_level = verbose\n", NULL, NULL,
 	    { "log_level", "warning, info or debug" } },
 	{ "missing journal", NULL, NULL,
-	    "[signer]\nissuance_socket = unix:/a\nadmin_socket = unix:/b\n"
+	    "[signer]\nissuance_socket = unix:/ia/a\nadmin_socket = unix:/ib/b\n"
 	    "[token]\nmodule = /m\nuri = pkcs11:token=t\npin_file = /p\n",
 	    { "[signer] journal is required" } },
 	{ "missing issuance socket", NULL, NULL,
-	    "[signer]\njournal = /j\nadmin_socket = unix:/b\n"
+	    "[signer]\njournal = /j\nadmin_socket = unix:/ib/b\n"
 	    "[token]\nmodule = /m\nuri = pkcs11:token=t\npin_file = /p\n",
 	    { "issuance_socket", "required" } },
 	{ "relative issuance socket", NULL, NULL,
 	    "[signer]\njournal = /j\nissuance_socket = unix:a.sock\n"
-	    "admin_socket = unix:/b\n"
+	    "admin_socket = unix:/ib/b\n"
 	    "[token]\nmodule = /m\nuri = pkcs11:token=t\npin_file = /p\n",
 	    { "issuance_socket", "unix:/absolute/path" } },
 	{ "missing admin socket", NULL, NULL,
-	    "[signer]\njournal = /j\nissuance_socket = unix:/a\n"
+	    "[signer]\njournal = /j\nissuance_socket = unix:/ia/a\n"
 	    "[token]\nmodule = /m\nuri = pkcs11:token=t\npin_file = /p\n",
 	    { "admin_socket", "required" } },
 	{ "equal sockets", NULL, NULL,
@@ -488,22 +488,27 @@ static const struct bad bads[] = {
 	    "admin_socket = unix:/run/sf/s.sock\n"
 	    "[token]\nmodule = /m\nuri = pkcs11:token=t\npin_file = /p\n",
 	    { "issuance and admin sockets must differ" } },
+	{ "both sockets in one directory", NULL, NULL,
+	    "[signer]\njournal = /j\nissuance_socket = unix:/run/sf/i.sock\n"
+	    "admin_socket = unix:/run/sf//a.sock\n"
+	    "[token]\nmodule = /m\nuri = pkcs11:token=t\npin_file = /p\n",
+	    { "different directories" } },
 	{ "no [token] section", NULL, NULL,
-	    "[signer]\njournal = /j\nissuance_socket = unix:/a\n"
-	    "admin_socket = unix:/b\n",
+	    "[signer]\njournal = /j\nissuance_socket = unix:/ia/a\n"
+	    "admin_socket = unix:/ib/b\n",
 	    { "[token] module", "required" } },
 	{ "missing uri", NULL, NULL,
-	    "[signer]\njournal = /j\nissuance_socket = unix:/a\n"
-	    "admin_socket = unix:/b\n[token]\nmodule = /m\npin_file = /p\n",
+	    "[signer]\njournal = /j\nissuance_socket = unix:/ia/a\n"
+	    "admin_socket = unix:/ib/b\n[token]\nmodule = /m\npin_file = /p\n",
 	    { "[token] uri", "required" } },
 	{ "uri not pkcs11", NULL, NULL,
-	    "[signer]\njournal = /j\nissuance_socket = unix:/a\n"
-	    "admin_socket = unix:/b\n[token]\nmodule = /m\n"
+	    "[signer]\njournal = /j\nissuance_socket = unix:/ia/a\n"
+	    "admin_socket = unix:/ib/b\n[token]\nmodule = /m\n"
 	    "uri = token=t\npin_file = /p\n",
 	    { "[token] uri", "pkcs11:" } },
 	{ "no pin file and no pin-source", NULL, NULL,
-	    "[signer]\njournal = /j\nissuance_socket = unix:/a\n"
-	    "admin_socket = unix:/b\n[token]\nmodule = /m\n"
+	    "[signer]\njournal = /j\nissuance_socket = unix:/ia/a\n"
+	    "admin_socket = unix:/ib/b\n[token]\nmodule = /m\n"
 	    "uri = pkcs11:token=t\n",
 	    { "pin_file is required" } },
 	{ "unknown user", "issuance_uids = 1000, no-such-user-xyz\n", NULL,
@@ -564,8 +569,8 @@ test_pin_source(void)
 	signer_conf *c = NULL;
 	int rc;
 
-	rc = load("[signer]\njournal = /j\nissuance_socket = unix:/a\n"
-	    "admin_socket = unix:/b\n[token]\nmodule = /m\n"
+	rc = load("[signer]\njournal = /j\nissuance_socket = unix:/ia/a\n"
+	    "admin_socket = unix:/ib/b\n[token]\nmodule = /m\n"
 	    "uri = pkcs11:token=t?pin-source=file:/etc/pin\n", &c, why,
 	    sizeof why, NULL);
 	is_int(rc, 0, "a pin-source in the uri replaces pin_file (%s)", why);
