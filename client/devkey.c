@@ -286,6 +286,12 @@ load_token(const devkey_opts *o, devkey *k, char *why, size_t whylen)
 			goto out;
 		have_pin = 1;
 	}
+	if (o->module && access(o->module, R_OK) != 0) {
+		say(why, whylen, "cannot read PKCS#11 module %s: %s", o->module,
+		    strerror(errno));
+		rc = SF_EIO;
+		goto out;
+	}
 	rc = SF_EUNAVAIL;
 	if ((k->engine = ENGINE_by_id("pkcs11")) == NULL) {
 		say(why, whylen, "cannot load the OpenSSL engine \"pkcs11\""
@@ -293,6 +299,10 @@ load_token(const devkey_opts *o, devkey *k, char *why, size_t whylen)
 		    ssl_error(err, sizeof err));
 		goto out;
 	}
+	/* Our own message says what failed; libp11 would add its lines.
+	 * (QUIET is newer than some libp11 releases: not fatal.) */
+	if (!ENGINE_ctrl_cmd_string(k->engine, "QUIET", NULL, 1))
+		ERR_clear_error();
 	if (o->module && !ENGINE_ctrl_cmd_string(k->engine, "MODULE_PATH",
 	    o->module, 0)) {
 		say(why, whylen, "the pkcs11 engine refused module %s: %s",
@@ -314,8 +324,10 @@ load_token(const devkey_opts *o, devkey *k, char *why, size_t whylen)
 	}
 	if ((k->pk = ENGINE_load_private_key(k->engine, uri, NULL,
 	    NULL)) == NULL) {
-		say(why, whylen, "no usable private key at %s (wrong URI or"
-		    " PIN?): %s", uri, ssl_error(err, sizeof err));
+		say(why, whylen, "no usable private key at %s: no such token"
+		    " or key, or a wrong PIN", uri);
+		ERR_clear_error();
+		rc = SF_EINVAL;
 		goto out;
 	}
 	rc = 0;
