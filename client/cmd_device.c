@@ -54,7 +54,8 @@ static const char HELP_IMPORT[] =
 "          \"region\": ...}\n"
 "  dir    a directory of PEM public keys named <device id>.pem\n"
 "public_key is a PEM PUBLIC KEY block or base64 of the DER\n"
-"SubjectPublicKeyInfo. The file is streamed: a million records are fine.\n"
+"SubjectPublicKeyInfo. FILE may be - for standard input (with --format).\n"
+"The file is streamed: a million records are fine.\n"
 "\n"
 "Every refused record is reported on stderr with where it is and who\n"
 "refused it, e.g.\n"
@@ -83,6 +84,17 @@ typedef struct {
 	int fmt;
 } rec_where;
 
+/* A refusal held until its batch is answered, so that a batch's
+ * refusals come out in file order whoever made them. */
+typedef struct {
+	rec_where w;
+	char id[DEVICE_ID_MAX + 1];
+	int reason;
+	int by;
+	size_t seq;
+	char message[200];
+} pending;
+
 typedef struct {
 	cli *c;
 	cli_json j;
@@ -97,6 +109,8 @@ typedef struct {
 	KeyRecord *recs;
 	KeyRecord **ptrs;
 	rec_where *where;
+	pending *pend;           /* at most cap, with the batch's records */
+	size_t npend;
 	uint64_t nread, imported, unchanged, refused;
 } importer;
 
@@ -164,7 +178,7 @@ skip_where(const char *s, const rec_where *w)
 }
 
 static void
-refusal(importer *im, const rec_where *w, const char *id, int reason,
+emit(importer *im, const rec_where *w, const char *id, int reason,
     const char *message, int by)
 {
 	char rname[48], loc[340];
@@ -199,6 +213,46 @@ refusal(importer *im, const rec_where *w, const char *id, int reason,
 		    by_name[by]);
 	else
 		fprintf(stderr, "%s: %s (%s)\n", loc, text, by_name[by]);
+}
+
+/* Hold a refusal for its batch (or report it now, with no batch). */
+static void
+refusal(importer *im, const rec_where *w, const char *id, int reason,
+    const char *message, int by)
+{
+	pending *p;
+
+	if (im->pend == NULL) {
+		emit(im, w, id, reason, message, by);
+		return;
+	}
+	p = &im->pend[im->npend];
+	p->w = *w;
+	snprintf(p->id, sizeof p->id, "%s", id ? id : "");
+	p->reason = reason;
+	p->by = by;
+	p->seq = im->npend++;
+	snprintf(p->message, sizeof p->message, "%s", message ? message : "");
+}
+
+static int
+pending_cmp(const void *a, const void *b)
+{
+	const pending *x = a, *y = b;
+
+	if (x->w.line != y->w.line)
+		return x->w.line < y->w.line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+pending_emit(importer *im)
+{
+	qsort(im->pend, im->npend, sizeof *im->pend, pending_cmp);
+	for (size_t i = 0; i < im->npend; i++)
+		emit(im, &im->pend[i].w, im->pend[i].id, im->pend[i].reason,
+		    im->pend[i].message, im->pend[i].by);
+	im->npend = 0;
 }
 
 static void
@@ -278,8 +332,10 @@ batch_flush(importer *im)
 	size_t *idx = NULL, np = 0;
 	int ec;
 
-	if (im->n == 0)
+	if (im->n == 0) {
+		pending_emit(im);
 		return 0;
+	}
 	sreq.records = im->ptrs;
 	sreq.n_records = im->n;
 	if ((ec = cli_call(im->c, CLI_SIGNER, CA_SVC, "RegisterDeviceKeys",
@@ -333,6 +389,7 @@ out:
 	free(pass);
 	free(idx);
 	batch_clear(im);
+	pending_emit(im);
 	progress(im);
 	return ec;
 }
@@ -370,6 +427,9 @@ import_run(importer *im, import_reader *rd, size_t batch)
 			where_of(im, &rec, &w);
 			refusal(im, &w, rec.device_id, rec.reason, rec.why,
 			    BY_FILE);
+			if (im->pend && im->n + im->npend >= batch &&
+			    (ec = batch_flush(im)) != 0)
+				break;
 			continue;
 		}
 		if (im->dry_run) {
@@ -378,14 +438,17 @@ import_run(importer *im, import_reader *rd, size_t batch)
 		}
 		if ((ec = batch_add(im, &rec)) != 0)
 			break;
-		if (im->n == batch && (ec = batch_flush(im)) != 0)
+		if (im->n + im->npend >= batch && (ec = batch_flush(im)) != 0)
 			break;
 	}
 	if (rc < 0 && ec == 0)
-		ec = cli_error(im->c, CLI_EXIT_INPUT, "%s: read error after"
-		    " record %llu", im->path, (unsigned long long)im->nread);
+		ec = cli_error(im->c, CLI_EXIT_INPUT, "%s: %s (after record"
+		    " %llu)", im->path, *rec.why ? rec.why : "read error",
+		    (unsigned long long)im->nread);
 	if (ec == 0 && !im->dry_run)
 		ec = batch_flush(im);
+	else if (im->pend)
+		pending_emit(im);
 	import_record_fini(&rec);
 	batch_clear(im);
 	return ec;
@@ -498,7 +561,8 @@ device_import(cli *c, int argc, char **argv)
 	im.cap = (size_t)batch;
 	if (!im.dry_run && ((im.recs = calloc(im.cap, sizeof *im.recs)) ==
 	    NULL || (im.ptrs = calloc(im.cap, sizeof *im.ptrs)) == NULL ||
-	    (im.where = calloc(im.cap, sizeof *im.where)) == NULL)) {
+	    (im.where = calloc(im.cap, sizeof *im.where)) == NULL ||
+	    (im.pend = calloc(im.cap, sizeof *im.pend)) == NULL)) {
 		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
 		goto out;
 	}
@@ -519,6 +583,7 @@ out:
 	free(im.recs);
 	free(im.ptrs);
 	free(im.where);
+	free(im.pend);
 	return ec;
 }
 
