@@ -23,12 +23,17 @@ status_name(int v, char *buf, size_t len)
 	    "CERTIFICATE_STATUS_", buf, len);
 }
 
-/* Serials as the signer writes them: upper-case hex, no colons. */
+/* Serials as the signer writes them: upper-case hex, no colons, whole
+ * bytes (a leading zero that "%X" would drop is put back). */
 static int
 normalize_serial(cli *c, const char *in, char *out, size_t len)
 {
-	size_t k = 0;
+	size_t k = 0, digits = 0;
 
+	for (const char *p = in; *p; p++)
+		digits += *p != ':';
+	if (digits % 2 == 1 && len > 1)
+		out[k++] = '0';
 	for (const char *p = in; *p; p++) {
 		if (*p == ':')
 			continue;
@@ -39,7 +44,7 @@ normalize_serial(cli *c, const char *in, char *out, size_t len)
 		out[k++] = (char)toupper((unsigned char)*p);
 	}
 	out[k] = '\0';
-	if (k == 0)
+	if (digits == 0)
 		return cli_error(c, CLI_EXIT_INPUT, "empty serial number");
 	return 0;
 }
