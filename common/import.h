@@ -28,8 +28,9 @@
 
 enum { IMPORT_AUTO = 0, IMPORT_DIR = 1, IMPORT_CSV = 2, IMPORT_JSONL = 3 };
 
-/* A line that is not a record (bad CSV/JSON, missing fields). Not a
- * RefusalReason: readers report it as BAD_KEY-like refusals with this tag. */
+/* A line that is not a record (bad CSV/JSON, missing fields, a line over
+ * 64 KiB; dir: an entry that is not a readable regular file). Not a
+ * RefusalReason: the caller reports it like one, with the record's line. */
 #define IMPORT_MALFORMED 100
 
 typedef struct import_reader import_reader;
@@ -37,18 +38,21 @@ typedef struct import_reader import_reader;
 typedef struct {
 	uint64_t line;            /* first line of the record (csv, jsonl); n-th file (dir) */
 	char source[256];         /* file the record came from (dir: its name) */
-	char device_id[DEVICE_ID_MAX + 1];   /* as read (truncated if longer) */
+	/* As read, defaults filled in; truncated if longer, and bytes outside
+	 * printable ASCII shown as '?' (a good value has none). */
+	char device_id[DEVICE_ID_MAX + 1];
 	char product_line[33];
-	char region[33];
+	char region[33];          /* "" = none */
 	pubkey_info key;          /* valid when reason == 0 */
 	int reason;               /* 0 = good record */
-	char why[200];
+	char why[200];            /* malformed: "line N: ..." (dir: "name: ...") */
 } import_record;
 
 /*
  * Open path as fmt (IMPORT_AUTO: a directory is dir; *.csv csv; *.jsonl,
  * *.ndjson, *.json jsonl). default_product_line / default_region fill what
- * a record lacks (NULL = none). SF_EIO (cannot open), SF_EINVAL (unknown
+ * a record lacks (NULL = none). path "-" is standard input, with fmt
+ * IMPORT_CSV or IMPORT_JSONL. SF_EIO (cannot open), SF_EINVAL (unknown
  * format), why says which.
  */
 int import_open(const char *path, int fmt, const char *default_product_line,
@@ -56,8 +60,12 @@ int import_open(const char *path, int fmt, const char *default_product_line,
     size_t whylen);
 /*
  * The next record: 1 with *rec filled (good or refused), 0 at the end,
- * SF_EIO on a read error. import_record_fini() releases rec's key; each
- * call to import_next starts by releasing the previous one.
+ * SF_EIO on a read error (rec->why says what), SF_ENOMEM, or SF_EDB when
+ * SQLite fails (jsonl); after 0 or an error rec owns nothing and further
+ * calls return 0. import_record_fini() releases rec's key. When rec is the
+ * record the previous call filled, import_next starts by releasing it, so
+ * a loop over one rec leaks nothing; records kept apart (a batch) stay
+ * valid until their import_record_fini(). rec need not be initialised.
  */
 int import_next(import_reader *r, import_record *rec);
 void import_record_fini(import_record *rec);
