@@ -1093,8 +1093,8 @@ out:
 }
 
 const cli_cmd cmd_ca_table[] = {
-	{ "ca", "init", ca_init, "build root, intermediate and issuing CAs"
-	    " of a product line", HELP_INIT },
+	{ "ca", "init", ca_init, "root, intermediate and issuing CAs in one"
+	    " go", HELP_INIT },
 	{ "ca", "create", ca_create, "create one CA (root, intermediate,"
 	    " issuing)", HELP_CREATE },
 	{ "ca", "list", ca_list, "list the CAs", HELP_LIST },

@@ -439,7 +439,7 @@ out:
 }
 
 const cli_cmd cmd_enroll_table[] = {
-	{ NULL, "enroll", cmd_enroll, "enroll as a device (CSR signed by its"
-	    " key, Provisioning.Enroll)", HELP_ENROLL },
+	{ NULL, "enroll", cmd_enroll, "enroll as a device would, with its"
+	    " key", HELP_ENROLL },
 	{ NULL, NULL, NULL, NULL, NULL }
 };
