@@ -31,6 +31,9 @@ log_getlevel(void)
 	return log_level;
 }
 
+static void log_vwrite(const char *tag, const char *fmt, va_list ap,
+    int errnum) __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(const char *tag, const char *fmt, va_list ap, int errnum)
 {

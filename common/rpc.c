@@ -88,10 +88,20 @@ rpc_status_from_err(int err)
 	return RPC_INTERNAL;
 }
 
+/* Tools that report each call's status themselves keep gRPC's own error
+ * lines out of their users' way (rpc_grpc_log_quiet). */
+static int grpc_log_quiet;
+
+void
+rpc_grpc_log_quiet(int quiet)
+{
+	grpc_log_quiet = quiet;
+}
+
 static void
 grpc_log_cb(gpr_log_func_args *a)
 {
-	if (a->severity == GPR_LOG_SEVERITY_ERROR)
+	if (a->severity == GPR_LOG_SEVERITY_ERROR && !grpc_log_quiet)
 		log_warnx("grpc: %s (%s:%d)", a->message, a->file, a->line);
 	else
 		log_debug("grpc: %s", a->message);

@@ -55,6 +55,9 @@ int rpc_status_from_err(int err);
  * starts threads). rpc_fini() waits for gRPC's cleanup to finish. */
 void rpc_init(void);
 void rpc_fini(void);
+/* 1: gRPC's own error messages go to log_debug instead of log_warnx, for
+ * tools (the CLI) that report every call's status themselves. */
+void rpc_grpc_log_quiet(int quiet);
 
 /* ---- server side ---- */
 

@@ -1,0 +1,1111 @@
+/*
+ * cmd_ca.c - secretfree ca ...: the CA hierarchy on the signer's admin
+ * socket (CaAdmin), and TLS certificates for our own endpoints.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "devkey.h"
+#include "err.h"
+#include "pubkey.h"
+#include "secretfree/v1/ca_admin.pb-c.h"
+
+#define SVC (&secretfree__v1__ca_admin__descriptor)
+#define PEM_MAX (1024 * 1024)
+
+typedef Secretfree__V1__CaInfo CaInfo;
+
+static const char *KEY_TYPES =
+    "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519";
+
+/* ---- shared output ---- */
+
+static const char *
+role_name(int v, char *buf, size_t len)
+{
+	return cli_enum(&secretfree__v1__ca_role__descriptor, v, "CA_ROLE_",
+	    buf, len);
+}
+
+static const char *
+state_name(int v, char *buf, size_t len)
+{
+	return cli_enum(&secretfree__v1__ca_state__descriptor, v, "CA_STATE_",
+	    buf, len);
+}
+
+static const char *
+key_name(int v)
+{
+	return v ? pubkey_type_name(v) : "";
+}
+
+static char *
+join(char *const *v, size_t n)
+{
+	size_t len = 1;
+	char *s;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 2;
+	if ((s = malloc(len)) == NULL)
+		return NULL;
+	s[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(s, ", ");
+		strcat(s, v[i]);
+	}
+	return s;
+}
+
+static void
+ca_print(const CaInfo *ca)
+{
+	char b1[32], b2[32], role[32], state[32], *perm, *excl;
+
+	perm = join(ca->permitted_subtrees, ca->n_permitted_subtrees);
+	excl = join(ca->excluded_subtrees, ca->n_excluded_subtrees);
+	cli_kv(stdout, "name", "%s", ca->name);
+	cli_kv(stdout, "role", "%s", role_name(ca->role, role, sizeof role));
+	cli_kv(stdout, "state", "%s", state_name(ca->state, state,
+	    sizeof state));
+	cli_kv(stdout, "parent", "%s", ca->external_parent ?
+	    "(external)" : ca->parent);
+	cli_kv(stdout, "product line", "%s", ca->product_line);
+	cli_kv(stdout, "region", "%s", ca->region);
+	cli_kv(stdout, "generation", "%s", ca->generation);
+	cli_kv(stdout, "key type", "%s", key_name(ca->key_type));
+	cli_kv(stdout, "key label", "%s", ca->key_label);
+	cli_kv(stdout, "key uri", "%s", ca->key_uri);
+	cli_kv(stdout, "subject", "%s", ca->subject);
+	cli_kv(stdout, "serial", "%s", ca->serial);
+	if (ca->not_before)
+		cli_kv(stdout, "valid", "%s to %s", cli_time(ca->not_before,
+		    b1, sizeof b1), cli_time(ca->not_after, b2, sizeof b2));
+	if (ca->path_len)
+		cli_kv(stdout, "path length", "%u", ca->path_len->value);
+	else
+		cli_kv(stdout, "path length", "unlimited");
+	cli_kv(stdout, "permitted", "%s", perm ? perm : "");
+	cli_kv(stdout, "excluded", "%s", excl ? excl : "");
+	cli_kv(stdout, "crl url", "%s", ca->crl_url);
+	cli_kv(stdout, "ocsp url", "%s", ca->ocsp_url);
+	cli_kv(stdout, "ca issuers url", "%s", ca->ca_issuers_url);
+	cli_kv(stdout, "created", "%s", cli_time(ca->created_at, b1,
+	    sizeof b1));
+	free(perm);
+	free(excl);
+}
+
+static void
+json_strings(cli_json *j, const char *key, char *const *v, size_t n)
+{
+	cli_json_key(j, key);
+	cli_json_arr(j);
+	for (size_t i = 0; i < n; i++)
+		cli_json_str(j, v[i]);
+	cli_json_end(j);
+}
+
+/* The members of a CA object (the caller opens and closes it). */
+static void
+ca_json_members(cli_json *j, const CaInfo *ca)
+{
+	char role[32], state[32];
+
+	cli_json_kstr(j, "name", ca->name);
+	cli_json_kstr(j, "role", role_name(ca->role, role, sizeof role));
+	cli_json_kstr(j, "state", state_name(ca->state, state, sizeof state));
+	cli_json_kstr(j, "parent", ca->parent);
+	cli_json_kstr(j, "product_line", ca->product_line);
+	cli_json_kstr(j, "region", ca->region);
+	cli_json_kstr(j, "generation", ca->generation);
+	cli_json_kstr(j, "key_type", key_name(ca->key_type));
+	cli_json_kstr(j, "key_label", ca->key_label);
+	cli_json_kstr(j, "key_uri", ca->key_uri);
+	cli_json_kstr(j, "subject", ca->subject);
+	cli_json_kstr(j, "serial", ca->serial);
+	cli_json_ktime(j, "not_before", ca->not_before);
+	cli_json_ktime(j, "not_after", ca->not_after);
+	cli_json_key(j, "path_len");
+	if (ca->path_len)
+		cli_json_int(j, ca->path_len->value);
+	else
+		cli_json_null(j);
+	json_strings(j, "permitted", ca->permitted_subtrees,
+	    ca->n_permitted_subtrees);
+	json_strings(j, "excluded", ca->excluded_subtrees,
+	    ca->n_excluded_subtrees);
+	cli_json_kstr(j, "crl_url", ca->crl_url);
+	cli_json_kstr(j, "ocsp_url", ca->ocsp_url);
+	cli_json_kstr(j, "ca_issuers_url", ca->ca_issuers_url);
+	cli_json_kbool(j, "external_parent", ca->external_parent);
+	cli_json_ktime(j, "created_at", ca->created_at);
+	cli_json_kstr(j, "certificate_pem", ca->certificate_pem);
+}
+
+static void
+ca_json(const CaInfo *ca, const char *csr_pem)
+{
+	cli_json j;
+
+	cli_json_open(&j, stdout);
+	cli_json_obj(&j);
+	ca_json_members(&j, ca);
+	if (csr_pem)
+		cli_json_kstr(&j, "csr_pem", csr_pem);
+	cli_json_close(&j);
+}
+
+static int
+key_type_opt(cli *c, const char *opt, const char *v, int *out)
+{
+	if ((*out = pubkey_type_parse(v)) == PUBKEY_NONE)
+		return cli_usage(c, "%s must be %s, not \"%s\"", opt, KEY_TYPES,
+		    v);
+	return 0;
+}
+
+static int
+get_ca(cli *c, const char *name, CaInfo **out)
+{
+	Secretfree__V1__GetCaRequest req = SECRETFREE__V1__GET_CA_REQUEST__INIT;
+
+	req.name = (char *)name;
+	return cli_call(c, CLI_SIGNER, SVC, "GetCa", &req.base,
+	    (ProtobufCMessage **)out);
+}
+
+/* ---- ca init ---- */
+
+static const char HELP_INIT[] =
+"Usage: secretfree ca init --product-line ID --region R [--region R]...\n"
+"                          [--display-name NAME] [--root-key-type T]\n"
+"                          [--key-type T]\n"
+"\n"
+"Build the CA hierarchy of a product line in one go, on the signer: the\n"
+"root CA (unless there is one), the product line's intermediate CA signed\n"
+"by the root, and one issuing CA per region signed by the intermediate,\n"
+"named <region>.<product line>. Every key is generated inside the signer's\n"
+"PKCS#11 token and never leaves it; subjects, validity and URLs come from\n"
+"the signer's configuration, whose [product.ID] section must exist.\n"
+"\n"
+"It is idempotent: a CA that exists already is reported as \"existing\" and\n"
+"left alone, so running it again with one more --region adds that region.\n"
+"\n"
+"Options:\n"
+"  --product-line ID    the product line (1-32 of a-z, 0-9, -), e.g. widgiot\n"
+"  --region R           a region to make an issuing CA for; repeat for more\n"
+"                       (at least one)\n"
+"  --display-name NAME  the product line's display name (e.g. WidgIoT),\n"
+"                       sent along with the intermediate's request\n"
+"  --root-key-type T    key type of the root, if it is made here\n"
+"  --key-type T         key type of the intermediate and issuing CAs\n"
+"                       T: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096,\n"
+"                       ed25519 (default: the signer's configuration)\n"
+"\n"
+"Output: one row per CA: name, role, state, result (created or existing),\n"
+"generation and expiry; with --json an object {\"cas\": [...]} whose items\n"
+"carry the CA's fields and \"result\".\n"
+"\n"
+"Example:\n"
+"  secretfree ca init --product-line widgiot --display-name WidgIoT \\\n"
+"      --region us-east-1 --region eu-west-1\n";
+
+typedef struct {
+	CaInfo *ca;
+	int created;
+} init_step;
+
+static int
+init_one(cli *c, const Secretfree__V1__CreateCaRequest *req,
+    const char *name, init_step *out)
+{
+	Secretfree__V1__CreateCaResponse *resp = NULL;
+	rpc_status st;
+	int ec;
+
+	ec = cli_call_quiet(c, CLI_SIGNER, SVC, "CreateCa", &req->base,
+	    (ProtobufCMessage **)&resp, &st);
+	if (ec == 0) {
+		/* Keep the CA, drop the response around it. */
+		out->ca = resp->ca;
+		resp->ca = NULL;
+		out->created = 1;
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		return 0;
+	}
+	if (st.code != RPC_ALREADY_EXISTS)
+		return cli_rpc_fail(c, CLI_SIGNER, &st);
+	out->created = 0;
+	return get_ca(c, name, &out->ca);
+}
+
+static void
+init_report(cli *c, init_step *steps, size_t n)
+{
+	static const char *const hdr[] = { "NAME", "ROLE", "STATE", "RESULT",
+	    "GENERATION", "NOT_AFTER" };
+	char role[32], state[32], t[32];
+	cli_table *tb;
+	cli_json j;
+
+	if (c->json) {
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cli_json_key(&j, "cas");
+		cli_json_arr(&j);
+		for (size_t i = 0; i < n; i++) {
+			cli_json_obj(&j);
+			cli_json_kstr(&j, "result", steps[i].created ?
+			    "created" : "existing");
+			ca_json_members(&j, steps[i].ca);
+			cli_json_end(&j);
+		}
+		cli_json_close(&j);
+		return;
+	}
+	if ((tb = cli_table_new(6, hdr)) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const CaInfo *ca = steps[i].ca;
+		const char *row[6] = { ca->name, role_name(ca->role, role,
+		    sizeof role), state_name(ca->state, state, sizeof state),
+		    steps[i].created ? "created" : "existing", ca->generation,
+		    cli_time(ca->not_after, t, sizeof t) };
+
+		cli_table_add(tb, row);
+	}
+	cli_table_print(tb, stdout);
+	cli_table_free(tb);
+}
+
+static int
+ca_init(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "product-line", required_argument, NULL, 'p' },
+		{ "display-name", required_argument, NULL, 'd' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "root-key-type", required_argument, NULL, 'R' },
+		{ "key-type", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__CreateCaRequest req;
+	const char *pl = NULL, *display = "";
+	cli_list regions = { 0 };
+	init_step *steps = NULL;
+	size_t n = 0;
+	char name[128];
+	int ch, ec = CLI_EXIT_USAGE, root_kt = 0, kt = 0;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'p':
+			pl = optarg;
+			break;
+		case 'd':
+			display = optarg;
+			break;
+		case 'r':
+			if ((ec = cli_list_add(c, &regions, optarg)) != 0)
+				goto out;
+			break;
+		case 'R':
+			if (key_type_opt(c, "--root-key-type", optarg,
+			    &root_kt) != 0)
+				goto out;
+			break;
+		case 'k':
+			if (key_type_opt(c, "--key-type", optarg, &kt) != 0)
+				goto out;
+			break;
+		default:
+			goto out;
+		}
+	}
+	ec = CLI_EXIT_USAGE;
+	if (optind < argc) {
+		cli_usage(c, "unexpected argument %s", argv[optind]);
+		goto out;
+	}
+	if (pl == NULL) {
+		cli_usage(c, "--product-line is required");
+		goto out;
+	}
+	if (regions.n == 0) {
+		cli_usage(c, "at least one --region is required");
+		goto out;
+	}
+	if ((steps = calloc(regions.n + 2, sizeof *steps)) == NULL) {
+		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
+		goto out;
+	}
+	secretfree__v1__create_ca_request__init(&req);
+	req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT;
+	req.key_type = root_kt;
+	if ((ec = init_one(c, &req, "root", &steps[n])) != 0)
+		goto report;
+	n++;
+	secretfree__v1__create_ca_request__init(&req);
+	req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE;
+	req.product_line = (char *)pl;
+	req.product_display_name = (char *)display;
+	req.key_type = kt;
+	if ((ec = init_one(c, &req, pl, &steps[n])) != 0)
+		goto report;
+	n++;
+	for (size_t i = 0; i < regions.n; i++) {
+		secretfree__v1__create_ca_request__init(&req);
+		req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING;
+		req.product_line = (char *)pl;
+		req.region = regions.v[i];
+		req.key_type = kt;
+		snprintf(name, sizeof name, "%s.%s", regions.v[i], pl);
+		if ((ec = init_one(c, &req, name, &steps[n])) != 0)
+			goto report;
+		n++;
+	}
+report:
+	if (ec == 0 || n > 0)
+		init_report(c, steps, n);
+out:
+	for (size_t i = 0; steps && i < n; i++)
+		protobuf_c_message_free_unpacked(&steps[i].ca->base, NULL);
+	free(steps);
+	cli_list_free(&regions);
+	return ec;
+}
+
+/* ---- ca create ---- */
+
+static const char HELP_CREATE[] =
+"Usage: secretfree ca create root|intermediate|issuing [OPTIONS]\n"
+"\n"
+"Create one CA, one level at a time (CaAdmin.CreateCa), with a new key\n"
+"generated in the signer's token:\n"
+"  root          self-signed (one per signer)\n"
+"  intermediate  signed by the root, one per product line; named after it\n"
+"  issuing       signed by the product line's intermediate, one per region;\n"
+"                named <region>.<product line>\n"
+"With --external the key is made and a CSR returned instead: the CA stays\n"
+"pending until its certificate, signed by a parent outside this signer, is\n"
+"imported with 'secretfree ca import-cert'. Defaults come from the signer's\n"
+"configuration; 'ca init' builds the usual hierarchy in one go.\n"
+"\n"
+"Options:\n"
+"  --product-line ID     the product line (intermediate, issuing)\n"
+"  --display-name NAME   the product line's display name (intermediate)\n"
+"  --region R            the region (issuing)\n"
+"  --key-type T          ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or\n"
+"                        ed25519\n"
+"  --subject S           subject, \"/C=US/O=Example/CN=Example CA\" or RFC 2253\n"
+"  --validity-days N     validity in days\n"
+"  --path-len N          basicConstraints pathLenConstraint (0-16)\n"
+"  --permit NAME         permitted name-constraint subtree, e.g.\n"
+"                        DNS:.widgiot.example.net; repeatable\n"
+"  --exclude NAME        excluded subtree, e.g. IP:0.0.0.0/0.0.0.0; repeatable\n"
+"  --crl-url U           CRL distribution point of what this CA issues\n"
+"  --ocsp-url U          OCSP responder URL (AIA) of what it issues\n"
+"  --ca-issuers-url U    caIssuers URL (AIA) of what it issues\n"
+"  --generation G        generation, e.g. 2026a (default: year + letter)\n"
+"  --external            the parent is outside: make the key and a CSR only\n"
+"  --csr-out FILE        with --external: write the CSR there (default:\n"
+"                        standard output, after the CA's details)\n"
+"\n"
+"Example:\n"
+"  secretfree ca create root --key-type ec-p384 --validity-days 7300\n"
+"  secretfree ca create intermediate --product-line gizmo --external \\\n"
+"      --csr-out gizmo.csr\n";
+
+static int
+ca_create(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "product-line", required_argument, NULL, 'p' },
+		{ "display-name", required_argument, NULL, 'd' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "key-type", required_argument, NULL, 'k' },
+		{ "subject", required_argument, NULL, 's' },
+		{ "validity-days", required_argument, NULL, 'v' },
+		{ "path-len", required_argument, NULL, 'l' },
+		{ "permit", required_argument, NULL, 'P' },
+		{ "exclude", required_argument, NULL, 'X' },
+		{ "crl-url", required_argument, NULL, 'C' },
+		{ "ocsp-url", required_argument, NULL, 'O' },
+		{ "ca-issuers-url", required_argument, NULL, 'I' },
+		{ "generation", required_argument, NULL, 'g' },
+		{ "external", no_argument, NULL, 'e' },
+		{ "csr-out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__CreateCaRequest req =
+	    SECRETFREE__V1__CREATE_CA_REQUEST__INIT;
+	Secretfree__V1__PathLen pl = SECRETFREE__V1__PATH_LEN__INIT;
+	Secretfree__V1__CreateCaResponse *resp = NULL;
+	cli_list permit = { 0 }, exclude = { 0 };
+	const char *csr_out = NULL, *role;
+	long long n;
+	int ch, kt, ec = CLI_EXIT_USAGE;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'p':
+			req.product_line = optarg;
+			break;
+		case 'd':
+			req.product_display_name = optarg;
+			break;
+		case 'r':
+			req.region = optarg;
+			break;
+		case 'k':
+			if (key_type_opt(c, "--key-type", optarg, &kt) != 0)
+				goto out;
+			req.key_type = kt;
+			break;
+		case 's':
+			req.subject = optarg;
+			break;
+		case 'v':
+			if (cli_num(c, "--validity-days", optarg, 1, 36500,
+			    &n) != 0)
+				goto out;
+			req.validity_days = (uint32_t)n;
+			break;
+		case 'l':
+			if (cli_num(c, "--path-len", optarg, 0, 16, &n) != 0)
+				goto out;
+			pl.value = (uint32_t)n;
+			req.path_len = &pl;
+			break;
+		case 'P':
+			if ((ec = cli_list_add(c, &permit, optarg)) != 0)
+				goto out;
+			break;
+		case 'X':
+			if ((ec = cli_list_add(c, &exclude, optarg)) != 0)
+				goto out;
+			break;
+		case 'C':
+			req.crl_url = optarg;
+			break;
+		case 'O':
+			req.ocsp_url = optarg;
+			break;
+		case 'I':
+			req.ca_issuers_url = optarg;
+			break;
+		case 'g':
+			req.generation = optarg;
+			break;
+		case 'e':
+			req.external_parent = 1;
+			break;
+		case 'o':
+			csr_out = optarg;
+			break;
+		default:
+			ec = CLI_EXIT_USAGE;
+			goto out;
+		}
+	}
+	ec = CLI_EXIT_USAGE;
+	if (optind + 1 != argc) {
+		if (optind >= argc)
+			cli_usage(c, "which CA: root, intermediate or"
+			    " issuing?");
+		else
+			cli_usage(c, "one role only, not %s", argv[argc - 1]);
+		goto out;
+	}
+	role = argv[optind];
+	if (strcmp(role, "root") == 0)
+		req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT;
+	else if (strcmp(role, "intermediate") == 0)
+		req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE;
+	else if (strcmp(role, "issuing") == 0)
+		req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING;
+	else {
+		cli_usage(c, "the role is root, intermediate or issuing, not"
+		    " \"%s\"", role);
+		goto out;
+	}
+	if (req.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT &&
+	    *req.product_line == '\0') {
+		cli_usage(c, "--product-line is required for an %s CA", role);
+		goto out;
+	}
+	if (req.role == SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING &&
+	    *req.region == '\0') {
+		cli_usage(c, "--region is required for an issuing CA");
+		goto out;
+	}
+	if (csr_out && !req.external_parent) {
+		cli_usage(c, "--csr-out goes with --external");
+		goto out;
+	}
+	req.permitted_subtrees = permit.v;
+	req.n_permitted_subtrees = permit.n;
+	req.excluded_subtrees = exclude.v;
+	req.n_excluded_subtrees = exclude.n;
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "CreateCa", &req.base,
+	    (ProtobufCMessage **)&resp)) != 0)
+		goto out;
+	if (csr_out && (ec = cli_write_file(c, csr_out, resp->csr_pem,
+	    strlen(resp->csr_pem), 0644)) != 0)
+		goto out;
+	if (c->json)
+		ca_json(resp->ca, req.external_parent ? resp->csr_pem : NULL);
+	else {
+		ca_print(resp->ca);
+		if (req.external_parent && csr_out)
+			printf("\nCSR written to %s: have it signed by the"
+			    " parent, then run\n  secretfree ca import-cert %s"
+			    " --cert CERT --chain CHAIN\n", csr_out,
+			    resp->ca->name);
+		else if (req.external_parent)
+			printf("\n%s", resp->csr_pem);
+	}
+	ec = 0;
+out:
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	cli_list_free(&permit);
+	cli_list_free(&exclude);
+	return ec;
+}
+
+/* ---- ca list / show ---- */
+
+static const char HELP_LIST[] =
+"Usage: secretfree ca list [--product-line ID] [--region R] [--all]\n"
+"\n"
+"List the signer's CAs (CaAdmin.ListCas): name, role, state, parent,\n"
+"generation, key type and expiry. Retired and revoked CAs are left out\n"
+"unless --all is given.\n"
+"\n"
+"Options:\n"
+"  --product-line ID   only this product line's CAs\n"
+"  --region R          only this region's issuing CAs\n"
+"  --all               include retired and revoked CAs\n"
+"\n"
+"Example:\n"
+"  secretfree ca list --product-line widgiot\n"
+"  secretfree --json ca list | jq -r '.cas[].name'\n";
+
+static int
+ca_list(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "product-line", required_argument, NULL, 'p' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "all", no_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const hdr[] = { "NAME", "ROLE", "STATE", "PARENT",
+	    "GENERATION", "KEY", "NOT_AFTER" };
+	Secretfree__V1__ListCasRequest req =
+	    SECRETFREE__V1__LIST_CAS_REQUEST__INIT;
+	Secretfree__V1__ListCasResponse *resp = NULL;
+	char role[32], state[32], t[32];
+	cli_table *tb;
+	cli_json j;
+	int ch, ec;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'p':
+			req.product_line = optarg;
+			break;
+		case 'r':
+			req.region = optarg;
+			break;
+		case 'a':
+			req.include_retired = 1;
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage(c, "unexpected argument %s", argv[optind]);
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "ListCas", &req.base,
+	    (ProtobufCMessage **)&resp)) != 0)
+		return ec;
+	if (c->json) {
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cli_json_key(&j, "cas");
+		cli_json_arr(&j);
+		for (size_t i = 0; i < resp->n_cas; i++) {
+			cli_json_obj(&j);
+			ca_json_members(&j, resp->cas[i]);
+			cli_json_end(&j);
+		}
+		cli_json_close(&j);
+	} else if ((tb = cli_table_new(7, hdr)) != NULL) {
+		for (size_t i = 0; i < resp->n_cas; i++) {
+			const CaInfo *ca = resp->cas[i];
+			const char *row[7] = { ca->name, role_name(ca->role,
+			    role, sizeof role), state_name(ca->state, state,
+			    sizeof state), ca->external_parent ? "(external)" :
+			    ca->parent, ca->generation, key_name(ca->key_type),
+			    cli_time(ca->not_after, t, sizeof t) };
+
+			cli_table_add(tb, row);
+		}
+		if (cli_table_rows(tb) == 0)
+			printf("no CAs yet: secretfree ca init --product-line"
+			    " ID --region R\n");
+		else
+			cli_table_print(tb, stdout);
+		cli_table_free(tb);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
+static const char HELP_SHOW[] =
+"Usage: secretfree ca show NAME\n"
+"\n"
+"Show one CA (CaAdmin.GetCa): role, state, parent, key type and the PKCS#11\n"
+"URI of its key, subject, serial, validity, path length, name constraints,\n"
+"the URLs it puts in what it issues. NAME is root, a product line\n"
+"(its intermediate) or <region>.<product line> (an issuing CA). With\n"
+"--json the certificate's PEM is included.\n"
+"\n"
+"Example:\n"
+"  secretfree ca show us-east-1.widgiot\n";
+
+/* Commands that take exactly one NAME and no options. */
+static int
+one_name(cli *c, int argc, char **argv, const struct option *opts,
+    const char *what, const char **name)
+{
+	if (optind + 1 != argc)
+		return optind >= argc ? cli_usage(c, "which %s?", what) :
+		    cli_usage(c, "one %s only, not %s", what, argv[argc - 1]);
+	(void)opts;
+	*name = argv[optind];
+	return 0;
+}
+
+static int
+ca_show(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
+	const char *name;
+	CaInfo *ca = NULL;
+	int ch, ec;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1)
+		return CLI_EXIT_USAGE;
+	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+		return ec;
+	if ((ec = get_ca(c, name, &ca)) != 0)
+		return ec;
+	if (c->json)
+		ca_json(ca, NULL);
+	else
+		ca_print(ca);
+	protobuf_c_message_free_unpacked(&ca->base, NULL);
+	return 0;
+}
+
+/* ---- ca chain / csr / import-cert ---- */
+
+static const char HELP_CHAIN[] =
+"Usage: secretfree ca chain NAME [--out FILE]\n"
+"\n"
+"The certificate chain of a CA (CaAdmin.GetCaChain) in PEM: the CA itself\n"
+"first, its root last. The root alone is what devices and TLS clients\n"
+"trust: 'secretfree ca chain root --out root.pem'.\n"
+"\n"
+"Options:\n"
+"  --out FILE   write the chain to FILE (default: standard output)\n"
+"\n"
+"Example:\n"
+"  secretfree ca chain us-east-1.widgiot --out chain.pem\n"
+"  openssl verify -CAfile root.pem -untrusted chain.pem device.crt\n";
+
+static int
+ca_chain(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__GetCaRequest req = SECRETFREE__V1__GET_CA_REQUEST__INIT;
+	Secretfree__V1__GetChainResponse *resp = NULL;
+	const char *out = NULL, *name;
+	cli_json j;
+	int ch, ec;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		if (ch != 'o')
+			return CLI_EXIT_USAGE;
+		out = optarg;
+	}
+	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+		return ec;
+	req.name = (char *)name;
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "GetCaChain", &req.base,
+	    (ProtobufCMessage **)&resp)) != 0)
+		return ec;
+	if (out)
+		ec = cli_write_file(c, out, resp->chain_pem,
+		    strlen(resp->chain_pem), 0644);
+	if (ec == 0 && c->json) {
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cli_json_kstr(&j, "name", name);
+		json_strings(&j, "names", resp->names, resp->n_names);
+		cli_json_kstr(&j, "chain_pem", resp->chain_pem);
+		cli_json_close(&j);
+	} else if (ec == 0 && out == NULL)
+		ec = cli_write_file(c, "-", resp->chain_pem,
+		    strlen(resp->chain_pem), 0);
+	else if (ec == 0) {
+		printf("%s: chain of %zu certificates (", out, resp->n_names);
+		for (size_t i = 0; i < resp->n_names; i++)
+			printf("%s%s", i ? " <- " : "", resp->names[i]);
+		printf(")\n");
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ec;
+}
+
+static const char HELP_CSR[] =
+"Usage: secretfree ca csr NAME [--subject S] [--out FILE]\n"
+"\n"
+"A PKCS#10 request for the key of an existing CA (CaAdmin.ExportCaCsr),\n"
+"signed inside the signer's token, for a parent outside this signer to\n"
+"sign (cross-signing, or a pending CA made with 'ca create --external').\n"
+"\n"
+"Options:\n"
+"  --subject S   the subject to ask for (default: the CA's own)\n"
+"  --out FILE    write the CSR to FILE (default: standard output)\n"
+"\n"
+"Example:\n"
+"  secretfree ca csr gizmo --out gizmo.csr\n"
+"  openssl req -in gizmo.csr -noout -verify -subject\n";
+
+static int
+ca_csr(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "subject", required_argument, NULL, 's' },
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__ExportCaCsrRequest req =
+	    SECRETFREE__V1__EXPORT_CA_CSR_REQUEST__INIT;
+	Secretfree__V1__ExportCaCsrResponse *resp = NULL;
+	const char *out = "-", *name;
+	cli_json j;
+	int ch, ec;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 's':
+			req.subject = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+		return ec;
+	req.name = (char *)name;
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "ExportCaCsr", &req.base,
+	    (ProtobufCMessage **)&resp)) != 0)
+		return ec;
+	if (c->json) {
+		if (strcmp(out, "-") != 0)
+			ec = cli_write_file(c, out, resp->csr_pem,
+			    strlen(resp->csr_pem), 0644);
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cli_json_kstr(&j, "name", name);
+		cli_json_kstr(&j, "csr_pem", resp->csr_pem);
+		cli_json_close(&j);
+	} else
+		ec = cli_write_file(c, out, resp->csr_pem,
+		    strlen(resp->csr_pem), 0644);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ec;
+}
+
+static const char HELP_IMPORT[] =
+"Usage: secretfree ca import-cert NAME --cert FILE --chain FILE\n"
+"\n"
+"Give a pending CA (made with 'ca create --external') the certificate its\n"
+"outside parent signed (CaAdmin.ImportCaCertificate). The signer checks\n"
+"that the certificate is for the CA's key, is a CA certificate with\n"
+"keyCertSign, and verifies against the chain; the CA becomes active.\n"
+"\n"
+"Options:\n"
+"  --cert FILE    the CA's certificate (PEM, exactly one)\n"
+"  --chain FILE   the parent's chain up to and including its root (PEM)\n"
+"\n"
+"Example:\n"
+"  secretfree ca import-cert gizmo --cert gizmo.crt --chain outside-root.pem\n";
+
+static int
+ca_import_cert(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cert", required_argument, NULL, 'c' },
+		{ "chain", required_argument, NULL, 'C' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__ImportCaCertificateRequest req =
+	    SECRETFREE__V1__IMPORT_CA_CERTIFICATE_REQUEST__INIT;
+	const char *certf = NULL, *chainf = NULL, *name;
+	uint8_t *cert = NULL, *chain = NULL;
+	size_t len;
+	CaInfo *ca = NULL;
+	int ch, ec;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'c':
+			certf = optarg;
+			break;
+		case 'C':
+			chainf = optarg;
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+		return ec;
+	if (certf == NULL || chainf == NULL)
+		return cli_usage(c, "--cert and --chain are required");
+	if ((ec = cli_read_file(c, "certificate", certf, PEM_MAX, &cert,
+	    &len)) != 0 ||
+	    (ec = cli_read_file(c, "chain", chainf, PEM_MAX, &chain,
+	    &len)) != 0)
+		goto out;
+	req.name = (char *)name;
+	req.certificate_pem = (char *)cert;
+	req.chain_pem = (char *)chain;
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "ImportCaCertificate",
+	    &req.base, (ProtobufCMessage **)&ca)) != 0)
+		goto out;
+	if (c->json)
+		ca_json(ca, NULL);
+	else
+		ca_print(ca);
+	protobuf_c_message_free_unpacked(&ca->base, NULL);
+out:
+	free(cert);
+	free(chain);
+	return ec;
+}
+
+/* ---- ca issue-server ---- */
+
+static const char HELP_SERVER[] =
+"Usage: secretfree ca issue-server --dns NAME [--dns NAME]... [--ip ADDR]...\n"
+"                                  --key FILE [--generate-key] --out CERT\n"
+"                                  [--chain-out FILE] [--ca NAME] [--days N]\n"
+"\n"
+"A TLS server certificate (serverAuth) for one of our own endpoints:\n"
+"authz's device listener, the MQTT broker\n"
+"(CaAdmin.IssueServerCertificate). The CSR is made here from the key\n"
+"file; the signer takes only its public key and builds the certificate\n"
+"from its server profile with the names given.\n"
+"\n"
+"Options:\n"
+"  --dns NAME        a DNS subjectAltName; the first is also the CN\n"
+"  --ip ADDR         an IP address subjectAltName (IPv4 or IPv6)\n"
+"                    (at least one --dns or --ip)\n"
+"  --key FILE        the server's private key (PEM)\n"
+"  --generate-key    make the key first: EC P-256, written to --key with\n"
+"                    mode 0600; an existing file is never overwritten\n"
+"  --out CERT        where the certificate goes; followed by the CA chain\n"
+"                    (issuing CA first, root last) unless --chain-out is\n"
+"                    given, so that CERT is what the server presents\n"
+"  --chain-out FILE  write the chain there instead\n"
+"  --ca NAME         the issuing CA (default: the first active one)\n"
+"  --days N          validity in days (default: the signer's\n"
+"                    server_validity_days, which is also the maximum)\n"
+"\n"
+"Example:\n"
+"  secretfree ca issue-server --dns provision.widgiot.example.net \\\n"
+"      --ip 192.0.2.10 --key /etc/secretfree/authz.key --generate-key \\\n"
+"      --out /etc/secretfree/authz.crt\n";
+
+static int
+ca_issue_server(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dns", required_argument, NULL, 'd' },
+		{ "ip", required_argument, NULL, 'i' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "generate-key", no_argument, NULL, 'g' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "chain-out", required_argument, NULL, 'C' },
+		{ "ca", required_argument, NULL, 'a' },
+		{ "days", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__IssueServerCertificateRequest req =
+	    SECRETFREE__V1__ISSUE_SERVER_CERTIFICATE_REQUEST__INIT;
+	Secretfree__V1__IssueServerCertificateResponse *resp = NULL;
+	devkey_opts ko = { 0 };
+	devkey *k = NULL;
+	cli_list dns = { 0 }, ips = { 0 };
+	const char *keyf = NULL, *out = NULL, *chain_out = NULL;
+	char why[512], *csr = NULL, *bundle = NULL;
+	size_t csrlen;
+	long long n;
+	int ch, gen = 0, ec = CLI_EXIT_USAGE, rc;
+	cli_json j;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'd':
+			if ((ec = cli_list_add(c, &dns, optarg)) != 0)
+				goto out;
+			break;
+		case 'i':
+			if ((ec = cli_list_add(c, &ips, optarg)) != 0)
+				goto out;
+			break;
+		case 'k':
+			keyf = optarg;
+			break;
+		case 'g':
+			gen = 1;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'C':
+			chain_out = optarg;
+			break;
+		case 'a':
+			req.ca_name = optarg;
+			break;
+		case 'n':
+			if (cli_num(c, "--days", optarg, 1, 36500, &n) != 0)
+				goto out;
+			req.validity_days = (uint32_t)n;
+			break;
+		default:
+			ec = CLI_EXIT_USAGE;
+			goto out;
+		}
+	}
+	ec = CLI_EXIT_USAGE;
+	if (optind < argc) {
+		cli_usage(c, "unexpected argument %s", argv[optind]);
+		goto out;
+	}
+	if (dns.n == 0 && ips.n == 0) {
+		cli_usage(c, "give at least one --dns or --ip");
+		goto out;
+	}
+	if (keyf == NULL || out == NULL) {
+		cli_usage(c, "--key and --out are required");
+		goto out;
+	}
+	if (gen && (rc = devkey_generate(keyf, why, sizeof why)) != 0) {
+		ec = cli_error(c, rc == SF_EEXIST ? CLI_EXIT_STATE :
+		    CLI_EXIT_ERROR, "%s", why);
+		goto out;
+	}
+	ko.key_file = keyf;
+	if ((rc = devkey_open(&ko, &k, why, sizeof why)) != 0) {
+		ec = cli_error(c, CLI_EXIT_INPUT, "%s", why);
+		goto out;
+	}
+	if ((rc = devkey_csr(k, dns.n ? dns.v[0] : ips.v[0], &csr, &csrlen,
+	    why, sizeof why)) != 0) {
+		ec = cli_error(c, CLI_EXIT_ERROR, "%s", why);
+		goto out;
+	}
+	req.csr.data = (uint8_t *)csr;
+	req.csr.len = csrlen;
+	req.dns_names = dns.v;
+	req.n_dns_names = dns.n;
+	req.ip_addresses = ips.v;
+	req.n_ip_addresses = ips.n;
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "IssueServerCertificate",
+	    &req.base, (ProtobufCMessage **)&resp)) != 0)
+		goto out;
+	if (chain_out) {
+		if ((ec = cli_write_file(c, out, resp->certificate_pem,
+		    strlen(resp->certificate_pem), 0644)) != 0 ||
+		    (ec = cli_write_file(c, chain_out, resp->chain_pem,
+		    strlen(resp->chain_pem), 0644)) != 0)
+			goto out;
+	} else {
+		if ((bundle = malloc(strlen(resp->certificate_pem) +
+		    strlen(resp->chain_pem) + 1)) == NULL) {
+			ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
+			goto out;
+		}
+		strcpy(bundle, resp->certificate_pem);
+		strcat(bundle, resp->chain_pem);
+		if ((ec = cli_write_file(c, out, bundle, strlen(bundle),
+		    0644)) != 0)
+			goto out;
+	}
+	if (c->json) {
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cli_json_kstr(&j, "serial", resp->serial);
+		cli_json_kstr(&j, "key", keyf);
+		cli_json_kbool(&j, "key_generated", gen);
+		cli_json_kstr(&j, "certificate_file", out);
+		cli_json_kstr(&j, "chain_file", chain_out);
+		cli_json_kstr(&j, "certificate_pem", resp->certificate_pem);
+		cli_json_kstr(&j, "chain_pem", resp->chain_pem);
+		cli_json_close(&j);
+	} else {
+		cli_kv(stdout, "serial", "%s", resp->serial);
+		cli_kv(stdout, "key", "%s%s", keyf, gen ? " (generated)" : "");
+		cli_kv(stdout, "certificate", "%s%s", out, chain_out ? "" :
+		    " (with its chain)");
+		if (chain_out)
+			cli_kv(stdout, "chain", "%s", chain_out);
+	}
+out:
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	devkey_close(k);
+	free(csr);
+	free(bundle);
+	cli_list_free(&dns);
+	cli_list_free(&ips);
+	return ec;
+}
+
+const cli_cmd cmd_ca_table[] = {
+	{ "ca", "init", ca_init, "root, intermediate and issuing CAs in one"
+	    " go", HELP_INIT },
+	{ "ca", "create", ca_create, "create one CA (root, intermediate,"
+	    " issuing)", HELP_CREATE },
+	{ "ca", "list", ca_list, "list the CAs", HELP_LIST },
+	{ "ca", "show", ca_show, "show one CA", HELP_SHOW },
+	{ "ca", "chain", ca_chain, "a CA's certificate chain (PEM)",
+	    HELP_CHAIN },
+	{ "ca", "csr", ca_csr, "a CSR for a CA's key, for an outside parent",
+	    HELP_CSR },
+	{ "ca", "import-cert", ca_import_cert, "import an outside parent's"
+	    " certificate for a pending CA", HELP_IMPORT },
+	{ "ca", "issue-server", ca_issue_server, "a TLS server certificate"
+	    " for our own endpoints", HELP_SERVER },
+	{ NULL, NULL, NULL, NULL, NULL }
+};

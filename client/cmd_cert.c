@@ -1,0 +1,279 @@
+/*
+ * cmd_cert.c - secretfree cert ...: the signer's issuance journal
+ * (CaAdmin.GetCertificate, CaAdmin.ListCertificates).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "secretfree/v1/ca_admin.pb-c.h"
+#include "util.h"
+
+#define SVC (&secretfree__v1__ca_admin__descriptor)
+#define PAGE_MAX 1000
+
+typedef Secretfree__V1__CertificateInfo CertInfo;
+
+static const char *
+status_name(int v, char *buf, size_t len)
+{
+	return cli_enum(&secretfree__v1__certificate_status__descriptor, v,
+	    "CERTIFICATE_STATUS_", buf, len);
+}
+
+/* Serials as the signer writes them: upper-case hex, no colons, whole
+ * bytes (a leading zero that "%X" would drop is put back). */
+static int
+normalize_serial(cli *c, const char *in, char *out, size_t len)
+{
+	size_t k = 0, digits = 0;
+
+	for (const char *p = in; *p; p++)
+		digits += *p != ':';
+	if (digits % 2 == 1 && len > 1)
+		out[k++] = '0';
+	for (const char *p = in; *p; p++) {
+		if (*p == ':')
+			continue;
+		if (!isxdigit((unsigned char)*p) || k + 1 >= len)
+			return cli_error(c, CLI_EXIT_INPUT, "\"%s\" is not a"
+			    " serial number (hex, as openssl x509 -serial"
+			    " prints it)", in);
+		out[k++] = (char)toupper((unsigned char)*p);
+	}
+	out[k] = '\0';
+	if (digits == 0)
+		return cli_error(c, CLI_EXIT_INPUT, "empty serial number");
+	return 0;
+}
+
+static void
+cert_json_members(cli_json *j, const CertInfo *ci, int pem)
+{
+	char st[32], reason[48], hex[65] = "";
+
+	if (ci->key_sha256.len == 32)
+		sf_hex(ci->key_sha256.data, 32, hex);
+	cli_json_kstr(j, "serial", ci->serial);
+	cli_json_kstr(j, "ca", ci->ca_name);
+	cli_json_kstr(j, "subject", ci->subject);
+	cli_json_kstr(j, "device_id", ci->device_id);
+	cli_json_kstr(j, "key_sha256", hex);
+	cli_json_ktime(j, "not_before", ci->not_before);
+	cli_json_ktime(j, "not_after", ci->not_after);
+	cli_json_ktime(j, "issued_at", ci->issued_at);
+	cli_json_kstr(j, "status", status_name(ci->status, st, sizeof st));
+	if (ci->revoked_at) {
+		cli_json_kstr(j, "revocation_reason", cli_enum(
+		    &secretfree__v1__revocation_reason__descriptor,
+		    ci->revocation_reason, "REVOCATION_REASON_", reason,
+		    sizeof reason));
+		cli_json_ktime(j, "revoked_at", ci->revoked_at);
+	}
+	cli_json_kstr(j, "profile", ci->profile);
+	cli_json_kstr(j, "requester", ci->requester);
+	cli_json_kstr(j, "enrollment_id", ci->enrollment_id);
+	if (pem)
+		cli_json_kstr(j, "certificate_pem", ci->certificate_pem);
+}
+
+static const char HELP_SHOW[] =
+"Usage: secretfree cert show SERIAL [--ca NAME] [--pem]\n"
+"\n"
+"Show a certificate from the signer's issuance journal\n"
+"(CaAdmin.GetCertificate): the issuing CA, subject, device id, key\n"
+"fingerprint, validity, status, profile, requester and enrollment id.\n"
+"SERIAL is hex as 'openssl x509 -serial' prints it (colons and lower case\n"
+"are accepted).\n"
+"\n"
+"Options:\n"
+"  --ca NAME   the issuing CA, if the serial is ambiguous\n"
+"  --pem       print only the certificate in PEM\n"
+"\n"
+"Example:\n"
+"  secretfree cert show 5F3A9C0E71B2D4A6E8F0123456789ABC\n"
+"  secretfree cert show 5F3A9C0E71B2D4A6E8F0123456789ABC --pem |\n"
+"      openssl x509 -noout -text\n";
+
+static int
+cert_show(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ca", required_argument, NULL, 'a' },
+		{ "pem", no_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__GetCertificateRequest req =
+	    SECRETFREE__V1__GET_CERTIFICATE_REQUEST__INIT;
+	CertInfo *ci = NULL;
+	char serial[128], b1[32], b2[32], st[32], hex[65] = "";
+	int ch, ec, pem = 0;
+	cli_json j;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'a':
+			req.ca_name = optarg;
+			break;
+		case 'p':
+			pem = 1;
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc)
+		return optind >= argc ? cli_usage(c, "which serial?") :
+		    cli_usage(c, "one serial only, not %s", argv[argc - 1]);
+	if ((ec = normalize_serial(c, argv[optind], serial,
+	    sizeof serial)) != 0)
+		return ec;
+	req.serial = serial;
+	c->hint[RPC_NOT_FOUND] = "list what was issued: secretfree cert list";
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "GetCertificate", &req.base,
+	    (ProtobufCMessage **)&ci)) != 0)
+		return ec;
+	if (c->json) {
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cert_json_members(&j, ci, 1);
+		cli_json_close(&j);
+	} else if (pem)
+		ec = cli_write_file(c, "-", ci->certificate_pem,
+		    strlen(ci->certificate_pem), 0);
+	else {
+		if (ci->key_sha256.len == 32)
+			sf_hex(ci->key_sha256.data, 32, hex);
+		cli_kv(stdout, "serial", "%s", ci->serial);
+		cli_kv(stdout, "ca", "%s", ci->ca_name);
+		cli_kv(stdout, "subject", "%s", ci->subject);
+		cli_kv(stdout, "device", "%s", ci->device_id);
+		cli_kv(stdout, "key sha256", "%s", hex);
+		cli_kv(stdout, "valid", "%s to %s", cli_time(ci->not_before, b1,
+		    sizeof b1), cli_time(ci->not_after, b2, sizeof b2));
+		cli_kv(stdout, "issued", "%s", cli_time(ci->issued_at, b1,
+		    sizeof b1));
+		cli_kv(stdout, "status", "%s", status_name(ci->status, st,
+		    sizeof st));
+		if (ci->revoked_at)
+			cli_kv(stdout, "revoked", "%s", cli_time(ci->revoked_at,
+			    b1, sizeof b1));
+		cli_kv(stdout, "profile", "%s", ci->profile);
+		cli_kv(stdout, "requester", "%s", ci->requester);
+		cli_kv(stdout, "enrollment id", "%s", ci->enrollment_id);
+	}
+	protobuf_c_message_free_unpacked(&ci->base, NULL);
+	return ec;
+}
+
+static const char HELP_LIST[] =
+"Usage: secretfree cert list [--ca NAME] [--device ID] [--limit N]\n"
+"\n"
+"List certificates from the signer's issuance journal\n"
+"(CaAdmin.ListCertificates), in serial order: serial, issuing CA, device\n"
+"(or subject), status, profile and expiry.\n"
+"\n"
+"Options:\n"
+"  --ca NAME     only those this CA issued\n"
+"  --device ID   only this device's certificates\n"
+"  --limit N     at most N certificates (default 100)\n"
+"\n"
+"Example:\n"
+"  secretfree cert list --device 1111\n"
+"  secretfree cert list --ca us-east-1.widgiot --limit 5000\n";
+
+static int
+cert_list(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ca", required_argument, NULL, 'a' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const hdr[] = { "SERIAL", "CA", "DEVICE/SUBJECT",
+	    "STATUS", "PROFILE", "NOT_AFTER" };
+	Secretfree__V1__ListCertificatesRequest req =
+	    SECRETFREE__V1__LIST_CERTIFICATES_REQUEST__INIT;
+	Secretfree__V1__ListCertificatesResponse *resp = NULL;
+	cli_table *tb = NULL;
+	char after[128] = "", st[32], t[32];
+	long long limit = 100, n;
+	size_t shown = 0;
+	int ch, ec = 0;
+	cli_json j;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'a':
+			req.ca_name = optarg;
+			break;
+		case 'd':
+			req.device_id = optarg;
+			break;
+		case 'n':
+			if (cli_num(c, "--limit", optarg, 1, 100000000,
+			    &limit) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return cli_usage(c, "unexpected argument %s", argv[optind]);
+	if (c->json) {
+		cli_json_open(&j, stdout);
+		cli_json_obj(&j);
+		cli_json_key(&j, "certificates");
+		cli_json_arr(&j);
+	} else if ((tb = cli_table_new(6, hdr)) == NULL)
+		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
+	/* Pages of at most PAGE_MAX until the limit or the end. */
+	while ((long long)shown < limit) {
+		n = limit - (long long)shown;
+		req.limit = (uint32_t)(n > PAGE_MAX ? PAGE_MAX : n);
+		req.after_serial = after;
+		if ((ec = cli_call(c, CLI_SIGNER, SVC, "ListCertificates",
+		    &req.base, (ProtobufCMessage **)&resp)) != 0)
+			break;
+		for (size_t i = 0; i < resp->n_certificates; i++) {
+			const CertInfo *ci = resp->certificates[i];
+
+			if (c->json) {
+				cli_json_obj(&j);
+				cert_json_members(&j, ci, 0);
+				cli_json_end(&j);
+			} else {
+				const char *row[6] = { ci->serial, ci->ca_name,
+				    *ci->device_id ? ci->device_id :
+				    ci->subject, status_name(ci->status, st,
+				    sizeof st), ci->profile,
+				    cli_time(ci->not_after, t, sizeof t) };
+
+				cli_table_add(tb, row);
+			}
+			snprintf(after, sizeof after, "%s", ci->serial);
+		}
+		shown += resp->n_certificates;
+		n = (long long)resp->n_certificates;
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		resp = NULL;
+		if (n < (long long)req.limit)
+			break;
+	}
+	if (c->json)
+		cli_json_close(&j);
+	else if (ec == 0)
+		cli_table_print(tb, stdout);
+	cli_table_free(tb);
+	return ec;
+}
+
+const cli_cmd cmd_cert_table[] = {
+	{ "cert", "show", cert_show, "show an issued certificate", HELP_SHOW },
+	{ "cert", "list", cert_list, "list issued certificates", HELP_LIST },
+	{ NULL, NULL, NULL, NULL, NULL }
+};
