@@ -54,13 +54,10 @@ def private_keys_in(state):
 
 def token_pubkey(state, dev):
     env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state, "device-token", "softhsm2.conf"))
-    out = os.path.join(state, "check-%s.der" % dev)
-    run(["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label", "devices",
-         "--read-object", "--type", "pubkey", "--label", dev, "-o", out], env=env)
-    with open(out, "rb") as f:
-        data = f.read()
-    os.unlink(out)
-    return data
+    return subprocess.run(["openssl", "pkey", "-engine", "pkcs11", "-inform", "engine", "-pubin",
+                           "-in", "pkcs11:token=devices;object=%s;type=public" % dev,
+                           "-pubout", "-outform", "DER"], env=env, capture_output=True,
+                          check=True).stdout
 
 
 def main():
@@ -156,11 +153,13 @@ def main():
             pin = f.read().strip()
         run(p11 + ["--login", "--pin", pin, "--keypairgen", "--key-type", "EC:prime256v1",
                    "--label", "1116", "--id", "1116"], env=dev_env)
-        der = os.path.join(tmp, "1116.der")
-        run(p11 + ["--read-object", "--type", "pubkey", "--label", "1116", "-o", der], env=dev_env)
         pem = os.path.join(tmp, "keys")
         os.makedirs(pem)
-        run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", der, "-out", os.path.join(pem, "1116.pem")])
+        with open(os.path.join(pem, "1116.der"), "wb") as f:
+            f.write(token_pubkey(state, "1116"))
+        run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", os.path.join(pem, "1116.der"),
+             "-out", os.path.join(pem, "1116.pem")])
+        os.unlink(os.path.join(pem, "1116.der"))
         sf_env = dict(os.environ, SECRETFREE_SIGNER="unix:%s/run/admin/signer.sock" % state,
                       SECRETFREE_AUTHZ="unix:%s/run/authz-admin/authz.sock" % state)
         imp = run([os.path.join(BUILD, "client", "secretfree"), "device", "import", pem,

@@ -18,8 +18,11 @@ def ok(cond, what, diag=None):
     return cond
 
 
-def eq(got, want, what):
-    return ok(got == want, what, "got %r, expected %r" % (got, want))
+def eq(got, want, what, extra=None):
+    d = "got %r, expected %r" % (got, want)
+    if extra:
+        d += "\n" + str(extra)
+    return ok(got == want, what, d)
 
 
 def skip(what, why):
