@@ -396,6 +396,25 @@ def test_reload_and_rate(sg, admin, iss, tmp):
     tap.eq(got, ["OK", "OK", "OK", "RESOURCE_EXHAUSTED"],
            "SIGHUP lowered the per-device cap to 3: the 4th is RESOURCE_EXHAUSTED")
     tap.ok("reloaded" in sg.log_text(), "the signer logs the reload")
+    d2 = Device(tmp, "rate-0002", "ec-p256")
+    register(admin, [C.DeviceKeyRecord(device_id=d2.id, spki_der=d2.spki_der(),
+                                       product_line="widgiot", region="us-east-1")])
+    sg.write_conf(device_max=1000, global_rate=1, global_burst=2)
+    sg.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    csr = d2.csr()
+    got = []
+    for _ in range(3):
+        try:
+            issue(iss, csr)
+            got.append("OK")
+        except RpcError as e:
+            got.append(e.code.name + (":global" if "global" in e.details else ""))
+    tap.eq(got, ["OK", "OK", "RESOURCE_EXHAUSTED:global"],
+           "global cap of 2 at once (1/s): the 3rd at once is RESOURCE_EXHAUSTED, naming the global cap")
+    sg.write_conf(device_max=1000, global_rate=100000, global_burst=100000)
+    sg.signal(signal.SIGHUP)
+    time.sleep(0.5)
 
 
 def test_restart(sg, tmp, devs, region):
