@@ -9,7 +9,8 @@
  * ":memory:" is private to the connection that opens it, so an in-memory
  * registry has only the writing connection, and it serves reads too. A
  * daemon opens its registry once; a second registry_open() of the same file
- * would be a second writer.
+ * would be a second writer. Each connection keeps the statements run on it
+ * prepared (SQL[] below), used under its mutex and reset after each use.
  *
  * Every writing function is one transaction (BEGIN IMMEDIATE, so that the
  * write lock is taken before anything is read); reads that take more than
@@ -174,9 +175,162 @@ static const char *SCHEMA =
     "CREATE INDEX IF NOT EXISTS thing_groups_group"
     " ON thing_groups(group_name);";
 
+/*
+ * The statements that run after registry_open, each prepared on its
+ * connection the first time it is used there and kept until
+ * registry_close (see stmt()), so that a call does not parse and plan its
+ * SQL again: an enrollment runs about twenty of them.
+ */
+#define DEVICE_COLS "device_id, spki, key_sha256, product_line, region," \
+	" state, created_at, updated_at, current_serial"
+#define ENROLLMENT_COLS "enrollment_id, device_id, idempotency_key," \
+	" csr_sha256, serial, ca_name, certificate_pem, chain_pem, region," \
+	" not_before, not_after, created_at, state, replaces_serial"
+#define CERT_COLS "serial, ca_name, enrollment_id, status, not_before," \
+	" not_after, issued_at"
+#define THING_COLS "name, device_id, certificate_serial, created_at"
+
+enum {
+	Q_BEGIN, Q_BEGIN_IMMEDIATE, Q_COMMIT, Q_ROLLBACK,
+	/* devices */
+	Q_DEVICE_GET, Q_IMPORT_BY_ID, Q_IMPORT_BY_KEY, Q_IMPORT_INSERT,
+	Q_DEVICE_LIST, Q_DEVICE_SET_STATE, Q_DEVICE_COUNT,
+	/* policies, groups, templates */
+	Q_POLICY_PUT, Q_POLICY_GET, Q_POLICY_LIST, Q_POLICY_EXISTS,
+	Q_GROUP_ENSURE, Q_TEMPLATE_PUT, Q_TEMPLATE_DEL_POLICIES,
+	Q_TEMPLATE_DEL_ATTRS, Q_TEMPLATE_ADD_POLICY, Q_TEMPLATE_ADD_ATTR,
+	Q_TEMPLATE_READ, Q_TEMPLATE_POLICIES, Q_TEMPLATE_ATTRS,
+	/* enrollments */
+	Q_ENROLLMENT_GET, Q_ENROLLMENT_BY_KEY, Q_ENROLLMENT_BY_CSR,
+	Q_ENROLLMENT_SET_STATE, Q_ENROLL_DEVICE, Q_ENROLLMENT_INSERT,
+	Q_CERT_INSERT, Q_DEVICE_HOLD, Q_THING_HOLD, Q_THING_PUT,
+	Q_THING_ATTR_PUT, Q_THING_GROUP_PUT, Q_CERT_POLICY_PUT,
+	/* certificates */
+	Q_CERT_OF_DEVICE, Q_CERT_ALL, Q_CERT_POLICIES, Q_CERT_SET_STATUS,
+	/* things and groups */
+	Q_THING_BY_NAME, Q_THING_PAGE, Q_THING_ATTRS, Q_THING_GROUPS,
+	Q_GROUP_LIST,
+	NQ
+};
+
+static const char *const SQL[NQ] = {
+	[Q_BEGIN] = "BEGIN",
+	[Q_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+
+	[Q_DEVICE_GET] =
+	    "SELECT " DEVICE_COLS " FROM devices WHERE device_id = ?",
+	[Q_IMPORT_BY_ID] = "SELECT key_sha256, product_line, region"
+	    " FROM devices WHERE device_id = ?",
+	[Q_IMPORT_BY_KEY] = "SELECT 1 FROM devices WHERE key_sha256 = ?",
+	[Q_IMPORT_INSERT] = "INSERT INTO devices (device_id, spki,"
+	    " key_sha256, product_line, region, state, created_at,"
+	    " updated_at) VALUES (?,?,?,?,?,?,?,?)",
+	[Q_DEVICE_LIST] = "SELECT " DEVICE_COLS " FROM devices"
+	    " WHERE (?1 = '' OR product_line = ?1)"
+	    " AND (?2 = '' OR region = ?2) AND (?3 = 0 OR state = ?3)"
+	    " AND device_id > ?4 ORDER BY device_id LIMIT ?5",
+	[Q_DEVICE_SET_STATE] = "UPDATE devices SET state = ?,"
+	    " updated_at = ? WHERE device_id = ?",
+	[Q_DEVICE_COUNT] = "SELECT count(*) FROM devices",
+
+	/* The CHECK (json_valid(document)) refuses what is not JSON. */
+	[Q_POLICY_PUT] = "INSERT INTO policies (name, document,"
+	    " created_at, updated_at) VALUES (?1, ?2, ?3, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET document = excluded.document,"
+	    " updated_at = excluded.updated_at",
+	[Q_POLICY_GET] = "SELECT document FROM policies WHERE name = ?",
+	[Q_POLICY_LIST] = "SELECT name, document FROM policies"
+	    " ORDER BY name",
+	[Q_POLICY_EXISTS] = "SELECT 1 FROM policies WHERE name = ?",
+	[Q_GROUP_ENSURE] = "INSERT INTO groups (name, created_at)"
+	    " VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+	[Q_TEMPLATE_PUT] = "INSERT INTO templates (product_line,"
+	    " thing_group, updated_at) VALUES (?, ?, ?)"
+	    " ON CONFLICT (product_line)"
+	    " DO UPDATE SET thing_group = excluded.thing_group,"
+	    " updated_at = excluded.updated_at",
+	[Q_TEMPLATE_DEL_POLICIES] =
+	    "DELETE FROM template_policies WHERE product_line = ?",
+	[Q_TEMPLATE_DEL_ATTRS] =
+	    "DELETE FROM template_attributes WHERE product_line = ?",
+	[Q_TEMPLATE_ADD_POLICY] = "INSERT INTO template_policies"
+	    " (product_line, position, policy) VALUES (?, ?, ?)",
+	[Q_TEMPLATE_ADD_ATTR] = "INSERT INTO template_attributes"
+	    " (product_line, position, name, value) VALUES (?, ?, ?, ?)",
+	[Q_TEMPLATE_READ] = "SELECT product_line, thing_group FROM templates"
+	    " WHERE ?1 IS NULL OR product_line = ?1 ORDER BY product_line",
+	[Q_TEMPLATE_POLICIES] = "SELECT policy FROM template_policies"
+	    " WHERE product_line = ? ORDER BY position",
+	[Q_TEMPLATE_ATTRS] = "SELECT name, value FROM template_attributes"
+	    " WHERE product_line = ? ORDER BY position",
+
+	[Q_ENROLLMENT_GET] = "SELECT " ENROLLMENT_COLS " FROM enrollments"
+	    " WHERE enrollment_id = ?",
+	/* The literal "!= ''" lets SQLite use the partial unique index. */
+	[Q_ENROLLMENT_BY_KEY] = "SELECT " ENROLLMENT_COLS
+	    " FROM enrollments WHERE device_id = ? AND idempotency_key = ?"
+	    " AND idempotency_key != ''",
+	[Q_ENROLLMENT_BY_CSR] = "SELECT " ENROLLMENT_COLS
+	    " FROM enrollments"
+	    " WHERE device_id = ? AND csr_sha256 = ? AND created_at >= ?"
+	    " AND idempotency_key = ''"
+	    " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+	[Q_ENROLLMENT_SET_STATE] = "UPDATE enrollments SET state = ?"
+	    " WHERE enrollment_id = ?",
+	[Q_ENROLL_DEVICE] = "SELECT product_line, region, current_serial,"
+	    " state FROM devices WHERE device_id = ?",
+	[Q_ENROLLMENT_INSERT] = "INSERT INTO enrollments (" ENROLLMENT_COLS
+	    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[Q_CERT_INSERT] = "INSERT INTO certificates (serial, device_id,"
+	    " ca_name, enrollment_id, status, not_before, not_after,"
+	    " issued_at) VALUES (?,?,?,?,?,?,?,?)",
+	[Q_DEVICE_HOLD] = "UPDATE devices SET current_serial = ?1,"
+	    " state = CASE state WHEN ?2 THEN ?2 ELSE ?3 END, updated_at = ?4"
+	    " WHERE device_id = ?5",
+	[Q_THING_HOLD] = "UPDATE things SET certificate_serial = ?"
+	    " WHERE device_id = ?",
+	[Q_THING_PUT] = "INSERT INTO things (name, device_id,"
+	    " certificate_serial, created_at) VALUES (?1, ?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET"
+	    " certificate_serial = excluded.certificate_serial",
+	[Q_THING_ATTR_PUT] = "INSERT INTO thing_attributes (thing, name,"
+	    " value) VALUES (?, ?, ?) ON CONFLICT (thing, name)"
+	    " DO UPDATE SET value = excluded.value",
+	[Q_THING_GROUP_PUT] = "INSERT INTO thing_groups (thing, group_name)"
+	    " VALUES (?, ?) ON CONFLICT DO NOTHING",
+	[Q_CERT_POLICY_PUT] = "INSERT INTO cert_policies (serial, policy)"
+	    " VALUES (?, ?) ON CONFLICT DO NOTHING",
+
+	[Q_CERT_OF_DEVICE] = "SELECT " CERT_COLS " FROM certificates"
+	    " WHERE device_id = ?1"
+	    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2",
+	[Q_CERT_ALL] = "SELECT " CERT_COLS " FROM certificates"
+	    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2",
+	[Q_CERT_POLICIES] = "SELECT policy FROM cert_policies"
+	    " WHERE serial = ? ORDER BY rowid",
+	[Q_CERT_SET_STATUS] = "UPDATE certificates SET status = ?"
+	    " WHERE serial = ? RETURNING device_id",
+
+	[Q_THING_BY_NAME] = "SELECT " THING_COLS " FROM things"
+	    " WHERE name = ?1",
+	[Q_THING_PAGE] = "SELECT " THING_COLS " FROM things t"
+	    " WHERE (?1 = '' OR EXISTS (SELECT 1 FROM thing_groups m"
+	    "  WHERE m.thing = t.name AND m.group_name = ?1))"
+	    " AND name > ?2 ORDER BY name LIMIT ?3",
+	[Q_THING_ATTRS] = "SELECT name, value FROM thing_attributes"
+	    " WHERE thing = ? ORDER BY rowid",
+	[Q_THING_GROUPS] = "SELECT group_name FROM thing_groups"
+	    " WHERE thing = ? ORDER BY group_name",
+	[Q_GROUP_LIST] = "SELECT g.name, (SELECT count(*) FROM thing_groups m"
+	    " WHERE m.group_name = g.name) FROM groups g ORDER BY g.name",
+};
+
 struct dbconn {
 	sqlite3 *db;
 	pthread_mutex_t lock;
+	sqlite3_stmt *st[NQ];    /* kept statements (NULL until used) */
 };
 
 struct registry {
@@ -214,6 +368,7 @@ db_fail(sqlite3 *db, int code, const char *what)
 	return SF_EDB;
 }
 
+/* SQL run once, at open (pragmas, the schema). */
 static int
 exec(sqlite3 *db, const char *sql)
 {
@@ -228,6 +383,7 @@ exec(sqlite3 *db, const char *sql)
 	return 0;
 }
 
+/* A statement used once, at open (finalized by the caller). */
 static int
 prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
@@ -238,6 +394,47 @@ prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 		return SF_EDB;
 	}
 	return 0;
+}
+
+/*
+ * Kept statement q of connection c, whose mutex the caller holds:
+ * prepared on first use (SQLITE_PREPARE_PERSISTENT: it lives as long as
+ * the connection), then reused. Hand it back with done() on every path,
+ * before the transaction ends: a statement left stepped would hold the
+ * reader's snapshot, and its bindings would carry into the next call.
+ */
+static int
+stmt(struct dbconn *c, int q, sqlite3_stmt **st)
+{
+	if (c->st[q] == NULL && sqlite3_prepare_v3(c->db, SQL[q], -1,
+	    SQLITE_PREPARE_PERSISTENT, &c->st[q], NULL) != SQLITE_OK) {
+		log_warnx("registry: cannot prepare \"%s\": %s", SQL[q],
+		    sqlite3_errmsg(c->db));
+		c->st[q] = NULL;
+		*st = NULL;
+		return SF_EDB;
+	}
+	*st = c->st[q];
+	return 0;
+}
+
+/* Reset a kept statement and clear its bindings. NULL-safe. */
+static void
+done(sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static void
+stmts_finalize(struct dbconn *c)
+{
+	for (int q = 0; q < NQ; q++) {
+		sqlite3_finalize(c->st[q]);
+		c->st[q] = NULL;
+	}
 }
 
 /* Step a statement that returns no row, and reset it for another use. */
@@ -252,21 +449,40 @@ run(sqlite3 *db, sqlite3_stmt *st, const char *what)
 	return rc;
 }
 
-/* End the transaction begun by the caller: COMMIT when rc is 0. */
+/* BEGIN, BEGIN IMMEDIATE, COMMIT, ROLLBACK (kept statements too). */
 static int
-tx_end(sqlite3 *db, int rc)
+tx(struct dbconn *c, int q)
 {
-	if (rc == 0 && (rc = exec(db, "COMMIT")) == 0)
-		return 0;
-	exec(db, "ROLLBACK");
+	sqlite3_stmt *st;
+	int code, rc;
+
+	if ((rc = stmt(c, q, &st)) != 0)
+		return rc;
+	if ((code = sqlite3_step(st)) == SQLITE_DONE)
+		rc = 0;
+	else {
+		log_warnx("registry: %s: %s", SQL[q], sqlite3_errmsg(c->db));
+		rc = ((code & 0xff) == SQLITE_BUSY) ? SF_EUNAVAIL : SF_EDB;
+	}
+	sqlite3_reset(st);
 	return rc;
 }
 
-static sqlite3 *
+/* End the transaction begun by the caller: COMMIT when rc is 0. */
+static int
+tx_end(struct dbconn *c, int rc)
+{
+	if (rc == 0 && (rc = tx(c, Q_COMMIT)) == 0)
+		return 0;
+	tx(c, Q_ROLLBACK);
+	return rc;
+}
+
+static struct dbconn *
 wlock(registry *r)
 {
 	pthread_mutex_lock(&r->w.lock);
-	return r->w.db;
+	return &r->w;
 }
 
 static void
@@ -275,11 +491,11 @@ wunlock(registry *r)
 	pthread_mutex_unlock(&r->w.lock);
 }
 
-static sqlite3 *
+static struct dbconn *
 rlock(registry *r)
 {
 	pthread_mutex_lock(&r->reader->lock);
-	return r->reader->db;
+	return r->reader;
 }
 
 static void
@@ -439,13 +655,14 @@ conn_open(const char *path, int flags, sqlite3 **out, char *why,
 
 /* Create the schema, or check that the file holds ours. */
 static int
-schema_init(sqlite3 *db, char *why, size_t whylen)
+schema_init(struct dbconn *c, char *why, size_t whylen)
 {
 	sqlite3_stmt *st = NULL;
+	sqlite3 *db = c->db;
 	char *sql = NULL;
 	int rc, version = -1;
 
-	if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
+	if ((rc = tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto out;
 	if ((rc = prep(db, "PRAGMA user_version", &st)) != 0)
 		goto out;
@@ -474,7 +691,7 @@ schema_init(sqlite3 *db, char *why, size_t whylen)
 	rc = 0;
 out:
 	free(sql);
-	return tx_end(db, rc);
+	return tx_end(c, rc);
 }
 
 int
@@ -519,7 +736,7 @@ registry_open(const char *path, registry **out, char *why, size_t whylen)
 		    sqlite3_errmsg(r->w.db));
 		goto out;
 	}
-	if ((rc = schema_init(r->w.db, why, whylen)) != 0) {
+	if ((rc = schema_init(&r->w, why, whylen)) != 0) {
 		if (why && whylen && *why == '\0')
 			snprintf(why, whylen, "cannot initialise registry %s",
 			    path);
@@ -542,8 +759,12 @@ registry_close(registry *r)
 {
 	if (r == NULL)
 		return;
-	/* The reader first: the last connection to close checkpoints. */
+	/* Kept statements first: sqlite3_close() refuses a connection that
+	 * has some. The reader first: the last connection to close
+	 * checkpoints. */
+	stmts_finalize(&r->rd);
 	sqlite3_close(r->rd.db);
+	stmts_finalize(&r->w);
 	sqlite3_close(r->w.db);
 	pthread_mutex_destroy(&r->rd.lock);
 	pthread_mutex_destroy(&r->w.lock);
@@ -559,9 +780,6 @@ reg_strings_free(char **v, size_t n)
 }
 
 /* ---- devices ---- */
-
-#define DEVICE_COLS "device_id, spki, key_sha256, product_line, region," \
-	" state, created_at, updated_at, current_serial"
 
 void
 reg_device_fini(reg_device *d)
@@ -609,15 +827,16 @@ int
 registry_device_get(registry *r, const char *device_id, reg_device *out)
 {
 	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code;
 
 	memset(out, 0, sizeof *out);
 	if (empty(device_id))
 		return SF_EINVAL;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT " DEVICE_COLS " FROM devices"
-	    " WHERE device_id = ?", &st)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_DEVICE_GET, &st)) != 0)
 		goto out;
 	bind_text(st, 1, device_id);
 	if ((code = sqlite3_step(st)) == SQLITE_ROW)
@@ -627,7 +846,7 @@ registry_device_get(registry *r, const char *device_id, reg_device *out)
 	else
 		rc = db_fail(db, code, "device lookup");
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -680,6 +899,7 @@ registry_import(registry *r, const reg_import *recs, size_t n, int *outcome)
 {
 	sqlite3_stmt *by_id = NULL, *by_key = NULL, *ins = NULL;
 	int64_t now = sf_now();
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, intx = 0;
 
@@ -690,16 +910,13 @@ registry_import(registry *r, const reg_import *recs, size_t n, int *outcome)
 			return SF_EINVAL;
 	if (n == 0)
 		return 0;
-	db = wlock(r);
-	if ((rc = prep(db, "SELECT key_sha256, product_line, region"
-	    " FROM devices WHERE device_id = ?", &by_id)) != 0 ||
-	    (rc = prep(db, "SELECT 1 FROM devices WHERE key_sha256 = ?",
-	    &by_key)) != 0 ||
-	    (rc = prep(db, "INSERT INTO devices (device_id, spki, key_sha256,"
-	    " product_line, region, state, created_at, updated_at)"
-	    " VALUES (?,?,?,?,?,?,?,?)", &ins)) != 0)
+	c = wlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_IMPORT_BY_ID, &by_id)) != 0 ||
+	    (rc = stmt(c, Q_IMPORT_BY_KEY, &by_key)) != 0 ||
+	    (rc = stmt(c, Q_IMPORT_INSERT, &ins)) != 0)
 		goto out;
-	if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
+	if ((rc = tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto out;
 	intx = 1;
 	for (size_t i = 0; i < n; i++) {
@@ -725,11 +942,11 @@ registry_import(registry *r, const reg_import *recs, size_t n, int *outcome)
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(by_id);
-	sqlite3_finalize(by_key);
-	sqlite3_finalize(ins);
+	done(by_id);
+	done(by_key);
+	done(ins);
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(c, rc);
 	wunlock(r);
 	if (rc != 0) {
 		log_warnx("registry: import of %zu records failed: %s", n,
@@ -748,16 +965,15 @@ registry_device_list(registry *r, const char *product_line,
 	sqlite3_stmt *st = NULL;
 	reg_device *v = NULL, *nv;
 	size_t cnt = 0, cap = 0;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code;
 
 	*out = NULL;
 	*n = 0;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT " DEVICE_COLS " FROM devices"
-	    " WHERE (?1 = '' OR product_line = ?1)"
-	    " AND (?2 = '' OR region = ?2) AND (?3 = 0 OR state = ?3)"
-	    " AND device_id > ?4 ORDER BY device_id LIMIT ?5", &st)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_DEVICE_LIST, &st)) != 0)
 		goto out;
 	bind_text(st, 1, product_line);
 	bind_text(st, 2, region);
@@ -784,7 +1000,7 @@ registry_device_list(registry *r, const char *product_line,
 	cnt = 0;
 out:
 	reg_devices_free(v, cnt);
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -793,15 +1009,16 @@ int
 registry_device_set_state(registry *r, const char *device_id, int state)
 {
 	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc;
 
 	if (empty(device_id) || state < DEVICE_STATE_REGISTERED ||
 	    state > DEVICE_STATE_DISABLED)
 		return SF_EINVAL;
-	db = wlock(r);
-	if ((rc = prep(db, "UPDATE devices SET state = ?, updated_at = ?"
-	    " WHERE device_id = ?", &st)) != 0)
+	c = wlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_DEVICE_SET_STATE, &st)) != 0)
 		goto out;
 	sqlite3_bind_int(st, 1, state);
 	sqlite3_bind_int64(st, 2, sf_now());
@@ -810,7 +1027,7 @@ registry_device_set_state(registry *r, const char *device_id, int state)
 		goto out;
 	rc = sqlite3_changes(db) == 1 ? 0 : SF_ENOTFOUND;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	wunlock(r);
 	return rc;
 }
@@ -819,19 +1036,21 @@ int
 registry_device_count(registry *r, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code;
 
 	*out = 0;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT count(*) FROM devices", &st)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_DEVICE_COUNT, &st)) != 0)
 		goto out;
 	if ((code = sqlite3_step(st)) == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
 	else
 		rc = db_fail(db, code, "count devices");
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -927,24 +1146,20 @@ registry_policy_put(registry *r, const char *name, const char *document)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t now = sf_now();
-	sqlite3 *db;
+	struct dbconn *c;
 	int rc;
 
 	if (empty(name) || document == NULL)
 		return SF_EINVAL;
-	db = wlock(r);
-	/* The CHECK (json_valid(document)) refuses what is not JSON. */
-	if ((rc = prep(db, "INSERT INTO policies (name, document,"
-	    " created_at, updated_at) VALUES (?1, ?2, ?3, ?3)"
-	    " ON CONFLICT (name) DO UPDATE SET document = excluded.document,"
-	    " updated_at = excluded.updated_at", &st)) != 0)
+	c = wlock(r);
+	if ((rc = stmt(c, Q_POLICY_PUT, &st)) != 0)
 		goto out;
 	bind_text(st, 1, name);
 	bind_text(st, 2, document);
 	sqlite3_bind_int64(st, 3, now);
-	rc = run(db, st, "put policy");
+	rc = run(c->db, st, "put policy");
 out:
-	sqlite3_finalize(st);
+	done(st);
 	wunlock(r);
 	return rc;
 }
@@ -953,15 +1168,16 @@ int
 registry_policy_get(registry *r, const char *name, char **document)
 {
 	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code;
 
 	*document = NULL;
 	if (empty(name))
 		return SF_EINVAL;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT document FROM policies WHERE name = ?",
-	    &st)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_POLICY_GET, &st)) != 0)
 		goto out;
 	bind_text(st, 1, name);
 	if ((code = sqlite3_step(st)) == SQLITE_ROW)
@@ -971,7 +1187,7 @@ registry_policy_get(registry *r, const char *name, char **document)
 	else
 		rc = db_fail(db, code, "get policy");
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -981,18 +1197,17 @@ registry_policy_list(registry *r, char ***names, char ***documents,
     size_t *n)
 {
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db;
+	struct dbconn *c;
 	int rc;
 
 	*names = *documents = NULL;
 	*n = 0;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT name, document FROM policies"
-	    " ORDER BY name", &st)) != 0)
+	c = rlock(r);
+	if ((rc = stmt(c, Q_POLICY_LIST, &st)) != 0)
 		goto out;
-	rc = collect(db, st, names, documents, n);
+	rc = collect(c->db, st, names, documents, n);
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -1062,18 +1277,17 @@ policy_exists(sqlite3 *db, sqlite3_stmt *st, const char *name,
 
 /* Create a group if it is new. */
 static int
-group_ensure(sqlite3 *db, const char *name, int64_t now)
+group_ensure(struct dbconn *c, const char *name, int64_t now)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = prep(db, "INSERT INTO groups (name, created_at)"
-	    " VALUES (?, ?) ON CONFLICT (name) DO NOTHING", &st)) != 0)
+	if ((rc = stmt(c, Q_GROUP_ENSURE, &st)) != 0)
 		return rc;
 	bind_text(st, 1, name);
 	sqlite3_bind_int64(st, 2, now);
-	rc = run(db, st, "create group");
-	sqlite3_finalize(st);
+	rc = run(c->db, st, "create group");
+	done(st);
 	return rc;
 }
 
@@ -1084,29 +1298,23 @@ registry_template_put(registry *r, const reg_template *t)
 	    *tp = NULL, *ta = NULL;
 	int64_t now = sf_now();
 	char user[128];
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, intx = 0;
 
 	if ((rc = template_valid(t)) != 0)
 		return rc;
 	snprintf(user, sizeof user, "template %s", t->product_line);
-	db = wlock(r);
-	if ((rc = prep(db, "SELECT 1 FROM policies WHERE name = ?",
-	    &pol)) != 0 ||
-	    (rc = prep(db, "INSERT INTO templates (product_line, thing_group,"
-	    " updated_at) VALUES (?, ?, ?) ON CONFLICT (product_line)"
-	    " DO UPDATE SET thing_group = excluded.thing_group,"
-	    " updated_at = excluded.updated_at", &up)) != 0 ||
-	    (rc = prep(db, "DELETE FROM template_policies WHERE"
-	    " product_line = ?", &delp)) != 0 ||
-	    (rc = prep(db, "DELETE FROM template_attributes WHERE"
-	    " product_line = ?", &dela)) != 0 ||
-	    (rc = prep(db, "INSERT INTO template_policies (product_line,"
-	    " position, policy) VALUES (?, ?, ?)", &tp)) != 0 ||
-	    (rc = prep(db, "INSERT INTO template_attributes (product_line,"
-	    " position, name, value) VALUES (?, ?, ?, ?)", &ta)) != 0)
+	c = wlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_POLICY_EXISTS, &pol)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_PUT, &up)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_DEL_POLICIES, &delp)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_DEL_ATTRS, &dela)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_ADD_POLICY, &tp)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_ADD_ATTR, &ta)) != 0)
 		goto out;
-	if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
+	if ((rc = tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto out;
 	intx = 1;
 	for (size_t i = 0; i < t->npolicies; i++)
@@ -1118,7 +1326,7 @@ registry_template_put(registry *r, const reg_template *t)
 	if ((rc = run(db, up, "put template")) != 0)
 		goto out;
 	if (!empty(t->thing_group) &&
-	    (rc = group_ensure(db, t->thing_group, now)) != 0)
+	    (rc = group_ensure(c, t->thing_group, now)) != 0)
 		goto out;
 	/* Replace the children: policies, then attributes. */
 	bind_text(delp, 1, t->product_line);
@@ -1147,14 +1355,14 @@ out:
 	/* A name twice in one template is the caller's mistake. */
 	if (rc == SF_EEXIST)
 		rc = SF_EINVAL;
-	sqlite3_finalize(pol);
-	sqlite3_finalize(up);
-	sqlite3_finalize(delp);
-	sqlite3_finalize(dela);
-	sqlite3_finalize(tp);
-	sqlite3_finalize(ta);
+	done(pol);
+	done(up);
+	done(delp);
+	done(dela);
+	done(tp);
+	done(ta);
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(c, rc);
 	wunlock(r);
 	return rc;
 }
@@ -1185,21 +1393,19 @@ template_read(registry *r, const char *product_line, reg_template **out,
 	sqlite3_stmt *st = NULL, *pols = NULL, *attrs = NULL;
 	reg_template *v = NULL, *nv;
 	size_t cnt = 0, cap = 0;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code, intx = 0;
 
 	*out = NULL;
 	*n = 0;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT product_line, thing_group FROM templates"
-	    " WHERE ?1 IS NULL OR product_line = ?1 ORDER BY product_line",
-	    &st)) != 0 ||
-	    (rc = prep(db, "SELECT policy FROM template_policies"
-	    " WHERE product_line = ? ORDER BY position", &pols)) != 0 ||
-	    (rc = prep(db, "SELECT name, value FROM template_attributes"
-	    " WHERE product_line = ? ORDER BY position", &attrs)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_TEMPLATE_READ, &st)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_POLICIES, &pols)) != 0 ||
+	    (rc = stmt(c, Q_TEMPLATE_ATTRS, &attrs)) != 0)
 		goto out;
-	if ((rc = exec(db, "BEGIN")) != 0)
+	if ((rc = tx(c, Q_BEGIN)) != 0)
 		goto out;
 	intx = 1;
 	if (product_line)
@@ -1231,11 +1437,11 @@ template_read(registry *r, const char *product_line, reg_template **out,
 	cnt = 0;
 out:
 	reg_templates_free(v, cnt);
-	sqlite3_finalize(st);
-	sqlite3_finalize(pols);
-	sqlite3_finalize(attrs);
+	done(st);
+	done(pols);
+	done(attrs);
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(c, rc);
 	runlock(r);
 	return rc;
 }
@@ -1269,10 +1475,6 @@ registry_template_list(registry *r, reg_template **out, size_t *n)
 }
 
 /* ---- enrollments ---- */
-
-#define ENROLLMENT_COLS "enrollment_id, device_id, idempotency_key," \
-	" csr_sha256, serial, ca_name, certificate_pem, chain_pem, region," \
-	" not_before, not_after, created_at, state, replaces_serial"
 
 void
 reg_enrollment_fini(reg_enrollment *e)
@@ -1336,20 +1538,19 @@ registry_enrollment_get(registry *r, const char *enrollment_id,
     reg_enrollment *out)
 {
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db;
+	struct dbconn *c;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if (empty(enrollment_id))
 		return SF_EINVAL;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT " ENROLLMENT_COLS " FROM enrollments"
-	    " WHERE enrollment_id = ?", &st)) != 0)
+	c = rlock(r);
+	if ((rc = stmt(c, Q_ENROLLMENT_GET, &st)) != 0)
 		goto out;
 	bind_text(st, 1, enrollment_id);
-	rc = enrollment_step(db, st, out);
+	rc = enrollment_step(c->db, st, out);
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -1359,7 +1560,7 @@ registry_enrollment_by_key(registry *r, const char *device_id,
     const char *idempotency_key, reg_enrollment *out)
 {
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db;
+	struct dbconn *c;
 	int rc;
 
 	memset(out, 0, sizeof *out);
@@ -1368,17 +1569,14 @@ registry_enrollment_by_key(registry *r, const char *device_id,
 	/* Nothing is recorded under an empty key. */
 	if (empty(idempotency_key))
 		return SF_ENOTFOUND;
-	db = rlock(r);
-	/* The literal "!= ''" lets SQLite use the partial unique index. */
-	if ((rc = prep(db, "SELECT " ENROLLMENT_COLS " FROM enrollments"
-	    " WHERE device_id = ? AND idempotency_key = ?"
-	    " AND idempotency_key != ''", &st)) != 0)
+	c = rlock(r);
+	if ((rc = stmt(c, Q_ENROLLMENT_BY_KEY, &st)) != 0)
 		goto out;
 	bind_text(st, 1, device_id);
 	bind_text(st, 2, idempotency_key);
-	rc = enrollment_step(db, st, out);
+	rc = enrollment_step(c->db, st, out);
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -1388,24 +1586,21 @@ registry_enrollment_by_csr(registry *r, const char *device_id,
     const uint8_t csr_sha256[32], int64_t since, reg_enrollment *out)
 {
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db;
+	struct dbconn *c;
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if (empty(device_id) || csr_sha256 == NULL)
 		return SF_EINVAL;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT " ENROLLMENT_COLS " FROM enrollments"
-	    " WHERE device_id = ? AND csr_sha256 = ? AND created_at >= ?"
-	    " AND idempotency_key = ''"
-	    " ORDER BY created_at DESC, rowid DESC LIMIT 1", &st)) != 0)
+	c = rlock(r);
+	if ((rc = stmt(c, Q_ENROLLMENT_BY_CSR, &st)) != 0)
 		goto out;
 	bind_text(st, 1, device_id);
 	sqlite3_bind_blob(st, 2, csr_sha256, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, since);
-	rc = enrollment_step(db, st, out);
+	rc = enrollment_step(c->db, st, out);
 out:
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
@@ -1415,15 +1610,16 @@ registry_enrollment_set_state(registry *r, const char *enrollment_id,
     int state)
 {
 	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc;
 
 	if (empty(enrollment_id) || state < ENROLLMENT_STATE_ISSUED ||
 	    state > ENROLLMENT_STATE_FAILED)
 		return SF_EINVAL;
-	db = wlock(r);
-	if ((rc = prep(db, "UPDATE enrollments SET state = ?"
-	    " WHERE enrollment_id = ?", &st)) != 0)
+	c = wlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_ENROLLMENT_SET_STATE, &st)) != 0)
 		goto out;
 	sqlite3_bind_int(st, 1, state);
 	bind_text(st, 2, enrollment_id);
@@ -1431,7 +1627,7 @@ registry_enrollment_set_state(registry *r, const char *enrollment_id,
 		goto out;
 	rc = sqlite3_changes(db) == 1 ? 0 : SF_ENOTFOUND;
 out:
-	sqlite3_finalize(st);
+	done(st);
 	wunlock(r);
 	return rc;
 }
@@ -1452,14 +1648,13 @@ devrow_fini(struct devrow *d)
 }
 
 static int
-devrow_get(sqlite3 *db, const char *device_id, struct devrow *d)
+devrow_get(struct dbconn *c, const char *device_id, struct devrow *d)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, code;
 
 	memset(d, 0, sizeof *d);
-	if ((rc = prep(db, "SELECT product_line, region, current_serial,"
-	    " state FROM devices WHERE device_id = ?", &st)) != 0)
+	if ((rc = stmt(c, Q_ENROLL_DEVICE, &st)) != 0)
 		return rc;
 	bind_text(st, 1, device_id);
 	if ((code = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1474,8 +1669,8 @@ devrow_get(sqlite3 *db, const char *device_id, struct devrow *d)
 	} else if (code == SQLITE_DONE)
 		rc = SF_ENOTFOUND;
 	else
-		rc = db_fail(db, code, "enroll: device lookup");
-	sqlite3_finalize(st);
+		rc = db_fail(c->db, code, "enroll: device lookup");
+	done(st);
 	return rc;
 }
 
@@ -1490,13 +1685,13 @@ enrollment_valid(const reg_enrollment *e)
 }
 
 static int
-enrollment_insert(sqlite3 *db, const reg_enrollment *e, int64_t created)
+enrollment_insert(struct dbconn *c, const reg_enrollment *e,
+    int64_t created)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = prep(db, "INSERT INTO enrollments (" ENROLLMENT_COLS ")"
-	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st)) != 0)
+	if ((rc = stmt(c, Q_ENROLLMENT_INSERT, &st)) != 0)
 		return rc;
 	bind_text(st, 1, e->enrollment_id);
 	bind_text(st, 2, e->device_id);
@@ -1512,20 +1707,18 @@ enrollment_insert(sqlite3 *db, const reg_enrollment *e, int64_t created)
 	sqlite3_bind_int64(st, 12, created);
 	sqlite3_bind_int(st, 13, e->state);
 	bind_text(st, 14, e->replaces_serial);
-	rc = run(db, st, "enroll: insert enrollment");
-	sqlite3_finalize(st);
+	rc = run(c->db, st, "enroll: insert enrollment");
+	done(st);
 	return rc;
 }
 
 static int
-cert_insert(sqlite3 *db, const reg_enrollment *e, int64_t created)
+cert_insert(struct dbconn *c, const reg_enrollment *e, int64_t created)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = prep(db, "INSERT INTO certificates (serial, device_id,"
-	    " ca_name, enrollment_id, status, not_before, not_after,"
-	    " issued_at) VALUES (?,?,?,?,?,?,?,?)", &st)) != 0)
+	if ((rc = stmt(c, Q_CERT_INSERT, &st)) != 0)
 		return rc;
 	bind_text(st, 1, e->serial);
 	bind_text(st, 2, e->device_id);
@@ -1536,8 +1729,8 @@ cert_insert(sqlite3 *db, const reg_enrollment *e, int64_t created)
 	sqlite3_bind_int64(st, 6, e->not_before);
 	sqlite3_bind_int64(st, 7, e->not_after);
 	sqlite3_bind_int64(st, 8, created);
-	rc = run(db, st, "enroll: insert certificate");
-	sqlite3_finalize(st);
+	rc = run(c->db, st, "enroll: insert certificate");
+	done(st);
 	return rc;
 }
 
@@ -1548,31 +1741,28 @@ cert_insert(sqlite3 *db, const reg_enrollment *e, int64_t created)
  * only an administrator enables a device again.
  */
 static int
-device_hold(sqlite3 *db, const char *device_id, const char *serial,
+device_hold(struct dbconn *c, const char *device_id, const char *serial,
     int64_t now)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if ((rc = prep(db, "UPDATE devices SET current_serial = ?1,"
-	    " state = CASE state WHEN ?2 THEN ?2 ELSE ?3 END, updated_at = ?4"
-	    " WHERE device_id = ?5", &st)) != 0)
+	if ((rc = stmt(c, Q_DEVICE_HOLD, &st)) != 0)
 		return rc;
 	bind_text(st, 1, serial);
 	sqlite3_bind_int(st, 2, DEVICE_STATE_DISABLED);
 	sqlite3_bind_int(st, 3, DEVICE_STATE_ACTIVE);
 	sqlite3_bind_int64(st, 4, now);
 	bind_text(st, 5, device_id);
-	if ((rc = run(db, st, "device serial")) == 0 &&
-	    sqlite3_changes(db) != 1)
+	if ((rc = run(c->db, st, "device serial")) == 0 &&
+	    sqlite3_changes(c->db) != 1)
 		rc = SF_ENOTFOUND;
-	sqlite3_finalize(st);
-	if (rc == 0 && (rc = prep(db, "UPDATE things SET certificate_serial ="
-	    " ? WHERE device_id = ?", &st)) == 0) {
+	done(st);
+	if (rc == 0 && (rc = stmt(c, Q_THING_HOLD, &st)) == 0) {
 		bind_text(st, 1, serial);
 		bind_text(st, 2, device_id);
-		rc = run(db, st, "thing serial");
-		sqlite3_finalize(st);
+		rc = run(c->db, st, "thing serial");
+		done(st);
 	}
 	return rc;
 }
@@ -1583,11 +1773,13 @@ device_hold(sqlite3 *db, const char *device_id, const char *serial,
  * group, and the template's policies attached to the new certificate.
  */
 static int
-template_apply(sqlite3 *db, const reg_enrollment *e, const struct devrow *d,
-    const reg_template *t, const char *thing_serial, int64_t now)
+template_apply(struct dbconn *c, const reg_enrollment *e,
+    const struct devrow *d, const reg_template *t, const char *thing_serial,
+    int64_t now)
 {
 	sqlite3_stmt *th = NULL, *at = NULL, *gm = NULL, *pol = NULL,
 	    *cp = NULL;
+	sqlite3 *db = c->db;
 	struct tvars v;
 	char *value = NULL, user[128];
 	int rc;
@@ -1597,19 +1789,11 @@ template_apply(sqlite3 *db, const reg_enrollment *e, const struct devrow *d,
 	v.region = empty(e->region) ? d->region : e->region;
 	v.product_line = d->product_line;
 	snprintf(user, sizeof user, "template %s", t->product_line);
-	if ((rc = prep(db, "INSERT INTO things (name, device_id,"
-	    " certificate_serial, created_at) VALUES (?1, ?1, ?2, ?3)"
-	    " ON CONFLICT (name) DO UPDATE SET"
-	    " certificate_serial = excluded.certificate_serial", &th)) != 0 ||
-	    (rc = prep(db, "INSERT INTO thing_attributes (thing, name, value)"
-	    " VALUES (?, ?, ?) ON CONFLICT (thing, name)"
-	    " DO UPDATE SET value = excluded.value", &at)) != 0 ||
-	    (rc = prep(db, "INSERT INTO thing_groups (thing, group_name)"
-	    " VALUES (?, ?) ON CONFLICT DO NOTHING", &gm)) != 0 ||
-	    (rc = prep(db, "SELECT 1 FROM policies WHERE name = ?",
-	    &pol)) != 0 ||
-	    (rc = prep(db, "INSERT INTO cert_policies (serial, policy)"
-	    " VALUES (?, ?) ON CONFLICT DO NOTHING", &cp)) != 0)
+	if ((rc = stmt(c, Q_THING_PUT, &th)) != 0 ||
+	    (rc = stmt(c, Q_THING_ATTR_PUT, &at)) != 0 ||
+	    (rc = stmt(c, Q_THING_GROUP_PUT, &gm)) != 0 ||
+	    (rc = stmt(c, Q_POLICY_EXISTS, &pol)) != 0 ||
+	    (rc = stmt(c, Q_CERT_POLICY_PUT, &cp)) != 0)
 		goto out;
 	bind_text(th, 1, e->device_id);
 	bind_text(th, 2, thing_serial);
@@ -1628,7 +1812,7 @@ template_apply(sqlite3 *db, const reg_enrollment *e, const struct devrow *d,
 			goto out;
 	}
 	if (!empty(t->thing_group)) {
-		if ((rc = group_ensure(db, t->thing_group, now)) != 0)
+		if ((rc = group_ensure(c, t->thing_group, now)) != 0)
 			goto out;
 		bind_text(gm, 1, e->device_id);
 		bind_text(gm, 2, t->thing_group);
@@ -1645,11 +1829,11 @@ template_apply(sqlite3 *db, const reg_enrollment *e, const struct devrow *d,
 	}
 out:
 	free(value);
-	sqlite3_finalize(th);
-	sqlite3_finalize(at);
-	sqlite3_finalize(gm);
-	sqlite3_finalize(pol);
-	sqlite3_finalize(cp);
+	done(th);
+	done(at);
+	done(gm);
+	done(pol);
+	done(cp);
 	return rc;
 }
 
@@ -1659,7 +1843,7 @@ registry_enroll_commit(registry *r, const reg_enrollment *e,
 {
 	struct devrow d = { 0 };
 	int64_t now = sf_now(), created;
-	sqlite3 *db;
+	struct dbconn *c;
 	int rc, intx = 0, first;
 
 	if (!enrollment_valid(e))
@@ -1670,11 +1854,11 @@ registry_enroll_commit(registry *r, const reg_enrollment *e,
 	/* A rotation names the certificate it replaces; the device keeps
 	 * its current one until the new one is acknowledged. */
 	first = empty(e->replaces_serial);
-	db = wlock(r);
-	if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
+	c = wlock(r);
+	if ((rc = tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto out;
 	intx = 1;
-	if ((rc = devrow_get(db, e->device_id, &d)) != 0)
+	if ((rc = devrow_get(c, e->device_id, &d)) != 0)
 		goto out;
 	if (tmpl != NULL && strcmp(tmpl->product_line, d.product_line) != 0) {
 		log_warnx("registry: template %s given for device %s of "
@@ -1683,13 +1867,13 @@ registry_enroll_commit(registry *r, const reg_enrollment *e,
 		rc = SF_EINVAL;
 		goto out;
 	}
-	if ((rc = enrollment_insert(db, e, created)) != 0 ||
-	    (rc = cert_insert(db, e, created)) != 0)
+	if ((rc = enrollment_insert(c, e, created)) != 0 ||
+	    (rc = cert_insert(c, e, created)) != 0)
 		goto out;
-	if (first && (rc = device_hold(db, e->device_id, e->serial,
+	if (first && (rc = device_hold(c, e->device_id, e->serial,
 	    now)) != 0)
 		goto out;
-	if (tmpl != NULL && (rc = template_apply(db, e, &d, tmpl,
+	if (tmpl != NULL && (rc = template_apply(c, e, &d, tmpl,
 	    first ? e->serial : d.current_serial, now)) != 0)
 		goto out;
 	if (first && d.state == DEVICE_STATE_DISABLED)
@@ -1698,7 +1882,7 @@ registry_enroll_commit(registry *r, const reg_enrollment *e,
 		    e->device_id, e->serial);
 out:
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(c, rc);
 	wunlock(r);
 	if (rc == 0)
 		log_debug("registry: enrollment %s of %s: certificate %s",
@@ -1731,15 +1915,6 @@ reg_certs_free(reg_cert *v, size_t n)
 	free(v);
 }
 
-#define CERT_COLS "serial, ca_name, enrollment_id, status, not_before," \
-	" not_after, issued_at"
-static const char *CERT_OF_DEVICE =
-    "SELECT " CERT_COLS " FROM certificates WHERE device_id = ?1"
-    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2";
-static const char *CERT_ALL =
-    "SELECT " CERT_COLS " FROM certificates"
-    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2";
-
 /* Newest first; device_id "" = every device's. */
 int
 registry_cert_list(registry *r, const char *device_id, size_t limit,
@@ -1748,18 +1923,19 @@ registry_cert_list(registry *r, const char *device_id, size_t limit,
 	sqlite3_stmt *st = NULL, *pols = NULL;
 	reg_cert *v = NULL, *nv, *c;
 	size_t cnt = 0, cap = 0;
+	struct dbconn *conn;
 	sqlite3 *db;
 	int rc, code, intx = 0;
 
 	*out = NULL;
 	*n = 0;
-	db = rlock(r);
-	if ((rc = prep(db, empty(device_id) ? CERT_ALL : CERT_OF_DEVICE,
+	conn = rlock(r);
+	db = conn->db;
+	if ((rc = stmt(conn, empty(device_id) ? Q_CERT_ALL : Q_CERT_OF_DEVICE,
 	    &st)) != 0 ||
-	    (rc = prep(db, "SELECT policy FROM cert_policies WHERE serial = ?"
-	    " ORDER BY rowid", &pols)) != 0)
+	    (rc = stmt(conn, Q_CERT_POLICIES, &pols)) != 0)
 		goto out;
-	if ((rc = exec(db, "BEGIN")) != 0)
+	if ((rc = tx(conn, Q_BEGIN)) != 0)
 		goto out;
 	intx = 1;
 	bind_text(st, 1, device_id);  /* unused by CERT_ALL */
@@ -1798,10 +1974,10 @@ registry_cert_list(registry *r, const char *device_id, size_t limit,
 	cnt = 0;
 out:
 	reg_certs_free(v, cnt);
-	sqlite3_finalize(st);
-	sqlite3_finalize(pols);
+	done(st);
+	done(pols);
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(conn, rc);
 	runlock(r);
 	return rc;
 }
@@ -1811,18 +1987,19 @@ registry_cert_set_status(registry *r, const char *serial, int status)
 {
 	sqlite3_stmt *st = NULL;
 	char *device_id = NULL;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code, intx = 0;
 
 	if (empty(serial) || status < CERT_STATUS_ACTIVE ||
 	    status > CERT_STATUS_EXPIRED)
 		return SF_EINVAL;
-	db = wlock(r);
-	if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
+	c = wlock(r);
+	db = c->db;
+	if ((rc = tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto out;
 	intx = 1;
-	if ((rc = prep(db, "UPDATE certificates SET status = ?"
-	    " WHERE serial = ? RETURNING device_id", &st)) != 0)
+	if ((rc = stmt(c, Q_CERT_SET_STATUS, &st)) != 0)
 		goto out;
 	sqlite3_bind_int(st, 1, status);
 	bind_text(st, 2, serial);
@@ -1833,17 +2010,17 @@ registry_cert_set_status(registry *r, const char *serial, int status)
 		rc = SF_ENOTFOUND;
 	else
 		rc = db_fail(db, code, "set certificate status");
-	sqlite3_finalize(st);
+	done(st);
 	st = NULL;
 	if (rc != 0)
 		goto out;
 	/* An acknowledged certificate is the one the device holds now. */
 	if (status == CERT_STATUS_ACTIVE)
-		rc = device_hold(db, device_id, serial, sf_now());
+		rc = device_hold(c, device_id, serial, sf_now());
 out:
-	sqlite3_finalize(st);
+	done(st);
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(c, rc);
 	wunlock(r);
 	free(device_id);
 	return rc;
@@ -1873,15 +2050,6 @@ reg_things_free(reg_thing *v, size_t n)
 	free(v);
 }
 
-#define THING_COLS "name, device_id, certificate_serial, created_at"
-static const char *THING_BY_NAME =
-    "SELECT " THING_COLS " FROM things WHERE name = ?1";
-static const char *THING_PAGE =
-    "SELECT " THING_COLS " FROM things t"
-    " WHERE (?1 = '' OR EXISTS (SELECT 1 FROM thing_groups m"
-    "  WHERE m.thing = t.name AND m.group_name = ?1))"
-    " AND name > ?2 ORDER BY name LIMIT ?3";
-
 /*
  * Read things (the one called name, or else a page of a group's or of
  * all) in one read transaction.
@@ -1893,19 +2061,19 @@ thing_read(registry *r, const char *name, const char *group,
 	sqlite3_stmt *st = NULL, *attrs = NULL, *groups = NULL;
 	reg_thing *v = NULL, *nv, *t;
 	size_t cnt = 0, cap = 0;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code, intx = 0;
 
 	*out = NULL;
 	*n = 0;
-	db = rlock(r);
-	if ((rc = prep(db, name ? THING_BY_NAME : THING_PAGE, &st)) != 0 ||
-	    (rc = prep(db, "SELECT name, value FROM thing_attributes"
-	    " WHERE thing = ? ORDER BY rowid", &attrs)) != 0 ||
-	    (rc = prep(db, "SELECT group_name FROM thing_groups"
-	    " WHERE thing = ? ORDER BY group_name", &groups)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, name ? Q_THING_BY_NAME : Q_THING_PAGE, &st)) != 0 ||
+	    (rc = stmt(c, Q_THING_ATTRS, &attrs)) != 0 ||
+	    (rc = stmt(c, Q_THING_GROUPS, &groups)) != 0)
 		goto out;
-	if ((rc = exec(db, "BEGIN")) != 0)
+	if ((rc = tx(c, Q_BEGIN)) != 0)
 		goto out;
 	intx = 1;
 	if (name)
@@ -1950,11 +2118,11 @@ thing_read(registry *r, const char *name, const char *group,
 	cnt = 0;
 out:
 	reg_things_free(v, cnt);
-	sqlite3_finalize(st);
-	sqlite3_finalize(attrs);
-	sqlite3_finalize(groups);
+	done(st);
+	done(attrs);
+	done(groups);
 	if (intx)
-		rc = tx_end(db, rc);
+		rc = tx_end(c, rc);
 	runlock(r);
 	return rc;
 }
@@ -1995,16 +2163,16 @@ registry_group_list(registry *r, char ***names, uint32_t **counts,
 	char **nm = NULL, **nnm;
 	uint32_t *ct = NULL, *nct;
 	size_t cnt = 0, capn = 0, capc = 0;
+	struct dbconn *c;
 	sqlite3 *db;
 	int rc, code;
 
 	*names = NULL;
 	*counts = NULL;
 	*n = 0;
-	db = rlock(r);
-	if ((rc = prep(db, "SELECT g.name, (SELECT count(*) FROM thing_groups m"
-	    " WHERE m.group_name = g.name) FROM groups g ORDER BY g.name",
-	    &st)) != 0)
+	c = rlock(r);
+	db = c->db;
+	if ((rc = stmt(c, Q_GROUP_LIST, &st)) != 0)
 		goto out;
 	while ((code = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((nnm = grow(nm, &capn, cnt, sizeof *nm)) == NULL) {
@@ -2036,7 +2204,7 @@ registry_group_list(registry *r, char ***names, uint32_t **counts,
 out:
 	reg_strings_free(nm, cnt);
 	free(ct);
-	sqlite3_finalize(st);
+	done(st);
 	runlock(r);
 	return rc;
 }
