@@ -27,6 +27,7 @@ fill_enroll(rpc_call *call, const reg_enrollment *en, int replayed,
 	resp->certificate_pem = rpc_call_strdup(call, en->certificate_pem);
 	resp->chain_pem = rpc_call_strdup(call, en->chain_pem);
 	resp->device_id = rpc_call_strdup(call, en->device_id);
+	resp->ca_name = rpc_call_strdup(call, en->ca_name);
 	resp->not_before = en->not_before;
 	resp->not_after = en->not_after;
 	resp->state = en->state;

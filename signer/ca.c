@@ -613,12 +613,12 @@ plan_ca(ca_store *s, const ca_create_req *r, ca *c, ca **parent,
 }
 
 static char *
-expand(ca_store *s, const char *req, const char *tmpl, ca *c, char *why,
-    size_t whylen)
+expand(ca_store *s, const ca_create_req *r, const char *req, const char *tmpl,
+    ca *c, char *why, size_t whylen)
 {
-	return config_expand(s->conf, req && *req ? req : tmpl, c->rec.name,
-	    c->rec.product_line, c->rec.region, c->rec.generation, NULL, why,
-	    whylen);
+	return config_expand_display(s->conf, req && *req ? req : tmpl,
+	    c->rec.name, c->rec.product_line, r->display_name, c->rec.region,
+	    c->rec.generation, NULL, why, whylen);
 }
 
 int
@@ -720,13 +720,13 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 		goto out;
 	}
 	rc = SF_EINVAL;
-	if ((c->rec.subject = expand(s, r->subject, subj_tmpl, c, why,
+	if ((c->rec.subject = expand(s, r, r->subject, subj_tmpl, c, why,
 	    whylen)) == NULL ||
-	    (c->rec.crl_url = expand(s, r->crl_url, cf->crl_url, c, why,
+	    (c->rec.crl_url = expand(s, r, r->crl_url, cf->crl_url, c, why,
 	    whylen)) == NULL ||
-	    (c->rec.ocsp_url = expand(s, r->ocsp_url, cf->ocsp_url, c, why,
+	    (c->rec.ocsp_url = expand(s, r, r->ocsp_url, cf->ocsp_url, c, why,
 	    whylen)) == NULL ||
-	    (c->rec.ca_issuers_url = expand(s, r->ca_issuers_url,
+	    (c->rec.ca_issuers_url = expand(s, r, r->ca_issuers_url,
 	    cf->ca_issuers_url, c, why, whylen)) == NULL ||
 	    (subject = profile_subject_parse(c->rec.subject, why,
 	    whylen)) == NULL)

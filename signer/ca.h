@@ -50,6 +50,7 @@ typedef struct {
 	const char *crl_url, *ocsp_url, *ca_issuers_url;  /* "" = template */
 	int external_parent;
 	const char *generation;       /* NULL/"" = <year> + first free letter */
+	const char *display_name;     /* ${display_name} in subjects; "" = configured */
 } ca_create_req;
 
 /* What goes into the journal with a certificate a CA issues. */

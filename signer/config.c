@@ -541,13 +541,24 @@ config_expand(const signer_conf *c, const char *tmpl, const char *name,
     const char *product_line, const char *region, const char *generation,
     const char *device_id, char *why, size_t whylen)
 {
+	return config_expand_display(c, tmpl, name, product_line, NULL, region,
+	    generation, device_id, why, whylen);
+}
+
+char *
+config_expand_display(const signer_conf *c, const char *tmpl,
+    const char *name, const char *product_line, const char *display_name,
+    const char *region, const char *generation, const char *device_id,
+    char *why, size_t whylen)
+{
 	const product_conf *p = product_line && *product_line ?
 	    config_product(c, product_line) : NULL;
+	const char *dn = display_name && *display_name ? display_name :
+	    p ? p->display_name : (product_line ? product_line : "");
 	const char *vars[] = {
 		"name", name ? name : "",
 		"product_line", product_line ? product_line : "",
-		"display_name", p ? p->display_name :
-		    (product_line ? product_line : ""),
+		"display_name", dn,
 		"region", region ? region : "",
 		"generation", generation ? generation : "",
 		"organization", c->organization,

@@ -78,5 +78,10 @@ const product_conf *config_product(const signer_conf *c, const char *id);
 char *config_expand(const signer_conf *c, const char *tmpl, const char *name,
     const char *product_line, const char *region, const char *generation,
     const char *device_id, char *why, size_t whylen);
+/* The same with ${display_name} given (NULL/"": the product line's). */
+char *config_expand_display(const signer_conf *c, const char *tmpl,
+    const char *name, const char *product_line, const char *display_name,
+    const char *region, const char *generation, const char *device_id,
+    char *why, size_t whylen);
 
 #endif

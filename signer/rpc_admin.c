@@ -143,6 +143,7 @@ h_create_ca(rpc_call *call, const ProtobufCMessage *reqm,
 	r.ca_issuers_url = req->ca_issuers_url;
 	r.external_parent = req->external_parent;
 	r.generation = req->generation;
+	r.display_name = req->product_display_name;
 	if (*req->generation && !sf_name_valid(req->generation))
 		return rpc_fail(call, RPC_INVALID_ARGUMENT,
 		    "generation must be 1-32 of a-z, 0-9, -");

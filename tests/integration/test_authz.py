@@ -108,6 +108,7 @@ def main():
             issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
             tap.eq(issuer_cn, "%s.widgiot.automatra.net" % REGION[d.id],
                    "device %s: issued by its region's CA" % d.id)
+            tap.eq(r.ca_name, "%s.widgiot" % REGION[d.id], "device %s: ca_name in the reply" % d.id)
             tap.ok(r.enrollment_id.startswith("enr-") and not r.replayed,
                    "device %s: a new enrollment id" % d.id)
             tap.eq("%X" % cert.serial_number, r.serial.lstrip("0"), "device %s: serial in hex" % d.id)

@@ -480,8 +480,10 @@ def test_external_parent(tmp):
         info = admin.call("CaAdmin", "ImportCaCertificate", A.ImportCaCertificateRequest(
             name="root", certificate_pem=cert_pem, chain_pem=corp_pem), C.CaInfo)
         tap.eq(info.state, C.CA_STATE_ACTIVE, "imported certificate: the CA is active")
-        admin.call("CaAdmin", "CreateCa", A.CreateCaRequest(role=C.CA_ROLE_INTERMEDIATE,
-                                                            product_line="widgiot"), A.CreateCaResponse)
+        r = admin.call("CaAdmin", "CreateCa", A.CreateCaRequest(
+            role=C.CA_ROLE_INTERMEDIATE, product_line="widgiot", product_display_name="WidgIoT Pro"),
+            A.CreateCaResponse)
+        tap.ok("CN=WidgIoT Pro" in r.ca.subject, "product_display_name goes into the subject (%s)" % r.ca.subject)
         admin.call("CaAdmin", "CreateCa", A.CreateCaRequest(role=C.CA_ROLE_ISSUING, product_line="widgiot",
                                                             region="us-east-1"), A.CreateCaResponse)
         dev = Device(d, "2222", "ec-p256")
