@@ -236,19 +236,9 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 		goto out;
 	}
 	c->user = xdup(conf_get(cf, "authz", "user"));
-	v = conf_get_str(cf, "authz", "log_level", "info");
-	if (strcmp(v, "warning") == 0)
-		c->log_level = LOG_LEVEL_WARN;
-	else if (strcmp(v, "info") == 0)
-		c->log_level = LOG_LEVEL_INFO;
-	else if (strcmp(v, "debug") == 0)
-		c->log_level = LOG_LEVEL_DEBUG;
-	else {
-		snprintf(why, whylen, "%s: [authz] log_level: warning, info or"
-		    " debug", path);
-		goto out;
-	}
-	if ((rc = geti(cf, "authz", "workers", 8, 1, 128, &c->workers, why,
+	if ((rc = conf_get_log_level(cf, "authz", "log_level", LOG_LEVEL_INFO,
+	    &c->log_level, why, whylen)) ||
+	    (rc = geti(cf, "authz", "workers", 8, 1, 128, &c->workers, why,
 	    whylen)) ||
 	    (rc = geti(cf, "authz", "signer_timeout_ms", 10000, 100, 600000,
 	    &c->signer_timeout_ms, why, whylen)) ||
