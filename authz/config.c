@@ -1,8 +1,6 @@
 /*
  * config.c - authz's configuration (see config.h, authz/README.md).
  */
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,42 +181,12 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 		goto out;
 	}
 	c->admin_socket = strdup(v);
-	{
-		char **items = NULL;
-		size_t n = conf_split_list(conf_get_str(cf, "authz",
-		    "admin_uids", ""), &items);
-
-		for (size_t i = 0; i < n; i++) {
-			struct passwd *pw;
-			char *end;
-			unsigned long u = strtoul(items[i], &end, 10);
-
-			if (c->n_admin_uids >= AUTHZ_MAX_UIDS)
-				break;
-			if (*end == '\0' && end != items[i])
-				c->admin_uids[c->n_admin_uids++] = (uid_t)u;
-			else if ((pw = getpwnam(items[i])) != NULL)
-				c->admin_uids[c->n_admin_uids++] = pw->pw_uid;
-			else {
-				snprintf(why, whylen, "%s: [authz] admin_uids:"
-				    " unknown user \"%s\"", path, items[i]);
-				conf_list_free(items, n);
-				goto out;
-			}
-		}
-		conf_list_free(items, n);
-	}
-	c->admin_gid = (gid_t)-1;
-	if ((v = conf_get(cf, "authz", "admin_group")) != NULL) {
-		struct group *gr = getgrnam(v);
-
-		if (gr == NULL) {
-			snprintf(why, whylen, "%s: [authz] admin_group: unknown"
-			    " group \"%s\"", path, v);
-			goto out;
-		}
-		c->admin_gid = gr->gr_gid;
-	}
+	/* rc stays SF_ECONFIG on failure: the checks below rely on it. */
+	if (conf_get_uids(cf, "authz", "admin_uids", c->admin_uids,
+	    AUTHZ_MAX_UIDS, &c->n_admin_uids, why, whylen) != 0 ||
+	    conf_get_gid(cf, "authz", "admin_group", &c->admin_gid, why,
+	    whylen) != 0)
+		goto out;
 	c->device_listen = xdup(conf_get(cf, "authz", "device_listen"));
 	c->tls_cert = xdup(conf_get(cf, "authz", "tls_cert"));
 	c->tls_key = xdup(conf_get(cf, "authz", "tls_key"));
@@ -236,19 +204,9 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 		goto out;
 	}
 	c->user = xdup(conf_get(cf, "authz", "user"));
-	v = conf_get_str(cf, "authz", "log_level", "info");
-	if (strcmp(v, "warning") == 0)
-		c->log_level = LOG_LEVEL_WARN;
-	else if (strcmp(v, "info") == 0)
-		c->log_level = LOG_LEVEL_INFO;
-	else if (strcmp(v, "debug") == 0)
-		c->log_level = LOG_LEVEL_DEBUG;
-	else {
-		snprintf(why, whylen, "%s: [authz] log_level: warning, info or"
-		    " debug", path);
-		goto out;
-	}
-	if ((rc = geti(cf, "authz", "workers", 8, 1, 128, &c->workers, why,
+	if ((rc = conf_get_log_level(cf, "authz", "log_level", LOG_LEVEL_INFO,
+	    &c->log_level, why, whylen)) ||
+	    (rc = geti(cf, "authz", "workers", 8, 1, 128, &c->workers, why,
 	    whylen)) ||
 	    (rc = geti(cf, "authz", "signer_timeout_ms", 10000, 100, 600000,
 	    &c->signer_timeout_ms, why, whylen)) ||

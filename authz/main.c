@@ -3,14 +3,13 @@
  * CSR's key against the key registered for its device id, and asks the
  * signer (over its issuance socket) to issue. Never touches a CA key.
  */
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "authz.h"
+#include "daemon.h"
 #include "err.h"
 #include "log.h"
 #include "privdrop.h"
@@ -166,8 +165,9 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 }
 
 static void
-reload(authz_ctx *ctx, const char *path)
+reload(void *arg, const char *path)
 {
+	authz_ctx *ctx = arg;
 	authz_conf *nc = NULL;
 	char why[512] = "";
 
@@ -194,77 +194,23 @@ reload(authz_ctx *ctx, const char *path)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "check", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	daemon_opts o;
 	authz_ctx ctx;
 	rpc_server *srv = NULL;
-	const char *path = NULL;
-	sigset_t set;
-	int ch, debug = 0, check = 0, sig, rc;
+	int rc;
 
-	while ((ch = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'd':
-			debug = 1;
-			break;
-		case 'C':
-			check = 1;
-			break;
-		case 'h':
-			fputs(USAGE, stdout);
-			return 0;
-		default:
-			fputs(USAGE, stderr);
-			return 2;
-		}
-	}
-	if (path == NULL || optind != argc) {
-		fprintf(stderr, "secretfree-authz: %s\n\n%s", path ?
-		    "unexpected argument" : "-c FILE is required", USAGE);
-		return 2;
-	}
-	log_init("authz", debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	rpc_init();
-
+	daemon_opts_parse(&o, argc, argv, "secretfree-authz", USAGE);
+	daemon_init("authz", &o);
 	memset(&ctx, 0, sizeof ctx);
-	rc = start(&ctx, path, debug, check, &srv);
-	if (rc == 0 && !check) {
-		sigdelset(&set, SIGPIPE);
-		for (;;) {
-			if (sigwait(&set, &sig) != 0)
-				continue;
-			if (sig == SIGHUP) {
-				reload(&ctx, path);
-				continue;
-			}
-			log_info("signal %d: shutting down", sig);
-			break;
-		}
-	}
-	rpc_server_shutdown(srv, 5000);
-	rpc_server_free(srv);
+	rc = start(&ctx, o.path, o.debug, o.check, &srv);
+	if (rc == 0 && !o.check)
+		daemon_wait(reload, &ctx, o.path);
+	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);
 	signer_client_close(ctx.signer);
 	registry_close(ctx.reg);
 	rate_free(ctx.rl);
 	authz_config_free(ctx.conf);
-	rpc_fini();
-	if (rc == 0 && !check)
-		log_info("stopped");
-	return rc == 0 ? 0 : 1;
+	return daemon_exit(&o, rc);
 }

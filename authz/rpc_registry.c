@@ -108,24 +108,34 @@ h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
+/* The registered device id (a valid one), into d; else the call's failure. */
+static int
+find_device(rpc_call *call, authz_ctx *ctx, const char *id, reg_device *d)
+{
+	int rc;
+
+	if (!device_id_valid(id, NULL, 0))
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
+		    " valid device id", id);
+	rc = registry_device_get(ctx->reg, id, d);
+	if (rc == SF_ENOTFOUND)
+		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
+		    " registered", id);
+	if (rc)
+		return db_fail(call, rc, "device lookup");
+	return RPC_OK;
+}
+
 static int
 h_get_device(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg)
 {
 	const Secretfree__V1__GetDeviceRequest *req = (const void *)reqm;
-	authz_ctx *ctx = arg;
 	reg_device d;
 	int rc;
 
-	if (!device_id_valid(req->device_id, NULL, 0))
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
-		    " valid device id", req->device_id);
-	rc = registry_device_get(ctx->reg, req->device_id, &d);
-	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
-		    " registered", req->device_id);
-	if (rc)
-		return db_fail(call, rc, "device lookup");
+	if ((rc = find_device(call, arg, req->device_id, &d)) != RPC_OK)
+		return rc;
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
 	reg_device_fini(&d);
 	return RPC_OK;
@@ -138,15 +148,8 @@ set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
 	reg_device d;
 	int rc, state;
 
-	if (!device_id_valid(id, NULL, 0))
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
-		    " valid device id", id);
-	rc = registry_device_get(ctx->reg, id, &d);
-	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
-		    " registered", id);
-	if (rc)
-		return db_fail(call, rc, "device lookup");
+	if ((rc = find_device(call, ctx, id, &d)) != RPC_OK)
+		return rc;
 	/* Enabling returns a device to what its certificates make it. */
 	state = disable ? 3 : (*d.current_serial ? 2 : 1);
 	reg_device_fini(&d);
@@ -185,6 +188,23 @@ copy_strings(rpc_call *call, char *const *v, size_t n)
 
 	for (size_t i = 0; out && i < n; i++)
 		out[i] = rpc_call_strdup(call, v[i]);
+	return out;
+}
+
+/* name=value pairs as Attribute messages. */
+static Secretfree__V1__Attribute **
+copy_attributes(rpc_call *call, char *const *names, char *const *values,
+    size_t n)
+{
+	Secretfree__V1__Attribute **out = rpc_call_alloc(call,
+	    (n ? n : 1) * sizeof(void *));
+
+	for (size_t i = 0; i < n; i++) {
+		out[i] = rpc_call_new_message(call,
+		    &secretfree__v1__attribute__descriptor);
+		out[i]->name = rpc_call_strdup(call, names[i]);
+		out[i]->value = rpc_call_strdup(call, values[i]);
+	}
 	return out;
 }
 
@@ -231,16 +251,8 @@ fill_thing(rpc_call *call, const reg_thing *t, Secretfree__V1__Thing *o)
 {
 	o->name = rpc_call_strdup(call, t->name);
 	o->device_id = rpc_call_strdup(call, t->device_id);
-	o->attributes = rpc_call_alloc(call, (t->nattrs ? t->nattrs : 1) *
-	    sizeof(void *));
-	for (size_t i = 0; i < t->nattrs; i++) {
-		Secretfree__V1__Attribute *a = rpc_call_new_message(call,
-		    &secretfree__v1__attribute__descriptor);
-
-		a->name = rpc_call_strdup(call, t->attr_names[i]);
-		a->value = rpc_call_strdup(call, t->attr_values[i]);
-		o->attributes[i] = a;
-	}
+	o->attributes = copy_attributes(call, t->attr_names, t->attr_values,
+	    t->nattrs);
 	o->n_attributes = t->nattrs;
 	o->groups = copy_strings(call, t->groups, t->ngroups);
 	o->n_groups = t->ngroups;
@@ -380,16 +392,8 @@ fill_template(rpc_call *call, const reg_template *t,
 	o->thing_group = rpc_call_strdup(call, t->thing_group);
 	o->policies = copy_strings(call, t->policies, t->npolicies);
 	o->n_policies = t->npolicies;
-	o->attributes = rpc_call_alloc(call, (t->nattrs ? t->nattrs : 1) *
-	    sizeof(void *));
-	for (size_t i = 0; i < t->nattrs; i++) {
-		Secretfree__V1__Attribute *a = rpc_call_new_message(call,
-		    &secretfree__v1__attribute__descriptor);
-
-		a->name = rpc_call_strdup(call, t->attr_names[i]);
-		a->value = rpc_call_strdup(call, t->attr_values[i]);
-		o->attributes[i] = a;
-	}
+	o->attributes = copy_attributes(call, t->attr_names, t->attr_values,
+	    t->nattrs);
 	o->n_attributes = t->nattrs;
 }
 

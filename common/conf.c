@@ -8,6 +8,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "conf.h"
 #include "err.h"
+#include "log.h"
 #include "util.h"
 
 /* A CA's configuration is a few KiB; anything near this is not one. */
@@ -428,6 +431,100 @@ conf_get_bool(const conf *c, const char *section, const char *key,
 	say(err, errlen, "%s: \"%s\" is not a boolean (expected yes/no, "
 	    "true/false, on/off or 1/0)", at, e->value);
 	return SF_ECONFIG;
+}
+
+/* "name: [section] key" for messages about a value (no line number). */
+static void
+what(const conf *c, const char *section, const char *key, char *buf,
+    size_t len)
+{
+	snprintf(buf, len, "%s: [%s] %s", c->name, section, key);
+}
+
+int
+conf_get_uids(const conf *c, const char *section, const char *key,
+    uid_t *uids, size_t max, size_t *n, char *err, size_t errlen)
+{
+	char **items = NULL, at[512];
+	size_t k = conf_split_list(conf_get(c, section, key), &items);
+	int rc = 0;
+
+	*n = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct passwd *pw;
+		char *end;
+		unsigned long u = strtoul(items[i], &end, 10);
+
+		if (*n >= max) {
+			what(c, section, key, at, sizeof at);
+			say(err, errlen, "%s: more than %zu uids", at, max);
+			rc = SF_ECONFIG;
+			break;
+		}
+		if (*end == '\0' && end != items[i])
+			uids[(*n)++] = (uid_t)u;
+		else if ((pw = getpwnam(items[i])) != NULL)
+			uids[(*n)++] = pw->pw_uid;
+		else {
+			what(c, section, key, at, sizeof at);
+			say(err, errlen, "%s: unknown user \"%s\"", at,
+			    items[i]);
+			rc = SF_ECONFIG;
+			break;
+		}
+	}
+	conf_list_free(items, k);
+	return rc;
+}
+
+int
+conf_get_gid(const conf *c, const char *section, const char *key,
+    gid_t *gid, char *err, size_t errlen)
+{
+	const char *v = conf_get(c, section, key);
+	struct group *gr;
+	char at[512], *end;
+	unsigned long g;
+
+	*gid = (gid_t)-1;
+	if (v == NULL || *v == '\0')
+		return 0;
+	g = strtoul(v, &end, 10);
+	if (*end == '\0') {
+		*gid = (gid_t)g;
+		return 0;
+	}
+	if ((gr = getgrnam(v)) == NULL) {
+		what(c, section, key, at, sizeof at);
+		say(err, errlen, "%s: unknown group \"%s\"", at, v);
+		return SF_ECONFIG;
+	}
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+int
+conf_get_log_level(const conf *c, const char *section, const char *key,
+    int def, int *out, char *err, size_t errlen)
+{
+	const char *v = conf_get(c, section, key);
+	char at[512];
+
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (strcmp(v, "warning") == 0)
+		*out = LOG_LEVEL_WARN;
+	else if (strcmp(v, "info") == 0)
+		*out = LOG_LEVEL_INFO;
+	else if (strcmp(v, "debug") == 0)
+		*out = LOG_LEVEL_DEBUG;
+	else {
+		what(c, section, key, at, sizeof at);
+		say(err, errlen, "%s: warning, info or debug", at);
+		return SF_ECONFIG;
+	}
+	return 0;
 }
 
 int

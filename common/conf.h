@@ -18,6 +18,7 @@
 #define SF_CONF_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 typedef struct conf conf;
 
@@ -43,6 +44,22 @@ int conf_get_int(const conf *c, const char *section, const char *key,
     size_t errlen);
 /* yes/no/true/false/on/off/1/0; def when absent; SF_ECONFIG otherwise. */
 int conf_get_bool(const conf *c, const char *section, const char *key,
+    int def, int *out, char *err, size_t errlen);
+/*
+ * A list of users or uids ("1001, pki-admin"; names looked up with
+ * getpwnam) into uids[0..max-1], *n of them; none when absent. SF_ECONFIG
+ * with a message naming file, section and key for an unknown user or more
+ * than max entries.
+ */
+int conf_get_uids(const conf *c, const char *section, const char *key,
+    uid_t *uids, size_t max, size_t *n, char *err, size_t errlen);
+/* A group name or number; (gid_t)-1 when absent or empty. SF_ECONFIG for
+ * an unknown group. */
+int conf_get_gid(const conf *c, const char *section, const char *key,
+    gid_t *gid, char *err, size_t errlen);
+/* warning, info or debug as LOG_LEVEL_* (log.h); def when absent;
+ * SF_ECONFIG otherwise. */
+int conf_get_log_level(const conf *c, const char *section, const char *key,
     int def, int *out, char *err, size_t errlen);
 /* 1 if the section exists (even empty). */
 int conf_has_section(const conf *c, const char *section);

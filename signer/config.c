@@ -2,8 +2,6 @@
  * config.c - the signer's configuration (see config.h, signer/README.md).
  */
 #include <ctype.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,65 +70,6 @@ get_int(const conf *cf, const char *sec, const char *key, long long def,
 
 	*out = (int)v;
 	return rc;
-}
-
-static int
-parse_uids(const char *v, uid_t *uids, size_t *n, const char *what, char *why,
-    size_t whylen)
-{
-	char **items = NULL;
-	size_t k = conf_split_list(v, &items);
-	int rc = 0;
-
-	*n = 0;
-	for (size_t i = 0; i < k; i++) {
-		struct passwd *pw;
-		char *end;
-		unsigned long u = strtoul(items[i], &end, 10);
-
-		if (*n >= CONFIG_MAX_UIDS) {
-			snprintf(why, whylen, "%s: more than %d uids", what,
-			    CONFIG_MAX_UIDS);
-			rc = SF_ECONFIG;
-			break;
-		}
-		if (*end == '\0' && end != items[i])
-			uids[(*n)++] = (uid_t)u;
-		else if ((pw = getpwnam(items[i])) != NULL)
-			uids[(*n)++] = pw->pw_uid;
-		else {
-			snprintf(why, whylen, "%s: unknown user \"%s\"", what,
-			    items[i]);
-			rc = SF_ECONFIG;
-			break;
-		}
-	}
-	conf_list_free(items, k);
-	return rc;
-}
-
-static int
-parse_group(const char *v, gid_t *gid, const char *what, char *why,
-    size_t whylen)
-{
-	struct group *gr;
-	char *end;
-	unsigned long g;
-
-	*gid = (gid_t)-1;
-	if (v == NULL || *v == '\0')
-		return 0;
-	g = strtoul(v, &end, 10);
-	if (*end == '\0') {
-		*gid = (gid_t)g;
-		return 0;
-	}
-	if ((gr = getgrnam(v)) == NULL) {
-		snprintf(why, whylen, "%s: unknown group \"%s\"", what, v);
-		return SF_ECONFIG;
-	}
-	*gid = gr->gr_gid;
-	return 0;
 }
 
 /*
@@ -280,7 +219,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	const char **secs = NULL;
 	size_t nsecs;
 	long long ll;
-	char what[160], ipath[1024], apath[1024];
+	char ipath[1024], apath[1024];
 	const char *v;
 	int rc;
 
@@ -364,39 +303,22 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 			goto out;
 		}
 	}
-	snprintf(what, sizeof what, "%s: [signer] issuance_uids", path);
-	if (parse_uids(conf_get_str(cf, "signer", "issuance_uids", ""),
-	    c->issuance_uids, &c->n_issuance_uids, what, why, whylen) != 0)
-		goto out;
-	snprintf(what, sizeof what, "%s: [signer] admin_uids", path);
-	if (parse_uids(conf_get_str(cf, "signer", "admin_uids", ""),
-	    c->admin_uids, &c->n_admin_uids, what, why, whylen) != 0)
-		goto out;
-	snprintf(what, sizeof what, "%s: [signer] issuance_group", path);
-	if (parse_group(conf_get(cf, "signer", "issuance_group"),
-	    &c->issuance_gid, what, why, whylen) != 0)
-		goto out;
-	snprintf(what, sizeof what, "%s: [signer] admin_group", path);
-	if (parse_group(conf_get(cf, "signer", "admin_group"), &c->admin_gid,
-	    what, why, whylen) != 0)
+	if ((rc = conf_get_uids(cf, "signer", "issuance_uids",
+	    c->issuance_uids, CONFIG_MAX_UIDS, &c->n_issuance_uids, why,
+	    whylen)) != 0 ||
+	    (rc = conf_get_uids(cf, "signer", "admin_uids", c->admin_uids,
+	    CONFIG_MAX_UIDS, &c->n_admin_uids, why, whylen)) != 0 ||
+	    (rc = conf_get_gid(cf, "signer", "issuance_group",
+	    &c->issuance_gid, why, whylen)) != 0 ||
+	    (rc = conf_get_gid(cf, "signer", "admin_group", &c->admin_gid,
+	    why, whylen)) != 0)
 		goto out;
 	c->user = xdup(conf_get(cf, "signer", "user"));
 	if ((rc = get_int(cf, "signer", "workers", 4, 1, 64, &c->workers, why,
-	    whylen)) != 0)
+	    whylen)) != 0 ||
+	    (rc = conf_get_log_level(cf, "signer", "log_level", LOG_LEVEL_INFO,
+	    &c->log_level, why, whylen)) != 0)
 		goto out;
-	rc = SF_ECONFIG;
-	v = conf_get_str(cf, "signer", "log_level", "info");
-	if (strcmp(v, "warning") == 0)
-		c->log_level = LOG_LEVEL_WARN;
-	else if (strcmp(v, "info") == 0)
-		c->log_level = LOG_LEVEL_INFO;
-	else if (strcmp(v, "debug") == 0)
-		c->log_level = LOG_LEVEL_DEBUG;
-	else {
-		snprintf(why, whylen, "%s: [signer] log_level: warning, info or"
-		    " debug", path);
-		goto out;
-	}
 	if ((rc = conf_get_int(cf, "signer", "csr_max_bytes", 16384, 256,
 	    1 << 20, &ll, why, whylen)) != 0)
 		goto out;

@@ -119,6 +119,18 @@ db_open(const char *path, sqlite3 **out, int flags, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * Prepare sql on db; if it fails, log what and return SF_EDB. Every caller
+ * starts with rc = SF_EDB, so on failure it only has to goto out.
+ */
+static int
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+		return db_err(db, what);
+	return 0;
+}
+
 static int
 exec(sqlite3 *db, const char *sql)
 {
@@ -365,16 +377,14 @@ journal_ca_insert(journal *j, journal_ca *ca)
 	int rc = SF_EDB, r;
 
 	pthread_mutex_lock(&j->wlock);
-	if (sqlite3_prepare_v2(j->wdb,
+	if (prepare(j->wdb,
 	    "INSERT INTO cas (name, generation, role, parent_id, product_line,"
 	    " region, state, key_label, key_type, subject, serial, not_before,"
 	    " not_after, path_len, cert_der, crl_url, ocsp_url, ca_issuers_url,"
 	    " permitted, excluded, external_parent, created_at, external_chain)"
-	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st,
-	    NULL) != SQLITE_OK) {
-		rc = db_err(j->wdb, "prepare CA insert");
+	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
+	    "prepare CA insert") != 0)
 		goto out;
-	}
 	bind_text(st, 1, ca->name);
 	bind_text(st, 2, ca->generation);
 	sqlite3_bind_int(st, 3, ca->role);
@@ -428,13 +438,11 @@ journal_ca_set_cert(journal *j, int64_t id, const uint8_t *der, size_t len,
 	int rc = SF_EDB;
 
 	pthread_mutex_lock(&j->wlock);
-	if (sqlite3_prepare_v2(j->wdb, "UPDATE cas SET cert_der = ?,"
-	    " serial = ?, not_before = ?, not_after = ?, state = ?,"
+	if (prepare(j->wdb, "UPDATE cas SET cert_der = ?, serial = ?,"
+	    " not_before = ?, not_after = ?, state = ?,"
 	    " external_chain = coalesce(?, external_chain)"
-	    " WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->wdb, "prepare CA update");
+	    " WHERE id = ?", &st, "prepare CA update") != 0)
 		goto out;
-	}
 	sqlite3_bind_blob(st, 1, der, (int)len, SQLITE_TRANSIENT);
 	bind_text(st, 2, serial);
 	sqlite3_bind_int64(st, 3, nb);
@@ -462,11 +470,9 @@ journal_ca_set_state(journal *j, int64_t id, int state)
 	int rc = SF_EDB;
 
 	pthread_mutex_lock(&j->wlock);
-	if (sqlite3_prepare_v2(j->wdb, "UPDATE cas SET state = ? WHERE id = ?",
-	    -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->wdb, "prepare CA state");
+	if (prepare(j->wdb, "UPDATE cas SET state = ? WHERE id = ?", &st,
+	    "prepare CA state") != 0)
 		goto out;
-	}
 	sqlite3_bind_int(st, 1, state);
 	sqlite3_bind_int64(st, 2, id);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -487,12 +493,10 @@ journal_ca_next_crl_number(journal *j, int64_t id, int64_t *out)
 
 	*out = 0;
 	pthread_mutex_lock(&j->wlock);
-	if (sqlite3_prepare_v2(j->wdb, "UPDATE cas SET crl_number ="
-	    " crl_number + 1 WHERE id = ? RETURNING crl_number", -1, &st,
-	    NULL) != SQLITE_OK) {
-		rc = db_err(j->wdb, "prepare CRL number");
+	if (prepare(j->wdb, "UPDATE cas SET crl_number = crl_number + 1"
+	    " WHERE id = ? RETURNING crl_number", &st,
+	    "prepare CRL number") != 0)
 		goto out;
-	}
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
@@ -520,10 +524,8 @@ journal_ca_list(journal *j, journal_ca **out, size_t *n)
 	    NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->rdb, "prepare CA list");
+	if (prepare(j->rdb, sql, &st, "prepare CA list") != 0)
 		goto out;
-	}
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((nv = realloc(v, (cnt + 1) * sizeof *v)) == NULL) {
 			rc = SF_ENOMEM;
@@ -749,10 +751,8 @@ journal_cert_get(journal *j, const char *serial, int64_t ca_id,
 	if (sql == NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->rdb, "prepare certificate lookup");
+	if (prepare(j->rdb, sql, &st, "prepare certificate lookup") != 0)
 		goto out;
-	}
 	bind_text(st, 1, serial);
 	sqlite3_bind_int64(st, 2, ca_id);
 	r = sqlite3_step(st);
@@ -787,10 +787,8 @@ journal_cert_list(journal *j, int64_t ca_id, const char *device_id,
 	if (sql == NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->rdb, "prepare certificate list");
+	if (prepare(j->rdb, sql, &st, "prepare certificate list") != 0)
 		goto out;
-	}
 	sqlite3_bind_int64(st, 1, ca_id);
 	bind_text(st, 2, device_id);
 	bind_text(st, 3, after);
@@ -830,11 +828,9 @@ journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
 
 	*out = 0;
 	pthread_mutex_lock(&j->rlock);
-	if (sqlite3_prepare_v2(j->rdb, "SELECT count(*) FROM certs"
-	    " WHERE ?1 = 0 OR ca_id = ?1", -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->rdb, "prepare count");
+	if (prepare(j->rdb, "SELECT count(*) FROM certs"
+	    " WHERE ?1 = 0 OR ca_id = ?1", &st, "prepare count") != 0)
 		goto out;
-	}
 	sqlite3_bind_int64(st, 1, ca_id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
@@ -855,12 +851,10 @@ journal_cert_revoke(journal *j, int64_t ca_id, const char *serial, int reason,
 
 	pthread_mutex_lock(&j->wlock);
 	/* 4 = CERTIFICATE_STATUS_REVOKED */
-	if (sqlite3_prepare_v2(j->wdb, "UPDATE certs SET status = 4,"
-	    " revoked_at = ?, revocation_reason = ? WHERE ca_id = ? AND"
-	    " serial = ? AND status != 4", -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->wdb, "prepare revoke");
+	if (prepare(j->wdb, "UPDATE certs SET status = 4, revoked_at = ?,"
+	    " revocation_reason = ? WHERE ca_id = ? AND serial = ? AND"
+	    " status != 4", &st, "prepare revoke") != 0)
 		goto out;
-	}
 	sqlite3_bind_int64(st, 1, when);
 	sqlite3_bind_int(st, 2, reason);
 	sqlite3_bind_int64(st, 3, ca_id);
@@ -897,12 +891,10 @@ journal_cert_revoked(journal *j, int64_t ca_id,
 	int rc = SF_EDB, r;
 
 	pthread_mutex_lock(&j->rlock);
-	if (sqlite3_prepare_v2(j->rdb, "SELECT serial, revoked_at,"
-	    " revocation_reason FROM certs WHERE ca_id = ? AND status = 4"
-	    " ORDER BY serial", -1, &st, NULL) != SQLITE_OK) {
-		rc = db_err(j->rdb, "prepare revoked list");
+	if (prepare(j->rdb, "SELECT serial, revoked_at, revocation_reason"
+	    " FROM certs WHERE ca_id = ? AND status = 4 ORDER BY serial", &st,
+	    "prepare revoked list") != 0)
 		goto out;
-	}
 	sqlite3_bind_int64(st, 1, ca_id);
 	rc = 0;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -964,17 +956,15 @@ journal_device_register(journal *j, const journal_device *d, size_t n,
 	int rc = SF_EDB;
 
 	pthread_mutex_lock(&j->wlock);
-	if (sqlite3_prepare_v2(j->wdb, "SELECT key_sha256, product_line,"
-	    " region FROM devices WHERE device_id = ?", -1, &by_id,
-	    NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(j->wdb, "SELECT device_id FROM devices WHERE"
-	    " key_sha256 = ?", -1, &by_key, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(j->wdb, "INSERT INTO devices (device_id,"
-	    " key_sha256, product_line, region, created_at) VALUES"
-	    " (?,?,?,?,?)", -1, &ins, NULL) != SQLITE_OK) {
-		rc = db_err(j->wdb, "prepare device register");
+	if (prepare(j->wdb, "SELECT key_sha256, product_line, region"
+	    " FROM devices WHERE device_id = ?", &by_id,
+	    "prepare device register") != 0 ||
+	    prepare(j->wdb, "SELECT device_id FROM devices WHERE"
+	    " key_sha256 = ?", &by_key, "prepare device register") != 0 ||
+	    prepare(j->wdb, "INSERT INTO devices (device_id, key_sha256,"
+	    " product_line, region, created_at) VALUES (?,?,?,?,?)", &ins,
+	    "prepare device register") != 0)
 		goto out;
-	}
 	if (exec(j->wdb, "BEGIN IMMEDIATE") != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {

@@ -155,49 +155,50 @@ device_validity_days = 365
 """
 
 
-class Signer:
-    """A secretfree-signer on temporary sockets, with its own token."""
+class Daemon:
+    """A secretfree daemon from the build tree, started on a configuration
+    written from a template into dir, logging to dir/NAME.log.
 
-    def __init__(self, dir, token, device_max=1000, global_rate=100000,
-                 global_burst=100000, extra="", log_level="info",
-                 module=SOFTHSM_MODULE, env=None):
+    A subclass sets name ("signer": build/signer/secretfree-signer) and
+    conf_template, and says by ready() when the daemon is serving."""
+
+    name = None
+    conf_template = None
+
+    def __init__(self, dir, params):
         self.dir = dir
-        self.token = token
-        self.extra_env = env or {}
-        os.makedirs(os.path.join(dir, "signer"), exist_ok=True)
-        self.conf_path = os.path.join(dir, "signer.conf")
-        self.params = dict(dir=dir, module=module, label=token.label,
-                           pin_file=token.pin_file, device_max=device_max,
-                           global_rate=global_rate, global_burst=global_burst,
-                           extra=extra, log_level=log_level)
-        self.write_conf()
-        self.issuance = "unix:%s/run/issuance/signer.sock" % dir
-        self.admin = "unix:%s/run/admin/signer.sock" % dir
-        self.journal = os.path.join(dir, "signer", "journal.db")
-        self.log_path = os.path.join(dir, "signer.log")
+        os.makedirs(os.path.join(dir, self.name), exist_ok=True)
+        self.conf_path = os.path.join(dir, "%s.conf" % self.name)
+        self.log_path = os.path.join(dir, "%s.log" % self.name)
+        self.params = params
         self.proc = None
+        self.write_conf()
 
     def write_conf(self, **changes):
         self.params.update(changes)
         with open(self.conf_path, "w") as f:
-            f.write(SIGNER_CONF.format(**self.params))
+            f.write(self.conf_template.format(**self.params))
+
+    def env(self):
+        """The daemon's environment: None for this process's own."""
+        return None
+
+    def ready(self):
+        raise NotImplementedError
 
     def start(self, timeout=15):
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [os.path.join(BUILD, "signer", "secretfree-signer"), "-c", self.conf_path],
-            env=dict(self.token.env(), **self.extra_env), stdout=self.log,
-            stderr=subprocess.STDOUT)
+            [os.path.join(BUILD, self.name, "secretfree-" + self.name), "-c", self.conf_path],
+            env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
-        paths = [self.issuance[5:], self.admin[5:]]
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("signer exited: %s" % self.log_text())
-            if all(os.path.exists(p) for p in paths):
-                time.sleep(0.05)
+                raise RuntimeError("%s exited: %s" % (self.name, self.log_text()))
+            if self.ready():
                 return self
             time.sleep(0.05)
-        raise RuntimeError("signer did not start: %s" % self.log_text())
+        raise RuntimeError("%s did not start: %s" % (self.name, self.log_text()))
 
     def log_text(self):
         try:
@@ -223,6 +224,36 @@ class Signer:
         self.proc = None
         self.log.close()
         return rc
+
+
+class Signer(Daemon):
+    """A secretfree-signer on temporary sockets, with its own token."""
+
+    name = "signer"
+    conf_template = SIGNER_CONF
+
+    def __init__(self, dir, token, device_max=1000, global_rate=100000,
+                 global_burst=100000, extra="", log_level="info",
+                 module=SOFTHSM_MODULE, env=None):
+        self.token = token
+        self.extra_env = env or {}
+        self.issuance = "unix:%s/run/issuance/signer.sock" % dir
+        self.admin = "unix:%s/run/admin/signer.sock" % dir
+        self.journal = os.path.join(dir, "signer", "journal.db")
+        super().__init__(dir, dict(
+            dir=dir, module=module, label=token.label, pin_file=token.pin_file,
+            device_max=device_max, global_rate=global_rate,
+            global_burst=global_burst, extra=extra, log_level=log_level))
+
+    def env(self):
+        return dict(self.token.env(), **self.extra_env)
+
+    def ready(self):
+        # Both sockets bound; a moment more for the listeners to start.
+        if all(os.path.exists(a[5:]) for a in (self.issuance, self.admin)):
+            time.sleep(0.05)
+            return True
+        return False
 
     def admin_client(self):
         return Client(self.admin)
@@ -363,69 +394,25 @@ document = {{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action
 """
 
 
-class Authz:
+class Authz(Daemon):
     """A secretfree-authz on a TLS loopback port and a temporary admin socket."""
+
+    name = "authz"
+    conf_template = AUTHZ_CONF
 
     def __init__(self, dir, signer, tls_cert, tls_key, default_region="us-east-1",
                  device_max=1000, csr_max=16384):
-        self.dir = dir
-        os.makedirs(os.path.join(dir, "authz"), exist_ok=True)
         self.port = free_port()
-        self.conf_path = os.path.join(dir, "authz.conf")
-        self.params = dict(dir=dir, signer_socket=signer.issuance, port=self.port,
-                           tls_cert=tls_cert, tls_key=tls_key,
-                           default_region=default_region, device_max=device_max,
-                           csr_max=csr_max)
-        self.write_conf()
         self.admin = "unix:%s/run/authz-admin/authz.sock" % dir
         self.device = "localhost:%d" % self.port
-        self.log_path = os.path.join(dir, "authz.log")
         self.registry = os.path.join(dir, "authz", "registry.db")
-        self.proc = None
+        super().__init__(dir, dict(
+            dir=dir, signer_socket=signer.issuance, port=self.port,
+            tls_cert=tls_cert, tls_key=tls_key, default_region=default_region,
+            device_max=device_max, csr_max=csr_max))
 
-    def write_conf(self, **changes):
-        self.params.update(changes)
-        with open(self.conf_path, "w") as f:
-            f.write(AUTHZ_CONF.format(**self.params))
-
-    def start(self, timeout=15):
-        self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [os.path.join(BUILD, "authz", "secretfree-authz"), "-c", self.conf_path],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("authz exited: %s" % self.log_text())
-            if os.path.exists(self.admin[5:]) and "serving" in self.log_text():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("authz did not start: %s" % self.log_text())
-
-    def log_text(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=20):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
-        self.proc = None
-        self.log.close()
-        return rc
+    def ready(self):
+        return os.path.exists(self.admin[5:]) and "serving" in self.log_text()
 
     def admin_client(self):
         return Client(self.admin)
