@@ -72,7 +72,7 @@ build_leaf(X509_NAME *subject, const pubkey_info *pk, int days, int eku_nid,
 	    !X509_set_subject_name(x, subject) ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now) ||
-	    profile_set_pubkey(x, pk) != 0 ||
+	    profile_set_pubkey_fast(x, pk) != 0 ||
 	    add_owned(x, profile_ext_basic(0, -1)) != 0 ||
 	    add_owned(x, profile_ext_key_usage(ku)) != 0 ||
 	    add_owned(x, profile_ext_eku(&eku_nid, 1)) != 0 ||

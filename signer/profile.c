@@ -215,8 +215,8 @@ profile_serial_hex(const ASN1_INTEGER *ai, char *out, size_t outlen)
 	return rc;
 }
 
-int
-profile_set_pubkey(X509 *x, const pubkey_info *pk)
+static int
+set_bits(X509 *x, const pubkey_info *pk)
 {
 	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
 	ASN1_OBJECT *alg = OBJ_nid2obj(pk->alg_nid);
@@ -226,21 +226,6 @@ profile_set_pubkey(X509 *x, const pubkey_info *pk)
 
 	if (xpk == NULL || alg == NULL)
 		return SF_ECRYPTO;
-	/*
-	 * X509_PUBKEY_set0_param alone leaves the X509_PUBKEY's decoded key
-	 * unset (or, on a reused X509, the previous key), so that
-	 * X509_get0_pubkey would answer NULL or the wrong key. Set the decoded
-	 * key first, then the canonical bytes themselves.
-	 */
-	{
-		const unsigned char *p = pk->spki;
-		EVP_PKEY *evp = d2i_PUBKEY(NULL, &p, (long)pk->spki_len);
-		int ok = evp != NULL && X509_set_pubkey(x, evp);
-
-		EVP_PKEY_free(evp);
-		if (!ok || (xpk = X509_get_X509_PUBKEY(x)) == NULL)
-			return SF_ECRYPTO;
-	}
 	switch (pk->alg_nid) {
 	case NID_X9_62_id_ecPublicKey:
 		ptype = V_ASN1_OBJECT;
@@ -262,6 +247,36 @@ profile_set_pubkey(X509 *x, const pubkey_info *pk)
 		return SF_ECRYPTO;
 	}
 	return 0;
+}
+
+int
+profile_set_pubkey(X509 *x, const pubkey_info *pk)
+{
+	const unsigned char *p = pk->spki;
+	EVP_PKEY *evp = d2i_PUBKEY(NULL, &p, (long)pk->spki_len);
+	int ok = evp != NULL && X509_set_pubkey(x, evp);
+
+	/*
+	 * X509_set_pubkey sets the decoded key (X509_get0_pubkey answers it);
+	 * the canonical bytes then replace OpenSSL's own encoding, which
+	 * keeps a compressed point compressed.
+	 */
+	EVP_PKEY_free(evp);
+	if (!ok)
+		return SF_ECRYPTO;
+	return set_bits(x, pk);
+}
+
+int
+profile_set_pubkey_fast(X509 *x, const pubkey_info *pk)
+{
+	const ASN1_BIT_STRING *old = X509_get0_pubkey_bitstr(x);
+
+	/* A certificate that already holds a key would keep its stale
+	 * decoded key: that takes the exact path. */
+	if (old && ASN1_STRING_length(old) > 0)
+		return profile_set_pubkey(x, pk);
+	return set_bits(x, pk);
 }
 
 void

@@ -38,8 +38,17 @@ int profile_set_serial(X509 *x, const uint8_t *serial, size_t len);
 int profile_serial_hex(const ASN1_INTEGER *ai, char *out, size_t outlen);
 
 /* Give x the canonical public key: its SPKI carries pk's canonical bytes
- * and X509_get0_pubkey(x) answers the same key. */
+ * and X509_get0_pubkey(x) answers the same key. For CA certificates and
+ * anything kept and used in memory. */
 int profile_set_pubkey(X509 *x, const pubkey_info *pk);
+/*
+ * The issuance path: the canonical bytes without an OpenSSL decode/encode
+ * round trip (X509_set_pubkey re-encodes through the provider encoders:
+ * 44% of an issuance's instructions). On a fresh X509 the decoded key
+ * stays unset (X509_get0_pubkey answers NULL); the DER carries the key.
+ * For certificates that are only encoded and returned.
+ */
+int profile_set_pubkey_fast(X509 *x, const pubkey_info *pk);
 /* SubjectKeyIdentifier: SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2 (1)). */
 void profile_key_id(const uint8_t *key_bits, size_t len, uint8_t id[20]);
 

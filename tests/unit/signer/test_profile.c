@@ -895,6 +895,24 @@ check_pubkey(const char *name, EVP_PKEY *key)
 	ok(got && EVP_PKEY_eq(got, key) == 1, "%s: X509_get0_pubkey is the key"
 	    " it came from", name);
 	ERR_clear_error();
+	{
+		/* The issuance path: same bytes, decoded key left unset. */
+		X509 *f = skeleton();
+		unsigned char *fd = NULL;
+		int fl;
+
+		is_int(profile_set_pubkey_fast(f, &pk), 0,
+		    "%s: profile_set_pubkey_fast", name);
+		got = X509_get0_pubkey(f);
+		ok(got == NULL || EVP_PKEY_eq(got, key) == 1, "%s: fast: the"
+		    " decoded key is unset or the key, never another", name);
+		ERR_clear_error();
+		fl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(f), &fd);
+		ok(fl > 0 && (size_t)fl == pk.spki_len && memcmp(fd, pk.spki,
+		    pk.spki_len) == 0, "%s: fast: the same canonical DER", name);
+		OPENSSL_free(fd);
+		X509_free(f);
+	}
 	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
 	ok(len > 0 && (size_t)len == pk.spki_len && memcmp(der, pk.spki,
 	    pk.spki_len) == 0, "%s: the certificate's SPKI is the canonical"
