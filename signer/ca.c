@@ -731,6 +731,19 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 	    (subject = profile_subject_parse(c->rec.subject, why,
 	    whylen)) == NULL)
 		goto out;
+	{
+		/* Refuse bad name constraints before a key is made for them. */
+		int none;
+		X509_EXTENSION *nc = profile_ext_name_constraints(
+		    c->rec.permitted, c->rec.excluded, &none, why, whylen);
+
+		if (nc == NULL && !none) {
+			if (why[0] == '\0')
+				snprintf(why, whylen, "bad name constraints");
+			goto out;
+		}
+		X509_EXTENSION_free(nc);
+	}
 	if (c->rec.key_type < PUBKEY_EC_P256 ||
 	    c->rec.key_type > PUBKEY_ED25519) {
 		snprintf(why, whylen, "CA key type must be ec-p256, ec-p384,"

@@ -258,6 +258,30 @@ def test_ed25519_ca(admin, iss, tmp):
     tap.ok(ok, "and its chain verifies (openssl verify -x509_strict)", out)
 
 
+def test_name_constraints(admin, iss, tmp):
+    """Name constraints from the request, as in the reference's configs."""
+    r = admin.call("CaAdmin", "CreateCa", A.CreateCaRequest(
+        role=C.CA_ROLE_ISSUING, product_line="widgiot", region="sa-east-1",
+        permitted_subtrees=["DNS:.widgiot.automatra.net"],
+        excluded_subtrees=["IP:0.0.0.0/0.0.0.0"]), A.CreateCaResponse)
+    cert = x509.load_pem_x509_certificate(r.ca.certificate_pem.encode())
+    nc = cert.extensions.get_extension_for_class(x509.NameConstraints)
+    tap.ok(nc.critical and [g.value for g in nc.value.permitted_subtrees] == [".widgiot.automatra.net"]
+           and [str(g.value) for g in nc.value.excluded_subtrees] == ["0.0.0.0/0"],
+           "issuing CA with critical name constraints (permitted DNS, excluded IP)")
+    tap.eq(list(r.ca.permitted_subtrees), ["DNS:.widgiot.automatra.net"], "and CaInfo reports them")
+    d = Device(tmp, "4445", "ec-p256")
+    register(admin, [C.DeviceKeyRecord(device_id="4445", spki_der=d.spki_der(),
+                                       product_line="widgiot", region="sa-east-1")])
+    r = issue(iss, d.csr(), region="sa-east-1")
+    ok, out = openssl_verify(tmp, r.chain_pem, r.certificate_pem)
+    tap.ok(ok, "a device certificate under it verifies", out)
+    e = expect_error(lambda: admin.call("CaAdmin", "CreateCa", A.CreateCaRequest(
+        role=C.CA_ROLE_ISSUING, product_line="widgiot", region="af-south-1",
+        permitted_subtrees=["FOO:bar"]), A.CreateCaResponse), SC.INVALID_ARGUMENT)
+    tap.ok(e is not None and "FOO:bar" in e.details, "a bad name constraint: INVALID_ARGUMENT naming it", e)
+
+
 def test_refusals(sg, iss, admin, devs, tmp):
     d = devs["1112"]
     csr = bytearray(d.csr(der=True))
@@ -617,6 +641,7 @@ def main():
         serials = test_issue(sg, iss, devs, region, tmp)
         test_refusals(sg, iss, admin, devs, tmp)
         test_ed25519_ca(admin, iss, tmp)
+        test_name_constraints(admin, iss, tmp)
         test_journal(sg, serials)
         test_server_cert(admin, tmp)
         test_bulk(sg, admin, iss, tmp)
