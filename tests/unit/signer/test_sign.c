@@ -30,50 +30,22 @@
 #include "sign.h"
 #include "token.h"
 #include "../../tap.h"
+#include "hsm_fixture.h"
 
-static char tmpdir[256], pin_path[320];
+
 static const char *module = "/usr/lib/softhsm/libsofthsm2.so";
 
-/* Make the token; SOFTHSM2_CONF comes from the script's one stdout line. */
 static int
 make_token(void)
 {
-	const char *init = getenv("SF_SOFTHSM_INIT");
-	char cmd[512], line[512];
-	FILE *p;
-	int ok = 0;
-
-	if (init == NULL)
-		return -1;
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/sf-sign.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
-	snprintf(cmd, sizeof cmd, "'%s' '%s/hsm'", init, tmpdir);
-	if ((p = popen(cmd, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof line, p) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "SOFTHSM2_CONF=", 14) == 0) {
-			setenv("SOFTHSM2_CONF", line + 14, 1);
-			ok = 1;
-		}
-	}
-	if (pclose(p) != 0 || !ok)
-		return -1;
-	snprintf(pin_path, sizeof pin_path, "%s/hsm/user.pin", tmpdir);
-	return 0;
+	return hsm_make("sf-sign");
 }
 
 static void
 rm_tmpdir(void)
 {
-	char cmd[300];
-
-	if (tmpdir[0] == '\0')
-		return;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		tap_diag("could not remove %s", tmpdir);
+	if (hsm_cleanup() != 0)
+		tap_diag("could not remove %s", hsm_dir);
 }
 
 static const struct {
@@ -519,7 +491,7 @@ main(void)
 	}
 	o.module = module;
 	o.uri = "pkcs11:token=secretfree";
-	o.pin_file = pin_path;
+	o.pin_file = hsm_pin_path;
 	o.sessions = 2;
 	rc = token_open(&o, &t, why, sizeof why);
 	is_int(rc, 0, "open the token (%s)", why);

@@ -29,8 +29,9 @@
 #include "token.h"
 #include "util.h"
 #include "../../tap.h"
+#include "hsm_fixture.h"
 
-static char tmpdir[256], pin_path[320], uri_good[64] = "pkcs11:token=secretfree";
+static char uri_good[64] = "pkcs11:token=secretfree";
 static const char *module = "/usr/lib/softhsm/libsofthsm2.so";
 
 static int
@@ -48,46 +49,17 @@ write_file(const char *path, const char *text, mode_t mode)
 	return close(fd);
 }
 
-/* Make the token; SOFTHSM2_CONF comes from the script's one stdout line. */
 static int
 make_token(void)
 {
-	const char *init = getenv("SF_SOFTHSM_INIT");
-	char cmd[512], line[512];
-	FILE *p;
-	int ok = 0;
-
-	if (init == NULL)
-		return -1;
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/sf-token.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
-		return -1;
-	snprintf(cmd, sizeof cmd, "'%s' '%s/hsm'", init, tmpdir);
-	if ((p = popen(cmd, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof line, p) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "SOFTHSM2_CONF=", 14) == 0) {
-			setenv("SOFTHSM2_CONF", line + 14, 1);
-			ok = 1;
-		}
-	}
-	if (pclose(p) != 0 || !ok)
-		return -1;
-	snprintf(pin_path, sizeof pin_path, "%s/hsm/user.pin", tmpdir);
-	return 0;
+	return hsm_make("sf-token");
 }
 
 static void
 rm_tmpdir(void)
 {
-	char cmd[300];
-
-	if (tmpdir[0] == '\0')
-		return;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		tap_diag("could not remove %s", tmpdir);
+	if (hsm_cleanup() != 0)
+		tap_diag("could not remove %s", hsm_dir);
 }
 
 static int
@@ -114,7 +86,7 @@ test_open_errors(void)
 	 * Login state belongs to the process, so these run while no other
 	 * token object is logged in (else a wrong PIN meets "already logged in").
 	 */
-	snprintf(path, sizeof path, "%s/wrong.pin", tmpdir);
+	snprintf(path, sizeof path, "%s/wrong.pin", hsm_dir);
 	write_file(path, "00000000\n", 0600);
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_EPERM, "wrong PIN: SF_EPERM");
@@ -122,12 +94,12 @@ test_open_errors(void)
 	ok(strstr(why, "login") != NULL, "wrong PIN: why says login (%s)", why);
 	ok(strstr(why, "00000000") == NULL, "wrong PIN: why does not carry the PIN");
 
-	snprintf(path, sizeof path, "%s/loose.pin", tmpdir);
+	snprintf(path, sizeof path, "%s/loose.pin", hsm_dir);
 	{
 		uint8_t *pin;
 		size_t len;
 
-		sf_read_file(pin_path, 1024, &pin, &len);
+		sf_read_file(hsm_pin_path, 1024, &pin, &len);
 		write_file(path, (char *)pin, 0644);
 		free(pin);
 	}
@@ -138,30 +110,30 @@ test_open_errors(void)
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "PIN file mode 0640: SF_ECONFIG");
 
-	snprintf(path, sizeof path, "%s/missing.pin", tmpdir);
+	snprintf(path, sizeof path, "%s/missing.pin", hsm_dir);
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "missing PIN file: SF_ECONFIG");
-	rc = open_with(uri_good, tmpdir, 0, &t, why, sizeof why);
+	rc = open_with(uri_good, hsm_dir, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "PIN file that is a directory: SF_ECONFIG");
 
-	snprintf(path, sizeof path, "%s/link.pin", tmpdir);
-	if (symlink(pin_path, path) == 0) {
+	snprintf(path, sizeof path, "%s/link.pin", hsm_dir);
+	if (symlink(hsm_pin_path, path) == 0) {
 		rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 		is_int(rc, SF_ECONFIG, "PIN file through a symlink: SF_ECONFIG");
 	}
 
-	snprintf(path, sizeof path, "%s/empty.pin", tmpdir);
+	snprintf(path, sizeof path, "%s/empty.pin", hsm_dir);
 	write_file(path, "\n", 0600);
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "empty PIN file: SF_ECONFIG");
 
-	rc = open_with("pkcs11:token=nonesuch", pin_path, 0, &t, why, sizeof why);
+	rc = open_with("pkcs11:token=nonesuch", hsm_pin_path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "URI matching no token: SF_ECONFIG");
 	ok(strstr(why, "no initialised token") != NULL, "no token: why says so (%s)", why);
 
-	rc = open_with("pkcs11:token=secretfree;bogus=1", pin_path, 0, &t, why, sizeof why);
+	rc = open_with("pkcs11:token=secretfree;bogus=1", hsm_pin_path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "URI with an unknown attribute: SF_ECONFIG");
-	rc = open_with("http://example.com/", pin_path, 0, &t, why, sizeof why);
+	rc = open_with("http://example.com/", hsm_pin_path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "not a pkcs11 URI: SF_ECONFIG");
 
 	rc = open_with(uri_good, NULL, 0, &t, why, sizeof why);
@@ -178,20 +150,20 @@ test_open_errors(void)
 
 		o.module = "/nonexistent/libnothing.so";
 		o.uri = uri_good;
-		o.pin_file = pin_path;
+		o.pin_file = hsm_pin_path;
 		rc = token_open(&o, &t, why, sizeof why);
 		is_int(rc, SF_ECONFIG, "missing module: SF_ECONFIG");
 	}
 
 	/* pin-source, both forms, with no pin file. */
 	snprintf(uri, sizeof uri, "pkcs11:token=secretfree?pin-source=file:%s",
-	    pin_path);
+	    hsm_pin_path);
 	rc = open_with(uri, NULL, 0, &t, why, sizeof why);
 	is_int(rc, 0, "pin-source=file:PATH opens (%s)", why);
 	token_close(t);
 	t = NULL;
 	snprintf(uri, sizeof uri, "pkcs11:token=secretfree?pin-source=%s",
-	    pin_path);
+	    hsm_pin_path);
 	rc = open_with(uri, NULL, 0, &t, why, sizeof why);
 	is_int(rc, 0, "pin-source=PATH opens (%s)", why);
 	token_close(t);
@@ -382,7 +354,7 @@ test_loose_key(token *t)
 		tap_skip("no pkcs11-tool");
 		return;
 	}
-	if (sf_read_file(pin_path, 1024, &pin, &len) != 0)
+	if (sf_read_file(hsm_pin_path, 1024, &pin, &len) != 0)
 		return;
 	pin[strcspn((char *)pin, "\n")] = '\0';
 	snprintf(cmd, sizeof cmd, "pkcs11-tool --module '%s' --token-label "
@@ -563,7 +535,7 @@ test_one_session(void)
 	token_key *k = NULL;
 	int rc, all = 0;
 
-	rc = open_with(uri_good, pin_path, 1, &t, why, sizeof why);
+	rc = open_with(uri_good, hsm_pin_path, 1, &t, why, sizeof why);
 	is_int(rc, 0, "open with one session (%s)", why);
 	if (rc != 0)
 		return;
@@ -596,7 +568,7 @@ main(void)
 
 	test_open_errors();
 
-	rc = open_with(uri_good, pin_path, 4, &t, why, sizeof why);
+	rc = open_with(uri_good, hsm_pin_path, 4, &t, why, sizeof why);
 	is_int(rc, 0, "open with the right PIN (%s)", why);
 	if (rc != 0) {
 		rm_tmpdir();
