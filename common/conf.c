@@ -43,18 +43,6 @@ struct conf {
 	size_t nsecs, cap;
 };
 
-static void __attribute__((format(printf, 3, 4)))
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 void
 conf_free(conf *c)
 {
@@ -175,13 +163,20 @@ sec_label(const char *name)
 	return name[0] == '\0' ? "(top level)" : name;
 }
 
+static int
+out_of_memory(const conf *c, int line, char *why, size_t whylen)
+{
+	sf_why(why, whylen, "%s:%d: out of memory", c->name, line);
+	return SF_ENOMEM;
+}
+
 /*
  * One line, already without its newline and surrounding blanks. *cur is the
  * section keys go to (NULL until the first key or header).
  */
 static int
 parse_line(conf *c, struct conf_section **cur, const char *p, size_t n,
-    int line, char *err, size_t errlen)
+    int line, char *why, size_t whylen)
 {
 	const char *key = p, *val;
 	struct conf_section *s;
@@ -192,13 +187,13 @@ parse_line(conf *c, struct conf_section **cur, const char *p, size_t n,
 		return 0;
 	if (p[0] == '[') {
 		if (n < 3 || p[n - 1] != ']') {
-			say(err, errlen, "%s:%d: malformed section header",
+			sf_why(why, whylen, "%s:%d: malformed section header",
 			    c->name, line);
 			return SF_ECONFIG;
 		}
 		for (i = 1; i < n - 1; i++) {
 			if (!is_section_char((unsigned char)p[i])) {
-				say(err, errlen, "%s:%d: a section name is "
+				sf_why(why, whylen, "%s:%d: a section name is "
 				    "made of A-Z a-z 0-9 . _ -", c->name, line);
 				return SF_ECONFIG;
 			}
@@ -207,14 +202,14 @@ parse_line(conf *c, struct conf_section **cur, const char *p, size_t n,
 			s = &c->secs[i];
 			if (strlen(s->name) == n - 2 &&
 			    memcmp(s->name, p + 1, n - 2) == 0) {
-				say(err, errlen, "%s:%d: section [%s] repeated "
+				sf_why(why, whylen, "%s:%d: section [%s] repeated "
 				    "(first at line %d)", c->name, line,
 				    s->name, s->line);
 				return SF_ECONFIG;
 			}
 		}
 		if ((*cur = add_section(c, p + 1, n - 2, line)) == NULL)
-			goto nomem;
+			return out_of_memory(c, line, why, whylen);
 		return 0;
 	}
 
@@ -224,7 +219,7 @@ parse_line(conf *c, struct conf_section **cur, const char *p, size_t n,
 	for (i = keylen; i < n && is_blank((unsigned char)p[i]); i++)
 		;
 	if (keylen == 0 || i == n || p[i] != '=') {
-		say(err, errlen, "%s:%d: expected \"key = value\", a [section] "
+		sf_why(why, whylen, "%s:%d: expected \"key = value\", a [section] "
 		    "or a comment", c->name, line);
 		return SF_ECONFIG;
 	}
@@ -235,7 +230,7 @@ parse_line(conf *c, struct conf_section **cur, const char *p, size_t n,
 	/* Quotes keep leading or trailing blanks; there are no escapes. */
 	if (vallen > 0 && val[0] == '"') {
 		if (vallen < 2 || val[vallen - 1] != '"') {
-			say(err, errlen, "%s:%d: unterminated quoted value",
+			sf_why(why, whylen, "%s:%d: unterminated quoted value",
 			    c->name, line);
 			return SF_ECONFIG;
 		}
@@ -243,30 +238,27 @@ parse_line(conf *c, struct conf_section **cur, const char *p, size_t n,
 		vallen -= 2;
 	}
 	if (*cur == NULL && (*cur = add_section(c, "", 0, 0)) == NULL)
-		goto nomem;
+		return out_of_memory(c, line, why, whylen);
 	s = *cur;
 	for (i = 0; i < s->nents; i++) {
 		e = &s->ents[i];
 		if (strlen(e->key) == keylen &&
 		    memcmp(e->key, key, keylen) == 0) {
-			say(err, errlen, "%s:%d: key \"%s\" repeated in [%s] "
+			sf_why(why, whylen, "%s:%d: key \"%s\" repeated in [%s] "
 			    "(first at line %d)", c->name, line, e->key,
 			    sec_label(s->name), e->line);
 			return SF_ECONFIG;
 		}
 	}
 	if (add_entry(s, key, keylen, val, vallen, line) != 0)
-		goto nomem;
+		return out_of_memory(c, line, why, whylen);
 	return 0;
-nomem:
-	say(err, errlen, "%s:%d: out of memory", c->name, line);
-	return SF_ENOMEM;
 }
 
 /* Parse len bytes; the text need not be NUL-terminated. */
 static int
 parse_buf(const char *name, const char *text, size_t len, conf **out,
-    char *err, size_t errlen)
+    char *why, size_t whylen)
 {
 	struct conf_section *cur = NULL;
 	const char *p = text, *end = text + len;
@@ -276,11 +268,11 @@ parse_buf(const char *name, const char *text, size_t len, conf **out,
 	*out = NULL;
 	if ((c = calloc(1, sizeof *c)) == NULL ||
 	    (c->name = strdup(name ? name : "(config)")) == NULL) {
-		say(err, errlen, "%s: out of memory", name ? name : "(config)");
+		sf_why(why, whylen, "%s: out of memory", name ? name : "(config)");
 		goto out;
 	}
 	if (memchr(text, '\0', len) != NULL) {
-		say(err, errlen, "%s: contains a NUL byte", c->name);
+		sf_why(why, whylen, "%s: contains a NUL byte", c->name);
 		rc = SF_ECONFIG;
 		goto out;
 	}
@@ -293,8 +285,8 @@ parse_buf(const char *name, const char *text, size_t len, conf **out,
 			p++;
 		while (e > p && is_blank((unsigned char)e[-1]))
 			e--;
-		if ((rc = parse_line(c, &cur, p, (size_t)(e - p), line, err,
-		    errlen)) != 0)
+		if ((rc = parse_line(c, &cur, p, (size_t)(e - p), line, why,
+		    whylen)) != 0)
 			goto out;
 		p = next;
 	}
@@ -307,17 +299,17 @@ out:
 }
 
 int
-conf_parse(const char *name, const char *text, conf **out, char *err,
-    size_t errlen)
+conf_parse(const char *name, const char *text, conf **out, char *why,
+    size_t whylen)
 {
 	*out = NULL;
 	if (text == NULL)
 		return SF_EINVAL;
-	return parse_buf(name, text, strlen(text), out, err, errlen);
+	return parse_buf(name, text, strlen(text), out, why, whylen);
 }
 
 int
-conf_load(const char *path, conf **out, char *err, size_t errlen)
+conf_load(const char *path, conf **out, char *why, size_t whylen)
 {
 	uint8_t *buf = NULL;
 	size_t len;
@@ -327,16 +319,16 @@ conf_load(const char *path, conf **out, char *err, size_t errlen)
 	errno = 0;
 	rc = sf_read_file(path, CONF_MAX_FILE, &buf, &len);
 	if (rc == SF_ETOOBIG) {
-		say(err, errlen, "%s: larger than %d bytes", path,
+		sf_why(why, whylen, "%s: larger than %d bytes", path,
 		    CONF_MAX_FILE);
 		return SF_ECONFIG;
 	}
 	if (rc != 0) {
-		say(err, errlen, "%s: cannot read: %s", path,
+		sf_why(why, whylen, "%s: cannot read: %s", path,
 		    errno ? strerror(errno) : sf_strerror(rc));
 		return rc == SF_ENOMEM ? SF_ENOMEM : SF_EIO;
 	}
-	rc = parse_buf(path, (const char *)buf, len, out, err, errlen);
+	rc = parse_buf(path, (const char *)buf, len, out, why, whylen);
 	free(buf);
 	return rc;
 }
@@ -369,8 +361,8 @@ where(const conf *c, const char *section, const struct conf_entry *e,
 
 int
 conf_get_int(const conf *c, const char *section, const char *key,
-    long long def, long long min, long long max, long long *out, char *err,
-    size_t errlen)
+    long long def, long long min, long long max, long long *out, char *why,
+    size_t whylen)
 {
 	struct conf_entry *e = find_entry(find_section(c, section), key);
 	char at[512], *end;
@@ -386,18 +378,18 @@ conf_get_int(const conf *c, const char *section, const char *key,
 	errno = 0;
 	if (!(isdigit((unsigned char)v[0]) ||
 	    ((v[0] == '-' || v[0] == '+') && isdigit((unsigned char)v[1])))) {
-		say(err, errlen, "%s: \"%s\" is not an integer (expected "
+		sf_why(why, whylen, "%s: \"%s\" is not an integer (expected "
 		    "%lld..%lld)", at, v, min, max);
 		return SF_ECONFIG;
 	}
 	n = strtoll(v, &end, 10);
 	if (*end != '\0') {
-		say(err, errlen, "%s: \"%s\" is not an integer (expected "
+		sf_why(why, whylen, "%s: \"%s\" is not an integer (expected "
 		    "%lld..%lld)", at, v, min, max);
 		return SF_ECONFIG;
 	}
 	if (errno == ERANGE || n < min || n > max) {
-		say(err, errlen, "%s: %s is out of range (expected "
+		sf_why(why, whylen, "%s: %s is out of range (expected "
 		    "%lld..%lld)", at, v, min, max);
 		return SF_ECONFIG;
 	}
@@ -407,7 +399,7 @@ conf_get_int(const conf *c, const char *section, const char *key,
 
 int
 conf_get_bool(const conf *c, const char *section, const char *key,
-    int def, int *out, char *err, size_t errlen)
+    int def, int *out, char *why, size_t whylen)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };
 	static const char *const no[] = { "no", "false", "off", "0" };
@@ -428,7 +420,7 @@ conf_get_bool(const conf *c, const char *section, const char *key,
 		}
 	}
 	where(c, section, e, at, sizeof at);
-	say(err, errlen, "%s: \"%s\" is not a boolean (expected yes/no, "
+	sf_why(why, whylen, "%s: \"%s\" is not a boolean (expected yes/no, "
 	    "true/false, on/off or 1/0)", at, e->value);
 	return SF_ECONFIG;
 }
@@ -443,7 +435,7 @@ what(const conf *c, const char *section, const char *key, char *buf,
 
 int
 conf_get_uids(const conf *c, const char *section, const char *key,
-    uid_t *uids, size_t max, size_t *n, char *err, size_t errlen)
+    uid_t *uids, size_t max, size_t *n, char *why, size_t whylen)
 {
 	char **items = NULL, at[512];
 	size_t k = conf_split_list(conf_get(c, section, key), &items);
@@ -457,7 +449,7 @@ conf_get_uids(const conf *c, const char *section, const char *key,
 
 		if (*n >= max) {
 			what(c, section, key, at, sizeof at);
-			say(err, errlen, "%s: more than %zu uids", at, max);
+			sf_why(why, whylen, "%s: more than %zu uids", at, max);
 			rc = SF_ECONFIG;
 			break;
 		}
@@ -467,7 +459,7 @@ conf_get_uids(const conf *c, const char *section, const char *key,
 			uids[(*n)++] = pw->pw_uid;
 		else {
 			what(c, section, key, at, sizeof at);
-			say(err, errlen, "%s: unknown user \"%s\"", at,
+			sf_why(why, whylen, "%s: unknown user \"%s\"", at,
 			    items[i]);
 			rc = SF_ECONFIG;
 			break;
@@ -479,7 +471,7 @@ conf_get_uids(const conf *c, const char *section, const char *key,
 
 int
 conf_get_gid(const conf *c, const char *section, const char *key,
-    gid_t *gid, char *err, size_t errlen)
+    gid_t *gid, char *why, size_t whylen)
 {
 	const char *v = conf_get(c, section, key);
 	struct group *gr;
@@ -496,7 +488,7 @@ conf_get_gid(const conf *c, const char *section, const char *key,
 	}
 	if ((gr = getgrnam(v)) == NULL) {
 		what(c, section, key, at, sizeof at);
-		say(err, errlen, "%s: unknown group \"%s\"", at, v);
+		sf_why(why, whylen, "%s: unknown group \"%s\"", at, v);
 		return SF_ECONFIG;
 	}
 	*gid = gr->gr_gid;
@@ -505,7 +497,7 @@ conf_get_gid(const conf *c, const char *section, const char *key,
 
 int
 conf_get_log_level(const conf *c, const char *section, const char *key,
-    int def, int *out, char *err, size_t errlen)
+    int def, int *out, char *why, size_t whylen)
 {
 	const char *v = conf_get(c, section, key);
 	char at[512];
@@ -521,7 +513,7 @@ conf_get_log_level(const conf *c, const char *section, const char *key,
 		*out = LOG_LEVEL_DEBUG;
 	else {
 		what(c, section, key, at, sizeof at);
-		say(err, errlen, "%s: warning, info or debug", at);
+		sf_why(why, whylen, "%s: warning, info or debug", at);
 		return SF_ECONFIG;
 	}
 	return 0;
@@ -557,7 +549,7 @@ conf_sections(const conf *c, const char *prefix, const char ***names)
 
 int
 conf_check_keys(const conf *c, const char *section,
-    const char *const *allowed, char *err, size_t errlen)
+    const char *const *allowed, char *why, size_t whylen)
 {
 	struct conf_section *s = find_section(c, section);
 
@@ -570,7 +562,7 @@ conf_check_keys(const conf *c, const char *section,
 			if (strcmp(*a, s->ents[i].key) == 0)
 				break;
 		if (a == NULL || *a == NULL) {
-			say(err, errlen, "%s:%d: unknown key \"%s\" in [%s]",
+			sf_why(why, whylen, "%s:%d: unknown key \"%s\" in [%s]",
 			    c->name, s->ents[i].line, s->ents[i].key,
 			    sec_label(s->name));
 			return SF_ECONFIG;
@@ -606,28 +598,30 @@ sbuf_add(struct sbuf *b, const char *s, size_t n)
 }
 
 char *
-conf_expand(const char *tmpl, const char *const *vars, char *err,
-    size_t errlen)
+conf_expand(const char *tmpl, const char *const *vars, char *why,
+    size_t whylen)
 {
 	struct sbuf b = { 0 };
 	const char *p = tmpl, *q, *close;
 	char *ret = NULL;
+	int said = 0;
 
 	if (tmpl == NULL) {
-		say(err, errlen, "no template");
+		sf_why(why, whylen, "no template");
 		return NULL;
 	}
 	if (sbuf_add(&b, "", 0) != 0)
-		goto nomem;
+		goto out;
 	while ((q = strstr(p, "${")) != NULL) {
 		const char *const *v, *val;
 		size_t nlen;
 
 		if (sbuf_add(&b, p, (size_t)(q - p)) != 0)
-			goto nomem;
+			goto out;
 		if ((close = strchr(q + 2, '}')) == NULL) {
-			say(err, errlen, "\"%s\": unterminated ${ at offset "
+			sf_why(why, whylen, "\"%s\": unterminated ${ at offset "
 			    "%zu", tmpl, (size_t)(q - tmpl));
+			said = 1;
 			goto out;
 		}
 		nlen = (size_t)(close - (q + 2));
@@ -636,23 +630,23 @@ conf_expand(const char *tmpl, const char *const *vars, char *err,
 			    memcmp(v[0], q + 2, nlen) == 0)
 				break;
 		if (v == NULL || v[0] == NULL) {
-			say(err, errlen, "\"%s\": unknown variable ${%.*s}",
+			sf_why(why, whylen, "\"%s\": unknown variable ${%.*s}",
 			    tmpl, (int)nlen, q + 2);
+			said = 1;
 			goto out;
 		}
 		val = v[1] ? v[1] : "";
 		if (sbuf_add(&b, val, strlen(val)) != 0)
-			goto nomem;
+			goto out;
 		p = close + 1;
 	}
 	if (sbuf_add(&b, p, strlen(p)) != 0)
-		goto nomem;
+		goto out;
 	ret = b.p;
 	b.p = NULL;  /* transferred */
-	goto out;
-nomem:
-	say(err, errlen, "out of memory");
 out:
+	if (ret == NULL && !said)
+		sf_why(why, whylen, "out of memory");
 	free(b.p);
 	return ret;
 }
@@ -662,6 +656,7 @@ conf_split_list(const char *value, char ***items)
 {
 	size_t n = 0, cap = 0;
 	char **v = NULL, **nv;
+	size_t ret = 0;
 	const char *p = value;
 
 	*items = NULL;
@@ -679,27 +674,26 @@ conf_split_list(const char *value, char ***items)
 			if (n == cap) {
 				cap = cap ? cap * 2 : 8;
 				if ((nv = realloc(v, cap * sizeof *v)) == NULL)
-					goto fail;
+					goto out;
 				v = nv;
 			}
 			if ((v[n] = strndup(s, (size_t)(e - s))) == NULL)
-				goto fail;
+				goto out;
 			n++;
 		}
 		if (comma == NULL)
 			break;
 		p = comma + 1;
 	}
-	if (n == 0) {
-		free(v);
-		return 0;
+	if (n > 0) {
+		*items = v;
+		v = NULL;  /* transferred */
+		ret = n;
 	}
-	*items = v;
-	return n;
-fail:
+out:
 	/* The interface has no error return: an empty list is the failure. */
 	conf_list_free(v, n);
-	return 0;
+	return ret;
 }
 
 void

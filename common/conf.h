@@ -23,11 +23,11 @@
 typedef struct conf conf;
 
 /* Parse the file at path. On error returns SF_ECONFIG (SF_EIO if the file
- * cannot be read) and writes "path:line: what" into err. */
-int conf_load(const char *path, conf **out, char *err, size_t errlen);
+ * cannot be read) and writes "path:line: what" into why. */
+int conf_load(const char *path, conf **out, char *why, size_t whylen);
 /* The same from a string in memory (name is used in messages). */
-int conf_parse(const char *name, const char *text, conf **out, char *err,
-    size_t errlen);
+int conf_parse(const char *name, const char *text, conf **out, char *why,
+    size_t whylen);
 void conf_free(conf *c);
 
 /* The value, or NULL when the key (or the section) is absent. Borrowed. */
@@ -40,11 +40,11 @@ const char *conf_get_str(const conf *c, const char *section, const char *key,
  * section, key and the accepted range when present but not such an integer.
  */
 int conf_get_int(const conf *c, const char *section, const char *key,
-    long long def, long long min, long long max, long long *out, char *err,
-    size_t errlen);
+    long long def, long long min, long long max, long long *out, char *why,
+    size_t whylen);
 /* yes/no/true/false/on/off/1/0; def when absent; SF_ECONFIG otherwise. */
 int conf_get_bool(const conf *c, const char *section, const char *key,
-    int def, int *out, char *err, size_t errlen);
+    int def, int *out, char *why, size_t whylen);
 /*
  * A list of users or uids ("1001, pki-admin"; names looked up with
  * getpwnam) into uids[0..max-1], *n of them; none when absent. SF_ECONFIG
@@ -52,15 +52,15 @@ int conf_get_bool(const conf *c, const char *section, const char *key,
  * than max entries.
  */
 int conf_get_uids(const conf *c, const char *section, const char *key,
-    uid_t *uids, size_t max, size_t *n, char *err, size_t errlen);
+    uid_t *uids, size_t max, size_t *n, char *why, size_t whylen);
 /* A group name or number; (gid_t)-1 when absent or empty. SF_ECONFIG for
  * an unknown group. */
 int conf_get_gid(const conf *c, const char *section, const char *key,
-    gid_t *gid, char *err, size_t errlen);
+    gid_t *gid, char *why, size_t whylen);
 /* warning, info or debug as LOG_LEVEL_* (log.h); def when absent;
  * SF_ECONFIG otherwise. */
 int conf_get_log_level(const conf *c, const char *section, const char *key,
-    int def, int *out, char *err, size_t errlen);
+    int def, int *out, char *why, size_t whylen);
 /* 1 if the section exists (even empty). */
 int conf_has_section(const conf *c, const char *section);
 /*
@@ -74,15 +74,15 @@ size_t conf_sections(const conf *c, const char *prefix, const char ***names);
  * configuration must not pass silently.
  */
 int conf_check_keys(const conf *c, const char *section,
-    const char *const *allowed, char *err, size_t errlen);
+    const char *const *allowed, char *why, size_t whylen);
 
 /*
  * Expand ${name} references in tmpl from vars, a NULL-terminated list of
  * name, value pairs. An unknown name is an error (NULL and a message in
- * err). Returns a malloc'd string.
+ * why). Returns a malloc'd string.
  */
-char *conf_expand(const char *tmpl, const char *const *vars, char *err,
-    size_t errlen);
+char *conf_expand(const char *tmpl, const char *const *vars, char *why,
+    size_t whylen);
 
 /* Split a comma-separated list (blanks around items trimmed, empty items
  * dropped). *items is malloc'd with its strings; free with conf_list_free. */

@@ -1,3 +1,10 @@
+/*
+ * err.c - names of the SF_E* codes and the one helper that fills a
+ * caller's message buffer (see err.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "err.h"
 
 const char *
@@ -24,4 +31,16 @@ sf_strerror(int err)
 	case SF_ETIMEOUT: return "timed out";
 	}
 	return "unknown error";
+}
+
+void
+sf_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
 }

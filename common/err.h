@@ -9,6 +9,8 @@
 #ifndef SF_ERR_H
 #define SF_ERR_H
 
+#include <stddef.h>
+
 enum {
 	SF_OK = 0,
 	SF_EINVAL = -1,      /* malformed input: INVALID_ARGUMENT */
@@ -32,5 +34,13 @@ enum {
 
 /* A static string naming the error; never NULL. */
 const char *sf_strerror(int err);
+
+/*
+ * Write a sentence into a caller's message buffer. Every function that
+ * explains a refusal takes the pair (char *why, size_t whylen); why may be
+ * NULL or whylen 0, in which case nothing is written.
+ */
+void sf_why(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -88,6 +88,23 @@ rpc_status_from_err(int err)
 	return RPC_INTERNAL;
 }
 
+int
+rpc_err_from_status(int code)
+{
+	switch (code) {
+	case RPC_OK: return SF_OK;
+	case RPC_INVALID_ARGUMENT: return SF_EINVAL;
+	case RPC_NOT_FOUND: return SF_ENOTFOUND;
+	case RPC_PERMISSION_DENIED: return SF_EPERM;
+	case RPC_ALREADY_EXISTS: return SF_EEXIST;
+	case RPC_RESOURCE_EXHAUSTED: return SF_ELIMIT;
+	case RPC_FAILED_PRECONDITION: return SF_ESTATE;
+	case RPC_UNAVAILABLE:
+	case RPC_DEADLINE_EXCEEDED: return SF_EUNAVAIL;
+	}
+	return SF_EINTERNAL;
+}
+
 /* Tools that report each call's status themselves keep gRPC's own error
  * lines out of their users' way (rpc_grpc_log_quiet). */
 static int grpc_log_quiet;
@@ -739,6 +756,27 @@ rpc_fail(rpc_call *call, int code, const char *fmt, ...)
 		call->msg = rpc_call_strdup(call, tmp);
 		free(tmp);
 	}
+	return code;
+}
+
+int
+rpc_fail_err(rpc_call *call, int err, const char *fmt, ...)
+{
+	int code = rpc_status_from_err(err);
+	va_list ap;
+	char *tmp;
+
+	va_start(ap, fmt);
+	if (vasprintf(&tmp, fmt, ap) < 0)
+		tmp = NULL;
+	va_end(ap);
+	if (code == RPC_INTERNAL)
+		log_warnx("%s: internal error: %s (%s)", call->method,
+		    tmp && *tmp ? tmp : "", sf_strerror(err));
+	call->code = code;
+	call->msg = rpc_call_strdup(call, tmp && *tmp ? tmp :
+	    sf_strerror(err));
+	free(tmp);
 	return code;
 }
 

@@ -47,8 +47,13 @@ enum {
 
 /* "INVALID_ARGUMENT" etc.; never NULL. */
 const char *rpc_code_name(int code);
-/* The status an SF_E* error maps to (SF_OK -> RPC_OK). */
+/* The status an SF_E* error maps to (SF_OK -> RPC_OK); the one mapping in
+ * the project (DESIGN.md's status table). */
 int rpc_status_from_err(int err);
+/* The SF_E* error a status received from a peer maps back to, so that a
+ * peer's status passes through our own code unchanged (RPC_OK -> SF_OK).
+ * DEADLINE_EXCEEDED maps to SF_EUNAVAIL: the peer was too slow, try later. */
+int rpc_err_from_status(int code);
 
 /* Process-wide set-up: grpc_init and routing gRPC's own logging into log.h.
  * Block SIGINT/SIGTERM/SIGHUP/SIGPIPE in the main thread before this (gRPC
@@ -125,6 +130,15 @@ void rpc_server_free(rpc_server *srv);
 
 /* Per-call helpers, valid until the handler returns. */
 int rpc_fail(rpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
+ * Fail the call with the status an SF_E* error maps to (rpc_status_from_err)
+ * and the message fmt makes; an empty message becomes sf_strerror(err).
+ * Errors that map to INTERNAL are logged with the method and the cause,
+ * since the caller sees only "internal error". Every handler reports a
+ * module's error through this one function. Returns the status.
+ */
+int rpc_fail_err(rpc_call *call, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void *rpc_call_alloc(rpc_call *call, size_t size);       /* zeroed */
 char *rpc_call_strdup(rpc_call *call, const char *s);

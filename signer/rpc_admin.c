@@ -148,7 +148,7 @@ h_create_ca(rpc_call *call, const ProtobufCMessage *reqm,
 		return rpc_fail(call, RPC_INVALID_ARGUMENT,
 		    "generation must be 1-32 of a-z, 0-9, -");
 	if ((rc = ca_create(ctx->cas, &r, &c, &csr, why, sizeof why)) != 0)
-		return signer_fail(call, rc, why);
+		return rpc_fail_err(call, rc, "%s", why);
 	resp->ca = new_ca_info(call, ctx, c);
 	resp->csr_pem = rpc_call_strdup(call, csr ? csr : "");
 	free(csr);
@@ -186,7 +186,7 @@ h_export_csr(rpc_call *call, const ProtobufCMessage *reqm,
 		return code;
 	if ((rc = ca_export_csr(ctx->cas, c, req->subject, &csr, why,
 	    sizeof why)) != 0)
-		return signer_fail(call, rc, why);
+		return rpc_fail_err(call, rc, "%s", why);
 	resp->csr_pem = rpc_call_strdup(call, csr);
 	free(csr);
 	return RPC_OK;
@@ -207,7 +207,7 @@ h_import_cert(rpc_call *call, const ProtobufCMessage *reqm,
 		return code;
 	if ((rc = ca_import_cert(ctx->cas, c, req->certificate_pem,
 	    req->chain_pem, why, sizeof why)) != 0)
-		return signer_fail(call, rc, why);
+		return rpc_fail_err(call, rc, "%s", why);
 	fill_ca(call, c, resp);
 	return RPC_OK;
 }
@@ -318,7 +318,7 @@ h_register_keys(rpc_call *call, const ProtobufCMessage *reqm,
 	}
 	if (nv && (rc = journal_device_register(ctx->jn, devs, nv,
 	    outcome)) != 0)
-		return signer_fail(call, rc, "cannot record the devices");
+		return rpc_fail_err(call, rc, "cannot record the devices");
 	recres_finish(call, resp, valid, nv, outcome);
 	log_info("register device keys: %u imported, %u unchanged, %u refused",
 	    resp->imported, resp->unchanged, resp->refused);
@@ -352,7 +352,7 @@ h_issue_server(rpc_call *call, const ProtobufCMessage *reqm,
 		return rpc_fail(call, RPC_INVALID_ARGUMENT,
 		    "validity_days out of range");
 	if ((rc = issue_server(&ctx->ic, &r, &res, why, sizeof why)) != 0)
-		return signer_fail(call, rc, why);
+		return rpc_fail_err(call, rc, "%s", why);
 	resp->serial = rpc_call_strdup(call, res.serial);
 	resp->certificate_pem = rpc_call_strdup(call, res.cert_pem);
 	resp->chain_pem = rpc_call_strdup(call, res.chain_pem);
@@ -428,7 +428,7 @@ h_get_cert(rpc_call *call, const ProtobufCMessage *reqm,
 		return rpc_fail(call, RPC_NOT_FOUND, "no certificate with"
 		    " serial %s", req->serial);
 	if (rc)
-		return signer_fail(call, rc, "certificate lookup failed");
+		return rpc_fail_err(call, rc, "certificate lookup failed");
 	fill_cert(call, &row, (Secretfree__V1__CertificateInfo *)respm);
 	journal_cert_row_fini(&row);
 	return RPC_OK;
@@ -452,7 +452,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 		return rc;
 	if ((rc = journal_cert_list(ctx->jn, id, req->device_id,
 	    req->after_serial, limit, &rows, &n)) != 0)
-		return signer_fail(call, rc, "certificate list failed");
+		return rpc_fail_err(call, rc, "certificate list failed");
 	resp->certificates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->certificates[i] = rpc_call_new_message(call,

@@ -10,18 +10,6 @@
 #include "secretfree/v1/signer.pb-c.h"
 #include "signer.h"
 
-int
-signer_fail(rpc_call *call, int err, const char *why)
-{
-	int code = rpc_status_from_err(err);
-
-	if (code == RPC_INTERNAL)
-		log_warnx("%s: internal error: %s (%s)", rpc_call_method(call),
-		    why && *why ? why : "", sf_strerror(err));
-	return rpc_fail(call, code, "%s", why && *why ? why :
-	    sf_strerror(err));
-}
-
 static int
 h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
     void *arg)
@@ -48,7 +36,7 @@ h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	if ((rc = issue_device(&ctx->ic, &r, &res, why, sizeof why)) != 0) {
 		log_info("issue refused for %s: %s", *res.device_id ?
 		    res.device_id : "(no device id)", why);
-		return signer_fail(call, rc, why);
+		return rpc_fail_err(call, rc, "%s", why);
 	}
 	resp->serial = rpc_call_strdup(call, res.serial);
 	resp->certificate_pem = rpc_call_strdup(call, res.cert_pem);

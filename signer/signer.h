@@ -31,7 +31,4 @@ typedef struct {
 int rpc_signer_register(rpc_server *srv, signer_ctx *ctx);
 int rpc_admin_register(rpc_server *srv, signer_ctx *ctx);
 
-/* Map an SF_E* error to a status, log INTERNAL ones, and fail the call. */
-int signer_fail(rpc_call *call, int err, const char *why);
-
 #endif
