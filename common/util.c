@@ -162,3 +162,9 @@ sf_strlcpy(char *dst, const char *src, size_t size)
 	}
 	return n;
 }
+
+char *
+sf_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}

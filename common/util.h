@@ -1,5 +1,6 @@
 /*
- * util.h - small helpers shared by every process.
+ * util.h - small helpers shared by every process: formatted and
+ * NULL-safe string copies, whole-file reads and atomic writes, hex, clocks.
  */
 #ifndef SF_UTIL_H
 #define SF_UTIL_H
@@ -28,6 +29,9 @@ void sf_hex_upper(const uint8_t *in, size_t len, char *out);
 int64_t sf_now(void);
 /* Monotonic milliseconds. */
 int64_t sf_mono_ms(void);
+
+/* strdup that passes NULL through (NULL in, NULL out). */
+char *sf_strdup(const char *s);
 
 /* strlcpy-alike: always NUL-terminates; returns strlen(src). */
 size_t sf_strlcpy(char *dst, const char *src, size_t size);
