@@ -1,3 +1,9 @@
+/*
+ * devrec.c - the checks both daemons make on one factory record (see
+ * devrec.h). authz and the signer each run exactly this code, so that a
+ * record one of them refuses is refused by the other for the same reason
+ * and with the same sentence.
+ */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,9 @@
+/*
+ * log.c - process-prefixed logging to stderr (see log.h). One line per
+ * message, with a UTC timestamp, the process name and pid; one fprintf per
+ * line, so stdio's lock keeps lines of concurrent threads apart.
+ * log_openssl() drains OpenSSL's error queue into the log.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,9 @@
+/*
+ * privdrop.c - give up root for the configured service user (see
+ * privdrop.h). The daemons call it once during start-up, after opening
+ * what needs root and before serving any call; it verifies afterwards that
+ * root cannot be regained.
+ */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>

@@ -1,3 +1,8 @@
+/*
+ * util.c - small helpers shared by every process (see util.h): formatted
+ * and NULL-safe string copies, whole-file reads, atomic file writes
+ * (temporary file, fsync, rename), hex encodings and clocks.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
