@@ -2,7 +2,8 @@
  * rpc.c - the generic gRPC core <-> protobuf-c layer (see rpc.h).
  *
  * Server model: every listener is a grpc_server of its own (a call carries
- * no identity of the port it came in on, and allowlists are per listener),
+ * no identity of the port it came in on, and the method table is checked
+ * against the listener's id),
  * with one completion queue and one thread per worker. A worker asks for a
  * call, serves it to the end, and asks for the next: simple, and a slow
  * handler holds only its own worker.
@@ -279,8 +280,7 @@ struct listener {
 	grpc_completion_queue *shutdown_cq;
 	struct worker *workers;
 	int nworkers;
-	char **services;
-	size_t nservices;
+	unsigned id;
 	uid_t *uids;
 	size_t nuids;
 	int any_uid;
@@ -350,6 +350,11 @@ rpc_server_add_service(rpc_server *srv, const ProtobufCServiceDescriptor *desc,
 			log_warnx_f("%s: handler %zu is for %s, expected %s",
 			    desc->name, i, methods[i].method,
 			    desc->methods[i].name);
+			return SF_EINVAL;
+		}
+		if (methods[i].fn && methods[i].listeners == 0) {
+			log_warnx_f("%s: %s has a handler but no listener",
+			    desc->name, methods[i].method);
 			return SF_EINVAL;
 		}
 	}
@@ -547,8 +552,13 @@ rpc_server_listen(rpc_server *srv, const rpc_listener_opts *o)
 	grpc_channel_args cargs;
 	int nw, rc = SF_ENOMEM;
 
-	if (srv->started || o->address == NULL || o->services == NULL)
+	if (srv->started || o->address == NULL)
 		return SF_EINVAL;
+	if (o->id == 0 || (o->id & (o->id - 1)) != 0) {
+		log_warnx_f("listener %s: id %#x is not one bit",
+		    o->name ? o->name : o->address, o->id);
+		return SF_EINVAL;
+	}
 	if ((l = calloc(1, sizeof *l)) == NULL)
 		return SF_ENOMEM;
 	l->srv = srv;
@@ -558,13 +568,7 @@ rpc_server_listen(rpc_server *srv, const rpc_listener_opts *o)
 	l->address = strdup(o->address);
 	if (l->name == NULL || l->address == NULL)
 		goto fail;
-	for (const char *const *s = o->services; *s; s++)
-		l->nservices++;
-	if ((l->services = calloc(l->nservices + 1, sizeof(char *))) == NULL)
-		goto fail;
-	for (size_t i = 0; i < l->nservices; i++)
-		if ((l->services[i] = strdup(o->services[i])) == NULL)
-			goto fail;
+	l->id = o->id;
 	l->any_uid = o->any_uid;
 	l->nuids = o->n_allowed_uids ? o->n_allowed_uids : 1;
 	if ((l->uids = calloc(l->nuids, sizeof(uid_t))) == NULL)
@@ -947,15 +951,6 @@ find_method(const rpc_server *srv, const char *path)
 	return NULL;
 }
 
-static int
-listener_serves(const struct listener *l, const char *svc)
-{
-	for (size_t i = 0; i < l->nservices; i++)
-		if (strcmp(l->services[i], svc) == 0)
-			return 1;
-	return 0;
-}
-
 /* Pack a message into a new byte buffer. */
 static grpc_byte_buffer *
 pack_message(const ProtobufCMessage *m)
@@ -1105,10 +1100,10 @@ serve_call(struct listener *l, grpc_completion_queue *cq, grpc_call *call,
 	svc = &srv->svcs[me->svc];
 	md = &svc->desc->methods[me->idx];
 	m = &svc->methods[me->idx];
-	if (!listener_serves(l, svc->desc->name)) {
+	if (!(m->listeners & l->id)) {
 		rpc_fail(&rc, RPC_PERMISSION_DENIED,
 		    "%s is not served on the %s listener", rc.method, l->name);
-		log_warnx("listener %s: refused %s (service not served here)",
+		log_warnx("listener %s: refused %s (not served here)",
 		    l->name, rc.method);
 		goto finish;
 	}
@@ -1415,9 +1410,6 @@ listener_free(struct listener *l)
 		close(l->stop_pipe[0]);
 	if (l->stop_pipe[1] >= 0)
 		close(l->stop_pipe[1]);
-	for (size_t i = 0; l->services && i < l->nservices; i++)
-		free(l->services[i]);
-	free(l->services);
 	free(l->workers);
 	free(l->uids);
 	free(l->unix_path);

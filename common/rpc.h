@@ -7,11 +7,18 @@
  * format, UTF-8 in every string field), calls the handler, packs the reply
  * or sends the status the handler chose.
  *
- * Listeners: each listener is its own gRPC server with its own allowlist of
- * services. A method of a known service that the listener does not serve
- * answers PERMISSION_DENIED; an unknown method UNIMPLEMENTED. Unix-socket
- * listeners accept connections themselves and check the peer's uid
- * (SO_PEERCRED) on every call; TCP listeners use TLS.
+ * Who may call what (OpenSSH monitor.c's mon_table): each listener has an
+ * id, one bit (rpc_listener_opts.id), and each row of a method table names
+ * the listeners that may call it (rpc_method.listeners), so that the tables
+ * alone answer "what does this socket accept?". The process defines its
+ * bits next to its listeners (signer.h, authz.h). On every call, in this
+ * order: an unknown method answers UNIMPLEMENTED; a known method whose row
+ * does not name the call's listener PERMISSION_DENIED ("... is not served
+ * on the <name> listener"); on a Unix socket, a peer uid the socket does not
+ * admit PERMISSION_DENIED ("peer uid N is not allowed on the <name>
+ * socket"); a row without a handler UNIMPLEMENTED. Unix-socket listeners
+ * accept connections themselves and check the peer's uid (SO_PEERCRED) on
+ * every call; TCP listeners use TLS.
  *
  * This is the only file set in the project that includes gRPC headers.
  */
@@ -83,16 +90,28 @@ typedef enum { RPC_UNARY = 0, RPC_SERVER_STREAM = 1 } rpc_kind;
 typedef int (*rpc_handler)(rpc_call *call, const ProtobufCMessage *req,
     ProtobufCMessage *resp, void *arg);
 
+/*
+ * One row of a service's method table, e.g.
+ *	{ "Issue", RPC_UNARY, h_issue, SIGNER_ISSUANCE },
+ * `listeners` is the set of listener ids (rpc_listener_opts.id, OR-ed)
+ * that may call the method; a call from any other listener answers
+ * PERMISSION_DENIED before the handler or even the request body is looked
+ * at. A row without a handler still names its listeners: elsewhere it
+ * answers PERMISSION_DENIED, there UNIMPLEMENTED.
+ */
 typedef struct {
 	const char *method;   /* must equal the descriptor's method name */
 	rpc_kind kind;
 	rpc_handler fn;       /* NULL: UNIMPLEMENTED */
+	unsigned listeners;   /* ids of the listeners that may call it */
 } rpc_method;
 
 typedef struct {
 	const char *name;           /* for logs: "issuance", "admin", ... */
 	const char *address;        /* "unix:/path" or "host:port" (TLS) */
-	const char *const *services; /* NULL-terminated full names served here */
+	unsigned id;                /* one bit; the rows naming it are served
+	                             * here. Listeners may share a bit: they
+	                             * then accept the same methods. */
 	/* Unix sockets. */
 	const uid_t *allowed_uids;  /* default: this process's euid only */
 	size_t n_allowed_uids;
@@ -115,11 +134,14 @@ typedef struct {
 
 rpc_server *rpc_server_new(void);
 /* Register a service; `methods` has one entry per method, in .proto order.
- * `arg` is passed to every handler. */
+ * `arg` is passed to every handler. The rows are copied. SF_EINVAL (and a
+ * log line) if the table does not match the descriptor, or a row with a
+ * handler names no listener. */
 int rpc_server_add_service(rpc_server *srv,
     const ProtobufCServiceDescriptor *desc, const rpc_method *methods,
     size_t n_methods, void *arg);
-/* Add a listener. Opens (and for Unix, binds) it now; serves after start. */
+/* Add a listener. Opens (and for Unix, binds) it now; serves after start.
+ * SF_EINVAL if opts->id is not exactly one bit. */
 int rpc_server_listen(rpc_server *srv, const rpc_listener_opts *opts);
 /* The TCP port the i-th listener is bound to (useful with port 0). */
 int rpc_server_port(const rpc_server *srv, size_t i);

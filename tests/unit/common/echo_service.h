@@ -6,6 +6,10 @@
 #include "rpc.h"
 #include "secretfree/test/v1/echo.pb-c.h"
 
+/* The test listeners' ids: Echo is served on ECHO_LISTENER, Other on
+ * OTHER_LISTENER. */
+enum { ECHO_LISTENER = 1 << 0, OTHER_LISTENER = 1 << 1 };
+
 /* Register Echo and Other on srv. */
 int echo_register(rpc_server *srv);
 

@@ -25,8 +25,6 @@ static const ProtobufCServiceDescriptor *ECHO =
 static rpc_server *
 start_server(void)
 {
-	static const char *const echo_only[] = { "secretfree.test.v1.Echo", NULL };
-	static const char *const other_only[] = { "secretfree.test.v1.Other", NULL };
 	static const uid_t nobody[] = { 12345 };
 	rpc_listener_opts a = { 0 }, b = { 0 }, c = { 0 };
 	rpc_server *srv = rpc_server_new();
@@ -35,17 +33,17 @@ start_server(void)
 		return NULL;
 	a.name = "echo";
 	a.address = echo_addr;
-	a.services = echo_only;
+	a.id = ECHO_LISTENER;
 	a.socket_gid = (gid_t)-1;
 	a.workers = 4;
 	a.max_message = 64 * 1024;
 	b.name = "other";
 	b.address = other_addr;
-	b.services = other_only;
+	b.id = OTHER_LISTENER;
 	b.socket_gid = (gid_t)-1;
 	c.name = "denied";
 	c.address = denied_addr;
-	c.services = echo_only;
+	c.id = ECHO_LISTENER;
 	c.allowed_uids = nobody;
 	c.n_allowed_uids = 1;
 	c.socket_gid = (gid_t)-1;
