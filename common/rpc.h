@@ -20,7 +20,12 @@
  * accept connections themselves and check the peer's uid (SO_PEERCRED) on
  * every call; TCP listeners use TLS.
  *
- * This is the only file set in the project that includes gRPC headers.
+ * The files: rpc.c (process set-up, status codes), rpc_call.c (a call's
+ * memory, status and UTF-8 checks), rpc_dispatch.c (the method table and
+ * the dispatch, without transport), rpc_server.c (listeners, workers, the
+ * gRPC side of a call), rpc_unix.c (Unix sockets and the peer-uid check),
+ * rpc_client.c. They are the only files in the project that include gRPC
+ * headers.
  */
 #ifndef SF_RPC_H
 #define SF_RPC_H
@@ -70,6 +75,12 @@ void rpc_fini(void);
 /* 1: gRPC's own error messages go to log_debug instead of log_warnx, for
  * tools (the CLI) that report every call's status themselves. */
 void rpc_grpc_log_quiet(int quiet);
+
+/* A call's status as a client reads it. */
+typedef struct {
+	int code;
+	char message[512];
+} rpc_status;
 
 /* ---- server side ---- */
 
@@ -201,11 +212,6 @@ typedef struct {
 	int insecure_tcp;            /* tests only */
 	size_t max_message;          /* default 16 MiB */
 } rpc_client_opts;
-
-typedef struct {
-	int code;
-	char message[512];
-} rpc_status;
 
 /* target: "unix:/path" or "host:port". opts may be NULL for Unix targets. */
 int rpc_client_open(const char *target, const rpc_client_opts *opts,
