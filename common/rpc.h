@@ -161,6 +161,27 @@ int rpc_server_start(rpc_server *srv);
 void rpc_server_shutdown(rpc_server *srv, int grace_ms);
 void rpc_server_free(rpc_server *srv);
 
+/*
+ * The dispatch without the transport, for fuzzers and tests (p11-kit's
+ * fuzz/rpc_fuzzer.c): serve one request `body` for method `path`
+ * ("/secretfree.v1.Signer/Issue") as if it had come in on a listener with
+ * id `listener`, through the same code a gRPC call takes once its body has
+ * been read: find the method, check that the listener may call it, unpack
+ * the body, check every string for UTF-8, call the handler, check and pack
+ * its reply. The server needs services, but neither listeners nor
+ * rpc_init(): the call's listener name (rpc_call_listener) is that of the
+ * first listener added with this id, else "raw". What it skips is the
+ * peer: no uid check, rpc_call_peer_uid() -1, rpc_call_peer_cert() NULL,
+ * no deadline, never cancelled; a server-stream handler's messages are
+ * checked and packed as on the wire, then dropped.
+ * Returns the status, also in st (may be NULL) with its message as the
+ * client would read it. On RPC_OK of a unary method *reply is the packed
+ * reply (malloc'd, the caller frees it); otherwise NULL.
+ */
+int rpc_dispatch_raw(rpc_server *srv, unsigned listener, const char *path,
+    const void *body, size_t len, uint8_t **reply, size_t *reply_len,
+    rpc_status *st);
+
 /* Per-call helpers, valid until the handler returns. */
 int rpc_fail(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

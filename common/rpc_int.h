@@ -1,8 +1,8 @@
 /*
  * rpc_int.h - what the rpc*.c files share and nobody else sees: the server's
- * method table, a call's state, the two dispatch steps of a call, the
- * Unix-socket listener, and a few gRPC helpers the server and the client
- * both use.
+ * method table, a call's state, the two dispatch steps the gRPC server and
+ * rpc_dispatch_raw() both run, the Unix-socket listener, and a few gRPC
+ * helpers the server and the client both use.
  */
 #ifndef SF_RPC_INT_H
 #define SF_RPC_INT_H
@@ -58,7 +58,7 @@ struct rpc_arena {
 };
 
 struct rpc_call {
-	/* Set by whoever runs the call (rpc_server.c). */
+	/* Set by whoever runs the call (rpc_server.c, rpc_dispatch_raw). */
 	rpc_server *srv;
 	const char *listener;        /* its name */
 	unsigned listener_id;
@@ -76,7 +76,7 @@ struct rpc_call {
 	const char *peer_cert;
 	int peer_cert_done;
 	const char *peer_desc;
-	/* The gRPC side. */
+	/* The gRPC side; gcall is NULL under rpc_dispatch_raw. */
 	grpc_call *gcall;
 	grpc_completion_queue *cq;
 	gpr_timespec deadline;
@@ -110,6 +110,8 @@ void rpc_dispatch_free(rpc_server *srv);
 /* rpc_server.c */
 /* Send one packed stream message on the call; takes buf. 0 or -1. */
 int rpc_server_send(rpc_call *call, uint8_t *buf, size_t len);
+/* The name of the first listener with this id, else "raw". */
+const char *rpc_server_listener_name(const rpc_server *srv, unsigned id);
 
 /* rpc_unix.c (see there) */
 int rpc_unix_open(const rpc_listener_opts *o, const char *name,

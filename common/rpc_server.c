@@ -218,6 +218,15 @@ rpc_server_port(const rpc_server *srv, size_t i)
 	return i < srv->nls ? srv->ls[i]->port : 0;
 }
 
+const char *
+rpc_server_listener_name(const rpc_server *srv, unsigned id)
+{
+	for (size_t i = 0; i < srv->nls; i++)
+		if (srv->ls[i]->id == id)
+			return srv->ls[i]->name;
+	return "raw";
+}
+
 /* ------------------------------------------------------------------ */
 /* A call on the wire.                                                  */
 
@@ -418,7 +427,8 @@ out:
 	rpc_call_fini(&rc);
 }
 
-/* The transport's side of rpc.h's per-call accessors. */
+/* The transport's side of rpc.h's per-call accessors; under
+ * rpc_dispatch_raw (no gcall) there is no peer and no deadline. */
 
 const char *
 rpc_call_peer(rpc_call *call)
@@ -430,7 +440,7 @@ rpc_call_peer(rpc_call *call)
 	if (call->uid >= 0)
 		call->peer_desc = rpc_call_printf(call, "uid %ld pid %ld",
 		    call->uid, call->pid);
-	else if ((p = grpc_call_get_peer(call->gcall)) != NULL) {
+	else if (call->gcall && (p = grpc_call_get_peer(call->gcall)) != NULL) {
 		call->peer_desc = rpc_call_strdup(call, p);
 		gpr_free(p);
 	}
@@ -447,7 +457,8 @@ rpc_call_peer_cert(rpc_call *call)
 	if (call->peer_cert_done)
 		return call->peer_cert;
 	call->peer_cert_done = 1;
-	if ((ctx = grpc_call_auth_context(call->gcall)) == NULL)
+	if (call->gcall == NULL ||
+	    (ctx = grpc_call_auth_context(call->gcall)) == NULL)
 		return NULL;
 	it = grpc_auth_context_find_properties_by_name(ctx,
 	    GRPC_X509_PEM_CERT_PROPERTY_NAME);
@@ -480,7 +491,7 @@ rpc_call_ms_left(const rpc_call *call)
 {
 	gpr_timespec now, d;
 
-	if (gpr_time_cmp(call->deadline,
+	if (call->gcall == NULL || gpr_time_cmp(call->deadline,
 	    gpr_inf_future(call->deadline.clock_type)) == 0)
 		return INT64_MAX;
 	now = gpr_now(call->deadline.clock_type);
