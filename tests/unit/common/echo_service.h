@@ -1,5 +1,6 @@
 /* The test service of tests/proto/secretfree/test/v1/echo.proto, served by
- * common/rpc.c in test_rpc.c and in the echo-server test daemon. */
+ * the rpc layer (common/rpc*.c) in test_rpc.c and in the echo-server test
+ * daemon. */
 #ifndef ECHO_SERVICE_H
 #define ECHO_SERVICE_H
 

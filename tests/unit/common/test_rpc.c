@@ -1,9 +1,10 @@
 /*
- * Unit tests of common/rpc.c over real Unix sockets: round trips, status
- * codes, deadlines, malformed bodies, UTF-8 checks, per-listener allowlists,
- * the peer-uid check and the "fd:N" peer format it relies on, streaming,
- * concurrency, the transport-free dispatch (rpc_dispatch_raw) against the
- * socket, and shutdown with a call in flight.
+ * Unit tests of the rpc layer (common/rpc*.c) over real Unix sockets: round
+ * trips, status codes, deadlines, malformed bodies, UTF-8 checks, which
+ * listener may call which method, the peer-uid check and the "fd:N" peer
+ * format it relies on, streaming, concurrency, the transport-free dispatch
+ * (rpc_dispatch_raw) against the socket, and shutdown with a call in
+ * flight.
  */
 #include <pthread.h>
 #include <signal.h>
