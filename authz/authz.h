@@ -16,6 +16,12 @@
 #include "rpc.h"
 #include "signer_client.h"
 
+/* authz's listeners (rpc_listener_opts.id, rpc_method.listeners). */
+enum {
+	AUTHZ_DEVICE = 1 << 0,      /* devices, TCP + TLS */
+	AUTHZ_ADMIN = 1 << 1,       /* the CLI and local tools, Unix socket */
+};
+
 typedef struct {
 	authz_conf *conf;
 	registry *reg;

@@ -74,10 +74,6 @@ static int
 start(authz_ctx *ctx, const char *path, int debug, int check,
     rpc_server **srvp)
 {
-	static const char *const device_svc[] = { "secretfree.v1.Provisioning",
-	    NULL };
-	static const char *const admin_svc[] = { "secretfree.v1.Registry",
-	    "secretfree.v1.Provisioning", NULL };
 	rpc_listener_opts dev = { 0 }, adm = { 0 };
 	rpc_server *srv;
 	char why[512] = "";
@@ -126,7 +122,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		return rc;
 	adm.name = "admin";
 	adm.address = ctx->conf->admin_socket;
-	adm.services = admin_svc;
+	adm.id = AUTHZ_ADMIN;
 	adm.allowed_uids = ctx->conf->admin_uids;
 	adm.n_allowed_uids = ctx->conf->n_admin_uids;
 	adm.socket_gid = ctx->conf->admin_gid;
@@ -139,7 +135,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	if (ctx->conf->device_listen) {
 		dev.name = "device";
 		dev.address = ctx->conf->device_listen;
-		dev.services = device_svc;
+		dev.id = AUTHZ_DEVICE;
 		dev.tls_cert_file = ctx->conf->tls_cert;
 		dev.tls_key_file = ctx->conf->tls_key;
 		dev.tls_client_ca_file = ctx->conf->tls_client_ca;

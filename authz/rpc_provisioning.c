@@ -172,11 +172,12 @@ out:
 }
 
 static const rpc_method provisioning_methods[] = {
-	{ "Enroll", RPC_UNARY, h_enroll },
-	{ "FetchCertificate", RPC_UNARY, h_fetch },
-	{ "StreamCertificate", RPC_SERVER_STREAM, h_stream },
-	{ "Renew", RPC_UNARY, NULL },
-	{ "Acknowledge", RPC_UNARY, NULL },
+	{ "Enroll", RPC_UNARY, h_enroll, AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "FetchCertificate", RPC_UNARY, h_fetch, AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "StreamCertificate", RPC_SERVER_STREAM, h_stream,
+	    AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "Renew", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "Acknowledge", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
 };
 
 int

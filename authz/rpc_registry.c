@@ -460,19 +460,19 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 }
 
 static const rpc_method registry_methods[] = {
-	{ "ImportDevices", RPC_UNARY, h_import },
-	{ "ListDevices", RPC_UNARY, h_list_devices },
-	{ "GetDevice", RPC_UNARY, h_get_device },
-	{ "DisableDevice", RPC_UNARY, h_disable },
-	{ "EnableDevice", RPC_UNARY, h_enable },
-	{ "ListCertificates", RPC_UNARY, h_list_certs },
-	{ "ListThings", RPC_UNARY, h_list_things },
-	{ "GetThing", RPC_UNARY, h_get_thing },
-	{ "ListGroups", RPC_UNARY, h_list_groups },
-	{ "PutPolicy", RPC_UNARY, h_put_policy },
-	{ "ListPolicies", RPC_UNARY, h_list_policies },
-	{ "PutTemplate", RPC_UNARY, h_put_template },
-	{ "ListTemplates", RPC_UNARY, h_list_templates },
+	{ "ImportDevices", RPC_UNARY, h_import, AUTHZ_ADMIN },
+	{ "ListDevices", RPC_UNARY, h_list_devices, AUTHZ_ADMIN },
+	{ "GetDevice", RPC_UNARY, h_get_device, AUTHZ_ADMIN },
+	{ "DisableDevice", RPC_UNARY, h_disable, AUTHZ_ADMIN },
+	{ "EnableDevice", RPC_UNARY, h_enable, AUTHZ_ADMIN },
+	{ "ListCertificates", RPC_UNARY, h_list_certs, AUTHZ_ADMIN },
+	{ "ListThings", RPC_UNARY, h_list_things, AUTHZ_ADMIN },
+	{ "GetThing", RPC_UNARY, h_get_thing, AUTHZ_ADMIN },
+	{ "ListGroups", RPC_UNARY, h_list_groups, AUTHZ_ADMIN },
+	{ "PutPolicy", RPC_UNARY, h_put_policy, AUTHZ_ADMIN },
+	{ "ListPolicies", RPC_UNARY, h_list_policies, AUTHZ_ADMIN },
+	{ "PutTemplate", RPC_UNARY, h_put_template, AUTHZ_ADMIN },
+	{ "ListTemplates", RPC_UNARY, h_list_templates, AUTHZ_ADMIN },
 };
 
 int

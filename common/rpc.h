@@ -7,13 +7,25 @@
  * format, UTF-8 in every string field), calls the handler, packs the reply
  * or sends the status the handler chose.
  *
- * Listeners: each listener is its own gRPC server with its own allowlist of
- * services. A method of a known service that the listener does not serve
- * answers PERMISSION_DENIED; an unknown method UNIMPLEMENTED. Unix-socket
- * listeners accept connections themselves and check the peer's uid
- * (SO_PEERCRED) on every call; TCP listeners use TLS.
+ * Who may call what (OpenSSH monitor.c's mon_table): each listener has an
+ * id, one bit (rpc_listener_opts.id), and each row of a method table names
+ * the listeners that may call it (rpc_method.listeners), so that the tables
+ * alone answer "what does this socket accept?". The process defines its
+ * bits next to its listeners (signer.h, authz.h). On every call, in this
+ * order: an unknown method answers UNIMPLEMENTED; a known method whose row
+ * does not name the call's listener PERMISSION_DENIED ("... is not served
+ * on the <name> listener"); on a Unix socket, a peer uid the socket does not
+ * admit PERMISSION_DENIED ("peer uid N is not allowed on the <name>
+ * socket"); a row without a handler UNIMPLEMENTED. Unix-socket listeners
+ * accept connections themselves and check the peer's uid (SO_PEERCRED) on
+ * every call; TCP listeners use TLS.
  *
- * This is the only file set in the project that includes gRPC headers.
+ * The files: rpc.c (process set-up, status codes), rpc_call.c (a call's
+ * memory, status and UTF-8 checks), rpc_dispatch.c (the method table and
+ * the dispatch, without transport), rpc_server.c (listeners, workers, the
+ * gRPC side of a call), rpc_unix.c (Unix sockets and the peer-uid check),
+ * rpc_client.c. They are the only files in the project that include gRPC
+ * headers.
  */
 #ifndef SF_RPC_H
 #define SF_RPC_H
@@ -64,6 +76,12 @@ void rpc_fini(void);
  * tools (the CLI) that report every call's status themselves. */
 void rpc_grpc_log_quiet(int quiet);
 
+/* A call's status as a client reads it. */
+typedef struct {
+	int code;
+	char message[512];
+} rpc_status;
+
 /* ---- server side ---- */
 
 typedef struct rpc_call rpc_call;
@@ -83,16 +101,28 @@ typedef enum { RPC_UNARY = 0, RPC_SERVER_STREAM = 1 } rpc_kind;
 typedef int (*rpc_handler)(rpc_call *call, const ProtobufCMessage *req,
     ProtobufCMessage *resp, void *arg);
 
+/*
+ * One row of a service's method table, e.g.
+ *	{ "Issue", RPC_UNARY, h_issue, SIGNER_ISSUANCE },
+ * `listeners` is the set of listener ids (rpc_listener_opts.id, OR-ed)
+ * that may call the method; a call from any other listener answers
+ * PERMISSION_DENIED before the handler or even the request body is looked
+ * at. A row without a handler still names its listeners: elsewhere it
+ * answers PERMISSION_DENIED, there UNIMPLEMENTED.
+ */
 typedef struct {
 	const char *method;   /* must equal the descriptor's method name */
 	rpc_kind kind;
 	rpc_handler fn;       /* NULL: UNIMPLEMENTED */
+	unsigned listeners;   /* ids of the listeners that may call it */
 } rpc_method;
 
 typedef struct {
 	const char *name;           /* for logs: "issuance", "admin", ... */
 	const char *address;        /* "unix:/path" or "host:port" (TLS) */
-	const char *const *services; /* NULL-terminated full names served here */
+	unsigned id;                /* one bit; the rows naming it are served
+	                             * here. Listeners may share a bit: they
+	                             * then accept the same methods. */
 	/* Unix sockets. */
 	const uid_t *allowed_uids;  /* default: this process's euid only */
 	size_t n_allowed_uids;
@@ -115,11 +145,14 @@ typedef struct {
 
 rpc_server *rpc_server_new(void);
 /* Register a service; `methods` has one entry per method, in .proto order.
- * `arg` is passed to every handler. */
+ * `arg` is passed to every handler. The rows are copied. SF_EINVAL (and a
+ * log line) if the table does not match the descriptor, or a row with a
+ * handler names no listener. */
 int rpc_server_add_service(rpc_server *srv,
     const ProtobufCServiceDescriptor *desc, const rpc_method *methods,
     size_t n_methods, void *arg);
-/* Add a listener. Opens (and for Unix, binds) it now; serves after start. */
+/* Add a listener. Opens (and for Unix, binds) it now; serves after start.
+ * SF_EINVAL if opts->id is not exactly one bit. */
 int rpc_server_listen(rpc_server *srv, const rpc_listener_opts *opts);
 /* The TCP port the i-th listener is bound to (useful with port 0). */
 int rpc_server_port(const rpc_server *srv, size_t i);
@@ -127,6 +160,27 @@ int rpc_server_start(rpc_server *srv);
 /* Stop accepting, give running calls grace_ms, then cancel them. */
 void rpc_server_shutdown(rpc_server *srv, int grace_ms);
 void rpc_server_free(rpc_server *srv);
+
+/*
+ * The dispatch without the transport, for fuzzers and tests (p11-kit's
+ * fuzz/rpc_fuzzer.c): serve one request `body` for method `path`
+ * ("/secretfree.v1.Signer/Issue") as if it had come in on a listener with
+ * id `listener`, through the same code a gRPC call takes once its body has
+ * been read: find the method, check that the listener may call it, unpack
+ * the body, check every string for UTF-8, call the handler, check and pack
+ * its reply. The server needs services, but neither listeners nor
+ * rpc_init(): the call's listener name (rpc_call_listener) is that of the
+ * first listener added with this id, else "raw". What it skips is the
+ * peer: no uid check, rpc_call_peer_uid() -1, rpc_call_peer_cert() NULL,
+ * no deadline, never cancelled; a server-stream handler's messages are
+ * checked and packed as on the wire, then dropped.
+ * Returns the status, also in st (may be NULL) with its message as the
+ * client would read it. On RPC_OK of a unary method *reply is the packed
+ * reply (malloc'd, the caller frees it); otherwise NULL.
+ */
+int rpc_dispatch_raw(rpc_server *srv, unsigned listener, const char *path,
+    const void *body, size_t len, uint8_t **reply, size_t *reply_len,
+    rpc_status *st);
 
 /* Per-call helpers, valid until the handler returns. */
 int rpc_fail(rpc_call *call, int code, const char *fmt, ...)
@@ -179,11 +233,6 @@ typedef struct {
 	int insecure_tcp;            /* tests only */
 	size_t max_message;          /* default 16 MiB */
 } rpc_client_opts;
-
-typedef struct {
-	int code;
-	char message[512];
-} rpc_status;
 
 /* target: "unix:/path" or "host:port". opts may be NULL for Unix targets. */
 int rpc_client_open(const char *target, const rpc_client_opts *opts,

@@ -56,10 +56,6 @@ static int
 start(signer_ctx *ctx, const char *path, int debug, int check,
     rpc_server **srvp)
 {
-	static const char *const issuance_svc[] = { "secretfree.v1.Signer",
-	    NULL };
-	static const char *const admin_svc[] = { "secretfree.v1.CaAdmin",
-	    NULL };
 	rpc_listener_opts iss = { 0 }, adm = { 0 };
 	token_opts to = { 0 };
 	rpc_server *srv = NULL;
@@ -122,7 +118,7 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 		return rc;
 	iss.name = "issuance";
 	iss.address = ctx->conf->issuance_socket;
-	iss.services = issuance_svc;
+	iss.id = SIGNER_ISSUANCE;
 	iss.allowed_uids = ctx->conf->issuance_uids;
 	iss.n_allowed_uids = ctx->conf->n_issuance_uids;
 	iss.socket_gid = ctx->conf->issuance_gid;
@@ -130,7 +126,7 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	iss.max_message = 1 << 20;
 	adm.name = "admin";
 	adm.address = ctx->conf->admin_socket;
-	adm.services = admin_svc;
+	adm.id = SIGNER_ADMIN;
 	adm.allowed_uids = ctx->conf->admin_uids;
 	adm.n_allowed_uids = ctx->conf->n_admin_uids;
 	adm.socket_gid = ctx->conf->admin_gid;

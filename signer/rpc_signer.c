@@ -72,10 +72,10 @@ h_get_ca_chain(rpc_call *call, const ProtobufCMessage *reqm,
 }
 
 static const rpc_method signer_methods[] = {
-	{ "Issue", RPC_UNARY, h_issue },
-	{ "GetCrl", RPC_UNARY, NULL },
-	{ "OcspRespond", RPC_UNARY, NULL },
-	{ "GetCaChain", RPC_UNARY, h_get_ca_chain },
+	{ "Issue", RPC_UNARY, h_issue, SIGNER_ISSUANCE },
+	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "OcspRespond", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "GetCaChain", RPC_UNARY, h_get_ca_chain, SIGNER_ISSUANCE },
 };
 
 int

@@ -18,6 +18,12 @@
 #include "rpc.h"
 #include "token.h"
 
+/* The signer's listeners (rpc_listener_opts.id, rpc_method.listeners). */
+enum {
+	SIGNER_ISSUANCE = 1 << 0,   /* authz: issue certificates */
+	SIGNER_ADMIN = 1 << 1,      /* the CLI: manage CAs */
+};
+
 typedef struct {
 	signer_conf *conf;
 	token *tok;

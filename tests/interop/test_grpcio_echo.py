@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Interop: a stock Python grpcio client calls the test service served by
-common/rpc.c, over a Unix socket and over TCP with TLS, with generic calls
-and messages generated at test time by `protoc --python_out`. Proof that the
-wire is real gRPC, and that statuses and limits come out as gRPC defines."""
+the rpc layer (common/rpc*.c), over a Unix socket and over TCP with TLS, with
+generic calls and messages generated at test time by `protoc --python_out`.
+Proof that the wire is real gRPC, and that statuses and limits come out as
+gRPC defines."""
 import os
 import shutil
 import subprocess

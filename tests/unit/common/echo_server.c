@@ -21,7 +21,6 @@
 int
 main(int argc, char **argv)
 {
-	static const char *const services[] = { "secretfree.test.v1.Echo", NULL };
 	rpc_listener_opts u = { 0 }, t = { 0 };
 	uid_t uids[16];
 	size_t nuids = 0;
@@ -38,10 +37,10 @@ main(int argc, char **argv)
 	log_init("echo-server", LOG_LEVEL_WARN);
 
 	u.name = "unix";
-	u.services = services;
+	u.id = ECHO_LISTENER;
 	u.socket_gid = (gid_t)-1;
 	t.name = "tcp";
-	t.services = services;
+	t.id = ECHO_LISTENER;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 

@@ -102,17 +102,17 @@ other_ping(rpc_call *call, const ProtobufCMessage *reqm,
 }
 
 static const rpc_method echo_methods[] = {
-	{ "Say", RPC_UNARY, echo_say },
-	{ "Fail", RPC_UNARY, echo_fail },
-	{ "Count", RPC_SERVER_STREAM, echo_count },
-	{ "Sleep", RPC_UNARY, echo_sleep },
-	{ "Whoami", RPC_UNARY, echo_whoami },
-	{ "Missing", RPC_UNARY, NULL },
-	{ "BadReply", RPC_UNARY, echo_bad_reply },
+	{ "Say", RPC_UNARY, echo_say, ECHO_LISTENER },
+	{ "Fail", RPC_UNARY, echo_fail, ECHO_LISTENER },
+	{ "Count", RPC_SERVER_STREAM, echo_count, ECHO_LISTENER },
+	{ "Sleep", RPC_UNARY, echo_sleep, ECHO_LISTENER },
+	{ "Whoami", RPC_UNARY, echo_whoami, ECHO_LISTENER },
+	{ "Missing", RPC_UNARY, NULL, ECHO_LISTENER },
+	{ "BadReply", RPC_UNARY, echo_bad_reply, ECHO_LISTENER },
 };
 
 static const rpc_method other_methods[] = {
-	{ "Ping", RPC_UNARY, other_ping },
+	{ "Ping", RPC_UNARY, other_ping, OTHER_LISTENER },
 };
 
 int

@@ -1,8 +1,10 @@
 /*
- * Unit tests of common/rpc.c over real Unix sockets: round trips, status
- * codes, deadlines, malformed bodies, UTF-8 checks, per-listener allowlists,
- * the peer-uid check and the "fd:N" peer format it relies on, streaming,
- * concurrency and shutdown with a call in flight.
+ * Unit tests of the rpc layer (common/rpc*.c) over real Unix sockets: round
+ * trips, status codes, deadlines, malformed bodies, UTF-8 checks, which
+ * listener may call which method, the peer-uid check and the "fd:N" peer
+ * format it relies on, streaming, concurrency, the transport-free dispatch
+ * (rpc_dispatch_raw) against the socket, and shutdown with a call in
+ * flight.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -25,8 +27,6 @@ static const ProtobufCServiceDescriptor *ECHO =
 static rpc_server *
 start_server(void)
 {
-	static const char *const echo_only[] = { "secretfree.test.v1.Echo", NULL };
-	static const char *const other_only[] = { "secretfree.test.v1.Other", NULL };
 	static const uid_t nobody[] = { 12345 };
 	rpc_listener_opts a = { 0 }, b = { 0 }, c = { 0 };
 	rpc_server *srv = rpc_server_new();
@@ -35,17 +35,17 @@ start_server(void)
 		return NULL;
 	a.name = "echo";
 	a.address = echo_addr;
-	a.services = echo_only;
+	a.id = ECHO_LISTENER;
 	a.socket_gid = (gid_t)-1;
 	a.workers = 4;
 	a.max_message = 64 * 1024;
 	b.name = "other";
 	b.address = other_addr;
-	b.services = other_only;
+	b.id = OTHER_LISTENER;
 	b.socket_gid = (gid_t)-1;
 	c.name = "denied";
 	c.address = denied_addr;
-	c.services = echo_only;
+	c.id = ECHO_LISTENER;
 	c.allowed_uids = nobody;
 	c.n_allowed_uids = 1;
 	c.socket_gid = (gid_t)-1;
@@ -394,6 +394,98 @@ sleeper_main(void *arg)
 	return NULL;
 }
 
+/*
+ * rpc_dispatch_raw, the fuzzers' entry: each request gets the status, the
+ * message and the reply bytes it gets over the socket, since both run the
+ * same dispatch once the body is read.
+ */
+static void
+test_dispatch_raw(rpc_server *srv, rpc_client *c)
+{
+	static const struct { const char *what; const char *path;
+	    const char *body; size_t len; int code; const char *needle; } cases[] = {
+		{ "good body", "/secretfree.test.v1.Echo/Say",
+		    "\x0a\x02hi", 4, RPC_OK, NULL },
+		{ "malformed body", "/secretfree.test.v1.Echo/Say",
+		    "\x0a\x05" "ab", 4, RPC_INVALID_ARGUMENT, "not a valid" },
+		{ "bad UTF-8", "/secretfree.test.v1.Echo/Say",
+		    "\x0a\x02\xff\xfe", 4, RPC_INVALID_ARGUMENT, "text" },
+		{ "wrong listener", "/secretfree.test.v1.Other/Ping",
+		    "", 0, RPC_PERMISSION_DENIED,
+		    "/secretfree.test.v1.Other/Ping is not served on the echo"
+		    " listener" },
+		{ "unknown method", "/secretfree.test.v1.Echo/Nope",
+		    "", 0, RPC_UNIMPLEMENTED, "unknown method" },
+		{ "no handler", "/secretfree.test.v1.Echo/Missing",
+		    "", 0, RPC_UNIMPLEMENTED, "not implemented" },
+		{ "handler's status", "/secretfree.test.v1.Echo/Fail",
+		    "\x08\x05\x12\x04gone", 8, RPC_NOT_FOUND, "gone" },
+		{ "invalid UTF-8 reply", "/secretfree.test.v1.Echo/BadReply",
+		    "", 0, RPC_INTERNAL, "reply field text" },
+		{ "server stream", "/secretfree.test.v1.Echo/Count",
+		    "\x08\x03", 2, RPC_OK, NULL },
+	};
+	Secretfree__Test__V1__EchoReply *r;
+	rpc_server *bare;
+	uint8_t *out, *wire;
+	size_t outlen, wirelen;
+	rpc_status st, wst;
+	int rc;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		rc = rpc_dispatch_raw(srv, ECHO_LISTENER, cases[i].path,
+		    cases[i].body, cases[i].len, &out, &outlen, &st);
+		is_int(rc, cases[i].code, "raw %s: %s", cases[i].what,
+		    rpc_code_name(cases[i].code));
+		is_int(st.code, rc, "raw %s: the status is in st too",
+		    cases[i].what);
+		if (cases[i].needle)
+			ok(strstr(st.message, cases[i].needle) != NULL,
+			    "raw %s: message says what (%s)", cases[i].what,
+			    st.message);
+		if (strstr(cases[i].path, "Count") != NULL) {
+			ok(out == NULL, "raw %s: no reply bytes", cases[i].what);
+			continue;
+		}
+		rpc_client_call_raw(c, cases[i].path, cases[i].body,
+		    cases[i].len, &wire, &wirelen, 5000, &wst);
+		ok(wst.code == st.code && strcmp(wst.message, st.message) == 0,
+		    "raw %s: as over the socket (%s)", cases[i].what,
+		    wst.message);
+		ok(outlen == wirelen && (outlen == 0 ||
+		    memcmp(out, wire, outlen) == 0),
+		    "raw %s: the same reply bytes", cases[i].what);
+		free(out);
+		free(wire);
+	}
+	rc = rpc_dispatch_raw(srv, OTHER_LISTENER,
+	    "/secretfree.test.v1.Echo/Say", "", 0, &out, &outlen, &st);
+	is_int(rc, RPC_PERMISSION_DENIED, "raw: Echo refused on Other's listener");
+	is_str(st.message, "/secretfree.test.v1.Echo/Say is not served on the"
+	    " other listener", "raw: and the message names that listener");
+
+	/* A fuzzer's server: services, no listener, no socket. */
+	bare = rpc_server_new();
+	ok(bare && echo_register(bare) == 0, "a server without listeners");
+	rc = rpc_dispatch_raw(bare, ECHO_LISTENER,
+	    "/secretfree.test.v1.Echo/Whoami", "", 0, &out, &outlen, &st);
+	is_int(rc, RPC_OK, "raw without listeners: OK");
+	r = (void *)protobuf_c_message_unpack(
+	    &secretfree__test__v1__echo_reply__descriptor, NULL, outlen, out);
+	ok(r != NULL, "raw reply unpacks");
+	if (r) {
+		is_str(r->listener, "raw", "raw listener name without listeners");
+		is_int(r->uid, -1, "raw: no peer uid");
+		is_str(r->peer, "raw dispatch", "raw: the peer says so");
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	}
+	free(out);
+	rc = rpc_dispatch_raw(bare, 1u << 7, "/secretfree.test.v1.Echo/Say",
+	    "", 0, &out, &outlen, NULL);
+	is_int(rc, RPC_PERMISSION_DENIED, "raw: a bit no row names is refused");
+	rpc_server_free(bare);
+}
+
 int
 main(void)
 {
@@ -435,6 +527,7 @@ main(void)
 	test_peer(c);
 	test_concurrency(c);
 	test_socket_modes();
+	test_dispatch_raw(srv, c);
 
 	{
 		char addr[320];
