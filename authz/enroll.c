@@ -13,13 +13,10 @@
 #include "enroll.h"
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "pubkey.h"
 #include "rpc.h"
 #include "util.h"
-
-/* secretfree.v1 numbers (common.proto, provisioning.proto). */
-#define DEVICE_STATE_DISABLED 3
-#define ENROLLMENT_STATE_ISSUED 1
 
 int
 enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
@@ -159,7 +156,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
 		goto out;
 	}
 	code = RPC_PERMISSION_DENIED;
-	if (dev.state == DEVICE_STATE_DISABLED) {
+	if (dev.state == DEVICE_DISABLED) {
 		snprintf(why, whylen, "device %s is disabled", ci.cn);
 		goto out;
 	}
@@ -243,7 +240,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
 	en.not_before = sc.not_before;
 	en.not_after = sc.not_after;
 	en.created_at = sf_now();
-	en.state = ENROLLMENT_STATE_ISSUED;
+	en.state = ENROLLMENT_ISSUED;
 	en.replaces_serial = "";
 	have_tmpl = registry_template_get(e->reg, dev.product_line,
 	    &tmpl) == 0;

@@ -65,19 +65,12 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "registry.h"
 #include "util.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 10000
-
-/* secretfree.v1 numbers (common.proto, provisioning.proto). */
-enum { DEVICE_STATE_REGISTERED = 1, DEVICE_STATE_ACTIVE = 2,
-    DEVICE_STATE_DISABLED = 3 };
-enum { CERT_STATUS_ACTIVE = 1, CERT_STATUS_PENDING_ACK = 2,
-    CERT_STATUS_EXPIRED = 5 };
-enum { ENROLLMENT_STATE_ISSUED = 1, ENROLLMENT_STATE_PENDING_ACK = 2,
-    ENROLLMENT_STATE_FAILED = 4 };
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS devices ("
@@ -212,6 +205,9 @@ enum {
 	Q_GROUP_LIST,
 	NQ
 };
+
+/* Q_DEVICE_LIST's "?3 = 0" is "no state filter": DeviceState UNSPECIFIED. */
+_Static_assert(DEVICE_UNSPECIFIED == 0, "no state filter is UNSPECIFIED");
 
 static const char *const SQL[NQ] = {
 	[Q_BEGIN] = "BEGIN",
@@ -934,7 +930,7 @@ registry_import(registry *r, const reg_import *recs, size_t n, int *outcome)
 		sqlite3_bind_blob(ins, 3, d->key_sha256, 32, SQLITE_STATIC);
 		bind_text(ins, 4, d->product_line);
 		bind_text(ins, 5, d->region);
-		sqlite3_bind_int(ins, 6, DEVICE_STATE_REGISTERED);
+		sqlite3_bind_int(ins, 6, DEVICE_REGISTERED);
 		sqlite3_bind_int64(ins, 7, now);
 		sqlite3_bind_int64(ins, 8, now);
 		if ((rc = run(db, ins, "import: insert device")) != 0)
@@ -1013,8 +1009,8 @@ registry_device_set_state(registry *r, const char *device_id, int state)
 	sqlite3 *db;
 	int rc;
 
-	if (empty(device_id) || state < DEVICE_STATE_REGISTERED ||
-	    state > DEVICE_STATE_DISABLED)
+	if (empty(device_id) || state < DEVICE_REGISTERED ||
+	    state > DEVICE_DISABLED)
 		return SF_EINVAL;
 	c = wlock(r);
 	db = c->db;
@@ -1614,8 +1610,8 @@ registry_enrollment_set_state(registry *r, const char *enrollment_id,
 	sqlite3 *db;
 	int rc;
 
-	if (empty(enrollment_id) || state < ENROLLMENT_STATE_ISSUED ||
-	    state > ENROLLMENT_STATE_FAILED)
+	if (empty(enrollment_id) || state < ENROLLMENT_ISSUED ||
+	    state > ENROLLMENT_FAILED)
 		return SF_EINVAL;
 	c = wlock(r);
 	db = c->db;
@@ -1680,8 +1676,8 @@ enrollment_valid(const reg_enrollment *e)
 	return e != NULL && !empty(e->enrollment_id) &&
 	    !empty(e->device_id) && !empty(e->serial) && !empty(e->ca_name) &&
 	    !empty(e->certificate_pem) &&
-	    e->state >= ENROLLMENT_STATE_ISSUED &&
-	    e->state <= ENROLLMENT_STATE_FAILED;
+	    e->state >= ENROLLMENT_ISSUED &&
+	    e->state <= ENROLLMENT_FAILED;
 }
 
 static int
@@ -1724,8 +1720,8 @@ cert_insert(struct dbconn *c, const reg_enrollment *e, int64_t created)
 	bind_text(st, 2, e->device_id);
 	bind_text(st, 3, e->ca_name);
 	bind_text(st, 4, e->enrollment_id);
-	sqlite3_bind_int(st, 5, e->state == ENROLLMENT_STATE_PENDING_ACK ?
-	    CERT_STATUS_PENDING_ACK : CERT_STATUS_ACTIVE);
+	sqlite3_bind_int(st, 5, e->state == ENROLLMENT_PENDING_ACK ?
+	    CERT_PENDING_ACK : CERT_ACTIVE);
 	sqlite3_bind_int64(st, 6, e->not_before);
 	sqlite3_bind_int64(st, 7, e->not_after);
 	sqlite3_bind_int64(st, 8, created);
@@ -1750,8 +1746,8 @@ device_hold(struct dbconn *c, const char *device_id, const char *serial,
 	if ((rc = stmt(c, Q_DEVICE_HOLD, &st)) != 0)
 		return rc;
 	bind_text(st, 1, serial);
-	sqlite3_bind_int(st, 2, DEVICE_STATE_DISABLED);
-	sqlite3_bind_int(st, 3, DEVICE_STATE_ACTIVE);
+	sqlite3_bind_int(st, 2, DEVICE_DISABLED);
+	sqlite3_bind_int(st, 3, DEVICE_ACTIVE);
 	sqlite3_bind_int64(st, 4, now);
 	bind_text(st, 5, device_id);
 	if ((rc = run(c->db, st, "device serial")) == 0 &&
@@ -1876,7 +1872,7 @@ registry_enroll_commit(registry *r, const reg_enrollment *e,
 	if (tmpl != NULL && (rc = template_apply(c, e, &d, tmpl,
 	    first ? e->serial : d.current_serial, now)) != 0)
 		goto out;
-	if (first && d.state == DEVICE_STATE_DISABLED)
+	if (first && d.state == DEVICE_DISABLED)
 		log_warnx("registry: device %s was disabled while enrolling; "
 		    "certificate %s recorded, device left disabled",
 		    e->device_id, e->serial);
@@ -1991,8 +1987,8 @@ registry_cert_set_status(registry *r, const char *serial, int status)
 	sqlite3 *db;
 	int rc, code, intx = 0;
 
-	if (empty(serial) || status < CERT_STATUS_ACTIVE ||
-	    status > CERT_STATUS_EXPIRED)
+	if (empty(serial) || status < CERT_ACTIVE ||
+	    status > CERT_EXPIRED)
 		return SF_EINVAL;
 	c = wlock(r);
 	db = c->db;
@@ -2015,7 +2011,7 @@ registry_cert_set_status(registry *r, const char *serial, int status)
 	if (rc != 0)
 		goto out;
 	/* An acknowledged certificate is the one the device holds now. */
-	if (status == CERT_STATUS_ACTIVE)
+	if (status == CERT_ACTIVE)
 		rc = device_hold(c, device_id, serial, sf_now());
 out:
 	done(st);

@@ -9,6 +9,7 @@
 #include "devrec.h"
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "recres.h"
 #include "secretfree/v1/registry.pb-c.h"
 
@@ -79,7 +80,8 @@ fill_device(rpc_call *call, const reg_device *d, Secretfree__V1__Device *o)
 	o->created_at = d->created_at;
 	o->updated_at = d->updated_at;
 	o->current_serial = rpc_call_strdup(call, d->current_serial);
-	o->thing_name = rpc_call_strdup(call, d->state == 2 ? d->device_id : "");
+	o->thing_name = rpc_call_strdup(call, d->state == DEVICE_ACTIVE ?
+	    d->device_id : "");
 }
 
 static int
@@ -151,7 +153,8 @@ set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
 	if ((rc = find_device(call, ctx, id, &d)) != RPC_OK)
 		return rc;
 	/* Enabling returns a device to what its certificates make it. */
-	state = disable ? 3 : (*d.current_serial ? 2 : 1);
+	state = disable ? DEVICE_DISABLED : *d.current_serial ?
+	    DEVICE_ACTIVE : DEVICE_REGISTERED;
 	reg_device_fini(&d);
 	if ((rc = registry_device_set_state(ctx->reg, id, state)) != 0)
 		return db_fail(call, rc, "device state");

@@ -35,6 +35,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "registry.h"
 #include "util.h"
 
@@ -165,7 +166,7 @@ sequence(registry *r, size_t i)
 	en.not_before = sf_now();
 	en.not_after = en.not_before + 365 * 86400;
 	en.created_at = sf_now();
-	en.state = 1;  /* ENROLLMENT_STATE_ISSUED */
+	en.state = ENROLLMENT_ISSUED;
 	en.replaces_serial = "";
 	have_tmpl = (rc = registry_template_get(r, d.product_line,
 	    &tmpl)) == 0;

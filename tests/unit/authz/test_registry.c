@@ -21,14 +21,10 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "registry.h"
 #include "util.h"
 #include "../../tap.h"
-
-/* Protocol numbers (common.proto, provisioning.proto). */
-enum { DS_REGISTERED = 1, DS_ACTIVE = 2, DS_DISABLED = 3 };
-enum { CS_ACTIVE = 1, CS_PENDING_ACK = 2, CS_SUPERSEDED = 3 };
-enum { ES_ISSUED = 1, ES_PENDING_ACK = 2, ES_ACKNOWLEDGED = 3 };
 
 static char tmpdir[256];
 static const char *mode;      /* "memory" or "file" */
@@ -229,7 +225,8 @@ test_import(void)
 	OK(memcmp(d.key_sha256, ka.fp, 32) == 0, "import: fingerprint kept");
 	IS_STR(d.product_line, "widgiot", "import: product line");
 	IS_STR(d.region, "us-east-1", "import: region");
-	IS_INT(d.state, DS_REGISTERED, "import: new devices are REGISTERED");
+	IS_INT(d.state, DEVICE_REGISTERED,
+	    "import: new devices are REGISTERED");
 	IS_STR(d.current_serial, "", "import: no current serial");
 	OK(d.created_at > 0 && d.updated_at == d.created_at,
 	    "import: times set");
@@ -364,23 +361,23 @@ test_devices(void)
 	IS_INT(n, 5, "devices: both filters");
 	reg_devices_free(v, n);
 
-	IS_INT(registry_device_set_state(r, "d03", DS_DISABLED), 0,
+	IS_INT(registry_device_set_state(r, "d03", DEVICE_DISABLED), 0,
 	    "devices: disable");
-	registry_device_list(r, "", "", DS_DISABLED, "", 0, &v, &n);
+	registry_device_list(r, "", "", DEVICE_DISABLED, "", 0, &v, &n);
 	OK(n == 1 && strcmp(v[0].device_id, "d03") == 0,
 	    "devices: state filter");
 	reg_devices_free(v, n);
 	registry_device_get(r, "d03", &d);
-	IS_INT(d.state, DS_DISABLED, "devices: state stored");
+	IS_INT(d.state, DEVICE_DISABLED, "devices: state stored");
 	OK(d.updated_at >= d.created_at, "devices: updated_at set");
 	reg_device_fini(&d);
-	IS_INT(registry_device_set_state(r, "d03", DS_REGISTERED), 0,
+	IS_INT(registry_device_set_state(r, "d03", DEVICE_REGISTERED), 0,
 	    "devices: enable again");
-	registry_device_list(r, "", "", DS_DISABLED, "", 0, &v, &n);
+	registry_device_list(r, "", "", DEVICE_DISABLED, "", 0, &v, &n);
 	IS_INT(n, 0, "devices: none disabled");
 	reg_devices_free(v, n);
-	IS_INT(registry_device_set_state(r, "zz", DS_DISABLED), SF_ENOTFOUND,
-	    "devices: set_state of an unknown id");
+	IS_INT(registry_device_set_state(r, "zz", DEVICE_DISABLED),
+	    SF_ENOTFOUND, "devices: set_state of an unknown id");
 	IS_INT(registry_device_set_state(r, "d03", 9), SF_EINVAL,
 	    "devices: set_state refuses an unknown state");
 	registry_close(r);
@@ -561,11 +558,11 @@ test_enroll(void)
 		OK(0, "enroll: setup");
 		return;
 	}
-	e = enr("enr-1", "devA", "k1", 1, "0A1B2C", now, ES_ISSUED, "");
+	e = enr("enr-1", "devA", "k1", 1, "0A1B2C", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0, "enroll: commit");
 
 	registry_device_get(r, "devA", &d);
-	IS_INT(d.state, DS_ACTIVE, "enroll: device ACTIVE");
+	IS_INT(d.state, DEVICE_ACTIVE, "enroll: device ACTIVE");
 	IS_STR(d.current_serial, "0A1B2C", "enroll: current serial");
 	reg_device_fini(&d);
 
@@ -587,7 +584,7 @@ test_enroll(void)
 	IS_INT(registry_cert_list(r, "devA", 0, &c, &n), 0,
 	    "enroll: certificates of the device");
 	OK(n == 1 && strcmp(c[0].serial, "0A1B2C") == 0 &&
-	    c[0].status == CS_ACTIVE &&
+	    c[0].status == CERT_ACTIVE &&
 	    strcmp(c[0].enrollment_id, "enr-1") == 0 &&
 	    strcmp(c[0].ca_name, "us-east-1.widgiot") == 0 &&
 	    c[0].not_after == now + 86400 * 365 && c[0].issued_at == now,
@@ -609,7 +606,7 @@ test_enroll(void)
 	    strcmp(g.chain_pem, e.chain_pem) == 0 &&
 	    strcmp(g.region, "us-east-1") == 0 &&
 	    g.not_before == e.not_before && g.not_after == e.not_after &&
-	    g.created_at == now && g.state == ES_ISSUED &&
+	    g.created_at == now && g.state == ENROLLMENT_ISSUED &&
 	    strcmp(g.replaces_serial, "") == 0,
 	    "enroll: every field read back");
 	reg_enrollment_fini(&g);
@@ -630,7 +627,7 @@ test_enroll(void)
 	    SF_ENOTFOUND, "enroll: one with a key is not found by CSR");
 
 	/* The same (device, key) again: a racing retry. */
-	e = enr("enr-3", "devA", "k1", 9, "0D", now, ES_ISSUED, "");
+	e = enr("enr-3", "devA", "k1", 9, "0D", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, &tmpl), SF_EEXIST,
 	    "enroll: same (device, key) is SF_EEXIST");
 	IS_INT(registry_enrollment_get(r, "enr-3", &g), SF_ENOTFOUND,
@@ -641,15 +638,15 @@ test_enroll(void)
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "0A1B2C", "enroll: current serial unchanged");
 	reg_device_fini(&d);
-	e = enr("enr-1", "devB", "", 9, "0E", now, ES_ISSUED, "");
+	e = enr("enr-1", "devB", "", 9, "0E", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EEXIST,
 	    "enroll: a taken enrollment id is SF_EEXIST");
-	e = enr("enr-4", "devB", "k1", 1, "0A1B2C", now, ES_ISSUED, "");
+	e = enr("enr-4", "devB", "k1", 1, "0A1B2C", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EEXIST,
 	    "enroll: a taken serial is SF_EEXIST");
 
 	/* Without a key: found by CSR fingerprint within the window. */
-	e = enr("enr-2", "devB", "", 7, "0B", now - 100, ES_ISSUED, "");
+	e = enr("enr-2", "devB", "", 7, "0B", now - 100, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), 0,
 	    "enroll: commit without key or template");
 	fp_make(fp, 7);
@@ -661,7 +658,7 @@ test_enroll(void)
 	    SF_ENOTFOUND, "enroll: not when created before since");
 	IS_INT(registry_enrollment_by_csr(r, "devA", fp, 0, &g),
 	    SF_ENOTFOUND, "enroll: CSR lookups are scoped to the device");
-	e = enr("enr-5", "devB", "", 7, "0F", now - 10, ES_ISSUED, "");
+	e = enr("enr-5", "devB", "", 7, "0F", now - 10, ENROLLMENT_ISSUED, "");
 	registry_enroll_commit(r, &e, NULL);
 	registry_enrollment_by_csr(r, "devB", fp, 0, &g);
 	IS_STR(g.enrollment_id, "enr-5", "enroll: the newest of a CSR");
@@ -669,27 +666,27 @@ test_enroll(void)
 	IS_INT(registry_thing_get(r, "devB", &th), SF_ENOTFOUND,
 	    "enroll: no template, no thing");
 	registry_device_get(r, "devB", &d);
-	OK(d.state == DS_ACTIVE && strcmp(d.current_serial, "0F") == 0,
+	OK(d.state == DEVICE_ACTIVE && strcmp(d.current_serial, "0F") == 0,
 	    "enroll: a new first enrollment moves current_serial");
 	reg_device_fini(&d);
 
-	e = enr("enr-6", "nobody", "", 1, "10", now, ES_ISSUED, "");
+	e = enr("enr-6", "nobody", "", 1, "10", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_ENOTFOUND,
 	    "enroll: unknown device");
-	e = enr("enr-7", "devG", "", 1, "11", now, ES_ISSUED, "");
+	e = enr("enr-7", "devG", "", 1, "11", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, &tmpl), SF_EINVAL,
 	    "enroll: another product line's template refused");
-	e = enr("", "devA", "", 1, "12", now, ES_ISSUED, "");
+	e = enr("", "devA", "", 1, "12", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EINVAL,
 	    "enroll: an enrollment id is required");
 
 	/* A device disabled while it was being signed stays disabled. */
-	registry_device_set_state(r, "devG", DS_DISABLED);
-	e = enr("enr-8", "devG", "", 1, "13", now, ES_ISSUED, "");
+	registry_device_set_state(r, "devG", DEVICE_DISABLED);
+	e = enr("enr-8", "devG", "", 1, "13", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), 0,
 	    "enroll: an issued certificate is recorded for a disabled device");
 	registry_device_get(r, "devG", &d);
-	OK(d.state == DS_DISABLED && strcmp(d.current_serial, "13") == 0,
+	OK(d.state == DEVICE_DISABLED && strcmp(d.current_serial, "13") == 0,
 	    "enroll: ...and the device stays DISABLED");
 	reg_device_fini(&d);
 
@@ -715,7 +712,8 @@ test_rollback(void)
 		OK(0, "rollback: setup");
 		return;
 	}
-	e = enr("enr-r", "devA", "kr", 1, "AA01", sf_now(), ES_ISSUED, "");
+	e = enr("enr-r", "devA", "kr", 1, "AA01", sf_now(), ENROLLMENT_ISSUED,
+	    "");
 	IS_INT(registry_enroll_commit(r, &e, &bad), SF_ENOTFOUND,
 	    "rollback: a template naming a missing policy fails");
 	IS_INT(registry_enrollment_get(r, "enr-r", &g), SF_ENOTFOUND,
@@ -726,7 +724,7 @@ test_rollback(void)
 	IS_INT(n, 0, "rollback: no certificate");
 	reg_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
-	OK(d.state == DS_REGISTERED && strcmp(d.current_serial, "") == 0,
+	OK(d.state == DEVICE_REGISTERED && strcmp(d.current_serial, "") == 0,
 	    "rollback: device still REGISTERED, no serial");
 	reg_device_fini(&d);
 	IS_INT(registry_thing_get(r, "devA", &th), SF_ENOTFOUND,
@@ -758,10 +756,11 @@ test_certs(void)
 		OK(0, "certs: setup");
 		return;
 	}
-	e = enr("e1", "devA", "", 1, "01", t0, ES_ISSUED, "");
+	e = enr("e1", "devA", "", 1, "01", t0, ENROLLMENT_ISSUED, "");
 	registry_enroll_commit(r, &e, &tmpl);
 	/* A rotation: pending until the device acknowledges. */
-	e = enr("e2", "devA", "rot", 2, "02", t0 + 10, ES_PENDING_ACK, "01");
+	e = enr("e2", "devA", "rot", 2, "02", t0 + 10, ENROLLMENT_PENDING_ACK,
+	    "01");
 	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0, "certs: rotation");
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "01", "certs: device keeps its certificate");
@@ -775,8 +774,8 @@ test_certs(void)
 	IS_INT(registry_cert_list(r, "devA", 0, &c, &n), 0, "certs: list");
 	OK(n == 2 && strcmp(c[0].serial, "02") == 0 &&
 	    strcmp(c[1].serial, "01") == 0, "certs: newest first");
-	OK(n == 2 && c[0].status == CS_PENDING_ACK &&
-	    c[1].status == CS_ACTIVE, "certs: PENDING_ACK for a rotation");
+	OK(n == 2 && c[0].status == CERT_PENDING_ACK &&
+	    c[1].status == CERT_ACTIVE, "certs: PENDING_ACK for a rotation");
 	OK(n == 2 && c[0].npolicies == 2, "certs: rotation has policies");
 	reg_certs_free(c, n);
 	registry_cert_list(r, "devA", 1, &c, &n);
@@ -786,7 +785,7 @@ test_certs(void)
 	IS_INT(n, 0, "certs: another device has none");
 	reg_certs_free(c, n);
 
-	IS_INT(registry_cert_set_status(r, "02", CS_ACTIVE), 0,
+	IS_INT(registry_cert_set_status(r, "02", CERT_ACTIVE), 0,
 	    "certs: acknowledge");
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "02", "certs: current_serial follows ACTIVE");
@@ -794,28 +793,31 @@ test_certs(void)
 	registry_thing_get(r, "devA", &th);
 	IS_STR(th.certificate_serial, "02", "certs: thing follows too");
 	reg_thing_fini(&th);
-	IS_INT(registry_cert_set_status(r, "01", CS_SUPERSEDED), 0,
+	IS_INT(registry_cert_set_status(r, "01", CERT_SUPERSEDED), 0,
 	    "certs: supersede the old one");
 	registry_cert_list(r, "devA", 0, &c, &n);
-	OK(n == 2 && c[0].status == CS_ACTIVE && c[1].status == CS_SUPERSEDED,
+	OK(n == 2 && c[0].status == CERT_ACTIVE &&
+	    c[1].status == CERT_SUPERSEDED,
 	    "certs: statuses stored");
 	reg_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "02", "certs: SUPERSEDED leaves current");
 	reg_device_fini(&d);
-	IS_INT(registry_cert_set_status(r, "99", CS_ACTIVE), SF_ENOTFOUND,
+	IS_INT(registry_cert_set_status(r, "99", CERT_ACTIVE), SF_ENOTFOUND,
 	    "certs: unknown serial");
 	IS_INT(registry_cert_set_status(r, "02", 42), SF_EINVAL,
 	    "certs: unknown status");
 
-	IS_INT(registry_enrollment_set_state(r, "e2", ES_ACKNOWLEDGED), 0,
-	    "certs: enrollment acknowledged");
+	IS_INT(registry_enrollment_set_state(r, "e2",
+	    ENROLLMENT_ACKNOWLEDGED), 0, "certs: enrollment acknowledged");
 	registry_enrollment_get(r, "e2", &g);
-	OK(g.state == ES_ACKNOWLEDGED && strcmp(g.replaces_serial, "01") == 0,
+	OK(g.state == ENROLLMENT_ACKNOWLEDGED &&
+	    strcmp(g.replaces_serial, "01") == 0,
 	    "certs: enrollment state stored");
 	reg_enrollment_fini(&g);
-	IS_INT(registry_enrollment_set_state(r, "nope", ES_ACKNOWLEDGED),
-	    SF_ENOTFOUND, "certs: unknown enrollment");
+	IS_INT(registry_enrollment_set_state(r, "nope",
+	    ENROLLMENT_ACKNOWLEDGED), SF_ENOTFOUND,
+	    "certs: unknown enrollment");
 	IS_INT(registry_enrollment_set_state(r, "e2", 0), SF_EINVAL,
 	    "certs: unknown enrollment state");
 	reg_template_fini(&tmpl);
@@ -851,11 +853,12 @@ test_things(void)
 		snprintf(eid, sizeof eid, "e%u", i);
 		snprintf(serial, sizeof serial, "%02X", i + 1);
 		import1(r, id, 50 + i, w ? "widgiot" : "gadget", "");
-		e = enr(eid, id, "", i, serial, sf_now(), ES_ISSUED, "");
+		e = enr(eid, id, "", i, serial, sf_now(), ENROLLMENT_ISSUED,
+		    "");
 		registry_enroll_commit(r, &e, w ? &tw : &tg);
 	}
 	/* A repeated first enrollment must not duplicate anything. */
-	e = enr("e0b", "t0", "", 77, "F0", sf_now(), ES_ISSUED, "");
+	e = enr("e0b", "t0", "", 77, "F0", sf_now(), ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, &tw), 0, "things: re-enroll t0");
 	registry_thing_get(r, "t0", &th);
 	OK(th.nattrs == 1 && strcmp(th.attr_values[0], "F0") == 0 &&
@@ -947,7 +950,8 @@ worker_main(void *arg)
 				worker_fail(w, SF_EINTERNAL);
 		snprintf(eid, sizeof eid, "we-%s", ids[0]);
 		snprintf(serial, sizeof serial, "%02X%03X", w->id, round);
-		e = enr(eid, ids[0], "k", 1, serial, sf_now(), ES_ISSUED, "");
+		e = enr(eid, ids[0], "k", 1, serial, sf_now(),
+		    ENROLLMENT_ISSUED, "");
 		if ((rc = registry_enroll_commit(w->r, &e, NULL)) != 0)
 			worker_fail(w, rc);
 		if ((rc = registry_enrollment_by_key(w->r, ids[0], "k",
@@ -1027,7 +1031,8 @@ test_reopen(void)
 		return;
 	}
 	snprintf(path, sizeof path, "%s/%02d-reopen.db", tmpdir, caseno);
-	e = enr("enr-1", "devA", "k1", 1, "ABCD", sf_now(), ES_ISSUED, "");
+	e = enr("enr-1", "devA", "k1", 1, "ABCD", sf_now(), ENROLLMENT_ISSUED,
+	    "");
 	registry_enroll_commit(r, &e, &tmpl);
 	registry_close(r);
 	reg_template_fini(&tmpl);
@@ -1038,7 +1043,7 @@ test_reopen(void)
 	registry_device_count(r, &count);
 	IS_INT(count, 3, "reopen: devices kept");
 	registry_device_get(r, "devA", &d);
-	OK(d.state == DS_ACTIVE && strcmp(d.current_serial, "ABCD") == 0,
+	OK(d.state == DEVICE_ACTIVE && strcmp(d.current_serial, "ABCD") == 0,
 	    "reopen: device state kept");
 	reg_device_fini(&d);
 	IS_INT(registry_enrollment_by_key(r, "devA", "k1", &g), 0,
