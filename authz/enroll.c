@@ -20,7 +20,7 @@
 
 int
 enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
-    signer_client *signer, rate *rl)
+    sclient *signer, rate *rl)
 {
 	memset(e, 0, sizeof *e);
 	e->conf = conf;
@@ -105,7 +105,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
 	reg_device dev;
 	reg_template tmpl;
 	reg_enrollment en;
-	signer_cert sc;
+	sclient_cert sc;
 	pthread_mutex_t *lk = NULL;
 	const char *region;
 	char eid[64], msg[512];
@@ -219,7 +219,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
 		code = RPC_INTERNAL;
 		goto out;
 	}
-	code = signer_issue(e->signer, r->csr, r->csr_len, dev.product_line,
+	code = sclient_issue(e->signer, r->csr, r->csr_len, dev.product_line,
 	    region, eid, "", &sc, msg, sizeof msg);
 	if (code != RPC_OK) {
 		snprintf(why, whylen, "%s", msg);
@@ -272,7 +272,7 @@ out:
 		pthread_mutex_unlock(lk);
 	if (code != RPC_OK)
 		reg_enrollment_fini(out);
-	signer_cert_fini(&sc);
+	sclient_cert_fini(&sc);
 	if (have_tmpl)
 		reg_template_fini(&tmpl);
 	reg_device_fini(&dev);

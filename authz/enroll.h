@@ -14,14 +14,14 @@
 #include "config.h"
 #include "rate.h"
 #include "registry.h"
-#include "signer_client.h"
+#include "sclient.h"
 
 #define ENROLL_LOCKS 64
 
 typedef struct {
 	const authz_conf *conf;
 	registry *reg;
-	signer_client *signer;
+	sclient *signer;
 	rate *rl;
 	/* Enrollments of one device are serialised, so that two concurrent
 	 * retries do not both reach the signer. */
@@ -29,7 +29,7 @@ typedef struct {
 } enroll_ctx;
 
 int enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
-    signer_client *signer, rate *rl);
+    sclient *signer, rate *rl);
 void enroll_ctx_fini(enroll_ctx *e);
 
 typedef struct {

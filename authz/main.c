@@ -107,7 +107,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		    path, ctx->conf->registry, (long long)n);
 		return 0;
 	}
-	if ((rc = signer_client_open(ctx->conf->signer_socket,
+	if ((rc = sclient_open(ctx->conf->signer_socket,
 	    ctx->conf->signer_timeout_ms, &ctx->signer)) != 0) {
 		log_warnx("cannot open a channel to the signer at %s",
 		    ctx->conf->signer_socket);
@@ -208,7 +208,7 @@ main(int argc, char **argv)
 	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);
-	signer_client_close(ctx.signer);
+	sclient_close(ctx.signer);
 	registry_close(ctx.reg);
 	rate_free(ctx.rl);
 	authz_config_free(ctx.conf);
