@@ -44,7 +44,7 @@ geti(const conf *cf, const char *sec, const char *key, long long def,
 }
 
 static int
-load_template(const conf *cf, const char *sec, reg_template *t, char *why,
+load_template(const conf *cf, const char *sec, registry_template *t, char *why,
     size_t whylen)
 {
 	char **items = NULL;
@@ -279,7 +279,7 @@ authz_config_free(authz_conf *c)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; c->templates && i < c->ntemplates; i++)
-		reg_template_fini(&c->templates[i]);
+		registry_template_fini(&c->templates[i]);
 	free(c->templates);
 	for (size_t i = 0; c->policies && i < c->npolicies; i++) {
 		free(c->policies[i].name);

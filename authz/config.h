@@ -43,7 +43,7 @@ typedef struct {
 	int global_burst;
 	int max_streams;
 	/* [template.<product line>] */
-	reg_template *templates;
+	registry_template *templates;
 	size_t ntemplates;
 	/* [policy.<name>] */
 	authz_policy *policies;

@@ -79,7 +79,7 @@ new_enrollment_id(char out[64])
 }
 
 int
-enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
+enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
     uint8_t sha256[32])
 {
 	unsigned int mdlen = 32;
@@ -97,14 +97,14 @@ enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
 }
 
 int
-enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
+enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
     int *replayed, char *why, size_t whylen)
 {
 	const authz_conf *cf = e->conf;
 	csr_info ci;
-	reg_device dev;
-	reg_template tmpl;
-	reg_enrollment en;
+	registry_device dev;
+	registry_template tmpl;
+	registry_enrollment en;
 	sclient_cert sc;
 	pthread_mutex_t *lk = NULL;
 	const char *region;
@@ -271,11 +271,11 @@ out:
 	if (lk)
 		pthread_mutex_unlock(lk);
 	if (code != RPC_OK)
-		reg_enrollment_fini(out);
+		registry_enrollment_fini(out);
 	sclient_cert_fini(&sc);
 	if (have_tmpl)
-		reg_template_fini(&tmpl);
-	reg_device_fini(&dev);
+		registry_template_fini(&tmpl);
+	registry_device_fini(&dev);
 	csr_info_fini(&ci);
 	return code;
 }

@@ -41,15 +41,15 @@ typedef struct {
 
 /*
  * Enroll. Returns an rpc status (DESIGN.md's table) with a sentence in
- * why; on RPC_OK *out is the enrollment (free with reg_enrollment_fini)
+ * why; on RPC_OK *out is the enrollment (free with registry_enrollment_fini)
  * and *replayed says whether it is an earlier result returned again.
  */
-int enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
+int enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
     int *replayed, char *why, size_t whylen);
 
 /* The PEM bundle FetchCertificate serves (leaf, then chain), malloc'd,
  * with its length and SHA-256. */
-int enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
+int enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
     uint8_t sha256[32]);
 
 #endif

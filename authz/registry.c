@@ -620,8 +620,8 @@ collect(sqlite3 *db, sqlite3_stmt *st, char ***c0, char ***c1, size_t *n)
 	}
 	*n = cnt;
 out:
-	reg_strings_free(a, cnt);
-	reg_strings_free(b, cnt);
+	registry_strings_free(a, cnt);
+	registry_strings_free(b, cnt);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -768,7 +768,7 @@ registry_close(registry *r)
 }
 
 void
-reg_strings_free(char **v, size_t n)
+registry_strings_free(char **v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
 		free(v[i]);
@@ -778,7 +778,7 @@ reg_strings_free(char **v, size_t n)
 /* ---- devices ---- */
 
 void
-reg_device_fini(reg_device *d)
+registry_device_fini(registry_device *d)
 {
 	if (d == NULL)
 		return;
@@ -791,15 +791,15 @@ reg_device_fini(reg_device *d)
 }
 
 void
-reg_devices_free(reg_device *v, size_t n)
+registry_devices_free(registry_device *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
-		reg_device_fini(&v[i]);
+		registry_device_fini(&v[i]);
 	free(v);
 }
 
 static int
-device_from_row(sqlite3_stmt *st, reg_device *d)
+device_from_row(sqlite3_stmt *st, registry_device *d)
 {
 	memset(d, 0, sizeof *d);
 	d->device_id = col_strdup(st, 0);
@@ -813,14 +813,14 @@ device_from_row(sqlite3_stmt *st, reg_device *d)
 	d->current_serial = col_strdup(st, 8);
 	if (!d->device_id || !d->spki || !d->product_line || !d->region ||
 	    !d->current_serial) {
-		reg_device_fini(d);
+		registry_device_fini(d);
 		return SF_ENOMEM;
 	}
 	return 0;
 }
 
 int
-registry_device_get(registry *r, const char *device_id, reg_device *out)
+registry_device_get(registry *r, const char *device_id, registry_device *out)
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
@@ -848,20 +848,20 @@ out:
 }
 
 static int
-import_valid(const reg_import *d)
+import_valid(const registry_import_rec *d)
 {
 	return !empty(d->device_id) && d->spki != NULL && d->spki_len > 0 &&
 	    d->spki_len <= INT32_MAX && d->key_sha256 != NULL &&
 	    !empty(d->product_line);
 }
 
-/* REG_* for one record, or a negative SF_E*. */
+/* REGISTRY_* for one record, or a negative SF_E*. */
 static int
 import_outcome(sqlite3 *db, sqlite3_stmt *by_id, sqlite3_stmt *by_key,
-    const reg_import *d)
+    const registry_import_rec *d)
 {
 	const char *pl, *rg;
-	int code, out = REG_IMPORTED;
+	int code, out = REGISTRY_IMPORTED;
 
 	bind_text(by_id, 1, d->device_id);
 	if ((code = sqlite3_step(by_id)) == SQLITE_ROW) {
@@ -870,20 +870,20 @@ import_outcome(sqlite3 *db, sqlite3_stmt *by_id, sqlite3_stmt *by_key,
 		if (sqlite3_column_bytes(by_id, 0) != 32 ||
 		    memcmp(sqlite3_column_blob(by_id, 0), d->key_sha256,
 		    32) != 0)
-			out = REG_ID_OTHER_KEY;
+			out = REGISTRY_ID_OTHER_KEY;
 		else if (strcmp(pl ? pl : "", d->product_line) != 0 ||
 		    strcmp(rg ? rg : "", d->region ? d->region : "") != 0)
-			out = REG_OTHER_PLACE;
+			out = REGISTRY_OTHER_PLACE;
 		else
-			out = REG_UNCHANGED;
+			out = REGISTRY_UNCHANGED;
 	} else if (code != SQLITE_DONE)
 		out = db_fail(db, code, "import: device lookup");
 	sqlite3_reset(by_id);
-	if (out != REG_IMPORTED)
+	if (out != REGISTRY_IMPORTED)
 		return out;
 	sqlite3_bind_blob(by_key, 1, d->key_sha256, 32, SQLITE_STATIC);
 	if ((code = sqlite3_step(by_key)) == SQLITE_ROW)
-		out = REG_KEY_OTHER_ID;
+		out = REGISTRY_KEY_OTHER_ID;
 	else if (code != SQLITE_DONE)
 		out = db_fail(db, code, "import: key lookup");
 	sqlite3_reset(by_key);
@@ -891,7 +891,8 @@ import_outcome(sqlite3 *db, sqlite3_stmt *by_id, sqlite3_stmt *by_key,
 }
 
 int
-registry_import(registry *r, const reg_import *recs, size_t n, int *outcome)
+registry_import(registry *r, const registry_import_rec *recs, size_t n,
+    int *outcome)
 {
 	sqlite3_stmt *by_id = NULL, *by_key = NULL, *ins = NULL;
 	int64_t now = sf_now();
@@ -916,13 +917,13 @@ registry_import(registry *r, const reg_import *recs, size_t n, int *outcome)
 		goto out;
 	intx = 1;
 	for (size_t i = 0; i < n; i++) {
-		const reg_import *d = &recs[i];
+		const registry_import_rec *d = &recs[i];
 
 		/* One transaction: later records see the earlier ones. */
 		if ((rc = import_outcome(db, by_id, by_key, d)) < 0)
 			goto out;
 		outcome[i] = rc;
-		if (outcome[i] != REG_IMPORTED)
+		if (outcome[i] != REGISTRY_IMPORTED)
 			continue;
 		bind_text(ins, 1, d->device_id);
 		sqlite3_bind_blob(ins, 2, d->spki, (int)d->spki_len,
@@ -956,10 +957,10 @@ out:
 int
 registry_device_list(registry *r, const char *product_line,
     const char *region, int state, const char *after, size_t limit,
-    reg_device **out, size_t *n)
+    registry_device **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
-	reg_device *v = NULL, *nv;
+	registry_device *v = NULL, *nv;
 	size_t cnt = 0, cap = 0;
 	struct dbconn *c;
 	sqlite3 *db;
@@ -995,7 +996,7 @@ registry_device_list(registry *r, const char *product_line,
 	v = NULL;  /* transferred */
 	cnt = 0;
 out:
-	reg_devices_free(v, cnt);
+	registry_devices_free(v, cnt);
 	done(st);
 	runlock(r);
 	return rc;
@@ -1211,29 +1212,29 @@ out:
 /* ---- templates ---- */
 
 void
-reg_template_fini(reg_template *t)
+registry_template_fini(registry_template *t)
 {
 	if (t == NULL)
 		return;
 	free(t->product_line);
 	free(t->thing_group);
-	reg_strings_free(t->policies, t->npolicies);
-	reg_strings_free(t->attr_names, t->nattrs);
-	reg_strings_free(t->attr_values, t->nattrs);
+	registry_strings_free(t->policies, t->npolicies);
+	registry_strings_free(t->attr_names, t->nattrs);
+	registry_strings_free(t->attr_values, t->nattrs);
 	memset(t, 0, sizeof *t);
 }
 
 void
-reg_templates_free(reg_template *v, size_t n)
+registry_templates_free(registry_template *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
-		reg_template_fini(&v[i]);
+		registry_template_fini(&v[i]);
 	free(v);
 }
 
 /* Names present, attribute values expandable. */
 static int
-template_valid(const reg_template *t)
+template_valid(const registry_template *t)
 {
 	static const struct tvars none = { "", "", "", "" };
 
@@ -1288,7 +1289,7 @@ group_ensure(struct dbconn *c, const char *name, int64_t now)
 }
 
 int
-registry_template_put(registry *r, const reg_template *t)
+registry_template_put(registry *r, const registry_template *t)
 {
 	sqlite3_stmt *pol = NULL, *up = NULL, *delp = NULL, *dela = NULL,
 	    *tp = NULL, *ta = NULL;
@@ -1366,7 +1367,7 @@ out:
 /* Fill a template's policies and attributes (row already read). */
 static int
 template_fill(sqlite3 *db, sqlite3_stmt *pols, sqlite3_stmt *attrs,
-    reg_template *t)
+    registry_template *t)
 {
 	int rc;
 
@@ -1383,11 +1384,11 @@ template_fill(sqlite3 *db, sqlite3_stmt *pols, sqlite3_stmt *attrs,
  * transaction.
  */
 static int
-template_read(registry *r, const char *product_line, reg_template **out,
+template_read(registry *r, const char *product_line, registry_template **out,
     size_t *n)
 {
 	sqlite3_stmt *st = NULL, *pols = NULL, *attrs = NULL;
-	reg_template *v = NULL, *nv;
+	registry_template *v = NULL, *nv;
 	size_t cnt = 0, cap = 0;
 	struct dbconn *c;
 	sqlite3 *db;
@@ -1432,7 +1433,7 @@ template_read(registry *r, const char *product_line, reg_template **out,
 	v = NULL;  /* transferred */
 	cnt = 0;
 out:
-	reg_templates_free(v, cnt);
+	registry_templates_free(v, cnt);
 	done(st);
 	done(pols);
 	done(attrs);
@@ -1444,9 +1445,9 @@ out:
 
 int
 registry_template_get(registry *r, const char *product_line,
-    reg_template *out)
+    registry_template *out)
 {
-	reg_template *v = NULL;
+	registry_template *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -1465,7 +1466,7 @@ registry_template_get(registry *r, const char *product_line,
 }
 
 int
-registry_template_list(registry *r, reg_template **out, size_t *n)
+registry_template_list(registry *r, registry_template **out, size_t *n)
 {
 	return template_read(r, NULL, out, n);
 }
@@ -1473,7 +1474,7 @@ registry_template_list(registry *r, reg_template **out, size_t *n)
 /* ---- enrollments ---- */
 
 void
-reg_enrollment_fini(reg_enrollment *e)
+registry_enrollment_fini(registry_enrollment *e)
 {
 	if (e == NULL)
 		return;
@@ -1490,7 +1491,7 @@ reg_enrollment_fini(reg_enrollment *e)
 }
 
 static int
-enrollment_from_row(sqlite3_stmt *st, reg_enrollment *e)
+enrollment_from_row(sqlite3_stmt *st, registry_enrollment *e)
 {
 	memset(e, 0, sizeof *e);
 	e->enrollment_id = col_strdup(st, 0);
@@ -1510,7 +1511,7 @@ enrollment_from_row(sqlite3_stmt *st, reg_enrollment *e)
 	if (!e->enrollment_id || !e->device_id || !e->idempotency_key ||
 	    !e->serial || !e->ca_name || !e->certificate_pem ||
 	    !e->chain_pem || !e->region || !e->replaces_serial) {
-		reg_enrollment_fini(e);
+		registry_enrollment_fini(e);
 		return SF_ENOMEM;
 	}
 	return 0;
@@ -1518,7 +1519,7 @@ enrollment_from_row(sqlite3_stmt *st, reg_enrollment *e)
 
 /* Step a bound enrollment query: its first row, or SF_ENOTFOUND. */
 static int
-enrollment_step(sqlite3 *db, sqlite3_stmt *st, reg_enrollment *out)
+enrollment_step(sqlite3 *db, sqlite3_stmt *st, registry_enrollment *out)
 {
 	int code;
 
@@ -1531,7 +1532,7 @@ enrollment_step(sqlite3 *db, sqlite3_stmt *st, reg_enrollment *out)
 
 int
 registry_enrollment_get(registry *r, const char *enrollment_id,
-    reg_enrollment *out)
+    registry_enrollment *out)
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
@@ -1553,7 +1554,7 @@ out:
 
 int
 registry_enrollment_by_key(registry *r, const char *device_id,
-    const char *idempotency_key, reg_enrollment *out)
+    const char *idempotency_key, registry_enrollment *out)
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
@@ -1579,7 +1580,7 @@ out:
 
 int
 registry_enrollment_by_csr(registry *r, const char *device_id,
-    const uint8_t csr_sha256[32], int64_t since, reg_enrollment *out)
+    const uint8_t csr_sha256[32], int64_t since, registry_enrollment *out)
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
@@ -1671,7 +1672,7 @@ devrow_get(struct dbconn *c, const char *device_id, struct devrow *d)
 }
 
 static int
-enrollment_valid(const reg_enrollment *e)
+enrollment_valid(const registry_enrollment *e)
 {
 	return e != NULL && !empty(e->enrollment_id) &&
 	    !empty(e->device_id) && !empty(e->serial) && !empty(e->ca_name) &&
@@ -1681,7 +1682,7 @@ enrollment_valid(const reg_enrollment *e)
 }
 
 static int
-enrollment_insert(struct dbconn *c, const reg_enrollment *e,
+enrollment_insert(struct dbconn *c, const registry_enrollment *e,
     int64_t created)
 {
 	sqlite3_stmt *st = NULL;
@@ -1709,7 +1710,7 @@ enrollment_insert(struct dbconn *c, const reg_enrollment *e,
 }
 
 static int
-cert_insert(struct dbconn *c, const reg_enrollment *e, int64_t created)
+cert_insert(struct dbconn *c, const registry_enrollment *e, int64_t created)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1769,9 +1770,9 @@ device_hold(struct dbconn *c, const char *device_id, const char *serial,
  * group, and the template's policies attached to the new certificate.
  */
 static int
-template_apply(struct dbconn *c, const reg_enrollment *e,
-    const struct devrow *d, const reg_template *t, const char *thing_serial,
-    int64_t now)
+template_apply(struct dbconn *c, const registry_enrollment *e,
+    const struct devrow *d, const registry_template *t,
+    const char *thing_serial, int64_t now)
 {
 	sqlite3_stmt *th = NULL, *at = NULL, *gm = NULL, *pol = NULL,
 	    *cp = NULL;
@@ -1834,8 +1835,8 @@ out:
 }
 
 int
-registry_enroll_commit(registry *r, const reg_enrollment *e,
-    const reg_template *tmpl)
+registry_enroll_commit(registry *r, const registry_enrollment *e,
+    const registry_template *tmpl)
 {
 	struct devrow d = { 0 };
 	int64_t now = sf_now(), created;
@@ -1893,31 +1894,33 @@ out:
 
 /* ---- certificates ---- */
 
-static void
-reg_cert_fini(reg_cert *c)
+void
+registry_cert_fini(registry_cert *c)
 {
+	if (c == NULL)
+		return;
 	free(c->serial);
 	free(c->ca_name);
 	free(c->enrollment_id);
-	reg_strings_free(c->policies, c->npolicies);
+	registry_strings_free(c->policies, c->npolicies);
 	memset(c, 0, sizeof *c);
 }
 
 void
-reg_certs_free(reg_cert *v, size_t n)
+registry_certs_free(registry_cert *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
-		reg_cert_fini(&v[i]);
+		registry_cert_fini(&v[i]);
 	free(v);
 }
 
 /* Newest first; device_id "" = every device's. */
 int
 registry_cert_list(registry *r, const char *device_id, size_t limit,
-    reg_cert **out, size_t *n)
+    registry_cert **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL, *pols = NULL;
-	reg_cert *v = NULL, *nv, *c;
+	registry_cert *v = NULL, *nv, *c;
 	size_t cnt = 0, cap = 0;
 	struct dbconn *conn;
 	sqlite3 *db;
@@ -1969,7 +1972,7 @@ registry_cert_list(registry *r, const char *device_id, size_t limit,
 	v = NULL;  /* transferred */
 	cnt = 0;
 out:
-	reg_certs_free(v, cnt);
+	registry_certs_free(v, cnt);
 	done(st);
 	done(pols);
 	if (intx)
@@ -2025,24 +2028,24 @@ out:
 /* ---- things and groups ---- */
 
 void
-reg_thing_fini(reg_thing *t)
+registry_thing_fini(registry_thing *t)
 {
 	if (t == NULL)
 		return;
 	free(t->name);
 	free(t->device_id);
-	reg_strings_free(t->attr_names, t->nattrs);
-	reg_strings_free(t->attr_values, t->nattrs);
-	reg_strings_free(t->groups, t->ngroups);
+	registry_strings_free(t->attr_names, t->nattrs);
+	registry_strings_free(t->attr_values, t->nattrs);
+	registry_strings_free(t->groups, t->ngroups);
 	free(t->certificate_serial);
 	memset(t, 0, sizeof *t);
 }
 
 void
-reg_things_free(reg_thing *v, size_t n)
+registry_things_free(registry_thing *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
-		reg_thing_fini(&v[i]);
+		registry_thing_fini(&v[i]);
 	free(v);
 }
 
@@ -2052,10 +2055,10 @@ reg_things_free(reg_thing *v, size_t n)
  */
 static int
 thing_read(registry *r, const char *name, const char *group,
-    const char *after, size_t limit, reg_thing **out, size_t *n)
+    const char *after, size_t limit, registry_thing **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL, *attrs = NULL, *groups = NULL;
-	reg_thing *v = NULL, *nv, *t;
+	registry_thing *v = NULL, *nv, *t;
 	size_t cnt = 0, cap = 0;
 	struct dbconn *c;
 	sqlite3 *db;
@@ -2113,7 +2116,7 @@ thing_read(registry *r, const char *name, const char *group,
 	v = NULL;  /* transferred */
 	cnt = 0;
 out:
-	reg_things_free(v, cnt);
+	registry_things_free(v, cnt);
 	done(st);
 	done(attrs);
 	done(groups);
@@ -2124,9 +2127,9 @@ out:
 }
 
 int
-registry_thing_get(registry *r, const char *name, reg_thing *out)
+registry_thing_get(registry *r, const char *name, registry_thing *out)
 {
-	reg_thing *v = NULL;
+	registry_thing *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -2146,7 +2149,7 @@ registry_thing_get(registry *r, const char *name, reg_thing *out)
 
 int
 registry_thing_list(registry *r, const char *group, const char *after,
-    size_t limit, reg_thing **out, size_t *n)
+    size_t limit, registry_thing **out, size_t *n)
 {
 	return thing_read(r, NULL, group, after, limit, out, n);
 }
@@ -2198,7 +2201,7 @@ registry_group_list(registry *r, char ***names, uint32_t **counts,
 	ct = NULL;
 	cnt = 0;
 out:
-	reg_strings_free(nm, cnt);
+	registry_strings_free(nm, cnt);
 	free(ct);
 	done(st);
 	runlock(r);

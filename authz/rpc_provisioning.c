@@ -15,7 +15,7 @@
 #define CHUNK_MAX (64 * 1024)
 
 static void
-fill_enroll(rpc_call *call, const reg_enrollment *en, int replayed,
+fill_enroll(rpc_call *call, const registry_enrollment *en, int replayed,
     Secretfree__V1__EnrollResponse *resp)
 {
 	char *bundle = NULL;
@@ -46,7 +46,7 @@ h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__EnrollRequest *req = (const void *)reqm;
 	authz_ctx *ctx = arg;
 	enroll_req r;
-	reg_enrollment en;
+	registry_enrollment en;
 	char why[512];
 	int code, replayed;
 
@@ -62,13 +62,13 @@ h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	}
 	fill_enroll(call, &en, replayed,
 	    (Secretfree__V1__EnrollResponse *)respm);
-	reg_enrollment_fini(&en);
+	registry_enrollment_fini(&en);
 	return RPC_OK;
 }
 
 static int
-get_bundle(rpc_call *call, authz_ctx *ctx, const char *id, reg_enrollment *en,
-    char **bundle, size_t *len, uint8_t sha[32])
+get_bundle(rpc_call *call, authz_ctx *ctx, const char *id,
+    registry_enrollment *en, char **bundle, size_t *len, uint8_t sha[32])
 {
 	int rc;
 
@@ -81,7 +81,7 @@ get_bundle(rpc_call *call, authz_ctx *ctx, const char *id, reg_enrollment *en,
 	if (rc)
 		return rpc_fail(call, RPC_INTERNAL, "registry lookup failed");
 	if (enroll_bundle(en, bundle, len, sha) != 0) {
-		reg_enrollment_fini(en);
+		registry_enrollment_fini(en);
 		return rpc_fail(call, RPC_INTERNAL, "cannot build the bundle");
 	}
 	return RPC_OK;
@@ -94,7 +94,7 @@ h_fetch(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__FetchCertificateRequest *req = (const void *)reqm;
 	Secretfree__V1__FetchCertificateResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_enrollment en;
+	registry_enrollment en;
 	char *bundle;
 	size_t total, n;
 	uint8_t sha[32];
@@ -120,7 +120,7 @@ h_fetch(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	rc = RPC_OK;
 out:
 	free(bundle);
-	reg_enrollment_fini(&en);
+	registry_enrollment_fini(&en);
 	return rc;
 }
 
@@ -131,7 +131,7 @@ h_stream(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__StreamCertificateRequest *req =
 	    (const void *)reqm;
 	authz_ctx *ctx = arg;
-	reg_enrollment en;
+	registry_enrollment en;
 	char *bundle;
 	size_t total, off, chunk;
 	uint8_t sha[32];
@@ -167,7 +167,7 @@ h_stream(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	}
 out:
 	free(bundle);
-	reg_enrollment_fini(&en);
+	registry_enrollment_fini(&en);
 	return rc;
 }
 

@@ -41,7 +41,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	Secretfree__V1__ImportResult *resp = (void *)respm;
 	authz_ctx *ctx = arg;
 	recres_valid *valid;
-	reg_import *recs;
+	registry_import_rec *recs;
 	size_t nv;
 	int *outcome, rc;
 
@@ -69,7 +69,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 }
 
 static void
-fill_device(rpc_call *call, const reg_device *d, Secretfree__V1__Device *o)
+fill_device(rpc_call *call, const registry_device *d, Secretfree__V1__Device *o)
 {
 	o->device_id = rpc_call_strdup(call, d->device_id);
 	rpc_call_set_bytes(call, &o->spki_der, d->spki, d->spki_len);
@@ -91,7 +91,7 @@ h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
 	const Secretfree__V1__ListDevicesRequest *req = (const void *)reqm;
 	Secretfree__V1__ListDevicesResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_device *v = NULL;
+	registry_device *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -106,13 +106,13 @@ h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
 		fill_device(call, &v[i], resp->devices[i]);
 	}
 	resp->n_devices = n;
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	return RPC_OK;
 }
 
 /* The registered device id (a valid one), into d; else the call's failure. */
 static int
-find_device(rpc_call *call, authz_ctx *ctx, const char *id, reg_device *d)
+find_device(rpc_call *call, authz_ctx *ctx, const char *id, registry_device *d)
 {
 	int rc;
 
@@ -133,13 +133,13 @@ h_get_device(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg)
 {
 	const Secretfree__V1__GetDeviceRequest *req = (const void *)reqm;
-	reg_device d;
+	registry_device d;
 	int rc;
 
 	if ((rc = find_device(call, arg, req->device_id, &d)) != RPC_OK)
 		return rc;
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	return RPC_OK;
 }
 
@@ -147,7 +147,7 @@ static int
 set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
     ProtobufCMessage *respm)
 {
-	reg_device d;
+	registry_device d;
 	int rc, state;
 
 	if ((rc = find_device(call, ctx, id, &d)) != RPC_OK)
@@ -155,14 +155,14 @@ set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
 	/* Enabling returns a device to what its certificates make it. */
 	state = disable ? DEVICE_DISABLED : *d.current_serial ?
 	    DEVICE_ACTIVE : DEVICE_REGISTERED;
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	if ((rc = registry_device_set_state(ctx->reg, id, state)) != 0)
 		return db_fail(call, rc, "device state");
 	if ((rc = registry_device_get(ctx->reg, id, &d)) != 0)
 		return db_fail(call, rc, "device lookup");
 	log_info("device %s %s", id, disable ? "disabled" : "enabled");
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	return RPC_OK;
 }
 
@@ -219,7 +219,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 	    (const void *)reqm;
 	Secretfree__V1__ListDeviceCertificatesResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_cert *v = NULL;
+	registry_cert *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -245,12 +245,12 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 		resp->certificates[i] = c;
 	}
 	resp->n_certificates = n;
-	reg_certs_free(v, n);
+	registry_certs_free(v, n);
 	return RPC_OK;
 }
 
 static void
-fill_thing(rpc_call *call, const reg_thing *t, Secretfree__V1__Thing *o)
+fill_thing(rpc_call *call, const registry_thing *t, Secretfree__V1__Thing *o)
 {
 	o->name = rpc_call_strdup(call, t->name);
 	o->device_id = rpc_call_strdup(call, t->device_id);
@@ -270,7 +270,7 @@ h_list_things(rpc_call *call, const ProtobufCMessage *reqm,
 	const Secretfree__V1__ListThingsRequest *req = (const void *)reqm;
 	Secretfree__V1__ListThingsResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_thing *v = NULL;
+	registry_thing *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -284,7 +284,7 @@ h_list_things(rpc_call *call, const ProtobufCMessage *reqm,
 		fill_thing(call, &v[i], resp->things[i]);
 	}
 	resp->n_things = n;
-	reg_things_free(v, n);
+	registry_things_free(v, n);
 	return RPC_OK;
 }
 
@@ -294,7 +294,7 @@ h_get_thing(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__GetThingRequest *req = (const void *)reqm;
 	authz_ctx *ctx = arg;
-	reg_thing t;
+	registry_thing t;
 	int rc;
 
 	if (*req->name == '\0')
@@ -305,7 +305,7 @@ h_get_thing(rpc_call *call, const ProtobufCMessage *reqm,
 	if (rc)
 		return db_fail(call, rc, "thing lookup");
 	fill_thing(call, &t, (Secretfree__V1__Thing *)respm);
-	reg_thing_fini(&t);
+	registry_thing_fini(&t);
 	return RPC_OK;
 }
 
@@ -332,7 +332,7 @@ h_list_groups(rpc_call *call, const ProtobufCMessage *reqm,
 		resp->groups[i] = g;
 	}
 	resp->n_groups = n;
-	reg_strings_free(names, n);
+	registry_strings_free(names, n);
 	free(counts);
 	return RPC_OK;
 }
@@ -382,13 +382,13 @@ h_list_policies(rpc_call *call, const ProtobufCMessage *reqm,
 		resp->policies[i] = p;
 	}
 	resp->n_policies = n;
-	reg_strings_free(names, n);
-	reg_strings_free(docs, n);
+	registry_strings_free(names, n);
+	registry_strings_free(docs, n);
 	return RPC_OK;
 }
 
 static void
-fill_template(rpc_call *call, const reg_template *t,
+fill_template(rpc_call *call, const registry_template *t,
     Secretfree__V1__ProvisioningTemplate *o)
 {
 	o->product_line = rpc_call_strdup(call, t->product_line);
@@ -406,7 +406,7 @@ h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__ProvisioningTemplate *req = (const void *)reqm;
 	authz_ctx *ctx = arg;
-	reg_template t;
+	registry_template t;
 	int rc;
 
 	if (!sf_name_valid(req->product_line))
@@ -445,7 +445,7 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	Secretfree__V1__ListTemplatesResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_template *v = NULL;
+	registry_template *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -458,7 +458,7 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 		fill_template(call, &v[i], resp->templates[i]);
 	}
 	resp->n_templates = n;
-	reg_templates_free(v, n);
+	registry_templates_free(v, n);
 	return RPC_OK;
 }
 

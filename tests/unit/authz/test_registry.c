@@ -51,10 +51,10 @@ key_make(struct key *k, unsigned seed)
 	SHA256(k->spki, sizeof k->spki, k->fp);
 }
 
-static reg_import
+static registry_import_rec
 rec(const char *id, const struct key *k, const char *pl, const char *rg)
 {
-	reg_import r = { id, k->spki, sizeof k->spki, k->fp, pl, rg };
+	registry_import_rec r = { id, k->spki, sizeof k->spki, k->fp, pl, rg };
 
 	return r;
 }
@@ -66,11 +66,11 @@ fp_make(uint8_t fp[32], unsigned seed)
 }
 
 /* An enrollment as enroll.c would record it; strings are static. */
-static reg_enrollment
+static registry_enrollment
 enr(const char *id, const char *device, const char *key, unsigned csr,
     const char *serial, int64_t created, int state, const char *replaces)
 {
-	reg_enrollment e;
+	registry_enrollment e;
 
 	memset(&e, 0, sizeof e);
 	e.enrollment_id = (char *)id;
@@ -117,7 +117,7 @@ import1(registry *r, const char *id, unsigned seed, const char *pl,
     const char *rg)
 {
 	struct key k;
-	reg_import ri;
+	registry_import_rec ri;
 	int out = 0, rc;
 
 	key_make(&k, seed);
@@ -143,13 +143,13 @@ has_group(registry *r, const char *name, uint32_t *count)
 			if (count)
 				*count = counts[i];
 		}
-	reg_strings_free(names, n);
+	registry_strings_free(names, n);
 	free(counts);
 	return found;
 }
 
 static const char *
-attr(const reg_thing *t, const char *name)
+attr(const registry_thing *t, const char *name)
 {
 	for (size_t i = 0; i < t->nattrs; i++)
 		if (strcmp(t->attr_names[i], name) == 0)
@@ -191,8 +191,8 @@ static void
 test_import(void)
 {
 	struct key ka, kb, kc, ke, kf;
-	reg_device d;
-	reg_import v[4];
+	registry_device d;
+	registry_import_rec v[4];
 	int out[4];
 	int64_t n = 0, upd;
 	registry *r;
@@ -212,8 +212,8 @@ test_import(void)
 	v[1] = rec("1112", &kb, "widgiot", "");
 	rc = registry_import(r, v, 2, out);
 	IS_INT(rc, 0, "import: batch accepted");
-	IS_INT(out[0], REG_IMPORTED, "import: 1111 imported");
-	IS_INT(out[1], REG_IMPORTED, "import: 1112 imported");
+	IS_INT(out[0], REGISTRY_IMPORTED, "import: 1111 imported");
+	IS_INT(out[1], REGISTRY_IMPORTED, "import: 1112 imported");
 	registry_device_count(r, &n);
 	IS_INT(n, 2, "import: two devices");
 
@@ -231,18 +231,19 @@ test_import(void)
 	OK(d.created_at > 0 && d.updated_at == d.created_at,
 	    "import: times set");
 	upd = d.updated_at;
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	OK(d.device_id == NULL && d.spki == NULL, "device_fini zeroes");
-	reg_device_fini(NULL);
+	registry_device_fini(NULL);
 
 	rc = registry_import(r, v, 2, out);
-	OK(rc == 0 && out[0] == REG_UNCHANGED && out[1] == REG_UNCHANGED,
+	OK(rc == 0 && out[0] == REGISTRY_UNCHANGED &&
+	    out[1] == REGISTRY_UNCHANGED,
 	    "import: re-import is UNCHANGED");
 	registry_device_count(r, &n);
 	IS_INT(n, 2, "import: re-import adds nothing");
 	registry_device_get(r, "1111", &d);
 	IS_INT(d.updated_at, upd, "import: re-import touches nothing");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 
 	v[0] = rec("1111", &kc, "widgiot", "us-east-1");
 	v[1] = rec("1113", &ka, "widgiot", "us-east-1");
@@ -250,10 +251,10 @@ test_import(void)
 	v[3] = rec("1111", &ka, "gadget", "us-east-1");
 	rc = registry_import(r, v, 4, out);
 	IS_INT(rc, 0, "import: refusals are outcomes, not errors");
-	IS_INT(out[0], REG_ID_OTHER_KEY, "import: known id, other key");
-	IS_INT(out[1], REG_KEY_OTHER_ID, "import: known key, other id");
-	IS_INT(out[2], REG_OTHER_PLACE, "import: other region");
-	IS_INT(out[3], REG_OTHER_PLACE, "import: other product line");
+	IS_INT(out[0], REGISTRY_ID_OTHER_KEY, "import: known id, other key");
+	IS_INT(out[1], REGISTRY_KEY_OTHER_ID, "import: known key, other id");
+	IS_INT(out[2], REGISTRY_OTHER_PLACE, "import: other region");
+	IS_INT(out[3], REGISTRY_OTHER_PLACE, "import: other product line");
 	IS_INT(registry_device_get(r, "1113", &d), SF_ENOTFOUND,
 	    "import: refused record wrote no row");
 	registry_device_get(r, "1111", &d);
@@ -261,9 +262,9 @@ test_import(void)
 	    strcmp(d.region, "us-east-1") == 0 &&
 	    strcmp(d.product_line, "widgiot") == 0,
 	    "import: refused records left 1111 as it was");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	/* Key C was refused with 1111: it is free for a new id. */
-	IS_INT(import1(r, "1114", 3, "widgiot", ""), REG_IMPORTED,
+	IS_INT(import1(r, "1114", 3, "widgiot", ""), REGISTRY_IMPORTED,
 	    "import: a refused record's key stays unregistered");
 
 	/* Later records of a batch see earlier ones. */
@@ -273,10 +274,13 @@ test_import(void)
 	v[3] = rec("1115", &kf, "widgiot", "");
 	rc = registry_import(r, v, 4, out);
 	IS_INT(rc, 0, "import: batch with duplicates");
-	IS_INT(out[0], REG_IMPORTED, "import: first of the batch imported");
-	IS_INT(out[1], REG_UNCHANGED, "import: its repeat is UNCHANGED");
-	IS_INT(out[2], REG_KEY_OTHER_ID, "import: its key under another id");
-	IS_INT(out[3], REG_ID_OTHER_KEY, "import: its id with another key");
+	IS_INT(out[0], REGISTRY_IMPORTED,
+	    "import: first of the batch imported");
+	IS_INT(out[1], REGISTRY_UNCHANGED, "import: its repeat is UNCHANGED");
+	IS_INT(out[2], REGISTRY_KEY_OTHER_ID,
+	    "import: its key under another id");
+	IS_INT(out[3], REGISTRY_ID_OTHER_KEY,
+	    "import: its id with another key");
 	IS_INT(registry_device_get(r, "1116", &d), SF_ENOTFOUND,
 	    "import: 1116 not written");
 	registry_device_count(r, &n);
@@ -299,7 +303,7 @@ test_import(void)
 static void
 test_devices(void)
 {
-	reg_device *v = NULL, d;
+	registry_device *v = NULL, d;
 	size_t n = 0, total = 0;
 	char id[16], after[16] = "";
 	int64_t count = 0;
@@ -329,7 +333,7 @@ test_devices(void)
 	OK(sorted, "devices: in id order");
 	OK(n > 0 && v[0].spki_len > 0 && strcmp(v[0].device_id, "d00") == 0,
 	    "devices: rows complete");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 
 	do {
 		rc = registry_device_list(r, NULL, NULL, 0, after, 10, &v, &n);
@@ -345,7 +349,7 @@ test_devices(void)
 			IS_INT(n, 5, "devices: last page holds the rest");
 		total += n;
 		pages++;
-		reg_devices_free(v, n);
+		registry_devices_free(v, n);
 	} while (n > 0 && pages < 10);
 	IS_INT(rc, 0, "devices: paging");
 	IS_INT(total, 25, "devices: pages cover every device once");
@@ -353,29 +357,29 @@ test_devices(void)
 
 	registry_device_list(r, "gadget", "", 0, "", 0, &v, &n);
 	IS_INT(n, 12, "devices: product line filter");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	registry_device_list(r, "", "eu-west-1", 0, "", 0, &v, &n);
 	IS_INT(n, 8, "devices: region filter");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	registry_device_list(r, "widgiot", "us-east-1", 0, "", 0, &v, &n);
 	IS_INT(n, 5, "devices: both filters");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 
 	IS_INT(registry_device_set_state(r, "d03", DEVICE_DISABLED), 0,
 	    "devices: disable");
 	registry_device_list(r, "", "", DEVICE_DISABLED, "", 0, &v, &n);
 	OK(n == 1 && strcmp(v[0].device_id, "d03") == 0,
 	    "devices: state filter");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	registry_device_get(r, "d03", &d);
 	IS_INT(d.state, DEVICE_DISABLED, "devices: state stored");
 	OK(d.updated_at >= d.created_at, "devices: updated_at set");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	IS_INT(registry_device_set_state(r, "d03", DEVICE_REGISTERED), 0,
 	    "devices: enable again");
 	registry_device_list(r, "", "", DEVICE_DISABLED, "", 0, &v, &n);
 	IS_INT(n, 0, "devices: none disabled");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	IS_INT(registry_device_set_state(r, "zz", DEVICE_DISABLED),
 	    SF_ENOTFOUND, "devices: set_state of an unknown id");
 	IS_INT(registry_device_set_state(r, "d03", 9), SF_EINVAL,
@@ -426,8 +430,8 @@ test_policies(void)
 	OK(n == 2 && strcmp(names[0], "admin") == 0 &&
 	    strcmp(names[1], "telemetry") == 0 &&
 	    strcmp(docs[1], "{\"v\":2}") == 0, "policies: listed by name");
-	reg_strings_free(names, n);
-	reg_strings_free(docs, n);
+	registry_strings_free(names, n);
+	registry_strings_free(docs, n);
 	registry_close(r);
 }
 
@@ -439,7 +443,7 @@ test_templates(void)
 	char *av[] = { "${serial}", "${region}/${device_id}",
 	    "${product_line}", "$5 a $" };
 	char *bad_v[] = { "${serial" }, *bad_n[] = { "x" };
-	reg_template t = { "widgiot", "fleet", pols, 2, an, av, 4 }, g, *v;
+	registry_template t = { "widgiot", "fleet", pols, 2, an, av, 4 }, g, *v;
 	size_t n = 0;
 	uint32_t cnt = 9;
 	registry *r;
@@ -465,7 +469,7 @@ test_templates(void)
 	    strcmp(g.attr_values[1], "${region}/${device_id}") == 0 &&
 	    strcmp(g.attr_values[3], "$5 a $") == 0,
 	    "templates: attributes kept unexpanded, in order");
-	reg_template_fini(&g);
+	registry_template_fini(&g);
 	OK(has_group(r, "fleet", &cnt) == 1 && cnt == 0,
 	    "templates: the group exists, empty");
 
@@ -485,7 +489,7 @@ test_templates(void)
 	registry_template_get(r, "widgiot", &g);
 	OK(g.nattrs == 4 && g.npolicies == 2,
 	    "templates: refused replacement changed nothing");
-	reg_template_fini(&g);
+	registry_template_fini(&g);
 
 	/* Replace: fewer attributes, no group. */
 	t.policies = pols;
@@ -496,7 +500,7 @@ test_templates(void)
 	OK(g.nattrs == 1 && strcmp(g.attr_names[0], "x") == 0 &&
 	    g.npolicies == 1 && strcmp(g.thing_group, "") == 0,
 	    "templates: replaced children");
-	reg_template_fini(&g);
+	registry_template_fini(&g);
 
 	t.product_line = "gadget";
 	t.nattrs = 0;
@@ -510,19 +514,19 @@ test_templates(void)
 	    strcmp(v[1].product_line, "widgiot") == 0 &&
 	    v[1].nattrs == 1 && v[0].npolicies == 1,
 	    "templates: listed by product line, complete");
-	reg_templates_free(v, n);
+	registry_templates_free(v, n);
 	registry_close(r);
 }
 
 /* Policies p1 p2, template widgiot (group fleet), a device. */
 static registry *
-enroll_setup(const char *name, reg_template *tmpl)
+enroll_setup(const char *name, registry_template *tmpl)
 {
 	static char *pols[] = { "p1", "p2" };
 	static char *an[] = { "serial", "where", "line", "id" };
 	static char *av[] = { "${serial}", "${region}/${device_id}",
 	    "${product_line}", "thing-${device_id}" };
-	reg_template t = { "widgiot", "fleet", pols, 2, an, av, 4 };
+	registry_template t = { "widgiot", "fleet", pols, 2, an, av, 4 };
 	registry *r;
 
 	if ((r = open_case(name)) == NULL)
@@ -543,11 +547,11 @@ enroll_setup(const char *name, reg_template *tmpl)
 static void
 test_enroll(void)
 {
-	reg_template tmpl = { 0 };
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
-	reg_cert *c = NULL;
+	registry_template tmpl = { 0 };
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
 	size_t n = 0;
 	uint8_t fp[32];
 	int64_t now = sf_now();
@@ -564,7 +568,7 @@ test_enroll(void)
 	registry_device_get(r, "devA", &d);
 	IS_INT(d.state, DEVICE_ACTIVE, "enroll: device ACTIVE");
 	IS_STR(d.current_serial, "0A1B2C", "enroll: current serial");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 
 	IS_INT(registry_thing_get(r, "devA", &th), 0, "enroll: thing made");
 	IS_STR(th.device_id, "devA", "enroll: thing of the device");
@@ -577,7 +581,7 @@ test_enroll(void)
 	OK(th.ngroups == 1 && strcmp(th.groups[0], "fleet") == 0,
 	    "enroll: thing in the template's group");
 	OK(th.created_at > 0, "enroll: thing created_at");
-	reg_thing_fini(&th);
+	registry_thing_fini(&th);
 	OK(has_group(r, "fleet", &cnt) == 1 && cnt == 1,
 	    "enroll: group counts the thing");
 
@@ -593,7 +597,7 @@ test_enroll(void)
 	    strcmp(c[0].policies[0], "p1") == 0 &&
 	    strcmp(c[0].policies[1], "p2") == 0,
 	    "enroll: policies attached to the certificate");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 
 	IS_INT(registry_enrollment_get(r, "enr-1", &g), 0,
 	    "enroll: enrollment by id");
@@ -609,14 +613,14 @@ test_enroll(void)
 	    g.created_at == now && g.state == ENROLLMENT_ISSUED &&
 	    strcmp(g.replaces_serial, "") == 0,
 	    "enroll: every field read back");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_get(r, "enr-x", &g), SF_ENOTFOUND,
 	    "enroll: unknown enrollment id");
 
 	IS_INT(registry_enrollment_by_key(r, "devA", "k1", &g), 0,
 	    "enroll: by (device, key)");
 	IS_STR(g.enrollment_id, "enr-1", "enroll: the right enrollment");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_by_key(r, "devA", "k2", &g), SF_ENOTFOUND,
 	    "enroll: other key not found");
 	IS_INT(registry_enrollment_by_key(r, "devB", "k1", &g), SF_ENOTFOUND,
@@ -634,10 +638,10 @@ test_enroll(void)
 	    "enroll: the duplicate wrote no enrollment");
 	registry_cert_list(r, "devA", 0, &c, &n);
 	IS_INT(n, 1, "enroll: the duplicate wrote no certificate");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "0A1B2C", "enroll: current serial unchanged");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	e = enr("enr-1", "devB", "", 9, "0E", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EEXIST,
 	    "enroll: a taken enrollment id is SF_EEXIST");
@@ -653,7 +657,7 @@ test_enroll(void)
 	IS_INT(registry_enrollment_by_csr(r, "devB", fp, now - 3600, &g), 0,
 	    "enroll: by (device, CSR) since an hour ago");
 	IS_STR(g.enrollment_id, "enr-2", "enroll: the right one");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_by_csr(r, "devB", fp, now - 50, &g),
 	    SF_ENOTFOUND, "enroll: not when created before since");
 	IS_INT(registry_enrollment_by_csr(r, "devA", fp, 0, &g),
@@ -662,13 +666,13 @@ test_enroll(void)
 	registry_enroll_commit(r, &e, NULL);
 	registry_enrollment_by_csr(r, "devB", fp, 0, &g);
 	IS_STR(g.enrollment_id, "enr-5", "enroll: the newest of a CSR");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_thing_get(r, "devB", &th), SF_ENOTFOUND,
 	    "enroll: no template, no thing");
 	registry_device_get(r, "devB", &d);
 	OK(d.state == DEVICE_ACTIVE && strcmp(d.current_serial, "0F") == 0,
 	    "enroll: a new first enrollment moves current_serial");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 
 	e = enr("enr-6", "nobody", "", 1, "10", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_ENOTFOUND,
@@ -688,9 +692,9 @@ test_enroll(void)
 	registry_device_get(r, "devG", &d);
 	OK(d.state == DEVICE_DISABLED && strcmp(d.current_serial, "13") == 0,
 	    "enroll: ...and the device stays DISABLED");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 
-	reg_template_fini(&tmpl);
+	registry_template_fini(&tmpl);
 	registry_close(r);
 }
 
@@ -699,12 +703,13 @@ test_rollback(void)
 {
 	char *pols[] = { "p1", "missing" };
 	char *an[] = { "serial" }, *av[] = { "${serial}" };
-	reg_template bad = { "widgiot", "rollback-group", pols, 2, an, av, 1 };
-	reg_template tmpl = { 0 };
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
-	reg_cert *c = NULL;
+	registry_template bad = { "widgiot", "rollback-group", pols, 2, an, av,
+	    1 };
+	registry_template tmpl = { 0 };
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
 	size_t n = 9;
 	registry *r;
 
@@ -722,11 +727,11 @@ test_rollback(void)
 	    "rollback: the key is free");
 	registry_cert_list(r, "devA", 0, &c, &n);
 	IS_INT(n, 0, "rollback: no certificate");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
 	OK(d.state == DEVICE_REGISTERED && strcmp(d.current_serial, "") == 0,
 	    "rollback: device still REGISTERED, no serial");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	IS_INT(registry_thing_get(r, "devA", &th), SF_ENOTFOUND,
 	    "rollback: no thing");
 	IS_INT(has_group(r, "rollback-group", NULL), 0, "rollback: no group");
@@ -735,19 +740,19 @@ test_rollback(void)
 	    "rollback: the same enrollment commits with a good template");
 	registry_cert_list(r, "devA", 0, &c, &n);
 	OK(n == 1 && c[0].npolicies == 2, "rollback: now recorded");
-	reg_certs_free(c, n);
-	reg_template_fini(&tmpl);
+	registry_certs_free(c, n);
+	registry_template_fini(&tmpl);
 	registry_close(r);
 }
 
 static void
 test_certs(void)
 {
-	reg_template tmpl = { 0 };
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
-	reg_cert *c = NULL;
+	registry_template tmpl = { 0 };
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
 	size_t n = 0;
 	int64_t t0 = sf_now() - 1000;
 	registry *r;
@@ -764,12 +769,12 @@ test_certs(void)
 	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0, "certs: rotation");
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "01", "certs: device keeps its certificate");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	registry_thing_get(r, "devA", &th);
 	IS_STR(th.certificate_serial, "01", "certs: so does its thing");
 	IS_STR(attr(&th, "serial"), "02", "certs: attributes re-expanded");
 	OK(th.ngroups == 1, "certs: still one group");
-	reg_thing_fini(&th);
+	registry_thing_fini(&th);
 
 	IS_INT(registry_cert_list(r, "devA", 0, &c, &n), 0, "certs: list");
 	OK(n == 2 && strcmp(c[0].serial, "02") == 0 &&
@@ -777,32 +782,32 @@ test_certs(void)
 	OK(n == 2 && c[0].status == CERT_PENDING_ACK &&
 	    c[1].status == CERT_ACTIVE, "certs: PENDING_ACK for a rotation");
 	OK(n == 2 && c[0].npolicies == 2, "certs: rotation has policies");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_cert_list(r, "devA", 1, &c, &n);
 	OK(n == 1 && strcmp(c[0].serial, "02") == 0, "certs: limit");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_cert_list(r, "devB", 0, &c, &n);
 	IS_INT(n, 0, "certs: another device has none");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 
 	IS_INT(registry_cert_set_status(r, "02", CERT_ACTIVE), 0,
 	    "certs: acknowledge");
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "02", "certs: current_serial follows ACTIVE");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	registry_thing_get(r, "devA", &th);
 	IS_STR(th.certificate_serial, "02", "certs: thing follows too");
-	reg_thing_fini(&th);
+	registry_thing_fini(&th);
 	IS_INT(registry_cert_set_status(r, "01", CERT_SUPERSEDED), 0,
 	    "certs: supersede the old one");
 	registry_cert_list(r, "devA", 0, &c, &n);
 	OK(n == 2 && c[0].status == CERT_ACTIVE &&
 	    c[1].status == CERT_SUPERSEDED,
 	    "certs: statuses stored");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "02", "certs: SUPERSEDED leaves current");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	IS_INT(registry_cert_set_status(r, "99", CERT_ACTIVE), SF_ENOTFOUND,
 	    "certs: unknown serial");
 	IS_INT(registry_cert_set_status(r, "02", 42), SF_EINVAL,
@@ -814,13 +819,13 @@ test_certs(void)
 	OK(g.state == ENROLLMENT_ACKNOWLEDGED &&
 	    strcmp(g.replaces_serial, "01") == 0,
 	    "certs: enrollment state stored");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_set_state(r, "nope",
 	    ENROLLMENT_ACKNOWLEDGED), SF_ENOTFOUND,
 	    "certs: unknown enrollment");
 	IS_INT(registry_enrollment_set_state(r, "e2", 0), SF_EINVAL,
 	    "certs: unknown enrollment state");
-	reg_template_fini(&tmpl);
+	registry_template_fini(&tmpl);
 	registry_close(r);
 }
 
@@ -829,10 +834,10 @@ test_things(void)
 {
 	static char *pw[] = { "p1" };
 	static char *an[] = { "serial" }, *av[] = { "${serial}" };
-	reg_template tw = { "widgiot", "fleet-w", pw, 1, an, av, 1 };
-	reg_template tg = { "gadget", "fleet-g", NULL, 0, NULL, NULL, 0 };
-	reg_enrollment e;
-	reg_thing *v = NULL, th;
+	registry_template tw = { "widgiot", "fleet-w", pw, 1, an, av, 1 };
+	registry_template tg = { "gadget", "fleet-g", NULL, 0, NULL, NULL, 0 };
+	registry_enrollment e;
+	registry_thing *v = NULL, th;
 	char **names = NULL, id[16], eid[16], serial[16], after[16] = "";
 	uint32_t *counts = NULL;
 	size_t n = 0, total = 0;
@@ -864,7 +869,7 @@ test_things(void)
 	OK(th.nattrs == 1 && strcmp(th.attr_values[0], "F0") == 0 &&
 	    th.ngroups == 1 && strcmp(th.certificate_serial, "F0") == 0,
 	    "things: re-enrollment updates the thing in place");
-	reg_thing_fini(&th);
+	registry_thing_fini(&th);
 	IS_INT(registry_thing_get(r, "t9", &th), SF_ENOTFOUND,
 	    "things: unknown thing");
 
@@ -874,13 +879,13 @@ test_things(void)
 	OK(n == 8 && v[7].ngroups == 1 &&
 	    strcmp(v[7].groups[0], "fleet-g") == 0 && v[7].nattrs == 0 &&
 	    v[0].nattrs == 1, "things: rows complete");
-	reg_things_free(v, n);
+	registry_things_free(v, n);
 	registry_thing_list(r, "fleet-g", NULL, 0, &v, &n);
 	OK(n == 3 && strcmp(v[0].name, "t5") == 0, "things: by group");
-	reg_things_free(v, n);
+	registry_things_free(v, n);
 	registry_thing_list(r, "no-such-group", NULL, 0, &v, &n);
 	IS_INT(n, 0, "things: an unknown group has none");
-	reg_things_free(v, n);
+	registry_things_free(v, n);
 	do {
 		if (registry_thing_list(r, "fleet-w", after, 2, &v, &n) != 0)
 			break;
@@ -888,7 +893,7 @@ test_things(void)
 			snprintf(after, sizeof after, "%s", v[n - 1].name);
 		total += n;
 		pages++;
-		reg_things_free(v, n);
+		registry_things_free(v, n);
 	} while (n > 0 && pages < 10);
 	OK(total == 5 && pages == 4, "things: paging a group (2+2+1+0)");
 
@@ -897,7 +902,7 @@ test_things(void)
 	OK(n == 2 && strcmp(names[0], "fleet-g") == 0 && counts[0] == 3 &&
 	    strcmp(names[1], "fleet-w") == 0 && counts[1] == 5,
 	    "groups: by name, with member counts");
-	reg_strings_free(names, n);
+	registry_strings_free(names, n);
 	free(counts);
 	registry_close(r);
 }
@@ -924,13 +929,13 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct key keys[BATCH];
-	reg_import recs[BATCH];
+	registry_import_rec recs[BATCH];
 	char ids[BATCH][16], eid[32], serial[32];
 	int out[BATCH], rc;
 
 	for (int round = 0; round < ROUNDS; round++) {
-		reg_device *v = NULL, d;
-		reg_enrollment e, g;
+		registry_device *v = NULL, d;
+		registry_enrollment e, g;
 		size_t n = 0;
 		int64_t cnt;
 
@@ -946,7 +951,7 @@ worker_main(void *arg)
 		if ((rc = registry_import(w->r, recs, BATCH, out)) != 0)
 			worker_fail(w, rc);
 		for (int i = 0; i < BATCH; i++)
-			if (rc == 0 && out[i] != REG_IMPORTED)
+			if (rc == 0 && out[i] != REGISTRY_IMPORTED)
 				worker_fail(w, SF_EINTERNAL);
 		snprintf(eid, sizeof eid, "we-%s", ids[0]);
 		snprintf(serial, sizeof serial, "%02X%03X", w->id, round);
@@ -957,14 +962,14 @@ worker_main(void *arg)
 		if ((rc = registry_enrollment_by_key(w->r, ids[0], "k",
 		    &g)) != 0)
 			worker_fail(w, rc);
-		reg_enrollment_fini(&g);
+		registry_enrollment_fini(&g);
 		if ((rc = registry_device_get(w->r, ids[BATCH - 1], &d)) != 0)
 			worker_fail(w, rc);
-		reg_device_fini(&d);
+		registry_device_fini(&d);
 		if ((rc = registry_device_list(w->r, "", "", 0, "", 50, &v,
 		    &n)) != 0)
 			worker_fail(w, rc);
-		reg_devices_free(v, n);
+		registry_devices_free(v, n);
 		if ((rc = registry_device_count(w->r, &cnt)) != 0)
 			worker_fail(w, rc);
 	}
@@ -1007,10 +1012,10 @@ static void
 test_reopen(void)
 {
 	char path[512], why[256];
-	reg_template tmpl = { 0 }, t2;
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
+	registry_template tmpl = { 0 }, t2;
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
 	int64_t count = -1;
 	registry *r, *r2 = NULL;
 
@@ -1035,7 +1040,7 @@ test_reopen(void)
 	    "");
 	registry_enroll_commit(r, &e, &tmpl);
 	registry_close(r);
-	reg_template_fini(&tmpl);
+	registry_template_fini(&tmpl);
 
 	IS_INT(registry_open(path, &r, why, sizeof why), 0, "reopen: open");
 	if (r == NULL)
@@ -1045,17 +1050,17 @@ test_reopen(void)
 	registry_device_get(r, "devA", &d);
 	OK(d.state == DEVICE_ACTIVE && strcmp(d.current_serial, "ABCD") == 0,
 	    "reopen: device state kept");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	IS_INT(registry_enrollment_by_key(r, "devA", "k1", &g), 0,
 	    "reopen: enrollment kept");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_thing_get(r, "devA", &th), 0, "reopen: thing kept");
-	reg_thing_fini(&th);
+	registry_thing_fini(&th);
 	IS_INT(registry_template_get(r, "widgiot", &t2), 0,
 	    "reopen: template kept");
-	reg_template_fini(&t2);
-	IS_INT(import1(r, "devA", 1, "widgiot", "us-east-1"), REG_UNCHANGED,
-	    "reopen: re-import after reopen is UNCHANGED");
+	registry_template_fini(&t2);
+	IS_INT(import1(r, "devA", 1, "widgiot", "us-east-1"),
+	    REGISTRY_UNCHANGED, "reopen: re-import after reopen is UNCHANGED");
 	registry_close(r);
 }
 
