@@ -40,9 +40,13 @@ typedef struct {
 } enroll_req;
 
 /*
- * Enroll. Returns an rpc status (DESIGN.md's table) with a sentence in
- * why; on RPC_OK *out is the enrollment (free with registry_enrollment_fini)
- * and *replayed says whether it is an earlier result returned again.
+ * Enroll. 0 with *out the enrollment (release it with
+ * registry_enrollment_fini) and *replayed saying whether it is an earlier
+ * result returned again; else an SF_E* code whose status is DESIGN.md's
+ * (SF_ELIMIT rate, SF_EINVAL / SF_ETOOBIG / SF_EKEYTYPE request or CSR,
+ * SF_ENOTFOUND unknown device, SF_EPERM disabled device, other key or
+ * region, or the signer's refusal as sclient_issue maps it), with a
+ * sentence for the device in why.
  */
 int enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
     int *replayed, char *why, size_t whylen);

@@ -1,5 +1,11 @@
 /*
- * rpc_registry.c - the Registry service (authz's local admin socket).
+ * rpc_registry.c - the Registry service, authz's admin API on its local
+ * admin socket: import devices (checked record by record as the signer
+ * checks them, recres.c), list, show, disable and enable devices, list
+ * certificates, things and groups, and store and list policies and
+ * provisioning templates. Each handler checks its request, calls the
+ * registry and copies the result into the reply; registry errors reach
+ * the caller through rpc_fail_err().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +21,6 @@
 
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
-
-static int
-db_fail(rpc_call *call, int rc, const char *what)
-{
-	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "%s: not found", what);
-	if (rc == SF_EINVAL)
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "%s: invalid", what);
-	log_warnx("registry: %s: %s", what, sf_strerror(rc));
-	return rpc_fail(call, RPC_INTERNAL, "%s failed", what);
-}
 
 static size_t
 list_limit(uint32_t want)
@@ -51,7 +46,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	recs = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *recs);
 	outcome = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *outcome);
 	if (recs == NULL || outcome == NULL)
-		return rpc_fail(call, RPC_INTERNAL, "out of memory");
+		return rpc_fail_err(call, SF_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nv; i++) {
 		recs[i].device_id = valid[i].device_id;
 		recs[i].spki = valid[i].spki;
@@ -61,7 +56,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 		recs[i].region = valid[i].region;
 	}
 	if (nv && (rc = registry_import(ctx->reg, recs, nv, outcome)) != 0)
-		return db_fail(call, rc, "import");
+		return rpc_fail_err(call, rc, "import failed");
 	recres_finish(call, resp, valid, nv, outcome);
 	log_info("import devices: %u imported, %u unchanged, %u refused",
 	    resp->imported, resp->unchanged, resp->refused);
@@ -98,7 +93,7 @@ h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
 	if ((rc = registry_device_list(ctx->reg, req->product_line,
 	    req->region, req->state, req->after_device_id,
 	    list_limit(req->limit), &v, &n)) != 0)
-		return db_fail(call, rc, "device list");
+		return rpc_fail_err(call, rc, "device list failed");
 	resp->devices = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->devices[i] = rpc_call_new_message(call,
@@ -121,10 +116,10 @@ find_device(rpc_call *call, authz_ctx *ctx, const char *id, registry_device *d)
 		    " valid device id", id);
 	rc = registry_device_get(ctx->reg, id, d);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
-		    " registered", id);
+		return rpc_fail_err(call, rc, "device %s is not registered",
+		    id);
 	if (rc)
-		return db_fail(call, rc, "device lookup");
+		return rpc_fail_err(call, rc, "device lookup failed");
 	return RPC_OK;
 }
 
@@ -157,9 +152,10 @@ set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
 	    DEVICE_ACTIVE : DEVICE_REGISTERED;
 	registry_device_fini(&d);
 	if ((rc = registry_device_set_state(ctx->reg, id, state)) != 0)
-		return db_fail(call, rc, "device state");
+		return rpc_fail_err(call, rc, "device %s: cannot set its state",
+		    id);
 	if ((rc = registry_device_get(ctx->reg, id, &d)) != 0)
-		return db_fail(call, rc, "device lookup");
+		return rpc_fail_err(call, rc, "device lookup failed");
 	log_info("device %s %s", id, disable ? "disabled" : "enabled");
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
 	registry_device_fini(&d);
@@ -228,7 +224,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 		    " valid device id", req->device_id);
 	if ((rc = registry_cert_list(ctx->reg, req->device_id,
 	    list_limit(req->limit), &v, &n)) != 0)
-		return db_fail(call, rc, "certificate list");
+		return rpc_fail_err(call, rc, "certificate list failed");
 	resp->certificates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		Secretfree__V1__CertificateInfo *c = rpc_call_new_message(call,
@@ -276,7 +272,7 @@ h_list_things(rpc_call *call, const ProtobufCMessage *reqm,
 
 	if ((rc = registry_thing_list(ctx->reg, req->group, req->after_name,
 	    list_limit(req->limit), &v, &n)) != 0)
-		return db_fail(call, rc, "thing list");
+		return rpc_fail_err(call, rc, "thing list failed");
 	resp->things = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->things[i] = rpc_call_new_message(call,
@@ -301,9 +297,9 @@ h_get_thing(rpc_call *call, const ProtobufCMessage *reqm,
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "name is required");
 	rc = registry_thing_get(ctx->reg, req->name, &t);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "no thing %s", req->name);
+		return rpc_fail_err(call, rc, "no thing %s", req->name);
 	if (rc)
-		return db_fail(call, rc, "thing lookup");
+		return rpc_fail_err(call, rc, "thing lookup failed");
 	fill_thing(call, &t, (Secretfree__V1__Thing *)respm);
 	registry_thing_fini(&t);
 	return RPC_OK;
@@ -321,7 +317,7 @@ h_list_groups(rpc_call *call, const ProtobufCMessage *reqm,
 	int rc;
 
 	if ((rc = registry_group_list(ctx->reg, &names, &counts, &n)) != 0)
-		return db_fail(call, rc, "group list");
+		return rpc_fail_err(call, rc, "group list failed");
 	resp->groups = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		Secretfree__V1__Group *g = rpc_call_new_message(call,
@@ -351,10 +347,11 @@ h_put_policy(rpc_call *call, const ProtobufCMessage *reqm,
 		    " be 1-32 of a-z, 0-9, -");
 	rc = registry_policy_put(ctx->reg, req->name, req->document);
 	if (rc == SF_EINVAL)
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "policy %s: the"
-		    " document is not valid JSON", req->name);
+		return rpc_fail_err(call, rc, "policy %s: the document is not"
+		    " valid JSON", req->name);
 	if (rc)
-		return db_fail(call, rc, "policy");
+		return rpc_fail_err(call, rc, "cannot store policy %s",
+		    req->name);
 	resp->name = rpc_call_strdup(call, req->name);
 	resp->document = rpc_call_strdup(call, req->document);
 	return RPC_OK;
@@ -371,7 +368,7 @@ h_list_policies(rpc_call *call, const ProtobufCMessage *reqm,
 	int rc;
 
 	if ((rc = registry_policy_list(ctx->reg, &names, &docs, &n)) != 0)
-		return db_fail(call, rc, "policy list");
+		return rpc_fail_err(call, rc, "policy list failed");
 	resp->policies = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		Secretfree__V1__Policy *p = rpc_call_new_message(call,
@@ -421,6 +418,8 @@ h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
 	    sizeof(char *));
 	t.attr_values = rpc_call_alloc(call, (req->n_attributes + 1) *
 	    sizeof(char *));
+	if (t.attr_names == NULL || t.attr_values == NULL)
+		return rpc_fail_err(call, SF_ENOMEM, "out of memory");
 	for (size_t i = 0; i < req->n_attributes; i++) {
 		if (*req->attributes[i]->name == '\0')
 			return rpc_fail(call, RPC_INVALID_ARGUMENT,
@@ -431,10 +430,16 @@ h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
 	t.nattrs = req->n_attributes;
 	rc = registry_template_put(ctx->reg, &t);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "a policy the template"
-		    " names does not exist: create it first");
+		return rpc_fail_err(call, rc, "a policy the template names"
+		    " does not exist: create it first");
+	if (rc == SF_EINVAL)
+		return rpc_fail_err(call, rc, "template %s: attribute values"
+		    " may use only ${device_id}, ${serial}, ${region} and"
+		    " ${product_line}, and no policy or attribute may be named"
+		    " twice", req->product_line);
 	if (rc)
-		return db_fail(call, rc, "template");
+		return rpc_fail_err(call, rc, "cannot store template %s",
+		    req->product_line);
 	fill_template(call, &t, (Secretfree__V1__ProvisioningTemplate *)respm);
 	return RPC_OK;
 }
@@ -450,7 +455,7 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 	int rc;
 
 	if ((rc = registry_template_list(ctx->reg, &v, &n)) != 0)
-		return db_fail(call, rc, "template list");
+		return rpc_fail_err(call, rc, "template list failed");
 	resp->templates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->templates[i] = rpc_call_new_message(call,

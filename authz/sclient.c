@@ -6,15 +6,14 @@
  * plain C types, so no other file of authz sees a signer message or a
  * channel; authz holds no CA key and reaches the signer only from here.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
 #include "rpc.h"
-#include "secretfree/v1/signer.pb-c.h"
 #include "sclient.h"
+#include "secretfree/v1/signer.pb-c.h"
 #include "util.h"
 
 struct sclient {
@@ -62,7 +61,7 @@ sclient_cert_fini(sclient_cert *sc)
 int
 sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
     const char *product_line, const char *region, const char *enrollment_id,
-    const char *replaces_serial, sclient_cert *out, char *msg, size_t msglen)
+    const char *replaces_serial, sclient_cert *out, char *why, size_t whylen)
 {
 	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
 	Secretfree__V1__IssueResponse *resp = NULL;
@@ -80,17 +79,16 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 	req.replaces_serial = (char *)(replaces_serial ? replaces_serial : "");
 	code = rpc_client_call(c->rc, &secretfree__v1__signer__descriptor,
 	    "Issue", &req.base, &m, c->timeout_ms, &st);
+	if (code == RPC_DEADLINE_EXCEEDED) {
+		log_warnx("signer did not answer within %d ms", c->timeout_ms);
+		sf_why(why, whylen, "the signer did not answer in time");
+		return rpc_err_from_status(code);
+	}
 	if (code != RPC_OK) {
-		if (code == RPC_DEADLINE_EXCEEDED) {
-			log_warnx("signer did not answer within %d ms",
-			    c->timeout_ms);
-			snprintf(msg, msglen, "the signer did not answer in time");
-			return RPC_UNAVAILABLE;
-		}
 		if (code == RPC_UNAVAILABLE)
 			log_warnx("signer unavailable: %s", st.message);
-		snprintf(msg, msglen, "%s", st.message);
-		return code;
+		sf_why(why, whylen, "%s", st.message);
+		return rpc_err_from_status(code);
 	}
 	resp = (Secretfree__V1__IssueResponse *)m;
 	sf_strlcpy(out->serial, resp->serial, sizeof out->serial);
@@ -102,8 +100,8 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (!out->certificate_pem || !out->chain_pem || !*out->serial) {
 		sclient_cert_fini(out);
-		snprintf(msg, msglen, "incomplete reply from the signer");
-		return RPC_INTERNAL;
+		sf_why(why, whylen, "incomplete reply from the signer");
+		return SF_EINTERNAL;
 	}
-	return RPC_OK;
+	return 0;
 }
