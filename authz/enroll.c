@@ -106,7 +106,8 @@ static int
 request_check(enroll_ctx *e, const enroll_req *r, char *why, size_t whylen)
 {
 	if (rate_take_global(e->rl) != 0) {
-		sf_why(why, whylen, "too many enrollment requests; retry later");
+		sf_why(why, whylen, "too many enrollment requests; retry"
+		    " later");
 		return SF_ELIMIT;
 	}
 	if (r->csr_len == 0) {
