@@ -4,7 +4,7 @@
  * Listeners (DESIGN.md "Conventions"): the device listener (TCP + TLS)
  * serves Provisioning only; the local admin socket serves Registry and
  * Provisioning (for local tools). authz never touches a CA key and reaches
- * the signer only through signer_client.c.
+ * the signer only through sclient.c.
  */
 #ifndef SF_AUTHZ_H
 #define SF_AUTHZ_H
@@ -14,7 +14,7 @@
 #include "rate.h"
 #include "registry.h"
 #include "rpc.h"
-#include "signer_client.h"
+#include "sclient.h"
 
 /* authz's listeners (rpc_listener_opts.id, rpc_method.listeners). */
 enum {
@@ -25,7 +25,7 @@ enum {
 typedef struct {
 	authz_conf *conf;
 	registry *reg;
-	signer_client *signer;
+	sclient *signer;
 	rate *rl;
 	enroll_ctx en;
 } authz_ctx;

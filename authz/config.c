@@ -1,7 +1,10 @@
 /*
- * config.c - authz's configuration (see config.h, authz/README.md).
+ * config.c - authz's configuration file: [authz] (sockets, listeners,
+ * region, workers), [limits], and the [template.*] and [policy.*] sections
+ * that main.c seeds into the registry at start and on SIGHUP. Every key is
+ * checked here, once, so that the rest of authz reads a validated
+ * authz_conf (see config.h, authz/README.md).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,12 +29,6 @@ static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
 static const char *const POLICY_KEYS[] = { "document", "document_file",
     NULL };
 
-static char *
-xdup(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 static int
 geti(const conf *cf, const char *sec, const char *key, long long def,
     long long min, long long max, int *out, char *why, size_t whylen)
@@ -44,7 +41,7 @@ geti(const conf *cf, const char *sec, const char *key, long long def,
 }
 
 static int
-load_template(const conf *cf, const char *sec, reg_template *t, char *why,
+load_template(const conf *cf, const char *sec, registry_template *t, char *why,
     size_t whylen)
 {
 	char **items = NULL;
@@ -59,7 +56,7 @@ load_template(const conf *cf, const char *sec, reg_template *t, char *why,
 	if (!t->product_line || !t->thing_group)
 		return SF_ENOMEM;
 	if (!sf_name_valid(t->product_line)) {
-		snprintf(why, whylen, "[%s]: a product line id is 1-32 of"
+		sf_why(why, whylen, "[%s]: a product line id is 1-32 of"
 		    " [a-z0-9-]", sec);
 		return SF_ECONFIG;
 	}
@@ -76,7 +73,7 @@ load_template(const conf *cf, const char *sec, reg_template *t, char *why,
 		char *eq = strchr(items[i], '=');
 
 		if (eq == NULL || eq == items[i]) {
-			snprintf(why, whylen, "[%s] attributes: \"%s\" is not"
+			sf_why(why, whylen, "[%s] attributes: \"%s\" is not"
 			    " name=value", sec, items[i]);
 			conf_list_free(items, n);
 			return SF_ECONFIG;
@@ -85,6 +82,10 @@ load_template(const conf *cf, const char *sec, reg_template *t, char *why,
 		t->attr_names[i] = strdup(items[i]);
 		t->attr_values[i] = strdup(eq + 1);
 		t->nattrs++;
+		if (!t->attr_names[i] || !t->attr_values[i]) {
+			conf_list_free(items, n);
+			return SF_ENOMEM;
+		}
 	}
 	conf_list_free(items, n);
 	return 0;
@@ -104,7 +105,7 @@ load_policy(const conf *cf, const char *sec, authz_policy *p, char *why,
 	if ((p->name = strdup(sec + strlen("policy."))) == NULL)
 		return SF_ENOMEM;
 	if ((doc == NULL) == (file == NULL)) {
-		snprintf(why, whylen, "[%s]: give exactly one of document and"
+		sf_why(why, whylen, "[%s]: give exactly one of document and"
 		    " document_file", sec);
 		return SF_ECONFIG;
 	}
@@ -115,7 +116,7 @@ load_policy(const conf *cf, const char *sec, authz_policy *p, char *why,
 		size_t len;
 
 		if (sf_read_file(file, 1 << 20, &buf, &len) != 0) {
-			snprintf(why, whylen, "[%s]: cannot read %s", sec, file);
+			sf_why(why, whylen, "[%s]: cannot read %s", sec, file);
 			return SF_ECONFIG;
 		}
 		p->document = (char *)buf;
@@ -124,7 +125,7 @@ load_policy(const conf *cf, const char *sec, authz_policy *p, char *why,
 }
 
 int
-authz_config_load(const char *path, authz_conf **out, char *why,
+authz_conf_load(const char *path, authz_conf **out, char *why,
     size_t whylen)
 {
 	static const char *const none[] = { NULL };
@@ -151,7 +152,8 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 		    strncmp(secs[i], "template.", 9) == 0 ||
 		    strncmp(secs[i], "policy.", 7) == 0)
 			continue;
-		snprintf(why, whylen, "%s: unknown section [%s]", path, secs[i]);
+		sf_why(why, whylen, "%s: unknown section [%s]", path,
+		    secs[i]);
 		rc = SF_ECONFIG;
 		goto out;
 	}
@@ -163,20 +165,20 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 		goto out;
 	rc = SF_ECONFIG;
 	if ((v = conf_get(cf, "authz", "registry")) == NULL) {
-		snprintf(why, whylen, "%s: [authz] registry is required", path);
+		sf_why(why, whylen, "%s: [authz] registry is required", path);
 		goto out;
 	}
 	c->registry = strdup(v);
 	if ((v = conf_get(cf, "authz", "signer_socket")) == NULL ||
 	    strncmp(v, "unix:/", 6) != 0) {
-		snprintf(why, whylen, "%s: [authz] signer_socket = unix:/path"
+		sf_why(why, whylen, "%s: [authz] signer_socket = unix:/path"
 		    " (the signer's issuance socket) is required", path);
 		goto out;
 	}
 	c->signer_socket = strdup(v);
 	if ((v = conf_get(cf, "authz", "admin_socket")) == NULL ||
 	    strncmp(v, "unix:/", 6) != 0) {
-		snprintf(why, whylen, "%s: [authz] admin_socket = unix:/path"
+		sf_why(why, whylen, "%s: [authz] admin_socket = unix:/path"
 		    " is required", path);
 		goto out;
 	}
@@ -187,23 +189,23 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 	    conf_get_gid(cf, "authz", "admin_group", &c->admin_gid, why,
 	    whylen) != 0)
 		goto out;
-	c->device_listen = xdup(conf_get(cf, "authz", "device_listen"));
-	c->tls_cert = xdup(conf_get(cf, "authz", "tls_cert"));
-	c->tls_key = xdup(conf_get(cf, "authz", "tls_key"));
-	c->tls_client_ca = xdup(conf_get(cf, "authz", "tls_client_ca"));
+	c->device_listen = sf_strdup(conf_get(cf, "authz", "device_listen"));
+	c->tls_cert = sf_strdup(conf_get(cf, "authz", "tls_cert"));
+	c->tls_key = sf_strdup(conf_get(cf, "authz", "tls_key"));
+	c->tls_client_ca = sf_strdup(conf_get(cf, "authz", "tls_client_ca"));
 	if (c->device_listen && (!c->tls_cert || !c->tls_key)) {
-		snprintf(why, whylen, "%s: [authz] device_listen needs tls_cert"
+		sf_why(why, whylen, "%s: [authz] device_listen needs tls_cert"
 		    " and tls_key", path);
 		goto out;
 	}
 	c->default_region = strdup(conf_get_str(cf, "authz",
 	    "default_region", ""));
 	if (*c->default_region && !sf_name_valid(c->default_region)) {
-		snprintf(why, whylen, "%s: [authz] default_region is not a"
+		sf_why(why, whylen, "%s: [authz] default_region is not a"
 		    " valid region id", path);
 		goto out;
 	}
-	c->user = xdup(conf_get(cf, "authz", "user"));
+	c->user = sf_strdup(conf_get(cf, "authz", "user"));
 	if ((rc = conf_get_log_level(cf, "authz", "log_level", LOG_LEVEL_INFO,
 	    &c->log_level, why, whylen)) ||
 	    (rc = geti(cf, "authz", "workers", 8, 1, 128, &c->workers, why,
@@ -268,18 +270,18 @@ authz_config_load(const char *path, authz_conf **out, char *why,
 	rc = 0;
 out:
 	free(secs);
-	authz_config_free(c);
+	authz_conf_free(c);
 	conf_free(cf);
 	return rc;
 }
 
 void
-authz_config_free(authz_conf *c)
+authz_conf_free(authz_conf *c)
 {
 	if (c == NULL)
 		return;
 	for (size_t i = 0; c->templates && i < c->ntemplates; i++)
-		reg_template_fini(&c->templates[i]);
+		registry_template_fini(&c->templates[i]);
 	free(c->templates);
 	for (size_t i = 0; c->policies && i < c->npolicies; i++) {
 		free(c->policies[i].name);

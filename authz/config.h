@@ -21,13 +21,15 @@ typedef struct {
 	char *path;
 	/* [authz] */
 	char *registry;
-	char *signer_socket;       /* "unix:/path" of the signer's issuance socket */
+	/* "unix:/path" of the signer's issuance socket */
+	char *signer_socket;
 	int signer_timeout_ms;
 	char *admin_socket;        /* "unix:/path": Registry + Provisioning */
 	uid_t admin_uids[AUTHZ_MAX_UIDS];
 	size_t n_admin_uids;
 	gid_t admin_gid;
-	char *device_listen;       /* "host:port" TCP+TLS: Provisioning; NULL = none */
+	/* "host:port", TCP + TLS: Provisioning; NULL = none */
+	char *device_listen;
 	char *tls_cert, *tls_key, *tls_client_ca;
 	char *default_region;      /* "" = none */
 	char *user;
@@ -37,21 +39,26 @@ typedef struct {
 	/* [limits] */
 	size_t csr_max;
 	size_t max_message;
-	int device_max;            /* enrollment requests per device per window */
+	int device_max;            /* enrollment requests per device, window */
 	int device_window;
 	double global_rate;
 	int global_burst;
 	int max_streams;
 	/* [template.<product line>] */
-	reg_template *templates;
+	registry_template *templates;
 	size_t ntemplates;
 	/* [policy.<name>] */
 	authz_policy *policies;
 	size_t npolicies;
 } authz_conf;
 
-int authz_config_load(const char *path, authz_conf **out, char *why,
+/*
+ * Load and check the file at path. 0 with *out (release it with
+ * authz_conf_free), or SF_ECONFIG (SF_EIO, SF_ENOMEM) with a sentence
+ * naming the file, section and key in why.
+ */
+int authz_conf_load(const char *path, authz_conf **out, char *why,
     size_t whylen);
-void authz_config_free(authz_conf *c);
+void authz_conf_free(authz_conf *c);   /* NULL-safe */
 
 #endif

@@ -1,5 +1,11 @@
 /*
- * enroll.c - first enrollment (see enroll.h).
+ * enroll.c - first enrollment, authz's decision on a device's request:
+ * the request and its CSR are checked, the CSR's key must be the one the
+ * factory registered for the device id in its CN, a retry gets the
+ * earlier result back, and only then is the signer asked (through
+ * sclient.c) and the certificate recorded in the registry with the
+ * product line's template applied. Every refusal is an SF_E* code with a
+ * sentence for the device (see enroll.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +19,13 @@
 #include "enroll.h"
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "pubkey.h"
-#include "rpc.h"
 #include "util.h"
-
-/* secretfree.v1 numbers (common.proto, provisioning.proto). */
-#define DEVICE_STATE_DISABLED 3
-#define ENROLLMENT_STATE_ISSUED 1
 
 int
 enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
-    signer_client *signer, rate *rl)
+    sclient *signer, rate *rl)
 {
 	memset(e, 0, sizeof *e);
 	e->conf = conf;
@@ -82,7 +84,7 @@ new_enrollment_id(char out[64])
 }
 
 int
-enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
+enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
     uint8_t sha256[32])
 {
 	unsigned int mdlen = 32;
@@ -99,103 +101,214 @@ enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
 	return 0;
 }
 
-int
-enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
-    int *replayed, char *why, size_t whylen)
+/* What can be refused before the CSR is even parsed. */
+static int
+request_check(enroll_ctx *e, const enroll_req *r, char *why, size_t whylen)
+{
+	if (rate_take_global(e->rl) != 0) {
+		sf_why(why, whylen, "too many enrollment requests; retry"
+		    " later");
+		return SF_ELIMIT;
+	}
+	if (r->csr_len == 0) {
+		sf_why(why, whylen, "csr is empty");
+		return SF_EINVAL;
+	}
+	if (!idempotency_key_valid(r->idempotency_key)) {
+		sf_why(why, whylen, "idempotency_key must be at most 128"
+		    " printable ASCII characters");
+		return SF_EINVAL;
+	}
+	if (*r->region && !sf_name_valid(r->region)) {
+		sf_why(why, whylen, "region \"%s\" is not a valid region id",
+		    r->region);
+		return SF_EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The device the CSR names may enroll with this key: it is registered,
+ * not disabled, its registered key is the CSR's, and the region (the
+ * request's, else the device's, else the default: *region) is allowed.
+ * On success *dev is the device (the caller finalizes it either way).
+ */
+static int
+device_check(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    registry_device *dev, const char **region, char *why, size_t whylen)
 {
 	const authz_conf *cf = e->conf;
+	int rc;
+
+	rc = registry_device_get(e->reg, ci->cn, dev);
+	if (rc == SF_ENOTFOUND) {
+		sf_why(why, whylen, "device %s is not registered", ci->cn);
+		return rc;
+	} else if (rc) {
+		sf_why(why, whylen, "registry lookup failed");
+		log_warnx("enroll %s: registry lookup failed: %s", ci->cn,
+		    sf_strerror(rc));
+		return rc;
+	}
+	if (dev->state == DEVICE_DISABLED) {
+		sf_why(why, whylen, "device %s is disabled", ci->cn);
+		return SF_EPERM;
+	}
+	if (memcmp(dev->key_sha256, ci->key.sha256, 32) != 0) {
+		char hex[65];
+
+		pubkey_fp_hex(ci->key.sha256, hex);
+		log_warnx("enroll %s: CSR key %s is not the registered key",
+		    ci->cn, hex);
+		sf_why(why, whylen, "the CSR key is not the key registered"
+		    " for device %s", ci->cn);
+		return SF_EPERM;
+	}
+	*region = *r->region ? r->region : *dev->region ? dev->region :
+	    cf->default_region;
+	if (*dev->region && strcmp(*region, dev->region) != 0) {
+		sf_why(why, whylen, "device %s may enroll only in region %s",
+		    ci->cn, dev->region);
+		return SF_EPERM;
+	}
+	if (**region == '\0') {
+		sf_why(why, whylen, "no region: the request names none, the"
+		    " device has none and authz has no default_region");
+		return SF_EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * An earlier enrollment this request repeats: by (device, idempotency
+ * key), else by (device, CSR fingerprint) within the window. 0 with *out,
+ * SF_ENOTFOUND when the request is new.
+ */
+static int
+replay_find(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    registry_enrollment *out, char *why, size_t whylen)
+{
+	int rc;
+
+	if (*r->idempotency_key)
+		rc = registry_enrollment_by_key(e->reg, ci->cn,
+		    r->idempotency_key, out);
+	else
+		rc = registry_enrollment_by_csr(e->reg, ci->cn, ci->sha256,
+		    sf_now() - e->conf->idempotency_window, out);
+	if (rc != 0 && rc != SF_ENOTFOUND)
+		sf_why(why, whylen, "registry lookup failed");
+	return rc;
+}
+
+/*
+ * Have the signer issue, then record the certificate (and apply the
+ * product line's template) and read the enrollment back into *out. A
+ * racing retry with the same idempotency key that recorded first is
+ * returned instead (*replayed).
+ */
+static int
+issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    const registry_device *dev, const char *region,
+    registry_enrollment *out, int *replayed, char *why, size_t whylen)
+{
+	registry_template tmpl;
+	registry_enrollment en;
+	sclient_cert sc;
+	char eid[64];
+	int rc, have_tmpl = 0;
+
+	memset(&tmpl, 0, sizeof tmpl);
+	memset(&sc, 0, sizeof sc);
+	if (rate_take_device(e->rl, ci->cn) != 0) {
+		sf_why(why, whylen, "too many enrollment requests for device"
+		    " %s; retry later", ci->cn);
+		rc = SF_ELIMIT;
+		goto out;
+	}
+	if ((rc = new_enrollment_id(eid)) != 0) {
+		sf_why(why, whylen, "cannot make an enrollment id");
+		goto out;
+	}
+	if ((rc = sclient_issue(e->signer, r->csr, r->csr_len,
+	    dev->product_line, region, eid, "", &sc, why, whylen)) != 0) {
+		log_info("enroll %s: signer refused: %s (%s)", ci->cn, why,
+		    sf_strerror(rc));
+		goto out;
+	}
+	memset(&en, 0, sizeof en);
+	en.enrollment_id = eid;
+	en.device_id = (char *)ci->cn;
+	en.idempotency_key = (char *)r->idempotency_key;
+	memcpy(en.csr_sha256, ci->sha256, 32);
+	en.serial = sc.serial;
+	en.ca_name = sc.ca_name;
+	en.certificate_pem = sc.certificate_pem;
+	en.chain_pem = sc.chain_pem;
+	en.region = (char *)region;
+	en.not_before = sc.not_before;
+	en.not_after = sc.not_after;
+	en.created_at = sf_now();
+	en.state = ENROLLMENT_ISSUED;
+	en.replaces_serial = "";
+	have_tmpl = registry_template_get(e->reg, dev->product_line,
+	    &tmpl) == 0;
+	rc = registry_enroll_commit(e->reg, &en, have_tmpl ? &tmpl : NULL);
+	if (rc == SF_EEXIST && *r->idempotency_key &&
+	    registry_enrollment_by_key(e->reg, ci->cn, r->idempotency_key,
+	    out) == 0) {
+		*replayed = 1;
+		rc = 0;
+		goto out;
+	}
+	if (rc) {
+		/* Issued but not on record: the device must not simply
+		 * retry as if nothing had happened, so INTERNAL. */
+		log_warnx("enroll %s: certificate %s issued but not recorded:"
+		    " %s", ci->cn, sc.serial, sf_strerror(rc));
+		sf_why(why, whylen, "the certificate could not be recorded");
+		rc = SF_EDB;
+		goto out;
+	}
+	if ((rc = registry_enrollment_get(e->reg, eid, out)) != 0) {
+		sf_why(why, whylen, "the enrollment could not be read back");
+		rc = SF_EDB;
+		goto out;
+	}
+	log_info("enroll %s: certificate %s from %s (enrollment %s)", ci->cn,
+	    sc.serial, sc.ca_name, eid);
+out:
+	sclient_cert_fini(&sc);
+	if (have_tmpl)
+		registry_template_fini(&tmpl);
+	return rc;
+}
+
+int
+enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
+    int *replayed, char *why, size_t whylen)
+{
 	csr_info ci;
-	reg_device dev;
-	reg_template tmpl;
-	reg_enrollment en;
-	signer_cert sc;
+	registry_device dev;
 	pthread_mutex_t *lk = NULL;
-	const char *region;
-	char eid[64], msg[512];
-	int code, rc, have_tmpl = 0;
+	const char *region = NULL;
+	int rc;
 
 	memset(out, 0, sizeof *out);
 	memset(&ci, 0, sizeof ci);
 	memset(&dev, 0, sizeof dev);
-	memset(&tmpl, 0, sizeof tmpl);
-	memset(&sc, 0, sizeof sc);
 	*replayed = 0;
-	why[0] = '\0';
+	sf_why(why, whylen, "%s", "");
 
-	if (rate_take_global(e->rl) != 0) {
-		snprintf(why, whylen, "too many enrollment requests; retry"
-		    " later");
-		return RPC_RESOURCE_EXHAUSTED;
-	}
-	if (r->csr_len == 0) {
-		snprintf(why, whylen, "csr is empty");
-		return RPC_INVALID_ARGUMENT;
-	}
-	if (!idempotency_key_valid(r->idempotency_key)) {
-		snprintf(why, whylen, "idempotency_key must be at most 128"
-		    " printable ASCII characters");
-		return RPC_INVALID_ARGUMENT;
-	}
-	if (*r->region && !sf_name_valid(r->region)) {
-		snprintf(why, whylen, "region \"%s\" is not a valid region id",
-		    r->region);
-		return RPC_INVALID_ARGUMENT;
-	}
-	if ((rc = csr_parse(r->csr, r->csr_len, cf->csr_max, &ci, why,
-	    whylen)) != 0) {
-		code = RPC_INVALID_ARGUMENT;
+	if ((rc = request_check(e, r, why, whylen)) != 0 ||
+	    (rc = csr_parse(r->csr, r->csr_len, e->conf->csr_max, &ci, why,
+	    whylen)) != 0 ||
+	    (rc = device_check(e, r, &ci, &dev, &region, why, whylen)) != 0)
 		goto out;
-	}
-	rc = registry_device_get(e->reg, ci.cn, &dev);
-	if (rc == SF_ENOTFOUND) {
-		snprintf(why, whylen, "device %s is not registered", ci.cn);
-		code = RPC_NOT_FOUND;
-		goto out;
-	} else if (rc) {
-		snprintf(why, whylen, "registry lookup failed");
-		log_warnx("enroll %s: registry lookup failed: %s", ci.cn,
-		    sf_strerror(rc));
-		code = RPC_INTERNAL;
-		goto out;
-	}
-	code = RPC_PERMISSION_DENIED;
-	if (dev.state == DEVICE_STATE_DISABLED) {
-		snprintf(why, whylen, "device %s is disabled", ci.cn);
-		goto out;
-	}
-	if (memcmp(dev.key_sha256, ci.key.sha256, 32) != 0) {
-		char hex[65];
-
-		pubkey_fp_hex(ci.key.sha256, hex);
-		log_warnx("enroll %s: CSR key %s is not the registered key",
-		    ci.cn, hex);
-		snprintf(why, whylen, "the CSR key is not the key registered"
-		    " for device %s", ci.cn);
-		goto out;
-	}
-	region = *r->region ? r->region : *dev.region ? dev.region :
-	    cf->default_region;
-	if (*dev.region && strcmp(region, dev.region) != 0) {
-		snprintf(why, whylen, "device %s may enroll only in region %s",
-		    ci.cn, dev.region);
-		goto out;
-	}
-	if (*region == '\0') {
-		snprintf(why, whylen, "no region: the request names none, the"
-		    " device has none and authz has no default_region");
-		code = RPC_INVALID_ARGUMENT;
-		goto out;
-	}
-
 	lk = device_lock(e, ci.cn);
 	pthread_mutex_lock(lk);
 	/* A retry returns what the first attempt got. */
-	if (*r->idempotency_key)
-		rc = registry_enrollment_by_key(e->reg, ci.cn,
-		    r->idempotency_key, out);
-	else
-		rc = registry_enrollment_by_csr(e->reg, ci.cn, ci.sha256,
-		    sf_now() - cf->idempotency_window, out);
+	rc = replay_find(e, r, &ci, out, why, whylen);
 	if (rc == 0) {
 		/*
 		 * A retry may carry a freshly signed CSR (ECDSA signatures
@@ -205,80 +318,17 @@ enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
 		*replayed = 1;
 		log_info("enroll %s: returning enrollment %s again (serial %s)",
 		    ci.cn, out->enrollment_id, out->serial);
-		code = RPC_OK;
-		goto out;
-	} else if (rc != SF_ENOTFOUND) {
-		snprintf(why, whylen, "registry lookup failed");
-		code = RPC_INTERNAL;
 		goto out;
 	}
-	if (rate_take_device(e->rl, ci.cn) != 0) {
-		snprintf(why, whylen, "too many enrollment requests for device"
-		    " %s; retry later", ci.cn);
-		code = RPC_RESOURCE_EXHAUSTED;
-		goto out;
-	}
-	if (new_enrollment_id(eid) != 0) {
-		code = RPC_INTERNAL;
-		goto out;
-	}
-	code = signer_issue(e->signer, r->csr, r->csr_len, dev.product_line,
-	    region, eid, "", &sc, msg, sizeof msg);
-	if (code != RPC_OK) {
-		snprintf(why, whylen, "%s", msg);
-		log_info("enroll %s: signer refused: %s (%s)", ci.cn, msg,
-		    rpc_code_name(code));
-		goto out;
-	}
-	memset(&en, 0, sizeof en);
-	en.enrollment_id = eid;
-	en.device_id = ci.cn;
-	en.idempotency_key = (char *)r->idempotency_key;
-	memcpy(en.csr_sha256, ci.sha256, 32);
-	en.serial = sc.serial;
-	en.ca_name = sc.ca_name;
-	en.certificate_pem = sc.certificate_pem;
-	en.chain_pem = sc.chain_pem;
-	en.region = (char *)region;
-	en.not_before = sc.not_before;
-	en.not_after = sc.not_after;
-	en.created_at = sf_now();
-	en.state = ENROLLMENT_STATE_ISSUED;
-	en.replaces_serial = "";
-	have_tmpl = registry_template_get(e->reg, dev.product_line,
-	    &tmpl) == 0;
-	rc = registry_enroll_commit(e->reg, &en, have_tmpl ? &tmpl : NULL);
-	if (rc == SF_EEXIST && *r->idempotency_key &&
-	    registry_enrollment_by_key(e->reg, ci.cn, r->idempotency_key,
-	    out) == 0) {
-		*replayed = 1;
-		code = RPC_OK;
-		goto out;
-	}
-	if (rc) {
-		log_warnx("enroll %s: certificate %s issued but not recorded:"
-		    " %s", ci.cn, sc.serial, sf_strerror(rc));
-		snprintf(why, whylen, "the certificate could not be recorded");
-		code = RPC_INTERNAL;
-		goto out;
-	}
-	if ((rc = registry_enrollment_get(e->reg, eid, out)) != 0) {
-		snprintf(why, whylen, "the enrollment could not be read back");
-		code = RPC_INTERNAL;
-		goto out;
-	}
-	log_info("enroll %s: certificate %s from %s (enrollment %s)", ci.cn,
-	    sc.serial, sc.ca_name, eid);
-	code = RPC_OK;
+	if (rc == SF_ENOTFOUND)
+		rc = issue_record(e, r, &ci, &dev, region, out, replayed, why,
+		    whylen);
 out:
 	if (lk)
 		pthread_mutex_unlock(lk);
-	if (code != RPC_OK)
-		reg_enrollment_fini(out);
-	signer_cert_fini(&sc);
-	if (have_tmpl)
-		reg_template_fini(&tmpl);
-	reg_device_fini(&dev);
+	if (rc != 0)
+		registry_enrollment_fini(out);
+	registry_device_fini(&dev);
 	csr_info_fini(&ci);
-	return code;
+	return rc;
 }

@@ -14,14 +14,14 @@
 #include "config.h"
 #include "rate.h"
 #include "registry.h"
-#include "signer_client.h"
+#include "sclient.h"
 
 #define ENROLL_LOCKS 64
 
 typedef struct {
 	const authz_conf *conf;
 	registry *reg;
-	signer_client *signer;
+	sclient *signer;
 	rate *rl;
 	/* Enrollments of one device are serialised, so that two concurrent
 	 * retries do not both reach the signer. */
@@ -29,7 +29,7 @@ typedef struct {
 } enroll_ctx;
 
 int enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
-    signer_client *signer, rate *rl);
+    sclient *signer, rate *rl);
 void enroll_ctx_fini(enroll_ctx *e);
 
 typedef struct {
@@ -40,16 +40,20 @@ typedef struct {
 } enroll_req;
 
 /*
- * Enroll. Returns an rpc status (DESIGN.md's table) with a sentence in
- * why; on RPC_OK *out is the enrollment (free with reg_enrollment_fini)
- * and *replayed says whether it is an earlier result returned again.
+ * Enroll. 0 with *out the enrollment (release it with
+ * registry_enrollment_fini) and *replayed saying whether it is an earlier
+ * result returned again; else an SF_E* code whose status is DESIGN.md's
+ * (SF_ELIMIT rate, SF_EINVAL / SF_ETOOBIG / SF_EKEYTYPE request or CSR,
+ * SF_ENOTFOUND unknown device, SF_EPERM disabled device, other key or
+ * region, or the signer's refusal as sclient_issue maps it), with a
+ * sentence for the device in why.
  */
-int enroll_device(enroll_ctx *e, const enroll_req *r, reg_enrollment *out,
+int enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
     int *replayed, char *why, size_t whylen);
 
 /* The PEM bundle FetchCertificate serves (leaf, then chain), malloc'd,
  * with its length and SHA-256. */
-int enroll_bundle(const reg_enrollment *en, char **bundle, size_t *len,
+int enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
     uint8_t sha256[32]);
 
 #endif

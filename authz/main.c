@@ -79,7 +79,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	char why[512] = "";
 	int rc;
 
-	if ((rc = authz_config_load(path, &ctx->conf, why, sizeof why)) != 0) {
+	if ((rc = authz_conf_load(path, &ctx->conf, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
@@ -103,7 +103,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		    path, ctx->conf->registry, (long long)n);
 		return 0;
 	}
-	if ((rc = signer_client_open(ctx->conf->signer_socket,
+	if ((rc = sclient_open(ctx->conf->signer_socket,
 	    ctx->conf->signer_timeout_ms, &ctx->signer)) != 0) {
 		log_warnx("cannot open a channel to the signer at %s",
 		    ctx->conf->signer_socket);
@@ -167,14 +167,14 @@ reload(void *arg, const char *path)
 	authz_conf *nc = NULL;
 	char why[512] = "";
 
-	if (authz_config_load(path, &nc, why, sizeof why) != 0) {
+	if (authz_conf_load(path, &nc, why, sizeof why) != 0) {
 		log_warnx("reload: %s; keeping the running configuration", why);
 		return;
 	}
 	if (seed_registry(ctx, nc) != 0) {
 		log_warnx("reload: templates or policies refused; keeping the"
 		    " running configuration");
-		authz_config_free(nc);
+		authz_conf_free(nc);
 		return;
 	}
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
@@ -204,9 +204,9 @@ main(int argc, char **argv)
 	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);
-	signer_client_close(ctx.signer);
+	sclient_close(ctx.signer);
 	registry_close(ctx.reg);
 	rate_free(ctx.rl);
-	authz_config_free(ctx.conf);
+	authz_conf_free(ctx.conf);
 	return daemon_exit(&o, rc);
 }

@@ -4,17 +4,24 @@
  * certificates per device, and enrollments (for idempotent retries and
  * latent retrieval).
  *
- * The storage sits behind this one narrow interface; registry.c is the only
- * file of authz with SQL in it (SQLite, WAL), so that a PostgreSQL backend
- * can follow without touching callers. ":memory:" opens a private
- * in-memory registry (tests).
+ * The storage sits behind this one narrow interface; the registry*.c files
+ * are the only ones of authz with SQL in them (SQLite, WAL), so that a
+ * PostgreSQL backend can follow without touching callers. ":memory:" opens
+ * a private in-memory registry (tests).
  *
  * Thread safety: every function may be called from several threads; writes
  * go through one connection, in one transaction per call.
  *
+ * Results: 0 or a negative SF_E* code. Structures a function fills belong
+ * to the caller, who releases them with the matching _fini (one) or _free
+ * (an array); every _fini and _free accepts NULL, and a failed call leaves
+ * nothing to release. Bad arguments (an empty id, a state out of range)
+ * are SF_EINVAL; a database failure SF_EDB (SF_EUNAVAIL when the database
+ * stayed locked past the busy timeout).
+ *
  * Numbers: device states are secretfree.v1.DeviceState values, certificate
  * statuses secretfree.v1.CertificateStatus, enrollment states
- * secretfree.v1.EnrollmentState (common.proto / provisioning.proto).
+ * secretfree.v1.EnrollmentState (pbenum.h names them).
  */
 #ifndef SF_REGISTRY_H
 #define SF_REGISTRY_H
@@ -24,10 +31,16 @@
 
 typedef struct registry registry;
 
+/* Open (creating the file and the schema if need be) the registry at
+ * path; *out until registry_close. A file holding another schema version
+ * is refused (SF_EDB), with a sentence in why. */
 int registry_open(const char *path, registry **out, char *why, size_t whylen);
 void registry_close(registry *r);   /* NULL-safe */
 
-/* ---- devices ---- */
+/* An array of n malloc'd strings, as the list functions return them. */
+void registry_strings_free(char **v, size_t n);
+
+/* ---- devices (registry_device.c) ---- */
 
 typedef struct {
 	char *device_id;
@@ -36,17 +49,19 @@ typedef struct {
 	uint8_t key_sha256[32];
 	char *product_line;
 	char *region;            /* "" = any */
-	int state;               /* DEVICE_STATE_* */
+	int state;               /* DEVICE_* (pbenum.h) */
 	int64_t created_at, updated_at;
 	char *current_serial;    /* "" if none */
-} reg_device;
+} registry_device;
 
-void reg_device_fini(reg_device *d);          /* NULL-safe; zeroes */
-void reg_devices_free(reg_device *v, size_t n);
+void registry_device_fini(registry_device *d);   /* zeroes *d */
+void registry_devices_free(registry_device *v, size_t n);
 
-/* SF_ENOTFOUND if the id is not registered. */
-int registry_device_get(registry *r, const char *device_id, reg_device *out);
+/* The device, into *out. SF_ENOTFOUND if the id is not registered. */
+int registry_device_get(registry *r, const char *device_id,
+    registry_device *out);
 
+/* One factory record for registry_import; all of it borrowed. */
 typedef struct {
 	const char *device_id;
 	const uint8_t *spki;
@@ -54,62 +69,71 @@ typedef struct {
 	const uint8_t *key_sha256;   /* 32 bytes, computed by the caller */
 	const char *product_line;
 	const char *region;          /* "" = any */
-} reg_import;
+} registry_import_rec;
 
-enum { REG_IMPORTED = 1, REG_UNCHANGED = 2, REG_ID_OTHER_KEY = 3,
-    REG_KEY_OTHER_ID = 4, REG_OTHER_PLACE = 5 };
+/* Outcomes of registry_import (the numbers recres.h expects). */
+enum { REGISTRY_IMPORTED = 1, REGISTRY_UNCHANGED = 2,
+    REGISTRY_ID_OTHER_KEY = 3, REGISTRY_KEY_OTHER_ID = 4,
+    REGISTRY_OTHER_PLACE = 5 };
 
 /*
- * Import a batch in one transaction; outcome[i] gets REG_*. A known id with
- * the same key, product line and region is UNCHANGED (a no-op); a known id
- * with another key ID_OTHER_KEY; a key known under another id
+ * Import a batch in one transaction; outcome[i] gets REGISTRY_*. A known
+ * id with the same key, product line and region is UNCHANGED (a no-op); a
+ * known id with another key ID_OTHER_KEY; a key known under another id
  * KEY_OTHER_ID; same id and key with another product line or region
  * OTHER_PLACE. Refused records write nothing; records later in the batch
- * see earlier ones. New devices are DEVICE_STATE_REGISTERED.
+ * see earlier ones. New devices are DEVICE_REGISTERED. A malformed record
+ * refuses the whole batch (SF_EINVAL) before anything is written; on any
+ * error every outcome is 0.
  */
-int registry_import(registry *r, const reg_import *recs, size_t n,
+int registry_import(registry *r, const registry_import_rec *recs, size_t n,
     int *outcome);
 
-/* Devices in id order after `after` ("" = from the start), at most limit;
- * filters are ignored when empty / 0. */
+/* Devices in id order after `after` ("" = from the start), at most limit
+ * (0 = all); filters are ignored when empty / 0. *out (n of them) is the
+ * caller's: registry_devices_free. */
 int registry_device_list(registry *r, const char *product_line,
     const char *region, int state, const char *after, size_t limit,
-    reg_device **out, size_t *n);
+    registry_device **out, size_t *n);
 /* Set a device's state (DISABLED / back to REGISTERED or ACTIVE).
  * SF_ENOTFOUND. */
 int registry_device_set_state(registry *r, const char *device_id, int state);
 int registry_device_count(registry *r, int64_t *out);
 
-/* ---- templates and policies ---- */
+/* ---- templates and policies (registry_template.c) ---- */
 
 typedef struct {
 	char *product_line;
 	char *thing_group;        /* "" = none */
 	char **policies;          /* names */
 	size_t npolicies;
-	char **attr_names;        /* attribute templates, values may use
-	                             ${device_id} ${serial} ${region} ${product_line} */
-	char **attr_values;
+	char **attr_names;        /* attribute templates, values may use */
+	char **attr_values;       /* ${device_id} ${serial} ${region} and
+	                             ${product_line} */
 	size_t nattrs;
-} reg_template;
+} registry_template;
 
-void reg_template_fini(reg_template *t);
-/* Insert or replace. Policies named must exist (SF_ENOTFOUND otherwise). */
-int registry_template_put(registry *r, const reg_template *t);
+void registry_template_fini(registry_template *t);   /* zeroes *t */
+void registry_templates_free(registry_template *v, size_t n);
+/* Insert or replace; *t stays the caller's. Policies named must exist
+ * (SF_ENOTFOUND otherwise); an attribute value naming another ${...}, or a
+ * name given twice, is SF_EINVAL. */
+int registry_template_put(registry *r, const registry_template *t);
+/* The product line's template, into *out. SF_ENOTFOUND. */
 int registry_template_get(registry *r, const char *product_line,
-    reg_template *out);    /* SF_ENOTFOUND */
-int registry_template_list(registry *r, reg_template **out, size_t *n);
-void reg_templates_free(reg_template *v, size_t n);
+    registry_template *out);
+/* Every template, by product line: registry_templates_free. */
+int registry_template_list(registry *r, registry_template **out, size_t *n);
 
 /* document must be valid JSON (SF_EINVAL otherwise). Insert or replace. */
 int registry_policy_put(registry *r, const char *name, const char *document);
+/* *document is malloc'd. SF_ENOTFOUND. */
 int registry_policy_get(registry *r, const char *name, char **document);
-/* names[i], documents[i]; free with reg_strings_free on both. */
+/* names[i], documents[i], by name; free both with registry_strings_free. */
 int registry_policy_list(registry *r, char ***names, char ***documents,
     size_t *n);
-void reg_strings_free(char **v, size_t n);
 
-/* ---- enrollments and certificates ---- */
+/* ---- enrollments and certificates (registry_enroll.c) ---- */
 
 typedef struct {
 	char *enrollment_id;
@@ -122,22 +146,23 @@ typedef struct {
 	char *chain_pem;
 	char *region;
 	int64_t not_before, not_after, created_at;
-	int state;               /* ENROLLMENT_STATE_* */
+	int state;               /* ENROLLMENT_* (pbenum.h) */
 	char *replaces_serial;   /* "" for a first enrollment */
-} reg_enrollment;
+} registry_enrollment;
 
-void reg_enrollment_fini(reg_enrollment *e);
+void registry_enrollment_fini(registry_enrollment *e);   /* zeroes *e */
 
-/* SF_ENOTFOUND. */
+/* The enrollment, into *out. SF_ENOTFOUND. */
 int registry_enrollment_get(registry *r, const char *enrollment_id,
-    reg_enrollment *out);
-/* The enrollment of (device, idempotency key). SF_ENOTFOUND. */
+    registry_enrollment *out);
+/* The enrollment of (device, idempotency key). SF_ENOTFOUND (also for an
+ * empty key: nothing is recorded under one). */
 int registry_enrollment_by_key(registry *r, const char *device_id,
-    const char *idempotency_key, reg_enrollment *out);
+    const char *idempotency_key, registry_enrollment *out);
 /* The newest enrollment of (device, CSR fingerprint) created at or after
  * since, without an idempotency key. SF_ENOTFOUND. */
 int registry_enrollment_by_csr(registry *r, const char *device_id,
-    const uint8_t csr_sha256[32], int64_t since, reg_enrollment *out);
+    const uint8_t csr_sha256[32], int64_t since, registry_enrollment *out);
 
 /*
  * Record an issued certificate, in one transaction: the enrollment, the
@@ -145,34 +170,41 @@ int registry_enrollment_by_csr(registry *r, const char *device_id,
  * PENDING_ACK), the device made ACTIVE with current_serial (first
  * enrollment only), and the product line's template applied if tmpl is
  * not NULL: the thing (name = device id) with its attributes expanded, its
- * group, and the template's policies attached to the certificate.
- * SF_EEXIST if (device, idempotency key) is already recorded (a racing
- * retry: read it back with registry_enrollment_by_key).
+ * group, and the template's policies attached to the certificate. e and
+ * tmpl stay the caller's. SF_EEXIST if (device, idempotency key) is
+ * already recorded (a racing retry: read it back with
+ * registry_enrollment_by_key), or the enrollment id or serial is taken;
+ * SF_ENOTFOUND for an unknown device or a policy that does not exist;
+ * SF_EINVAL for another product line's template. Nothing is written then.
  */
-int registry_enroll_commit(registry *r, const reg_enrollment *e,
-    const reg_template *tmpl);
+int registry_enroll_commit(registry *r, const registry_enrollment *e,
+    const registry_template *tmpl);
+/* Set an enrollment's state. SF_ENOTFOUND. */
+int registry_enrollment_set_state(registry *r, const char *enrollment_id,
+    int state);
 
-/* Certificates of a device, newest first. */
+/* A certificate of a device. */
 typedef struct {
 	char *serial;
 	char *ca_name;
 	char *enrollment_id;
-	int status;              /* CERTIFICATE_STATUS_* */
+	int status;              /* CERT_* (pbenum.h) */
 	int64_t not_before, not_after, issued_at;
 	char **policies;
 	size_t npolicies;
-} reg_cert;
+} registry_cert;
 
+void registry_cert_fini(registry_cert *c);   /* zeroes *c */
+void registry_certs_free(registry_cert *v, size_t n);
+/* Certificates of a device ("" = of every device), newest first, at most
+ * limit (0 = all): registry_certs_free. */
 int registry_cert_list(registry *r, const char *device_id, size_t limit,
-    reg_cert **out, size_t *n);
-void reg_certs_free(reg_cert *v, size_t n);
+    registry_cert **out, size_t *n);
 /* Set a certificate's status (ACTIVE on acknowledgement, SUPERSEDED,
  * REVOKED); for ACTIVE the device's current_serial follows. SF_ENOTFOUND. */
 int registry_cert_set_status(registry *r, const char *serial, int status);
-int registry_enrollment_set_state(registry *r, const char *enrollment_id,
-    int state);
 
-/* ---- things and groups ---- */
+/* ---- things and groups (registry_thing.c) ---- */
 
 typedef struct {
 	char *name;
@@ -183,14 +215,18 @@ typedef struct {
 	size_t ngroups;
 	char *certificate_serial;
 	int64_t created_at;
-} reg_thing;
+} registry_thing;
 
-void reg_thing_fini(reg_thing *t);
-void reg_things_free(reg_thing *v, size_t n);
-int registry_thing_get(registry *r, const char *name, reg_thing *out);  /* SF_ENOTFOUND */
+void registry_thing_fini(registry_thing *t);   /* zeroes *t */
+void registry_things_free(registry_thing *v, size_t n);
+/* The thing, into *out. SF_ENOTFOUND. */
+int registry_thing_get(registry *r, const char *name, registry_thing *out);
+/* Things by name after `after` ("" or NULL = from the start), of group
+ * ("" or NULL = of any), at most limit (0 = all): registry_things_free. */
 int registry_thing_list(registry *r, const char *group, const char *after,
-    size_t limit, reg_thing **out, size_t *n);
-/* Group names with their member counts. */
+    size_t limit, registry_thing **out, size_t *n);
+/* Group names with their member counts, by name: registry_strings_free on
+ * *names, free() on *counts. */
 int registry_group_list(registry *r, char ***names, uint32_t **counts,
     size_t *n);
 

@@ -1,6 +1,10 @@
 /*
- * rpc_provisioning.c - the Provisioning service (devices, over TLS; local
- * tools on the admin socket).
+ * rpc_provisioning.c - the Provisioning service, for devices over TLS and
+ * for local tools on the admin socket: Enroll (enroll.c decides), and
+ * FetchCertificate / StreamCertificate, which serve an enrollment's PEM
+ * bundle whole or in chunks with its length and SHA-256 so that a device
+ * can resume and check what it got. Module errors reach the caller
+ * through rpc_fail_err().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +19,7 @@
 #define CHUNK_MAX (64 * 1024)
 
 static void
-fill_enroll(rpc_call *call, const reg_enrollment *en, int replayed,
+fill_enroll(rpc_call *call, const registry_enrollment *en, int replayed,
     Secretfree__V1__EnrollResponse *resp)
 {
 	char *bundle = NULL;
@@ -46,29 +50,30 @@ h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__EnrollRequest *req = (const void *)reqm;
 	authz_ctx *ctx = arg;
 	enroll_req r;
-	reg_enrollment en;
+	registry_enrollment en;
 	char why[512];
-	int code, replayed;
+	int rc, replayed;
 
 	r.csr = req->csr.data;
 	r.csr_len = req->csr.len;
 	r.idempotency_key = req->idempotency_key;
 	r.region = req->region;
-	code = enroll_device(&ctx->en, &r, &en, &replayed, why, sizeof why);
-	if (code != RPC_OK) {
+	if ((rc = enroll_device(&ctx->en, &r, &en, &replayed, why,
+	    sizeof why)) != 0) {
 		log_info("enroll refused (%s, from %s): %s",
-		    rpc_code_name(code), rpc_call_peer(call), why);
-		return rpc_fail(call, code, "%s", why);
+		    rpc_code_name(rpc_status_from_err(rc)),
+		    rpc_call_peer(call), why);
+		return rpc_fail_err(call, rc, "%s", why);
 	}
 	fill_enroll(call, &en, replayed,
 	    (Secretfree__V1__EnrollResponse *)respm);
-	reg_enrollment_fini(&en);
+	registry_enrollment_fini(&en);
 	return RPC_OK;
 }
 
 static int
-get_bundle(rpc_call *call, authz_ctx *ctx, const char *id, reg_enrollment *en,
-    char **bundle, size_t *len, uint8_t sha[32])
+get_bundle(rpc_call *call, authz_ctx *ctx, const char *id,
+    registry_enrollment *en, char **bundle, size_t *len, uint8_t sha[32])
 {
 	int rc;
 
@@ -77,12 +82,12 @@ get_bundle(rpc_call *call, authz_ctx *ctx, const char *id, reg_enrollment *en,
 		    "enrollment_id is required");
 	rc = registry_enrollment_get(ctx->reg, id, en);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "no enrollment %s", id);
+		return rpc_fail_err(call, rc, "no enrollment %s", id);
 	if (rc)
-		return rpc_fail(call, RPC_INTERNAL, "registry lookup failed");
-	if (enroll_bundle(en, bundle, len, sha) != 0) {
-		reg_enrollment_fini(en);
-		return rpc_fail(call, RPC_INTERNAL, "cannot build the bundle");
+		return rpc_fail_err(call, rc, "registry lookup failed");
+	if ((rc = enroll_bundle(en, bundle, len, sha)) != 0) {
+		registry_enrollment_fini(en);
+		return rpc_fail_err(call, rc, "cannot build the bundle");
 	}
 	return RPC_OK;
 }
@@ -94,7 +99,7 @@ h_fetch(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__FetchCertificateRequest *req = (const void *)reqm;
 	Secretfree__V1__FetchCertificateResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_enrollment en;
+	registry_enrollment en;
 	char *bundle;
 	size_t total, n;
 	uint8_t sha[32];
@@ -120,7 +125,7 @@ h_fetch(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	rc = RPC_OK;
 out:
 	free(bundle);
-	reg_enrollment_fini(&en);
+	registry_enrollment_fini(&en);
 	return rc;
 }
 
@@ -131,7 +136,7 @@ h_stream(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__StreamCertificateRequest *req =
 	    (const void *)reqm;
 	authz_ctx *ctx = arg;
-	reg_enrollment en;
+	registry_enrollment en;
 	char *bundle;
 	size_t total, off, chunk;
 	uint8_t sha[32];
@@ -167,7 +172,7 @@ h_stream(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	}
 out:
 	free(bundle);
-	reg_enrollment_fini(&en);
+	registry_enrollment_fini(&en);
 	return rc;
 }
 

@@ -1,5 +1,11 @@
 /*
- * rpc_registry.c - the Registry service (authz's local admin socket).
+ * rpc_registry.c - the Registry service, authz's admin API on its local
+ * admin socket: import devices (checked record by record as the signer
+ * checks them, recres.c), list, show, disable and enable devices, list
+ * certificates, things and groups, and store and list policies and
+ * provisioning templates. Each handler checks its request, calls the
+ * registry and copies the result into the reply; registry errors reach
+ * the caller through rpc_fail_err().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,22 +15,12 @@
 #include "devrec.h"
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "recres.h"
 #include "secretfree/v1/registry.pb-c.h"
 
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
-
-static int
-db_fail(rpc_call *call, int rc, const char *what)
-{
-	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "%s: not found", what);
-	if (rc == SF_EINVAL)
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "%s: invalid", what);
-	log_warnx("registry: %s: %s", what, sf_strerror(rc));
-	return rpc_fail(call, RPC_INTERNAL, "%s failed", what);
-}
 
 static size_t
 list_limit(uint32_t want)
@@ -40,7 +36,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	Secretfree__V1__ImportResult *resp = (void *)respm;
 	authz_ctx *ctx = arg;
 	recres_valid *valid;
-	reg_import *recs;
+	registry_import_rec *recs;
 	size_t nv;
 	int *outcome, rc;
 
@@ -50,7 +46,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	recs = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *recs);
 	outcome = rpc_call_alloc(call, (nv ? nv : 1) * sizeof *outcome);
 	if (recs == NULL || outcome == NULL)
-		return rpc_fail(call, RPC_INTERNAL, "out of memory");
+		return rpc_fail_err(call, SF_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nv; i++) {
 		recs[i].device_id = valid[i].device_id;
 		recs[i].spki = valid[i].spki;
@@ -60,7 +56,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 		recs[i].region = valid[i].region;
 	}
 	if (nv && (rc = registry_import(ctx->reg, recs, nv, outcome)) != 0)
-		return db_fail(call, rc, "import");
+		return rpc_fail_err(call, rc, "import failed");
 	recres_finish(call, resp, valid, nv, outcome);
 	log_info("import devices: %u imported, %u unchanged, %u refused",
 	    resp->imported, resp->unchanged, resp->refused);
@@ -68,7 +64,7 @@ h_import(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 }
 
 static void
-fill_device(rpc_call *call, const reg_device *d, Secretfree__V1__Device *o)
+fill_device(rpc_call *call, const registry_device *d, Secretfree__V1__Device *o)
 {
 	o->device_id = rpc_call_strdup(call, d->device_id);
 	rpc_call_set_bytes(call, &o->spki_der, d->spki, d->spki_len);
@@ -79,7 +75,8 @@ fill_device(rpc_call *call, const reg_device *d, Secretfree__V1__Device *o)
 	o->created_at = d->created_at;
 	o->updated_at = d->updated_at;
 	o->current_serial = rpc_call_strdup(call, d->current_serial);
-	o->thing_name = rpc_call_strdup(call, d->state == 2 ? d->device_id : "");
+	o->thing_name = rpc_call_strdup(call, d->state == DEVICE_ACTIVE ?
+	    d->device_id : "");
 }
 
 static int
@@ -89,14 +86,14 @@ h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
 	const Secretfree__V1__ListDevicesRequest *req = (const void *)reqm;
 	Secretfree__V1__ListDevicesResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_device *v = NULL;
+	registry_device *v = NULL;
 	size_t n = 0;
 	int rc;
 
 	if ((rc = registry_device_list(ctx->reg, req->product_line,
 	    req->region, req->state, req->after_device_id,
 	    list_limit(req->limit), &v, &n)) != 0)
-		return db_fail(call, rc, "device list");
+		return rpc_fail_err(call, rc, "device list failed");
 	resp->devices = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->devices[i] = rpc_call_new_message(call,
@@ -104,13 +101,13 @@ h_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
 		fill_device(call, &v[i], resp->devices[i]);
 	}
 	resp->n_devices = n;
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	return RPC_OK;
 }
 
 /* The registered device id (a valid one), into d; else the call's failure. */
 static int
-find_device(rpc_call *call, authz_ctx *ctx, const char *id, reg_device *d)
+find_device(rpc_call *call, authz_ctx *ctx, const char *id, registry_device *d)
 {
 	int rc;
 
@@ -119,10 +116,10 @@ find_device(rpc_call *call, authz_ctx *ctx, const char *id, reg_device *d)
 		    " valid device id", id);
 	rc = registry_device_get(ctx->reg, id, d);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "device %s is not"
-		    " registered", id);
+		return rpc_fail_err(call, rc, "device %s is not registered",
+		    id);
 	if (rc)
-		return db_fail(call, rc, "device lookup");
+		return rpc_fail_err(call, rc, "device lookup failed");
 	return RPC_OK;
 }
 
@@ -131,13 +128,13 @@ h_get_device(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg)
 {
 	const Secretfree__V1__GetDeviceRequest *req = (const void *)reqm;
-	reg_device d;
+	registry_device d;
 	int rc;
 
 	if ((rc = find_device(call, arg, req->device_id, &d)) != RPC_OK)
 		return rc;
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	return RPC_OK;
 }
 
@@ -145,21 +142,23 @@ static int
 set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
     ProtobufCMessage *respm)
 {
-	reg_device d;
+	registry_device d;
 	int rc, state;
 
 	if ((rc = find_device(call, ctx, id, &d)) != RPC_OK)
 		return rc;
 	/* Enabling returns a device to what its certificates make it. */
-	state = disable ? 3 : (*d.current_serial ? 2 : 1);
-	reg_device_fini(&d);
+	state = disable ? DEVICE_DISABLED : *d.current_serial ?
+	    DEVICE_ACTIVE : DEVICE_REGISTERED;
+	registry_device_fini(&d);
 	if ((rc = registry_device_set_state(ctx->reg, id, state)) != 0)
-		return db_fail(call, rc, "device state");
+		return rpc_fail_err(call, rc, "device %s: cannot set its state",
+		    id);
 	if ((rc = registry_device_get(ctx->reg, id, &d)) != 0)
-		return db_fail(call, rc, "device lookup");
+		return rpc_fail_err(call, rc, "device lookup failed");
 	log_info("device %s %s", id, disable ? "disabled" : "enabled");
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 	return RPC_OK;
 }
 
@@ -216,7 +215,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 	    (const void *)reqm;
 	Secretfree__V1__ListDeviceCertificatesResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_cert *v = NULL;
+	registry_cert *v = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -225,7 +224,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 		    " valid device id", req->device_id);
 	if ((rc = registry_cert_list(ctx->reg, req->device_id,
 	    list_limit(req->limit), &v, &n)) != 0)
-		return db_fail(call, rc, "certificate list");
+		return rpc_fail_err(call, rc, "certificate list failed");
 	resp->certificates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		Secretfree__V1__CertificateInfo *c = rpc_call_new_message(call,
@@ -242,12 +241,12 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 		resp->certificates[i] = c;
 	}
 	resp->n_certificates = n;
-	reg_certs_free(v, n);
+	registry_certs_free(v, n);
 	return RPC_OK;
 }
 
 static void
-fill_thing(rpc_call *call, const reg_thing *t, Secretfree__V1__Thing *o)
+fill_thing(rpc_call *call, const registry_thing *t, Secretfree__V1__Thing *o)
 {
 	o->name = rpc_call_strdup(call, t->name);
 	o->device_id = rpc_call_strdup(call, t->device_id);
@@ -267,13 +266,13 @@ h_list_things(rpc_call *call, const ProtobufCMessage *reqm,
 	const Secretfree__V1__ListThingsRequest *req = (const void *)reqm;
 	Secretfree__V1__ListThingsResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_thing *v = NULL;
+	registry_thing *v = NULL;
 	size_t n = 0;
 	int rc;
 
 	if ((rc = registry_thing_list(ctx->reg, req->group, req->after_name,
 	    list_limit(req->limit), &v, &n)) != 0)
-		return db_fail(call, rc, "thing list");
+		return rpc_fail_err(call, rc, "thing list failed");
 	resp->things = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->things[i] = rpc_call_new_message(call,
@@ -281,7 +280,7 @@ h_list_things(rpc_call *call, const ProtobufCMessage *reqm,
 		fill_thing(call, &v[i], resp->things[i]);
 	}
 	resp->n_things = n;
-	reg_things_free(v, n);
+	registry_things_free(v, n);
 	return RPC_OK;
 }
 
@@ -291,18 +290,18 @@ h_get_thing(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__GetThingRequest *req = (const void *)reqm;
 	authz_ctx *ctx = arg;
-	reg_thing t;
+	registry_thing t;
 	int rc;
 
 	if (*req->name == '\0')
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "name is required");
 	rc = registry_thing_get(ctx->reg, req->name, &t);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "no thing %s", req->name);
+		return rpc_fail_err(call, rc, "no thing %s", req->name);
 	if (rc)
-		return db_fail(call, rc, "thing lookup");
+		return rpc_fail_err(call, rc, "thing lookup failed");
 	fill_thing(call, &t, (Secretfree__V1__Thing *)respm);
-	reg_thing_fini(&t);
+	registry_thing_fini(&t);
 	return RPC_OK;
 }
 
@@ -318,7 +317,7 @@ h_list_groups(rpc_call *call, const ProtobufCMessage *reqm,
 	int rc;
 
 	if ((rc = registry_group_list(ctx->reg, &names, &counts, &n)) != 0)
-		return db_fail(call, rc, "group list");
+		return rpc_fail_err(call, rc, "group list failed");
 	resp->groups = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		Secretfree__V1__Group *g = rpc_call_new_message(call,
@@ -329,7 +328,7 @@ h_list_groups(rpc_call *call, const ProtobufCMessage *reqm,
 		resp->groups[i] = g;
 	}
 	resp->n_groups = n;
-	reg_strings_free(names, n);
+	registry_strings_free(names, n);
 	free(counts);
 	return RPC_OK;
 }
@@ -348,10 +347,11 @@ h_put_policy(rpc_call *call, const ProtobufCMessage *reqm,
 		    " be 1-32 of a-z, 0-9, -");
 	rc = registry_policy_put(ctx->reg, req->name, req->document);
 	if (rc == SF_EINVAL)
-		return rpc_fail(call, RPC_INVALID_ARGUMENT, "policy %s: the"
-		    " document is not valid JSON", req->name);
+		return rpc_fail_err(call, rc, "policy %s: the document is not"
+		    " valid JSON", req->name);
 	if (rc)
-		return db_fail(call, rc, "policy");
+		return rpc_fail_err(call, rc, "cannot store policy %s",
+		    req->name);
 	resp->name = rpc_call_strdup(call, req->name);
 	resp->document = rpc_call_strdup(call, req->document);
 	return RPC_OK;
@@ -368,7 +368,7 @@ h_list_policies(rpc_call *call, const ProtobufCMessage *reqm,
 	int rc;
 
 	if ((rc = registry_policy_list(ctx->reg, &names, &docs, &n)) != 0)
-		return db_fail(call, rc, "policy list");
+		return rpc_fail_err(call, rc, "policy list failed");
 	resp->policies = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		Secretfree__V1__Policy *p = rpc_call_new_message(call,
@@ -379,13 +379,13 @@ h_list_policies(rpc_call *call, const ProtobufCMessage *reqm,
 		resp->policies[i] = p;
 	}
 	resp->n_policies = n;
-	reg_strings_free(names, n);
-	reg_strings_free(docs, n);
+	registry_strings_free(names, n);
+	registry_strings_free(docs, n);
 	return RPC_OK;
 }
 
 static void
-fill_template(rpc_call *call, const reg_template *t,
+fill_template(rpc_call *call, const registry_template *t,
     Secretfree__V1__ProvisioningTemplate *o)
 {
 	o->product_line = rpc_call_strdup(call, t->product_line);
@@ -403,7 +403,7 @@ h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__ProvisioningTemplate *req = (const void *)reqm;
 	authz_ctx *ctx = arg;
-	reg_template t;
+	registry_template t;
 	int rc;
 
 	if (!sf_name_valid(req->product_line))
@@ -418,6 +418,8 @@ h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
 	    sizeof(char *));
 	t.attr_values = rpc_call_alloc(call, (req->n_attributes + 1) *
 	    sizeof(char *));
+	if (t.attr_names == NULL || t.attr_values == NULL)
+		return rpc_fail_err(call, SF_ENOMEM, "out of memory");
 	for (size_t i = 0; i < req->n_attributes; i++) {
 		if (*req->attributes[i]->name == '\0')
 			return rpc_fail(call, RPC_INVALID_ARGUMENT,
@@ -428,10 +430,16 @@ h_put_template(rpc_call *call, const ProtobufCMessage *reqm,
 	t.nattrs = req->n_attributes;
 	rc = registry_template_put(ctx->reg, &t);
 	if (rc == SF_ENOTFOUND)
-		return rpc_fail(call, RPC_NOT_FOUND, "a policy the template"
-		    " names does not exist: create it first");
+		return rpc_fail_err(call, rc, "a policy the template names"
+		    " does not exist: create it first");
+	if (rc == SF_EINVAL)
+		return rpc_fail_err(call, rc, "template %s: attribute values"
+		    " may use only ${device_id}, ${serial}, ${region} and"
+		    " ${product_line}, and no policy or attribute may be named"
+		    " twice", req->product_line);
 	if (rc)
-		return db_fail(call, rc, "template");
+		return rpc_fail_err(call, rc, "cannot store template %s",
+		    req->product_line);
 	fill_template(call, &t, (Secretfree__V1__ProvisioningTemplate *)respm);
 	return RPC_OK;
 }
@@ -442,12 +450,12 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	Secretfree__V1__ListTemplatesResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
-	reg_template *v = NULL;
+	registry_template *v = NULL;
 	size_t n = 0;
 	int rc;
 
 	if ((rc = registry_template_list(ctx->reg, &v, &n)) != 0)
-		return db_fail(call, rc, "template list");
+		return rpc_fail_err(call, rc, "template list failed");
 	resp->templates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		resp->templates[i] = rpc_call_new_message(call,
@@ -455,7 +463,7 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 		fill_template(call, &v[i], resp->templates[i]);
 	}
 	resp->n_templates = n;
-	reg_templates_free(v, n);
+	registry_templates_free(v, n);
 	return RPC_OK;
 }
 

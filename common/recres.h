@@ -4,7 +4,7 @@
  * CaAdmin.RegisterDeviceKeys and authz's Registry.ImportDevices so that
  * both refuse the same things with the same reasons and messages.
  *
- * Store outcomes (the signer's JOURNAL_DEV_* and authz's REG_* use the
+ * Store outcomes (the signer's JOURNAL_DEV_* and authz's REGISTRY_* use the
  * same numbers): 1 imported, 2 unchanged, 3 id has another key, 4 key has
  * another id, 5 id and key known with another product line or region.
  */

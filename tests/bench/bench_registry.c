@@ -35,6 +35,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "registry.h"
 #include "util.h"
 
@@ -69,7 +70,7 @@ device_id(char *buf, size_t len, size_t i)
 static int
 import_devices(registry *r, size_t n)
 {
-	reg_import *recs;
+	registry_import_rec *recs;
 	uint8_t (*fp)[32], spki[91];
 	char (*ids)[32];
 	int *outcome, rc;
@@ -98,7 +99,7 @@ import_devices(registry *r, size_t n)
 	}
 	if ((rc = registry_import(r, recs, n, outcome)) == 0)
 		for (size_t i = 0; i < n; i++)
-			if (outcome[i] != REG_IMPORTED) {
+			if (outcome[i] != REGISTRY_IMPORTED) {
 				rc = SF_EINVAL;
 				break;
 			}
@@ -116,7 +117,8 @@ setup_template(registry *r)
 	char *pols[] = { "bench-connect" };
 	char *an[] = { "serial", "location" };
 	char *av[] = { "${serial}", "${region}/${product_line}" };
-	reg_template t = { PRODUCT_LINE, "bench-fleet", pols, 1, an, av, 2 };
+	registry_template t = { PRODUCT_LINE, "bench-fleet", pols, 1, an, av,
+	    2 };
 	int rc;
 
 	if ((rc = registry_policy_put(r, "bench-connect",
@@ -132,9 +134,9 @@ static void
 sequence(registry *r, size_t i)
 {
 	char dev[32], eid[48], serial[48], key[48];
-	reg_enrollment en, got;
-	reg_template tmpl;
-	reg_device d;
+	registry_enrollment en, got;
+	registry_template tmpl;
+	registry_device d;
 	int rc, have_tmpl;
 
 	device_id(dev, sizeof dev, i);
@@ -149,7 +151,7 @@ sequence(registry *r, size_t i)
 	    SF_ENOTFOUND)
 		fail("registry_enrollment_by_key (a miss)",
 		    rc ? rc : SF_EEXIST);
-	reg_enrollment_fini(&got);
+	registry_enrollment_fini(&got);
 
 	memset(&en, 0, sizeof en);
 	en.enrollment_id = eid;
@@ -165,7 +167,7 @@ sequence(registry *r, size_t i)
 	en.not_before = sf_now();
 	en.not_after = en.not_before + 365 * 86400;
 	en.created_at = sf_now();
-	en.state = 1;  /* ENROLLMENT_STATE_ISSUED */
+	en.state = ENROLLMENT_ISSUED;
 	en.replaces_serial = "";
 	have_tmpl = (rc = registry_template_get(r, d.product_line,
 	    &tmpl)) == 0;
@@ -176,10 +178,10 @@ sequence(registry *r, size_t i)
 		fail("registry_enroll_commit", rc);
 	if ((rc = registry_enrollment_get(r, eid, &got)) != 0)
 		fail("registry_enrollment_get", rc);
-	reg_enrollment_fini(&got);
+	registry_enrollment_fini(&got);
 	if (have_tmpl)
-		reg_template_fini(&tmpl);
-	reg_device_fini(&d);
+		registry_template_fini(&tmpl);
+	registry_device_fini(&d);
 }
 
 /* The timed (and, under callgrind, the counted) loop. */

@@ -1,5 +1,5 @@
 /*
- * Unit tests of authz/registry.c. Every case runs twice: against
+ * Unit tests of authz's registry (registry*.c). Every case runs twice: against
  * ":memory:" (one connection) and against a file in a temporary directory
  * (WAL, a writing and a reading connection). A fresh registry per case.
  *
@@ -21,14 +21,10 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "registry.h"
 #include "util.h"
 #include "../../tap.h"
-
-/* Protocol numbers (common.proto, provisioning.proto). */
-enum { DS_REGISTERED = 1, DS_ACTIVE = 2, DS_DISABLED = 3 };
-enum { CS_ACTIVE = 1, CS_PENDING_ACK = 2, CS_SUPERSEDED = 3 };
-enum { ES_ISSUED = 1, ES_PENDING_ACK = 2, ES_ACKNOWLEDGED = 3 };
 
 static char tmpdir[256];
 static const char *mode;      /* "memory" or "file" */
@@ -37,6 +33,15 @@ static int caseno;
 #define OK(c, fmt, ...) ok(c, "[%s] " fmt, mode, ##__VA_ARGS__)
 #define IS_INT(a, b, fmt, ...) is_int(a, b, "[%s] " fmt, mode, ##__VA_ARGS__)
 #define IS_STR(a, b, fmt, ...) is_str(a, b, "[%s] " fmt, mode, ##__VA_ARGS__)
+
+/*
+ * Element i of a list of n, or an all-zero element when the list is
+ * shorter, so that a check of a missing row fails instead of crashing;
+ * STR_AT the same for an array of strings (NULL when short).
+ */
+#define AT(v, n, i) \
+	((size_t)(i) < (size_t)(n) ? &(v)[i] : &(__typeof__(*(v))){ 0 })
+#define STR_AT(v, n, i) ((size_t)(i) < (size_t)(n) ? (v)[i] : NULL)
 
 /* ---- fixtures ---- */
 
@@ -55,10 +60,10 @@ key_make(struct key *k, unsigned seed)
 	SHA256(k->spki, sizeof k->spki, k->fp);
 }
 
-static reg_import
+static registry_import_rec
 rec(const char *id, const struct key *k, const char *pl, const char *rg)
 {
-	reg_import r = { id, k->spki, sizeof k->spki, k->fp, pl, rg };
+	registry_import_rec r = { id, k->spki, sizeof k->spki, k->fp, pl, rg };
 
 	return r;
 }
@@ -70,11 +75,11 @@ fp_make(uint8_t fp[32], unsigned seed)
 }
 
 /* An enrollment as enroll.c would record it; strings are static. */
-static reg_enrollment
+static registry_enrollment
 enr(const char *id, const char *device, const char *key, unsigned csr,
     const char *serial, int64_t created, int state, const char *replaces)
 {
-	reg_enrollment e;
+	registry_enrollment e;
 
 	memset(&e, 0, sizeof e);
 	e.enrollment_id = (char *)id;
@@ -121,7 +126,7 @@ import1(registry *r, const char *id, unsigned seed, const char *pl,
     const char *rg)
 {
 	struct key k;
-	reg_import ri;
+	registry_import_rec ri;
 	int out = 0, rc;
 
 	key_make(&k, seed);
@@ -147,13 +152,20 @@ has_group(registry *r, const char *name, uint32_t *count)
 			if (count)
 				*count = counts[i];
 		}
-	reg_strings_free(names, n);
+	registry_strings_free(names, n);
 	free(counts);
 	return found;
 }
 
+/* a (which may be NULL) holds the n bytes of b. */
+static int
+same_bytes(const void *a, const void *b, size_t n)
+{
+	return a != NULL && memcmp(a, b, n) == 0;
+}
+
 static const char *
-attr(const reg_thing *t, const char *name)
+attr(const registry_thing *t, const char *name)
 {
 	for (size_t i = 0; i < t->nattrs; i++)
 		if (strcmp(t->attr_names[i], name) == 0)
@@ -178,8 +190,9 @@ test_open(void)
 		return;
 	snprintf(path, sizeof path, "%s/no/such/dir/r.db", tmpdir);
 	rc = registry_open(path, &r, why, sizeof why);
-	OK(rc != 0 && r == NULL && why[0] != '\0',
-	    "open: a missing directory fails with a reason (%s)", why);
+	OK(rc != 0, "open: a missing directory fails");
+	OK(r == NULL, "open: a missing directory: nothing returned");
+	OK(why[0] != '\0', "open: a missing directory: a reason (%s)", why);
 	/* A file from a newer schema is refused, not reused. */
 	snprintf(path, sizeof path, "%s/%02d-newer.db", tmpdir, ++caseno);
 	if (sqlite3_open(path, &db) == SQLITE_OK)
@@ -187,105 +200,106 @@ test_open(void)
 	sqlite3_close(db);
 	why[0] = '\0';
 	rc = registry_open(path, &r, why, sizeof why);
-	OK(rc == SF_EDB && r == NULL && strstr(why, "99") != NULL,
-	    "open: a newer schema version is refused (%s)", why);
+	IS_INT(rc, SF_EDB, "open: a newer schema version is refused");
+	OK(r == NULL, "open: a newer schema: nothing returned");
+	OK(strstr(why, "99") != NULL,
+	    "open: a newer schema: the reason names it (%s)", why);
 }
 
+/* 1111 (key a, us-east-1) and 1112 (key b, any region), just imported. */
 static void
-test_import(void)
+import_new(registry *r, const struct key *ka)
 {
-	struct key ka, kb, kc, ke, kf;
-	reg_device d;
-	reg_import v[4];
-	int out[4];
-	int64_t n = 0, upd;
-	registry *r;
-	int rc;
+	registry_device d;
+	int64_t n = 0;
 
-	if ((r = open_case("import")) == NULL) {
-		OK(0, "import: open");
-		return;
-	}
-	key_make(&ka, 1);
-	key_make(&kb, 2);
-	key_make(&kc, 3);
-	key_make(&ke, 5);
-	key_make(&kf, 6);
-
-	v[0] = rec("1111", &ka, "widgiot", "us-east-1");
-	v[1] = rec("1112", &kb, "widgiot", "");
-	rc = registry_import(r, v, 2, out);
-	IS_INT(rc, 0, "import: batch accepted");
-	IS_INT(out[0], REG_IMPORTED, "import: 1111 imported");
-	IS_INT(out[1], REG_IMPORTED, "import: 1112 imported");
 	registry_device_count(r, &n);
 	IS_INT(n, 2, "import: two devices");
-
-	rc = registry_device_get(r, "1111", &d);
-	IS_INT(rc, 0, "import: 1111 readable");
+	IS_INT(registry_device_get(r, "1111", &d), 0,
+	    "import: 1111 readable");
 	IS_STR(d.device_id, "1111", "import: device id");
-	OK(d.spki_len == sizeof ka.spki &&
-	    memcmp(d.spki, ka.spki, d.spki_len) == 0, "import: SPKI kept");
-	OK(memcmp(d.key_sha256, ka.fp, 32) == 0, "import: fingerprint kept");
+	IS_INT(d.spki_len, sizeof ka->spki, "import: SPKI length kept");
+	OK(same_bytes(d.spki, ka->spki, sizeof ka->spki), "import: SPKI kept");
+	OK(same_bytes(d.key_sha256, ka->fp, 32), "import: fingerprint kept");
 	IS_STR(d.product_line, "widgiot", "import: product line");
 	IS_STR(d.region, "us-east-1", "import: region");
-	IS_INT(d.state, DS_REGISTERED, "import: new devices are REGISTERED");
+	IS_INT(d.state, DEVICE_REGISTERED,
+	    "import: new devices are REGISTERED");
 	IS_STR(d.current_serial, "", "import: no current serial");
-	OK(d.created_at > 0 && d.updated_at == d.created_at,
-	    "import: times set");
-	upd = d.updated_at;
-	reg_device_fini(&d);
-	OK(d.device_id == NULL && d.spki == NULL, "device_fini zeroes");
-	reg_device_fini(NULL);
+	OK(d.created_at > 0, "import: created_at set");
+	IS_INT(d.updated_at, d.created_at, "import: updated_at = created_at");
+	registry_device_fini(&d);
+	OK(d.device_id == NULL, "device_fini zeroes the id");
+	OK(d.spki == NULL, "device_fini zeroes the SPKI");
+	registry_device_fini(NULL);
+}
 
-	rc = registry_import(r, v, 2, out);
-	OK(rc == 0 && out[0] == REG_UNCHANGED && out[1] == REG_UNCHANGED,
-	    "import: re-import is UNCHANGED");
-	registry_device_count(r, &n);
-	IS_INT(n, 2, "import: re-import adds nothing");
-	registry_device_get(r, "1111", &d);
-	IS_INT(d.updated_at, upd, "import: re-import touches nothing");
-	reg_device_fini(&d);
+/* Records that clash with 1111 are refused and change nothing. */
+static void
+import_refusals(registry *r, const struct key *ka)
+{
+	struct key kc;
+	registry_import_rec v[4];
+	registry_device d;
+	int out[4];
 
+	key_make(&kc, 3);
 	v[0] = rec("1111", &kc, "widgiot", "us-east-1");
-	v[1] = rec("1113", &ka, "widgiot", "us-east-1");
-	v[2] = rec("1111", &ka, "widgiot", "eu-west-1");
-	v[3] = rec("1111", &ka, "gadget", "us-east-1");
-	rc = registry_import(r, v, 4, out);
-	IS_INT(rc, 0, "import: refusals are outcomes, not errors");
-	IS_INT(out[0], REG_ID_OTHER_KEY, "import: known id, other key");
-	IS_INT(out[1], REG_KEY_OTHER_ID, "import: known key, other id");
-	IS_INT(out[2], REG_OTHER_PLACE, "import: other region");
-	IS_INT(out[3], REG_OTHER_PLACE, "import: other product line");
+	v[1] = rec("1113", ka, "widgiot", "us-east-1");
+	v[2] = rec("1111", ka, "widgiot", "eu-west-1");
+	v[3] = rec("1111", ka, "gadget", "us-east-1");
+	IS_INT(registry_import(r, v, 4, out), 0,
+	    "import: refusals are outcomes, not errors");
+	IS_INT(out[0], REGISTRY_ID_OTHER_KEY, "import: known id, other key");
+	IS_INT(out[1], REGISTRY_KEY_OTHER_ID, "import: known key, other id");
+	IS_INT(out[2], REGISTRY_OTHER_PLACE, "import: other region");
+	IS_INT(out[3], REGISTRY_OTHER_PLACE, "import: other product line");
 	IS_INT(registry_device_get(r, "1113", &d), SF_ENOTFOUND,
 	    "import: refused record wrote no row");
 	registry_device_get(r, "1111", &d);
-	OK(memcmp(d.key_sha256, ka.fp, 32) == 0 &&
-	    strcmp(d.region, "us-east-1") == 0 &&
-	    strcmp(d.product_line, "widgiot") == 0,
-	    "import: refused records left 1111 as it was");
-	reg_device_fini(&d);
+	OK(same_bytes(d.key_sha256, ka->fp, 32),
+	    "import: refused records left 1111's key");
+	IS_STR(d.region, "us-east-1",
+	    "import: refused records left 1111's region");
+	IS_STR(d.product_line, "widgiot",
+	    "import: refused records left 1111's product line");
+	registry_device_fini(&d);
 	/* Key C was refused with 1111: it is free for a new id. */
-	IS_INT(import1(r, "1114", 3, "widgiot", ""), REG_IMPORTED,
+	IS_INT(import1(r, "1114", 3, "widgiot", ""), REGISTRY_IMPORTED,
 	    "import: a refused record's key stays unregistered");
+}
 
-	/* Later records of a batch see earlier ones. */
+/* Later records of a batch see earlier ones; a malformed record refuses
+ * the whole batch. */
+static void
+import_batches(registry *r)
+{
+	struct key ke, kf;
+	registry_import_rec v[4];
+	registry_device d;
+	int64_t n = 0;
+	int out[4];
+
+	key_make(&ke, 5);
+	key_make(&kf, 6);
 	v[0] = rec("1115", &ke, "widgiot", "");
 	v[1] = rec("1115", &ke, "widgiot", "");
 	v[2] = rec("1116", &ke, "widgiot", "");
 	v[3] = rec("1115", &kf, "widgiot", "");
-	rc = registry_import(r, v, 4, out);
-	IS_INT(rc, 0, "import: batch with duplicates");
-	IS_INT(out[0], REG_IMPORTED, "import: first of the batch imported");
-	IS_INT(out[1], REG_UNCHANGED, "import: its repeat is UNCHANGED");
-	IS_INT(out[2], REG_KEY_OTHER_ID, "import: its key under another id");
-	IS_INT(out[3], REG_ID_OTHER_KEY, "import: its id with another key");
+	IS_INT(registry_import(r, v, 4, out), 0,
+	    "import: batch with duplicates");
+	IS_INT(out[0], REGISTRY_IMPORTED,
+	    "import: first of the batch imported");
+	IS_INT(out[1], REGISTRY_UNCHANGED, "import: its repeat is UNCHANGED");
+	IS_INT(out[2], REGISTRY_KEY_OTHER_ID,
+	    "import: its key under another id");
+	IS_INT(out[3], REGISTRY_ID_OTHER_KEY,
+	    "import: its id with another key");
 	IS_INT(registry_device_get(r, "1116", &d), SF_ENOTFOUND,
 	    "import: 1116 not written");
 	registry_device_count(r, &n);
 	IS_INT(n, 4, "import: four devices");
 
-	/* A malformed record refuses the whole call before any write. */
 	v[0] = rec("1117", &kf, "widgiot", "");
 	v[1] = rec("1118", &kf, "widgiot", "");
 	v[1].key_sha256 = NULL;
@@ -296,32 +310,56 @@ test_import(void)
 	IS_INT(registry_import(r, v, 0, out), 0, "import: empty batch");
 	IS_INT(registry_device_get(r, "nope", &d), SF_ENOTFOUND,
 	    "device_get: unknown id");
-	registry_close(r);
 }
 
 static void
-test_devices(void)
+test_import(void)
 {
-	reg_device *v = NULL, d;
-	size_t n = 0, total = 0;
-	char id[16], after[16] = "";
-	int64_t count = 0;
+	struct key ka, kb;
+	registry_import_rec v[2];
+	registry_device d;
+	int64_t n = 0, upd;
+	int out[2];
 	registry *r;
-	int rc, pages = 0, sorted = 1;
 
-	if ((r = open_case("devices")) == NULL) {
-		OK(0, "devices: open");
+	if ((r = open_case("import")) == NULL) {
+		OK(0, "import: open");
 		return;
 	}
-	for (unsigned i = 0; i < 25; i++) {
-		static const char *regions[] = { "us-east-1", "eu-west-1", "" };
+	key_make(&ka, 1);
+	key_make(&kb, 2);
+	v[0] = rec("1111", &ka, "widgiot", "us-east-1");
+	v[1] = rec("1112", &kb, "widgiot", "");
+	IS_INT(registry_import(r, v, 2, out), 0, "import: batch accepted");
+	IS_INT(out[0], REGISTRY_IMPORTED, "import: 1111 imported");
+	IS_INT(out[1], REGISTRY_IMPORTED, "import: 1112 imported");
+	import_new(r, &ka);
 
-		snprintf(id, sizeof id, "d%02u", i);
-		import1(r, id, 100 + i, i % 2 ? "gadget" : "widgiot",
-		    regions[i % 3]);
-	}
-	registry_device_count(r, &count);
-	IS_INT(count, 25, "devices: count");
+	registry_device_get(r, "1111", &d);
+	upd = d.updated_at;
+	registry_device_fini(&d);
+	IS_INT(registry_import(r, v, 2, out), 0, "import: re-import accepted");
+	IS_INT(out[0], REGISTRY_UNCHANGED, "import: re-import: 1111 UNCHANGED");
+	IS_INT(out[1], REGISTRY_UNCHANGED, "import: re-import: 1112 UNCHANGED");
+	registry_device_count(r, &n);
+	IS_INT(n, 2, "import: re-import adds nothing");
+	registry_device_get(r, "1111", &d);
+	IS_INT(d.updated_at, upd, "import: re-import touches nothing");
+	registry_device_fini(&d);
+
+	import_refusals(r, &ka);
+	import_batches(r);
+	registry_close(r);
+}
+
+/* Lists of the 25 devices: all of them, in order, then page by page. */
+static void
+device_pages(registry *r)
+{
+	registry_device *v = NULL;
+	size_t n = 0, total = 0;
+	char after[16] = "";
+	int rc, pages = 0, sorted = 1;
 
 	rc = registry_device_list(r, "", "", 0, "", 0, &v, &n);
 	IS_INT(rc, 0, "devices: list all");
@@ -330,9 +368,9 @@ test_devices(void)
 		if (strcmp(v[i - 1].device_id, v[i].device_id) >= 0)
 			sorted = 0;
 	OK(sorted, "devices: in id order");
-	OK(n > 0 && v[0].spki_len > 0 && strcmp(v[0].device_id, "d00") == 0,
-	    "devices: rows complete");
-	reg_devices_free(v, n);
+	OK(AT(v, n, 0)->spki_len > 0, "devices: rows complete: SPKI");
+	IS_STR(AT(v, n, 0)->device_id, "d00", "devices: rows complete: id");
+	registry_devices_free(v, n);
 
 	do {
 		rc = registry_device_list(r, NULL, NULL, 0, after, 10, &v, &n);
@@ -342,47 +380,78 @@ test_devices(void)
 			snprintf(after, sizeof after, "%s",
 			    v[n - 1].device_id);
 		if (pages == 0)
-			IS_STR(n ? v[0].device_id : NULL, "d00",
+			IS_STR(AT(v, n, 0)->device_id, "d00",
 			    "devices: first page starts at d00");
 		if (pages == 2)
 			IS_INT(n, 5, "devices: last page holds the rest");
 		total += n;
 		pages++;
-		reg_devices_free(v, n);
+		registry_devices_free(v, n);
 	} while (n > 0 && pages < 10);
 	IS_INT(rc, 0, "devices: paging");
 	IS_INT(total, 25, "devices: pages cover every device once");
 	IS_INT(pages, 4, "devices: 10 + 10 + 5 + an empty page");
+}
+
+/* Lists by product line and region, and a device's state set and read. */
+static void
+device_filters(registry *r)
+{
+	registry_device *v = NULL, d;
+	size_t n = 0;
 
 	registry_device_list(r, "gadget", "", 0, "", 0, &v, &n);
 	IS_INT(n, 12, "devices: product line filter");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	registry_device_list(r, "", "eu-west-1", 0, "", 0, &v, &n);
 	IS_INT(n, 8, "devices: region filter");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 	registry_device_list(r, "widgiot", "us-east-1", 0, "", 0, &v, &n);
 	IS_INT(n, 5, "devices: both filters");
-	reg_devices_free(v, n);
+	registry_devices_free(v, n);
 
-	IS_INT(registry_device_set_state(r, "d03", DS_DISABLED), 0,
+	IS_INT(registry_device_set_state(r, "d03", DEVICE_DISABLED), 0,
 	    "devices: disable");
-	registry_device_list(r, "", "", DS_DISABLED, "", 0, &v, &n);
-	OK(n == 1 && strcmp(v[0].device_id, "d03") == 0,
-	    "devices: state filter");
-	reg_devices_free(v, n);
+	registry_device_list(r, "", "", DEVICE_DISABLED, "", 0, &v, &n);
+	IS_INT(n, 1, "devices: state filter: one disabled");
+	IS_STR(AT(v, n, 0)->device_id, "d03", "devices: state filter: d03");
+	registry_devices_free(v, n);
 	registry_device_get(r, "d03", &d);
-	IS_INT(d.state, DS_DISABLED, "devices: state stored");
+	IS_INT(d.state, DEVICE_DISABLED, "devices: state stored");
 	OK(d.updated_at >= d.created_at, "devices: updated_at set");
-	reg_device_fini(&d);
-	IS_INT(registry_device_set_state(r, "d03", DS_REGISTERED), 0,
+	registry_device_fini(&d);
+	IS_INT(registry_device_set_state(r, "d03", DEVICE_REGISTERED), 0,
 	    "devices: enable again");
-	registry_device_list(r, "", "", DS_DISABLED, "", 0, &v, &n);
+	registry_device_list(r, "", "", DEVICE_DISABLED, "", 0, &v, &n);
 	IS_INT(n, 0, "devices: none disabled");
-	reg_devices_free(v, n);
-	IS_INT(registry_device_set_state(r, "zz", DS_DISABLED), SF_ENOTFOUND,
-	    "devices: set_state of an unknown id");
+	registry_devices_free(v, n);
+	IS_INT(registry_device_set_state(r, "zz", DEVICE_DISABLED),
+	    SF_ENOTFOUND, "devices: set_state of an unknown id");
 	IS_INT(registry_device_set_state(r, "d03", 9), SF_EINVAL,
 	    "devices: set_state refuses an unknown state");
+}
+
+static void
+test_devices(void)
+{
+	static const char *regions[] = { "us-east-1", "eu-west-1", "" };
+	char id[16];
+	int64_t count = 0;
+	registry *r;
+
+	if ((r = open_case("devices")) == NULL) {
+		OK(0, "devices: open");
+		return;
+	}
+	for (unsigned i = 0; i < 25; i++) {
+		snprintf(id, sizeof id, "d%02u", i);
+		import1(r, id, 100 + i, i % 2 ? "gadget" : "widgiot",
+		    regions[i % 3]);
+	}
+	registry_device_count(r, &count);
+	IS_INT(count, 25, "devices: count");
+	device_pages(r);
+	device_filters(r);
 	registry_close(r);
 }
 
@@ -426,106 +495,153 @@ test_policies(void)
 	registry_policy_put(r, "admin", "[1, 2, {\"x\": null}]");
 	IS_INT(registry_policy_list(r, &names, &docs, &n), 0,
 	    "policies: list");
-	OK(n == 2 && strcmp(names[0], "admin") == 0 &&
-	    strcmp(names[1], "telemetry") == 0 &&
-	    strcmp(docs[1], "{\"v\":2}") == 0, "policies: listed by name");
-	reg_strings_free(names, n);
-	reg_strings_free(docs, n);
+	IS_INT(n, 2, "policies: listed: two");
+	IS_STR(STR_AT(names, n, 0), "admin", "policies: listed by name: 1st");
+	IS_STR(STR_AT(names, n, 1), "telemetry",
+	    "policies: listed by name: 2nd");
+	IS_STR(STR_AT(docs, n, 1), "{\"v\":2}",
+	    "policies: listed with their documents");
+	registry_strings_free(names, n);
+	registry_strings_free(docs, n);
 	registry_close(r);
+}
+
+/* A template stored once its policies exist, read back as it was given. */
+static void
+template_store(registry *r, const registry_template *t)
+{
+	registry_template g;
+	uint32_t cnt = 9;
+
+	IS_INT(registry_template_put(r, t), SF_ENOTFOUND,
+	    "templates: policies must exist");
+	IS_INT(registry_template_get(r, "widgiot", &g), SF_ENOTFOUND,
+	    "templates: refused template not stored");
+	registry_policy_put(r, "connect", "{}");
+	registry_policy_put(r, "publish", "{}");
+	IS_INT(registry_template_put(r, t), 0, "templates: put");
+	IS_INT(registry_template_get(r, "widgiot", &g), 0, "templates: get");
+	IS_STR(g.product_line, "widgiot", "templates: product line");
+	IS_STR(g.thing_group, "fleet", "templates: group");
+	IS_INT(g.npolicies, 2, "templates: two policies");
+	IS_STR(STR_AT(g.policies, g.npolicies, 0), "connect",
+	    "templates: policies in order: 1st");
+	IS_STR(STR_AT(g.policies, g.npolicies, 1), "publish",
+	    "templates: policies in order: 2nd");
+	IS_INT(g.nattrs, 4, "templates: four attributes");
+	IS_STR(STR_AT(g.attr_names, g.nattrs, 1), "where",
+	    "templates: attributes in order");
+	IS_STR(STR_AT(g.attr_values, g.nattrs, 1), "${region}/${device_id}",
+	    "templates: attributes kept unexpanded");
+	IS_STR(STR_AT(g.attr_values, g.nattrs, 3), "$5 a $",
+	    "templates: a lone $ kept");
+	registry_template_fini(&g);
+	IS_INT(has_group(r, "fleet", &cnt), 1, "templates: the group exists");
+	IS_INT(cnt, 0, "templates: the group is empty");
+}
+
+/* Bad attribute values and unknown policies refused; nothing replaced. */
+static void
+template_refusals(registry *r, registry_template *t)
+{
+	static char *bad_pols[] = { "nope" };
+	char *bad_v[] = { "${serial" }, *bad_n[] = { "x" };
+	registry_template g;
+
+	t->attr_values = bad_v;
+	t->attr_names = bad_n;
+	t->nattrs = 1;
+	IS_INT(registry_template_put(r, t), SF_EINVAL,
+	    "templates: unterminated ${ refused");
+	bad_v[0] = "${device_id}-${colour}";
+	IS_INT(registry_template_put(r, t), SF_EINVAL,
+	    "templates: unknown variable refused");
+	t->policies = bad_pols;
+	t->npolicies = 1;
+	bad_v[0] = "${device_id}";
+	IS_INT(registry_template_put(r, t), SF_ENOTFOUND,
+	    "templates: an unknown policy refused on replace");
+	registry_template_get(r, "widgiot", &g);
+	IS_INT(g.nattrs, 4,
+	    "templates: refused replacement kept the attributes");
+	IS_INT(g.npolicies, 2,
+	    "templates: refused replacement kept the policies");
+	registry_template_fini(&g);
+	/* What t now names is only good until this returns. */
+	t->attr_values = t->attr_names = NULL;
+	t->nattrs = 0;
+}
+
+/* A replacement with fewer children, a second template, the list. */
+static void
+template_replace(registry *r, registry_template *t, char **pols)
+{
+	char *n1[] = { "x" }, *v1[] = { "${device_id}" };
+	registry_template g, *v;
+	size_t n = 0;
+
+	t->policies = pols;
+	t->npolicies = 1;
+	t->thing_group = "";
+	t->attr_names = n1;
+	t->attr_values = v1;
+	t->nattrs = 1;
+	IS_INT(registry_template_put(r, t), 0, "templates: replace");
+	registry_template_get(r, "widgiot", &g);
+	IS_INT(g.nattrs, 1, "templates: replaced attributes: one");
+	IS_STR(STR_AT(g.attr_names, g.nattrs, 0), "x",
+	    "templates: replaced attributes: x");
+	IS_INT(g.npolicies, 1, "templates: replaced policies: one");
+	IS_STR(g.thing_group, "", "templates: replaced group: none");
+	registry_template_fini(&g);
+
+	t->product_line = "gadget";
+	t->nattrs = 0;
+	t->attr_names = t->attr_values = NULL;
+	IS_INT(registry_template_put(r, t), 0, "templates: second template");
+	t->product_line = "";
+	IS_INT(registry_template_put(r, t), SF_EINVAL,
+	    "templates: a product line is required");
+	IS_INT(registry_template_list(r, &v, &n), 0, "templates: list");
+	IS_INT(n, 2, "templates: listed: two");
+	IS_STR(AT(v, n, 0)->product_line, "gadget",
+	    "templates: listed by product line: 1st");
+	IS_STR(AT(v, n, 1)->product_line, "widgiot",
+	    "templates: listed by product line: 2nd");
+	IS_INT(AT(v, n, 1)->nattrs, 1, "templates: listed with attributes");
+	IS_INT(AT(v, n, 0)->npolicies, 1, "templates: listed with policies");
+	registry_templates_free(v, n);
 }
 
 static void
 test_templates(void)
 {
-	char *pols[] = { "connect", "publish" }, *bad_pols[] = { "nope" };
+	char *pols[] = { "connect", "publish" };
 	char *an[] = { "serial", "where", "line", "price" };
 	char *av[] = { "${serial}", "${region}/${device_id}",
 	    "${product_line}", "$5 a $" };
-	char *bad_v[] = { "${serial" }, *bad_n[] = { "x" };
-	reg_template t = { "widgiot", "fleet", pols, 2, an, av, 4 }, g, *v;
-	size_t n = 0;
-	uint32_t cnt = 9;
+	registry_template t = { "widgiot", "fleet", pols, 2, an, av, 4 };
 	registry *r;
 
 	if ((r = open_case("templates")) == NULL) {
 		OK(0, "templates: open");
 		return;
 	}
-	IS_INT(registry_template_put(r, &t), SF_ENOTFOUND,
-	    "templates: policies must exist");
-	IS_INT(registry_template_get(r, "widgiot", &g), SF_ENOTFOUND,
-	    "templates: refused template not stored");
-	registry_policy_put(r, "connect", "{}");
-	registry_policy_put(r, "publish", "{}");
-	IS_INT(registry_template_put(r, &t), 0, "templates: put");
-	IS_INT(registry_template_get(r, "widgiot", &g), 0, "templates: get");
-	IS_STR(g.product_line, "widgiot", "templates: product line");
-	IS_STR(g.thing_group, "fleet", "templates: group");
-	OK(g.npolicies == 2 && strcmp(g.policies[0], "connect") == 0 &&
-	    strcmp(g.policies[1], "publish") == 0,
-	    "templates: policies in order");
-	OK(g.nattrs == 4 && strcmp(g.attr_names[1], "where") == 0 &&
-	    strcmp(g.attr_values[1], "${region}/${device_id}") == 0 &&
-	    strcmp(g.attr_values[3], "$5 a $") == 0,
-	    "templates: attributes kept unexpanded, in order");
-	reg_template_fini(&g);
-	OK(has_group(r, "fleet", &cnt) == 1 && cnt == 0,
-	    "templates: the group exists, empty");
-
-	t.attr_values = bad_v;
-	t.attr_names = bad_n;
-	t.nattrs = 1;
-	IS_INT(registry_template_put(r, &t), SF_EINVAL,
-	    "templates: unterminated ${ refused");
-	bad_v[0] = "${device_id}-${colour}";
-	IS_INT(registry_template_put(r, &t), SF_EINVAL,
-	    "templates: unknown variable refused");
-	t.policies = bad_pols;
-	t.npolicies = 1;
-	bad_v[0] = "${device_id}";
-	IS_INT(registry_template_put(r, &t), SF_ENOTFOUND,
-	    "templates: an unknown policy refused on replace");
-	registry_template_get(r, "widgiot", &g);
-	OK(g.nattrs == 4 && g.npolicies == 2,
-	    "templates: refused replacement changed nothing");
-	reg_template_fini(&g);
-
-	/* Replace: fewer attributes, no group. */
-	t.policies = pols;
-	t.npolicies = 1;
-	t.thing_group = "";
-	IS_INT(registry_template_put(r, &t), 0, "templates: replace");
-	registry_template_get(r, "widgiot", &g);
-	OK(g.nattrs == 1 && strcmp(g.attr_names[0], "x") == 0 &&
-	    g.npolicies == 1 && strcmp(g.thing_group, "") == 0,
-	    "templates: replaced children");
-	reg_template_fini(&g);
-
-	t.product_line = "gadget";
-	t.nattrs = 0;
-	t.attr_names = t.attr_values = NULL;
-	IS_INT(registry_template_put(r, &t), 0, "templates: second template");
-	t.product_line = "";
-	IS_INT(registry_template_put(r, &t), SF_EINVAL,
-	    "templates: a product line is required");
-	IS_INT(registry_template_list(r, &v, &n), 0, "templates: list");
-	OK(n == 2 && strcmp(v[0].product_line, "gadget") == 0 &&
-	    strcmp(v[1].product_line, "widgiot") == 0 &&
-	    v[1].nattrs == 1 && v[0].npolicies == 1,
-	    "templates: listed by product line, complete");
-	reg_templates_free(v, n);
+	template_store(r, &t);
+	template_refusals(r, &t);
+	template_replace(r, &t, pols);
 	registry_close(r);
 }
 
 /* Policies p1 p2, template widgiot (group fleet), a device. */
 static registry *
-enroll_setup(const char *name, reg_template *tmpl)
+enroll_setup(const char *name, registry_template *tmpl)
 {
 	static char *pols[] = { "p1", "p2" };
 	static char *an[] = { "serial", "where", "line", "id" };
 	static char *av[] = { "${serial}", "${region}/${device_id}",
 	    "${product_line}", "thing-${device_id}" };
-	reg_template t = { "widgiot", "fleet", pols, 2, an, av, 4 };
+	registry_template t = { "widgiot", "fleet", pols, 2, an, av, 4 };
 	registry *r;
 
 	if ((r = open_case(name)) == NULL)
@@ -543,31 +659,22 @@ enroll_setup(const char *name, reg_template *tmpl)
 	return r;
 }
 
+/* devA's first enrollment (serial 0A1B2C at now): the device, its thing
+ * as the template makes it, and the certificate row. */
 static void
-test_enroll(void)
+enroll_first(registry *r, int64_t now)
 {
-	reg_template tmpl = { 0 };
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
-	reg_cert *c = NULL;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
+	const registry_cert *c0;
 	size_t n = 0;
-	uint8_t fp[32];
-	int64_t now = sf_now();
 	uint32_t cnt = 0;
-	registry *r;
-
-	if ((r = enroll_setup("enroll", &tmpl)) == NULL) {
-		OK(0, "enroll: setup");
-		return;
-	}
-	e = enr("enr-1", "devA", "k1", 1, "0A1B2C", now, ES_ISSUED, "");
-	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0, "enroll: commit");
 
 	registry_device_get(r, "devA", &d);
-	IS_INT(d.state, DS_ACTIVE, "enroll: device ACTIVE");
+	IS_INT(d.state, DEVICE_ACTIVE, "enroll: device ACTIVE");
 	IS_STR(d.current_serial, "0A1B2C", "enroll: current serial");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
 
 	IS_INT(registry_thing_get(r, "devA", &th), 0, "enroll: thing made");
 	IS_STR(th.device_id, "devA", "enroll: thing of the device");
@@ -577,123 +684,191 @@ test_enroll(void)
 	    "enroll: ${region}/${device_id} expanded");
 	IS_STR(attr(&th, "line"), "widgiot", "enroll: ${product_line}");
 	IS_STR(attr(&th, "id"), "thing-devA", "enroll: text around a var");
-	OK(th.ngroups == 1 && strcmp(th.groups[0], "fleet") == 0,
+	IS_INT(th.ngroups, 1, "enroll: thing in one group");
+	IS_STR(STR_AT(th.groups, th.ngroups, 0), "fleet",
 	    "enroll: thing in the template's group");
 	OK(th.created_at > 0, "enroll: thing created_at");
-	reg_thing_fini(&th);
-	OK(has_group(r, "fleet", &cnt) == 1 && cnt == 1,
-	    "enroll: group counts the thing");
+	registry_thing_fini(&th);
+	IS_INT(has_group(r, "fleet", &cnt), 1, "enroll: the group exists");
+	IS_INT(cnt, 1, "enroll: group counts the thing");
 
 	IS_INT(registry_cert_list(r, "devA", 0, &c, &n), 0,
 	    "enroll: certificates of the device");
-	OK(n == 1 && strcmp(c[0].serial, "0A1B2C") == 0 &&
-	    c[0].status == CS_ACTIVE &&
-	    strcmp(c[0].enrollment_id, "enr-1") == 0 &&
-	    strcmp(c[0].ca_name, "us-east-1.widgiot") == 0 &&
-	    c[0].not_after == now + 86400 * 365 && c[0].issued_at == now,
-	    "enroll: certificate row ACTIVE");
-	OK(n == 1 && c[0].npolicies == 2 &&
-	    strcmp(c[0].policies[0], "p1") == 0 &&
-	    strcmp(c[0].policies[1], "p2") == 0,
-	    "enroll: policies attached to the certificate");
-	reg_certs_free(c, n);
+	IS_INT(n, 1, "enroll: one certificate");
+	c0 = AT(c, n, 0);
+	IS_STR(c0->serial, "0A1B2C", "enroll: certificate serial");
+	IS_INT(c0->status, CERT_ACTIVE, "enroll: certificate ACTIVE");
+	IS_STR(c0->enrollment_id, "enr-1", "enroll: certificate's enrollment");
+	IS_STR(c0->ca_name, "us-east-1.widgiot", "enroll: certificate's CA");
+	IS_INT(c0->not_after, now + 86400 * 365, "enroll: certificate's end");
+	IS_INT(c0->issued_at, now, "enroll: certificate issued_at");
+	IS_INT(c0->npolicies, 2, "enroll: two policies on the certificate");
+	IS_STR(STR_AT(c0->policies, c0->npolicies, 0), "p1",
+	    "enroll: policy p1 attached to the certificate");
+	IS_STR(STR_AT(c0->policies, c0->npolicies, 1), "p2",
+	    "enroll: policy p2 attached to the certificate");
+	registry_certs_free(c, n);
+}
+
+/* e, as recorded, read back by id, by key, and not by CSR. */
+static void
+enroll_read_back(registry *r, const registry_enrollment *e)
+{
+	registry_enrollment g;
 
 	IS_INT(registry_enrollment_get(r, "enr-1", &g), 0,
 	    "enroll: enrollment by id");
-	OK(strcmp(g.device_id, "devA") == 0 &&
-	    strcmp(g.idempotency_key, "k1") == 0 &&
-	    memcmp(g.csr_sha256, e.csr_sha256, 32) == 0 &&
-	    strcmp(g.serial, "0A1B2C") == 0 &&
-	    strcmp(g.ca_name, e.ca_name) == 0 &&
-	    strcmp(g.certificate_pem, e.certificate_pem) == 0 &&
-	    strcmp(g.chain_pem, e.chain_pem) == 0 &&
-	    strcmp(g.region, "us-east-1") == 0 &&
-	    g.not_before == e.not_before && g.not_after == e.not_after &&
-	    g.created_at == now && g.state == ES_ISSUED &&
-	    strcmp(g.replaces_serial, "") == 0,
-	    "enroll: every field read back");
-	reg_enrollment_fini(&g);
+	IS_STR(g.device_id, "devA", "enroll: read back: device id");
+	IS_STR(g.idempotency_key, "k1", "enroll: read back: key");
+	OK(same_bytes(g.csr_sha256, e->csr_sha256, 32),
+	    "enroll: read back: CSR fingerprint");
+	IS_STR(g.serial, "0A1B2C", "enroll: read back: serial");
+	IS_STR(g.ca_name, e->ca_name, "enroll: read back: CA");
+	IS_STR(g.certificate_pem, e->certificate_pem,
+	    "enroll: read back: certificate");
+	IS_STR(g.chain_pem, e->chain_pem, "enroll: read back: chain");
+	IS_STR(g.region, "us-east-1", "enroll: read back: region");
+	IS_INT(g.not_before, e->not_before, "enroll: read back: not_before");
+	IS_INT(g.not_after, e->not_after, "enroll: read back: not_after");
+	IS_INT(g.created_at, e->created_at, "enroll: read back: created_at");
+	IS_INT(g.state, ENROLLMENT_ISSUED, "enroll: read back: state");
+	IS_STR(g.replaces_serial, "", "enroll: read back: replaces nothing");
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_get(r, "enr-x", &g), SF_ENOTFOUND,
 	    "enroll: unknown enrollment id");
 
 	IS_INT(registry_enrollment_by_key(r, "devA", "k1", &g), 0,
 	    "enroll: by (device, key)");
 	IS_STR(g.enrollment_id, "enr-1", "enroll: the right enrollment");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_by_key(r, "devA", "k2", &g), SF_ENOTFOUND,
 	    "enroll: other key not found");
 	IS_INT(registry_enrollment_by_key(r, "devB", "k1", &g), SF_ENOTFOUND,
 	    "enroll: keys are scoped to the device");
 	IS_INT(registry_enrollment_by_key(r, "devA", "", &g), SF_ENOTFOUND,
 	    "enroll: no lookup by an empty key");
-	IS_INT(registry_enrollment_by_csr(r, "devA", e.csr_sha256, 0, &g),
+	IS_INT(registry_enrollment_by_csr(r, "devA", e->csr_sha256, 0, &g),
 	    SF_ENOTFOUND, "enroll: one with a key is not found by CSR");
+}
 
-	/* The same (device, key) again: a racing retry. */
-	e = enr("enr-3", "devA", "k1", 9, "0D", now, ES_ISSUED, "");
-	IS_INT(registry_enroll_commit(r, &e, &tmpl), SF_EEXIST,
+/* A racing retry, a taken enrollment id, a taken serial: SF_EEXIST,
+ * nothing written. */
+static void
+enroll_duplicates(registry *r, const registry_template *tmpl, int64_t now)
+{
+	registry_enrollment e, g;
+	registry_device d;
+	registry_cert *c = NULL;
+	size_t n = 0;
+
+	e = enr("enr-3", "devA", "k1", 9, "0D", now, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_commit(r, &e, tmpl), SF_EEXIST,
 	    "enroll: same (device, key) is SF_EEXIST");
 	IS_INT(registry_enrollment_get(r, "enr-3", &g), SF_ENOTFOUND,
 	    "enroll: the duplicate wrote no enrollment");
 	registry_cert_list(r, "devA", 0, &c, &n);
 	IS_INT(n, 1, "enroll: the duplicate wrote no certificate");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
 	IS_STR(d.current_serial, "0A1B2C", "enroll: current serial unchanged");
-	reg_device_fini(&d);
-	e = enr("enr-1", "devB", "", 9, "0E", now, ES_ISSUED, "");
+	registry_device_fini(&d);
+	e = enr("enr-1", "devB", "", 9, "0E", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EEXIST,
 	    "enroll: a taken enrollment id is SF_EEXIST");
-	e = enr("enr-4", "devB", "k1", 1, "0A1B2C", now, ES_ISSUED, "");
+	e = enr("enr-4", "devB", "k1", 1, "0A1B2C", now, ENROLLMENT_ISSUED,
+	    "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EEXIST,
 	    "enroll: a taken serial is SF_EEXIST");
+}
 
-	/* Without a key: found by CSR fingerprint within the window. */
-	e = enr("enr-2", "devB", "", 7, "0B", now - 100, ES_ISSUED, "");
+/* Without a key: found by CSR fingerprint within the window. */
+static void
+enroll_by_csr(registry *r, int64_t now)
+{
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
+	uint8_t fp[32];
+
+	e = enr("enr-2", "devB", "", 7, "0B", now - 100, ENROLLMENT_ISSUED,
+	    "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), 0,
 	    "enroll: commit without key or template");
 	fp_make(fp, 7);
 	IS_INT(registry_enrollment_by_csr(r, "devB", fp, now - 3600, &g), 0,
 	    "enroll: by (device, CSR) since an hour ago");
 	IS_STR(g.enrollment_id, "enr-2", "enroll: the right one");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_enrollment_by_csr(r, "devB", fp, now - 50, &g),
 	    SF_ENOTFOUND, "enroll: not when created before since");
 	IS_INT(registry_enrollment_by_csr(r, "devA", fp, 0, &g),
 	    SF_ENOTFOUND, "enroll: CSR lookups are scoped to the device");
-	e = enr("enr-5", "devB", "", 7, "0F", now - 10, ES_ISSUED, "");
+	e = enr("enr-5", "devB", "", 7, "0F", now - 10, ENROLLMENT_ISSUED, "");
 	registry_enroll_commit(r, &e, NULL);
 	registry_enrollment_by_csr(r, "devB", fp, 0, &g);
 	IS_STR(g.enrollment_id, "enr-5", "enroll: the newest of a CSR");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_thing_get(r, "devB", &th), SF_ENOTFOUND,
 	    "enroll: no template, no thing");
 	registry_device_get(r, "devB", &d);
-	OK(d.state == DS_ACTIVE && strcmp(d.current_serial, "0F") == 0,
+	IS_INT(d.state, DEVICE_ACTIVE,
+	    "enroll: a first enrollment without template: device ACTIVE");
+	IS_STR(d.current_serial, "0F",
 	    "enroll: a new first enrollment moves current_serial");
-	reg_device_fini(&d);
+	registry_device_fini(&d);
+}
 
-	e = enr("enr-6", "nobody", "", 1, "10", now, ES_ISSUED, "");
+/* Refusals, and a device disabled while it was being signed. */
+static void
+enroll_refusals(registry *r, const registry_template *tmpl, int64_t now)
+{
+	registry_enrollment e;
+	registry_device d;
+
+	e = enr("enr-6", "nobody", "", 1, "10", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_ENOTFOUND,
 	    "enroll: unknown device");
-	e = enr("enr-7", "devG", "", 1, "11", now, ES_ISSUED, "");
-	IS_INT(registry_enroll_commit(r, &e, &tmpl), SF_EINVAL,
+	e = enr("enr-7", "devG", "", 1, "11", now, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_commit(r, &e, tmpl), SF_EINVAL,
 	    "enroll: another product line's template refused");
-	e = enr("", "devA", "", 1, "12", now, ES_ISSUED, "");
+	e = enr("", "devA", "", 1, "12", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), SF_EINVAL,
 	    "enroll: an enrollment id is required");
 
-	/* A device disabled while it was being signed stays disabled. */
-	registry_device_set_state(r, "devG", DS_DISABLED);
-	e = enr("enr-8", "devG", "", 1, "13", now, ES_ISSUED, "");
+	/* It stays disabled. */
+	registry_device_set_state(r, "devG", DEVICE_DISABLED);
+	e = enr("enr-8", "devG", "", 1, "13", now, ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, NULL), 0,
 	    "enroll: an issued certificate is recorded for a disabled device");
 	registry_device_get(r, "devG", &d);
-	OK(d.state == DS_DISABLED && strcmp(d.current_serial, "13") == 0,
+	IS_INT(d.state, DEVICE_DISABLED,
 	    "enroll: ...and the device stays DISABLED");
-	reg_device_fini(&d);
+	IS_STR(d.current_serial, "13",
+	    "enroll: ...holding the certificate recorded");
+	registry_device_fini(&d);
+}
 
-	reg_template_fini(&tmpl);
+static void
+test_enroll(void)
+{
+	registry_template tmpl = { 0 };
+	registry_enrollment e;
+	int64_t now = sf_now();
+	registry *r;
+
+	if ((r = enroll_setup("enroll", &tmpl)) == NULL) {
+		OK(0, "enroll: setup");
+		return;
+	}
+	e = enr("enr-1", "devA", "k1", 1, "0A1B2C", now, ENROLLMENT_ISSUED,
+	    "");
+	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0, "enroll: commit");
+	enroll_first(r, now);
+	enroll_read_back(r, &e);
+	enroll_duplicates(r, &tmpl, now);
+	enroll_by_csr(r, now);
+	enroll_refusals(r, &tmpl, now);
+	registry_template_fini(&tmpl);
 	registry_close(r);
 }
 
@@ -702,12 +877,13 @@ test_rollback(void)
 {
 	char *pols[] = { "p1", "missing" };
 	char *an[] = { "serial" }, *av[] = { "${serial}" };
-	reg_template bad = { "widgiot", "rollback-group", pols, 2, an, av, 1 };
-	reg_template tmpl = { 0 };
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
-	reg_cert *c = NULL;
+	registry_template bad = { "widgiot", "rollback-group", pols, 2, an, av,
+	    1 };
+	registry_template tmpl = { 0 };
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
 	size_t n = 9;
 	registry *r;
 
@@ -715,7 +891,8 @@ test_rollback(void)
 		OK(0, "rollback: setup");
 		return;
 	}
-	e = enr("enr-r", "devA", "kr", 1, "AA01", sf_now(), ES_ISSUED, "");
+	e = enr("enr-r", "devA", "kr", 1, "AA01", sf_now(), ENROLLMENT_ISSUED,
+	    "");
 	IS_INT(registry_enroll_commit(r, &e, &bad), SF_ENOTFOUND,
 	    "rollback: a template naming a missing policy fails");
 	IS_INT(registry_enrollment_get(r, "enr-r", &g), SF_ENOTFOUND,
@@ -724,11 +901,11 @@ test_rollback(void)
 	    "rollback: the key is free");
 	registry_cert_list(r, "devA", 0, &c, &n);
 	IS_INT(n, 0, "rollback: no certificate");
-	reg_certs_free(c, n);
+	registry_certs_free(c, n);
 	registry_device_get(r, "devA", &d);
-	OK(d.state == DS_REGISTERED && strcmp(d.current_serial, "") == 0,
-	    "rollback: device still REGISTERED, no serial");
-	reg_device_fini(&d);
+	IS_INT(d.state, DEVICE_REGISTERED, "rollback: device still REGISTERED");
+	IS_STR(d.current_serial, "", "rollback: device has no serial");
+	registry_device_fini(&d);
 	IS_INT(registry_thing_get(r, "devA", &th), SF_ENOTFOUND,
 	    "rollback: no thing");
 	IS_INT(has_group(r, "rollback-group", NULL), 0, "rollback: no group");
@@ -736,21 +913,109 @@ test_rollback(void)
 	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0,
 	    "rollback: the same enrollment commits with a good template");
 	registry_cert_list(r, "devA", 0, &c, &n);
-	OK(n == 1 && c[0].npolicies == 2, "rollback: now recorded");
-	reg_certs_free(c, n);
-	reg_template_fini(&tmpl);
+	IS_INT(n, 1, "rollback: now recorded");
+	IS_INT(AT(c, n, 0)->npolicies, 2, "rollback: now with its policies");
+	registry_certs_free(c, n);
+	registry_template_fini(&tmpl);
 	registry_close(r);
+}
+
+/* devA holds 01; a rotation to 02 waits for its acknowledgement. */
+static void
+certs_rotation(registry *r, const registry_template *tmpl, int64_t t0)
+{
+	registry_enrollment e;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
+	size_t n = 0;
+
+	e = enr("e2", "devA", "rot", 2, "02", t0 + 10, ENROLLMENT_PENDING_ACK,
+	    "01");
+	IS_INT(registry_enroll_commit(r, &e, tmpl), 0, "certs: rotation");
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "01", "certs: device keeps its certificate");
+	registry_device_fini(&d);
+	registry_thing_get(r, "devA", &th);
+	IS_STR(th.certificate_serial, "01", "certs: so does its thing");
+	IS_STR(attr(&th, "serial"), "02", "certs: attributes re-expanded");
+	IS_INT(th.ngroups, 1, "certs: still one group");
+	registry_thing_fini(&th);
+
+	IS_INT(registry_cert_list(r, "devA", 0, &c, &n), 0, "certs: list");
+	IS_INT(n, 2, "certs: two certificates");
+	IS_STR(AT(c, n, 0)->serial, "02", "certs: newest first");
+	IS_STR(AT(c, n, 1)->serial, "01", "certs: then the older");
+	IS_INT(AT(c, n, 0)->status, CERT_PENDING_ACK,
+	    "certs: PENDING_ACK for a rotation");
+	IS_INT(AT(c, n, 1)->status, CERT_ACTIVE,
+	    "certs: the one it replaces still ACTIVE");
+	IS_INT(AT(c, n, 0)->npolicies, 2, "certs: rotation has policies");
+	registry_certs_free(c, n);
+	registry_cert_list(r, "devA", 1, &c, &n);
+	IS_INT(n, 1, "certs: limit");
+	IS_STR(AT(c, n, 0)->serial, "02", "certs: limit keeps the newest");
+	registry_certs_free(c, n);
+	registry_cert_list(r, "devB", 0, &c, &n);
+	IS_INT(n, 0, "certs: another device has none");
+	registry_certs_free(c, n);
+}
+
+/* The rotation acknowledged: statuses, the device's current serial, the
+ * enrollment's state. */
+static void
+certs_status(registry *r)
+{
+	registry_enrollment g;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
+	size_t n = 0;
+
+	IS_INT(registry_cert_set_status(r, "02", CERT_ACTIVE), 0,
+	    "certs: acknowledge");
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "02", "certs: current_serial follows ACTIVE");
+	registry_device_fini(&d);
+	registry_thing_get(r, "devA", &th);
+	IS_STR(th.certificate_serial, "02", "certs: thing follows too");
+	registry_thing_fini(&th);
+	IS_INT(registry_cert_set_status(r, "01", CERT_SUPERSEDED), 0,
+	    "certs: supersede the old one");
+	registry_cert_list(r, "devA", 0, &c, &n);
+	IS_INT(n, 2, "certs: still two certificates");
+	IS_INT(AT(c, n, 0)->status, CERT_ACTIVE, "certs: ACTIVE stored");
+	IS_INT(AT(c, n, 1)->status, CERT_SUPERSEDED,
+	    "certs: SUPERSEDED stored");
+	registry_certs_free(c, n);
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "02", "certs: SUPERSEDED leaves current");
+	registry_device_fini(&d);
+	IS_INT(registry_cert_set_status(r, "99", CERT_ACTIVE), SF_ENOTFOUND,
+	    "certs: unknown serial");
+	IS_INT(registry_cert_set_status(r, "02", 42), SF_EINVAL,
+	    "certs: unknown status");
+
+	IS_INT(registry_enrollment_set_state(r, "e2",
+	    ENROLLMENT_ACKNOWLEDGED), 0, "certs: enrollment acknowledged");
+	registry_enrollment_get(r, "e2", &g);
+	IS_INT(g.state, ENROLLMENT_ACKNOWLEDGED,
+	    "certs: enrollment state stored");
+	IS_STR(g.replaces_serial, "01",
+	    "certs: enrollment names what it replaces");
+	registry_enrollment_fini(&g);
+	IS_INT(registry_enrollment_set_state(r, "nope",
+	    ENROLLMENT_ACKNOWLEDGED), SF_ENOTFOUND,
+	    "certs: unknown enrollment");
+	IS_INT(registry_enrollment_set_state(r, "e2", 0), SF_EINVAL,
+	    "certs: unknown enrollment state");
 }
 
 static void
 test_certs(void)
 {
-	reg_template tmpl = { 0 };
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
-	reg_cert *c = NULL;
-	size_t n = 0;
+	registry_template tmpl = { 0 };
+	registry_enrollment e;
 	int64_t t0 = sf_now() - 1000;
 	registry *r;
 
@@ -758,89 +1023,29 @@ test_certs(void)
 		OK(0, "certs: setup");
 		return;
 	}
-	e = enr("e1", "devA", "", 1, "01", t0, ES_ISSUED, "");
+	e = enr("e1", "devA", "", 1, "01", t0, ENROLLMENT_ISSUED, "");
 	registry_enroll_commit(r, &e, &tmpl);
-	/* A rotation: pending until the device acknowledges. */
-	e = enr("e2", "devA", "rot", 2, "02", t0 + 10, ES_PENDING_ACK, "01");
-	IS_INT(registry_enroll_commit(r, &e, &tmpl), 0, "certs: rotation");
-	registry_device_get(r, "devA", &d);
-	IS_STR(d.current_serial, "01", "certs: device keeps its certificate");
-	reg_device_fini(&d);
-	registry_thing_get(r, "devA", &th);
-	IS_STR(th.certificate_serial, "01", "certs: so does its thing");
-	IS_STR(attr(&th, "serial"), "02", "certs: attributes re-expanded");
-	OK(th.ngroups == 1, "certs: still one group");
-	reg_thing_fini(&th);
-
-	IS_INT(registry_cert_list(r, "devA", 0, &c, &n), 0, "certs: list");
-	OK(n == 2 && strcmp(c[0].serial, "02") == 0 &&
-	    strcmp(c[1].serial, "01") == 0, "certs: newest first");
-	OK(n == 2 && c[0].status == CS_PENDING_ACK &&
-	    c[1].status == CS_ACTIVE, "certs: PENDING_ACK for a rotation");
-	OK(n == 2 && c[0].npolicies == 2, "certs: rotation has policies");
-	reg_certs_free(c, n);
-	registry_cert_list(r, "devA", 1, &c, &n);
-	OK(n == 1 && strcmp(c[0].serial, "02") == 0, "certs: limit");
-	reg_certs_free(c, n);
-	registry_cert_list(r, "devB", 0, &c, &n);
-	IS_INT(n, 0, "certs: another device has none");
-	reg_certs_free(c, n);
-
-	IS_INT(registry_cert_set_status(r, "02", CS_ACTIVE), 0,
-	    "certs: acknowledge");
-	registry_device_get(r, "devA", &d);
-	IS_STR(d.current_serial, "02", "certs: current_serial follows ACTIVE");
-	reg_device_fini(&d);
-	registry_thing_get(r, "devA", &th);
-	IS_STR(th.certificate_serial, "02", "certs: thing follows too");
-	reg_thing_fini(&th);
-	IS_INT(registry_cert_set_status(r, "01", CS_SUPERSEDED), 0,
-	    "certs: supersede the old one");
-	registry_cert_list(r, "devA", 0, &c, &n);
-	OK(n == 2 && c[0].status == CS_ACTIVE && c[1].status == CS_SUPERSEDED,
-	    "certs: statuses stored");
-	reg_certs_free(c, n);
-	registry_device_get(r, "devA", &d);
-	IS_STR(d.current_serial, "02", "certs: SUPERSEDED leaves current");
-	reg_device_fini(&d);
-	IS_INT(registry_cert_set_status(r, "99", CS_ACTIVE), SF_ENOTFOUND,
-	    "certs: unknown serial");
-	IS_INT(registry_cert_set_status(r, "02", 42), SF_EINVAL,
-	    "certs: unknown status");
-
-	IS_INT(registry_enrollment_set_state(r, "e2", ES_ACKNOWLEDGED), 0,
-	    "certs: enrollment acknowledged");
-	registry_enrollment_get(r, "e2", &g);
-	OK(g.state == ES_ACKNOWLEDGED && strcmp(g.replaces_serial, "01") == 0,
-	    "certs: enrollment state stored");
-	reg_enrollment_fini(&g);
-	IS_INT(registry_enrollment_set_state(r, "nope", ES_ACKNOWLEDGED),
-	    SF_ENOTFOUND, "certs: unknown enrollment");
-	IS_INT(registry_enrollment_set_state(r, "e2", 0), SF_EINVAL,
-	    "certs: unknown enrollment state");
-	reg_template_fini(&tmpl);
+	certs_rotation(r, &tmpl, t0);
+	certs_status(r);
+	registry_template_fini(&tmpl);
 	registry_close(r);
 }
 
-static void
-test_things(void)
+/* Things t0..t4 of widgiot (group fleet-w), t5..t7 of gadget (fleet-g),
+ * each enrolled once. */
+static registry *
+things_setup(void)
 {
 	static char *pw[] = { "p1" };
 	static char *an[] = { "serial" }, *av[] = { "${serial}" };
-	reg_template tw = { "widgiot", "fleet-w", pw, 1, an, av, 1 };
-	reg_template tg = { "gadget", "fleet-g", NULL, 0, NULL, NULL, 0 };
-	reg_enrollment e;
-	reg_thing *v = NULL, th;
-	char **names = NULL, id[16], eid[16], serial[16], after[16] = "";
-	uint32_t *counts = NULL;
-	size_t n = 0, total = 0;
+	registry_template tw = { "widgiot", "fleet-w", pw, 1, an, av, 1 };
+	registry_template tg = { "gadget", "fleet-g", NULL, 0, NULL, NULL, 0 };
+	registry_enrollment e;
+	char id[16], eid[16], serial[16];
 	registry *r;
-	int pages = 0;
 
-	if ((r = open_case("things")) == NULL) {
-		OK(0, "things: open");
-		return;
-	}
+	if ((r = open_case("things")) == NULL)
+		return NULL;
 	registry_policy_put(r, "p1", "{}");
 	registry_template_put(r, &tw);
 	registry_template_put(r, &tg);
@@ -851,33 +1056,42 @@ test_things(void)
 		snprintf(eid, sizeof eid, "e%u", i);
 		snprintf(serial, sizeof serial, "%02X", i + 1);
 		import1(r, id, 50 + i, w ? "widgiot" : "gadget", "");
-		e = enr(eid, id, "", i, serial, sf_now(), ES_ISSUED, "");
+		e = enr(eid, id, "", i, serial, sf_now(), ENROLLMENT_ISSUED,
+		    "");
 		registry_enroll_commit(r, &e, w ? &tw : &tg);
 	}
-	/* A repeated first enrollment must not duplicate anything. */
-	e = enr("e0b", "t0", "", 77, "F0", sf_now(), ES_ISSUED, "");
+	/* A repeated first enrollment of t0 (below). */
+	e = enr("e0b", "t0", "", 77, "F0", sf_now(), ENROLLMENT_ISSUED, "");
 	IS_INT(registry_enroll_commit(r, &e, &tw), 0, "things: re-enroll t0");
-	registry_thing_get(r, "t0", &th);
-	OK(th.nattrs == 1 && strcmp(th.attr_values[0], "F0") == 0 &&
-	    th.ngroups == 1 && strcmp(th.certificate_serial, "F0") == 0,
-	    "things: re-enrollment updates the thing in place");
-	reg_thing_fini(&th);
-	IS_INT(registry_thing_get(r, "t9", &th), SF_ENOTFOUND,
-	    "things: unknown thing");
+	return r;
+}
+
+/* Lists of things: all, a group's, page by page. */
+static void
+things_lists(registry *r)
+{
+	registry_thing *v = NULL;
+	char after[16] = "";
+	size_t n = 0, total = 0;
+	int pages = 0;
 
 	IS_INT(registry_thing_list(r, "", "", 0, &v, &n), 0, "things: list");
-	OK(n == 8 && strcmp(v[0].name, "t0") == 0 &&
-	    strcmp(v[7].name, "t7") == 0, "things: all, by name");
-	OK(n == 8 && v[7].ngroups == 1 &&
-	    strcmp(v[7].groups[0], "fleet-g") == 0 && v[7].nattrs == 0 &&
-	    v[0].nattrs == 1, "things: rows complete");
-	reg_things_free(v, n);
+	IS_INT(n, 8, "things: all of them");
+	IS_STR(AT(v, n, 0)->name, "t0", "things: by name: first");
+	IS_STR(AT(v, n, 7)->name, "t7", "things: by name: last");
+	IS_INT(AT(v, n, 7)->ngroups, 1, "things: rows complete: groups");
+	IS_STR(STR_AT(AT(v, n, 7)->groups, AT(v, n, 7)->ngroups, 0),
+	    "fleet-g", "things: rows complete: group name");
+	IS_INT(AT(v, n, 7)->nattrs, 0, "things: rows complete: no attributes");
+	IS_INT(AT(v, n, 0)->nattrs, 1, "things: rows complete: attributes");
+	registry_things_free(v, n);
 	registry_thing_list(r, "fleet-g", NULL, 0, &v, &n);
-	OK(n == 3 && strcmp(v[0].name, "t5") == 0, "things: by group");
-	reg_things_free(v, n);
+	IS_INT(n, 3, "things: by group: three");
+	IS_STR(AT(v, n, 0)->name, "t5", "things: by group: from t5");
+	registry_things_free(v, n);
 	registry_thing_list(r, "no-such-group", NULL, 0, &v, &n);
 	IS_INT(n, 0, "things: an unknown group has none");
-	reg_things_free(v, n);
+	registry_things_free(v, n);
 	do {
 		if (registry_thing_list(r, "fleet-w", after, 2, &v, &n) != 0)
 			break;
@@ -885,16 +1099,46 @@ test_things(void)
 			snprintf(after, sizeof after, "%s", v[n - 1].name);
 		total += n;
 		pages++;
-		reg_things_free(v, n);
+		registry_things_free(v, n);
 	} while (n > 0 && pages < 10);
-	OK(total == 5 && pages == 4, "things: paging a group (2+2+1+0)");
+	IS_INT(total, 5, "things: paging a group: every member once");
+	IS_INT(pages, 4, "things: paging a group (2+2+1+0)");
+}
+
+static void
+test_things(void)
+{
+	registry_thing th;
+	char **names = NULL;
+	uint32_t *counts = NULL;
+	size_t n = 0;
+	registry *r;
+
+	if ((r = things_setup()) == NULL) {
+		OK(0, "things: open");
+		return;
+	}
+	/* The repeated first enrollment must not duplicate anything. */
+	registry_thing_get(r, "t0", &th);
+	IS_INT(th.nattrs, 1, "things: re-enrollment: one attribute");
+	IS_STR(STR_AT(th.attr_values, th.nattrs, 0), "F0",
+	    "things: re-enrollment updates the attribute in place");
+	IS_INT(th.ngroups, 1, "things: re-enrollment: one group");
+	IS_STR(th.certificate_serial, "F0",
+	    "things: re-enrollment updates the serial in place");
+	registry_thing_fini(&th);
+	IS_INT(registry_thing_get(r, "t9", &th), SF_ENOTFOUND,
+	    "things: unknown thing");
+	things_lists(r);
 
 	IS_INT(registry_group_list(r, &names, &counts, &n), 0,
 	    "groups: list");
-	OK(n == 2 && strcmp(names[0], "fleet-g") == 0 && counts[0] == 3 &&
-	    strcmp(names[1], "fleet-w") == 0 && counts[1] == 5,
-	    "groups: by name, with member counts");
-	reg_strings_free(names, n);
+	IS_INT(n, 2, "groups: two");
+	IS_STR(STR_AT(names, n, 0), "fleet-g", "groups: by name: first");
+	IS_INT(n > 0 ? counts[0] : 0, 3, "groups: fleet-g has three");
+	IS_STR(STR_AT(names, n, 1), "fleet-w", "groups: by name: second");
+	IS_INT(n > 1 ? counts[1] : 0, 5, "groups: fleet-w has five");
+	registry_strings_free(names, n);
 	free(counts);
 	registry_close(r);
 }
@@ -921,13 +1165,13 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct key keys[BATCH];
-	reg_import recs[BATCH];
+	registry_import_rec recs[BATCH];
 	char ids[BATCH][16], eid[32], serial[32];
 	int out[BATCH], rc;
 
 	for (int round = 0; round < ROUNDS; round++) {
-		reg_device *v = NULL, d;
-		reg_enrollment e, g;
+		registry_device *v = NULL, d;
+		registry_enrollment e, g;
 		size_t n = 0;
 		int64_t cnt;
 
@@ -943,24 +1187,25 @@ worker_main(void *arg)
 		if ((rc = registry_import(w->r, recs, BATCH, out)) != 0)
 			worker_fail(w, rc);
 		for (int i = 0; i < BATCH; i++)
-			if (rc == 0 && out[i] != REG_IMPORTED)
+			if (rc == 0 && out[i] != REGISTRY_IMPORTED)
 				worker_fail(w, SF_EINTERNAL);
 		snprintf(eid, sizeof eid, "we-%s", ids[0]);
 		snprintf(serial, sizeof serial, "%02X%03X", w->id, round);
-		e = enr(eid, ids[0], "k", 1, serial, sf_now(), ES_ISSUED, "");
+		e = enr(eid, ids[0], "k", 1, serial, sf_now(),
+		    ENROLLMENT_ISSUED, "");
 		if ((rc = registry_enroll_commit(w->r, &e, NULL)) != 0)
 			worker_fail(w, rc);
 		if ((rc = registry_enrollment_by_key(w->r, ids[0], "k",
 		    &g)) != 0)
 			worker_fail(w, rc);
-		reg_enrollment_fini(&g);
+		registry_enrollment_fini(&g);
 		if ((rc = registry_device_get(w->r, ids[BATCH - 1], &d)) != 0)
 			worker_fail(w, rc);
-		reg_device_fini(&d);
+		registry_device_fini(&d);
 		if ((rc = registry_device_list(w->r, "", "", 0, "", 50, &v,
 		    &n)) != 0)
 			worker_fail(w, rc);
-		reg_devices_free(v, n);
+		registry_devices_free(v, n);
 		if ((rc = registry_device_count(w->r, &cnt)) != 0)
 			worker_fail(w, rc);
 	}
@@ -1003,10 +1248,10 @@ static void
 test_reopen(void)
 {
 	char path[512], why[256];
-	reg_template tmpl = { 0 }, t2;
-	reg_enrollment e, g;
-	reg_device d;
-	reg_thing th;
+	registry_template tmpl = { 0 }, t2;
+	registry_enrollment e, g;
+	registry_device d;
+	registry_thing th;
 	int64_t count = -1;
 	registry *r, *r2 = NULL;
 
@@ -1027,10 +1272,11 @@ test_reopen(void)
 		return;
 	}
 	snprintf(path, sizeof path, "%s/%02d-reopen.db", tmpdir, caseno);
-	e = enr("enr-1", "devA", "k1", 1, "ABCD", sf_now(), ES_ISSUED, "");
+	e = enr("enr-1", "devA", "k1", 1, "ABCD", sf_now(), ENROLLMENT_ISSUED,
+	    "");
 	registry_enroll_commit(r, &e, &tmpl);
 	registry_close(r);
-	reg_template_fini(&tmpl);
+	registry_template_fini(&tmpl);
 
 	IS_INT(registry_open(path, &r, why, sizeof why), 0, "reopen: open");
 	if (r == NULL)
@@ -1038,19 +1284,19 @@ test_reopen(void)
 	registry_device_count(r, &count);
 	IS_INT(count, 3, "reopen: devices kept");
 	registry_device_get(r, "devA", &d);
-	OK(d.state == DS_ACTIVE && strcmp(d.current_serial, "ABCD") == 0,
-	    "reopen: device state kept");
-	reg_device_fini(&d);
+	IS_INT(d.state, DEVICE_ACTIVE, "reopen: device state kept");
+	IS_STR(d.current_serial, "ABCD", "reopen: device serial kept");
+	registry_device_fini(&d);
 	IS_INT(registry_enrollment_by_key(r, "devA", "k1", &g), 0,
 	    "reopen: enrollment kept");
-	reg_enrollment_fini(&g);
+	registry_enrollment_fini(&g);
 	IS_INT(registry_thing_get(r, "devA", &th), 0, "reopen: thing kept");
-	reg_thing_fini(&th);
+	registry_thing_fini(&th);
 	IS_INT(registry_template_get(r, "widgiot", &t2), 0,
 	    "reopen: template kept");
-	reg_template_fini(&t2);
-	IS_INT(import1(r, "devA", 1, "widgiot", "us-east-1"), REG_UNCHANGED,
-	    "reopen: re-import after reopen is UNCHANGED");
+	registry_template_fini(&t2);
+	IS_INT(import1(r, "devA", 1, "widgiot", "us-east-1"),
+	    REGISTRY_UNCHANGED, "reopen: re-import after reopen is UNCHANGED");
 	registry_close(r);
 }
 

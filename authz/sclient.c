@@ -1,23 +1,30 @@
-#include <stdio.h>
+/*
+ * sclient.c - the signer client: authz's stubs for the requests the
+ * signer answers on its issuance socket, as OpenSSH's monitor_wrap.c
+ * mm_* stubs stand for the monitor's answers. Each stub packs its request,
+ * makes the call with the configured deadline and unpacks the reply into
+ * plain C types, so no other file of authz sees a signer message or a
+ * channel; authz holds no CA key and reaches the signer only from here.
+ */
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
 #include "rpc.h"
+#include "sclient.h"
 #include "secretfree/v1/signer.pb-c.h"
-#include "signer_client.h"
 #include "util.h"
 
-struct signer_client {
+struct sclient {
 	rpc_client *rc;
 	int timeout_ms;
 };
 
 int
-signer_client_open(const char *target, int timeout_ms, signer_client **out)
+sclient_open(const char *target, int timeout_ms, sclient **out)
 {
-	signer_client *c;
+	sclient *c;
 	int rc;
 
 	*out = NULL;
@@ -33,7 +40,7 @@ signer_client_open(const char *target, int timeout_ms, signer_client **out)
 }
 
 void
-signer_client_close(signer_client *c)
+sclient_close(sclient *c)
 {
 	if (c == NULL)
 		return;
@@ -42,7 +49,7 @@ signer_client_close(signer_client *c)
 }
 
 void
-signer_cert_fini(signer_cert *sc)
+sclient_cert_fini(sclient_cert *sc)
 {
 	if (sc == NULL)
 		return;
@@ -52,9 +59,9 @@ signer_cert_fini(signer_cert *sc)
 }
 
 int
-signer_issue(signer_client *c, const uint8_t *csr, size_t csr_len,
+sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
     const char *product_line, const char *region, const char *enrollment_id,
-    const char *replaces_serial, signer_cert *out, char *msg, size_t msglen)
+    const char *replaces_serial, sclient_cert *out, char *why, size_t whylen)
 {
 	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
 	Secretfree__V1__IssueResponse *resp = NULL;
@@ -72,17 +79,16 @@ signer_issue(signer_client *c, const uint8_t *csr, size_t csr_len,
 	req.replaces_serial = (char *)(replaces_serial ? replaces_serial : "");
 	code = rpc_client_call(c->rc, &secretfree__v1__signer__descriptor,
 	    "Issue", &req.base, &m, c->timeout_ms, &st);
+	if (code == RPC_DEADLINE_EXCEEDED) {
+		log_warnx("signer did not answer within %d ms", c->timeout_ms);
+		sf_why(why, whylen, "the signer did not answer in time");
+		return rpc_err_from_status(code);
+	}
 	if (code != RPC_OK) {
-		if (code == RPC_DEADLINE_EXCEEDED) {
-			log_warnx("signer did not answer within %d ms",
-			    c->timeout_ms);
-			snprintf(msg, msglen, "the signer did not answer in time");
-			return RPC_UNAVAILABLE;
-		}
 		if (code == RPC_UNAVAILABLE)
 			log_warnx("signer unavailable: %s", st.message);
-		snprintf(msg, msglen, "%s", st.message);
-		return code;
+		sf_why(why, whylen, "%s", st.message);
+		return rpc_err_from_status(code);
 	}
 	resp = (Secretfree__V1__IssueResponse *)m;
 	sf_strlcpy(out->serial, resp->serial, sizeof out->serial);
@@ -93,9 +99,9 @@ signer_issue(signer_client *c, const uint8_t *csr, size_t csr_len,
 	out->not_after = resp->not_after;
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (!out->certificate_pem || !out->chain_pem || !*out->serial) {
-		signer_cert_fini(out);
-		snprintf(msg, msglen, "incomplete reply from the signer");
-		return RPC_INTERNAL;
+		sclient_cert_fini(out);
+		sf_why(why, whylen, "incomplete reply from the signer");
+		return SF_EINTERNAL;
 	}
-	return RPC_OK;
+	return 0;
 }
