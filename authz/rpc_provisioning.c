@@ -183,6 +183,7 @@ static const rpc_method provisioning_methods[] = {
 	    AUTHZ_DEVICE | AUTHZ_ADMIN },
 	{ "Renew", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
 	{ "Acknowledge", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "GetRenewalInfo", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
 };
 
 int

@@ -481,6 +481,10 @@ static const rpc_method registry_methods[] = {
 	{ "ListPolicies", RPC_UNARY, h_list_policies, AUTHZ_ADMIN },
 	{ "PutTemplate", RPC_UNARY, h_put_template, AUTHZ_ADMIN },
 	{ "ListTemplates", RPC_UNARY, h_list_templates, AUTHZ_ADMIN },
+	{ "RevokeDevice", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "UpdateCertificateStatus", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "AdoptCertificate", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "SetRenewalWindow", RPC_UNARY, NULL, AUTHZ_ADMIN },
 };
 
 int

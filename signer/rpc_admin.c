@@ -479,6 +479,12 @@ static const rpc_method admin_methods[] = {
 	{ "ListCertificates", RPC_UNARY, h_list_certs, SIGNER_ADMIN },
 	{ "RevokeCertificate", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "GetDeviceKey", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "ListDeviceKeys", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "DisableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "EnableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "RevokeDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "RetireCa", RPC_UNARY, NULL, SIGNER_ADMIN },
 };
 
 int

@@ -76,6 +76,8 @@ static const rpc_method signer_methods[] = {
 	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ISSUANCE },
 	{ "OcspRespond", RPC_UNARY, NULL, SIGNER_ISSUANCE },
 	{ "GetCaChain", RPC_UNARY, h_get_ca_chain, SIGNER_ISSUANCE },
+	{ "Acknowledge", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "GetCrlIndex", RPC_UNARY, NULL, SIGNER_ISSUANCE },
 };
 
 int
