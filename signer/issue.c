@@ -91,7 +91,7 @@ finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
 	int rc;
 
 	if ((rc = ca_issue(ic->cas, issuer, x, m, out->serial)) != 0) {
-		snprintf(why, whylen, rc == SF_EUNAVAIL ? "the token is"
+		sf_why(why, whylen, rc == SF_EUNAVAIL ? "the token is"
 		    " unavailable" : "issuance failed: %s", sf_strerror(rc));
 		if (rc == SF_ECRYPTO || rc == SF_EEXIST)
 			rc = SF_EINTERNAL;
@@ -127,16 +127,16 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	memset(&ci, 0, sizeof ci);
 	why[0] = '\0';
 	if (r->csr_len == 0) {
-		snprintf(why, whylen, "csr is empty");
+		sf_why(why, whylen, "csr is empty");
 		return SF_EINVAL;
 	}
 	if (!sf_name_valid(r->product_line) || !sf_name_valid(r->region)) {
-		snprintf(why, whylen, "product_line and region are required"
+		sf_why(why, whylen, "product_line and region are required"
 		    " (1-32 of a-z, 0-9, -)");
 		return SF_EINVAL;
 	}
 	if ((rc = rate_take_global(ic->rl)) != 0) {
-		snprintf(why, whylen, "global issuance rate exceeded");
+		sf_why(why, whylen, "global issuance rate exceeded");
 		return rc;
 	}
 	if ((rc = csr_parse(r->csr, r->csr_len, cf->csr_max, &ci, why,
@@ -150,10 +150,10 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	if (rc == SF_ENOTFOUND) {
 		log_warnx("issue: device %s is not in the signer's table"
 		    " (authz should have refused it)", ci.cn);
-		snprintf(why, whylen, "device %s is not registered", ci.cn);
+		sf_why(why, whylen, "device %s is not registered", ci.cn);
 		goto out;
 	} else if (rc) {
-		snprintf(why, whylen, "device lookup failed");
+		sf_why(why, whylen, "device lookup failed");
 		goto out;
 	}
 	rc = SF_EPERM;
@@ -164,44 +164,44 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 		log_warnx("issue: device %s presented key %s, not its"
 		    " registered key (authz should have refused it)", ci.cn,
 		    hex);
-		snprintf(why, whylen, "the CSR key is not the key registered"
+		sf_why(why, whylen, "the CSR key is not the key registered"
 		    " for device %s", ci.cn);
 		goto out;
 	}
 	if (strcmp(pl, r->product_line) != 0) {
 		log_warnx("issue: device %s is registered for product line %s,"
 		    " not %s", ci.cn, pl, r->product_line);
-		snprintf(why, whylen, "device %s is registered for product"
+		sf_why(why, whylen, "device %s is registered for product"
 		    " line %s, not %s", ci.cn, pl, r->product_line);
 		goto out;
 	}
 	if (*rg && strcmp(rg, r->region) != 0) {
 		log_warnx("issue: device %s is registered for region %s, not"
 		    " %s", ci.cn, rg, r->region);
-		snprintf(why, whylen, "device %s may enroll only in region %s",
+		sf_why(why, whylen, "device %s may enroll only in region %s",
 		    ci.cn, rg);
 		goto out;
 	}
 	rc = SF_ESTATE;
 	if ((pc = config_product(cf, r->product_line)) == NULL) {
-		snprintf(why, whylen, "product line %s has no profile in the"
+		sf_why(why, whylen, "product line %s has no profile in the"
 		    " signer's configuration", r->product_line);
 		goto out;
 	}
 	if (!(pc->device_key_types & (1u << ci.key.type))) {
-		snprintf(why, whylen, "key type %s is not allowed for product"
+		sf_why(why, whylen, "key type %s is not allowed for product"
 		    " line %s", pubkey_type_name(ci.key.type), pc->id);
 		rc = SF_EKEYTYPE;
 		goto out;
 	}
 	if ((issuer = ca_find_issuing(ic->cas, r->product_line, r->region)) ==
 	    NULL) {
-		snprintf(why, whylen, "no active issuing CA %s.%s", r->region,
+		sf_why(why, whylen, "no active issuing CA %s.%s", r->region,
 		    r->product_line);
 		goto out;
 	}
 	if ((rc = rate_take_device(ic->rl, ci.cn)) != 0) {
-		snprintf(why, whylen, "too many certificates for device %s:"
+		sf_why(why, whylen, "too many certificates for device %s:"
 		    " at most %d per %d s", ci.cn, cf->device_max,
 		    cf->device_window);
 		goto out;
@@ -220,7 +220,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	rc = SF_ECRYPTO;
 	if ((x = build_leaf(subject, &ci.key, pc->device_validity_days,
 	    NID_client_auth, NULL)) == NULL) {
-		snprintf(why, whylen, "cannot build the certificate");
+		sf_why(why, whylen, "cannot build the certificate");
 		goto out;
 	}
 	snprintf(profile, sizeof profile, "device:%s", pc->id);
@@ -274,12 +274,12 @@ server_key(const uint8_t *data, size_t len, pubkey_info *pk, char *why,
 		req = d2i_X509_REQ(NULL, &p, (long)len);
 	}
 	if (req == NULL) {
-		snprintf(why, whylen, "csr is not a PKCS#10 request");
+		sf_why(why, whylen, "csr is not a PKCS#10 request");
 		goto out;
 	}
 	if ((pub = X509_REQ_get0_pubkey(req)) == NULL ||
 	    X509_REQ_verify(req, pub) != 1) {
-		snprintf(why, whylen, "the CSR's signature does not verify");
+		sf_why(why, whylen, "the CSR's signature does not verify");
 		goto out;
 	}
 	rc = pubkey_from_evp(pub, pk, why, whylen);
@@ -306,21 +306,21 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	memset(&pk, 0, sizeof pk);
 	why[0] = '\0';
 	if (r->ndns == 0 && r->nips == 0) {
-		snprintf(why, whylen, "a server certificate needs at least one"
+		sf_why(why, whylen, "a server certificate needs at least one"
 		    " DNS name or IP address");
 		return SF_EINVAL;
 	}
 	days = r->validity_days ? r->validity_days :
 	    ic->conf->server_validity_days;
 	if (days < 1 || days > ic->conf->server_validity_days) {
-		snprintf(why, whylen, "validity must be 1..%d days",
+		sf_why(why, whylen, "validity must be 1..%d days",
 		    ic->conf->server_validity_days);
 		return SF_EINVAL;
 	}
 	if (r->ca_name && *r->ca_name) {
 		issuer = ca_find(ic->cas, r->ca_name, NULL);
 		if (issuer == NULL) {
-			snprintf(why, whylen, "no CA %s", r->ca_name);
+			sf_why(why, whylen, "no CA %s", r->ca_name);
 			return SF_ENOTFOUND;
 		}
 	} else {
@@ -335,13 +335,13 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 				issuer = all[i];
 		free(all);
 		if (issuer == NULL) {
-			snprintf(why, whylen, "no active issuing CA yet");
+			sf_why(why, whylen, "no active issuing CA yet");
 			return SF_ESTATE;
 		}
 	}
 	if (issuer->rec.state != SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
 	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
-		snprintf(why, whylen, "CA %s does not issue server"
+		sf_why(why, whylen, "CA %s does not issue server"
 		    " certificates (not an active issuing CA)",
 		    issuer->rec.name);
 		return SF_ESTATE;
@@ -356,7 +356,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	    (const unsigned char *)ic->conf->organization, -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
 	    (const unsigned char *)cn, -1, -1, 0)) {
-		snprintf(why, whylen, "bad common name");
+		sf_why(why, whylen, "bad common name");
 		goto out;
 	}
 	if ((san = profile_ext_san(r->dns, r->ndns, r->ips, r->nips, why,

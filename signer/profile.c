@@ -26,7 +26,7 @@ add_rdn(X509_NAME *n, char *item, char *why, size_t whylen)
 	int ok = 0;
 
 	if (eq == NULL) {
-		snprintf(why, whylen, "subject: \"%s\" is not KEY=value", item);
+		sf_why(why, whylen, "subject: \"%s\" is not KEY=value", item);
 		return 0;
 	}
 	*eq = '\0';
@@ -44,22 +44,22 @@ add_rdn(X509_NAME *n, char *item, char *why, size_t whylen)
 	for (size_t i = 0; SUBJECT_ATTRS[i]; i++)
 		ok |= strcmp(k, SUBJECT_ATTRS[i]) == 0;
 	if (!ok) {
-		snprintf(why, whylen, "subject: unknown attribute \"%s\"", k);
+		sf_why(why, whylen, "subject: unknown attribute \"%s\"", k);
 		return 0;
 	}
 	if (*v == '\0') {
-		snprintf(why, whylen, "subject: %s has an empty value", k);
+		sf_why(why, whylen, "subject: %s has an empty value", k);
 		return 0;
 	}
 	if (strcmp(k, "C") == 0 && (strlen(v) != 2 ||
 	    !isalpha((unsigned char)v[0]) || !isalpha((unsigned char)v[1]))) {
-		snprintf(why, whylen, "subject: C must be a two-letter country"
+		sf_why(why, whylen, "subject: C must be a two-letter country"
 		    " code, not \"%s\"", v);
 		return 0;
 	}
 	if (!X509_NAME_add_entry_by_txt(n, k, MBSTRING_UTF8,
 	    (const unsigned char *)v, -1, -1, 0)) {
-		snprintf(why, whylen, "subject: bad value for %s", k);
+		sf_why(why, whylen, "subject: bad value for %s", k);
 		return 0;
 	}
 	return 1;
@@ -102,7 +102,7 @@ profile_subject_parse(const char *s, char *why, size_t whylen)
 		*w++ = *p;
 	}
 	if (X509_NAME_entry_count(n) == 0) {
-		snprintf(why, whylen, "subject is empty");
+		sf_why(why, whylen, "subject is empty");
 		goto out;
 	}
 	ok = 1;
@@ -110,7 +110,7 @@ out:
 	free(buf);
 	if (!ok) {
 		if (why && whylen && why[0] == '\0')
-			snprintf(why, whylen, "subject cannot be parsed");
+			sf_why(why, whylen, "subject cannot be parsed");
 		X509_NAME_free(n);
 		return NULL;
 	}
@@ -465,20 +465,20 @@ parse_gn(const char *entry, int is_nc, GENERAL_NAME **out, char *why,
 
 	*out = NULL;
 	if (colon == NULL)
-		goto bad;
+		goto out;
 	for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
 		if (strlen(tags[i].tag) == (size_t)(colon - entry) &&
 		    strncmp(entry, tags[i].tag, (size_t)(colon - entry)) == 0) {
 			*out = a2i_GENERAL_NAME(NULL, NULL, NULL, tags[i].type,
 			    colon + 1, is_nc);
-			if (*out == NULL)
-				goto bad;
-			return 0;
+			break;
 		}
 	}
-bad:
+out:
+	if (*out != NULL)
+		return 0;
 	ERR_clear_error();
-	snprintf(why, whylen, "bad name \"%s\" (DNS:, IP:, email:, URI:%s)",
+	sf_why(why, whylen, "bad name \"%s\" (DNS:, IP:, email:, URI:%s)",
 	    entry, is_nc ? "; IP as addr/mask" : "");
 	return SF_EINVAL;
 }
@@ -559,7 +559,7 @@ profile_ext_san(char *const *dns, size_t ndns, char *const *ips, size_t nips,
 		if (gn == NULL || !sk_GENERAL_NAME_push(gens, gn)) {
 			ERR_clear_error();
 			GENERAL_NAME_free(gn);
-			snprintf(why, whylen, "bad %s \"%s\"",
+			sf_why(why, whylen, "bad %s \"%s\"",
 			    type == GEN_DNS ? "DNS name" : "IP address", v);
 			goto out;
 		}
