@@ -146,7 +146,7 @@ ca_store_open(const signer_conf *conf, token *t, journal *j, ca_store **out,
 	s->tok = t;
 	s->jn = j;
 	if ((rc = journal_ca_list(j, &rows, &n)) != 0) {
-		snprintf(why, whylen, "cannot read the CAs from the journal");
+		sf_why(why, whylen, "cannot read the CAs from the journal");
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -169,7 +169,7 @@ ca_store_open(const signer_conf *conf, token *t, journal *j, ca_store **out,
 			p = c->rec.cert_der;
 			c->cert = d2i_X509(NULL, &p, (long)c->rec.cert_len);
 			if (c->cert == NULL) {
-				snprintf(why, whylen, "CA %s %s: stored"
+				sf_why(why, whylen, "CA %s %s: stored"
 				    " certificate does not parse", c->rec.name,
 				    c->rec.generation);
 				ca_free(c);
@@ -180,7 +180,7 @@ ca_store_open(const signer_conf *conf, token *t, journal *j, ca_store **out,
 		c->parent = c->rec.parent_id ? find_id(s, c->rec.parent_id) :
 		    NULL;
 		if ((rc = ca_prepare(c)) != 0 || (rc = store_append(s, c))) {
-			snprintf(why, whylen, "CA %s: cannot prepare",
+			sf_why(why, whylen, "CA %s: cannot prepare",
 			    c->rec.name);
 			ca_free(c);
 			goto fail;
@@ -191,12 +191,12 @@ ca_store_open(const signer_conf *conf, token *t, journal *j, ca_store **out,
 	return 0;
 fail:
 	journal_ca_list_free(rows, n);
-	ca_store_free(s);
+	ca_store_close(s);
 	return rc;
 }
 
 void
-ca_store_free(ca_store *s)
+ca_store_close(ca_store *s)
 {
 	if (s == NULL)
 		return;
@@ -475,7 +475,7 @@ build_ca_cert(ca *c, X509_NAME *subject, const pubkey_info *pk, int days,
 out:
 	if (!ok) {
 		if (why[0] == '\0')
-			snprintf(why, whylen, "cannot build the CA certificate");
+			sf_why(why, whylen, "cannot build the CA certificate");
 		X509_free(x);
 		return NULL;
 	}
@@ -495,7 +495,7 @@ req_pem(token *t, token_key *k, X509_NAME *subject, EVP_PKEY *pub,
 	    !X509_REQ_set_subject_name(req, subject) ||
 	    !X509_REQ_set_pubkey(req, pub) || sign_req(t, k, req) != 0 ||
 	    X509_REQ_verify(req, pub) != 1) {
-		snprintf(why, whylen, "cannot make a CSR for the CA key");
+		sf_why(why, whylen, "cannot make a CSR for the CA key");
 		ERR_clear_error();
 		goto out;
 	}
@@ -529,7 +529,7 @@ plan_ca(ca_store *s, const ca_create_req *r, ca *c, ca **parent,
 	switch (r->role) {
 	case SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT:
 		if (*pl || *rg) {
-			snprintf(why, whylen, "a root CA has no product line or"
+			sf_why(why, whylen, "a root CA has no product line or"
 			    " region");
 			return SF_EINVAL;
 		}
@@ -538,26 +538,26 @@ plan_ca(ca_store *s, const ca_create_req *r, ca *c, ca **parent,
 	case SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE:
 	case SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING:
 		if (!sf_name_valid(pl)) {
-			snprintf(why, whylen, "product line \"%s\" is not a"
+			sf_why(why, whylen, "product line \"%s\" is not a"
 			    " valid id (1-32 of a-z, 0-9, -)", pl);
 			return SF_EINVAL;
 		}
 		if ((pc = config_product(cf, pl)) == NULL) {
-			snprintf(why, whylen, "product line \"%s\" is not"
+			sf_why(why, whylen, "product line \"%s\" is not"
 			    " configured: add a [product.%s] section to %s",
 			    pl, pl, cf->path);
 			return SF_ESTATE;
 		}
 		if (r->role == SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE) {
 			if (*rg) {
-				snprintf(why, whylen, "an intermediate CA has"
+				sf_why(why, whylen, "an intermediate CA has"
 				    " no region");
 				return SF_EINVAL;
 			}
 			snprintf(name, sizeof name, "%s", pl);
 		} else {
 			if (!sf_name_valid(rg)) {
-				snprintf(why, whylen, "region \"%s\" is not a"
+				sf_why(why, whylen, "region \"%s\" is not a"
 				    " valid id (1-32 of a-z, 0-9, -)", rg);
 				return SF_EINVAL;
 			}
@@ -565,13 +565,13 @@ plan_ca(ca_store *s, const ca_create_req *r, ca *c, ca **parent,
 		}
 		break;
 	default:
-		snprintf(why, whylen, "role must be root, intermediate or"
+		sf_why(why, whylen, "role must be root, intermediate or"
 		    " issuing");
 		return SF_EINVAL;
 	}
 	if ((existing = find_locked(s, name, NULL, 1)) != NULL &&
 	    state_live(existing->rec.state)) {
-		snprintf(why, whylen, "CA %s already exists (generation %s,"
+		sf_why(why, whylen, "CA %s already exists (generation %s,"
 		    " %s); rotate it instead", name, existing->rec.generation,
 		    existing->rec.state ==
 		    SECRETFREE__V1__CA_STATE__CA_STATE_PENDING ? "pending" :
@@ -586,19 +586,19 @@ plan_ca(ca_store *s, const ca_create_req *r, ca *c, ca **parent,
 
 		if (p == NULL || p->rec.state !=
 		    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE || !p->cert) {
-			snprintf(why, whylen, "no active %s CA \"%s\" to sign"
+			sf_why(why, whylen, "no active %s CA \"%s\" to sign"
 			    " %s: create it first", r->role ==
 			    SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE ?
 			    "root" : "intermediate", pname, name);
 			return SF_ESTATE;
 		}
 		if (p->key == NULL) {
-			snprintf(why, whylen, "the key of CA %s is not in the"
+			sf_why(why, whylen, "the key of CA %s is not in the"
 			    " token", pname);
 			return SF_EUNAVAIL;
 		}
 		if (p->rec.path_len == 0) {
-			snprintf(why, whylen, "CA %s has pathLen 0: it cannot"
+			sf_why(why, whylen, "CA %s has pathLen 0: it cannot"
 			    " sign another CA", pname);
 			return SF_ESTATE;
 		}
@@ -651,7 +651,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 	rc = plan_ca(s, r, c, &parent, &pc, why, whylen);
 	if (rc == 0 && (c->rec.generation = pick_generation(s, c->rec.name,
 	    r->generation)) == NULL) {
-		snprintf(why, whylen, "generation \"%s\" of CA %s is taken",
+		sf_why(why, whylen, "generation \"%s\" of CA %s is taken",
 		    r->generation ? r->generation : "", c->rec.name);
 		rc = SF_EEXIST;
 	}
@@ -697,7 +697,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 	    (c->rec.path_len < 0 || c->rec.path_len >= parent->rec.path_len)) {
 		/* Within the parent's pathLen, or the chain cannot verify. */
 		if (r->has_path_len) {
-			snprintf(why, whylen, "pathLen %d does not fit under"
+			sf_why(why, whylen, "pathLen %d does not fit under"
 			    " CA %s (pathLen %d)", c->rec.path_len,
 			    parent->rec.name, parent->rec.path_len);
 			rc = SF_EINVAL;
@@ -739,19 +739,19 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 
 		if (nc == NULL && !none) {
 			if (why[0] == '\0')
-				snprintf(why, whylen, "bad name constraints");
+				sf_why(why, whylen, "bad name constraints");
 			goto out;
 		}
 		X509_EXTENSION_free(nc);
 	}
 	if (c->rec.key_type < PUBKEY_EC_P256 ||
 	    c->rec.key_type > PUBKEY_ED25519) {
-		snprintf(why, whylen, "CA key type must be ec-p256, ec-p384,"
+		sf_why(why, whylen, "CA key type must be ec-p256, ec-p384,"
 		    " rsa-2048, rsa-3072, rsa-4096 or ed25519");
 		goto out;
 	}
 	if (days < 1 || days > 36500) {
-		snprintf(why, whylen, "validity of %d days is out of range",
+		sf_why(why, whylen, "validity of %d days is out of range",
 		    days);
 		goto out;
 	}
@@ -760,11 +760,11 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 	if ((rc = token_generate_key(s->tok, label, c->rec.key_type,
 	    &c->key)) != 0) {
 		if (rc == SF_EEXIST)
-			snprintf(why, whylen, "a key labelled %s already"
+			sf_why(why, whylen, "a key labelled %s already"
 			    " exists in the token; pick another generation",
 			    label);
 		else
-			snprintf(why, whylen, "cannot generate a %s key in the"
+			sf_why(why, whylen, "cannot generate a %s key in the"
 			    " token: %s", pubkey_type_name(c->rec.key_type),
 			    sf_strerror(rc));
 		goto out;
@@ -803,7 +803,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 			if (!X509_set_issuer_name(x, subject) ||
 			    sign_cert(s->tok, c->key, x) != 0 ||
 			    !sign_verify_cert(x, c->pub)) {
-				snprintf(why, whylen, "cannot self-sign the"
+				sf_why(why, whylen, "cannot self-sign the"
 				    " root certificate");
 				goto out;
 			}
@@ -813,7 +813,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 
 			memset(&self, 0, sizeof self);
 			if ((rc = ca_issue(s, issuer, x, &m, serial)) != 0) {
-				snprintf(why, whylen, "CA %s could not sign %s:"
+				sf_why(why, whylen, "CA %s could not sign %s:"
 				    " %s", issuer->rec.name, c->rec.name,
 				    sf_strerror(rc));
 				goto out;
@@ -845,7 +845,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 		c->rec.cert_len = (size_t)derlen;
 	}
 	if ((rc = journal_ca_insert(s->jn, &c->rec)) != 0) {
-		snprintf(why, whylen, "cannot record CA %s in the journal",
+		sf_why(why, whylen, "cannot record CA %s in the journal",
 		    c->rec.name);
 		goto out;
 	}
@@ -866,7 +866,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 		jc.der = c->rec.cert_der;
 		jc.der_len = c->rec.cert_len;
 		if ((rc = journal_cert_record(s->jn, &jc)) != 0) {
-			snprintf(why, whylen, "cannot journal the root"
+			sf_why(why, whylen, "cannot journal the root"
 			    " certificate");
 			goto out;
 		}
@@ -905,7 +905,7 @@ ca_export_csr(ca_store *s, ca *c, const char *subject, char **csr_pem,
 
 	*csr_pem = NULL;
 	if (c->key == NULL) {
-		snprintf(why, whylen, "the key of CA %s is not in the token",
+		sf_why(why, whylen, "the key of CA %s is not in the token",
 		    c->rec.name);
 		return SF_EUNAVAIL;
 	}
@@ -960,33 +960,33 @@ ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 
 	pthread_mutex_lock(&s->admin);
 	if (c->rec.state != SECRETFREE__V1__CA_STATE__CA_STATE_PENDING) {
-		snprintf(why, whylen, "CA %s %s is not waiting for a"
+		sf_why(why, whylen, "CA %s %s is not waiting for a"
 		    " certificate", c->rec.name, c->rec.generation);
 		rc = SF_ESTATE;
 		goto out;
 	}
 	if ((certs = pem_certs(cert_pem)) == NULL ||
 	    sk_X509_num(certs) != 1) {
-		snprintf(why, whylen, "certificate_pem must hold exactly one"
+		sf_why(why, whylen, "certificate_pem must hold exactly one"
 		    " PEM certificate");
 		goto out;
 	}
 	x = sk_X509_value(certs, 0);
 	if (c->pub == NULL || EVP_PKEY_eq(X509_get0_pubkey(x), c->pub) != 1) {
-		snprintf(why, whylen, "the certificate is not for the key of"
+		sf_why(why, whylen, "the certificate is not for the key of"
 		    " CA %s", c->rec.name);
 		rc = SF_EPERM;
 		goto out;
 	}
 	if (X509_check_ca(x) != 1 ||
 	    !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN)) {
-		snprintf(why, whylen, "the certificate is not a CA certificate"
+		sf_why(why, whylen, "the certificate is not a CA certificate"
 		    " with keyCertSign");
 		goto out;
 	}
 	if ((chain = pem_certs(chain_pem ? chain_pem : "")) == NULL ||
 	    (n = sk_X509_num(chain)) == 0) {
-		snprintf(why, whylen, "chain_pem must hold the issuer's chain"
+		sf_why(why, whylen, "chain_pem must hold the issuer's chain"
 		    " up to its root");
 		goto out;
 	}
@@ -999,7 +999,7 @@ ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 		goto out;
 	}
 	if (X509_verify_cert(ctx) != 1) {
-		snprintf(why, whylen, "the certificate does not verify against"
+		sf_why(why, whylen, "the certificate does not verify against"
 		    " the given chain: %s", X509_verify_cert_error_string(
 		    X509_STORE_CTX_get_error(ctx)));
 		goto out;
@@ -1021,7 +1021,7 @@ ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 		    (size_t)derlen, serial, nb, na,
 		    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE,
 		    chain_pem)) != 0) {
-			snprintf(why, whylen, "cannot record the certificate");
+			sf_why(why, whylen, "cannot record the certificate");
 			goto out;
 		}
 		pthread_rwlock_wrlock(&s->lock);

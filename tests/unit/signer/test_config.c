@@ -64,8 +64,8 @@ load(const char *text, signer_conf **c, char *why, size_t whylen,
 		*c = NULL;
 		return SF_EIO;
 	}
-	/* *c is left as the caller set it: config_load must clear it. */
-	rc = config_load(path, c, why, whylen);
+	/* *c is left as the caller set it: signer_conf_load must clear it. */
+	rc = signer_conf_load(path, c, why, whylen);
 	if (pathp)
 		*pathp = path;
 	else
@@ -156,9 +156,9 @@ test_minimal(void)
 	    " 1825");
 	is_int(c->nproducts, 0, "no product lines");
 	ok(config_product(c, "widgiot") == NULL, "config_product: none");
-	config_free(c);
-	config_free(NULL);
-	ok(1, "config_free(NULL) is harmless");
+	signer_conf_free(c);
+	signer_conf_free(NULL);
+	ok(1, "signer_conf_free(NULL) is harmless");
 	free(path);
 }
 
@@ -285,7 +285,7 @@ test_every_key(void)
 		is_int(p->device_key_types, (1u << PUBKEY_EC_P384) |
 		    (1u << PUBKEY_RSA_2048), "device_key_types: exactly those");
 	}
-	config_free(c);
+	signer_conf_free(c);
 }
 
 /* The example in signer/README.md, with our users and groups. */
@@ -373,7 +373,7 @@ test_readme(void)
 	    strcmp(p->excluded, "IP:0.0.0.0/0.0.0.0") == 0 &&
 	    p->device_key_types == ALL_TYPES,
 	    "README: the widgiot product line as documented");
-	config_free(c);
+	signer_conf_free(c);
 }
 
 /* ---- refusals ---- */
@@ -546,7 +546,7 @@ test_refusals(void)
 			named &= strstr(why, b->why_has[k]) != NULL;
 		ok(named, "  the message names the problem (%s)", why);
 		ok(path && strstr(why, path) != NULL, "  and the file");
-		config_free(c);
+		signer_conf_free(c);
 		free(path);
 	}
 	{
@@ -554,7 +554,7 @@ test_refusals(void)
 		signer_conf *c = (signer_conf *)1;
 		char *path = sf_aprintf("%s/does-not-exist.conf", tmpdir);
 
-		is_int(config_load(path, &c, why, sizeof why), SF_EIO,
+		is_int(signer_conf_load(path, &c, why, sizeof why), SF_EIO,
 		    "a missing file: SF_EIO");
 		ok(c == NULL && strstr(why, path) != NULL,
 		    "  naming the file (%s)", why);
@@ -575,7 +575,7 @@ test_pin_source(void)
 	    sizeof why, NULL);
 	is_int(rc, 0, "a pin-source in the uri replaces pin_file (%s)", why);
 	ok(c && c->token_pin_file == NULL, "  and pin_file stays NULL");
-	config_free(c);
+	signer_conf_free(c);
 }
 
 static void
@@ -639,7 +639,7 @@ test_products(void)
 		is_int(g->device_validity_days, 365, "device_validity_days"
 		    " default 365");
 	}
-	config_free(c);
+	signer_conf_free(c);
 }
 
 static void
@@ -701,7 +701,7 @@ test_expand(void)
 	ok(s == NULL && strstr(why, "unterminated") != NULL,
 	    "an unterminated ${ is refused (%s)", why);
 	free(s);
-	config_free(c);
+	signer_conf_free(c);
 }
 
 int
