@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -213,6 +214,30 @@ profile_serial_hex(const ASN1_INTEGER *ai, char *out, size_t outlen)
 	}
 	BN_free(bn);
 	return rc;
+}
+
+/* Backdate notBefore a little: device clocks are not all right. */
+#define BACKDATE 60
+
+int
+profile_set_validity(X509 *x, int days)
+{
+	time_t now = time(NULL);
+
+	if (!X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now))
+		return SF_ECRYPTO;
+	return 0;
+}
+
+int64_t
+profile_time_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (!ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
 }
 
 static int
@@ -574,6 +599,15 @@ int
 profile_add(X509 *x, const X509_EXTENSION *ext)
 {
 	return X509_add_ext(x, (X509_EXTENSION *)ext, -1) ? 0 : SF_ECRYPTO;
+}
+
+int
+profile_add0(X509 *x, X509_EXTENSION *ext)
+{
+	int rc = ext ? profile_add(x, ext) : SF_ECRYPTO;
+
+	X509_EXTENSION_free(ext);
+	return rc;
 }
 
 char *
