@@ -4,7 +4,7 @@
  *
  * CAs are named "root", "<product line>" and "<region>.<product line>";
  * each name may have several generations ("2026a", "2026b", ...), of which
- * at most one is active. CA objects live until ca_store_free(): handlers
+ * at most one is active. CA objects live until ca_store_close(): handlers
  * may keep a pointer after the store's lock is released.
  */
 #ifndef SF_CA_H
@@ -65,7 +65,7 @@ typedef struct {
 
 int ca_store_open(const signer_conf *conf, token *t, journal *j,
     ca_store **out, char *why, size_t whylen);
-void ca_store_free(ca_store *s);
+void ca_store_close(ca_store *s);
 /* Use a new configuration (SIGHUP); the old one must outlive running calls. */
 void ca_store_set_conf(ca_store *s, const signer_conf *conf);
 

@@ -32,13 +32,6 @@ static const char *const PRODUCT_KEYS[] = { "display_name", "subject",
     "key_type", "validity_days", "path_len", "permitted", "excluded",
     "device_subject", "device_validity_days", "device_key_types", NULL };
 
-
-static char *
-xdup(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 /* path: the file, for the message (config.h: why names file and key). */
 static int
 get_key_type(const conf *cf, const char *path, const char *sec,
@@ -52,7 +45,7 @@ get_key_type(const conf *cf, const char *path, const char *sec,
 		return 0;
 	t = pubkey_type_parse(v);
 	if (t == PUBKEY_NONE || t == PUBKEY_RSA_OTHER) {
-		snprintf(why, whylen, "%s: [%s] %s: unknown key type \"%s\""
+		sf_why(why, whylen, "%s: [%s] %s: unknown key type \"%s\""
 		    " (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519)",
 		    path, sec, key, v);
 		return SF_ECONFIG;
@@ -137,7 +130,7 @@ parse_key_types(const char *v, unsigned *mask, const char *what, char *why,
 		    pubkey_type_parse(items[i]);
 
 		if (t == PUBKEY_NONE) {
-			snprintf(why, whylen, "%s: unknown key type \"%s\"", what,
+			sf_why(why, whylen, "%s: unknown key type \"%s\"", what,
 			    items[i]);
 			rc = SF_ECONFIG;
 			break;
@@ -149,7 +142,7 @@ parse_key_types(const char *v, unsigned *mask, const char *what, char *why,
 	}
 	conf_list_free(items, n);
 	if (rc == 0 && *mask == 0) {
-		snprintf(why, whylen, "%s: no key type allowed", what);
+		sf_why(why, whylen, "%s: no key type allowed", what);
 		rc = SF_ECONFIG;
 	}
 	return rc;
@@ -167,16 +160,16 @@ load_product(const conf *cf, const char *sec, signer_conf *c,
 	if (p->id == NULL)
 		return SF_ENOMEM;
 	if (!sf_name_valid(p->id)) {
-		snprintf(why, whylen, "%s: [%s]: a product line id is 1-32 of"
+		sf_why(why, whylen, "%s: [%s]: a product line id is 1-32 of"
 		    " [a-z0-9-]", c->path, sec);
 		return SF_ECONFIG;
 	}
 	if ((rc = conf_check_keys(cf, sec, PRODUCT_KEYS, why, whylen)) != 0)
 		return rc;
-	p->display_name = xdup(conf_get_str(cf, sec, "display_name", p->id));
-	p->ca_subject = xdup(conf_get_str(cf, sec, "subject",
+	p->display_name = sf_strdup(conf_get_str(cf, sec, "display_name", p->id));
+	p->ca_subject = sf_strdup(conf_get_str(cf, sec, "subject",
 	    "/C=${country}/O=${organization}/CN=${display_name}"));
-	p->device_subject = xdup(conf_get_str(cf, sec, "device_subject",
+	p->device_subject = sf_strdup(conf_get_str(cf, sec, "device_subject",
 	    "/O=${organization}/OU=${display_name}/CN=${device_id}"));
 	p->permitted = list_to_lines(conf_get(cf, sec, "permitted"));
 	p->excluded = list_to_lines(conf_get(cf, sec, "excluded"));
@@ -210,7 +203,8 @@ product_fini(product_conf *p)
 }
 
 int
-config_load(const char *path, signer_conf **out, char *why, size_t whylen)
+signer_conf_load(const char *path, signer_conf **out, char *why,
+    size_t whylen)
 {
 	static const char *const known[] = { "signer", "token", "limits",
 	    "defaults", "root", "issuing", NULL };
@@ -240,7 +234,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 		for (size_t k = 0; !ok && known[k]; k++)
 			ok = strcmp(secs[i], known[k]) == 0;
 		if (!ok) {
-			snprintf(why, whylen, "%s: unknown section [%s]", path,
+			sf_why(why, whylen, "%s: unknown section [%s]", path,
 			    secs[i]);
 			rc = SF_ECONFIG;
 			goto out;
@@ -263,20 +257,20 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 
 	rc = SF_ECONFIG;
 	if ((v = conf_get(cf, "signer", "journal")) == NULL) {
-		snprintf(why, whylen, "%s: [signer] journal is required", path);
+		sf_why(why, whylen, "%s: [signer] journal is required", path);
 		goto out;
 	}
 	c->journal = strdup(v);
 	if ((v = conf_get(cf, "signer", "issuance_socket")) == NULL ||
 	    strncmp(v, "unix:/", 6) != 0) {
-		snprintf(why, whylen, "%s: [signer] issuance_socket = "
+		sf_why(why, whylen, "%s: [signer] issuance_socket = "
 		    "unix:/absolute/path is required", path);
 		goto out;
 	}
 	c->issuance_socket = strdup(v);
 	if ((v = conf_get(cf, "signer", "admin_socket")) == NULL ||
 	    strncmp(v, "unix:/", 6) != 0) {
-		snprintf(why, whylen, "%s: [signer] admin_socket = "
+		sf_why(why, whylen, "%s: [signer] admin_socket = "
 		    "unix:/absolute/path is required", path);
 		goto out;
 	}
@@ -284,7 +278,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	socket_path(c->issuance_socket, ipath, sizeof ipath);
 	socket_path(c->admin_socket, apath, sizeof apath);
 	if (strcmp(ipath, apath) == 0) {
-		snprintf(why, whylen, "%s: [signer] the issuance and admin"
+		sf_why(why, whylen, "%s: [signer] the issuance and admin"
 		    " sockets must differ", path);
 		goto out;
 	}
@@ -297,7 +291,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 
 		if (is && as && is - ipath == as - apath &&
 		    strncmp(ipath, apath, (size_t)(is - ipath)) == 0) {
-			snprintf(why, whylen, "%s: [signer] the issuance and"
+			sf_why(why, whylen, "%s: [signer] the issuance and"
 			    " admin sockets must be in different directories"
 			    " (each directory admits only its peer)", path);
 			goto out;
@@ -313,7 +307,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	    (rc = conf_get_gid(cf, "signer", "admin_group", &c->admin_gid,
 	    why, whylen)) != 0)
 		goto out;
-	c->user = xdup(conf_get(cf, "signer", "user"));
+	c->user = sf_strdup(conf_get(cf, "signer", "user"));
 	if ((rc = get_int(cf, "signer", "workers", 4, 1, 64, &c->workers, why,
 	    whylen)) != 0 ||
 	    (rc = conf_get_log_level(cf, "signer", "log_level", LOG_LEVEL_INFO,
@@ -326,22 +320,22 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 
 	rc = SF_ECONFIG;
 	if ((v = conf_get(cf, "token", "module")) == NULL) {
-		snprintf(why, whylen, "%s: [token] module (path of the PKCS#11"
+		sf_why(why, whylen, "%s: [token] module (path of the PKCS#11"
 		    " module) is required", path);
 		goto out;
 	}
 	c->token_module = strdup(v);
 	if ((v = conf_get(cf, "token", "uri")) == NULL ||
 	    strncmp(v, "pkcs11:", 7) != 0) {
-		snprintf(why, whylen, "%s: [token] uri = pkcs11:token=... is"
+		sf_why(why, whylen, "%s: [token] uri = pkcs11:token=... is"
 		    " required", path);
 		goto out;
 	}
 	c->token_uri = strdup(v);
-	c->token_pin_file = xdup(conf_get(cf, "token", "pin_file"));
+	c->token_pin_file = sf_strdup(conf_get(cf, "token", "pin_file"));
 	if (c->token_pin_file == NULL && strstr(c->token_uri, "pin-source=") ==
 	    NULL) {
-		snprintf(why, whylen, "%s: [token] pin_file is required (or a"
+		sf_why(why, whylen, "%s: [token] pin_file is required (or a"
 		    " pin-source in the uri)", path);
 		goto out;
 	}
@@ -361,22 +355,22 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 		goto out;
 	c->global_rate = (double)ll;
 
-	c->organization = xdup(conf_get_str(cf, "defaults", "organization",
+	c->organization = sf_strdup(conf_get_str(cf, "defaults", "organization",
 	    "secretfree"));
-	c->country = xdup(conf_get_str(cf, "defaults", "country", "US"));
-	c->domain = xdup(conf_get_str(cf, "defaults", "domain",
+	c->country = sf_strdup(conf_get_str(cf, "defaults", "country", "US"));
+	c->domain = sf_strdup(conf_get_str(cf, "defaults", "domain",
 	    "example.net"));
-	c->crl_url = xdup(conf_get_str(cf, "defaults", "crl_url",
+	c->crl_url = sf_strdup(conf_get_str(cf, "defaults", "crl_url",
 	    "http://crl.${domain}/${name}.crl"));
-	c->ocsp_url = xdup(conf_get_str(cf, "defaults", "ocsp_url",
+	c->ocsp_url = sf_strdup(conf_get_str(cf, "defaults", "ocsp_url",
 	    "http://ocsp.${domain}/${name}"));
-	c->ca_issuers_url = xdup(conf_get_str(cf, "defaults",
+	c->ca_issuers_url = sf_strdup(conf_get_str(cf, "defaults",
 	    "ca_issuers_url", "http://ca.${domain}/${name}.crt"));
 	if ((rc = get_int(cf, "defaults", "server_validity_days", 397, 1,
 	    3650, &c->server_validity_days, why, whylen)) != 0)
 		goto out;
 
-	c->root_subject = xdup(conf_get_str(cf, "root", "subject",
+	c->root_subject = sf_strdup(conf_get_str(cf, "root", "subject",
 	    "/C=${country}/O=${organization}/CN=${organization} Root CA"));
 	if ((rc = get_key_type(cf, path, "root", "key_type", PUBKEY_EC_P384,
 	    &c->root_key_type, why, whylen)) != 0 ||
@@ -385,7 +379,7 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	    (rc = get_int(cf, "root", "path_len", -1, -1, 16,
 	    &c->root_path_len, why, whylen)) != 0)
 		goto out;
-	c->issuing_subject = xdup(conf_get_str(cf, "issuing", "subject",
+	c->issuing_subject = sf_strdup(conf_get_str(cf, "issuing", "subject",
 	    "/C=${country}/O=${organization}/OU=${display_name} ${region}"
 	    "/CN=${region}.${product_line}.${domain}"));
 	if ((rc = get_key_type(cf, path, "issuing", "key_type", PUBKEY_EC_P256,
@@ -417,13 +411,13 @@ config_load(const char *path, signer_conf **out, char *why, size_t whylen)
 	rc = 0;
 out:
 	free(secs);
-	config_free(c);
+	signer_conf_free(c);
 	conf_free(cf);
 	return rc;
 }
 
 void
-config_free(signer_conf *c)
+signer_conf_free(signer_conf *c)
 {
 	if (c == NULL)
 		return;

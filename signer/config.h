@@ -65,9 +65,12 @@ typedef struct {
 	size_t nproducts;
 } signer_conf;
 
-/* Load and check. SF_ECONFIG / SF_EIO with why naming file, line, key. */
-int config_load(const char *path, signer_conf **out, char *why, size_t whylen);
-void config_free(signer_conf *c);
+/* Load and check. On success *out is the caller's, to free with
+ * signer_conf_free (NULL-safe). SF_ECONFIG / SF_EIO with why naming file,
+ * line, key. */
+int signer_conf_load(const char *path, signer_conf **out, char *why,
+    size_t whylen);
+void signer_conf_free(signer_conf *c);
 const product_conf *config_product(const signer_conf *c, const char *id);
 
 /*

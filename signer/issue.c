@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -24,8 +23,6 @@
 #include "secretfree/v1/common.pb-c.h"
 #include "util.h"
 
-#define BACKDATE 60
-
 void
 issue_result_fini(issue_result *r)
 {
@@ -36,25 +33,6 @@ issue_result_fini(issue_result *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int
-add_owned(X509 *x, X509_EXTENSION *e)
-{
-	int rc = e ? profile_add(x, e) : SF_ECRYPTO;
-
-	X509_EXTENSION_free(e);
-	return rc;
-}
-
-static int64_t
-asn1_time_t(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (!ASN1_TIME_to_tm(t, &tm))
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 /* The end-entity part every leaf shares; eku is clientAuth or serverAuth. */
 static X509 *
 build_leaf(X509_NAME *subject, const pubkey_info *pk, int days, int eku_nid,
@@ -63,20 +41,18 @@ build_leaf(X509_NAME *subject, const pubkey_info *pk, int days, int eku_nid,
 	X509 *x = X509_new();
 	uint8_t ski[20];
 	unsigned ku = KU_DIGITAL_SIGNATURE;
-	time_t now = time(NULL);
 
 	if (pk->alg_nid == NID_rsaEncryption)
 		ku |= KU_KEY_ENCIPHERMENT;
 	profile_key_id(pk->key_bits, pk->key_bits_len, ski);
 	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
 	    !X509_set_subject_name(x, subject) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now) ||
+	    profile_set_validity(x, days) != 0 ||
 	    profile_set_pubkey_fast(x, pk) != 0 ||
-	    add_owned(x, profile_ext_basic(0, -1)) != 0 ||
-	    add_owned(x, profile_ext_key_usage(ku)) != 0 ||
-	    add_owned(x, profile_ext_eku(&eku_nid, 1)) != 0 ||
-	    add_owned(x, profile_ext_ski(ski)) != 0 ||
+	    profile_add0(x, profile_ext_basic(0, -1)) != 0 ||
+	    profile_add0(x, profile_ext_key_usage(ku)) != 0 ||
+	    profile_add0(x, profile_ext_eku(&eku_nid, 1)) != 0 ||
+	    profile_add0(x, profile_ext_ski(ski)) != 0 ||
 	    (san && profile_add(x, san) != 0)) {
 		X509_free(x);
 		return NULL;
@@ -91,8 +67,11 @@ finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
 	int rc;
 
 	if ((rc = ca_issue(ic->cas, issuer, x, m, out->serial)) != 0) {
-		snprintf(why, whylen, rc == SF_EUNAVAIL ? "the token is"
-		    " unavailable" : "issuance failed: %s", sf_strerror(rc));
+		if (rc == SF_EUNAVAIL)
+			sf_why(why, whylen, "the token is unavailable");
+		else
+			sf_why(why, whylen, "issuance failed: %s",
+			    sf_strerror(rc));
 		if (rc == SF_ECRYPTO || rc == SF_EEXIST)
 			rc = SF_EINTERNAL;
 		return rc;
@@ -101,11 +80,91 @@ finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
 	out->subject = profile_subject_fmt(X509_get_subject_name(x));
 	out->chain_pem = issuer->chain_pem;
 	out->ca_name = issuer->rec.name;
-	out->not_before = asn1_time_t(X509_get0_notBefore(x));
-	out->not_after = asn1_time_t(X509_get0_notAfter(x));
+	out->not_before = profile_time_unix(X509_get0_notBefore(x));
+	out->not_after = profile_time_unix(X509_get0_notAfter(x));
 	if (out->cert_pem == NULL || out->subject == NULL)
 		return SF_ENOMEM;
 	return 0;
+}
+
+/*
+ * The second, independent check of the device key: the CSR's key must be
+ * the one the signer's own table registers for the CSR's device id, and
+ * the request must be for that device's product line and region.
+ * SF_ENOTFOUND, SF_EPERM, or the journal's error.
+ */
+static int
+check_device(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
+    char *why, size_t whylen)
+{
+	uint8_t fp[32];
+	char *pl = NULL, *rg = NULL, hex[65];
+	int rc;
+
+	rc = journal_device_get(ic->jn, ci->cn, fp, &pl, &rg);
+	if (rc == SF_ENOTFOUND) {
+		log_warnx("issue: device %s is not in the signer's table"
+		    " (authz should have refused it)", ci->cn);
+		sf_why(why, whylen, "device %s is not registered", ci->cn);
+		goto out;
+	} else if (rc) {
+		sf_why(why, whylen, "device lookup failed");
+		goto out;
+	}
+	rc = SF_EPERM;
+	if (memcmp(fp, ci->key.sha256, 32) != 0) {
+		pubkey_fp_hex(ci->key.sha256, hex);
+		log_warnx("issue: device %s presented key %s, not its"
+		    " registered key (authz should have refused it)", ci->cn,
+		    hex);
+		sf_why(why, whylen, "the CSR key is not the key registered"
+		    " for device %s", ci->cn);
+		goto out;
+	}
+	if (strcmp(pl, r->product_line) != 0) {
+		log_warnx("issue: device %s is registered for product line %s,"
+		    " not %s", ci->cn, pl, r->product_line);
+		sf_why(why, whylen, "device %s is registered for product"
+		    " line %s, not %s", ci->cn, pl, r->product_line);
+		goto out;
+	}
+	if (*rg && strcmp(rg, r->region) != 0) {
+		log_warnx("issue: device %s is registered for region %s, not"
+		    " %s", ci->cn, rg, r->region);
+		sf_why(why, whylen, "device %s may enroll only in region %s",
+		    ci->cn, rg);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(pl);
+	free(rg);
+	return rc;
+}
+
+/* The device's subject from its product line's template, with CN = the
+ * device id added when the template has no CN; NULL with why set. */
+static X509_NAME *
+device_subject(const signer_conf *cf, const product_conf *pc,
+    const ca *issuer, const char *region, const char *device_id, char *why,
+    size_t whylen)
+{
+	X509_NAME *subject = NULL;
+	char *subj;
+
+	if ((subj = config_expand(cf, pc->device_subject, issuer->rec.name,
+	    pc->id, region, "", device_id, why, whylen)) == NULL)
+		return NULL;
+	subject = profile_subject_parse(subj, why, whylen);
+	free(subj);
+	if (subject != NULL &&
+	    X509_NAME_get_index_by_NID(subject, NID_commonName, -1) < 0 &&
+	    !X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
+	    (const unsigned char *)device_id, -1, -1, 0)) {
+		X509_NAME_free(subject);
+		subject = NULL;
+	}
+	return subject;
 }
 
 int
@@ -115,8 +174,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	const signer_conf *cf = ic->conf;
 	const product_conf *pc;
 	csr_info ci;
-	uint8_t fp[32];
-	char *pl = NULL, *rg = NULL, *subj = NULL, profile[64];
+	char profile[64];
 	X509_NAME *subject = NULL;
 	X509 *x = NULL;
 	ca *issuer;
@@ -127,16 +185,16 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	memset(&ci, 0, sizeof ci);
 	why[0] = '\0';
 	if (r->csr_len == 0) {
-		snprintf(why, whylen, "csr is empty");
+		sf_why(why, whylen, "csr is empty");
 		return SF_EINVAL;
 	}
 	if (!sf_name_valid(r->product_line) || !sf_name_valid(r->region)) {
-		snprintf(why, whylen, "product_line and region are required"
+		sf_why(why, whylen, "product_line and region are required"
 		    " (1-32 of a-z, 0-9, -)");
 		return SF_EINVAL;
 	}
 	if ((rc = rate_take_global(ic->rl)) != 0) {
-		snprintf(why, whylen, "global issuance rate exceeded");
+		sf_why(why, whylen, "global issuance rate exceeded");
 		return rc;
 	}
 	if ((rc = csr_parse(r->csr, r->csr_len, cf->csr_max, &ci, why,
@@ -145,63 +203,28 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	memcpy(out->key_sha256, ci.key.sha256, 32);
 	sf_strlcpy(out->device_id, ci.cn, sizeof out->device_id);
 
-	/* The second, independent check of the device key. */
-	rc = journal_device_get(ic->jn, ci.cn, fp, &pl, &rg);
-	if (rc == SF_ENOTFOUND) {
-		log_warnx("issue: device %s is not in the signer's table"
-		    " (authz should have refused it)", ci.cn);
-		snprintf(why, whylen, "device %s is not registered", ci.cn);
+	if ((rc = check_device(ic, r, &ci, why, whylen)) != 0)
 		goto out;
-	} else if (rc) {
-		snprintf(why, whylen, "device lookup failed");
-		goto out;
-	}
-	rc = SF_EPERM;
-	if (memcmp(fp, ci.key.sha256, 32) != 0) {
-		char hex[65];
-
-		pubkey_fp_hex(ci.key.sha256, hex);
-		log_warnx("issue: device %s presented key %s, not its"
-		    " registered key (authz should have refused it)", ci.cn,
-		    hex);
-		snprintf(why, whylen, "the CSR key is not the key registered"
-		    " for device %s", ci.cn);
-		goto out;
-	}
-	if (strcmp(pl, r->product_line) != 0) {
-		log_warnx("issue: device %s is registered for product line %s,"
-		    " not %s", ci.cn, pl, r->product_line);
-		snprintf(why, whylen, "device %s is registered for product"
-		    " line %s, not %s", ci.cn, pl, r->product_line);
-		goto out;
-	}
-	if (*rg && strcmp(rg, r->region) != 0) {
-		log_warnx("issue: device %s is registered for region %s, not"
-		    " %s", ci.cn, rg, r->region);
-		snprintf(why, whylen, "device %s may enroll only in region %s",
-		    ci.cn, rg);
-		goto out;
-	}
 	rc = SF_ESTATE;
 	if ((pc = config_product(cf, r->product_line)) == NULL) {
-		snprintf(why, whylen, "product line %s has no profile in the"
+		sf_why(why, whylen, "product line %s has no profile in the"
 		    " signer's configuration", r->product_line);
 		goto out;
 	}
 	if (!(pc->device_key_types & (1u << ci.key.type))) {
-		snprintf(why, whylen, "key type %s is not allowed for product"
+		sf_why(why, whylen, "key type %s is not allowed for product"
 		    " line %s", pubkey_type_name(ci.key.type), pc->id);
 		rc = SF_EKEYTYPE;
 		goto out;
 	}
 	if ((issuer = ca_find_issuing(ic->cas, r->product_line, r->region)) ==
 	    NULL) {
-		snprintf(why, whylen, "no active issuing CA %s.%s", r->region,
+		sf_why(why, whylen, "no active issuing CA %s.%s", r->region,
 		    r->product_line);
 		goto out;
 	}
 	if ((rc = rate_take_device(ic->rl, ci.cn)) != 0) {
-		snprintf(why, whylen, "too many certificates for device %s:"
+		sf_why(why, whylen, "too many certificates for device %s:"
 		    " at most %d per %d s", ci.cn, cf->device_max,
 		    cf->device_window);
 		goto out;
@@ -209,18 +232,13 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	counted = 1;
 
 	rc = SF_EINVAL;
-	if ((subj = config_expand(cf, pc->device_subject, issuer->rec.name,
-	    pc->id, r->region, "", ci.cn, why, whylen)) == NULL ||
-	    (subject = profile_subject_parse(subj, why, whylen)) == NULL)
-		goto out;
-	if (X509_NAME_get_index_by_NID(subject, NID_commonName, -1) < 0 &&
-	    !X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
-	    (const unsigned char *)ci.cn, -1, -1, 0))
+	if ((subject = device_subject(cf, pc, issuer, r->region, ci.cn, why,
+	    whylen)) == NULL)
 		goto out;
 	rc = SF_ECRYPTO;
 	if ((x = build_leaf(subject, &ci.key, pc->device_validity_days,
 	    NID_client_auth, NULL)) == NULL) {
-		snprintf(why, whylen, "cannot build the certificate");
+		sf_why(why, whylen, "cannot build the certificate");
 		goto out;
 	}
 	snprintf(profile, sizeof profile, "device:%s", pc->id);
@@ -246,9 +264,6 @@ out:
 	}
 	X509_free(x);
 	X509_NAME_free(subject);
-	free(subj);
-	free(pl);
-	free(rg);
 	csr_info_fini(&ci);
 	return rc;
 }
@@ -274,12 +289,12 @@ server_key(const uint8_t *data, size_t len, pubkey_info *pk, char *why,
 		req = d2i_X509_REQ(NULL, &p, (long)len);
 	}
 	if (req == NULL) {
-		snprintf(why, whylen, "csr is not a PKCS#10 request");
+		sf_why(why, whylen, "csr is not a PKCS#10 request");
 		goto out;
 	}
 	if ((pub = X509_REQ_get0_pubkey(req)) == NULL ||
 	    X509_REQ_verify(req, pub) != 1) {
-		snprintf(why, whylen, "the CSR's signature does not verify");
+		sf_why(why, whylen, "the CSR's signature does not verify");
 		goto out;
 	}
 	rc = pubkey_from_evp(pub, pk, why, whylen);
@@ -306,21 +321,21 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	memset(&pk, 0, sizeof pk);
 	why[0] = '\0';
 	if (r->ndns == 0 && r->nips == 0) {
-		snprintf(why, whylen, "a server certificate needs at least one"
+		sf_why(why, whylen, "a server certificate needs at least one"
 		    " DNS name or IP address");
 		return SF_EINVAL;
 	}
 	days = r->validity_days ? r->validity_days :
 	    ic->conf->server_validity_days;
 	if (days < 1 || days > ic->conf->server_validity_days) {
-		snprintf(why, whylen, "validity must be 1..%d days",
+		sf_why(why, whylen, "validity must be 1..%d days",
 		    ic->conf->server_validity_days);
 		return SF_EINVAL;
 	}
 	if (r->ca_name && *r->ca_name) {
 		issuer = ca_find(ic->cas, r->ca_name, NULL);
 		if (issuer == NULL) {
-			snprintf(why, whylen, "no CA %s", r->ca_name);
+			sf_why(why, whylen, "no CA %s", r->ca_name);
 			return SF_ENOTFOUND;
 		}
 	} else {
@@ -335,13 +350,13 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 				issuer = all[i];
 		free(all);
 		if (issuer == NULL) {
-			snprintf(why, whylen, "no active issuing CA yet");
+			sf_why(why, whylen, "no active issuing CA yet");
 			return SF_ESTATE;
 		}
 	}
 	if (issuer->rec.state != SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
 	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
-		snprintf(why, whylen, "CA %s does not issue server"
+		sf_why(why, whylen, "CA %s does not issue server"
 		    " certificates (not an active issuing CA)",
 		    issuer->rec.name);
 		return SF_ESTATE;
@@ -356,7 +371,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	    (const unsigned char *)ic->conf->organization, -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
 	    (const unsigned char *)cn, -1, -1, 0)) {
-		snprintf(why, whylen, "bad common name");
+		sf_why(why, whylen, "bad common name");
 		goto out;
 	}
 	if ((san = profile_ext_san(r->dns, r->ndns, r->ips, r->nips, why,

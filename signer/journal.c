@@ -108,7 +108,7 @@ db_open(const char *path, sqlite3 **out, int flags, char *why, size_t whylen)
 	*out = NULL;
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		snprintf(why, whylen, "cannot open journal %s: %s", path,
+		sf_why(why, whylen, "cannot open journal %s: %s", path,
 		    db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
 		return SF_EDB;
@@ -162,7 +162,7 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	pthread_cond_init(&j->qdone, NULL);
 	if ((rc = db_open(path, &j->wdb, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE, why, whylen)) != 0)
-		goto fail;
+		goto out;
 	/*
 	 * FULL: a journal that promises "recorded before returned" must
 	 * survive power loss, not only a process crash.
@@ -171,14 +171,14 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	    exec(j->wdb, "PRAGMA synchronous=FULL") != 0 ||
 	    exec(j->wdb, "PRAGMA foreign_keys=ON") != 0 ||
 	    exec(j->wdb, SCHEMA) != 0) {
-		snprintf(why, whylen, "cannot initialise journal %s: %s", path,
+		sf_why(why, whylen, "cannot initialise journal %s: %s", path,
 		    sqlite3_errmsg(j->wdb));
 		rc = SF_EDB;
-		goto fail;
+		goto out;
 	}
 	if ((rc = db_open(path, &j->rdb, SQLITE_OPEN_READONLY, why,
 	    whylen)) != 0)
-		goto fail;
+		goto out;
 	if (sqlite3_prepare_v2(j->wdb,
 	    "INSERT INTO certs (ca_id, serial, subject, device_id, key_sha256,"
 	    " not_before, not_after, issued_at, requester, profile,"
@@ -188,20 +188,21 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	    sqlite3_prepare_v2(j->rdb,
 	    "SELECT key_sha256, product_line, region FROM devices"
 	    " WHERE device_id = ?", -1, &j->get_device, NULL) != SQLITE_OK) {
-		snprintf(why, whylen, "cannot prepare journal statements: %s",
+		sf_why(why, whylen, "cannot prepare journal statements: %s",
 		    sqlite3_errmsg(j->wdb));
 		rc = SF_EDB;
-		goto fail;
+		goto out;
 	}
 	if (pthread_create(&j->writer, NULL, writer_main, j) != 0) {
-		snprintf(why, whylen, "cannot start the journal writer");
+		sf_why(why, whylen, "cannot start the journal writer");
 		rc = SF_EINTERNAL;
-		goto fail;
+		goto out;
 	}
 	j->writer_started = 1;
 	*out = j;
-	return 0;
-fail:
+	j = NULL;  /* transferred */
+	rc = 0;
+out:
 	journal_close(j);
 	return rc;
 }

@@ -62,7 +62,7 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	char why[512] = "";
 	int rc;
 
-	if ((rc = config_load(path, &ctx->conf, why, sizeof why)) != 0) {
+	if ((rc = signer_conf_load(path, &ctx->conf, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
@@ -152,7 +152,7 @@ reload(void *arg, const char *path)
 	signer_conf *nc = NULL;
 	char why[512] = "";
 
-	if (config_load(path, &nc, why, sizeof why) != 0) {
+	if (signer_conf_load(path, &nc, why, sizeof why) != 0) {
 		log_warnx("reload: %s; keeping the running configuration", why);
 		return;
 	}
@@ -185,10 +185,10 @@ main(int argc, char **argv)
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
 	daemon_shutdown(srv);
-	ca_store_free(ctx.cas);
+	ca_store_close(ctx.cas);
 	journal_close(ctx.jn);
 	token_close(ctx.tok);
 	rate_free(ctx.rl);
-	config_free(ctx.conf);
+	signer_conf_free(ctx.conf);
 	return daemon_exit(&o, rc);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -26,7 +27,7 @@ add_rdn(X509_NAME *n, char *item, char *why, size_t whylen)
 	int ok = 0;
 
 	if (eq == NULL) {
-		snprintf(why, whylen, "subject: \"%s\" is not KEY=value", item);
+		sf_why(why, whylen, "subject: \"%s\" is not KEY=value", item);
 		return 0;
 	}
 	*eq = '\0';
@@ -44,22 +45,22 @@ add_rdn(X509_NAME *n, char *item, char *why, size_t whylen)
 	for (size_t i = 0; SUBJECT_ATTRS[i]; i++)
 		ok |= strcmp(k, SUBJECT_ATTRS[i]) == 0;
 	if (!ok) {
-		snprintf(why, whylen, "subject: unknown attribute \"%s\"", k);
+		sf_why(why, whylen, "subject: unknown attribute \"%s\"", k);
 		return 0;
 	}
 	if (*v == '\0') {
-		snprintf(why, whylen, "subject: %s has an empty value", k);
+		sf_why(why, whylen, "subject: %s has an empty value", k);
 		return 0;
 	}
 	if (strcmp(k, "C") == 0 && (strlen(v) != 2 ||
 	    !isalpha((unsigned char)v[0]) || !isalpha((unsigned char)v[1]))) {
-		snprintf(why, whylen, "subject: C must be a two-letter country"
+		sf_why(why, whylen, "subject: C must be a two-letter country"
 		    " code, not \"%s\"", v);
 		return 0;
 	}
 	if (!X509_NAME_add_entry_by_txt(n, k, MBSTRING_UTF8,
 	    (const unsigned char *)v, -1, -1, 0)) {
-		snprintf(why, whylen, "subject: bad value for %s", k);
+		sf_why(why, whylen, "subject: bad value for %s", k);
 		return 0;
 	}
 	return 1;
@@ -102,7 +103,7 @@ profile_subject_parse(const char *s, char *why, size_t whylen)
 		*w++ = *p;
 	}
 	if (X509_NAME_entry_count(n) == 0) {
-		snprintf(why, whylen, "subject is empty");
+		sf_why(why, whylen, "subject is empty");
 		goto out;
 	}
 	ok = 1;
@@ -110,7 +111,7 @@ out:
 	free(buf);
 	if (!ok) {
 		if (why && whylen && why[0] == '\0')
-			snprintf(why, whylen, "subject cannot be parsed");
+			sf_why(why, whylen, "subject cannot be parsed");
 		X509_NAME_free(n);
 		return NULL;
 	}
@@ -213,6 +214,30 @@ profile_serial_hex(const ASN1_INTEGER *ai, char *out, size_t outlen)
 	}
 	BN_free(bn);
 	return rc;
+}
+
+/* Backdate notBefore a little: device clocks are not all right. */
+#define BACKDATE 60
+
+int
+profile_set_validity(X509 *x, int days)
+{
+	time_t now = time(NULL);
+
+	if (!X509_gmtime_adj(X509_getm_notBefore(x), -BACKDATE) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now))
+		return SF_ECRYPTO;
+	return 0;
+}
+
+int64_t
+profile_time_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (!ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
 }
 
 static int
@@ -465,20 +490,20 @@ parse_gn(const char *entry, int is_nc, GENERAL_NAME **out, char *why,
 
 	*out = NULL;
 	if (colon == NULL)
-		goto bad;
+		goto out;
 	for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
 		if (strlen(tags[i].tag) == (size_t)(colon - entry) &&
 		    strncmp(entry, tags[i].tag, (size_t)(colon - entry)) == 0) {
 			*out = a2i_GENERAL_NAME(NULL, NULL, NULL, tags[i].type,
 			    colon + 1, is_nc);
-			if (*out == NULL)
-				goto bad;
-			return 0;
+			break;
 		}
 	}
-bad:
+out:
+	if (*out != NULL)
+		return 0;
 	ERR_clear_error();
-	snprintf(why, whylen, "bad name \"%s\" (DNS:, IP:, email:, URI:%s)",
+	sf_why(why, whylen, "bad name \"%s\" (DNS:, IP:, email:, URI:%s)",
 	    entry, is_nc ? "; IP as addr/mask" : "");
 	return SF_EINVAL;
 }
@@ -559,7 +584,7 @@ profile_ext_san(char *const *dns, size_t ndns, char *const *ips, size_t nips,
 		if (gn == NULL || !sk_GENERAL_NAME_push(gens, gn)) {
 			ERR_clear_error();
 			GENERAL_NAME_free(gn);
-			snprintf(why, whylen, "bad %s \"%s\"",
+			sf_why(why, whylen, "bad %s \"%s\"",
 			    type == GEN_DNS ? "DNS name" : "IP address", v);
 			goto out;
 		}
@@ -574,6 +599,15 @@ int
 profile_add(X509 *x, const X509_EXTENSION *ext)
 {
 	return X509_add_ext(x, (X509_EXTENSION *)ext, -1) ? 0 : SF_ECRYPTO;
+}
+
+int
+profile_add0(X509 *x, X509_EXTENSION *ext)
+{
+	int rc = ext ? profile_add(x, ext) : SF_ECRYPTO;
+
+	X509_EXTENSION_free(ext);
+	return rc;
 }
 
 char *

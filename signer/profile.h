@@ -37,6 +37,12 @@ int profile_set_serial(X509 *x, const uint8_t *serial, size_t len);
 /* The text form of a certificate's serial (uppercase hex) into out. */
 int profile_serial_hex(const ASN1_INTEGER *ai, char *out, size_t outlen);
 
+/* notBefore a minute ago (device clocks are not all right), notAfter
+ * days from now. SF_ECRYPTO if OpenSSL fails. */
+int profile_set_validity(X509 *x, int days);
+/* An ASN1_TIME as seconds since the epoch; 0 if it does not parse. */
+int64_t profile_time_unix(const ASN1_TIME *t);
+
 /* Give x the canonical public key: its SPKI carries pk's canonical bytes
  * and X509_get0_pubkey(x) answers the same key. For CA certificates and
  * anything kept and used in memory. */
@@ -71,6 +77,9 @@ X509_EXTENSION *profile_ext_san(char *const *dns, size_t ndns,
 
 /* Add ext to x (x keeps a copy). */
 int profile_add(X509 *x, const X509_EXTENSION *ext);
+/* Add ext to x and free ext. A NULL ext (a constructor above that failed)
+ * is SF_ECRYPTO, so that constructors can be passed in directly. */
+int profile_add0(X509 *x, X509_EXTENSION *ext);
 
 /* PEM of a certificate (malloc'd, NUL-terminated). */
 char *profile_cert_pem(X509 *x);

@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,18 +142,6 @@ static const struct {
 
 static CK_RV session_logged_in(token *, CK_SESSION_HANDLE);
 
-static void __attribute__((format(printf, 3, 4)))
-say(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 static int
 fault_class(CK_RV rv)
 {
@@ -225,12 +212,12 @@ pin_source_path(const char *src, const char **path, char *why, size_t whylen)
 		if (strncmp(src, "///", 3) == 0)
 			src += 2;
 	} else if (colon != NULL && (slash == NULL || colon < slash)) {
-		say(why, whylen, "pin-source %s: only files are supported",
+		sf_why(why, whylen, "pin-source %s: only files are supported",
 		    src);
 		return SF_ECONFIG;
 	}
 	if (*src == '\0') {
-		say(why, whylen, "pin-source names no file");
+		sf_why(why, whylen, "pin-source names no file");
 		return SF_ECONFIG;
 	}
 	*path = src;
@@ -252,24 +239,24 @@ pin_load(token *t, const char *path, char *why, size_t whylen)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		say(why, whylen, "PIN file %s: %s", path, strerror(errno));
+		sf_why(why, whylen, "PIN file %s: %s", path, strerror(errno));
 		return SF_ECONFIG;
 	}
 	if (fstat(fd, &st) != 0) {
-		say(why, whylen, "PIN file %s: %s", path, strerror(errno));
+		sf_why(why, whylen, "PIN file %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		say(why, whylen, "PIN file %s is not a regular file", path);
+		sf_why(why, whylen, "PIN file %s is not a regular file", path);
 		goto out;
 	}
 	if (st.st_uid != geteuid()) {
-		say(why, whylen, "PIN file %s is owned by uid %u, not by "
+		sf_why(why, whylen, "PIN file %s is owned by uid %u, not by "
 		    "us (%u)", path, (unsigned)st.st_uid, (unsigned)geteuid());
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {
-		say(why, whylen, "PIN file %s has mode %04o: group and others "
+		sf_why(why, whylen, "PIN file %s has mode %04o: group and others "
 		    "must have no access (chmod 600)", path,
 		    (unsigned)(st.st_mode & 07777));
 		goto out;
@@ -279,7 +266,7 @@ pin_load(token *t, const char *path, char *why, size_t whylen)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			say(why, whylen, "PIN file %s: %s", path,
+			sf_why(why, whylen, "PIN file %s: %s", path,
 			    strerror(errno));
 			goto out;
 		}
@@ -288,14 +275,14 @@ pin_load(token *t, const char *path, char *why, size_t whylen)
 		n += (size_t)r;
 	}
 	if (n > PIN_MAX) {
-		say(why, whylen, "PIN file %s is longer than %d bytes", path,
+		sf_why(why, whylen, "PIN file %s is longer than %d bytes", path,
 		    PIN_MAX);
 		goto out;
 	}
 	while (n > 0 && (t->pin[n - 1] == '\n' || t->pin[n - 1] == '\r'))
 		n--;
 	if (n == 0) {
-		say(why, whylen, "PIN file %s is empty", path);
+		sf_why(why, whylen, "PIN file %s is empty", path);
 		goto out;
 	}
 	t->pin[n] = '\0';
@@ -365,12 +352,12 @@ slot_find(token *t, CK_SLOT_ID *slot, char label[33], char *why,
 	int rc = SF_EUNAVAIL;
 
 	if ((rv = t->f->C_GetInfo(&mi)) != CKR_OK) {
-		say(why, whylen, "C_GetInfo: %s", p11_kit_strerror(rv));
+		sf_why(why, whylen, "C_GetInfo: %s", p11_kit_strerror(rv));
 		goto out;
 	}
 	if (!p11_kit_uri_match_module_info(t->uri, &mi)) {
 		rc = SF_ECONFIG;
-		say(why, whylen, "the URI does not match the module");
+		sf_why(why, whylen, "the URI does not match the module");
 		goto out;
 	}
 	for (;;) {
@@ -389,7 +376,7 @@ slot_find(token *t, CK_SLOT_ID *slot, char label[33], char *why,
 			break;
 	}
 	if (rv != CKR_OK) {
-		say(why, whylen, "C_GetSlotList: %s", p11_kit_strerror(rv));
+		sf_why(why, whylen, "C_GetSlotList: %s", p11_kit_strerror(rv));
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -410,10 +397,10 @@ slot_find(token *t, CK_SLOT_ID *slot, char label[33], char *why,
 	if (matches != 1) {
 		rc = SF_ECONFIG;
 		if (matches == 0)
-			say(why, whylen, "no initialised token matches the URI "
+			sf_why(why, whylen, "no initialised token matches the URI "
 			    "(%lu slots with a token)", (unsigned long)n);
 		else
-			say(why, whylen, "%lu tokens match the URI: name one "
+			sf_why(why, whylen, "%lu tokens match the URI: name one "
 			    "by its label and serial", (unsigned long)matches);
 		goto out;
 	}
@@ -448,7 +435,7 @@ pool_open(token *t)
 		    &t->sess[i]);
 		if (rv != CKR_OK) {
 			t->sess[i] = CK_INVALID_HANDLE;
-			goto fail;
+			goto out;
 		}
 	}
 	/* One login serves every session of the application. */
@@ -457,13 +444,13 @@ pool_open(token *t)
 	if (rv == CKR_USER_ALREADY_LOGGED_IN)
 		rv = CKR_OK;
 	if (rv != CKR_OK)
-		goto fail;
+		goto out;
 	for (i = 0; i < t->nsess; i++)
 		t->idle[i] = i;
 	t->nidle = t->nsess;
-	return CKR_OK;
-fail:
-	pool_close(t);
+out:
+	if (rv != CKR_OK)
+		pool_close(t);
 	return rv;
 }
 
@@ -714,18 +701,18 @@ key_policy_check(token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
 	    rv != CKR_ATTRIBUTE_SENSITIVE) {
 		*crv = rv;
-		say(why, whylen, "C_GetAttributeValue: %s",
+		sf_why(why, whylen, "C_GetAttributeValue: %s",
 		    p11_kit_strerror(rv));
 		return rv_err(rv);
 	}
 	for (i = 0; i < NPOLICY; i++) {
 		if (a[i].ulValueLen != sizeof(CK_BBOOL)) {
-			say(why, whylen, "%s cannot be read",
+			sf_why(why, whylen, "%s cannot be read",
 			    key_policy[i].name);
 			return SF_EPERM;
 		}
 		if ((v[i] != CK_FALSE) != (key_policy[i].want != CK_FALSE)) {
-			say(why, whylen, "%s is %s, must be %s",
+			sf_why(why, whylen, "%s is %s, must be %s",
 			    key_policy[i].name, v[i] ? "TRUE" : "FALSE",
 			    key_policy[i].want ? "TRUE" : "FALSE");
 			return SF_EPERM;
@@ -1016,13 +1003,13 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 	int rc, r;
 
 	*out = NULL;
-	say(why, whylen, "%s", "");
+	sf_why(why, whylen, "%s", "");
 	if (o == NULL || o->module == NULL || o->uri == NULL) {
-		say(why, whylen, "a module path and a token URI are required");
+		sf_why(why, whylen, "a module path and a token URI are required");
 		return SF_ECONFIG;
 	}
 	if (o->sessions < 0 || o->sessions > MAX_SESSIONS) {
-		say(why, whylen, "sessions must be 1..%d", MAX_SESSIONS);
+		sf_why(why, whylen, "sessions must be 1..%d", MAX_SESSIONS);
 		return SF_ECONFIG;
 	}
 	if ((t = calloc(1, sizeof *t)) == NULL)
@@ -1051,15 +1038,15 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 	rc = SF_ECONFIG;
 	if ((r = p11_kit_uri_parse(o->uri, P11_KIT_URI_FOR_ANY, t->uri)) !=
 	    P11_KIT_URI_OK) {
-		say(why, whylen, "token URI: %s", p11_kit_uri_message(r));
+		sf_why(why, whylen, "token URI: %s", p11_kit_uri_message(r));
 		goto out;
 	}
 	if (p11_kit_uri_any_unrecognized(t->uri)) {
-		say(why, whylen, "token URI has attributes we do not know");
+		sf_why(why, whylen, "token URI has attributes we do not know");
 		goto out;
 	}
 	if (p11_kit_uri_get_pin_value(t->uri) != NULL) {
-		say(why, whylen, "token URI carries a pin-value: give the PIN "
+		sf_why(why, whylen, "token URI carries a pin-value: give the PIN "
 		    "in a file or a pin-source instead");
 		goto out;
 	}
@@ -1067,7 +1054,7 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 		const char *src = p11_kit_uri_get_pin_source(t->uri);
 
 		if (src == NULL) {
-			say(why, whylen, "no PIN: give a PIN file or a "
+			sf_why(why, whylen, "no PIN: give a PIN file or a "
 			    "pin-source in the URI");
 			goto out;
 		}
@@ -1080,18 +1067,18 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 	/* A bare name is p11-kit's to resolve in its module directory. */
 	if (strchr(o->module, '/') != NULL && access(o->module, R_OK) != 0) {
 		rc = SF_ECONFIG;
-		say(why, whylen, "PKCS#11 module %s: %s", o->module,
+		sf_why(why, whylen, "PKCS#11 module %s: %s", o->module,
 		    strerror(errno));
 		goto out;
 	}
 	rc = SF_EUNAVAIL;
 	if ((t->f = p11_kit_module_load(o->module, 0)) == NULL) {
-		say(why, whylen, "loading %s: %s", o->module,
+		sf_why(why, whylen, "loading %s: %s", o->module,
 		    p11_kit_message() ? p11_kit_message() : "failed");
 		goto out;
 	}
 	if ((rv = p11_kit_module_initialize(t->f)) != CKR_OK) {
-		say(why, whylen, "C_Initialize: %s", p11_kit_strerror(rv));
+		sf_why(why, whylen, "C_Initialize: %s", p11_kit_strerror(rv));
 		goto out;
 	}
 	t->initialized = 1;
@@ -1099,7 +1086,7 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 		goto out;
 	if ((rv = pool_open(t)) != CKR_OK) {
 		rc = rv_err(rv) == SF_EPERM ? SF_EPERM : SF_EUNAVAIL;
-		say(why, whylen, "token %s: %s: %s", t->label,
+		sf_why(why, whylen, "token %s: %s: %s", t->label,
 		    rc == SF_EPERM ? "login refused" : "opening sessions",
 		    p11_kit_strerror(rv));
 		goto out;
@@ -1448,9 +1435,9 @@ op_check(token *t, const tsess *s, void *arg, CK_RV *crv)
 	CK_OBJECT_HANDLE h;
 	int rc;
 
-	say(c->why, c->whylen, "%s", "");
+	sf_why(c->why, c->whylen, "%s", "");
 	if ((rc = key_handle(t, s, c->k, &h, crv)) != 0) {
-		say(c->why, c->whylen, "the key cannot be found");
+		sf_why(c->why, c->whylen, "the key cannot be found");
 		return rc;
 	}
 	return key_policy_check(t, s->h, h, c->why, c->whylen, crv);
@@ -1461,7 +1448,7 @@ token_key_check(token *t, token_key *k, char *why, size_t whylen)
 {
 	struct check_req c = { k, why, whylen };
 
-	say(why, whylen, "%s", "");
+	sf_why(why, whylen, "%s", "");
 	if (t == NULL || k == NULL)
 		return SF_EINVAL;
 	return token_run(t, op_check, &c, "check key", k->label);

@@ -4,14 +4,15 @@
  * 100,000 serials (distinct, positive, 16 bytes, as `openssl x509 -serial`
  * prints them); every extension builder checked through what OpenSSL
  * reports for a certificate carrying it (X509V3_EXT_print and the
- * accessors, after a DER round trip); and public keys of every device key
- * type set into a certificate unchanged.
+ * accessors, after a DER round trip); validity and times read back; and
+ * public keys of every device key type set into a certificate unchanged.
  *
  * Keys are made here at run time with EVP_PKEY_Q_keygen.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -171,9 +172,9 @@ test_subject_forms(void)
 	ok(c != NULL, "comma form with blanks parses (%s)", why);
 	if (a && b && c) {
 		is_int(X509_NAME_entry_count(a), 3, "three entries");
-		ok(entry_nid(a, 0) == NID_countryName &&
-		    entry_nid(a, 1) == NID_organizationName &&
-		    entry_nid(a, 2) == NID_commonName, "C, O, CN in order");
+		is_int(entry_nid(a, 0), NID_countryName, "first C");
+		is_int(entry_nid(a, 1), NID_organizationName, "then O");
+		is_int(entry_nid(a, 2), NID_commonName, "then CN");
 		s = entry_text(a, 0);
 		is_str(s, "US", "C=US");
 		free(s);
@@ -230,7 +231,7 @@ test_subject_escapes(void)
 	a = profile_subject_parse("O=Org\\, Inc., CN=x", why, sizeof why);
 	s = a ? entry_text(a, 0) : NULL;
 	is_str(s, "Org, Inc.", "comma form: \\, is a , in the value");
-	ok(a && X509_NAME_entry_count(a) == 2, "and does not split it");
+	is_int(a ? X509_NAME_entry_count(a) : -1, 2, "and does not split it");
 	free(s);
 	X509_NAME_free(a);
 	a = profile_subject_parse("/O=a,b/CN=back\\\\slash", why, sizeof why);
@@ -263,9 +264,9 @@ test_subject_utf8(void)
 		return;
 	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(a, 1));
 	is_int(ASN1_STRING_type(d), V_ASN1_UTF8STRING, "O is a UTF8String");
-	ok(ASN1_STRING_length(d) == 16 && memcmp(ASN1_STRING_get0_data(d),
-	    "M\xc3\xbcller & S\xc3\xb6hne", 16) == 0,
-	    "O holds the UTF-8 bytes unchanged");
+	is_int(ASN1_STRING_length(d), 16, "O is 16 bytes long");
+	ok(memcmp(ASN1_STRING_get0_data(d), "M\xc3\xbcller & S\xc3\xb6hne",
+	    16) == 0, "O holds the UTF-8 bytes unchanged");
 	s = entry_text(a, 2);
 	is_str(s, "\xe6\x9d\xb1\xe4\xba\xac-1", "CN in CJK characters");
 	free(s);
@@ -301,7 +302,7 @@ test_subject_errors(void)
 		X509_NAME *n = profile_subject_parse(bad[i].s, why, sizeof why);
 
 		ok(n == NULL, "refused: \"%s\"", bad[i].s);
-		ok(why[0] != '\0' && strstr(why, bad[i].why_has) != NULL,
+		ok(strstr(why, bad[i].why_has) != NULL,
 		    "  and why says %s (%s)", bad[i].why_has, why);
 		X509_NAME_free(n);
 	}
@@ -331,8 +332,9 @@ test_subject_fmt(void)
 		s = a ? profile_subject_fmt(a) : NULL;
 		is_str(s, round[i], "fmt(parse(s)) == s for \"%s\"", round[i]);
 		b = s ? profile_subject_parse(s, why, sizeof why) : NULL;
-		ok(a && b && X509_NAME_cmp(a, b) == 0,
-		    "  and parse(fmt(n)) is the same name");
+		ok(b != NULL, "  and parse(fmt(n)) parses");
+		is_int(a && b ? X509_NAME_cmp(a, b) : -1, 0,
+		    "  and is the same name");
 		free(s);
 		X509_NAME_free(a);
 		X509_NAME_free(b);
@@ -360,6 +362,51 @@ static int
 cmp16(const void *a, const void *b)
 {
 	return memcmp(a, b, SERIAL_LEN);
+}
+
+/* Validity: notBefore a minute back, notAfter days ahead, both read back
+ * as Unix times; an unreadable time is 0. */
+static void
+test_validity(void)
+{
+	X509 *x = skeleton(), *r;
+	ASN1_TIME *t = ASN1_TIME_new();
+	int64_t now = (int64_t)time(NULL), nb, na;
+
+	is_int(profile_set_validity(x, 30), 0, "profile_set_validity");
+	r = finish(x);
+	nb = r ? profile_time_unix(X509_get0_notBefore(r)) : 0;
+	na = r ? profile_time_unix(X509_get0_notAfter(r)) : 0;
+	ok(nb >= now - 60 - 2, "notBefore is about a minute back (%lld s)",
+	    (long long)(now - nb));
+	ok(nb <= now - 60 + 2, "  not more (%lld s)", (long long)(now - nb));
+	ok(na >= now + 30 * 86400 - 2, "notAfter is 30 days ahead");
+	ok(na <= now + 30 * 86400 + 2, "  not more");
+	X509_free(r);
+	ok(t ? ASN1_TIME_set_string(t, "20260102030405Z") : 0,
+	    "a GeneralizedTime");
+	is_int(t ? profile_time_unix(t) : -1, 1767323045,
+	    "profile_time_unix reads it as UTC");
+	ok(t ? ASN1_TIME_set_string(t, "260102030405Z") : 0, "a UTCTime");
+	is_int(t ? profile_time_unix(t) : -1, 1767323045, "  the same time");
+	ok(t ? ASN1_STRING_set(t, "not a time", -1) : 0, "garbage");
+	is_int(t ? profile_time_unix(t) : -1, 0, "  is 0");
+	ERR_clear_error();
+	ASN1_TIME_free(t);
+}
+
+/* profile_add0 adds and frees; a NULL extension is a failed constructor. */
+static void
+test_add0(void)
+{
+	X509 *x = skeleton();
+
+	is_int(profile_add0(x, profile_ext_basic(0, -1)), 0,
+	    "profile_add0 adds an extension");
+	is_int(X509_get_ext_count(x), 1, "  one extension");
+	is_int(profile_add0(x, NULL), SF_ECRYPTO, "a NULL one: SF_ECRYPTO");
+	is_int(X509_get_ext_count(x), 1, "  and nothing added");
+	X509_free(x);
 }
 
 static void
@@ -429,9 +476,10 @@ test_serials(void)
 		r = finish(y);
 		ai = r ? X509_get0_serialNumber(r) : NULL;
 		bn = ai ? ASN1_INTEGER_to_BN(ai, NULL) : NULL;
-		ok(bn && !BN_is_negative(bn) && BN_num_bytes(bn) == SERIAL_LEN,
-		    "after DER, the %s serial: positive, 16 bytes", k ?
-		    "largest" : "smallest");
+		ok(bn ? !BN_is_negative(bn) : 0, "after DER, the %s serial:"
+		    " positive", k ? "largest" : "smallest");
+		is_int(bn ? BN_num_bytes(bn) : -1, SERIAL_LEN, "after DER, the"
+		    " %s serial: 16 bytes", k ? "largest" : "smallest");
 		BN_free(bn);
 		X509_free(r);
 	}
@@ -484,17 +532,18 @@ test_basic(void)
 		is_int(crit, 1, "  critical");
 		bc = x ? X509_get_ext_d2i(x, NID_basic_constraints, NULL,
 		    NULL) : NULL;
-		ok(bc && !!bc->ca == cases[i].ca, "  cA %s", cases[i].ca ?
-		    "TRUE" : "FALSE");
+		is_int(bc ? !!bc->ca : -1, cases[i].ca, "  cA %s",
+		    cases[i].ca ? "TRUE" : "FALSE");
 		if (cases[i].ca && cases[i].path >= 0)
-			ok(bc && bc->pathlen && ASN1_INTEGER_get(bc->pathlen) ==
-			    cases[i].path, "  pathLenConstraint %d",
-			    cases[i].path);
+			is_int(bc && bc->pathlen ? ASN1_INTEGER_get(
+			    bc->pathlen) : -1, cases[i].path,
+			    "  pathLenConstraint %d", cases[i].path);
 		else
-			ok(bc && bc->pathlen == NULL, "  no pathLenConstraint");
-		ok(x && !!(X509_get_extension_flags(x) & EXFLAG_CA) ==
-		    cases[i].ca, "  OpenSSL %s it a CA", cases[i].ca ? "calls" :
-		    "does not call");
+			ok(bc ? bc->pathlen == NULL : 0,
+			    "  no pathLenConstraint");
+		is_int(x ? !!(X509_get_extension_flags(x) & EXFLAG_CA) : -1,
+		    cases[i].ca, "  OpenSSL %s it a CA", cases[i].ca ?
+		    "calls" : "does not call");
 		BASIC_CONSTRAINTS_free(bc);
 		free(t);
 		X509_free(x);
@@ -536,9 +585,8 @@ test_key_usage(void)
 		is_str(t, cases[i].text, "keyUsage 0x%04x prints %s",
 		    cases[i].bits, cases[i].text);
 		is_int(crit, 1, "  critical");
-		ok(x && X509_get_key_usage(x) == cases[i].bits,
-		    "  X509_get_key_usage gives the same bits (0x%04x)",
-		    x ? X509_get_key_usage(x) : 0);
+		is_int(x ? X509_get_key_usage(x) : 0, cases[i].bits,
+		    "  X509_get_key_usage gives the same bits");
 		free(t);
 		X509_free(x);
 		X509_EXTENSION_free(e);
@@ -559,8 +607,8 @@ test_eku(void)
 	is_str(t, "TLS Web Client Authentication, TLS Web Server"
 	    " Authentication", "EKU clientAuth, serverAuth");
 	is_int(crit, 0, "  not critical");
-	ok(x && X509_get_extended_key_usage(x) == (XKU_SSL_CLIENT |
-	    XKU_SSL_SERVER), "  X509_get_extended_key_usage agrees");
+	is_int(x ? X509_get_extended_key_usage(x) : 0, XKU_SSL_CLIENT |
+	    XKU_SSL_SERVER, "  X509_get_extended_key_usage agrees");
 	free(t);
 	X509_free(x);
 	X509_EXTENSION_free(e);
@@ -569,11 +617,12 @@ test_eku(void)
 	x = cert_with(e);
 	t = cert_ext_text(x, NID_ext_key_usage, &crit);
 	is_str(t, "TLS Web Client Authentication", "EKU clientAuth alone");
-	ok(x && X509_get_extended_key_usage(x) == XKU_SSL_CLIENT,
+	is_int(x ? X509_get_extended_key_usage(x) : 0, XKU_SSL_CLIENT,
 	    "  only clientAuth");
-	ok(x && X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) == 1 &&
-	    X509_check_purpose(x, X509_PURPOSE_SSL_SERVER, 0) == 0,
-	    "  good for a TLS client, not a server");
+	is_int(x ? X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) : -1, 1,
+	    "  good for a TLS client");
+	is_int(x ? X509_check_purpose(x, X509_PURPOSE_SSL_SERVER, 0) : -1, 0,
+	    "  not for a TLS server");
 	free(t);
 	X509_free(x);
 	X509_EXTENSION_free(e);
@@ -598,16 +647,17 @@ test_key_ids(void)
 	profile_add(x, e2);
 	y = finish(x);
 	os = y ? X509_get0_subject_key_id(y) : NULL;
-	ok(os && ASN1_STRING_length(os) == 20 &&
-	    memcmp(ASN1_STRING_get0_data(os), id, 20) == 0,
+	is_int(os ? ASN1_STRING_length(os) : -1, 20, "SKI: 20 bytes");
+	ok(os ? memcmp(ASN1_STRING_get0_data(os), id, 20) == 0 : 0,
 	    "SKI: X509_get0_subject_key_id is the id");
 	os = y ? X509_get0_authority_key_id(y) : NULL;
-	ok(os && ASN1_STRING_length(os) == 20 &&
-	    memcmp(ASN1_STRING_get0_data(os), id, 20) == 0,
+	is_int(os ? ASN1_STRING_length(os) : -1, 20, "AKI: 20 bytes");
+	ok(os ? memcmp(ASN1_STRING_get0_data(os), id, 20) == 0 : 0,
 	    "AKI: X509_get0_authority_key_id is the id");
-	ok(y && X509_get0_authority_issuer(y) == NULL &&
-	    X509_get0_authority_serial(y) == NULL,
-	    "AKI: key id only (no issuer and serial)");
+	ok(y ? X509_get0_authority_issuer(y) == NULL : 0,
+	    "AKI: no authority issuer");
+	ok(y ? X509_get0_authority_serial(y) == NULL : 0,
+	    "AKI: no authority serial");
 	t = cert_ext_text(y, NID_subject_key_identifier, &crit);
 	snprintf(want, sizeof want, "A0:A1:A2:A3:A4:A5:A6:A7:A8:A9:AA:AB:AC:"
 	    "AD:AE:AF:B0:B1:B2:B3");
@@ -615,7 +665,8 @@ test_key_ids(void)
 	is_int(crit, 0, "SKI not critical");
 	free(t);
 	t = cert_ext_text(y, NID_authority_key_identifier, &crit);
-	ok(t && strstr(t, want) != NULL, "AKI prints the id (%s)", t ? t : "");
+	ok(t ? strstr(t, want) != NULL : 0, "AKI prints the id (%s)",
+	    t ? t : "");
 	is_int(crit, 0, "AKI not critical");
 	free(t);
 	X509_free(y);
@@ -645,9 +696,10 @@ test_crldp_aia(void)
 	e = profile_ext_crldp("http://crl.example.net/us-east-1.widgiot.crl");
 	x = cert_with(e);
 	t = cert_ext_text(x, NID_crl_distribution_points, &crit);
-	ok(t && strstr(t, "Full Name:") && strstr(t,
-	    "URI:http://crl.example.net/us-east-1.widgiot.crl"),
-	    "CRL DP: a full name with the URL (%s)", t ? t : "");
+	ok(t ? strstr(t, "Full Name:") != NULL : 0, "CRL DP: a full name"
+	    " (%s)", t ? t : "");
+	ok(t ? strstr(t, "URI:http://crl.example.net/us-east-1.widgiot.crl")
+	    != NULL : 0, "CRL DP: with the URL");
 	is_int(crit, 0, "CRL DP not critical");
 	{
 		CRL_DIST_POINTS *dps = x ? X509_get_ext_d2i(x,
@@ -660,11 +712,17 @@ test_crldp_aia(void)
 		    sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0) :
 		    NULL;
 
-		ok(gn && gn->type == GEN_URI && strcmp((const char *)
-		    ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
-		    "http://crl.example.net/us-east-1.widgiot.crl") == 0 &&
-		    dp->reasons == NULL && dp->CRLissuer == NULL,
-		    "CRL DP: one point, one URI, no reasons or CRL issuer");
+		is_int(dps ? sk_DIST_POINT_num(dps) : -1, 1,
+		    "CRL DP: one point");
+		ok(gn != NULL, "CRL DP: one full name");
+		is_int(gn ? gn->type : -1, GEN_URI, "CRL DP: a URI");
+		is_str(gn && gn->type == GEN_URI ? (const char *)
+		    ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier) :
+		    NULL, "http://crl.example.net/us-east-1.widgiot.crl",
+		    "CRL DP: the URL");
+		ok(dp ? dp->reasons == NULL : 0, "CRL DP: no reasons");
+		ok(dp ? dp->CRLissuer == NULL : 0, "CRL DP: no CRL issuer");
+
 		sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
 	}
 	free(t);
@@ -710,6 +768,45 @@ test_crldp_aia(void)
 	ok(profile_ext_aia("", NULL) == NULL, "AIA with neither URL: none");
 }
 
+/* The length of a subtree's IP address and mask; -1 if it has none. */
+static int
+ip_len(const GENERAL_SUBTREE *st)
+{
+	if (st == NULL || st->base->type != GEN_IPADD)
+		return -1;
+	return ASN1_STRING_length(st->base->d.iPAddress);
+}
+
+/* The subtrees of the name constraints in x, decoded: IP subtrees are an
+ * address and a mask, with no minimum or maximum. */
+static void
+check_nc_subtrees(X509 *x)
+{
+	NAME_CONSTRAINTS *nc = X509_get_ext_d2i(x, NID_name_constraints,
+	    NULL, NULL);
+	static const uint8_t ip10[8] = { 10, 0, 0, 0, 255, 0, 0, 0 };
+	GENERAL_SUBTREE *st;
+
+	is_int(nc ? sk_GENERAL_SUBTREE_num(nc->permittedSubtrees) : -1, 5,
+	    "  5 permitted subtrees");
+	is_int(nc ? sk_GENERAL_SUBTREE_num(nc->excludedSubtrees) : -1, 2,
+	    "  2 excluded subtrees");
+	st = nc ? sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 1) : NULL;
+	is_int(st ? st->base->type : -1, GEN_IPADD,
+	    "  IP:10.0.0.0/255.0.0.0 is an IP subtree");
+	is_int(ip_len(st), 8, "  of address and mask (8 bytes)");
+	ok(ip_len(st) == 8 ? memcmp(ASN1_STRING_get0_data(
+	    st->base->d.iPAddress), ip10, 8) == 0 : 0,
+	    "  10.0.0.0 and 255.0.0.0");
+	st = nc ? sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 4) : NULL;
+	is_int(st ? st->base->type : -1, GEN_IPADD, "  an IPv6 subtree");
+
+	is_int(ip_len(st), 32, "  IPv6 address and mask: 32 bytes");
+	ok(st ? st->minimum == NULL : 0, "  no minimum");
+	ok(st ? st->maximum == NULL : 0, "  no maximum");
+	NAME_CONSTRAINTS_free(nc);
+}
+
 static void
 test_name_constraints(void)
 {
@@ -728,41 +825,26 @@ test_name_constraints(void)
 	x = cert_with(e);
 	t = cert_ext_text(x, NID_name_constraints, &crit);
 	is_int(crit, 1, "  critical");
-	ok(t && strstr(t, "Permitted:") && strstr(t, "DNS:.widgiot.example.net")
-	    && strstr(t, "IP:10.0.0.0/255.0.0.0") &&
-	    strstr(t, "email:example.net") && strstr(t, "URI:.example.net") &&
-	    strstr(t, "Excluded:") && strstr(t, "DNS:.bad.example.net") &&
-	    strstr(t, "IP:0.0.0.0/0.0.0.0"), "  prints every subtree");
+	{
+		static const char *const subtrees[] = { "Permitted:",
+		    "DNS:.widgiot.example.net", "IP:10.0.0.0/255.0.0.0",
+		    "email:example.net", "URI:.example.net", "Excluded:",
+		    "DNS:.bad.example.net", "IP:0.0.0.0/0.0.0.0" };
+
+		for (size_t i = 0; i < sizeof subtrees / sizeof subtrees[0];
+		    i++)
+			ok(t ? strstr(t, subtrees[i]) != NULL : 0,
+			    "  prints %s", subtrees[i]);
+	}
 	if (t && !strstr(t, "IP:0.0.0.0/0.0.0.0"))
 		tap_diag("%s", t);
-	ok(t && strstr(t, "Permitted:") < strstr(t, "Excluded:") &&
-	    strstr(t, "DNS:.bad.example.net") > strstr(t, "Excluded:"),
+	ok(t ? strstr(t, "Permitted:") < strstr(t, "Excluded:") : 0,
+	    "  Permitted before Excluded");
+	ok(t ? strstr(t, "DNS:.bad.example.net") > strstr(t, "Excluded:") : 0,
 	    "  the excluded one under Excluded");
 	free(t);
-	{
-		NAME_CONSTRAINTS *nc = x ? X509_get_ext_d2i(x,
-		    NID_name_constraints, NULL, NULL) : NULL;
-		static const uint8_t ip10[8] = { 10, 0, 0, 0, 255, 0, 0, 0 };
-		GENERAL_SUBTREE *st;
-
-		ok(nc && sk_GENERAL_SUBTREE_num(nc->permittedSubtrees) == 5 &&
-		    sk_GENERAL_SUBTREE_num(nc->excludedSubtrees) == 2,
-		    "  5 permitted, 2 excluded subtrees");
-		st = nc ? sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 1) :
-		    NULL;
-		ok(st && st->base->type == GEN_IPADD &&
-		    ASN1_STRING_length(st->base->d.iPAddress) == 8 &&
-		    memcmp(ASN1_STRING_get0_data(st->base->d.iPAddress), ip10,
-		    8) == 0, "  IP:10.0.0.0/255.0.0.0 is address and mask");
-		st = nc ? sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 4) :
-		    NULL;
-		ok(st && st->base->type == GEN_IPADD &&
-		    ASN1_STRING_length(st->base->d.iPAddress) == 32,
-		    "  IPv6 address and mask: 32 bytes");
-		ok(st && st->minimum == NULL && st->maximum == NULL,
-		    "  no minimum or maximum");
-		NAME_CONSTRAINTS_free(nc);
-	}
+	if (x)
+		check_nc_subtrees(x);
 	X509_free(x);
 	X509_EXTENSION_free(e);
 
@@ -770,38 +852,48 @@ test_name_constraints(void)
 	    &none, why, sizeof why);
 	x = cert_with(e);
 	t = cert_ext_text(x, NID_name_constraints, &crit);
-	ok(t && !strstr(t, "Permitted:") && strstr(t, "Excluded:") &&
-	    strstr(t, "IP:192.168.0.0/255.255.0.0"), "excluded only");
+	ok(t ? strstr(t, "Permitted:") == NULL : 0, "excluded only: no"
+	    " Permitted");
+	ok(t ? strstr(t, "Excluded:") != NULL : 0, "excluded only: Excluded");
+	ok(t ? strstr(t, "IP:192.168.0.0/255.255.0.0") != NULL : 0,
+	    "excluded only: the subtree");
 	free(t);
 	X509_free(x);
 	X509_EXTENSION_free(e);
+}
 
-	{
-		static const char *const bad[] = { "FOO:bar", "DNS.example.net",
-		    "IP:10.0.0.0", "IP:10.0.0.0/255.0.0", "IP:nonsense/1.2.3.4",
-		    ":x" };
+/* Bad entries are refused by name; no entries at all are not an error. */
+static void
+test_name_constraints_refused(void)
+{
+	static const char *const bad[] = { "FOO:bar", "DNS.example.net",
+	    "IP:10.0.0.0", "IP:10.0.0.0/255.0.0", "IP:nonsense/1.2.3.4", ":x" };
+	char why[256] = "";
+	X509_EXTENSION *e;
+	int none;
 
-		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-			why[0] = '\0';
-			none = -1;
-			e = profile_ext_name_constraints("DNS:.ok.example.net",
-			    bad[i], &none, why, sizeof why);
-			ok(e == NULL && none == 0, "bad entry \"%s\" refused",
-			    bad[i]);
-			ok(strstr(why, bad[i]) != NULL, "  why names it (%s)",
-			    why);
-			X509_EXTENSION_free(e);
-		}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		why[0] = '\0';
+		none = -1;
+		e = profile_ext_name_constraints("DNS:.ok.example.net", bad[i],
+		    &none, why, sizeof why);
+		ok(e == NULL, "bad entry \"%s\" refused", bad[i]);
+		is_int(none, 0, "  and *none is 0");
+		ok(strstr(why, bad[i]) != NULL, "  why names it (%s)", why);
+		X509_EXTENSION_free(e);
 	}
 	none = -1;
 	e = profile_ext_name_constraints("", "", &none, why, sizeof why);
-	ok(e == NULL && none == 1, "both empty: no extension, *none = 1");
+	ok(e == NULL, "both empty: no extension");
+	is_int(none, 1, "  *none = 1");
 	none = -1;
 	e = profile_ext_name_constraints(NULL, NULL, &none, why, sizeof why);
-	ok(e == NULL && none == 1, "both NULL: no extension, *none = 1");
+	ok(e == NULL, "both NULL: no extension");
+	is_int(none, 1, "  *none = 1");
 	none = -1;
 	e = profile_ext_name_constraints("\n\n", NULL, &none, why, sizeof why);
-	ok(e == NULL && none == 1, "empty lines only: *none = 1");
+	ok(e == NULL, "empty lines only: no extension");
+	is_int(none, 1, "  *none = 1");
 }
 
 static void
@@ -824,13 +916,16 @@ test_san(void)
 	is_str(t, "DNS:a.example.net, DNS:b.example.net, IP Address:10.1.2.3,"
 	    " IP Address:2001:DB8:0:0:0:0:0:1", "  prints all four in order");
 	is_int(crit, 0, "  not critical (the subject is not empty)");
-	ok(x && X509_check_host(x, "b.example.net", 0, 0, NULL) == 1 &&
-	    X509_check_host(x, "c.example.net", 0, 0, NULL) == 0,
-	    "  X509_check_host matches a listed name only");
-	ok(x && X509_check_ip_asc(x, "10.1.2.3", 0) == 1 &&
-	    X509_check_ip_asc(x, "2001:db8::1", 0) == 1 &&
-	    X509_check_ip_asc(x, "10.1.2.4", 0) == 0,
-	    "  X509_check_ip_asc matches the listed addresses only");
+	is_int(x ? X509_check_host(x, "b.example.net", 0, 0, NULL) : -1, 1,
+	    "  X509_check_host matches a listed name");
+	is_int(x ? X509_check_host(x, "c.example.net", 0, 0, NULL) : -1, 0,
+	    "  and no other");
+	is_int(x ? X509_check_ip_asc(x, "10.1.2.3", 0) : -1, 1,
+	    "  X509_check_ip_asc matches a listed IPv4 address");
+	is_int(x ? X509_check_ip_asc(x, "2001:db8::1", 0) : -1, 1,
+	    "  and a listed IPv6 address");
+	is_int(x ? X509_check_ip_asc(x, "10.1.2.4", 0) : -1, 0,
+	    "  and no other");
 	free(t);
 	X509_free(x);
 	X509_EXTENSION_free(e);
@@ -849,16 +944,17 @@ test_san(void)
 	why[0] = '\0';
 	e = profile_ext_san(dns, 2, badip, 1, why, sizeof why);
 	ok(e == NULL, "bad IP 10.1.2 refused");
-	ok(strstr(why, "IP address") && strstr(why, "10.1.2"),
-	    "  why names it (%s)", why);
+	ok(strstr(why, "IP address") != NULL, "  why says IP address (%s)",
+	    why);
+	ok(strstr(why, "10.1.2") != NULL, "  and names it");
 	why[0] = '\0';
 	e = profile_ext_san(NULL, 0, badip2, 1, why, sizeof why);
-	ok(e == NULL && strstr(why, "300.1.2.3"), "bad IP 300.1.2.3 refused"
-	    " (%s)", why);
+	ok(e == NULL, "bad IP 300.1.2.3 refused");
+	ok(strstr(why, "300.1.2.3") != NULL, "  why names it (%s)", why);
 	why[0] = '\0';
 	e = profile_ext_san(NULL, 0, badip3, 1, why, sizeof why);
-	ok(e == NULL && strstr(why, "a.example.net"), "a DNS name given as an"
-	    " IP refused (%s)", why);
+	ok(e == NULL, "a DNS name given as an IP refused");
+	ok(strstr(why, "a.example.net") != NULL, "  why names it (%s)", why);
 }
 
 /* ---- public keys ---- */
@@ -892,8 +988,8 @@ check_pubkey(const char *name, EVP_PKEY *key)
 	x = skeleton();
 	is_int(profile_set_pubkey(x, &pk), 0, "%s: profile_set_pubkey", name);
 	got = X509_get0_pubkey(x);
-	ok(got && EVP_PKEY_eq(got, key) == 1, "%s: X509_get0_pubkey is the key"
-	    " it came from", name);
+	is_int(got ? EVP_PKEY_eq(got, key) : -1, 1, "%s: X509_get0_pubkey is"
+	    " the key it came from", name);
 	ERR_clear_error();
 	{
 		/* The issuance path: same bytes, decoded key left unset. */
@@ -908,23 +1004,32 @@ check_pubkey(const char *name, EVP_PKEY *key)
 		    " decoded key is unset or the key, never another", name);
 		ERR_clear_error();
 		fl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(f), &fd);
-		ok(fl > 0 && (size_t)fl == pk.spki_len && memcmp(fd, pk.spki,
-		    pk.spki_len) == 0, "%s: fast: the same canonical DER", name);
+		is_int(fl, pk.spki_len, "%s: fast: the canonical DER's length",
+		    name);
+		ok((fl > 0 && (size_t)fl == pk.spki_len) ? memcmp(fd, pk.spki,
+		    pk.spki_len) == 0 : 0, "%s: fast: the same canonical DER",
+		    name);
 		OPENSSL_free(fd);
 		X509_free(f);
 	}
 	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-	ok(len > 0 && (size_t)len == pk.spki_len && memcmp(der, pk.spki,
-	    pk.spki_len) == 0, "%s: the certificate's SPKI is the canonical"
-	    " DER", name);
+	is_int(len, pk.spki_len, "%s: the certificate's SPKI has the canonical"
+	    " length", name);
+	ok((len > 0 && (size_t)len == pk.spki_len) ? memcmp(der, pk.spki,
+	    pk.spki_len) == 0 : 0, "%s: the certificate's SPKI is the"
+	    " canonical DER", name);
 	OPENSSL_free(der);
 	bits = X509_get0_pubkey_bitstr(x);
-	ok(bits && (size_t)ASN1_STRING_length(bits) == pk.key_bits_len &&
+	is_int(bits ? ASN1_STRING_length(bits) : -1, pk.key_bits_len,
+	    "%s: subjectPublicKey length unchanged", name);
+	ok((bits && (size_t)ASN1_STRING_length(bits) == pk.key_bits_len) ?
 	    memcmp(ASN1_STRING_get0_data(bits), pk.key_bits,
-	    pk.key_bits_len) == 0, "%s: subjectPublicKey bits unchanged", name);
+	    pk.key_bits_len) == 0 : 0, "%s: subjectPublicKey bits unchanged",
+	    name);
 	r = finish(x);
 	got = r ? X509_get0_pubkey(r) : NULL;
-	ok(got && EVP_PKEY_eq(got, key) == 1, "%s: and after DER too", name);
+	is_int(got ? EVP_PKEY_eq(got, key) : -1, 1, "%s: and after DER too",
+	    name);
 	X509_free(r);
 	pubkey_info_free(&pk);
 }
@@ -975,9 +1080,9 @@ test_pubkeys(void)
 		pubkey_from_evp(key, &pk, why, sizeof why);
 		is_int(profile_set_pubkey(x, &pk), 0, "replace a key");
 		got = X509_get0_pubkey(x);
-		ok(got && EVP_PKEY_eq(got, key) == 1 && EVP_PKEY_eq(got,
-		    old) != 1, "X509_get0_pubkey answers the new key, not the"
-		    " old one");
+		is_int(got ? EVP_PKEY_eq(got, key) : -1, 1,
+		    "X509_get0_pubkey answers the new key");
+		ok(got ? EVP_PKEY_eq(got, old) != 1 : 0, "  not the old one");
 		pubkey_info_free(&pk);
 		X509_free(x);
 		EVP_PKEY_free(old);
@@ -995,17 +1100,21 @@ test_pem(void)
 	int l1, l2;
 
 	pem = profile_cert_pem(x);
-	ok(pem && strncmp(pem, "-----BEGIN CERTIFICATE-----\n", 28) == 0 &&
-	    strstr(pem, "-----END CERTIFICATE-----\n") != NULL &&
-	    pem[strlen(pem) - 1] == '\n', "profile_cert_pem: one PEM block");
+	ok(pem ? strncmp(pem, "-----BEGIN CERTIFICATE-----\n", 28) == 0 : 0,
+	    "profile_cert_pem: starts with a BEGIN line");
+	ok(pem ? strstr(pem, "-----END CERTIFICATE-----\n") != NULL : 0,
+	    "  has an END line");
+	ok(pem ? pem[strlen(pem) - 1] == '\n' : 0, "  and ends with a newline");
 	if (pem && (b = BIO_new_mem_buf(pem, -1)) != NULL) {
 		r = PEM_read_bio_X509(b, NULL, NULL, NULL);
 		BIO_free(b);
 	}
 	l1 = i2d_X509(x, &d1);
 	l2 = r ? i2d_X509(r, &d2) : -1;
-	ok(l1 > 0 && l1 == l2 && memcmp(d1, d2, (size_t)l1) == 0,
-	    "and it reads back to the same DER");
+	is_int(l2, l1, "and it reads back to DER of the same length");
+	ok((l1 > 0 && l1 == l2) ? memcmp(d1, d2, (size_t)l1) == 0 : 0,
+	    "  and the same bytes");
+
 	OPENSSL_free(d1);
 	OPENSSL_free(d2);
 	X509_free(r);
@@ -1026,12 +1135,15 @@ main(void)
 	test_subject_errors();
 	test_subject_fmt();
 	test_serials();
+	test_validity();
+	test_add0();
 	test_basic();
 	test_key_usage();
 	test_eku();
 	test_key_ids();
 	test_crldp_aia();
 	test_name_constraints();
+	test_name_constraints_refused();
 	test_san();
 	test_pubkeys();
 	test_pem();

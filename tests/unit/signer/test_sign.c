@@ -206,14 +206,16 @@ test_cert(token *t, token_key *k, const char *name, int nid)
 	y = len > 0 ? cert_of_der(der, len) : NULL;
 	ok(y != NULL, "%s: the DER parses back, nothing left over", name);
 	len2 = y ? der_of_cert(y, &der2) : -1;
-	ok(len2 == len && memcmp(der, der2, (size_t)len) == 0,
-	    "%s: i2d_X509 round-trips byte for byte", name);
-	ok(y && X509_verify(y, pub) == 1, "%s: the parsed copy verifies",
+	is_int(len2, len, "%s: i2d_X509 round-trips to the same length",
+	    name);
+	ok(len2 == len ? memcmp(der, der2, (size_t)len) == 0 : 0,
+	    "%s: and byte for byte", name);
+	is_int(y ? X509_verify(y, pub) : -1, 1, "%s: the parsed copy verifies",
 	    name);
 	if (y) {
 		tbslen = i2d_re_X509_tbs(y, &tbs);
 		inner = tbslen > 0 ? tbs_alg(tbs, tbslen, 1) : NULL;
-		ok(inner && OBJ_obj2nid(inner->algorithm) == nid,
+		is_int(inner ? OBJ_obj2nid(inner->algorithm) : NID_undef, nid,
 		    "%s: the TBS algorithm in the DER is %s", name,
 		    OBJ_nid2sn(nid));
 		X509_ALGOR_free(inner);
@@ -230,7 +232,7 @@ test_cert(token *t, token_key *k, const char *name, int nid)
 		sn[ASN1_STRING_length(ai) - 1] ^= 0x01;
 		z = cert_of_der(der, len);
 		ok(z != NULL, "%s: still parses with a bit flipped", name);
-		ok(z && X509_verify(z, pub) != 1, "%s: a flipped TBS bit: "
+		ok(z ? X509_verify(z, pub) != 1 : 0, "%s: a flipped TBS bit: "
 		    "X509_verify fails", name);
 		is_int(z ? sign_verify_cert(z, pub) : -1, 0,
 		    "%s: sign_verify_cert returns 0", name);
@@ -253,34 +255,31 @@ test_cert_other_key(token *t, token_key *k, token_key *other,
 {
 	X509 *x = build_cert(k, "other");
 
-	ok(x && sign_cert(t, k, x) == 0 &&
-	    sign_verify_cert(x, token_key_public(other)) == 0,
+	is_int(x ? sign_cert(t, k, x) : -1, 0, "%s: signed", name);
+	is_int(x ? sign_verify_cert(x, token_key_public(other)) : -1, 0,
 	    "%s: does not verify with another key", name);
 	X509_free(x);
 }
 
-static void
-test_crl(token *t, token_key *k, const char *name, int nid)
+#define CRL_SERIAL 0x1234567890abcdefULL
+#define CRL_SERIAL_DER "\x12\x34\x56\x78\x90\xab\xcd\xef"
+
+/* A CRL (unsigned) with one entry: CRL_SERIAL revoked for keyCompromise. */
+static X509_CRL *
+build_crl(void)
 {
-	EVP_PKEY *pub = token_key_public(k);
-	X509_CRL *crl = X509_CRL_new(), *back = NULL;
+	X509_CRL *crl = X509_CRL_new();
 	X509_REVOKED *rv = X509_REVOKED_new();
 	ASN1_INTEGER *sn = ASN1_INTEGER_new();
 	ASN1_TIME *now = ASN1_TIME_new(), *next = ASN1_TIME_new();
 	ASN1_ENUMERATED *reason = ASN1_ENUMERATED_new();
 	X509_NAME *n;
-	STACK_OF(X509_REVOKED) *revs;
-	const ASN1_BIT_STRING *sig;
-	const X509_ALGOR *outer;
-	X509_ALGOR *inner = NULL;
-	unsigned char *der = NULL, *der2 = NULL, *tbs = NULL;
-	const unsigned char *p;
 	char why[256] = "";
-	int len, len2, tbslen, built;
+	int built;
 
 	n = profile_subject_parse("/C=US/O=Automatra/CN=CRL issuer", why,
 	    sizeof why);
-	ASN1_INTEGER_set_uint64(sn, 0x1234567890abcdefULL);
+	ASN1_INTEGER_set_uint64(sn, CRL_SERIAL);
 	X509_gmtime_adj(now, 0);
 	X509_gmtime_adj(next, 7 * 86400);
 	ASN1_ENUMERATED_set(reason, 1);   /* keyCompromise */
@@ -295,9 +294,79 @@ test_crl(token *t, token_key *k, const char *name, int nid)
 	if (built)
 		rv = NULL;  /* transferred */
 	built = built && X509_CRL_sort(crl);
-	ok(built, "%s: a CRL with one revoked entry", name);
-	if (!built)
-		goto out;
+	if (!built) {
+		X509_CRL_free(crl);
+		crl = NULL;
+	}
+	X509_REVOKED_free(rv);
+	X509_NAME_free(n);
+	ASN1_INTEGER_free(sn);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	ASN1_ENUMERATED_free(reason);
+	return crl;
+}
+
+/* 1 if ai is the integer v. */
+static int
+int_is(const ASN1_INTEGER *ai, uint64_t v)
+{
+	uint64_t got;
+
+	if (ASN1_INTEGER_get_uint64(&got, ai) != 1)
+		return 0;
+	return got == v;
+}
+
+/* A signed CRL parsed back from its DER: both algorithm fields name the
+ * token key's algorithm, and the entry survived. */
+static void
+check_crl_copy(X509_CRL *back, const char *name, int nid)
+{
+	const ASN1_BIT_STRING *sig;
+	const X509_ALGOR *outer;
+	X509_ALGOR *inner;
+	STACK_OF(X509_REVOKED) *revs;
+	X509_REVOKED *rv;
+	ASN1_ENUMERATED *r;
+	unsigned char *tbs = NULL;
+	int tbslen;
+
+	X509_CRL_get0_signature(back, &sig, &outer);
+	is_int(OBJ_obj2nid(outer->algorithm), nid, "%s: outer algorithm %s",
+	    name, OBJ_nid2sn(nid));
+	is_int(alg_ptype(outer), nid == NID_sha256WithRSAEncryption ?
+	    V_ASN1_NULL : V_ASN1_UNDEF, "%s: outer parameters", name);
+	tbslen = i2d_re_X509_CRL_tbs(back, &tbs);
+	inner = tbslen > 0 ? tbs_alg(tbs, tbslen, 0) : NULL;
+	is_int(inner ? X509_ALGOR_cmp(inner, outer) : -1, 0,
+	    "%s: the TBS names the same algorithm", name);
+	X509_ALGOR_free(inner);
+	OPENSSL_free(tbs);
+	revs = X509_CRL_get_REVOKED(back);
+	is_int(sk_X509_REVOKED_num(revs), 1, "%s: one revoked entry", name);
+	rv = sk_X509_REVOKED_value(revs, 0);
+	ok(rv ? int_is(X509_REVOKED_get0_serialNumber(rv), CRL_SERIAL) : 0,
+	    "%s: its serial kept", name);
+	r = rv ? X509_REVOKED_get_ext_d2i(rv, NID_crl_reason, NULL, NULL) :
+	    NULL;
+	is_int(r ? ASN1_ENUMERATED_get(r) : -1, 1,
+	    "%s: reason keyCompromise kept", name);
+	ASN1_ENUMERATED_free(r);
+}
+
+static void
+test_crl(token *t, token_key *k, const char *name, int nid)
+{
+	EVP_PKEY *pub = token_key_public(k);
+	X509_CRL *crl = build_crl(), *back = NULL, *bad = NULL;
+	unsigned char *der = NULL, *der2 = NULL, *hit;
+	const unsigned char *p;
+	int len, len2;
+
+	ok(crl != NULL, "%s: a CRL with one revoked entry", name);
+	if (crl == NULL)
+		return;
 	is_int(sign_crl(t, k, crl), 0, "%s: sign_crl", name);
 	is_int(X509_CRL_verify(crl, pub), 1, "%s: X509_CRL_verify with the "
 	    "token key's public half", name);
@@ -308,73 +377,40 @@ test_crl(token *t, token_key *k, const char *name, int nid)
 	len = i2d_X509_CRL(crl, &der);
 	p = der;
 	back = len > 0 ? d2i_X509_CRL(NULL, &p, len) : NULL;
-	ok(back && p == der + len, "%s: the CRL's DER parses back", name);
+	ok(back != NULL, "%s: the CRL's DER parses back", name);
+	ok(p == der + len, "%s: with nothing left over", name);
 	len2 = back ? i2d_X509_CRL(back, &der2) : -1;
-	ok(len2 == len && memcmp(der, der2, (size_t)len) == 0,
-	    "%s: and round-trips byte for byte", name);
-	ok(back && X509_CRL_verify(back, pub) == 1,
+	is_int(len2, len, "%s: and round-trips to the same length", name);
+	ok(len2 == len ? memcmp(der, der2, (size_t)len) == 0 : 0,
+	    "%s: and byte for byte", name);
+	is_int(back ? X509_CRL_verify(back, pub) : -1, 1,
 	    "%s: the parsed copy verifies (the token's signature, not the"
 	    " throwaway key's)", name);
-	if (back) {
-		X509_CRL_get0_signature(back, &sig, &outer);
-		is_int(OBJ_obj2nid(outer->algorithm), nid, "%s: outer algorithm"
-		    " %s", name, OBJ_nid2sn(nid));
-		is_int(alg_ptype(outer), nid == NID_sha256WithRSAEncryption ?
-		    V_ASN1_NULL : V_ASN1_UNDEF, "%s: outer parameters", name);
-		tbslen = i2d_re_X509_CRL_tbs(back, &tbs);
-		inner = tbslen > 0 ? tbs_alg(tbs, tbslen, 0) : NULL;
-		ok(inner && X509_ALGOR_cmp(inner, outer) == 0,
-		    "%s: the TBS names the same algorithm", name);
-		revs = X509_CRL_get_REVOKED(back);
-		ok(sk_X509_REVOKED_num(revs) == 1 && ASN1_INTEGER_cmp(
-		    X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revs,
-		    0)), sn) == 0, "%s: one revoked entry, its serial kept",
-		    name);
-		{
-			int crit = -1;
-			ASN1_ENUMERATED *r = X509_REVOKED_get_ext_d2i(
-			    sk_X509_REVOKED_value(revs, 0), NID_crl_reason,
-			    &crit, NULL);
+	if (back)
+		check_crl_copy(back, name, nid);
 
-			ok(r && ASN1_ENUMERATED_get(r) == 1,
-			    "%s: reason keyCompromise kept", name);
-			ASN1_ENUMERATED_free(r);
-		}
-		/* A flipped bit in the revoked serial: no longer verifies. */
-		{
-			unsigned char *hit = memmem(der, (size_t)len,
-			    "\x12\x34\x56\x78\x90\xab\xcd\xef", 8);
-			X509_CRL *bad = NULL;
-
-			if (hit) {
-				hit[7] ^= 0x01;
-				p = der;
-				bad = d2i_X509_CRL(NULL, &p, len);
-			}
-			ok(bad && X509_CRL_verify(bad, pub) != 1,
-			    "%s: a flipped bit in the revoked list: does not"
-			    " verify", name);
-			X509_CRL_free(bad);
-			ERR_clear_error();
-		}
+	/* A flipped bit in the revoked serial: no longer verifies. */
+	hit = len > 0 ? memmem(der, (size_t)len, CRL_SERIAL_DER, 8) : NULL;
+	if (hit) {
+		hit[7] ^= 0x01;
+		p = der;
+		bad = d2i_X509_CRL(NULL, &p, len);
 	}
+	ok(bad != NULL, "%s: the CRL still parses with a bit flipped", name);
+	ok(bad ? X509_CRL_verify(bad, pub) != 1 : 0, "%s: a flipped bit in"
+	    " the revoked list: does not verify", name);
+
+	ERR_clear_error();
+
 	/* Signing twice replaces the signature, it does not pile up. */
 	is_int(sign_crl(t, k, crl), 0, "%s: sign_crl again", name);
-	ok(X509_CRL_verify(crl, pub) == 1, "%s: still verifies", name);
-out:
+	is_int(X509_CRL_verify(crl, pub), 1, "%s: still verifies", name);
 	ERR_clear_error();
-	OPENSSL_free(tbs);
 	OPENSSL_free(der);
 	OPENSSL_free(der2);
-	X509_ALGOR_free(inner);
+	X509_CRL_free(bad);
 	X509_CRL_free(back);
 	X509_CRL_free(crl);
-	X509_REVOKED_free(rv);
-	X509_NAME_free(n);
-	ASN1_INTEGER_free(sn);
-	ASN1_TIME_free(now);
-	ASN1_TIME_free(next);
-	ASN1_ENUMERATED_free(reason);
 }
 
 static void
@@ -390,9 +426,14 @@ test_req(token *t, token_key *k, const char *name, int nid)
 
 	n = profile_subject_parse("/C=US/O=Automatra/CN=us-east-1.widgiot",
 	    why, sizeof why);
-	ok(req && n && X509_REQ_set_version(req, X509_REQ_VERSION_1) &&
-	    X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, pub),
-	    "%s: a request for the token key", name);
+	ok(req != NULL, "%s: X509_REQ_new", name);
+	ok(n != NULL, "%s: the request's subject", name);
+	if (req == NULL || n == NULL)
+		goto out;
+	ok(X509_REQ_set_version(req, X509_REQ_VERSION_1),
+	    "%s: the request's version", name);
+	ok(X509_REQ_set_subject_name(req, n), "%s: its subject", name);
+	ok(X509_REQ_set_pubkey(req, pub), "%s: the token key", name);
 	is_int(sign_req(t, k, req), 0, "%s: sign_req", name);
 	is_int(X509_REQ_verify(req, pub), 1, "%s: X509_REQ_verify", name);
 	is_int(X509_REQ_get_signature_nid(req), nid, "%s: algorithm %s", name,
@@ -400,15 +441,18 @@ test_req(token *t, token_key *k, const char *name, int nid)
 	len = i2d_X509_REQ(req, &der);
 	p = der;
 	back = len > 0 ? d2i_X509_REQ(NULL, &p, len) : NULL;
-	ok(back && p == der + len, "%s: the request's DER parses back", name);
+	ok(back != NULL, "%s: the request's DER parses back", name);
+	ok(p == der + len, "%s: with nothing left over", name);
 	len2 = back ? i2d_X509_REQ(back, &der2) : -1;
-	ok(len2 == len && memcmp(der, der2, (size_t)len) == 0,
-	    "%s: and round-trips byte for byte", name);
-	ok(back && X509_REQ_verify(back, X509_REQ_get0_pubkey(back)) == 1,
-	    "%s: verifies with its own key, as a CA would check it", name);
+	is_int(len2, len, "%s: and round-trips to the same length", name);
+	ok(len2 == len ? memcmp(der, der2, (size_t)len) == 0 : 0,
+	    "%s: and byte for byte", name);
+	is_int(back ? X509_REQ_verify(back, X509_REQ_get0_pubkey(back)) : -1,
+	    1, "%s: verifies with its own key, as a CA would check it", name);
 	/* Signed twice: the second signature replaces the first. */
 	is_int(sign_req(t, k, req), 0, "%s: sign_req again", name);
 	is_int(X509_REQ_verify(req, pub), 1, "%s: still verifies", name);
+out:
 	ERR_clear_error();
 	OPENSSL_free(der);
 	OPENSSL_free(der2);
@@ -436,18 +480,20 @@ test_ocsp(token *t, token_key *k, const char *name, int nid)
 	const unsigned char *p;
 	int len;
 
-	ok(ca && sign_cert(t, k, ca) == 0, "%s: OCSP: the CA certificate", name);
+	is_int(ca ? sign_cert(t, k, ca) : -1, 0, "%s: OCSP: the CA certificate",
+	    name);
 	if (!ca || !bs || !certs || !store || !now)
 		goto out;
 	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(ca),
 	    X509_get0_pubkey_bitstr(ca), X509_get_serialNumber(ca));
-	ok(id && OCSP_basic_add1_status(bs, id, V_OCSP_CERTSTATUS_GOOD, 0,
-	    NULL, now, NULL) != NULL, "%s: OCSP: a single response", name);
+	ok(id != NULL, "%s: OCSP: a certificate id", name);
+	ok(id ? OCSP_basic_add1_status(bs, id, V_OCSP_CERTSTATUS_GOOD, 0,
+	    NULL, now, NULL) != NULL : 0, "%s: OCSP: a single response", name);
 	is_int(sign_ocsp(t, k, ca, bs), 0, "%s: sign_ocsp", name);
 	is_int(OBJ_obj2nid(OCSP_resp_get0_tbs_sigalg(bs)->algorithm), nid,
 	    "%s: OCSP signature algorithm", name);
 	OCSP_resp_get0_id(bs, &rid, &rname);
-	ok(rname && X509_NAME_cmp(rname, X509_get_subject_name(ca)) == 0,
+	is_int(rname ? X509_NAME_cmp(rname, X509_get_subject_name(ca)) : -1, 0,
 	    "%s: responder id is the CA's name", name);
 	sk_X509_push(certs, ca);
 	X509_STORE_add_cert(store, ca);
@@ -458,8 +504,9 @@ test_ocsp(token *t, token_key *k, const char *name, int nid)
 		p = der;
 		back = d2i_OCSP_BASICRESP(NULL, &p, len);
 	}
-	ok(back && OCSP_basic_verify(back, certs, store, OCSP_TRUSTOTHER) == 1,
-	    "%s: and after a DER round trip", name);
+	is_int(back ? OCSP_basic_verify(back, certs, store, OCSP_TRUSTOTHER) :
+	    -1, 1, "%s: and after a DER round trip", name);
+
 	ERR_clear_error();
 out:
 	OCSP_BASICRESP_free(back);
