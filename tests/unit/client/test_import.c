@@ -1,5 +1,5 @@
 /*
- * Unit tests of common/import.c: the three factory formats agree on ids and
+ * Unit tests of client/import.c: the three factory formats agree on ids and
  * fingerprints; PEM and base64 keys; defaults; CSV headers, quoting,
  * multi-line PEM fields and CRLF; malformed lines reported with their line
  * number while the records after them are still read; refusals with the
