@@ -726,6 +726,48 @@ test_jsonl(void)
 	is_str(got[14].id, "k\\u0000", "jsonl: ... is the id as read");
 }
 
+/*
+ * What jansson makes strict: bytes that are not UTF-8, a key named twice
+ * (the parsers disagree on which one counts), \u0000 in a member we read.
+ */
+static void
+test_jsonl_strict(void)
+{
+	struct text t;
+	int n;
+
+	text_open(&t);
+	text_add(&t, "{\"device_id\":\"s\xff\",\"public_key\":\"%s\"}\n",
+	    ec1.b64);                                            /* 1 */
+	text_add(&t, "{\"device_id\":\"s2\",\"device_id\":\"s3\","
+	    "\"public_key\":\"%s\"}\n", ec1.b64);                /* 2 */
+	text_add(&t, "{\"device_id\":\"s4\",\"public_key\":\"%s\","
+	    "\"product_line\":\"w\\u0000\"}\n", ec1.b64);        /* 3 */
+	text_add(&t, "{\"device_id\":\"s5\",\"public_key\":\"%s\","
+	    "\"x\":{\"a\":1,\"a\":2}}\n", ec1.b64);              /* 4 */
+	text_add(&t, "{\"device_id\":\"s6\",\"public_key\":\"%s\","
+	    "\"n\":123456789012345678901234567890}\n", ec1.b64); /* 5 */
+	text_save(&t, "strict.jsonl");
+
+	n = read_all("strict.jsonl", IMPORT_JSONL, "widgiot", NULL);
+	is_int(n, 5, "jsonl strict: five records");
+	is_bad(0, 1, IMPORT_MALFORMED, "jsonl strict: a byte that is not "
+	    "UTF-8");
+	is_str(got[0].why, "line 1: not valid UTF-8", "jsonl strict: why of "
+	    "bad UTF-8");
+	is_bad(1, 2, IMPORT_MALFORMED, "jsonl strict: device_id twice");
+	is_str(got[1].why, "line 2: an object names a key twice",
+	    "jsonl strict: why of a key named twice");
+	is_bad(2, 3, IMPORT_MALFORMED, "jsonl strict: \\u0000 in "
+	    "product_line");
+	is_str(got[2].why, "line 3: \"product_line\" has a NUL character "
+	    "(\\u0000)", "jsonl strict: why of \\u0000");
+	is_bad(3, 4, IMPORT_MALFORMED, "jsonl strict: a key twice in a "
+	    "nested object");
+	is_good(4, 5, "s6", &ec1, "jsonl strict: a huge number in an "
+	    "unknown member");
+}
+
 /* Each refusal with the reason devrec_check gives, in its order. */
 static void
 test_refusals(void)
@@ -1199,6 +1241,7 @@ main(void)
 	test_csv_malformed();
 	test_csv_runaway();
 	test_jsonl();
+	test_jsonl_strict();
 	test_refusals();
 	test_dir();
 	test_auto();
