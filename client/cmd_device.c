@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "out.h"
 #include "devrec.h"
 #include "err.h"
 #include "import.h"
@@ -98,7 +99,7 @@ typedef struct {
 
 typedef struct {
 	cli *c;
-	cli_json j;
+	out_stream js;
 	const char *path;
 	int fmt;
 	int tty;
@@ -189,7 +190,7 @@ emit(importer *im, const rec_where *w, const char *id, int reason,
 	if (reason == IMPORT_MALFORMED)
 		snprintf(rname, sizeof rname, "malformed");
 	else
-		cli_enum(&secretfree__v1__refusal_reason__descriptor, reason,
+		out_enum(&secretfree__v1__refusal_reason__descriptor, reason,
 		    "REFUSAL_REASON_", rname, sizeof rname);
 	if (w->fmt == IMPORT_DIR)
 		snprintf(loc, sizeof loc, "%s", w->source);
@@ -197,14 +198,14 @@ emit(importer *im, const rec_where *w, const char *id, int reason,
 		snprintf(loc, sizeof loc, "%s:%llu", w->source,
 		    (unsigned long long)w->line);
 	if (im->c->json) {
-		cli_json_obj(&im->j);
-		cli_json_kstr(&im->j, "source", w->source);
-		cli_json_kint(&im->j, "line", (long long)w->line);
-		cli_json_kstr(&im->j, "device_id", id);
-		cli_json_kstr(&im->j, "reason", rname);
-		cli_json_kstr(&im->j, "message", text);
-		cli_json_kstr(&im->j, "by", by_name[by]);
-		cli_json_end(&im->j);
+		out_stream_item(&im->js, json_pack("{s:o, s:I, s:o, s:s, s:o, "
+		    "s:s}",
+		    "source", out_jstr(w->source),
+		    "line", (json_int_t)w->line,
+		    "device_id", out_jstr(id),
+		    "reason", rname,
+		    "message", out_jstr(text),
+		    "by", by_name[by]));
 		return;
 	}
 	progress_clear(im);
@@ -459,22 +460,26 @@ static void
 import_summary(importer *im, int ec)
 {
 	FILE *f = ec ? stderr : stdout;
+	json_t *tail;
 
 	if (im->c->json) {
-		cli_json_end(&im->j);   /* the refusals */
-		cli_json_kbool(&im->j, "dry_run", im->dry_run);
-		cli_json_kbool(&im->j, "complete", ec == 0);
-		cli_json_kint(&im->j, "read", (long long)im->nread);
+		/* A dry run counts valid records, not imported ones. */
 		if (im->dry_run)
-			cli_json_kint(&im->j, "valid", (long long)im->imported);
-		else {
-			cli_json_kint(&im->j, "imported",
-			    (long long)im->imported);
-			cli_json_kint(&im->j, "unchanged",
-			    (long long)im->unchanged);
-		}
-		cli_json_kint(&im->j, "refused", (long long)im->refused);
-		cli_json_close(&im->j);
+			tail = json_pack("{s:b, s:b, s:I, s:I, s:I}",
+			    "dry_run", 1,
+			    "complete", ec == 0,
+			    "read", (json_int_t)im->nread,
+			    "valid", (json_int_t)im->imported,
+			    "refused", (json_int_t)im->refused);
+		else
+			tail = json_pack("{s:b, s:b, s:I, s:I, s:I, s:I}",
+			    "dry_run", 0,
+			    "complete", ec == 0,
+			    "read", (json_int_t)im->nread,
+			    "imported", (json_int_t)im->imported,
+			    "unchanged", (json_int_t)im->unchanged,
+			    "refused", (json_int_t)im->refused);
+		out_stream_close(&im->js, tail);
 		return;
 	}
 	progress_clear(im);
@@ -567,14 +572,10 @@ device_import(cli *c, int argc, char **argv)
 		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
 		goto out;
 	}
-	if (c->json) {
-		cli_json_open(&im.j, stdout);
-		cli_json_obj(&im.j);
-		cli_json_kstr(&im.j, "source", im.path);
-		cli_json_kstr(&im.j, "format", import_format_name(im.fmt));
-		cli_json_key(&im.j, "refusals");
-		cli_json_arr(&im.j);
-	}
+	if (c->json)
+		out_stream_open(&im.js, stdout, json_pack("{s:o, s:s}",
+		    "source", out_jstr(im.path),
+		    "format", import_format_name(im.fmt)), "refusals");
 	ec = import_run(&im, rd, (size_t)batch);
 	import_summary(&im, ec);
 	if (ec == 0 && im.refused > 0)
@@ -593,31 +594,34 @@ out:
 static const char *
 dstate_name(int v, char *buf, size_t len)
 {
-	return cli_enum(&secretfree__v1__device_state__descriptor, v,
+	return out_enum(&secretfree__v1__device_state__descriptor, v,
 	    "DEVICE_STATE_", buf, len);
 }
 
-static void
-device_json_members(cli_json *j, const Secretfree__V1__Device *d)
+/* A device as --json prints it; key_type when its key can be read. */
+static json_t *
+device_json(const Secretfree__V1__Device *d)
 {
 	char st[32], hex[65] = "";
 	pubkey_info pk;
+	json_t *v;
 
 	if (d->key_sha256.len == 32)
 		sf_hex(d->key_sha256.data, 32, hex);
-	cli_json_kstr(j, "device_id", d->device_id);
-	cli_json_kstr(j, "product_line", d->product_line);
-	cli_json_kstr(j, "region", d->region);
-	cli_json_kstr(j, "state", dstate_name(d->state, st, sizeof st));
-	cli_json_kstr(j, "key_sha256", hex);
-	if (pubkey_from_spki(d->spki_der.data, d->spki_der.len, &pk, NULL,
-	    0) == 0)
-		cli_json_kstr(j, "key_type", pubkey_type_name(pk.type));
+	v = json_pack("{s:o, s:o, s:o, s:s, s:s, s:s*, s:o, s:o, s:o, s:o}",
+	    "device_id", out_jstr(d->device_id),
+	    "product_line", out_jstr(d->product_line),
+	    "region", out_jstr(d->region),
+	    "state", dstate_name(d->state, st, sizeof st),
+	    "key_sha256", hex,
+	    "key_type", pubkey_from_spki(d->spki_der.data, d->spki_der.len,
+	    &pk, NULL, 0) == 0 ? pubkey_type_name(pk.type) : NULL,
+	    "current_serial", out_jstr(d->current_serial),
+	    "thing_name", out_jstr(d->thing_name),
+	    "created_at", out_jtime(d->created_at),
+	    "updated_at", out_jtime(d->updated_at));
 	pubkey_info_free(&pk);
-	cli_json_kstr(j, "current_serial", d->current_serial);
-	cli_json_kstr(j, "thing_name", d->thing_name);
-	cli_json_ktime(j, "created_at", d->created_at);
-	cli_json_ktime(j, "updated_at", d->updated_at);
+	return v;
 }
 
 static int
@@ -669,12 +673,12 @@ device_list(cli *c, int argc, char **argv)
 	Secretfree__V1__ListDevicesRequest req =
 	    SECRETFREE__V1__LIST_DEVICES_REQUEST__INIT;
 	Secretfree__V1__ListDevicesResponse *resp = NULL;
-	cli_table *tb = NULL;
+	out_table *tb = NULL;
 	char after[DEVICE_ID_MAX + 1] = "", st[32], hex[65];
 	long long limit = 100, n;
 	size_t shown = 0;
 	int ch, state = 0, ec = 0;
-	cli_json j;
+	out_stream js;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -700,12 +704,9 @@ device_list(cli *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument %s", argv[optind]);
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_key(&j, "devices");
-		cli_json_arr(&j);
-	} else if ((tb = cli_table_new(6, hdr)) == NULL)
+	if (c->json)
+		out_stream_open(&js, stdout, NULL, "devices");
+	else if ((tb = out_table_new(6, hdr)) == NULL)
 		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
 	while ((long long)shown < limit) {
 		n = limit - (long long)shown;
@@ -717,11 +718,9 @@ device_list(cli *c, int argc, char **argv)
 		for (size_t i = 0; i < resp->n_devices; i++) {
 			const Secretfree__V1__Device *d = resp->devices[i];
 
-			if (c->json) {
-				cli_json_obj(&j);
-				device_json_members(&j, d);
-				cli_json_end(&j);
-			} else {
+			if (c->json)
+				out_stream_item(&js, device_json(d));
+			else {
 				const char *row[6];
 
 				hex[0] = '\0';
@@ -733,7 +732,7 @@ device_list(cli *c, int argc, char **argv)
 				row[3] = dstate_name(d->state, st, sizeof st);
 				row[4] = d->current_serial;
 				row[5] = hex;
-				cli_table_add(tb, row);
+				out_table_add(tb, row);
 			}
 			snprintf(after, sizeof after, "%s", d->device_id);
 		}
@@ -745,10 +744,10 @@ device_list(cli *c, int argc, char **argv)
 			break;
 	}
 	if (c->json)
-		cli_json_close(&j);
+		out_stream_close(&js, NULL);
 	else if (ec == 0)
-		cli_table_print(tb, stdout);
-	cli_table_free(tb);
+		out_table_print(tb, stdout);
+	out_table_free(tb);
 	return ec;
 }
 
@@ -764,35 +763,50 @@ static const char HELP_SHOW[] =
 "  secretfree device show 1111\n"
 "  secretfree --json device show 1111 | jq .thing.attributes\n";
 
-static void
-thing_json(cli_json *j, const Secretfree__V1__Thing *t)
+/* A device's thing as --json prints it; null before it enrolled. */
+static json_t *
+thing_json(const Secretfree__V1__Thing *t)
 {
-	cli_json_key(j, "thing");
+	json_t *attrs = json_object();
+
 	if (t == NULL) {
-		cli_json_null(j);
-		return;
+		json_decref(attrs);
+		return json_null();
 	}
-	cli_json_obj(j);
-	cli_json_kstr(j, "name", t->name);
-	cli_json_key(j, "attributes");
-	cli_json_obj(j);
 	for (size_t i = 0; i < t->n_attributes; i++)
-		cli_json_kstr(j, t->attributes[i]->name,
-		    t->attributes[i]->value);
-	cli_json_end(j);
-	cli_json_key(j, "groups");
-	cli_json_arr(j);
-	for (size_t i = 0; i < t->n_groups; i++)
-		cli_json_str(j, t->groups[i]);
-	cli_json_end(j);
-	cli_json_key(j, "policies");
-	cli_json_arr(j);
-	for (size_t i = 0; i < t->n_policies; i++)
-		cli_json_str(j, t->policies[i]);
-	cli_json_end(j);
-	cli_json_kstr(j, "certificate_serial", t->certificate_serial);
-	cli_json_ktime(j, "created_at", t->created_at);
-	cli_json_end(j);
+		out_jset(&attrs, t->attributes[i]->name,
+		    out_jstr(t->attributes[i]->value));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "name", out_jstr(t->name),
+	    "attributes", attrs,
+	    "groups", out_jstrs(t->groups, t->n_groups),
+	    "policies", out_jstrs(t->policies, t->n_policies),
+	    "certificate_serial", out_jstr(t->certificate_serial),
+	    "created_at", out_jtime(t->created_at));
+}
+
+/* A device's certificates as --json prints them. */
+static json_t *
+certs_json(const Secretfree__V1__ListDeviceCertificatesResponse *cl)
+{
+	json_t *a = json_array();
+	char st[32];
+
+	for (size_t i = 0; i < cl->n_certificates; i++) {
+		const Secretfree__V1__CertificateInfo *ci = cl->certificates[i];
+
+		out_jappend(&a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:o, s:o}",
+		    "serial", out_jstr(ci->serial),
+		    "ca", out_jstr(ci->ca_name),
+		    "status", out_enum(
+		    &secretfree__v1__certificate_status__descriptor,
+		    ci->status, "CERTIFICATE_STATUS_", st, sizeof st),
+		    "not_before", out_jtime(ci->not_before),
+		    "not_after", out_jtime(ci->not_after),
+		    "issued_at", out_jtime(ci->issued_at),
+		    "enrollment_id", out_jstr(ci->enrollment_id)));
+	}
+	return a;
 }
 
 static void
@@ -803,23 +817,23 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 	    "NOT_AFTER", "ENROLLMENT" };
 	char st[32], hex[65] = "", b1[32], b2[32];
 	pubkey_info pk;
-	cli_table *tb;
+	out_table *tb;
 
 	if (d->key_sha256.len == 32)
 		sf_hex(d->key_sha256.data, 32, hex);
-	cli_kv(stdout, "device", "%s", d->device_id);
-	cli_kv(stdout, "state", "%s", dstate_name(d->state, st, sizeof st));
-	cli_kv(stdout, "product line", "%s", d->product_line);
-	cli_kv(stdout, "region", "%s", *d->region ? d->region : "(any)");
+	out_kv(stdout, "device", "%s", d->device_id);
+	out_kv(stdout, "state", "%s", dstate_name(d->state, st, sizeof st));
+	out_kv(stdout, "product line", "%s", d->product_line);
+	out_kv(stdout, "region", "%s", *d->region ? d->region : "(any)");
 	if (pubkey_from_spki(d->spki_der.data, d->spki_der.len, &pk, NULL,
 	    0) == 0)
-		cli_kv(stdout, "key type", "%s", pubkey_type_name(pk.type));
+		out_kv(stdout, "key type", "%s", pubkey_type_name(pk.type));
 	pubkey_info_free(&pk);
-	cli_kv(stdout, "key sha256", "%s", hex);
-	cli_kv(stdout, "current serial", "%s", d->current_serial);
-	cli_kv(stdout, "created", "%s", cli_time(d->created_at, b1,
+	out_kv(stdout, "key sha256", "%s", hex);
+	out_kv(stdout, "current serial", "%s", d->current_serial);
+	out_kv(stdout, "created", "%s", out_time(d->created_at, b1,
 	    sizeof b1));
-	cli_kv(stdout, "updated", "%s", cli_time(d->updated_at, b2,
+	out_kv(stdout, "updated", "%s", out_time(d->updated_at, b2,
 	    sizeof b2));
 	if (t) {
 		printf("\nthing %s\n", t->name);
@@ -836,20 +850,20 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 		return;
 	}
 	printf("\ncertificates\n");
-	if ((tb = cli_table_new(5, hdr)) == NULL)
+	if ((tb = out_table_new(5, hdr)) == NULL)
 		return;
 	for (size_t i = 0; i < cl->n_certificates; i++) {
 		const Secretfree__V1__CertificateInfo *ci = cl->certificates[i];
-		const char *row[5] = { ci->serial, ci->ca_name, cli_enum(
+		const char *row[5] = { ci->serial, ci->ca_name, out_enum(
 		    &secretfree__v1__certificate_status__descriptor,
 		    ci->status, "CERTIFICATE_STATUS_", st, sizeof st),
-		    cli_time(ci->not_after, b1, sizeof b1),
+		    out_time(ci->not_after, b1, sizeof b1),
 		    ci->enrollment_id };
 
-		cli_table_add(tb, row);
+		out_table_add(tb, row);
 	}
-	cli_table_print(tb, stdout);
-	cli_table_free(tb);
+	out_table_print(tb, stdout);
+	out_table_free(tb);
 }
 
 static int
@@ -865,9 +879,7 @@ device_show(cli *c, int argc, char **argv)
 	Secretfree__V1__Device *d = NULL;
 	Secretfree__V1__Thing *t = NULL;
 	Secretfree__V1__ListDeviceCertificatesResponse *cl = NULL;
-	char st[32], b1[32];
 	rpc_status rs;
-	cli_json j;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1)
@@ -894,36 +906,13 @@ device_show(cli *c, int argc, char **argv)
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, "ListCertificates",
 	    &creq.base, (ProtobufCMessage **)&cl)) != 0)
 		goto out;
-	if (!c->json) {
+	if (c->json)
+		ec = out_json(c, json_pack("{s:o, s:o, s:o}",
+		    "device", device_json(d),
+		    "thing", thing_json(t),
+		    "certificates", certs_json(cl)));
+	else
 		show_human(d, t, cl);
-		goto out;
-	}
-	cli_json_open(&j, stdout);
-	cli_json_obj(&j);
-	cli_json_key(&j, "device");
-	cli_json_obj(&j);
-	device_json_members(&j, d);
-	cli_json_end(&j);
-	thing_json(&j, t);
-	cli_json_key(&j, "certificates");
-	cli_json_arr(&j);
-	for (size_t i = 0; i < cl->n_certificates; i++) {
-		const Secretfree__V1__CertificateInfo *ci = cl->certificates[i];
-
-		cli_json_obj(&j);
-		cli_json_kstr(&j, "serial", ci->serial);
-		cli_json_kstr(&j, "ca", ci->ca_name);
-		cli_json_kstr(&j, "status", cli_enum(
-		    &secretfree__v1__certificate_status__descriptor,
-		    ci->status, "CERTIFICATE_STATUS_", st, sizeof st));
-		cli_json_ktime(&j, "not_before", ci->not_before);
-		cli_json_ktime(&j, "not_after", ci->not_after);
-		cli_json_ktime(&j, "issued_at", ci->issued_at);
-		cli_json_kstr(&j, "enrollment_id", ci->enrollment_id);
-		cli_json_end(&j);
-	}
-	cli_json_close(&j);
-	(void)b1;
 out:
 	protobuf_c_message_free_unpacked(&d->base, NULL);
 	if (t)
@@ -969,7 +958,6 @@ set_state(cli *c, int argc, char **argv, int disable)
 	    SECRETFREE__V1__SET_DEVICE_STATE_REQUEST__INIT;
 	Secretfree__V1__Device *d = NULL;
 	char st[32];
-	cli_json j;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, disable ? dopts : eopts)) !=
@@ -985,16 +973,13 @@ set_state(cli *c, int argc, char **argv, int disable)
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, disable ? "DisableDevice" :
 	    "EnableDevice", &req.base, (ProtobufCMessage **)&d)) != 0)
 		return ec;
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		device_json_members(&j, d);
-		cli_json_close(&j);
-	} else
+	if (c->json)
+		ec = out_json(c, device_json(d));
+	else
 		printf("device %s: %s\n", d->device_id, dstate_name(d->state,
 		    st, sizeof st));
 	protobuf_c_message_free_unpacked(&d->base, NULL);
-	return 0;
+	return ec;
 }
 
 static int
