@@ -1,6 +1,12 @@
 /*
- * cmd_ca.c - secretfree ca ...: the CA hierarchy on the signer's admin
- * socket (CaAdmin), and TLS certificates for our own endpoints.
+ * cmd_ca.c - secretfree ca ...: the CA hierarchy, through the signer's
+ * admin socket (CaAdmin). init builds a product line's root, intermediate
+ * and issuing CAs in one idempotent go; create makes one CA, or with
+ * --external its key and a CSR for a parent outside the signer, which
+ * import-cert completes; list, show, chain and csr read what the signer
+ * holds; issue-server gets a TLS certificate for one of our own
+ * endpoints, its CSR made here from a key that never reaches the signer.
+ * CA keys are made and used inside the signer's token: none passes here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +69,7 @@ join(char *const *v, size_t n)
 }
 
 static void
-ca_print(const CaInfo *ca)
+cmd_ca_print(const CaInfo *ca)
 {
 	char b1[32], b2[32], role[32], state[32], *perm, *excl;
 
@@ -103,7 +109,7 @@ ca_print(const CaInfo *ca)
 
 /* A CA as --json prints it. */
 static json_t *
-ca_json(const CaInfo *ca)
+cmd_ca_json(const CaInfo *ca)
 {
 	char role[32], state[32];
 
@@ -139,9 +145,9 @@ ca_json(const CaInfo *ca)
 
 /* A CA after a first member "result" (ca init says what it did). */
 static json_t *
-ca_json_result(const CaInfo *ca, const char *result)
+cmd_ca_json_result(const CaInfo *ca, const char *result)
 {
-	json_t *v = json_pack("{s:s}", "result", result), *m = ca_json(ca);
+	json_t *v = json_pack("{s:s}", "result", result), *m = cmd_ca_json(ca);
 
 	if (v == NULL || m == NULL || json_object_update(v, m) != 0) {
 		json_decref(v);
@@ -153,9 +159,9 @@ ca_json_result(const CaInfo *ca, const char *result)
 
 /* Print one CA, and the CSR of one made for an outside parent. */
 static int
-ca_print_json(cli *c, const CaInfo *ca, const char *csr_pem)
+cmd_ca_print_json(cli *c, const CaInfo *ca, const char *csr_pem)
 {
-	json_t *doc = ca_json(ca);
+	json_t *doc = cmd_ca_json(ca);
 
 	if (doc != NULL && csr_pem != NULL &&
 	    json_object_set_new(doc, "csr_pem", out_jstr(csr_pem)) != 0) {
@@ -261,7 +267,7 @@ init_report(cli *c, init_step *steps, size_t n)
 		json_t *cas = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			out_jappend(&cas, ca_json_result(steps[i].ca,
+			out_jappend(&cas, cmd_ca_json_result(steps[i].ca,
 			    steps[i].created ? "created" : "existing"));
 		return out_json(c, json_pack("{s:o}", "cas", cas));
 	}
@@ -330,7 +336,7 @@ init_all(cli *c, const init_opts *o, init_step *steps, size_t *n)
 }
 
 static int
-ca_init(cli *c, int argc, char **argv)
+cmd_ca_init(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -441,7 +447,7 @@ static const char HELP_CREATE[] =
 "      --csr-out gizmo.csr\n";
 
 static int
-ca_create(cli *c, int argc, char **argv)
+cmd_ca_create(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -578,10 +584,10 @@ ca_create(cli *c, int argc, char **argv)
 	    strlen(resp->csr_pem), 0644)) != 0)
 		goto out;
 	if (c->json)
-		ec = ca_print_json(c, resp->ca, req.external_parent ?
+		ec = cmd_ca_print_json(c, resp->ca, req.external_parent ?
 		    resp->csr_pem : NULL);
 	else {
-		ca_print(resp->ca);
+		cmd_ca_print(resp->ca);
 		if (req.external_parent && csr_out)
 			printf("\nCSR written to %s: have it signed by the"
 			    " parent, then run\n  secretfree ca import-cert %s"
@@ -617,7 +623,7 @@ static const char HELP_LIST[] =
 "  secretfree --json ca list | jq -r '.cas[].name'\n";
 
 static int
-ca_list(cli *c, int argc, char **argv)
+cmd_ca_list(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -658,7 +664,7 @@ ca_list(cli *c, int argc, char **argv)
 		json_t *cas = json_array();
 
 		for (size_t i = 0; i < resp->n_cas; i++)
-			out_jappend(&cas, ca_json(resp->cas[i]));
+			out_jappend(&cas, cmd_ca_json(resp->cas[i]));
 		ec = out_json(c, json_pack("{s:o}", "cas", cas));
 	} else if ((tb = out_table_new(7, hdr)) != NULL) {
 		for (size_t i = 0; i < resp->n_cas; i++) {
@@ -709,7 +715,7 @@ one_name(cli *c, int argc, char **argv, const struct option *opts,
 }
 
 static int
-ca_show(cli *c, int argc, char **argv)
+cmd_ca_show(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
 	const char *name;
@@ -723,9 +729,9 @@ ca_show(cli *c, int argc, char **argv)
 	if ((ec = get_ca(c, name, &ca)) != 0)
 		return ec;
 	if (c->json)
-		ec = ca_print_json(c, ca, NULL);
+		ec = cmd_ca_print_json(c, ca, NULL);
 	else
-		ca_print(ca);
+		cmd_ca_print(ca);
 	protobuf_c_message_free_unpacked(&ca->base, NULL);
 	return ec;
 }
@@ -747,7 +753,7 @@ static const char HELP_CHAIN[] =
 "  openssl verify -CAfile root.pem -untrusted chain.pem device.crt\n";
 
 static int
-ca_chain(cli *c, int argc, char **argv)
+cmd_ca_chain(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },
@@ -806,7 +812,7 @@ static const char HELP_CSR[] =
 "  openssl req -in gizmo.csr -noout -verify -subject\n";
 
 static int
-ca_csr(cli *c, int argc, char **argv)
+cmd_ca_csr(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "subject", required_argument, NULL, 's' },
@@ -868,7 +874,7 @@ static const char HELP_IMPORT[] =
 "  secretfree ca import-cert gizmo --cert gizmo.crt --chain outside-root.pem\n";
 
 static int
-ca_import_cert(cli *c, int argc, char **argv)
+cmd_ca_import_cert(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cert", required_argument, NULL, 'c' },
@@ -911,9 +917,9 @@ ca_import_cert(cli *c, int argc, char **argv)
 	    &req.base, (ProtobufCMessage **)&ca)) != 0)
 		goto out;
 	if (c->json)
-		ec = ca_print_json(c, ca, NULL);
+		ec = cmd_ca_print_json(c, ca, NULL);
 	else
-		ca_print(ca);
+		cmd_ca_print(ca);
 	protobuf_c_message_free_unpacked(&ca->base, NULL);
 out:
 	free(cert);
@@ -955,7 +961,7 @@ static const char HELP_SERVER[] =
 "      --out /etc/secretfree/authz.crt\n";
 
 static int
-ca_issue_server(cli *c, int argc, char **argv)
+cmd_ca_issue_server(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dns", required_argument, NULL, 'd' },
@@ -1071,7 +1077,8 @@ ca_issue_server(cli *c, int argc, char **argv)
 			goto out;
 	}
 	if (c->json)
-		ec = out_json(c, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o, s:o}",
+		ec = out_json(c, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o, "
+		    "s:o}",
 		    "serial", out_jstr(resp->serial),
 		    "key", out_jstr(keyf),
 		    "key_generated", gen,
@@ -1099,19 +1106,19 @@ out:
 }
 
 const cli_cmd cmd_ca_table[] = {
-	{ "ca", "init", ca_init, "root, intermediate and issuing CAs in one"
+	{ "ca", "init", cmd_ca_init, "root, intermediate and issuing CAs in one"
 	    " go", HELP_INIT },
-	{ "ca", "create", ca_create, "create one CA (root, intermediate,"
+	{ "ca", "create", cmd_ca_create, "create one CA (root, intermediate,"
 	    " issuing)", HELP_CREATE },
-	{ "ca", "list", ca_list, "list the CAs", HELP_LIST },
-	{ "ca", "show", ca_show, "show one CA", HELP_SHOW },
-	{ "ca", "chain", ca_chain, "a CA's certificate chain (PEM)",
+	{ "ca", "list", cmd_ca_list, "list the CAs", HELP_LIST },
+	{ "ca", "show", cmd_ca_show, "show one CA", HELP_SHOW },
+	{ "ca", "chain", cmd_ca_chain, "a CA's certificate chain (PEM)",
 	    HELP_CHAIN },
-	{ "ca", "csr", ca_csr, "a CSR for a CA's key, for an outside parent",
-	    HELP_CSR },
-	{ "ca", "import-cert", ca_import_cert, "import an outside parent's"
+	{ "ca", "csr", cmd_ca_csr, "a CSR for a CA's key, for an outside"
+	    " parent", HELP_CSR },
+	{ "ca", "import-cert", cmd_ca_import_cert, "import an outside parent's"
 	    " certificate for a pending CA", HELP_IMPORT },
-	{ "ca", "issue-server", ca_issue_server, "a TLS server certificate"
+	{ "ca", "issue-server", cmd_ca_issue_server, "a TLS server certificate"
 	    " for our own endpoints", HELP_SERVER },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

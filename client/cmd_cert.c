@@ -1,6 +1,8 @@
 /*
- * cmd_cert.c - secretfree cert ...: the signer's issuance journal
- * (CaAdmin.GetCertificate, CaAdmin.ListCertificates).
+ * cmd_cert.c - secretfree cert ...: the signer's issuance journal through
+ * its admin socket, read-only: one certificate by its serial, written as
+ * openssl prints it (CaAdmin.GetCertificate), or a list by issuing CA or
+ * device, fetched page by page (CaAdmin.ListCertificates).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -52,7 +54,7 @@ normalize_serial(cli *c, const char *in, char *out, size_t len)
 
 /* A certificate as --json prints it; with its PEM when pem is set. */
 static json_t *
-cert_json(const CertInfo *ci, int pem)
+cmd_cert_json(const CertInfo *ci, int pem)
 {
 	char st[32], reason[48], hex[65] = "";
 
@@ -100,7 +102,7 @@ static const char HELP_SHOW[] =
 "      openssl x509 -noout -text\n";
 
 static int
-cert_show(cli *c, int argc, char **argv)
+cmd_cert_show(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, 'a' },
@@ -137,7 +139,7 @@ cert_show(cli *c, int argc, char **argv)
 	    (ProtobufCMessage **)&ci)) != 0)
 		return ec;
 	if (c->json)
-		ec = out_json(c, cert_json(ci, 1));
+		ec = out_json(c, cmd_cert_json(ci, 1));
 	else if (pem)
 		ec = cli_write_file(c, "-", ci->certificate_pem,
 		    strlen(ci->certificate_pem), 0);
@@ -183,7 +185,7 @@ static const char HELP_LIST[] =
 "  secretfree cert list --ca us-east-1.widgiot --limit 5000\n";
 
 static int
-cert_list(cli *c, int argc, char **argv)
+cmd_cert_list(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, 'a' },
@@ -238,7 +240,7 @@ cert_list(cli *c, int argc, char **argv)
 			const CertInfo *ci = resp->certificates[i];
 
 			if (c->json)
-				out_stream_item(&js, cert_json(ci, 0));
+				out_stream_item(&js, cmd_cert_json(ci, 0));
 			else {
 				const char *row[6] = { ci->serial, ci->ca_name,
 				    *ci->device_id ? ci->device_id :
@@ -266,7 +268,9 @@ cert_list(cli *c, int argc, char **argv)
 }
 
 const cli_cmd cmd_cert_table[] = {
-	{ "cert", "show", cert_show, "show an issued certificate", HELP_SHOW },
-	{ "cert", "list", cert_list, "list issued certificates", HELP_LIST },
+	{ "cert", "show", cmd_cert_show, "show an issued certificate",
+	    HELP_SHOW },
+	{ "cert", "list", cmd_cert_list, "list issued certificates",
+	    HELP_LIST },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

@@ -71,7 +71,7 @@ static const char HELP_IMPORT[] =
 "  secretfree device import keys/ --product-line widgiot --region eu-west-1\n";
 
 static int
-device_import(cli *c, int argc, char **argv)
+cmd_device_import(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
@@ -136,7 +136,7 @@ dstate_name(int v, char *buf, size_t len)
 
 /* A device as --json prints it; key_type when its key can be read. */
 static json_t *
-device_json(const Secretfree__V1__Device *d)
+cmd_device_json(const Secretfree__V1__Device *d)
 {
 	char st[32], hex[65] = "";
 	pubkey_info pk;
@@ -195,7 +195,7 @@ static const char HELP_LIST[] =
 "  secretfree device list --product-line widgiot --state registered\n";
 
 static int
-device_list(cli *c, int argc, char **argv)
+cmd_device_list(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -255,7 +255,7 @@ device_list(cli *c, int argc, char **argv)
 			const Secretfree__V1__Device *d = resp->devices[i];
 
 			if (c->json)
-				out_stream_item(&js, device_json(d));
+				out_stream_item(&js, cmd_device_json(d));
 			else {
 				const char *row[6];
 
@@ -403,7 +403,7 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 }
 
 static int
-device_show(cli *c, int argc, char **argv)
+cmd_device_show(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
 	Secretfree__V1__GetDeviceRequest dreq =
@@ -444,7 +444,7 @@ device_show(cli *c, int argc, char **argv)
 		goto out;
 	if (c->json)
 		ec = out_json(c, json_pack("{s:o, s:o, s:o}",
-		    "device", device_json(d),
+		    "device", cmd_device_json(d),
 		    "thing", thing_json(t),
 		    "certificates", certs_json(cl)));
 	else
@@ -510,7 +510,7 @@ set_state(cli *c, int argc, char **argv, int disable)
 	    "EnableDevice", &req.base, (ProtobufCMessage **)&d)) != 0)
 		return ec;
 	if (c->json)
-		ec = out_json(c, device_json(d));
+		ec = out_json(c, cmd_device_json(d));
 	else
 		printf("device %s: %s\n", d->device_id, dstate_name(d->state,
 		    st, sizeof st));
@@ -519,26 +519,27 @@ set_state(cli *c, int argc, char **argv, int disable)
 }
 
 static int
-device_disable(cli *c, int argc, char **argv)
+cmd_device_disable(cli *c, int argc, char **argv)
 {
 	return set_state(c, argc, argv, 1);
 }
 
 static int
-device_enable(cli *c, int argc, char **argv)
+cmd_device_enable(cli *c, int argc, char **argv)
 {
 	return set_state(c, argc, argv, 0);
 }
 
 const cli_cmd cmd_device_table[] = {
-	{ "device", "import", device_import, "import factory records into the"
-	    " signer and authz", HELP_IMPORT },
-	{ "device", "list", device_list, "list registered devices", HELP_LIST },
-	{ "device", "show", device_show, "show a device, its thing and"
+	{ "device", "import", cmd_device_import, "import factory records into"
+	    " the signer and authz", HELP_IMPORT },
+	{ "device", "list", cmd_device_list, "list registered devices",
+	    HELP_LIST },
+	{ "device", "show", cmd_device_show, "show a device, its thing and"
 	    " certificates", HELP_SHOW },
-	{ "device", "disable", device_disable, "refuse a device's enrollments",
-	    HELP_DISABLE },
-	{ "device", "enable", device_enable, "enable a disabled device",
+	{ "device", "disable", cmd_device_disable, "refuse a device's"
+	    " enrollments", HELP_DISABLE },
+	{ "device", "enable", cmd_device_enable, "enable a disabled device",
 	    HELP_ENABLE },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

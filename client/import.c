@@ -134,14 +134,14 @@ check(import_reader *r, import_record *rec, const char *id, const char *key,
 	}
 	if (!sf_name_valid(pl)) {
 		rec->reason = R_BAD_PRODUCT_LINE;
-		sf_why(rec->why, sizeof rec->why, "product line \"%s\" is not a "
-		    "valid id (1-32 of a-z, 0-9, -)", rec->product_line);
+		sf_why(rec->why, sizeof rec->why, "product line \"%s\" is not "
+		    "a valid id (1-32 of a-z, 0-9, -)", rec->product_line);
 		return 0;
 	}
 	if (region != NULL && region[0] != '\0' && !sf_name_valid(region)) {
 		rec->reason = R_BAD_REGION;
-		sf_why(rec->why, sizeof rec->why, "region \"%s\" is not a valid "
-		    "id (1-32 of a-z, 0-9, -)", rec->region);
+		sf_why(rec->why, sizeof rec->why, "region \"%s\" is not a "
+		    "valid id (1-32 of a-z, 0-9, -)", rec->region);
 		return 0;
 	}
 	if (key == NULL) {
@@ -765,8 +765,8 @@ import_open(const char *path, int fmt, const char *default_product_line,
 	rc = SF_EIO;
 	if (fmt == IMPORT_DIR) {
 		if ((r->dir = opendir(path)) == NULL) {
-			sf_why(why, whylen, "cannot open directory %s: %s", path,
-			    strerror(errno));
+			sf_why(why, whylen, "cannot open directory %s: %s",
+			    path, strerror(errno));
 			goto out;
 		}
 	} else {
