@@ -285,6 +285,25 @@ csv_end_field(import_reader *r)
 }
 
 /*
+ * The next line that is not blank into r->raw, rec->line set to its
+ * number: LINE_NL or LINE_LAST; LINE_FULL (r->raw holds its first
+ * RECORD_MAX bytes, the rest of the line is unread); LINE_END; SF_EIO.
+ */
+static int
+next_line(import_reader *r, import_record *rec)
+{
+	int how;
+
+	do {
+		r->rawlen = 0;
+		if ((how = read_line(r)) == LINE_END || how < 0)
+			return how;
+		rec->line = r->lineno;
+	} while (how != LINE_FULL && is_blank(r->raw, r->rawlen));
+	return how;
+}
+
+/*
  * Run the CSV state machine over r->raw[from..r->rawlen), one line that
  * read_line() gave as how. 1 when the record ended, 0 when it goes on (in
  * a quoted field), or -1 with a static sentence saying what is wrong in
@@ -366,12 +385,8 @@ csv_record(import_reader *r, import_record *rec)
 	size_t first;
 	int how, rc;
 
-	do {
-		r->rawlen = 0;
-		if ((how = read_line(r)) == LINE_END || how < 0)
-			return how;
-		rec->line = r->lineno;
-	} while (how != LINE_FULL && is_blank(r->raw, r->rawlen));
+	if ((how = next_line(r, rec)) == LINE_END || how < 0)
+		return how;
 	r->header_seen = 1;
 	if (how == LINE_FULL) {
 		if ((rc = drain_line(r)) != 0)
@@ -530,33 +545,6 @@ jsonl_fields(import_record *rec, json_t *obj, const char *v[JSONL_NKEYS],
 	return 0;
 }
 
-/*
- * The next line that is not blank, into r->raw, its length without the
- * line end in *len: LINE_NL or LINE_LAST, LINE_FULL (the rest of the line
- * skipped), LINE_END, or SF_EIO.
- */
-static int
-jsonl_line(import_reader *r, import_record *rec, size_t *len)
-{
-	size_t n;
-	int how, rc;
-
-	do {
-		r->rawlen = 0;
-		if ((how = read_line(r)) == LINE_END || how < 0)
-			return how;
-		rec->line = r->lineno;
-		if (how == LINE_FULL)
-			return (rc = drain_line(r)) != 0 ? rc : LINE_FULL;
-		n = r->rawlen;
-		while (n > 0 && (r->raw[n - 1] == '\n' ||
-		    r->raw[n - 1] == '\r'))
-			n--;
-	} while (is_blank(r->raw, n));
-	*len = n;
-	return how;
-}
-
 /* Why jansson could not load a line: 1 with rec refused, or SF_ENOMEM. */
 static int
 jsonl_refuse(import_record *rec, const json_error_t *jerr)
@@ -587,18 +575,23 @@ static int
 jsonl_next(import_reader *r, import_record *rec)
 {
 	const char *v[JSONL_NKEYS];
-	size_t vlen[JSONL_NKEYS], n = 0;
+	size_t vlen[JSONL_NKEYS], n;
 	json_error_t jerr;
 	json_t *doc = NULL;
 	int how, rc = 1;
 
-	if ((how = jsonl_line(r, rec, &n)) == LINE_END || how < 0)
+	if ((how = next_line(r, rec)) == LINE_END || how < 0)
 		return how;
 	if (how == LINE_FULL) {
+		if ((rc = drain_line(r)) != 0)
+			return rc;
 		malformed(rec, "line %llu: line over %d KiB",
 		    (unsigned long long)rec->line, RECORD_MAX / 1024);
-		goto out;
+		return 1;
 	}
+	n = r->rawlen;
+	while (n > 0 && (r->raw[n - 1] == '\n' || r->raw[n - 1] == '\r'))
+		n--;
 	if (memchr(r->raw, '\0', n) != NULL) {
 		malformed(rec, "line %llu: a NUL byte",
 		    (unsigned long long)rec->line);

@@ -293,14 +293,30 @@ must_find(int n, const char *id, const char *what)
 	return g != NULL ? g : &none;
 }
 
+/* What a record should be read as. */
+struct placed {
+	const char *pl;
+	const char *region;   /* "" = none */
+	const char *what;
+};
+
 /* g is accepted with product line pl and region region ("" = none). */
 static void
 is_placed(const struct got *g, const char *pl, const char *region,
     const char *what)
 {
 	is_int(g->reason, 0, "%s: accepted", what);
-	is_str(g->pl, pl, "%s: product line %s", what, pl);
-	is_str(g->region, region, "%s: region \"%s\"", what, region);
+	is_str(g->pl, pl, "%s: product line", what);
+	is_str(g->region, region, "%s: region", what);
+}
+
+/* got[from..from+n) are placed as want[0..n) says. */
+static void
+are_placed(int from, const struct placed *want, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		is_placed(&got[from + (int)i], want[i].pl, want[i].region,
+		    want[i].what);
 }
 
 /* got[i] is a good record of key k on line `line`. */
@@ -463,6 +479,21 @@ test_forms(void)
 static void
 test_defaults_csv(void)
 {
+	static const struct placed defaults[] = {
+		{ "widgiot", "eu-west-1", "defaults: two fields take both "
+		    "defaults" },
+		{ "other", "eu-west-1", "defaults: three fields take the "
+		    "default region" },
+		{ "other", "us-east-1", "defaults: four fields take no "
+		    "default" },
+		{ "widgiot", "eu-west-1", "defaults: empty fields take the "
+		    "defaults" },
+		{ "widgiot", "eu-west-1", "defaults: empty quoted fields take "
+		    "the defaults" },
+	}, no_defaults[] = {
+		{ "other", "", "no defaults: a record without region" },
+		{ "other", "us-east-1", "no defaults: a full record" },
+	};
 	struct text t;
 	int n;
 
@@ -476,16 +507,7 @@ test_defaults_csv(void)
 
 	n = read_all("defaults.csv", IMPORT_CSV, "widgiot", "eu-west-1");
 	is_int(n, 5, "defaults: five records");
-	is_placed(&got[0], "widgiot", "eu-west-1", "defaults: two fields "
-	    "take both defaults");
-	is_placed(&got[1], "other", "eu-west-1", "defaults: three fields "
-	    "take the default region");
-	is_placed(&got[2], "other", "us-east-1", "defaults: four fields take "
-	    "no default");
-	is_placed(&got[3], "widgiot", "eu-west-1", "defaults: empty fields "
-	    "take the defaults");
-	is_placed(&got[4], "widgiot", "eu-west-1", "defaults: empty quoted "
-	    "fields take the defaults");
+	are_placed(0, defaults, 5);
 
 	n = read_all("defaults.csv", IMPORT_CSV, NULL, NULL);
 	is_int(n, 5, "no defaults: five records");
@@ -493,16 +515,21 @@ test_defaults_csv(void)
 	    "BAD_PRODUCT_LINE");
 	ok(strstr(got[0].why, "no product line") != NULL,
 	    "no defaults: why says so (%s)", got[0].why);
-	is_placed(&got[1], "other", "", "no defaults: a record without "
-	    "region");
-	is_placed(&got[2], "other", "us-east-1", "no defaults: a full "
-	    "record");
+	are_placed(1, no_defaults, 2);
 }
 
 /* JSON members that are missing or null take the defaults. */
 static void
 test_defaults_jsonl(void)
 {
+	static const struct placed want[] = {
+		{ "widgiot", "eu-west-1", "jsonl defaults: missing members "
+		    "take the defaults" },
+		{ "other", "eu-west-1", "jsonl defaults: a given product line "
+		    "stays" },
+		{ "widgiot", "eu-west-1", "jsonl defaults: null members take "
+		    "the defaults" },
+	};
 	struct text t;
 	int n;
 
@@ -515,12 +542,7 @@ test_defaults_jsonl(void)
 	text_save(&t, "defaults.jsonl");
 	n = read_all("defaults.jsonl", IMPORT_JSONL, "widgiot", "eu-west-1");
 	is_int(n, 3, "jsonl defaults: three records");
-	is_placed(&got[0], "widgiot", "eu-west-1", "jsonl defaults: missing "
-	    "members take the defaults");
-	is_placed(&got[1], "other", "eu-west-1", "jsonl defaults: a given "
-	    "product line stays");
-	is_placed(&got[2], "widgiot", "eu-west-1", "jsonl defaults: null "
-	    "members take the defaults");
+	are_placed(0, want, 3);
 }
 
 static void
@@ -1083,6 +1105,20 @@ test_stdin(void)
 static void
 test_empty(void)
 {
+	static const struct {
+		const char *name;
+		int records;
+		const char *what;
+	} files[] = {
+		{ "empty.csv", 0, "csv" },
+		{ "empty.jsonl", 0, "jsonl" },
+		{ "empty.d", 0, "dir" },
+		{ "blank.csv", 0, "csv of blank lines" },
+		{ "blank.jsonl", 0, "jsonl of blank lines" },
+		{ "bom.csv", 0, "csv of a byte order mark" },
+		{ "notbom.csv", 1, "two bytes of a byte order mark are a "
+		    "record" },
+	};
 	import_reader *r = NULL;
 	import_record rec;
 	char path[512], why[200];
@@ -1094,20 +1130,9 @@ test_empty(void)
 	put_str("bom.csv", "\xef\xbb\xbf");
 	put_str("notbom.csv", "\xef\xbb");
 	mkdir(tpath(path, sizeof path, "empty.d"), 0700);
-	is_int(read_all("empty.csv", IMPORT_AUTO, NULL, NULL), 0,
-	    "empty: csv");
-	is_int(read_all("empty.jsonl", IMPORT_AUTO, NULL, NULL), 0,
-	    "empty: jsonl");
-	is_int(read_all("empty.d", IMPORT_AUTO, NULL, NULL), 0,
-	    "empty: dir");
-	is_int(read_all("blank.csv", IMPORT_AUTO, NULL, NULL), 0,
-	    "empty: csv of blank lines");
-	is_int(read_all("blank.jsonl", IMPORT_AUTO, NULL, NULL), 0,
-	    "empty: jsonl of blank lines");
-	is_int(read_all("bom.csv", IMPORT_AUTO, NULL, NULL), 0,
-	    "empty: csv of a byte order mark");
-	is_int(read_all("notbom.csv", IMPORT_AUTO, NULL, NULL), 1,
-	    "empty: two bytes of a byte order mark are a record");
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		is_int(read_all(files[i].name, IMPORT_AUTO, NULL, NULL),
+		    files[i].records, "empty: %s", files[i].what);
 
 	memset(&rec, 0, sizeof rec);
 	import_open(tpath(path, sizeof path, "empty.csv"), IMPORT_AUTO,
