@@ -1,7 +1,12 @@
 /*
- * cli.c - the shared context of the secretfree commands (see cli.h).
+ * cli.c - what every secretfree command shares (see cli.h): its messages
+ * ("secretfree: <cmd>: ..." and hints on stderr), the global options mixed
+ * into each command's getopt table, where the three targets come from
+ * (flag, then environment, then the [cli] section of the configuration
+ * file), the gRPC clients and calls, with a failed call turned into one
+ * error line, a hint and an exit code, and whole-file reads and writes.
+ * What the commands print on stdout is out.c's.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -9,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -275,12 +279,12 @@ readable(const char *path)
 /* Load the configuration file once: --config, $SECRETFREE_CONFIG,
  * ~/.config/secretfree/cli.conf, /etc/secretfree/cli.conf. */
 static int
-conf_open(cli *c)
+load_conf(cli *c)
 {
 	static const char *const keys[] = { "signer", "authz", "endpoint",
 	    "ca_file", NULL };
 	const char *path = c->opt_config, *env, *home;
-	char *guess = NULL, err[512];
+	char *guess = NULL, why[512];
 	int rc;
 
 	if (c->conf_loaded)
@@ -309,18 +313,18 @@ conf_open(cli *c)
 		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
 	}
 	free(guess);
-	rc = conf_load(c->conf_path, &c->conf, err, sizeof err);
+	rc = conf_load(c->conf_path, &c->conf, why, sizeof why);
 	if (rc == SF_EIO) {
 		c->conf_loaded = -1;
 		return cli_error(c, CLI_EXIT_USAGE, "cannot read configuration"
 		    " file %s: %s", c->conf_path, strerror(errno));
 	}
 	if (rc == 0)
-		rc = conf_check_keys(c->conf, CONF_SECTION, keys, err,
-		    sizeof err);
+		rc = conf_check_keys(c->conf, CONF_SECTION, keys, why,
+		    sizeof why);
 	if (rc != 0) {
 		c->conf_loaded = -1;
-		return cli_error(c, CLI_EXIT_USAGE, "%s", err);
+		return cli_error(c, CLI_EXIT_USAGE, "%s", why);
 	}
 	return 0;
 }
@@ -356,7 +360,7 @@ cli_target(cli *c, int which)
 	}
 	if (v == NULL || *v == '\0') {
 		v = NULL;
-		if (conf_open(c) != 0)
+		if (load_conf(c) != 0)
 			return NULL;
 		if (c->conf && (v = conf_get(c->conf, CONF_SECTION,
 		    targets[which].key)) != NULL && *v) {
@@ -386,7 +390,7 @@ cli_ca_file(cli *c)
 
 	if (c->ca_file)
 		return c->ca_file;
-	if (conf_open(c) != 0 || c->conf == NULL)
+	if (load_conf(c) != 0 || c->conf == NULL)
 		return NULL;
 	if ((v = conf_get(c->conf, CONF_SECTION, "ca_file")) == NULL ||
 	    *v == '\0')
@@ -549,363 +553,4 @@ cli_write_file(cli *c, const char *path, const void *data, size_t len,
 		return cli_error(c, CLI_EXIT_ERROR, "cannot write %s: %s", path,
 		    strerror(errno));
 	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Output for people                                                    */
-
-const char *
-cli_time(int64_t t, char *buf, size_t len)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL) {
-		snprintf(buf, len, "-");
-		return buf;
-	}
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
-
-const char *
-cli_enum(const ProtobufCEnumDescriptor *d, int v, const char *prefix,
-    char *buf, size_t len)
-{
-	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d,
-	    v);
-	const char *s;
-	size_t i;
-
-	if (ev == NULL) {
-		snprintf(buf, len, "?");
-		return buf;
-	}
-	s = ev->name;
-	if (prefix && strncmp(s, prefix, strlen(prefix)) == 0)
-		s += strlen(prefix);
-	for (i = 0; s[i] && i + 1 < len; i++)
-		buf[i] = s[i] == '_' ? '-' : (char)tolower((unsigned char)s[i]);
-	buf[i] = '\0';
-	return buf;
-}
-
-void
-cli_kv(FILE *f, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	char k[64], v[4096];
-
-	va_start(ap, fmt);
-	vsnprintf(v, sizeof v, fmt, ap);
-	va_end(ap);
-	if (*v == '\0')
-		return;
-	snprintf(k, sizeof k, "%s:", key);
-	fprintf(f, "%-18s%s\n", k, v);
-}
-
-struct cli_table {
-	size_t ncols;
-	size_t nrows, cap;
-	char **cells;       /* (nrows + 1) * ncols, row 0 the headers */
-};
-
-cli_table *
-cli_table_new(size_t ncols, const char *const *headers)
-{
-	cli_table *t = calloc(1, sizeof *t);
-
-	if (t == NULL)
-		return NULL;
-	t->ncols = ncols;
-	if (cli_table_add(t, headers) != 0) {
-		cli_table_free(t);
-		return NULL;
-	}
-	return t;
-}
-
-int
-cli_table_add(cli_table *t, const char *const *cells)
-{
-	char **nc;
-
-	if (t->nrows == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-
-		if ((nc = reallocarray(t->cells, cap * t->ncols,
-		    sizeof *nc)) == NULL)
-			return SF_ENOMEM;
-		t->cells = nc;
-		t->cap = cap;
-	}
-	for (size_t i = 0; i < t->ncols; i++) {
-		const char *s = cells[i] && *cells[i] ? cells[i] : "-";
-
-		if ((t->cells[t->nrows * t->ncols + i] = strdup(s)) == NULL) {
-			while (i-- > 0)
-				free(t->cells[t->nrows * t->ncols + i]);
-			return SF_ENOMEM;
-		}
-	}
-	t->nrows++;
-	return 0;
-}
-
-size_t
-cli_table_rows(const cli_table *t)
-{
-	return t->nrows ? t->nrows - 1 : 0;
-}
-
-void
-cli_table_print(const cli_table *t, FILE *f)
-{
-	size_t w[32] = { 0 };
-	size_t nc = t->ncols < 32 ? t->ncols : 32;
-
-	for (size_t r = 0; r < t->nrows; r++)
-		for (size_t i = 0; i < nc; i++) {
-			size_t n = strlen(t->cells[r * t->ncols + i]);
-
-			if (n > w[i])
-				w[i] = n;
-		}
-	for (size_t r = 0; r < t->nrows; r++) {
-		for (size_t i = 0; i < nc; i++) {
-			const char *s = t->cells[r * t->ncols + i];
-
-			if (i + 1 == nc)
-				fputs(s, f);
-			else
-				fprintf(f, "%-*s  ", (int)w[i], s);
-		}
-		fputc('\n', f);
-	}
-}
-
-void
-cli_table_free(cli_table *t)
-{
-	if (t == NULL)
-		return;
-	for (size_t i = 0; i < t->nrows * t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	free(t);
-}
-
-/* ------------------------------------------------------------------ */
-/* JSON                                                                 */
-
-void
-cli_json_open(cli_json *j, FILE *f)
-{
-	memset(j, 0, sizeof *j);
-	j->f = f;
-}
-
-static void
-json_indent(cli_json *j, int depth)
-{
-	fputc('\n', j->f);
-	for (int i = 0; i < depth; i++)
-		fputs("  ", j->f);
-}
-
-/* Before any value: the comma and the indentation, unless after a key. */
-static void
-json_pre(cli_json *j)
-{
-	if (j->after_key) {
-		j->after_key = 0;
-		return;
-	}
-	if (j->depth > 0) {
-		if (j->count[j->depth - 1]++ > 0)
-			fputc(',', j->f);
-		json_indent(j, j->depth);
-	}
-}
-
-static void
-json_open(cli_json *j, char open, char close)
-{
-	json_pre(j);
-	fputc(open, j->f);
-	if (j->depth < CLI_JSON_DEPTH) {
-		j->count[j->depth] = 0;
-		j->close[j->depth] = close;
-		j->depth++;
-	}
-}
-
-void
-cli_json_obj(cli_json *j)
-{
-	json_open(j, '{', '}');
-}
-
-void
-cli_json_arr(cli_json *j)
-{
-	json_open(j, '[', ']');
-}
-
-void
-cli_json_end(cli_json *j)
-{
-	if (j->depth == 0)
-		return;
-	j->depth--;
-	if (j->count[j->depth] > 0)
-		json_indent(j, j->depth);
-	fputc(j->close[j->depth], j->f);
-}
-
-/* The length of the UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	size_t k;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		k = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		k = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		k = 4;
-	else
-		return 0;
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	/* Overlong, surrogate and out-of-range forms. */
-	if ((k == 3 && s[0] == 0xe0 && s[1] < 0xa0) ||
-	    (k == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
-	    (k == 4 && s[0] == 0xf0 && s[1] < 0x90) ||
-	    (k == 4 && s[0] == 0xf4 && s[1] >= 0x90))
-		return 0;
-	return k;
-}
-
-void
-cli_json_strn(cli_json *j, const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0, k;
-
-	json_pre(j);
-	fputc('"', j->f);
-	while (i < n) {
-		unsigned ch = s[i];
-
-		switch (ch) {
-		case '"': fputs("\\\"", j->f); i++; continue;
-		case '\\': fputs("\\\\", j->f); i++; continue;
-		case '\n': fputs("\\n", j->f); i++; continue;
-		case '\r': fputs("\\r", j->f); i++; continue;
-		case '\t': fputs("\\t", j->f); i++; continue;
-		case '\b': fputs("\\b", j->f); i++; continue;
-		case '\f': fputs("\\f", j->f); i++; continue;
-		}
-		if (ch < 0x20 || ch == 0x7f) {
-			fprintf(j->f, "\\u%04x", ch);
-			i++;
-			continue;
-		}
-		if ((k = utf8_len(s + i, n - i)) == 0) {
-			fputs("\\ufffd", j->f);
-			i++;
-			continue;
-		}
-		fwrite(s + i, 1, k, j->f);
-		i += k;
-	}
-	fputc('"', j->f);
-}
-
-void
-cli_json_str(cli_json *j, const char *s)
-{
-	if (s == NULL)
-		cli_json_null(j);
-	else
-		cli_json_strn(j, s, strlen(s));
-}
-
-void
-cli_json_key(cli_json *j, const char *key)
-{
-	cli_json_str(j, key);
-	fputs(": ", j->f);
-	j->after_key = 1;
-}
-
-void
-cli_json_int(cli_json *j, long long v)
-{
-	json_pre(j);
-	fprintf(j->f, "%lld", v);
-}
-
-void
-cli_json_bool(cli_json *j, int v)
-{
-	json_pre(j);
-	fputs(v ? "true" : "false", j->f);
-}
-
-void
-cli_json_null(cli_json *j)
-{
-	json_pre(j);
-	fputs("null", j->f);
-}
-
-void
-cli_json_kstr(cli_json *j, const char *key, const char *s)
-{
-	cli_json_key(j, key);
-	cli_json_str(j, s);
-}
-
-void
-cli_json_kint(cli_json *j, const char *key, long long v)
-{
-	cli_json_key(j, key);
-	cli_json_int(j, v);
-}
-
-void
-cli_json_kbool(cli_json *j, const char *key, int v)
-{
-	cli_json_key(j, key);
-	cli_json_bool(j, v);
-}
-
-void
-cli_json_ktime(cli_json *j, const char *key, int64_t t)
-{
-	char buf[32];
-
-	cli_json_key(j, key);
-	if (t == 0)
-		cli_json_null(j);
-	else
-		cli_json_str(j, cli_time(t, buf, sizeof buf));
-}
-
-void
-cli_json_close(cli_json *j)
-{
-	while (j->depth > 0)
-		cli_json_end(j);
-	fputc('\n', j->f);
-	fflush(j->f);
 }

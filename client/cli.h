@@ -2,8 +2,8 @@
  * cli.h - what the secretfree commands share: the targets (signer admin
  * socket, authz admin socket, authz device endpoint) and their clients,
  * option parsing, gRPC status -> exit code with one error line and a hint,
- * and output: aligned tables and "key: value" blocks for people, JSON with
- * --json.
+ * and whole-file reads and writes. What the commands print on stdout is
+ * out.h's.
  *
  * The CLI holds nothing: it reaches only the signer's admin socket, authz's
  * admin socket and (for enroll, as a device would) authz's device listener.
@@ -140,60 +140,6 @@ int cli_read_file(cli *c, const char *what, const char *path, size_t max,
 /* Write a file ("-" = stdout). CLI_EXIT_ERROR after a message. */
 int cli_write_file(cli *c, const char *path, const void *data, size_t len,
     int mode);
-
-/* ---- output ---- */
-
-/* "2026-03-01T12:00:00Z" into buf[24]; "-" for 0. */
-const char *cli_time(int64_t t, char *buf, size_t len);
-/* An enum value's name without prefix, in lower case with '-' for '_':
- * CA_ROLE_ROOT -> "root". "?" when unknown. Returns buf. */
-const char *cli_enum(const ProtobufCEnumDescriptor *d, int v,
-    const char *prefix, char *buf, size_t len);
-/* "key:" padded to a column, then the value; no line at all when the
- * value is empty. */
-void cli_kv(FILE *f, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-typedef struct cli_table cli_table;
-
-/* A table with ncols columns and the given headers (upper case). */
-cli_table *cli_table_new(size_t ncols, const char *const *headers);
-/* One row of ncols strings (copied; NULL or "" prints as "-"). */
-int cli_table_add(cli_table *t, const char *const *cells);
-/* Print aligned, two blanks between columns, no trailing blanks. */
-void cli_table_print(const cli_table *t, FILE *f);
-size_t cli_table_rows(const cli_table *t);
-void cli_table_free(cli_table *t);
-
-/* A small streaming JSON writer: pretty-printed, strings escaped (control
- * characters, quotes, backslashes; bytes that are not UTF-8 as U+FFFD). */
-#define CLI_JSON_DEPTH 16
-
-typedef struct {
-	FILE *f;
-	int depth;
-	int count[CLI_JSON_DEPTH];     /* members written at each depth */
-	char close[CLI_JSON_DEPTH];    /* '}' or ']' */
-	int after_key;
-} cli_json;
-
-void cli_json_open(cli_json *j, FILE *f);
-void cli_json_obj(cli_json *j);
-void cli_json_arr(cli_json *j);
-void cli_json_end(cli_json *j);              /* closes the innermost */
-void cli_json_key(cli_json *j, const char *key);
-void cli_json_str(cli_json *j, const char *s);   /* NULL: null */
-void cli_json_strn(cli_json *j, const char *s, size_t n);
-void cli_json_int(cli_json *j, long long v);
-void cli_json_bool(cli_json *j, int v);
-void cli_json_null(cli_json *j);
-void cli_json_kstr(cli_json *j, const char *key, const char *s);
-void cli_json_kint(cli_json *j, const char *key, long long v);
-void cli_json_kbool(cli_json *j, const char *key, int v);
-/* Times as ISO 8601 text (null for 0). */
-void cli_json_ktime(cli_json *j, const char *key, int64_t t);
-/* Ends the document with a newline and flushes. */
-void cli_json_close(cli_json *j);
 
 /* ---- commands ---- */
 

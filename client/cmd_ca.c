@@ -1,12 +1,19 @@
 /*
- * cmd_ca.c - secretfree ca ...: the CA hierarchy on the signer's admin
- * socket (CaAdmin), and TLS certificates for our own endpoints.
+ * cmd_ca.c - secretfree ca ...: the CA hierarchy, through the signer's
+ * admin socket (CaAdmin). init builds a product line's root, intermediate
+ * and issuing CAs in one idempotent go; create makes one CA, or with
+ * --external its key and a CSR for a parent outside the signer, which
+ * import-cert completes; list, show, chain and csr read what the signer
+ * holds; issue-server gets a TLS certificate for one of our own
+ * endpoints, its CSR made here from a key that never reaches the signer.
+ * CA keys are made and used inside the signer's token: none passes here.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "out.h"
 #include "devkey.h"
 #include "err.h"
 #include "pubkey.h"
@@ -25,14 +32,14 @@ static const char *KEY_TYPES =
 static const char *
 role_name(int v, char *buf, size_t len)
 {
-	return cli_enum(&secretfree__v1__ca_role__descriptor, v, "CA_ROLE_",
+	return out_enum(&secretfree__v1__ca_role__descriptor, v, "CA_ROLE_",
 	    buf, len);
 }
 
 static const char *
 state_name(int v, char *buf, size_t len)
 {
-	return cli_enum(&secretfree__v1__ca_state__descriptor, v, "CA_STATE_",
+	return out_enum(&secretfree__v1__ca_state__descriptor, v, "CA_STATE_",
 	    buf, len);
 }
 
@@ -62,102 +69,106 @@ join(char *const *v, size_t n)
 }
 
 static void
-ca_print(const CaInfo *ca)
+cmd_ca_print(const CaInfo *ca)
 {
 	char b1[32], b2[32], role[32], state[32], *perm, *excl;
 
 	perm = join(ca->permitted_subtrees, ca->n_permitted_subtrees);
 	excl = join(ca->excluded_subtrees, ca->n_excluded_subtrees);
-	cli_kv(stdout, "name", "%s", ca->name);
-	cli_kv(stdout, "role", "%s", role_name(ca->role, role, sizeof role));
-	cli_kv(stdout, "state", "%s", state_name(ca->state, state,
+	out_kv(stdout, "name", "%s", ca->name);
+	out_kv(stdout, "role", "%s", role_name(ca->role, role, sizeof role));
+	out_kv(stdout, "state", "%s", state_name(ca->state, state,
 	    sizeof state));
-	cli_kv(stdout, "parent", "%s", ca->external_parent ?
+	out_kv(stdout, "parent", "%s", ca->external_parent ?
 	    "(external)" : ca->parent);
-	cli_kv(stdout, "product line", "%s", ca->product_line);
-	cli_kv(stdout, "region", "%s", ca->region);
-	cli_kv(stdout, "generation", "%s", ca->generation);
-	cli_kv(stdout, "key type", "%s", key_name(ca->key_type));
-	cli_kv(stdout, "key label", "%s", ca->key_label);
-	cli_kv(stdout, "key uri", "%s", ca->key_uri);
-	cli_kv(stdout, "subject", "%s", ca->subject);
-	cli_kv(stdout, "serial", "%s", ca->serial);
+	out_kv(stdout, "product line", "%s", ca->product_line);
+	out_kv(stdout, "region", "%s", ca->region);
+	out_kv(stdout, "generation", "%s", ca->generation);
+	out_kv(stdout, "key type", "%s", key_name(ca->key_type));
+	out_kv(stdout, "key label", "%s", ca->key_label);
+	out_kv(stdout, "key uri", "%s", ca->key_uri);
+	out_kv(stdout, "subject", "%s", ca->subject);
+	out_kv(stdout, "serial", "%s", ca->serial);
 	if (ca->not_before)
-		cli_kv(stdout, "valid", "%s to %s", cli_time(ca->not_before,
-		    b1, sizeof b1), cli_time(ca->not_after, b2, sizeof b2));
+		out_kv(stdout, "valid", "%s to %s", out_time(ca->not_before,
+		    b1, sizeof b1), out_time(ca->not_after, b2, sizeof b2));
 	if (ca->path_len)
-		cli_kv(stdout, "path length", "%u", ca->path_len->value);
+		out_kv(stdout, "path length", "%u", ca->path_len->value);
 	else
-		cli_kv(stdout, "path length", "unlimited");
-	cli_kv(stdout, "permitted", "%s", perm ? perm : "");
-	cli_kv(stdout, "excluded", "%s", excl ? excl : "");
-	cli_kv(stdout, "crl url", "%s", ca->crl_url);
-	cli_kv(stdout, "ocsp url", "%s", ca->ocsp_url);
-	cli_kv(stdout, "ca issuers url", "%s", ca->ca_issuers_url);
-	cli_kv(stdout, "created", "%s", cli_time(ca->created_at, b1,
+		out_kv(stdout, "path length", "unlimited");
+	out_kv(stdout, "permitted", "%s", perm ? perm : "");
+	out_kv(stdout, "excluded", "%s", excl ? excl : "");
+	out_kv(stdout, "crl url", "%s", ca->crl_url);
+	out_kv(stdout, "ocsp url", "%s", ca->ocsp_url);
+	out_kv(stdout, "ca issuers url", "%s", ca->ca_issuers_url);
+	out_kv(stdout, "created", "%s", out_time(ca->created_at, b1,
 	    sizeof b1));
 	free(perm);
 	free(excl);
 }
 
-static void
-json_strings(cli_json *j, const char *key, char *const *v, size_t n)
-{
-	cli_json_key(j, key);
-	cli_json_arr(j);
-	for (size_t i = 0; i < n; i++)
-		cli_json_str(j, v[i]);
-	cli_json_end(j);
-}
-
-/* The members of a CA object (the caller opens and closes it). */
-static void
-ca_json_members(cli_json *j, const CaInfo *ca)
+/* A CA as --json prints it. */
+static json_t *
+cmd_ca_json(const CaInfo *ca)
 {
 	char role[32], state[32];
 
-	cli_json_kstr(j, "name", ca->name);
-	cli_json_kstr(j, "role", role_name(ca->role, role, sizeof role));
-	cli_json_kstr(j, "state", state_name(ca->state, state, sizeof state));
-	cli_json_kstr(j, "parent", ca->parent);
-	cli_json_kstr(j, "product_line", ca->product_line);
-	cli_json_kstr(j, "region", ca->region);
-	cli_json_kstr(j, "generation", ca->generation);
-	cli_json_kstr(j, "key_type", key_name(ca->key_type));
-	cli_json_kstr(j, "key_label", ca->key_label);
-	cli_json_kstr(j, "key_uri", ca->key_uri);
-	cli_json_kstr(j, "subject", ca->subject);
-	cli_json_kstr(j, "serial", ca->serial);
-	cli_json_ktime(j, "not_before", ca->not_before);
-	cli_json_ktime(j, "not_after", ca->not_after);
-	cli_json_key(j, "path_len");
-	if (ca->path_len)
-		cli_json_int(j, ca->path_len->value);
-	else
-		cli_json_null(j);
-	json_strings(j, "permitted", ca->permitted_subtrees,
-	    ca->n_permitted_subtrees);
-	json_strings(j, "excluded", ca->excluded_subtrees,
-	    ca->n_excluded_subtrees);
-	cli_json_kstr(j, "crl_url", ca->crl_url);
-	cli_json_kstr(j, "ocsp_url", ca->ocsp_url);
-	cli_json_kstr(j, "ca_issuers_url", ca->ca_issuers_url);
-	cli_json_kbool(j, "external_parent", ca->external_parent);
-	cli_json_ktime(j, "created_at", ca->created_at);
-	cli_json_kstr(j, "certificate_pem", ca->certificate_pem);
+	return json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, "
+	    "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o}",
+	    "name", out_jstr(ca->name),
+	    "role", role_name(ca->role, role, sizeof role),
+	    "state", state_name(ca->state, state, sizeof state),
+	    "parent", out_jstr(ca->parent),
+	    "product_line", out_jstr(ca->product_line),
+	    "region", out_jstr(ca->region),
+	    "generation", out_jstr(ca->generation),
+	    "key_type", key_name(ca->key_type),
+	    "key_label", out_jstr(ca->key_label),
+	    "key_uri", out_jstr(ca->key_uri),
+	    "subject", out_jstr(ca->subject),
+	    "serial", out_jstr(ca->serial),
+	    "not_before", out_jtime(ca->not_before),
+	    "not_after", out_jtime(ca->not_after),
+	    "path_len", ca->path_len ? json_integer(ca->path_len->value) :
+	    json_null(),
+	    "permitted", out_jstrs(ca->permitted_subtrees,
+	    ca->n_permitted_subtrees),
+	    "excluded", out_jstrs(ca->excluded_subtrees,
+	    ca->n_excluded_subtrees),
+	    "crl_url", out_jstr(ca->crl_url),
+	    "ocsp_url", out_jstr(ca->ocsp_url),
+	    "ca_issuers_url", out_jstr(ca->ca_issuers_url),
+	    "external_parent", ca->external_parent,
+	    "created_at", out_jtime(ca->created_at),
+	    "certificate_pem", out_jstr(ca->certificate_pem));
 }
 
-static void
-ca_json(const CaInfo *ca, const char *csr_pem)
+/* A CA after a first member "result" (ca init says what it did). */
+static json_t *
+cmd_ca_json_result(const CaInfo *ca, const char *result)
 {
-	cli_json j;
+	json_t *v = json_pack("{s:s}", "result", result), *m = cmd_ca_json(ca);
 
-	cli_json_open(&j, stdout);
-	cli_json_obj(&j);
-	ca_json_members(&j, ca);
-	if (csr_pem)
-		cli_json_kstr(&j, "csr_pem", csr_pem);
-	cli_json_close(&j);
+	if (v == NULL || m == NULL || json_object_update(v, m) != 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	json_decref(m);
+	return v;
+}
+
+/* Print one CA, and the CSR of one made for an outside parent. */
+static int
+cmd_ca_print_json(cli *c, const CaInfo *ca, const char *csr_pem)
+{
+	json_t *doc = cmd_ca_json(ca);
+
+	if (doc != NULL && csr_pem != NULL &&
+	    json_object_set_new(doc, "csr_pem", out_jstr(csr_pem)) != 0) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	return out_json(c, doc);
 }
 
 static int
@@ -244,47 +255,88 @@ init_one(cli *c, const Secretfree__V1__CreateCaRequest *req,
 	return get_ca(c, name, &out->ca);
 }
 
-static void
+static int
 init_report(cli *c, init_step *steps, size_t n)
 {
 	static const char *const hdr[] = { "NAME", "ROLE", "STATE", "RESULT",
 	    "GENERATION", "NOT_AFTER" };
 	char role[32], state[32], t[32];
-	cli_table *tb;
-	cli_json j;
+	out_table *tb;
 
 	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_key(&j, "cas");
-		cli_json_arr(&j);
-		for (size_t i = 0; i < n; i++) {
-			cli_json_obj(&j);
-			cli_json_kstr(&j, "result", steps[i].created ?
-			    "created" : "existing");
-			ca_json_members(&j, steps[i].ca);
-			cli_json_end(&j);
-		}
-		cli_json_close(&j);
-		return;
+		json_t *cas = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			out_jappend(&cas, cmd_ca_json_result(steps[i].ca,
+			    steps[i].created ? "created" : "existing"));
+		return out_json(c, json_pack("{s:o}", "cas", cas));
 	}
-	if ((tb = cli_table_new(6, hdr)) == NULL)
-		return;
+	if ((tb = out_table_new(6, hdr)) == NULL)
+		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		const CaInfo *ca = steps[i].ca;
 		const char *row[6] = { ca->name, role_name(ca->role, role,
 		    sizeof role), state_name(ca->state, state, sizeof state),
 		    steps[i].created ? "created" : "existing", ca->generation,
-		    cli_time(ca->not_after, t, sizeof t) };
+		    out_time(ca->not_after, t, sizeof t) };
 
-		cli_table_add(tb, row);
+		out_table_add(tb, row);
 	}
-	cli_table_print(tb, stdout);
-	cli_table_free(tb);
+	out_table_print(tb, stdout);
+	out_table_free(tb);
+	return 0;
+}
+
+/* What ca init was asked for. */
+typedef struct {
+	const char *pl;
+	const char *display;
+	cli_list regions;
+	int root_kt, kt;
+} init_opts;
+
+/*
+ * Make (or find) the root, the product line's intermediate, then one
+ * issuing CA per region, into steps[*n], *n counting those done. Stops at
+ * the first failure, which is reported: its exit code.
+ */
+static int
+init_all(cli *c, const init_opts *o, init_step *steps, size_t *n)
+{
+	Secretfree__V1__CreateCaRequest req;
+	char name[128];
+	int ec;
+
+	secretfree__v1__create_ca_request__init(&req);
+	req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT;
+	req.key_type = o->root_kt;
+	if ((ec = init_one(c, &req, "root", &steps[*n])) != 0)
+		return ec;
+	(*n)++;
+	secretfree__v1__create_ca_request__init(&req);
+	req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE;
+	req.product_line = (char *)o->pl;
+	req.product_display_name = (char *)o->display;
+	req.key_type = o->kt;
+	if ((ec = init_one(c, &req, o->pl, &steps[*n])) != 0)
+		return ec;
+	(*n)++;
+	for (size_t i = 0; i < o->regions.n; i++) {
+		secretfree__v1__create_ca_request__init(&req);
+		req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING;
+		req.product_line = (char *)o->pl;
+		req.region = o->regions.v[i];
+		req.key_type = o->kt;
+		snprintf(name, sizeof name, "%s.%s", o->regions.v[i], o->pl);
+		if ((ec = init_one(c, &req, name, &steps[*n])) != 0)
+			return ec;
+		(*n)++;
+	}
+	return 0;
 }
 
 static int
-ca_init(cli *c, int argc, char **argv)
+cmd_ca_init(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -294,33 +346,30 @@ ca_init(cli *c, int argc, char **argv)
 		{ "key-type", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 }
 	};
-	Secretfree__V1__CreateCaRequest req;
-	const char *pl = NULL, *display = "";
-	cli_list regions = { 0 };
+	init_opts o = { .display = "" };
 	init_step *steps = NULL;
 	size_t n = 0;
-	char name[128];
-	int ch, ec = CLI_EXIT_USAGE, root_kt = 0, kt = 0;
+	int ch, rc, ec = CLI_EXIT_USAGE;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
 		case 'p':
-			pl = optarg;
+			o.pl = optarg;
 			break;
 		case 'd':
-			display = optarg;
+			o.display = optarg;
 			break;
 		case 'r':
-			if ((ec = cli_list_add(c, &regions, optarg)) != 0)
+			if ((ec = cli_list_add(c, &o.regions, optarg)) != 0)
 				goto out;
 			break;
 		case 'R':
 			if (key_type_opt(c, "--root-key-type", optarg,
-			    &root_kt) != 0)
+			    &o.root_kt) != 0)
 				goto out;
 			break;
 		case 'k':
-			if (key_type_opt(c, "--key-type", optarg, &kt) != 0)
+			if (key_type_opt(c, "--key-type", optarg, &o.kt) != 0)
 				goto out;
 			break;
 		default:
@@ -332,51 +381,27 @@ ca_init(cli *c, int argc, char **argv)
 		cli_usage(c, "unexpected argument %s", argv[optind]);
 		goto out;
 	}
-	if (pl == NULL) {
+	if (o.pl == NULL) {
 		cli_usage(c, "--product-line is required");
 		goto out;
 	}
-	if (regions.n == 0) {
+	if (o.regions.n == 0) {
 		cli_usage(c, "at least one --region is required");
 		goto out;
 	}
-	if ((steps = calloc(regions.n + 2, sizeof *steps)) == NULL) {
+	if ((steps = calloc(o.regions.n + 2, sizeof *steps)) == NULL) {
 		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
 		goto out;
 	}
-	secretfree__v1__create_ca_request__init(&req);
-	req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT;
-	req.key_type = root_kt;
-	if ((ec = init_one(c, &req, "root", &steps[n])) != 0)
-		goto report;
-	n++;
-	secretfree__v1__create_ca_request__init(&req);
-	req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE;
-	req.product_line = (char *)pl;
-	req.product_display_name = (char *)display;
-	req.key_type = kt;
-	if ((ec = init_one(c, &req, pl, &steps[n])) != 0)
-		goto report;
-	n++;
-	for (size_t i = 0; i < regions.n; i++) {
-		secretfree__v1__create_ca_request__init(&req);
-		req.role = SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING;
-		req.product_line = (char *)pl;
-		req.region = regions.v[i];
-		req.key_type = kt;
-		snprintf(name, sizeof name, "%s.%s", regions.v[i], pl);
-		if ((ec = init_one(c, &req, name, &steps[n])) != 0)
-			goto report;
-		n++;
-	}
-report:
-	if (ec == 0 || n > 0)
-		init_report(c, steps, n);
+	ec = init_all(c, &o, steps, &n);
+	/* What was done is shown even when a later step failed. */
+	if (n > 0 && (rc = init_report(c, steps, n)) != 0 && ec == 0)
+		ec = rc;
 out:
 	for (size_t i = 0; steps && i < n; i++)
 		protobuf_c_message_free_unpacked(&steps[i].ca->base, NULL);
 	free(steps);
-	cli_list_free(&regions);
+	cli_list_free(&o.regions);
 	return ec;
 }
 
@@ -422,7 +447,7 @@ static const char HELP_CREATE[] =
 "      --csr-out gizmo.csr\n";
 
 static int
-ca_create(cli *c, int argc, char **argv)
+cmd_ca_create(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -559,9 +584,10 @@ ca_create(cli *c, int argc, char **argv)
 	    strlen(resp->csr_pem), 0644)) != 0)
 		goto out;
 	if (c->json)
-		ca_json(resp->ca, req.external_parent ? resp->csr_pem : NULL);
+		ec = cmd_ca_print_json(c, resp->ca, req.external_parent ?
+		    resp->csr_pem : NULL);
 	else {
-		ca_print(resp->ca);
+		cmd_ca_print(resp->ca);
 		if (req.external_parent && csr_out)
 			printf("\nCSR written to %s: have it signed by the"
 			    " parent, then run\n  secretfree ca import-cert %s"
@@ -570,7 +596,6 @@ ca_create(cli *c, int argc, char **argv)
 		else if (req.external_parent)
 			printf("\n%s", resp->csr_pem);
 	}
-	ec = 0;
 out:
 	if (resp)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -598,7 +623,7 @@ static const char HELP_LIST[] =
 "  secretfree --json ca list | jq -r '.cas[].name'\n";
 
 static int
-ca_list(cli *c, int argc, char **argv)
+cmd_ca_list(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -612,8 +637,7 @@ ca_list(cli *c, int argc, char **argv)
 	    SECRETFREE__V1__LIST_CAS_REQUEST__INIT;
 	Secretfree__V1__ListCasResponse *resp = NULL;
 	char role[32], state[32], t[32];
-	cli_table *tb;
-	cli_json j;
+	out_table *tb;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
@@ -637,36 +661,32 @@ ca_list(cli *c, int argc, char **argv)
 	    (ProtobufCMessage **)&resp)) != 0)
 		return ec;
 	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_key(&j, "cas");
-		cli_json_arr(&j);
-		for (size_t i = 0; i < resp->n_cas; i++) {
-			cli_json_obj(&j);
-			ca_json_members(&j, resp->cas[i]);
-			cli_json_end(&j);
-		}
-		cli_json_close(&j);
-	} else if ((tb = cli_table_new(7, hdr)) != NULL) {
+		json_t *cas = json_array();
+
+		for (size_t i = 0; i < resp->n_cas; i++)
+			out_jappend(&cas, cmd_ca_json(resp->cas[i]));
+		ec = out_json(c, json_pack("{s:o}", "cas", cas));
+	} else if ((tb = out_table_new(7, hdr)) != NULL) {
 		for (size_t i = 0; i < resp->n_cas; i++) {
 			const CaInfo *ca = resp->cas[i];
 			const char *row[7] = { ca->name, role_name(ca->role,
 			    role, sizeof role), state_name(ca->state, state,
 			    sizeof state), ca->external_parent ? "(external)" :
 			    ca->parent, ca->generation, key_name(ca->key_type),
-			    cli_time(ca->not_after, t, sizeof t) };
+			    out_time(ca->not_after, t, sizeof t) };
 
-			cli_table_add(tb, row);
+			out_table_add(tb, row);
 		}
-		if (cli_table_rows(tb) == 0)
+		if (out_table_rows(tb) == 0)
 			printf("no CAs yet: secretfree ca init --product-line"
 			    " ID --region R\n");
 		else
-			cli_table_print(tb, stdout);
-		cli_table_free(tb);
-	}
+			out_table_print(tb, stdout);
+		out_table_free(tb);
+	} else
+		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return 0;
+	return ec;
 }
 
 static const char HELP_SHOW[] =
@@ -695,7 +715,7 @@ one_name(cli *c, int argc, char **argv, const struct option *opts,
 }
 
 static int
-ca_show(cli *c, int argc, char **argv)
+cmd_ca_show(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
 	const char *name;
@@ -709,11 +729,11 @@ ca_show(cli *c, int argc, char **argv)
 	if ((ec = get_ca(c, name, &ca)) != 0)
 		return ec;
 	if (c->json)
-		ca_json(ca, NULL);
+		ec = cmd_ca_print_json(c, ca, NULL);
 	else
-		ca_print(ca);
+		cmd_ca_print(ca);
 	protobuf_c_message_free_unpacked(&ca->base, NULL);
-	return 0;
+	return ec;
 }
 
 /* ---- ca chain / csr / import-cert ---- */
@@ -733,7 +753,7 @@ static const char HELP_CHAIN[] =
 "  openssl verify -CAfile root.pem -untrusted chain.pem device.crt\n";
 
 static int
-ca_chain(cli *c, int argc, char **argv)
+cmd_ca_chain(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },
@@ -742,7 +762,6 @@ ca_chain(cli *c, int argc, char **argv)
 	Secretfree__V1__GetCaRequest req = SECRETFREE__V1__GET_CA_REQUEST__INIT;
 	Secretfree__V1__GetChainResponse *resp = NULL;
 	const char *out = NULL, *name;
-	cli_json j;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
@@ -759,14 +778,12 @@ ca_chain(cli *c, int argc, char **argv)
 	if (out)
 		ec = cli_write_file(c, out, resp->chain_pem,
 		    strlen(resp->chain_pem), 0644);
-	if (ec == 0 && c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_kstr(&j, "name", name);
-		json_strings(&j, "names", resp->names, resp->n_names);
-		cli_json_kstr(&j, "chain_pem", resp->chain_pem);
-		cli_json_close(&j);
-	} else if (ec == 0 && out == NULL)
+	if (ec == 0 && c->json)
+		ec = out_json(c, json_pack("{s:o, s:o, s:o}",
+		    "name", out_jstr(name),
+		    "names", out_jstrs(resp->names, resp->n_names),
+		    "chain_pem", out_jstr(resp->chain_pem)));
+	else if (ec == 0 && out == NULL)
 		ec = cli_write_file(c, "-", resp->chain_pem,
 		    strlen(resp->chain_pem), 0);
 	else if (ec == 0) {
@@ -795,7 +812,7 @@ static const char HELP_CSR[] =
 "  openssl req -in gizmo.csr -noout -verify -subject\n";
 
 static int
-ca_csr(cli *c, int argc, char **argv)
+cmd_ca_csr(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "subject", required_argument, NULL, 's' },
@@ -806,8 +823,7 @@ ca_csr(cli *c, int argc, char **argv)
 	    SECRETFREE__V1__EXPORT_CA_CSR_REQUEST__INIT;
 	Secretfree__V1__ExportCaCsrResponse *resp = NULL;
 	const char *out = "-", *name;
-	cli_json j;
-	int ch, ec;
+	int ch, ec, rc;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -831,11 +847,10 @@ ca_csr(cli *c, int argc, char **argv)
 		if (strcmp(out, "-") != 0)
 			ec = cli_write_file(c, out, resp->csr_pem,
 			    strlen(resp->csr_pem), 0644);
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_kstr(&j, "name", name);
-		cli_json_kstr(&j, "csr_pem", resp->csr_pem);
-		cli_json_close(&j);
+		rc = out_json(c, json_pack("{s:o, s:o}",
+		    "name", out_jstr(name),
+		    "csr_pem", out_jstr(resp->csr_pem)));
+		ec = ec ? ec : rc;
 	} else
 		ec = cli_write_file(c, out, resp->csr_pem,
 		    strlen(resp->csr_pem), 0644);
@@ -859,7 +874,7 @@ static const char HELP_IMPORT[] =
 "  secretfree ca import-cert gizmo --cert gizmo.crt --chain outside-root.pem\n";
 
 static int
-ca_import_cert(cli *c, int argc, char **argv)
+cmd_ca_import_cert(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cert", required_argument, NULL, 'c' },
@@ -902,9 +917,9 @@ ca_import_cert(cli *c, int argc, char **argv)
 	    &req.base, (ProtobufCMessage **)&ca)) != 0)
 		goto out;
 	if (c->json)
-		ca_json(ca, NULL);
+		ec = cmd_ca_print_json(c, ca, NULL);
 	else
-		ca_print(ca);
+		cmd_ca_print(ca);
 	protobuf_c_message_free_unpacked(&ca->base, NULL);
 out:
 	free(cert);
@@ -946,7 +961,7 @@ static const char HELP_SERVER[] =
 "      --out /etc/secretfree/authz.crt\n";
 
 static int
-ca_issue_server(cli *c, int argc, char **argv)
+cmd_ca_issue_server(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dns", required_argument, NULL, 'd' },
@@ -970,7 +985,6 @@ ca_issue_server(cli *c, int argc, char **argv)
 	size_t csrlen;
 	long long n;
 	int ch, gen = 0, ec = CLI_EXIT_USAGE, rc;
-	cli_json j;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -1062,24 +1076,23 @@ ca_issue_server(cli *c, int argc, char **argv)
 		    0644)) != 0)
 			goto out;
 	}
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_kstr(&j, "serial", resp->serial);
-		cli_json_kstr(&j, "key", keyf);
-		cli_json_kbool(&j, "key_generated", gen);
-		cli_json_kstr(&j, "certificate_file", out);
-		cli_json_kstr(&j, "chain_file", chain_out);
-		cli_json_kstr(&j, "certificate_pem", resp->certificate_pem);
-		cli_json_kstr(&j, "chain_pem", resp->chain_pem);
-		cli_json_close(&j);
-	} else {
-		cli_kv(stdout, "serial", "%s", resp->serial);
-		cli_kv(stdout, "key", "%s%s", keyf, gen ? " (generated)" : "");
-		cli_kv(stdout, "certificate", "%s%s", out, chain_out ? "" :
+	if (c->json)
+		ec = out_json(c, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o, "
+		    "s:o}",
+		    "serial", out_jstr(resp->serial),
+		    "key", out_jstr(keyf),
+		    "key_generated", gen,
+		    "certificate_file", out_jstr(out),
+		    "chain_file", out_jstr(chain_out),
+		    "certificate_pem", out_jstr(resp->certificate_pem),
+		    "chain_pem", out_jstr(resp->chain_pem)));
+	else {
+		out_kv(stdout, "serial", "%s", resp->serial);
+		out_kv(stdout, "key", "%s%s", keyf, gen ? " (generated)" : "");
+		out_kv(stdout, "certificate", "%s%s", out, chain_out ? "" :
 		    " (with its chain)");
 		if (chain_out)
-			cli_kv(stdout, "chain", "%s", chain_out);
+			out_kv(stdout, "chain", "%s", chain_out);
 	}
 out:
 	if (resp)
@@ -1093,19 +1106,19 @@ out:
 }
 
 const cli_cmd cmd_ca_table[] = {
-	{ "ca", "init", ca_init, "root, intermediate and issuing CAs in one"
+	{ "ca", "init", cmd_ca_init, "root, intermediate and issuing CAs in one"
 	    " go", HELP_INIT },
-	{ "ca", "create", ca_create, "create one CA (root, intermediate,"
+	{ "ca", "create", cmd_ca_create, "create one CA (root, intermediate,"
 	    " issuing)", HELP_CREATE },
-	{ "ca", "list", ca_list, "list the CAs", HELP_LIST },
-	{ "ca", "show", ca_show, "show one CA", HELP_SHOW },
-	{ "ca", "chain", ca_chain, "a CA's certificate chain (PEM)",
+	{ "ca", "list", cmd_ca_list, "list the CAs", HELP_LIST },
+	{ "ca", "show", cmd_ca_show, "show one CA", HELP_SHOW },
+	{ "ca", "chain", cmd_ca_chain, "a CA's certificate chain (PEM)",
 	    HELP_CHAIN },
-	{ "ca", "csr", ca_csr, "a CSR for a CA's key, for an outside parent",
-	    HELP_CSR },
-	{ "ca", "import-cert", ca_import_cert, "import an outside parent's"
+	{ "ca", "csr", cmd_ca_csr, "a CSR for a CA's key, for an outside"
+	    " parent", HELP_CSR },
+	{ "ca", "import-cert", cmd_ca_import_cert, "import an outside parent's"
 	    " certificate for a pending CA", HELP_IMPORT },
-	{ "ca", "issue-server", ca_issue_server, "a TLS server certificate"
+	{ "ca", "issue-server", cmd_ca_issue_server, "a TLS server certificate"
 	    " for our own endpoints", HELP_SERVER },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

@@ -1,6 +1,8 @@
 /*
- * cmd_cert.c - secretfree cert ...: the signer's issuance journal
- * (CaAdmin.GetCertificate, CaAdmin.ListCertificates).
+ * cmd_cert.c - secretfree cert ...: the signer's issuance journal through
+ * its admin socket, read-only: one certificate by its serial, written as
+ * openssl prints it (CaAdmin.GetCertificate), or a list by issuing CA or
+ * device, fetched page by page (CaAdmin.ListCertificates).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "out.h"
 #include "secretfree/v1/ca_admin.pb-c.h"
 #include "util.h"
 
@@ -19,7 +22,7 @@ typedef Secretfree__V1__CertificateInfo CertInfo;
 static const char *
 status_name(int v, char *buf, size_t len)
 {
-	return cli_enum(&secretfree__v1__certificate_status__descriptor, v,
+	return out_enum(&secretfree__v1__certificate_status__descriptor, v,
 	    "CERTIFICATE_STATUS_", buf, len);
 }
 
@@ -49,34 +52,35 @@ normalize_serial(cli *c, const char *in, char *out, size_t len)
 	return 0;
 }
 
-static void
-cert_json_members(cli_json *j, const CertInfo *ci, int pem)
+/* A certificate as --json prints it; with its PEM when pem is set. */
+static json_t *
+cmd_cert_json(const CertInfo *ci, int pem)
 {
 	char st[32], reason[48], hex[65] = "";
 
 	if (ci->key_sha256.len == 32)
 		sf_hex(ci->key_sha256.data, 32, hex);
-	cli_json_kstr(j, "serial", ci->serial);
-	cli_json_kstr(j, "ca", ci->ca_name);
-	cli_json_kstr(j, "subject", ci->subject);
-	cli_json_kstr(j, "device_id", ci->device_id);
-	cli_json_kstr(j, "key_sha256", hex);
-	cli_json_ktime(j, "not_before", ci->not_before);
-	cli_json_ktime(j, "not_after", ci->not_after);
-	cli_json_ktime(j, "issued_at", ci->issued_at);
-	cli_json_kstr(j, "status", status_name(ci->status, st, sizeof st));
-	if (ci->revoked_at) {
-		cli_json_kstr(j, "revocation_reason", cli_enum(
-		    &secretfree__v1__revocation_reason__descriptor,
-		    ci->revocation_reason, "REVOCATION_REASON_", reason,
-		    sizeof reason));
-		cli_json_ktime(j, "revoked_at", ci->revoked_at);
-	}
-	cli_json_kstr(j, "profile", ci->profile);
-	cli_json_kstr(j, "requester", ci->requester);
-	cli_json_kstr(j, "enrollment_id", ci->enrollment_id);
-	if (pem)
-		cli_json_kstr(j, "certificate_pem", ci->certificate_pem);
+	/* revocation_reason and revoked_at only once it is revoked. */
+	return json_pack("{s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:s, "
+	    "s:s*, s:o*, s:o, s:o, s:o, s:o*}",
+	    "serial", out_jstr(ci->serial),
+	    "ca", out_jstr(ci->ca_name),
+	    "subject", out_jstr(ci->subject),
+	    "device_id", out_jstr(ci->device_id),
+	    "key_sha256", hex,
+	    "not_before", out_jtime(ci->not_before),
+	    "not_after", out_jtime(ci->not_after),
+	    "issued_at", out_jtime(ci->issued_at),
+	    "status", status_name(ci->status, st, sizeof st),
+	    "revocation_reason", ci->revoked_at ? out_enum(
+	    &secretfree__v1__revocation_reason__descriptor,
+	    ci->revocation_reason, "REVOCATION_REASON_", reason,
+	    sizeof reason) : NULL,
+	    "revoked_at", ci->revoked_at ? out_jtime(ci->revoked_at) : NULL,
+	    "profile", out_jstr(ci->profile),
+	    "requester", out_jstr(ci->requester),
+	    "enrollment_id", out_jstr(ci->enrollment_id),
+	    "certificate_pem", pem ? out_jstr(ci->certificate_pem) : NULL);
 }
 
 static const char HELP_SHOW[] =
@@ -98,7 +102,7 @@ static const char HELP_SHOW[] =
 "      openssl x509 -noout -text\n";
 
 static int
-cert_show(cli *c, int argc, char **argv)
+cmd_cert_show(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, 'a' },
@@ -110,7 +114,6 @@ cert_show(cli *c, int argc, char **argv)
 	CertInfo *ci = NULL;
 	char serial[128], b1[32], b2[32], st[32], hex[65] = "";
 	int ch, ec, pem = 0;
-	cli_json j;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -135,34 +138,31 @@ cert_show(cli *c, int argc, char **argv)
 	if ((ec = cli_call(c, CLI_SIGNER, SVC, "GetCertificate", &req.base,
 	    (ProtobufCMessage **)&ci)) != 0)
 		return ec;
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cert_json_members(&j, ci, 1);
-		cli_json_close(&j);
-	} else if (pem)
+	if (c->json)
+		ec = out_json(c, cmd_cert_json(ci, 1));
+	else if (pem)
 		ec = cli_write_file(c, "-", ci->certificate_pem,
 		    strlen(ci->certificate_pem), 0);
 	else {
 		if (ci->key_sha256.len == 32)
 			sf_hex(ci->key_sha256.data, 32, hex);
-		cli_kv(stdout, "serial", "%s", ci->serial);
-		cli_kv(stdout, "ca", "%s", ci->ca_name);
-		cli_kv(stdout, "subject", "%s", ci->subject);
-		cli_kv(stdout, "device", "%s", ci->device_id);
-		cli_kv(stdout, "key sha256", "%s", hex);
-		cli_kv(stdout, "valid", "%s to %s", cli_time(ci->not_before, b1,
-		    sizeof b1), cli_time(ci->not_after, b2, sizeof b2));
-		cli_kv(stdout, "issued", "%s", cli_time(ci->issued_at, b1,
+		out_kv(stdout, "serial", "%s", ci->serial);
+		out_kv(stdout, "ca", "%s", ci->ca_name);
+		out_kv(stdout, "subject", "%s", ci->subject);
+		out_kv(stdout, "device", "%s", ci->device_id);
+		out_kv(stdout, "key sha256", "%s", hex);
+		out_kv(stdout, "valid", "%s to %s", out_time(ci->not_before, b1,
+		    sizeof b1), out_time(ci->not_after, b2, sizeof b2));
+		out_kv(stdout, "issued", "%s", out_time(ci->issued_at, b1,
 		    sizeof b1));
-		cli_kv(stdout, "status", "%s", status_name(ci->status, st,
+		out_kv(stdout, "status", "%s", status_name(ci->status, st,
 		    sizeof st));
 		if (ci->revoked_at)
-			cli_kv(stdout, "revoked", "%s", cli_time(ci->revoked_at,
+			out_kv(stdout, "revoked", "%s", out_time(ci->revoked_at,
 			    b1, sizeof b1));
-		cli_kv(stdout, "profile", "%s", ci->profile);
-		cli_kv(stdout, "requester", "%s", ci->requester);
-		cli_kv(stdout, "enrollment id", "%s", ci->enrollment_id);
+		out_kv(stdout, "profile", "%s", ci->profile);
+		out_kv(stdout, "requester", "%s", ci->requester);
+		out_kv(stdout, "enrollment id", "%s", ci->enrollment_id);
 	}
 	protobuf_c_message_free_unpacked(&ci->base, NULL);
 	return ec;
@@ -185,7 +185,7 @@ static const char HELP_LIST[] =
 "  secretfree cert list --ca us-east-1.widgiot --limit 5000\n";
 
 static int
-cert_list(cli *c, int argc, char **argv)
+cmd_cert_list(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ca", required_argument, NULL, 'a' },
@@ -198,12 +198,12 @@ cert_list(cli *c, int argc, char **argv)
 	Secretfree__V1__ListCertificatesRequest req =
 	    SECRETFREE__V1__LIST_CERTIFICATES_REQUEST__INIT;
 	Secretfree__V1__ListCertificatesResponse *resp = NULL;
-	cli_table *tb = NULL;
+	out_table *tb = NULL;
 	char after[128] = "", st[32], t[32];
 	long long limit = 100, n;
 	size_t shown = 0;
 	int ch, ec = 0;
-	cli_json j;
+	out_stream js;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -224,12 +224,9 @@ cert_list(cli *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument %s", argv[optind]);
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_key(&j, "certificates");
-		cli_json_arr(&j);
-	} else if ((tb = cli_table_new(6, hdr)) == NULL)
+	if (c->json)
+		out_stream_open(&js, stdout, NULL, "certificates");
+	else if ((tb = out_table_new(6, hdr)) == NULL)
 		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
 	/* Pages of at most PAGE_MAX until the limit or the end. */
 	while ((long long)shown < limit) {
@@ -242,18 +239,16 @@ cert_list(cli *c, int argc, char **argv)
 		for (size_t i = 0; i < resp->n_certificates; i++) {
 			const CertInfo *ci = resp->certificates[i];
 
-			if (c->json) {
-				cli_json_obj(&j);
-				cert_json_members(&j, ci, 0);
-				cli_json_end(&j);
-			} else {
+			if (c->json)
+				out_stream_item(&js, cmd_cert_json(ci, 0));
+			else {
 				const char *row[6] = { ci->serial, ci->ca_name,
 				    *ci->device_id ? ci->device_id :
 				    ci->subject, status_name(ci->status, st,
 				    sizeof st), ci->profile,
-				    cli_time(ci->not_after, t, sizeof t) };
+				    out_time(ci->not_after, t, sizeof t) };
 
-				cli_table_add(tb, row);
+				out_table_add(tb, row);
 			}
 			snprintf(after, sizeof after, "%s", ci->serial);
 		}
@@ -265,15 +260,17 @@ cert_list(cli *c, int argc, char **argv)
 			break;
 	}
 	if (c->json)
-		cli_json_close(&j);
+		out_stream_close(&js, NULL);
 	else if (ec == 0)
-		cli_table_print(tb, stdout);
-	cli_table_free(tb);
+		out_table_print(tb, stdout);
+	out_table_free(tb);
 	return ec;
 }
 
 const cli_cmd cmd_cert_table[] = {
-	{ "cert", "show", cert_show, "show an issued certificate", HELP_SHOW },
-	{ "cert", "list", cert_list, "list issued certificates", HELP_LIST },
+	{ "cert", "show", cmd_cert_show, "show an issued certificate",
+	    HELP_SHOW },
+	{ "cert", "list", cmd_cert_list, "list issued certificates",
+	    HELP_LIST },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

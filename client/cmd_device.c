@@ -1,35 +1,26 @@
 /*
- * cmd_device.c - secretfree device ...: the factory import into the signer
- * (CaAdmin.RegisterDeviceKeys) and authz (Registry.ImportDevices), and the
- * devices in authz's registry.
+ * cmd_device.c - secretfree device ...: import the factory's records (the
+ * options here; the protocol, signer first and then authz, is
+ * devimport.c's), and list, show, disable and enable the devices in
+ * authz's registry (Registry.ListDevices, GetDevice, GetThing,
+ * ListCertificates, DisableDevice, EnableDevice).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "devimport.h"
 #include "devrec.h"
-#include "err.h"
 #include "import.h"
+#include "out.h"
 #include "pubkey.h"
 #include "recres.h"
-#include "secretfree/v1/ca_admin.pb-c.h"
 #include "secretfree/v1/registry.pb-c.h"
 #include "util.h"
 
-#define CA_SVC (&secretfree__v1__ca_admin__descriptor)
 #define REG_SVC (&secretfree__v1__registry__descriptor)
 #define PAGE_MAX 1000
-
-#define OUTCOME_IMPORTED SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_IMPORTED
-#define OUTCOME_UNCHANGED SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_UNCHANGED
-
-typedef Secretfree__V1__DeviceKeyRecord KeyRecord;
-typedef Secretfree__V1__ImportResult ImportResult;
-
-enum { BY_FILE = 0, BY_SIGNER = 1, BY_AUTHZ = 2, BY_CHECK = 3 };
-static const char *const by_name[] = { "file", "signer", "authz", "check" };
 
 /* ---- device import ---- */
 
@@ -79,421 +70,8 @@ static const char HELP_IMPORT[] =
 "  secretfree device import devices.csv --product-line widgiot\n"
 "  secretfree device import keys/ --product-line widgiot --region eu-west-1\n";
 
-typedef struct {
-	char source[300];
-	uint64_t line;
-	int fmt;
-} rec_where;
-
-/* A refusal held until its batch is answered, so that a batch's
- * refusals come out in file order whoever made them. */
-typedef struct {
-	rec_where w;
-	char id[DEVICE_ID_MAX + 1];
-	int reason;
-	int by;
-	size_t seq;
-	char message[200];
-} pending;
-
-typedef struct {
-	cli *c;
-	cli_json j;
-	const char *path;
-	int fmt;
-	int tty;
-	int dry_run;
-	int progress_shown;
-	size_t cap;
-	/* The batch being filled: records and copies of what they point at. */
-	size_t n;
-	KeyRecord *recs;
-	KeyRecord **ptrs;
-	rec_where *where;
-	pending *pend;           /* at most cap, with the batch's records */
-	size_t npend;
-	uint64_t nread, imported, unchanged, refused;
-} importer;
-
-static void
-progress_clear(importer *im)
-{
-	if (im->progress_shown) {
-		fputs("\r\033[K", stderr);
-		im->progress_shown = 0;
-	}
-}
-
-static void
-progress(importer *im)
-{
-	if (!im->tty)
-		return;
-	fprintf(stderr, "\r\033[K%llu read: imported %llu, unchanged %llu,"
-	    " refused %llu", (unsigned long long)im->nread,
-	    (unsigned long long)im->imported,
-	    (unsigned long long)im->unchanged,
-	    (unsigned long long)im->refused);
-	im->progress_shown = 1;
-}
-
-/* A short sentence for what the stores refuse (their messages repeat the
- * id); the checks' own sentences carry details worth keeping. */
-static const char *
-refusal_text(int reason, const char *message)
-{
-	switch (reason) {
-	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_KEY:
-		return "registered with another key";
-	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_KEY_HAS_OTHER_ID:
-		return "its key is registered under another device id";
-	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_PLACE:
-		return "registered for another product line or region";
-	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_CONFLICT_IN_BATCH:
-		return "conflicts with another record of the same batch";
-	}
-	return message && *message ? message : "refused";
-}
-
-/* The reader's sentences may start with where the record is ("line 7: ",
- * "name.pem: "); the refusal line says that already. */
-static const char *
-skip_where(const char *s, const rec_where *w)
-{
-	const char *p = s, *base = strrchr(w->source, '/');
-	size_t n;
-
-	if (strncmp(p, "line ", 5) == 0) {
-		p += 5;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p > s + 5 && strncmp(p, ": ", 2) == 0)
-			return p + 2;
-		return s;
-	}
-	base = base ? base + 1 : w->source;
-	n = strlen(base);
-	if (n && strncmp(s, base, n) == 0 && strncmp(s + n, ": ", 2) == 0)
-		return s + n + 2;
-	return s;
-}
-
-static void
-emit(importer *im, const rec_where *w, const char *id, int reason,
-    const char *message, int by)
-{
-	char rname[48], loc[340];
-	const char *text = skip_where(refusal_text(reason, message), w);
-
-	im->refused++;
-	if (reason == IMPORT_MALFORMED)
-		snprintf(rname, sizeof rname, "malformed");
-	else
-		cli_enum(&secretfree__v1__refusal_reason__descriptor, reason,
-		    "REFUSAL_REASON_", rname, sizeof rname);
-	if (w->fmt == IMPORT_DIR)
-		snprintf(loc, sizeof loc, "%s", w->source);
-	else
-		snprintf(loc, sizeof loc, "%s:%llu", w->source,
-		    (unsigned long long)w->line);
-	if (im->c->json) {
-		cli_json_obj(&im->j);
-		cli_json_kstr(&im->j, "source", w->source);
-		cli_json_kint(&im->j, "line", (long long)w->line);
-		cli_json_kstr(&im->j, "device_id", id);
-		cli_json_kstr(&im->j, "reason", rname);
-		cli_json_kstr(&im->j, "message", text);
-		cli_json_kstr(&im->j, "by", by_name[by]);
-		cli_json_end(&im->j);
-		return;
-	}
-	progress_clear(im);
-	fflush(stdout);
-	if (id && *id)
-		fprintf(stderr, "%s: device %s: %s (%s)\n", loc, id, text,
-		    by_name[by]);
-	else
-		fprintf(stderr, "%s: %s (%s)\n", loc, text, by_name[by]);
-}
-
-/* Hold a refusal for its batch (or report it now, with no batch). */
-static void
-refusal(importer *im, const rec_where *w, const char *id, int reason,
-    const char *message, int by)
-{
-	pending *p;
-
-	if (im->pend == NULL) {
-		emit(im, w, id, reason, message, by);
-		return;
-	}
-	p = &im->pend[im->npend];
-	p->w = *w;
-	snprintf(p->id, sizeof p->id, "%s", id ? id : "");
-	p->reason = reason;
-	p->by = by;
-	p->seq = im->npend++;
-	snprintf(p->message, sizeof p->message, "%s", message ? message : "");
-}
-
 static int
-pending_cmp(const void *a, const void *b)
-{
-	const pending *x = a, *y = b;
-
-	if (x->w.line != y->w.line)
-		return x->w.line < y->w.line ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static void
-pending_emit(importer *im)
-{
-	qsort(im->pend, im->npend, sizeof *im->pend, pending_cmp);
-	for (size_t i = 0; i < im->npend; i++)
-		emit(im, &im->pend[i].w, im->pend[i].id, im->pend[i].reason,
-		    im->pend[i].message, im->pend[i].by);
-	im->npend = 0;
-}
-
-static void
-batch_clear(importer *im)
-{
-	for (size_t i = 0; i < im->n; i++) {
-		free(im->recs[i].device_id);
-		free(im->recs[i].product_line);
-		free(im->recs[i].region);
-		free(im->recs[i].spki_der.data);
-	}
-	im->n = 0;
-}
-
-/* Where a record is, as the refusal lines say it. */
-static void
-where_of(importer *im, const import_record *r, rec_where *w)
-{
-	w->line = r->line;
-	w->fmt = im->fmt;
-	if (im->fmt == IMPORT_DIR && strchr(r->source, '/') == NULL)
-		snprintf(w->source, sizeof w->source, "%s%s%s", im->path,
-		    im->path[strlen(im->path) - 1] == '/' ? "" : "/",
-		    r->source);
-	else
-		snprintf(w->source, sizeof w->source, "%s", *r->source ?
-		    r->source : im->path);
-}
-
-static int
-batch_add(importer *im, const import_record *r)
-{
-	KeyRecord *k = &im->recs[im->n];
-
-	secretfree__v1__device_key_record__init(k);
-	k->device_id = strdup(r->device_id);
-	k->product_line = strdup(r->product_line);
-	k->region = strdup(r->region);
-	k->spki_der.data = malloc(r->key.spki_len ? r->key.spki_len : 1);
-	k->line = r->line;
-	im->ptrs[im->n] = k;
-	where_of(im, r, &im->where[im->n]);
-	im->n++;
-	if (!k->device_id || !k->product_line || !k->region ||
-	    !k->spki_der.data)
-		return cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
-	memcpy(k->spki_der.data, r->key.spki, r->key.spki_len);
-	k->spki_der.len = r->key.spki_len;
-	return 0;
-}
-
-static int
-check_results(importer *im, const char *who, const ImportResult *res,
-    size_t n)
-{
-	if (res->n_results != n)
-		return cli_error(im->c, CLI_EXIT_ERROR, "%s answered %zu"
-		    " results for %zu records", who, res->n_results, n);
-	for (size_t i = 0; i < n; i++)
-		if (res->results[i]->index != i)
-			return cli_error(im->c, CLI_EXIT_ERROR, "%s answered"
-			    " the results out of order", who);
-	return 0;
-}
-
-/* Send the batch: the signer first, then authz with what the signer
- * accepted. */
-static int
-batch_flush(importer *im)
-{
-	Secretfree__V1__RegisterDeviceKeysRequest sreq =
-	    SECRETFREE__V1__REGISTER_DEVICE_KEYS_REQUEST__INIT;
-	Secretfree__V1__ImportDevicesRequest areq =
-	    SECRETFREE__V1__IMPORT_DEVICES_REQUEST__INIT;
-	ImportResult *sres = NULL, *ares = NULL;
-	KeyRecord **pass = NULL;
-	size_t *idx = NULL, np = 0;
-	int ec;
-
-	if (im->n == 0) {
-		pending_emit(im);
-		return 0;
-	}
-	sreq.records = im->ptrs;
-	sreq.n_records = im->n;
-	if ((ec = cli_call(im->c, CLI_SIGNER, CA_SVC, "RegisterDeviceKeys",
-	    &sreq.base, (ProtobufCMessage **)&sres)) != 0 ||
-	    (ec = check_results(im, "the signer", sres, im->n)) != 0)
-		goto out;
-	if ((pass = calloc(im->n, sizeof *pass)) == NULL ||
-	    (idx = calloc(im->n, sizeof *idx)) == NULL) {
-		ec = cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < im->n; i++) {
-		const Secretfree__V1__RecordResult *r = sres->results[i];
-
-		if (r->outcome == OUTCOME_IMPORTED ||
-		    r->outcome == OUTCOME_UNCHANGED) {
-			pass[np] = im->ptrs[i];
-			idx[np++] = i;
-		} else
-			refusal(im, &im->where[i], im->ptrs[i]->device_id,
-			    r->reason, r->message, BY_SIGNER);
-	}
-	if (np > 0) {
-		areq.records = pass;
-		areq.n_records = np;
-		if ((ec = cli_call(im->c, CLI_AUTHZ, REG_SVC, "ImportDevices",
-		    &areq.base, (ProtobufCMessage **)&ares)) != 0 ||
-		    (ec = check_results(im, "authz", ares, np)) != 0)
-			goto out;
-	}
-	for (size_t k = 0; k < np; k++) {
-		const Secretfree__V1__RecordResult *a = ares->results[k];
-		const Secretfree__V1__RecordResult *s = sres->results[idx[k]];
-
-		if (a->outcome != OUTCOME_IMPORTED &&
-		    a->outcome != OUTCOME_UNCHANGED)
-			refusal(im, &im->where[idx[k]], pass[k]->device_id,
-			    a->reason, a->message, BY_AUTHZ);
-		else if (a->outcome == OUTCOME_IMPORTED ||
-		    s->outcome == OUTCOME_IMPORTED)
-			im->imported++;
-		else
-			im->unchanged++;
-	}
-	ec = 0;
-out:
-	if (sres)
-		protobuf_c_message_free_unpacked(&sres->base, NULL);
-	if (ares)
-		protobuf_c_message_free_unpacked(&ares->base, NULL);
-	free(pass);
-	free(idx);
-	batch_clear(im);
-	pending_emit(im);
-	progress(im);
-	return ec;
-}
-
-/* --dry-run: the checks both daemons make, here. */
-static void
-dry_check(importer *im, const import_record *r)
-{
-	pubkey_info pk;
-	rec_where w;
-	char why[200];
-	int reason;
-
-	reason = devrec_check(r->device_id, r->key.spki, r->key.spki_len,
-	    r->product_line, r->region, &pk, why, sizeof why);
-	pubkey_info_free(&pk);
-	if (reason) {
-		where_of(im, r, &w);
-		refusal(im, &w, r->device_id, reason, why, BY_CHECK);
-	} else
-		im->imported++;
-}
-
-static int
-import_run(importer *im, import_reader *rd, size_t batch)
-{
-	import_record rec;
-	rec_where w;
-	int rc, ec = 0;
-
-	memset(&rec, 0, sizeof rec);
-	while ((rc = import_next(rd, &rec)) == 1) {
-		im->nread++;
-		if (rec.reason != 0) {
-			where_of(im, &rec, &w);
-			refusal(im, &w, rec.device_id, rec.reason, rec.why,
-			    BY_FILE);
-			if (im->pend && im->n + im->npend >= batch &&
-			    (ec = batch_flush(im)) != 0)
-				break;
-			continue;
-		}
-		if (im->dry_run) {
-			dry_check(im, &rec);
-			continue;
-		}
-		if ((ec = batch_add(im, &rec)) != 0)
-			break;
-		if (im->n + im->npend >= batch && (ec = batch_flush(im)) != 0)
-			break;
-	}
-	if (rc < 0 && ec == 0)
-		ec = cli_error(im->c, CLI_EXIT_INPUT, "%s: %s (after record"
-		    " %llu)", im->path, *rec.why ? rec.why : "read error",
-		    (unsigned long long)im->nread);
-	if (ec == 0 && !im->dry_run)
-		ec = batch_flush(im);
-	else if (im->pend)
-		pending_emit(im);
-	import_record_fini(&rec);
-	batch_clear(im);
-	return ec;
-}
-
-static void
-import_summary(importer *im, int ec)
-{
-	FILE *f = ec ? stderr : stdout;
-
-	if (im->c->json) {
-		cli_json_end(&im->j);   /* the refusals */
-		cli_json_kbool(&im->j, "dry_run", im->dry_run);
-		cli_json_kbool(&im->j, "complete", ec == 0);
-		cli_json_kint(&im->j, "read", (long long)im->nread);
-		if (im->dry_run)
-			cli_json_kint(&im->j, "valid", (long long)im->imported);
-		else {
-			cli_json_kint(&im->j, "imported",
-			    (long long)im->imported);
-			cli_json_kint(&im->j, "unchanged",
-			    (long long)im->unchanged);
-		}
-		cli_json_kint(&im->j, "refused", (long long)im->refused);
-		cli_json_close(&im->j);
-		return;
-	}
-	progress_clear(im);
-	if (ec)
-		fprintf(f, "stopped after %llu records: ",
-		    (unsigned long long)im->nread);
-	if (im->dry_run)
-		fprintf(f, "dry run: %llu valid, refused %llu (nothing sent)\n",
-		    (unsigned long long)im->imported,
-		    (unsigned long long)im->refused);
-	else
-		fprintf(f, "imported %llu, unchanged %llu, refused %llu\n",
-		    (unsigned long long)im->imported,
-		    (unsigned long long)im->unchanged,
-		    (unsigned long long)im->refused);
-}
-
-static int
-device_import(cli *c, int argc, char **argv)
+cmd_device_import(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
@@ -503,41 +81,37 @@ device_import(cli *c, int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *pl = NULL, *region = NULL;
-	import_reader *rd = NULL;
-	importer im;
-	long long batch = 1000;
-	char why[512];
-	int ch, ec, rc, fmt = IMPORT_AUTO;
+	devimport_opts o = { .fmt = IMPORT_AUTO, .batch = 1000 };
+	long long batch;
+	int ch;
 
-	memset(&im, 0, sizeof im);
-	im.c = c;
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
 		case 'f':
 			if (strcmp(optarg, "csv") == 0)
-				fmt = IMPORT_CSV;
+				o.fmt = IMPORT_CSV;
 			else if (strcmp(optarg, "jsonl") == 0)
-				fmt = IMPORT_JSONL;
+				o.fmt = IMPORT_JSONL;
 			else if (strcmp(optarg, "dir") == 0)
-				fmt = IMPORT_DIR;
+				o.fmt = IMPORT_DIR;
 			else
 				return cli_usage(c, "--format is csv, jsonl or"
 				    " dir, not \"%s\"", optarg);
 			break;
 		case 'p':
-			pl = optarg;
+			o.product_line = optarg;
 			break;
 		case 'r':
-			region = optarg;
+			o.region = optarg;
 			break;
 		case 'b':
 			if (cli_num(c, "--batch", optarg, 1, RECRES_MAX_RECORDS,
 			    &batch) != 0)
 				return CLI_EXIT_USAGE;
+			o.batch = (size_t)batch;
 			break;
 		case 'n':
-			im.dry_run = 1;
+			o.dry_run = 1;
 			break;
 		default:
 			return CLI_EXIT_USAGE;
@@ -547,45 +121,8 @@ device_import(cli *c, int argc, char **argv)
 		return optind >= argc ? cli_usage(c, "which file or"
 		    " directory?") : cli_usage(c, "one file or directory only,"
 		    " not %s", argv[argc - 1]);
-	im.path = argv[optind];
-	/* Find the targets before reading anything. */
-	if (!im.dry_run && (cli_target(c, CLI_SIGNER) == NULL ||
-	    cli_target(c, CLI_AUTHZ) == NULL))
-		return CLI_EXIT_USAGE;
-	rc = import_open(im.path, fmt, pl, region, &rd, why, sizeof why);
-	if (rc == SF_EINVAL)
-		return cli_usage(c, "%s", why);
-	if (rc != 0)
-		return cli_error(c, CLI_EXIT_INPUT, "%s", why);
-	im.fmt = import_format(rd);
-	im.tty = !c->json && isatty(STDERR_FILENO);
-	im.cap = (size_t)batch;
-	if (!im.dry_run && ((im.recs = calloc(im.cap, sizeof *im.recs)) ==
-	    NULL || (im.ptrs = calloc(im.cap, sizeof *im.ptrs)) == NULL ||
-	    (im.where = calloc(im.cap, sizeof *im.where)) == NULL ||
-	    (im.pend = calloc(im.cap, sizeof *im.pend)) == NULL)) {
-		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
-		goto out;
-	}
-	if (c->json) {
-		cli_json_open(&im.j, stdout);
-		cli_json_obj(&im.j);
-		cli_json_kstr(&im.j, "source", im.path);
-		cli_json_kstr(&im.j, "format", import_format_name(im.fmt));
-		cli_json_key(&im.j, "refusals");
-		cli_json_arr(&im.j);
-	}
-	ec = import_run(&im, rd, (size_t)batch);
-	import_summary(&im, ec);
-	if (ec == 0 && im.refused > 0)
-		ec = CLI_EXIT_REFUSED;
-out:
-	import_close(rd);
-	free(im.recs);
-	free(im.ptrs);
-	free(im.where);
-	free(im.pend);
-	return ec;
+	o.path = argv[optind];
+	return devimport_run(c, &o);
 }
 
 /* ---- device list / show ---- */
@@ -593,31 +130,34 @@ out:
 static const char *
 dstate_name(int v, char *buf, size_t len)
 {
-	return cli_enum(&secretfree__v1__device_state__descriptor, v,
+	return out_enum(&secretfree__v1__device_state__descriptor, v,
 	    "DEVICE_STATE_", buf, len);
 }
 
-static void
-device_json_members(cli_json *j, const Secretfree__V1__Device *d)
+/* A device as --json prints it; key_type when its key can be read. */
+static json_t *
+cmd_device_json(const Secretfree__V1__Device *d)
 {
 	char st[32], hex[65] = "";
 	pubkey_info pk;
+	json_t *v;
 
 	if (d->key_sha256.len == 32)
 		sf_hex(d->key_sha256.data, 32, hex);
-	cli_json_kstr(j, "device_id", d->device_id);
-	cli_json_kstr(j, "product_line", d->product_line);
-	cli_json_kstr(j, "region", d->region);
-	cli_json_kstr(j, "state", dstate_name(d->state, st, sizeof st));
-	cli_json_kstr(j, "key_sha256", hex);
-	if (pubkey_from_spki(d->spki_der.data, d->spki_der.len, &pk, NULL,
-	    0) == 0)
-		cli_json_kstr(j, "key_type", pubkey_type_name(pk.type));
+	v = json_pack("{s:o, s:o, s:o, s:s, s:s, s:s*, s:o, s:o, s:o, s:o}",
+	    "device_id", out_jstr(d->device_id),
+	    "product_line", out_jstr(d->product_line),
+	    "region", out_jstr(d->region),
+	    "state", dstate_name(d->state, st, sizeof st),
+	    "key_sha256", hex,
+	    "key_type", pubkey_from_spki(d->spki_der.data, d->spki_der.len,
+	    &pk, NULL, 0) == 0 ? pubkey_type_name(pk.type) : NULL,
+	    "current_serial", out_jstr(d->current_serial),
+	    "thing_name", out_jstr(d->thing_name),
+	    "created_at", out_jtime(d->created_at),
+	    "updated_at", out_jtime(d->updated_at));
 	pubkey_info_free(&pk);
-	cli_json_kstr(j, "current_serial", d->current_serial);
-	cli_json_kstr(j, "thing_name", d->thing_name);
-	cli_json_ktime(j, "created_at", d->created_at);
-	cli_json_ktime(j, "updated_at", d->updated_at);
+	return v;
 }
 
 static int
@@ -655,7 +195,7 @@ static const char HELP_LIST[] =
 "  secretfree device list --product-line widgiot --state registered\n";
 
 static int
-device_list(cli *c, int argc, char **argv)
+cmd_device_list(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "product-line", required_argument, NULL, 'p' },
@@ -669,12 +209,12 @@ device_list(cli *c, int argc, char **argv)
 	Secretfree__V1__ListDevicesRequest req =
 	    SECRETFREE__V1__LIST_DEVICES_REQUEST__INIT;
 	Secretfree__V1__ListDevicesResponse *resp = NULL;
-	cli_table *tb = NULL;
+	out_table *tb = NULL;
 	char after[DEVICE_ID_MAX + 1] = "", st[32], hex[65];
 	long long limit = 100, n;
 	size_t shown = 0;
 	int ch, state = 0, ec = 0;
-	cli_json j;
+	out_stream js;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -700,12 +240,9 @@ device_list(cli *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument %s", argv[optind]);
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_key(&j, "devices");
-		cli_json_arr(&j);
-	} else if ((tb = cli_table_new(6, hdr)) == NULL)
+	if (c->json)
+		out_stream_open(&js, stdout, NULL, "devices");
+	else if ((tb = out_table_new(6, hdr)) == NULL)
 		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
 	while ((long long)shown < limit) {
 		n = limit - (long long)shown;
@@ -717,11 +254,9 @@ device_list(cli *c, int argc, char **argv)
 		for (size_t i = 0; i < resp->n_devices; i++) {
 			const Secretfree__V1__Device *d = resp->devices[i];
 
-			if (c->json) {
-				cli_json_obj(&j);
-				device_json_members(&j, d);
-				cli_json_end(&j);
-			} else {
+			if (c->json)
+				out_stream_item(&js, cmd_device_json(d));
+			else {
 				const char *row[6];
 
 				hex[0] = '\0';
@@ -733,7 +268,7 @@ device_list(cli *c, int argc, char **argv)
 				row[3] = dstate_name(d->state, st, sizeof st);
 				row[4] = d->current_serial;
 				row[5] = hex;
-				cli_table_add(tb, row);
+				out_table_add(tb, row);
 			}
 			snprintf(after, sizeof after, "%s", d->device_id);
 		}
@@ -745,10 +280,10 @@ device_list(cli *c, int argc, char **argv)
 			break;
 	}
 	if (c->json)
-		cli_json_close(&j);
+		out_stream_close(&js, NULL);
 	else if (ec == 0)
-		cli_table_print(tb, stdout);
-	cli_table_free(tb);
+		out_table_print(tb, stdout);
+	out_table_free(tb);
 	return ec;
 }
 
@@ -764,35 +299,50 @@ static const char HELP_SHOW[] =
 "  secretfree device show 1111\n"
 "  secretfree --json device show 1111 | jq .thing.attributes\n";
 
-static void
-thing_json(cli_json *j, const Secretfree__V1__Thing *t)
+/* A device's thing as --json prints it; null before it enrolled. */
+static json_t *
+thing_json(const Secretfree__V1__Thing *t)
 {
-	cli_json_key(j, "thing");
+	json_t *attrs = json_object();
+
 	if (t == NULL) {
-		cli_json_null(j);
-		return;
+		json_decref(attrs);
+		return json_null();
 	}
-	cli_json_obj(j);
-	cli_json_kstr(j, "name", t->name);
-	cli_json_key(j, "attributes");
-	cli_json_obj(j);
 	for (size_t i = 0; i < t->n_attributes; i++)
-		cli_json_kstr(j, t->attributes[i]->name,
-		    t->attributes[i]->value);
-	cli_json_end(j);
-	cli_json_key(j, "groups");
-	cli_json_arr(j);
-	for (size_t i = 0; i < t->n_groups; i++)
-		cli_json_str(j, t->groups[i]);
-	cli_json_end(j);
-	cli_json_key(j, "policies");
-	cli_json_arr(j);
-	for (size_t i = 0; i < t->n_policies; i++)
-		cli_json_str(j, t->policies[i]);
-	cli_json_end(j);
-	cli_json_kstr(j, "certificate_serial", t->certificate_serial);
-	cli_json_ktime(j, "created_at", t->created_at);
-	cli_json_end(j);
+		out_jset(&attrs, t->attributes[i]->name,
+		    out_jstr(t->attributes[i]->value));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "name", out_jstr(t->name),
+	    "attributes", attrs,
+	    "groups", out_jstrs(t->groups, t->n_groups),
+	    "policies", out_jstrs(t->policies, t->n_policies),
+	    "certificate_serial", out_jstr(t->certificate_serial),
+	    "created_at", out_jtime(t->created_at));
+}
+
+/* A device's certificates as --json prints them. */
+static json_t *
+certs_json(const Secretfree__V1__ListDeviceCertificatesResponse *cl)
+{
+	json_t *a = json_array();
+	char st[32];
+
+	for (size_t i = 0; i < cl->n_certificates; i++) {
+		const Secretfree__V1__CertificateInfo *ci = cl->certificates[i];
+
+		out_jappend(&a, json_pack("{s:o, s:o, s:s, s:o, s:o, s:o, s:o}",
+		    "serial", out_jstr(ci->serial),
+		    "ca", out_jstr(ci->ca_name),
+		    "status", out_enum(
+		    &secretfree__v1__certificate_status__descriptor,
+		    ci->status, "CERTIFICATE_STATUS_", st, sizeof st),
+		    "not_before", out_jtime(ci->not_before),
+		    "not_after", out_jtime(ci->not_after),
+		    "issued_at", out_jtime(ci->issued_at),
+		    "enrollment_id", out_jstr(ci->enrollment_id)));
+	}
+	return a;
 }
 
 static void
@@ -803,23 +353,23 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 	    "NOT_AFTER", "ENROLLMENT" };
 	char st[32], hex[65] = "", b1[32], b2[32];
 	pubkey_info pk;
-	cli_table *tb;
+	out_table *tb;
 
 	if (d->key_sha256.len == 32)
 		sf_hex(d->key_sha256.data, 32, hex);
-	cli_kv(stdout, "device", "%s", d->device_id);
-	cli_kv(stdout, "state", "%s", dstate_name(d->state, st, sizeof st));
-	cli_kv(stdout, "product line", "%s", d->product_line);
-	cli_kv(stdout, "region", "%s", *d->region ? d->region : "(any)");
+	out_kv(stdout, "device", "%s", d->device_id);
+	out_kv(stdout, "state", "%s", dstate_name(d->state, st, sizeof st));
+	out_kv(stdout, "product line", "%s", d->product_line);
+	out_kv(stdout, "region", "%s", *d->region ? d->region : "(any)");
 	if (pubkey_from_spki(d->spki_der.data, d->spki_der.len, &pk, NULL,
 	    0) == 0)
-		cli_kv(stdout, "key type", "%s", pubkey_type_name(pk.type));
+		out_kv(stdout, "key type", "%s", pubkey_type_name(pk.type));
 	pubkey_info_free(&pk);
-	cli_kv(stdout, "key sha256", "%s", hex);
-	cli_kv(stdout, "current serial", "%s", d->current_serial);
-	cli_kv(stdout, "created", "%s", cli_time(d->created_at, b1,
+	out_kv(stdout, "key sha256", "%s", hex);
+	out_kv(stdout, "current serial", "%s", d->current_serial);
+	out_kv(stdout, "created", "%s", out_time(d->created_at, b1,
 	    sizeof b1));
-	cli_kv(stdout, "updated", "%s", cli_time(d->updated_at, b2,
+	out_kv(stdout, "updated", "%s", out_time(d->updated_at, b2,
 	    sizeof b2));
 	if (t) {
 		printf("\nthing %s\n", t->name);
@@ -836,24 +386,24 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 		return;
 	}
 	printf("\ncertificates\n");
-	if ((tb = cli_table_new(5, hdr)) == NULL)
+	if ((tb = out_table_new(5, hdr)) == NULL)
 		return;
 	for (size_t i = 0; i < cl->n_certificates; i++) {
 		const Secretfree__V1__CertificateInfo *ci = cl->certificates[i];
-		const char *row[5] = { ci->serial, ci->ca_name, cli_enum(
+		const char *row[5] = { ci->serial, ci->ca_name, out_enum(
 		    &secretfree__v1__certificate_status__descriptor,
 		    ci->status, "CERTIFICATE_STATUS_", st, sizeof st),
-		    cli_time(ci->not_after, b1, sizeof b1),
+		    out_time(ci->not_after, b1, sizeof b1),
 		    ci->enrollment_id };
 
-		cli_table_add(tb, row);
+		out_table_add(tb, row);
 	}
-	cli_table_print(tb, stdout);
-	cli_table_free(tb);
+	out_table_print(tb, stdout);
+	out_table_free(tb);
 }
 
 static int
-device_show(cli *c, int argc, char **argv)
+cmd_device_show(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
 	Secretfree__V1__GetDeviceRequest dreq =
@@ -865,9 +415,7 @@ device_show(cli *c, int argc, char **argv)
 	Secretfree__V1__Device *d = NULL;
 	Secretfree__V1__Thing *t = NULL;
 	Secretfree__V1__ListDeviceCertificatesResponse *cl = NULL;
-	char st[32], b1[32];
 	rpc_status rs;
-	cli_json j;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1)
@@ -894,36 +442,13 @@ device_show(cli *c, int argc, char **argv)
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, "ListCertificates",
 	    &creq.base, (ProtobufCMessage **)&cl)) != 0)
 		goto out;
-	if (!c->json) {
+	if (c->json)
+		ec = out_json(c, json_pack("{s:o, s:o, s:o}",
+		    "device", cmd_device_json(d),
+		    "thing", thing_json(t),
+		    "certificates", certs_json(cl)));
+	else
 		show_human(d, t, cl);
-		goto out;
-	}
-	cli_json_open(&j, stdout);
-	cli_json_obj(&j);
-	cli_json_key(&j, "device");
-	cli_json_obj(&j);
-	device_json_members(&j, d);
-	cli_json_end(&j);
-	thing_json(&j, t);
-	cli_json_key(&j, "certificates");
-	cli_json_arr(&j);
-	for (size_t i = 0; i < cl->n_certificates; i++) {
-		const Secretfree__V1__CertificateInfo *ci = cl->certificates[i];
-
-		cli_json_obj(&j);
-		cli_json_kstr(&j, "serial", ci->serial);
-		cli_json_kstr(&j, "ca", ci->ca_name);
-		cli_json_kstr(&j, "status", cli_enum(
-		    &secretfree__v1__certificate_status__descriptor,
-		    ci->status, "CERTIFICATE_STATUS_", st, sizeof st));
-		cli_json_ktime(&j, "not_before", ci->not_before);
-		cli_json_ktime(&j, "not_after", ci->not_after);
-		cli_json_ktime(&j, "issued_at", ci->issued_at);
-		cli_json_kstr(&j, "enrollment_id", ci->enrollment_id);
-		cli_json_end(&j);
-	}
-	cli_json_close(&j);
-	(void)b1;
 out:
 	protobuf_c_message_free_unpacked(&d->base, NULL);
 	if (t)
@@ -969,7 +494,6 @@ set_state(cli *c, int argc, char **argv, int disable)
 	    SECRETFREE__V1__SET_DEVICE_STATE_REQUEST__INIT;
 	Secretfree__V1__Device *d = NULL;
 	char st[32];
-	cli_json j;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, disable ? dopts : eopts)) !=
@@ -985,39 +509,37 @@ set_state(cli *c, int argc, char **argv, int disable)
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, disable ? "DisableDevice" :
 	    "EnableDevice", &req.base, (ProtobufCMessage **)&d)) != 0)
 		return ec;
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		device_json_members(&j, d);
-		cli_json_close(&j);
-	} else
+	if (c->json)
+		ec = out_json(c, cmd_device_json(d));
+	else
 		printf("device %s: %s\n", d->device_id, dstate_name(d->state,
 		    st, sizeof st));
 	protobuf_c_message_free_unpacked(&d->base, NULL);
-	return 0;
+	return ec;
 }
 
 static int
-device_disable(cli *c, int argc, char **argv)
+cmd_device_disable(cli *c, int argc, char **argv)
 {
 	return set_state(c, argc, argv, 1);
 }
 
 static int
-device_enable(cli *c, int argc, char **argv)
+cmd_device_enable(cli *c, int argc, char **argv)
 {
 	return set_state(c, argc, argv, 0);
 }
 
 const cli_cmd cmd_device_table[] = {
-	{ "device", "import", device_import, "import factory records into the"
-	    " signer and authz", HELP_IMPORT },
-	{ "device", "list", device_list, "list registered devices", HELP_LIST },
-	{ "device", "show", device_show, "show a device, its thing and"
+	{ "device", "import", cmd_device_import, "import factory records into"
+	    " the signer and authz", HELP_IMPORT },
+	{ "device", "list", cmd_device_list, "list registered devices",
+	    HELP_LIST },
+	{ "device", "show", cmd_device_show, "show a device, its thing and"
 	    " certificates", HELP_SHOW },
-	{ "device", "disable", device_disable, "refuse a device's enrollments",
-	    HELP_DISABLE },
-	{ "device", "enable", device_enable, "enable a disabled device",
+	{ "device", "disable", cmd_device_disable, "refuse a device's"
+	    " enrollments", HELP_DISABLE },
+	{ "device", "enable", cmd_device_enable, "enable a disabled device",
 	    HELP_ENABLE },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
+#include "out.h"
 #include "devkey.h"
 #include "err.h"
 #include "pubkey.h"
@@ -190,63 +191,56 @@ out:
 	return ec;
 }
 
-static void
+static int
 report(cli *c, const enroll_opts *o, const Secretfree__V1__EnrollResponse *en,
     size_t nchunks, size_t total)
 {
 	char issuer[512], b1[32], b2[32], hex[65], state[32];
 	FILE *f = o->out ? stdout : stderr;
-	cli_json j;
 
 	issuer_of(en->certificate_pem, issuer, sizeof issuer);
-	cli_enum(&secretfree__v1__enrollment_state__descriptor, en->state,
+	out_enum(&secretfree__v1__enrollment_state__descriptor, en->state,
 	    "ENROLLMENT_STATE_", state, sizeof state);
 	hex[0] = '\0';
 	if (en->bundle_sha256.len == 32)
 		sf_hex(en->bundle_sha256.data, 32, hex);
-	if (c->json) {
-		cli_json_open(&j, stdout);
-		cli_json_obj(&j);
-		cli_json_kstr(&j, "device_id", en->device_id);
-		cli_json_kstr(&j, "serial", en->serial);
-		cli_json_kstr(&j, "enrollment_id", en->enrollment_id);
-		cli_json_kstr(&j, "issuer", issuer);
-		cli_json_ktime(&j, "not_before", en->not_before);
-		cli_json_ktime(&j, "not_after", en->not_after);
-		cli_json_kstr(&j, "state", state);
-		cli_json_kbool(&j, "replayed", en->replayed);
-		cli_json_kint(&j, "bundle_length",
-		    (long long)en->bundle_length);
-		cli_json_kstr(&j, "bundle_sha256", hex);
-		cli_json_kstr(&j, "certificate_file", o->out);
-		cli_json_kstr(&j, "chain_file", o->chain_out);
-		if (o->chunk) {
-			cli_json_key(&j, "fetch");
-			cli_json_obj(&j);
-			cli_json_kint(&j, "chunk_size", o->chunk);
-			cli_json_kint(&j, "chunks", (long long)nchunks);
-			cli_json_kint(&j, "bytes", (long long)total);
-			cli_json_kbool(&j, "sha256_ok", 1);
-			cli_json_end(&j);
-		}
-		cli_json_kstr(&j, "certificate_pem", en->certificate_pem);
-		cli_json_kstr(&j, "chain_pem", en->chain_pem);
-		cli_json_close(&j);
-		return;
-	}
-	cli_kv(f, "device", "%s", en->device_id);
-	cli_kv(f, "serial", "%s", en->serial);
-	cli_kv(f, "enrollment id", "%s", en->enrollment_id);
-	cli_kv(f, "issuing CA", "%s", issuer);
-	cli_kv(f, "valid", "%s to %s", cli_time(en->not_before, b1, sizeof b1),
-	    cli_time(en->not_after, b2, sizeof b2));
-	cli_kv(f, "replayed", "%s", en->replayed ? "yes (an earlier"
+	/* "fetch" only when the bundle was fetched again in chunks. */
+	if (c->json)
+		return out_json(c, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, "
+		    "s:s, s:b, s:I, s:s, s:o, s:o, s:o*, s:o, s:o}",
+		    "device_id", out_jstr(en->device_id),
+		    "serial", out_jstr(en->serial),
+		    "enrollment_id", out_jstr(en->enrollment_id),
+		    "issuer", out_jstr(issuer),
+		    "not_before", out_jtime(en->not_before),
+		    "not_after", out_jtime(en->not_after),
+		    "state", state,
+		    "replayed", en->replayed,
+		    "bundle_length", (json_int_t)en->bundle_length,
+		    "bundle_sha256", hex,
+		    "certificate_file", out_jstr(o->out),
+		    "chain_file", out_jstr(o->chain_out),
+		    "fetch", o->chunk ? json_pack("{s:I, s:I, s:I, s:b}",
+		    "chunk_size", (json_int_t)o->chunk,
+		    "chunks", (json_int_t)nchunks,
+		    "bytes", (json_int_t)total,
+		    "sha256_ok", 1) : NULL,
+		    "certificate_pem", out_jstr(en->certificate_pem),
+		    "chain_pem", out_jstr(en->chain_pem)));
+	out_kv(f, "device", "%s", en->device_id);
+	out_kv(f, "serial", "%s", en->serial);
+	out_kv(f, "enrollment id", "%s", en->enrollment_id);
+	out_kv(f, "issuing CA", "%s", issuer);
+	out_kv(f, "valid", "%s to %s", out_time(en->not_before, b1, sizeof b1),
+	    out_time(en->not_after, b2, sizeof b2));
+	out_kv(f, "replayed", "%s", en->replayed ? "yes (an earlier"
 	    " enrollment's certificate)" : "no");
-	cli_kv(f, "certificate", "%s", o->out ? o->out : "");
-	cli_kv(f, "chain", "%s", o->chain_out ? o->chain_out : "");
+	out_kv(f, "certificate", "%s", o->out ? o->out : "");
+	out_kv(f, "chain", "%s", o->chain_out ? o->chain_out : "");
 	if (o->chunk)
-		cli_kv(f, "fetched", "%zu bytes in %zu chunks of at most %lld;"
+		out_kv(f, "fetched", "%zu bytes in %zu chunks of at most %lld;"
 		    " SHA-256 %s matches", total, nchunks, o->chunk, hex);
+	return 0;
 }
 
 static int
@@ -430,7 +424,7 @@ cmd_enroll(cli *c, int argc, char **argv)
 		goto out;
 	if ((ec = write_results(c, &o, en)) != 0)
 		goto out;
-	report(c, &o, en, nchunks, total);
+	ec = report(c, &o, en, nchunks, total);
 out:
 	if (en)
 		protobuf_c_message_free_unpacked(&en->base, NULL);

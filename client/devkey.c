@@ -1,16 +1,16 @@
 /*
- * devkey.c - a device key from a PEM file or from a PKCS#11 token through
- * libp11's OpenSSL engine (see devkey.h).
- *
- * The ENGINE API is deprecated in OpenSSL 3.0, but libp11 0.4.12 offers
- * nothing else to OpenSSL; this is the only file that uses it.
+ * devkey.c - the key a simulated device signs its CSR with, and the TLS
+ * key of our own endpoints (see devkey.h): a PEM file, or a key in a
+ * PKCS#11 token through libp11's OpenSSL engine with the PIN read from a
+ * private file, never from the command line. The ENGINE API is deprecated
+ * in OpenSSL 3.0, but libp11 0.4.12 offers nothing else to OpenSSL; this
+ * is the only file that uses it.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,22 +33,6 @@ struct devkey {
 	EVP_PKEY *pk;
 	ENGINE *engine;          /* set for a token key */
 };
-
-static void
-say(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 /* OpenSSL's first queued error as text (and the queue cleared). */
 static const char *
@@ -78,12 +62,12 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 static int
 load_pem(const char *path, EVP_PKEY **out, char *why, size_t whylen)
 {
-	char err[256];
+	char detail[256];
 	BIO *b;
 
 	*out = NULL;
 	if ((b = BIO_new_file(path, "r")) == NULL) {
-		say(why, whylen, "cannot read key file %s: %s", path,
+		sf_why(why, whylen, "cannot read key file %s: %s", path,
 		    strerror(errno));
 		ERR_clear_error();
 		return SF_EIO;
@@ -91,8 +75,8 @@ load_pem(const char *path, EVP_PKEY **out, char *why, size_t whylen)
 	*out = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
 	BIO_free(b);
 	if (*out == NULL) {
-		say(why, whylen, "%s is not an unencrypted PEM private key"
-		    " (%s)", path, ssl_error(err, sizeof err));
+		sf_why(why, whylen, "%s is not an unencrypted PEM private key"
+		    " (%s)", path, ssl_error(detail, sizeof detail));
 		return SF_EINVAL;
 	}
 	return 0;
@@ -111,16 +95,16 @@ read_pin(const char *path, char *pin, size_t pinlen, char *why, size_t whylen)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		say(why, whylen, "PIN file %s: %s", path, strerror(errno));
+		sf_why(why, whylen, "PIN file %s: %s", path, strerror(errno));
 		return SF_EIO;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		say(why, whylen, "PIN file %s is not a regular file", path);
+		sf_why(why, whylen, "PIN file %s is not a regular file", path);
 		goto out;
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-		say(why, whylen, "PIN file %s must be ours with mode 0600 (it"
-		    " is uid %u, mode %04o)", path, (unsigned)st.st_uid,
+		sf_why(why, whylen, "PIN file %s must be ours with mode 0600"
+		    " (it is uid %u, mode %04o)", path, (unsigned)st.st_uid,
 		    (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
@@ -129,7 +113,7 @@ read_pin(const char *path, char *pin, size_t pinlen, char *why, size_t whylen)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			say(why, whylen, "PIN file %s: %s", path,
+			sf_why(why, whylen, "PIN file %s: %s", path,
 			    strerror(errno));
 			rc = SF_EIO;
 			goto out;
@@ -141,7 +125,7 @@ read_pin(const char *path, char *pin, size_t pinlen, char *why, size_t whylen)
 	pin[n] = '\0';
 	pin[strcspn(pin, "\r\n")] = '\0';
 	if (*pin == '\0') {
-		say(why, whylen, "PIN file %s is empty", path);
+		sf_why(why, whylen, "PIN file %s is empty", path);
 		goto out;
 	}
 	rc = 0;
@@ -208,7 +192,7 @@ uri_prepare(const char *uri, char **engine_uri, char *src, size_t srclen,
 	*engine_uri = NULL;
 	src[0] = '\0';
 	if (strncmp(uri, "pkcs11:", 7) != 0) {
-		say(why, whylen, "\"%s\" is not a PKCS#11 URI (pkcs11:...)",
+		sf_why(why, whylen, "\"%s\" is not a PKCS#11 URI (pkcs11:...)",
 		    uri);
 		return SF_EINVAL;
 	}
@@ -222,9 +206,10 @@ uri_prepare(const char *uri, char **engine_uri, char *src, size_t srclen,
 
 		if (n > 0) {
 			if (strncmp(p, "pin-value=", 10) == 0) {
-				say(why, whylen, "the URI carries a pin-value:"
-				    " put the PIN in a file (mode 0600) and use"
-				    " --pin-file or pin-source=file:PATH");
+				sf_why(why, whylen, "the URI carries a"
+				    " pin-value: put the PIN in a file (mode"
+				    " 0600) and use --pin-file or"
+				    " pin-source=file:PATH");
 				free(u);
 				return SF_EINVAL;
 			}
@@ -243,8 +228,8 @@ uri_prepare(const char *uri, char **engine_uri, char *src, size_t srclen,
 				}
 				if (vn == 0 || pct_decode(v, vn, src,
 				    srclen) != 0) {
-					say(why, whylen, "bad pin-source in the"
-					    " URI");
+					sf_why(why, whylen, "bad pin-source in"
+					    " the URI");
 					free(u);
 					return SF_EINVAL;
 				}
@@ -272,7 +257,7 @@ uri_prepare(const char *uri, char **engine_uri, char *src, size_t srclen,
 static int
 load_token(const devkey_opts *o, devkey *k, char *why, size_t whylen)
 {
-	char src[1024], pin[PIN_MAX + 1], err[256], *uri = NULL;
+	char src[1024], pin[PIN_MAX + 1], detail[256], *uri = NULL;
 	const char *pin_path;
 	int rc, have_pin = 0;
 
@@ -287,16 +272,16 @@ load_token(const devkey_opts *o, devkey *k, char *why, size_t whylen)
 		have_pin = 1;
 	}
 	if (o->module && access(o->module, R_OK) != 0) {
-		say(why, whylen, "cannot read PKCS#11 module %s: %s", o->module,
-		    strerror(errno));
+		sf_why(why, whylen, "cannot read PKCS#11 module %s: %s",
+		    o->module, strerror(errno));
 		rc = SF_EIO;
 		goto out;
 	}
 	rc = SF_EUNAVAIL;
 	if ((k->engine = ENGINE_by_id("pkcs11")) == NULL) {
-		say(why, whylen, "cannot load the OpenSSL engine \"pkcs11\""
+		sf_why(why, whylen, "cannot load the OpenSSL engine \"pkcs11\""
 		    " (Debian: apt-get install libengine-pkcs11-openssl): %s",
-		    ssl_error(err, sizeof err));
+		    ssl_error(detail, sizeof detail));
 		goto out;
 	}
 	/* Our own message says what failed; libp11 would add its lines.
@@ -305,26 +290,27 @@ load_token(const devkey_opts *o, devkey *k, char *why, size_t whylen)
 		ERR_clear_error();
 	if (o->module && !ENGINE_ctrl_cmd_string(k->engine, "MODULE_PATH",
 	    o->module, 0)) {
-		say(why, whylen, "the pkcs11 engine refused module %s: %s",
-		    o->module, ssl_error(err, sizeof err));
+		sf_why(why, whylen, "the pkcs11 engine refused module %s: %s",
+		    o->module, ssl_error(detail, sizeof detail));
 		goto out;
 	}
 	if (have_pin && !ENGINE_ctrl_cmd_string(k->engine, "PIN", pin, 0)) {
-		say(why, whylen, "the pkcs11 engine refused the PIN: %s",
-		    ssl_error(err, sizeof err));
+		sf_why(why, whylen, "the pkcs11 engine refused the PIN: %s",
+		    ssl_error(detail, sizeof detail));
 		goto out;
 	}
 	if (!ENGINE_init(k->engine)) {
-		say(why, whylen, "cannot initialise the pkcs11 engine%s%s: %s",
-		    o->module ? " with module " : "", o->module ? o->module :
-		    "", ssl_error(err, sizeof err));
+		sf_why(why, whylen, "cannot initialise the pkcs11 engine%s%s:"
+		    " %s", o->module ? " with module " : "",
+		    o->module ? o->module : "", ssl_error(detail,
+		    sizeof detail));
 		ENGINE_free(k->engine);
 		k->engine = NULL;
 		goto out;
 	}
 	if ((k->pk = ENGINE_load_private_key(k->engine, uri, NULL,
 	    NULL)) == NULL) {
-		say(why, whylen, "no usable private key at %s: no such token"
+		sf_why(why, whylen, "no usable private key at %s: no such token"
 		    " or key, or a wrong PIN", uri);
 		ERR_clear_error();
 		rc = SF_EINVAL;
@@ -351,7 +337,7 @@ devkey_open(const devkey_opts *o, devkey **out, char *why, size_t whylen)
 	else if (o->pkcs11_uri)
 		rc = load_token(o, k, why, whylen);
 	else {
-		say(why, whylen, "no key given");
+		sf_why(why, whylen, "no key given");
 		rc = SF_EINVAL;
 	}
 	if (rc) {
@@ -384,7 +370,7 @@ devkey_pkey(const devkey *k)
 /* ---- CSRs and new keys ---- */
 
 static const EVP_MD *
-csr_digest(EVP_PKEY *pk)
+sign_digest(EVP_PKEY *pk)
 {
 	switch (EVP_PKEY_get_base_id(pk)) {
 	case EVP_PKEY_ED25519:
@@ -404,7 +390,7 @@ devkey_csr(const devkey *k, const char *cn, char **pem, size_t *pemlen,
 	X509_REQ *req = NULL;
 	X509_NAME *name = NULL;
 	BIO *b = NULL;
-	char err[256], *data;
+	char detail[256], *data;
 	long n;
 	int rc = SF_ECRYPTO;
 
@@ -417,19 +403,19 @@ devkey_csr(const devkey *k, const char *cn, char **pem, size_t *pemlen,
 	    (const unsigned char *)cn, -1, -1, 0) ||
 	    !X509_REQ_set_subject_name(req, name) ||
 	    !X509_REQ_set_pubkey(req, k->pk)) {
-		say(why, whylen, "cannot build the CSR: %s", ssl_error(err,
-		    sizeof err));
+		sf_why(why, whylen, "cannot build the CSR: %s",
+		    ssl_error(detail, sizeof detail));
 		goto out;
 	}
-	if (X509_REQ_sign(req, k->pk, csr_digest(k->pk)) <= 0) {
-		say(why, whylen, "the key could not sign the CSR: %s",
-		    ssl_error(err, sizeof err));
+	if (X509_REQ_sign(req, k->pk, sign_digest(k->pk)) <= 0) {
+		sf_why(why, whylen, "the key could not sign the CSR: %s",
+		    ssl_error(detail, sizeof detail));
 		goto out;
 	}
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
 	    !PEM_write_bio_X509_REQ(b, req) ||
 	    (n = BIO_get_mem_data(b, &data)) <= 0) {
-		say(why, whylen, "cannot encode the CSR");
+		sf_why(why, whylen, "cannot encode the CSR");
 		goto out;
 	}
 	if ((*pem = malloc((size_t)n + 1)) == NULL) {
@@ -453,12 +439,12 @@ devkey_generate(const char *path, char *why, size_t whylen)
 	EVP_PKEY *pk = NULL;
 	BIO *b = NULL;
 	FILE *f = NULL;
-	char err[256];
+	char detail[256];
 	int fd, rc = SF_ECRYPTO;
 
 	if ((pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL) {
-		say(why, whylen, "cannot make an EC P-256 key: %s",
-		    ssl_error(err, sizeof err));
+		sf_why(why, whylen, "cannot make an EC P-256 key: %s",
+		    ssl_error(detail, sizeof detail));
 		goto out;
 	}
 	/* O_EXCL: an existing key is never overwritten. */
@@ -466,7 +452,7 @@ devkey_generate(const char *path, char *why, size_t whylen)
 	    0600);
 	if (fd < 0) {
 		rc = errno == EEXIST ? SF_EEXIST : SF_EIO;
-		say(why, whylen, "cannot create key file %s: %s%s", path,
+		sf_why(why, whylen, "cannot create key file %s: %s%s", path,
 		    strerror(errno), errno == EEXIST ? " (remove it, or drop"
 		    " --generate-key to use it)" : "");
 		goto out;
@@ -480,7 +466,7 @@ devkey_generate(const char *path, char *why, size_t whylen)
 	if ((b = BIO_new_fp(f, BIO_NOCLOSE)) == NULL ||
 	    !PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL, NULL) ||
 	    BIO_flush(b) <= 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		say(why, whylen, "cannot write key file %s", path);
+		sf_why(why, whylen, "cannot write key file %s", path);
 		unlink(path);
 		rc = SF_EIO;
 		goto out;

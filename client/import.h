@@ -7,7 +7,8 @@
  *          a quoted field may span lines, so a PEM key fits in one field;
  *          an optional header line starting with "device_id" is skipped)
  *   jsonl  one JSON object per line: {"device_id": ..., "public_key": ...,
- *          "product_line": ..., "region": ...}
+ *          "product_line": ..., "region": ...}; strict UTF-8, a key named
+ *          twice is refused, and so is \u0000 in any of these members
  *
  * public_key is a PEM "PUBLIC KEY" block or base64 of the DER SPKI.
  * Fields a record lacks come from the defaults. Nothing but the current
@@ -60,8 +61,8 @@ int import_open(const char *path, int fmt, const char *default_product_line,
     size_t whylen);
 /*
  * The next record: 1 with *rec filled (good or refused), 0 at the end,
- * SF_EIO on a read error (rec->why says what), SF_ENOMEM, or SF_EDB when
- * SQLite fails (jsonl); after 0 or an error rec owns nothing and further
+ * SF_EIO on a read error (rec->why says what), or SF_ENOMEM; after 0 or
+ * an error rec owns nothing and further
  * calls return 0. import_record_fini() releases rec's key. When rec is the
  * record the previous call filled, import_next starts by releasing it, so
  * a loop over one rec leaks nothing; records kept apart (a batch) stay

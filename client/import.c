@@ -14,10 +14,13 @@
  * are put back in front of the input (r->pb). So one stray quote costs one
  * record, not the rest of the file.
  *
- * JSON is parsed by SQLite's built-in JSON1 functions on an in-memory
- * database: no hand-written JSON parser and no new dependency. This is the
- * one place outside the registry and the journal that talks SQL, and it only
- * ever runs one prepared SELECT over the line it is given.
+ * Each JSON line is parsed by jansson (json_loadb over that line alone, the
+ * document freed before the next line). jansson refuses what is not UTF-8
+ * and, with JSON_REJECT_DUPLICATES, an object that names a key twice (which
+ * of the two a parser takes is not agreed on, and a record is not to be
+ * guessed at). It is asked to accept \u0000 (JSON_ALLOW_NUL) so that a NUL
+ * in a field we read is refused here with the field's name, while one in a
+ * field we ignore does not cost the record.
  *
  * Nothing here logs: every refusal is the factory's input, and the caller
  * reports it with its file and line.
@@ -34,7 +37,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
+#include <jansson.h>
 
 #include "devrec.h"
 #include "err.h"
@@ -79,26 +82,11 @@ struct import_reader {
 	size_t foff[CSV_FIELDS];
 	unsigned nfields;
 	int fstate;
-
-	sqlite3 *db;               /* jsonl */
-	sqlite3_stmt *st;
 };
-
-static void __attribute__((format(printf, 3, 4)))
-say(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 #define malformed(rec, ...) do {					\
 	(rec)->reason = IMPORT_MALFORMED;				\
-	say((rec)->why, sizeof (rec)->why, __VA_ARGS__);		\
+	sf_why((rec)->why, sizeof (rec)->why, __VA_ARGS__);		\
 } while (0)
 
 /*
@@ -140,25 +128,25 @@ check(import_reader *r, import_record *rec, const char *id, const char *key,
 	}
 	if (pl == NULL || pl[0] == '\0') {
 		rec->reason = R_BAD_PRODUCT_LINE;
-		say(rec->why, sizeof rec->why, "no product line: the record "
+		sf_why(rec->why, sizeof rec->why, "no product line: the record "
 		    "has none and no default was given");
 		return 0;
 	}
 	if (!sf_name_valid(pl)) {
 		rec->reason = R_BAD_PRODUCT_LINE;
-		say(rec->why, sizeof rec->why, "product line \"%s\" is not a "
-		    "valid id (1-32 of a-z, 0-9, -)", rec->product_line);
+		sf_why(rec->why, sizeof rec->why, "product line \"%s\" is not "
+		    "a valid id (1-32 of a-z, 0-9, -)", rec->product_line);
 		return 0;
 	}
 	if (region != NULL && region[0] != '\0' && !sf_name_valid(region)) {
 		rec->reason = R_BAD_REGION;
-		say(rec->why, sizeof rec->why, "region \"%s\" is not a valid "
-		    "id (1-32 of a-z, 0-9, -)", rec->region);
+		sf_why(rec->why, sizeof rec->why, "region \"%s\" is not a "
+		    "valid id (1-32 of a-z, 0-9, -)", rec->region);
 		return 0;
 	}
 	if (key == NULL) {
 		rec->reason = R_BAD_KEY;
-		say(rec->why, sizeof rec->why, "public key of more than %d "
+		sf_why(rec->why, sizeof rec->why, "public key of more than %d "
 		    "KiB", RECORD_MAX / 1024);
 		return 0;
 	}
@@ -297,12 +285,32 @@ csv_end_field(import_reader *r)
 }
 
 /*
- * Run the CSV state machine over r->raw[from..r->rawlen), one line that
- * read_line() gave as how. 1 when the record ended, 0 when it goes on (in
- * a quoted field), or a static sentence saying what is wrong in *err.
+ * The next line that is not blank into r->raw, rec->line set to its
+ * number: LINE_NL or LINE_LAST; LINE_FULL (r->raw holds its first
+ * RECORD_MAX bytes, the rest of the line is unread); LINE_END; SF_EIO.
  */
 static int
-csv_scan(import_reader *r, size_t from, int how, const char **err)
+next_line(import_reader *r, import_record *rec)
+{
+	int how;
+
+	do {
+		r->rawlen = 0;
+		if ((how = read_line(r)) == LINE_END || how < 0)
+			return how;
+		rec->line = r->lineno;
+	} while (how != LINE_FULL && is_blank(r->raw, r->rawlen));
+	return how;
+}
+
+/*
+ * Run the CSV state machine over r->raw[from..r->rawlen), one line that
+ * read_line() gave as how. 1 when the record ended, 0 when it goes on (in
+ * a quoted field), or -1 with a static sentence saying what is wrong in
+ * *why.
+ */
+static int
+csv_scan(import_reader *r, size_t from, int how, const char **why)
 {
 	const char *p = r->raw;
 	size_t end = r->rawlen;
@@ -313,7 +321,7 @@ csv_scan(import_reader *r, size_t from, int how, const char **err)
 		    p[i + 1] == '\n');
 
 		if (ch == '\0') {
-			*err = "a NUL byte";
+			*why = "a NUL byte";
 			return -1;
 		}
 		switch (r->fstate) {
@@ -328,7 +336,7 @@ csv_scan(import_reader *r, size_t from, int how, const char **err)
 			else if (ch == '"' && r->fstate == F_START)
 				r->fstate = F_QUOTED;
 			else if (ch == '"') {
-				*err = "a quote inside an unquoted field";
+				*why = "a quote inside an unquoted field";
 				return -1;
 			} else {
 				csv_add(r, ch);
@@ -352,7 +360,7 @@ csv_scan(import_reader *r, size_t from, int how, const char **err)
 			} else if (ch == ',')
 				csv_end_field(r);
 			else {
-				*err = "text after a closing quote";
+				*why = "text after a closing quote";
 				return -1;
 			}
 			break;
@@ -365,31 +373,28 @@ csv_scan(import_reader *r, size_t from, int how, const char **err)
 	return 0;
 }
 
+/*
+ * The next CSV record, blank lines skipped, decoded into r->fld: 1 with
+ * rec->line set (and rec refused as malformed when the record is not
+ * CSV), 0 at the end, SF_EIO or SF_ENOMEM.
+ */
 static int
-csv_next(import_reader *r, import_record *rec)
+csv_record(import_reader *r, import_record *rec)
 {
-	const char *err = NULL, *f[CSV_FIELDS];
+	const char *why = NULL;
 	size_t first;
-	int how, rc, first_rec;
+	int how, rc;
 
-again:
-	r->rawlen = 0;
-	if ((how = read_line(r)) == LINE_END || how < 0)
+	if ((how = next_line(r, rec)) == LINE_END || how < 0)
 		return how;
-	rec->line = r->lineno;
+	r->header_seen = 1;
 	if (how == LINE_FULL) {
-		r->header_seen = 1;
 		if ((rc = drain_line(r)) != 0)
 			return rc;
 		malformed(rec, "line %llu: record over %d KiB",
 		    (unsigned long long)rec->line, RECORD_MAX / 1024);
 		return 1;
 	}
-	if (is_blank(r->raw, r->rawlen))
-		goto again;
-	/* Only the first record may be the header. */
-	first_rec = !r->header_seen;
-	r->header_seen = 1;
 
 	r->fldlen = 0;
 	r->foff[0] = 0;
@@ -397,37 +402,49 @@ again:
 	r->fstate = F_START;
 	first = r->rawlen;
 	for (size_t from = 0;;) {
-		if ((rc = csv_scan(r, from, how, &err)) != 0)
+		if (csv_scan(r, from, how, &why) != 0)
 			break;
 		/* In a quoted field at the end of the line: it goes on. */
 		from = r->rawlen;
 		if (how == LINE_LAST || (how = read_line(r)) == LINE_END) {
-			err = "a quoted field is not closed (unterminated "
+			why = "a quoted field is not closed (unterminated "
 			    "quote)";
 			break;
 		}
 		if (how < 0)
 			return how;
 		if (how == LINE_FULL) {
-			err = "a quoted field is not closed within 64 KiB "
+			why = "a quoted field is not closed within 64 KiB "
 			    "(unterminated quote?)";
 			break;
 		}
 	}
-	if (err != NULL) {
+	if (why != NULL) {
 		/* The lines after the first are read again. */
 		if ((rc = put_back(r, r->raw + first, r->rawlen - first)) != 0)
 			return rc;
 		r->lineno = rec->line;
 		malformed(rec, "line %llu: %s", (unsigned long long)rec->line,
-		    err);
-		return 1;
+		    why);
 	}
+	return 1;
+}
 
-	for (unsigned i = 0; i < CSV_FIELDS; i++)
-		f[i] = i < r->nfields ? r->fld + r->foff[i] : NULL;
-	if (first_rec && strcasecmp(f[0], "device_id") == 0)
-		goto again;
+static int
+csv_next(import_reader *r, import_record *rec)
+{
+	const char *f[CSV_FIELDS];
+	int rc, first_rec;
+
+	/* Only the first record may be the header. */
+	do {
+		first_rec = !r->header_seen;
+		if ((rc = csv_record(r, rec)) != 1 || rec->reason != 0)
+			return rc;
+		for (unsigned i = 0; i < CSV_FIELDS; i++)
+			f[i] = i < r->nfields ? r->fld + r->foff[i] : NULL;
+	} while (first_rec && strcasecmp(f[0], "device_id") == 0);
+
 	if (r->nfields < 2 || r->nfields > CSV_FIELDS) {
 		malformed(rec, "line %llu: %u field%s, expected 2 to 4",
 		    (unsigned long long)rec->line, r->nfields,
@@ -439,96 +456,72 @@ again:
 	return 1;
 }
 
-/*
- * One statement for every line: the top-level type (NULL if the line is
- * not JSON), then for each field its JSON type, its value and its JSON
- * text. The CASEs keep the JSON functions away from text that is not a
- * JSON object, where they would fail the statement; SQLite caches the
- * parse of ?1 across the calls of one step. The JSON text is there because
- * SQLite 3.40 ends a decoded string at a \u0000 escape without a word.
- */
-#define JSON_FIELD(k)							\
-	", CASE t WHEN 'object' THEN json_type(j, '$." k "') END"	\
-	", CASE t WHEN 'object' THEN json_extract(j, '$." k "') END"	\
-	", CASE t WHEN 'object' THEN j -> '$." k "' END"
-static const char json_sql[] =
-    "WITH x(j, t) AS MATERIALIZED (SELECT ?1,"
-    " CASE WHEN json_valid(?1) THEN json_type(?1) END) SELECT t"
-    JSON_FIELD("device_id")
-    JSON_FIELD("public_key")
-    JSON_FIELD("public_key_pem")
-    JSON_FIELD("public_key_der_base64")
-    JSON_FIELD("product_line")
-    JSON_FIELD("region")
-    " FROM x";
-
-static const char *const json_keys[] = {
+/* The members of a record; the key is given under one of three names. */
+static const char *const jsonl_keys[] = {
 	"device_id", "public_key", "public_key_pem", "public_key_der_base64",
 	"product_line", "region",
 };
-#define JSON_NKEYS (sizeof json_keys / sizeof json_keys[0])
+#define JSONL_NKEYS (sizeof jsonl_keys / sizeof jsonl_keys[0])
 enum { J_ID, J_KEY, J_KEY_PEM, J_KEY_B64, J_PL, J_REGION };
 
-/* How a JSON type is named in a message. */
+/* How a JSON value's type is named in a message. */
 static const char *
-json_kind(const char *t)
+jsonl_kind(const json_t *v)
 {
-	if (strcmp(t, "object") == 0)
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
 		return "an object";
-	if (strcmp(t, "array") == 0)
+	case JSON_ARRAY:
 		return "an array";
-	if (strcmp(t, "text") == 0)
+	case JSON_STRING:
 		return "a string";
-	if (strcmp(t, "integer") == 0 || strcmp(t, "real") == 0)
+	case JSON_INTEGER:
+	case JSON_REAL:
 		return "a number";
-	if (strcmp(t, "true") == 0 || strcmp(t, "false") == 0)
+	case JSON_TRUE:
+	case JSON_FALSE:
 		return "a boolean";
-	return t;
-}
-
-/* A JSON string token escapes a NUL character. */
-static int
-json_has_nul(const char *s)
-{
-	for (; s != NULL && *s != '\0'; s++) {
-		if (*s != '\\' || s[1] == '\0')
-			continue;
-		if (s[1] == 'u' && strncmp(s + 2, "0000", 4) == 0)
-			return 1;
-		s++;  /* the escaped character, maybe a backslash */
+	case JSON_NULL:
+		break;
 	}
-	return 0;
+	return "null";
 }
 
-/* The fields of the object in r->st's current row into v[] (NULL = absent). */
+/*
+ * The record's members into v[] and vlen[] (NULL = absent or null),
+ * borrowed from obj: 0, or -1 with rec refused as malformed.
+ */
 static int
-json_fields(import_reader *r, import_record *rec, const char *v[JSON_NKEYS],
-    size_t vlen[JSON_NKEYS])
+jsonl_fields(import_record *rec, json_t *obj, const char *v[JSONL_NKEYS],
+    size_t vlen[JSONL_NKEYS])
 {
 	unsigned long long line = (unsigned long long)rec->line;
-	const char *t, *key = NULL;
+	json_t *m[JSONL_NKEYS] = { NULL };
+	const char *key = NULL;
 
-	for (size_t i = 0; i < JSON_NKEYS; i++) {
-		int col = 1 + 3 * (int)i;
-
+	/* Optional members of any type; unknown ones are ignored. */
+	if (json_unpack(obj, "{s?o s?o s?o s?o s?o s?o}",
+	    jsonl_keys[J_ID], &m[J_ID], jsonl_keys[J_KEY], &m[J_KEY],
+	    jsonl_keys[J_KEY_PEM], &m[J_KEY_PEM], jsonl_keys[J_KEY_B64],
+	    &m[J_KEY_B64], jsonl_keys[J_PL], &m[J_PL], jsonl_keys[J_REGION],
+	    &m[J_REGION]) != 0)
+		return SF_EINTERNAL;
+	for (size_t i = 0; i < JSONL_NKEYS; i++) {
 		v[i] = NULL;
 		vlen[i] = 0;
-		t = (const char *)sqlite3_column_text(r->st, col);
-		if (t == NULL || strcmp(t, "null") == 0)
+		if (m[i] == NULL || json_is_null(m[i]))
 			continue;
-		if (strcmp(t, "text") != 0) {
+		if (!json_is_string(m[i])) {
 			malformed(rec, "line %llu: \"%s\" is %s, expected a "
-			    "string", line, json_keys[i], json_kind(t));
+			    "string", line, jsonl_keys[i], jsonl_kind(m[i]));
 			return -1;
 		}
-		v[i] = (const char *)sqlite3_column_text(r->st, col + 1);
-		vlen[i] = (size_t)sqlite3_column_bytes(r->st, col + 1);
-		if (v[i] == NULL)
-			return SF_ENOMEM;
-		if (memchr(v[i], '\0', vlen[i]) != NULL || json_has_nul(
-		    (const char *)sqlite3_column_text(r->st, col + 2))) {
+		v[i] = json_string_value(m[i]);
+		vlen[i] = json_string_length(m[i]);
+		/* Accepted by the parser (JSON_ALLOW_NUL), refused here. */
+		if (memchr(v[i], '\0', vlen[i]) != NULL) {
 			malformed(rec, "line %llu: \"%s\" has a NUL "
-			    "character", line, json_keys[i]);
+			    "character (\\u0000)", line, jsonl_keys[i]);
 			return -1;
 		}
 	}
@@ -537,10 +530,10 @@ json_fields(import_reader *r, import_record *rec, const char *v[JSON_NKEYS],
 			continue;
 		if (key != NULL) {
 			malformed(rec, "line %llu: both \"%s\" and \"%s\": "
-			    "give the key once", line, key, json_keys[i]);
+			    "give the key once", line, key, jsonl_keys[i]);
 			return -1;
 		}
-		key = json_keys[i];
+		key = jsonl_keys[i];
 		v[J_KEY] = v[i];
 		vlen[J_KEY] = vlen[i];
 	}
@@ -552,18 +545,43 @@ json_fields(import_reader *r, import_record *rec, const char *v[JSON_NKEYS],
 	return 0;
 }
 
+/* Why jansson could not load a line: 1 with rec refused, or SF_ENOMEM. */
+static int
+jsonl_refuse(import_record *rec, const json_error_t *jerr)
+{
+	unsigned long long line = (unsigned long long)rec->line;
+
+	switch (json_error_code(jerr)) {
+	case json_error_out_of_memory:
+		return SF_ENOMEM;
+	case json_error_invalid_utf8:
+		malformed(rec, "line %llu: not valid UTF-8", line);
+		break;
+	case json_error_duplicate_key:
+		malformed(rec, "line %llu: an object names a key twice", line);
+		break;
+	default:
+		malformed(rec, "line %llu: not valid JSON", line);
+		break;
+	}
+	return 1;
+}
+
+/* jansson's flags for a line: see the comment at the top. */
+#define JSONL_LOAD (JSON_DECODE_ANY | JSON_ALLOW_NUL |			\
+    JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL)
+
 static int
 jsonl_next(import_reader *r, import_record *rec)
 {
-	const char *t, *v[JSON_NKEYS];
-	size_t vlen[JSON_NKEYS], n;
+	const char *v[JSONL_NKEYS];
+	size_t vlen[JSONL_NKEYS], n;
+	json_error_t jerr;
+	json_t *doc = NULL;
 	int how, rc = 1;
 
-again:
-	r->rawlen = 0;
-	if ((how = read_line(r)) == LINE_END || how < 0)
+	if ((how = next_line(r, rec)) == LINE_END || how < 0)
 		return how;
-	rec->line = r->lineno;
 	if (how == LINE_FULL) {
 		if ((rc = drain_line(r)) != 0)
 			return rc;
@@ -574,33 +592,21 @@ again:
 	n = r->rawlen;
 	while (n > 0 && (r->raw[n - 1] == '\n' || r->raw[n - 1] == '\r'))
 		n--;
-	if (is_blank(r->raw, n))
-		goto again;
 	if (memchr(r->raw, '\0', n) != NULL) {
 		malformed(rec, "line %llu: a NUL byte",
 		    (unsigned long long)rec->line);
-		return 1;
-	}
-
-	sqlite3_reset(r->st);
-	if (sqlite3_bind_text(r->st, 1, r->raw, (int)n, SQLITE_STATIC) !=
-	    SQLITE_OK || sqlite3_step(r->st) != SQLITE_ROW) {
-		say(rec->why, sizeof rec->why, "SQLite JSON: %s",
-		    sqlite3_errmsg(r->db));
-		rc = SF_EDB;
 		goto out;
 	}
-	if ((t = (const char *)sqlite3_column_text(r->st, 0)) == NULL) {
-		malformed(rec, "line %llu: not valid JSON",
-		    (unsigned long long)rec->line);
+	if ((doc = json_loadb(r->raw, n, JSONL_LOAD, &jerr)) == NULL) {
+		rc = jsonl_refuse(rec, &jerr);
 		goto out;
 	}
-	if (strcmp(t, "object") != 0) {
+	if (!json_is_object(doc)) {
 		malformed(rec, "line %llu: %s, expected a JSON object",
-		    (unsigned long long)rec->line, json_kind(t));
+		    (unsigned long long)rec->line, jsonl_kind(doc));
 		goto out;
 	}
-	if ((rc = json_fields(r, rec, v, vlen)) != 0) {
+	if ((rc = jsonl_fields(rec, doc, v, vlen)) != 0) {
 		rc = rc == -1 ? 1 : rc;
 		goto out;
 	}
@@ -608,8 +614,7 @@ again:
 	    v[J_REGION])) == 0)
 		rc = 1;
 out:
-	sqlite3_reset(r->st);
-	sqlite3_clear_bindings(r->st);
+	json_decref(doc);
 	return rc;
 }
 
@@ -628,7 +633,7 @@ dir_next(import_reader *r, import_record *rec)
 		if ((de = readdir(r->dir)) == NULL) {
 			if (errno == 0)
 				return 0;
-			say(rec->why, sizeof rec->why, "reading %s: %s",
+			sf_why(rec->why, sizeof rec->why, "reading %s: %s",
 			    r->name, strerror(errno));
 			return SF_EIO;
 		}
@@ -697,20 +702,6 @@ format_of_name(const char *path)
 	return IMPORT_AUTO;
 }
 
-static int
-open_json(import_reader *r, char *why, size_t whylen)
-{
-	if (sqlite3_open_v2(":memory:", &r->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(r->db, json_sql, -1, SQLITE_PREPARE_PERSISTENT,
-	    &r->st, NULL) != SQLITE_OK) {
-		say(why, whylen, "SQLite JSON: %s", r->db ?
-		    sqlite3_errmsg(r->db) : "out of memory");
-		return SF_EDB;
-	}
-	return 0;
-}
-
 int
 import_open(const char *path, int fmt, const char *default_product_line,
     const char *default_region, import_reader **out, char *why,
@@ -722,22 +713,22 @@ import_open(const char *path, int fmt, const char *default_product_line,
 
 	*out = NULL;
 	if (path == NULL || path[0] == '\0') {
-		say(why, whylen, "no file name");
+		sf_why(why, whylen, "no file name");
 		goto out;
 	}
 	if (fmt < IMPORT_AUTO || fmt > IMPORT_JSONL) {
-		say(why, whylen, "unknown import format %d", fmt);
+		sf_why(why, whylen, "unknown import format %d", fmt);
 		goto out;
 	}
 	use_stdin = strcmp(path, "-") == 0;
 	if (use_stdin && fmt != IMPORT_CSV && fmt != IMPORT_JSONL) {
-		say(why, whylen, "standard input needs an explicit format: "
+		sf_why(why, whylen, "standard input needs an explicit format: "
 		    "csv or jsonl");
 		goto out;
 	}
 	if (fmt == IMPORT_AUTO) {
 		if (stat(path, &st) == -1) {
-			say(why, whylen, "cannot open %s: %s", path,
+			sf_why(why, whylen, "cannot open %s: %s", path,
 			    strerror(errno));
 			rc = SF_EIO;
 			goto out;
@@ -745,7 +736,7 @@ import_open(const char *path, int fmt, const char *default_product_line,
 		if (S_ISDIR(st.st_mode))
 			fmt = IMPORT_DIR;
 		else if ((fmt = format_of_name(path)) == IMPORT_AUTO) {
-			say(why, whylen, "cannot tell the format of %s: "
+			sf_why(why, whylen, "cannot tell the format of %s: "
 			    "expected a directory, or a name ending in .csv, "
 			    ".jsonl, .ndjson or .json", path);
 			goto out;
@@ -767,21 +758,21 @@ import_open(const char *path, int fmt, const char *default_product_line,
 	rc = SF_EIO;
 	if (fmt == IMPORT_DIR) {
 		if ((r->dir = opendir(path)) == NULL) {
-			say(why, whylen, "cannot open directory %s: %s", path,
-			    strerror(errno));
+			sf_why(why, whylen, "cannot open directory %s: %s",
+			    path, strerror(errno));
 			goto out;
 		}
 	} else {
 		if (use_stdin)
 			r->fp = stdin;
 		else if ((r->fp = fopen(path, "re")) == NULL) {
-			say(why, whylen, "cannot open %s: %s", path,
+			sf_why(why, whylen, "cannot open %s: %s", path,
 			    strerror(errno));
 			goto out;
 		}
 		r->own_fp = !use_stdin;
 		if (fstat(fileno(r->fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-			say(why, whylen, "%s is a directory: only the dir "
+			sf_why(why, whylen, "%s is a directory: only the dir "
 			    "format reads one", path);
 			rc = SF_EINVAL;
 			goto out;
@@ -790,8 +781,6 @@ import_open(const char *path, int fmt, const char *default_product_line,
 	rc = SF_ENOMEM;
 	if (fmt == IMPORT_CSV &&
 	    (r->fld = malloc(RECORD_MAX + CSV_FIELDS)) == NULL)
-		goto out;
-	if (fmt == IMPORT_JSONL && (rc = open_json(r, why, whylen)) != 0)
 		goto out;
 	*out = r;
 	r = NULL;  /* transferred */
@@ -833,7 +822,7 @@ import_next(import_reader *r, import_record *rec)
 	}
 out:
 	if (rc == SF_EIO && r->fp != NULL)
-		say(rec->why, sizeof rec->why, "reading %s: %s", r->name,
+		sf_why(rec->why, sizeof rec->why, "reading %s: %s", r->name,
 		    strerror(errno));
 	if (rc != 1) {
 		r->done = 1;
@@ -858,8 +847,6 @@ import_close(import_reader *r)
 		fclose(r->fp);
 	if (r->dir != NULL)
 		closedir(r->dir);
-	sqlite3_finalize(r->st);
-	sqlite3_close(r->db);
 	free(r->def_pl);
 	free(r->def_region);
 	free(r->raw);

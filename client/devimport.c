@@ -1,0 +1,522 @@
+/*
+ * devimport.c - the factory import protocol of `secretfree device import`.
+ *
+ * The reader (import.c) streams the file; its records gather into batches
+ * of --batch. Each batch goes first to the signer
+ * (CaAdmin.RegisterDeviceKeys), then the records the signer accepted
+ * (imported or unchanged) go to authz (Registry.ImportDevices). The signer
+ * goes first because it holds the second, independent check of a device's
+ * key (DESIGN.md: it keeps device id -> key and signs for no other key):
+ * were authz first, a record the signer then refused would sit in authz's
+ * registry, and authz would take that device's enrollments only for the
+ * signer to refuse them. Signer first, authz never holds a device the
+ * signer would refuse; a record the signer took and authz refused is
+ * harmless, since nobody enrolls without authz.
+ *
+ * Both daemons check every record again and answer one RecordResult per
+ * record, in order. Each refusal is reported with the record's file and
+ * line and who refused it (the file's reader, the signer, authz, or the
+ * local checks of --dry-run), held until its batch is answered so that
+ * refusals come out in file order. Re-running an import is idempotent:
+ * what both already hold with the same key is "unchanged", and counts as
+ * imported when either of them took it new. Only one batch and its
+ * refusals are held, so memory does not grow with the file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "devimport.h"
+#include "devrec.h"
+#include "err.h"
+#include "import.h"
+#include "out.h"
+#include "pubkey.h"
+#include "secretfree/v1/ca_admin.pb-c.h"
+#include "secretfree/v1/registry.pb-c.h"
+
+#define CA_SVC (&secretfree__v1__ca_admin__descriptor)
+#define REG_SVC (&secretfree__v1__registry__descriptor)
+
+#define OUTCOME_IMPORTED SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_IMPORTED
+#define OUTCOME_UNCHANGED SECRETFREE__V1__RECORD_OUTCOME__RECORD_OUTCOME_UNCHANGED
+
+typedef Secretfree__V1__DeviceKeyRecord KeyRecord;
+typedef Secretfree__V1__ImportResult ImportResult;
+
+/* Who refused a record. */
+enum { BY_FILE = 0, BY_SIGNER = 1, BY_AUTHZ = 2, BY_CHECK = 3 };
+static const char *const by_name[] = { "file", "signer", "authz", "check" };
+
+/* Where a record is, as its refusal line says it. */
+typedef struct {
+	char source[300];
+	uint64_t line;
+	int fmt;
+} rec_where;
+
+/* A refusal held until its batch is answered, so that a batch's
+ * refusals come out in file order whoever made them. */
+typedef struct {
+	rec_where w;
+	char id[DEVICE_ID_MAX + 1];
+	int reason;
+	int by;
+	size_t seq;
+	char message[200];
+} pending;
+
+typedef struct {
+	cli *c;
+	out_stream js;
+	const char *path;
+	int fmt;
+	int tty;
+	int dry_run;
+	int progress_shown;
+	size_t cap;
+	/* The batch being filled: records and copies of what they point at. */
+	size_t n;
+	KeyRecord *recs;
+	KeyRecord **ptrs;
+	rec_where *where;
+	pending *pend;           /* at most cap, with the batch's records */
+	size_t npend;
+	uint64_t nread, imported, unchanged, refused;
+} importer;
+
+static void
+progress_clear(importer *im)
+{
+	if (im->progress_shown) {
+		fputs("\r\033[K", stderr);
+		im->progress_shown = 0;
+	}
+}
+
+static void
+progress(importer *im)
+{
+	if (!im->tty)
+		return;
+	fprintf(stderr, "\r\033[K%llu read: imported %llu, unchanged %llu,"
+	    " refused %llu", (unsigned long long)im->nread,
+	    (unsigned long long)im->imported,
+	    (unsigned long long)im->unchanged,
+	    (unsigned long long)im->refused);
+	im->progress_shown = 1;
+}
+
+/* A short sentence for what the stores refuse (their messages repeat the
+ * id); the checks' own sentences carry details worth keeping. */
+static const char *
+refusal_text(int reason, const char *message)
+{
+	switch (reason) {
+	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_KEY:
+		return "registered with another key";
+	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_KEY_HAS_OTHER_ID:
+		return "its key is registered under another device id";
+	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_ID_HAS_OTHER_PLACE:
+		return "registered for another product line or region";
+	case SECRETFREE__V1__REFUSAL_REASON__REFUSAL_REASON_CONFLICT_IN_BATCH:
+		return "conflicts with another record of the same batch";
+	}
+	return message && *message ? message : "refused";
+}
+
+/* The reader's sentences may start with where the record is ("line 7: ",
+ * "name.pem: "); the refusal line says that already. */
+static const char *
+skip_where(const char *s, const rec_where *w)
+{
+	const char *p = s, *base = strrchr(w->source, '/');
+	size_t n;
+
+	if (strncmp(p, "line ", 5) == 0) {
+		p += 5;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p > s + 5 && strncmp(p, ": ", 2) == 0)
+			return p + 2;
+		return s;
+	}
+	base = base ? base + 1 : w->source;
+	n = strlen(base);
+	if (n && strncmp(s, base, n) == 0 && strncmp(s + n, ": ", 2) == 0)
+		return s + n + 2;
+	return s;
+}
+
+static void
+emit(importer *im, const rec_where *w, const char *id, int reason,
+    const char *message, int by)
+{
+	char rname[48], loc[340];
+	const char *text = skip_where(refusal_text(reason, message), w);
+
+	im->refused++;
+	if (reason == IMPORT_MALFORMED)
+		snprintf(rname, sizeof rname, "malformed");
+	else
+		out_enum(&secretfree__v1__refusal_reason__descriptor, reason,
+		    "REFUSAL_REASON_", rname, sizeof rname);
+	if (w->fmt == IMPORT_DIR)
+		snprintf(loc, sizeof loc, "%s", w->source);
+	else
+		snprintf(loc, sizeof loc, "%s:%llu", w->source,
+		    (unsigned long long)w->line);
+	if (im->c->json) {
+		out_stream_item(&im->js, json_pack("{s:o, s:I, s:o, s:s, s:o, "
+		    "s:s}",
+		    "source", out_jstr(w->source),
+		    "line", (json_int_t)w->line,
+		    "device_id", out_jstr(id),
+		    "reason", rname,
+		    "message", out_jstr(text),
+		    "by", by_name[by]));
+		return;
+	}
+	progress_clear(im);
+	fflush(stdout);
+	if (id && *id)
+		fprintf(stderr, "%s: device %s: %s (%s)\n", loc, id, text,
+		    by_name[by]);
+	else
+		fprintf(stderr, "%s: %s (%s)\n", loc, text, by_name[by]);
+}
+
+/* Hold a refusal for its batch (or report it now, with no batch). */
+static void
+refusal(importer *im, const rec_where *w, const char *id, int reason,
+    const char *message, int by)
+{
+	pending *p;
+
+	if (im->pend == NULL) {
+		emit(im, w, id, reason, message, by);
+		return;
+	}
+	p = &im->pend[im->npend];
+	p->w = *w;
+	snprintf(p->id, sizeof p->id, "%s", id ? id : "");
+	p->reason = reason;
+	p->by = by;
+	p->seq = im->npend++;
+	snprintf(p->message, sizeof p->message, "%s", message ? message : "");
+}
+
+static int
+pending_cmp(const void *a, const void *b)
+{
+	const pending *x = a, *y = b;
+
+	if (x->w.line != y->w.line)
+		return x->w.line < y->w.line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+pending_emit(importer *im)
+{
+	qsort(im->pend, im->npend, sizeof *im->pend, pending_cmp);
+	for (size_t i = 0; i < im->npend; i++)
+		emit(im, &im->pend[i].w, im->pend[i].id, im->pend[i].reason,
+		    im->pend[i].message, im->pend[i].by);
+	im->npend = 0;
+}
+
+static void
+batch_clear(importer *im)
+{
+	for (size_t i = 0; i < im->n; i++) {
+		free(im->recs[i].device_id);
+		free(im->recs[i].product_line);
+		free(im->recs[i].region);
+		free(im->recs[i].spki_der.data);
+	}
+	im->n = 0;
+}
+
+/* Where a record is, as the refusal lines say it. */
+static void
+where_of(importer *im, const import_record *r, rec_where *w)
+{
+	w->line = r->line;
+	w->fmt = im->fmt;
+	if (im->fmt == IMPORT_DIR && strchr(r->source, '/') == NULL)
+		snprintf(w->source, sizeof w->source, "%s%s%s", im->path,
+		    im->path[strlen(im->path) - 1] == '/' ? "" : "/",
+		    r->source);
+	else
+		snprintf(w->source, sizeof w->source, "%s", *r->source ?
+		    r->source : im->path);
+}
+
+static int
+batch_add(importer *im, const import_record *r)
+{
+	KeyRecord *k = &im->recs[im->n];
+
+	secretfree__v1__device_key_record__init(k);
+	k->device_id = strdup(r->device_id);
+	k->product_line = strdup(r->product_line);
+	k->region = strdup(r->region);
+	k->spki_der.data = malloc(r->key.spki_len ? r->key.spki_len : 1);
+	k->line = r->line;
+	im->ptrs[im->n] = k;
+	where_of(im, r, &im->where[im->n]);
+	im->n++;
+	if (!k->device_id || !k->product_line || !k->region ||
+	    !k->spki_der.data)
+		return cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
+	memcpy(k->spki_der.data, r->key.spki, r->key.spki_len);
+	k->spki_der.len = r->key.spki_len;
+	return 0;
+}
+
+static int
+check_results(importer *im, const char *who, const ImportResult *res,
+    size_t n)
+{
+	if (res->n_results != n)
+		return cli_error(im->c, CLI_EXIT_ERROR, "%s answered %zu"
+		    " results for %zu records", who, res->n_results, n);
+	for (size_t i = 0; i < n; i++)
+		if (res->results[i]->index != i)
+			return cli_error(im->c, CLI_EXIT_ERROR, "%s answered"
+			    " the results out of order", who);
+	return 0;
+}
+
+/* Send the batch: the signer first, then authz with what the signer
+ * accepted. */
+static int
+batch_flush(importer *im)
+{
+	Secretfree__V1__RegisterDeviceKeysRequest sreq =
+	    SECRETFREE__V1__REGISTER_DEVICE_KEYS_REQUEST__INIT;
+	Secretfree__V1__ImportDevicesRequest areq =
+	    SECRETFREE__V1__IMPORT_DEVICES_REQUEST__INIT;
+	ImportResult *sres = NULL, *ares = NULL;
+	KeyRecord **pass = NULL;
+	size_t *idx = NULL, np = 0;
+	int ec;
+
+	if (im->n == 0) {
+		pending_emit(im);
+		return 0;
+	}
+	sreq.records = im->ptrs;
+	sreq.n_records = im->n;
+	if ((ec = cli_call(im->c, CLI_SIGNER, CA_SVC, "RegisterDeviceKeys",
+	    &sreq.base, (ProtobufCMessage **)&sres)) != 0 ||
+	    (ec = check_results(im, "the signer", sres, im->n)) != 0)
+		goto out;
+	if ((pass = calloc(im->n, sizeof *pass)) == NULL ||
+	    (idx = calloc(im->n, sizeof *idx)) == NULL) {
+		ec = cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < im->n; i++) {
+		const Secretfree__V1__RecordResult *r = sres->results[i];
+
+		if (r->outcome == OUTCOME_IMPORTED ||
+		    r->outcome == OUTCOME_UNCHANGED) {
+			pass[np] = im->ptrs[i];
+			idx[np++] = i;
+		} else
+			refusal(im, &im->where[i], im->ptrs[i]->device_id,
+			    r->reason, r->message, BY_SIGNER);
+	}
+	if (np > 0) {
+		areq.records = pass;
+		areq.n_records = np;
+		if ((ec = cli_call(im->c, CLI_AUTHZ, REG_SVC, "ImportDevices",
+		    &areq.base, (ProtobufCMessage **)&ares)) != 0 ||
+		    (ec = check_results(im, "authz", ares, np)) != 0)
+			goto out;
+	}
+	for (size_t k = 0; k < np; k++) {
+		const Secretfree__V1__RecordResult *a = ares->results[k];
+		const Secretfree__V1__RecordResult *s = sres->results[idx[k]];
+
+		if (a->outcome != OUTCOME_IMPORTED &&
+		    a->outcome != OUTCOME_UNCHANGED)
+			refusal(im, &im->where[idx[k]], pass[k]->device_id,
+			    a->reason, a->message, BY_AUTHZ);
+		else if (a->outcome == OUTCOME_IMPORTED ||
+		    s->outcome == OUTCOME_IMPORTED)
+			im->imported++;
+		else
+			im->unchanged++;
+	}
+	ec = 0;
+out:
+	if (sres)
+		protobuf_c_message_free_unpacked(&sres->base, NULL);
+	if (ares)
+		protobuf_c_message_free_unpacked(&ares->base, NULL);
+	free(pass);
+	free(idx);
+	batch_clear(im);
+	pending_emit(im);
+	progress(im);
+	return ec;
+}
+
+/* --dry-run: the checks both daemons make, here. */
+static void
+dry_check(importer *im, const import_record *r)
+{
+	pubkey_info pk;
+	rec_where w;
+	char why[200];
+	int reason;
+
+	reason = devrec_check(r->device_id, r->key.spki, r->key.spki_len,
+	    r->product_line, r->region, &pk, why, sizeof why);
+	pubkey_info_free(&pk);
+	if (reason) {
+		where_of(im, r, &w);
+		refusal(im, &w, r->device_id, reason, why, BY_CHECK);
+	} else
+		im->imported++;
+}
+
+/* Read every record, sending a batch whenever batch records (good or
+ * refused) have gathered. 0 or the exit code of what stopped it. */
+static int
+run_batches(importer *im, import_reader *rd, size_t batch)
+{
+	import_record rec;
+	rec_where w;
+	int rc, ec = 0;
+
+	memset(&rec, 0, sizeof rec);
+	while ((rc = import_next(rd, &rec)) == 1) {
+		im->nread++;
+		if (rec.reason != 0) {
+			where_of(im, &rec, &w);
+			refusal(im, &w, rec.device_id, rec.reason, rec.why,
+			    BY_FILE);
+			if (im->pend && im->n + im->npend >= batch &&
+			    (ec = batch_flush(im)) != 0)
+				break;
+			continue;
+		}
+		if (im->dry_run) {
+			dry_check(im, &rec);
+			continue;
+		}
+		if ((ec = batch_add(im, &rec)) != 0)
+			break;
+		if (im->n + im->npend >= batch && (ec = batch_flush(im)) != 0)
+			break;
+	}
+	if (rc < 0 && ec == 0)
+		ec = cli_error(im->c, CLI_EXIT_INPUT, "%s: %s (after record"
+		    " %llu)", im->path, *rec.why ? rec.why : "read error",
+		    (unsigned long long)im->nread);
+	if (ec == 0 && !im->dry_run)
+		ec = batch_flush(im);
+	else if (im->pend)
+		pending_emit(im);
+	import_record_fini(&rec);
+	batch_clear(im);
+	return ec;
+}
+
+/* The last line, "imported N, unchanged N, refused N" (or the JSON
+ * document's last members). */
+static void
+summary(importer *im, int ec)
+{
+	FILE *f = ec ? stderr : stdout;
+	json_t *tail;
+
+	if (im->c->json) {
+		/* A dry run counts valid records, not imported ones. */
+		if (im->dry_run)
+			tail = json_pack("{s:b, s:b, s:I, s:I, s:I}",
+			    "dry_run", 1,
+			    "complete", ec == 0,
+			    "read", (json_int_t)im->nread,
+			    "valid", (json_int_t)im->imported,
+			    "refused", (json_int_t)im->refused);
+		else
+			tail = json_pack("{s:b, s:b, s:I, s:I, s:I, s:I}",
+			    "dry_run", 0,
+			    "complete", ec == 0,
+			    "read", (json_int_t)im->nread,
+			    "imported", (json_int_t)im->imported,
+			    "unchanged", (json_int_t)im->unchanged,
+			    "refused", (json_int_t)im->refused);
+		out_stream_close(&im->js, tail);
+		return;
+	}
+	progress_clear(im);
+	if (ec)
+		fprintf(f, "stopped after %llu records: ",
+		    (unsigned long long)im->nread);
+	if (im->dry_run)
+		fprintf(f, "dry run: %llu valid, refused %llu (nothing sent)\n",
+		    (unsigned long long)im->imported,
+		    (unsigned long long)im->refused);
+	else
+		fprintf(f, "imported %llu, unchanged %llu, refused %llu\n",
+		    (unsigned long long)im->imported,
+		    (unsigned long long)im->unchanged,
+		    (unsigned long long)im->refused);
+}
+
+int
+devimport_run(cli *c, const devimport_opts *o)
+{
+	import_reader *rd = NULL;
+	importer im;
+	char why[512];
+	int ec, rc;
+
+	memset(&im, 0, sizeof im);
+	im.c = c;
+	im.path = o->path;
+	im.dry_run = o->dry_run;
+	/* Find the targets before reading anything. */
+	if (!im.dry_run && (cli_target(c, CLI_SIGNER) == NULL ||
+	    cli_target(c, CLI_AUTHZ) == NULL))
+		return CLI_EXIT_USAGE;
+	rc = import_open(o->path, o->fmt, o->product_line, o->region, &rd, why,
+	    sizeof why);
+	if (rc == SF_EINVAL)
+		return cli_usage(c, "%s", why);
+	if (rc != 0)
+		return cli_error(c, CLI_EXIT_INPUT, "%s", why);
+	im.fmt = import_format(rd);
+	im.tty = !c->json && isatty(STDERR_FILENO);
+	im.cap = o->batch;
+	if (!im.dry_run && ((im.recs = calloc(im.cap, sizeof *im.recs)) ==
+	    NULL || (im.ptrs = calloc(im.cap, sizeof *im.ptrs)) == NULL ||
+	    (im.where = calloc(im.cap, sizeof *im.where)) == NULL ||
+	    (im.pend = calloc(im.cap, sizeof *im.pend)) == NULL)) {
+		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
+		goto out;
+	}
+	if (c->json)
+		out_stream_open(&im.js, stdout, json_pack("{s:o, s:s}",
+		    "source", out_jstr(im.path),
+		    "format", import_format_name(im.fmt)), "refusals");
+	ec = run_batches(&im, rd, im.cap);
+	summary(&im, ec);
+	if (ec == 0 && im.refused > 0)
+		ec = CLI_EXIT_REFUSED;
+out:
+	import_close(rd);
+	free(im.recs);
+	free(im.ptrs);
+	free(im.where);
+	free(im.pend);
+	return ec;
+}
