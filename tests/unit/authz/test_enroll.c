@@ -410,10 +410,12 @@ main(void)
 		goto out;
 	ok(start_signer() == 0, "the signer serves on its issuance socket");
 	ok(start_authz() == 0, "authz's registry and enrollment are open");
-	ok(register_device("1111", k1, k1, "us-east-1") == 0 &&
-	    register_device("1112", k2, k2, "") == 0 &&
-	    register_device("1113", k3, k3, "") == 0,
-	    "1111-1113 registered on both sides");
+	is_int(register_device("1111", k1, k1, "us-east-1"), 0,
+	    "1111 registered on both sides, in us-east-1");
+	is_int(register_device("1112", k2, k2, ""), 0,
+	    "1112 registered on both sides");
+	is_int(register_device("1113", k3, k3, ""), 0,
+	    "1113 registered on both sides");
 	test_enroll_issues(k1);
 	test_idempotency_key(k2);
 	test_same_csr_without_key(k3);

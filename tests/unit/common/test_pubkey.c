@@ -188,8 +188,9 @@ test_refused(const char *label, EVP_PKEY *pk, int want, const char *wantwhy)
 	is_int(rc, want, "%s: refused", label);
 	ok(strstr(why, wantwhy) != NULL, "%s: why says \"%s\" (%s)", label,
 	    wantwhy, why);
-	ok(info.spki == NULL && info.key_bits == NULL && info.type == 0,
-	    "%s: *out zeroed", label);
+	ok(info.spki == NULL, "%s: *out zeroed: spki", label);
+	ok(info.key_bits == NULL, "%s: *out zeroed: key_bits", label);
+	is_int(info.type, 0, "%s: *out zeroed: type", label);
 	ok(ERR_peek_error() == 0, "%s: OpenSSL error queue clear", label);
 	ERR_clear_error();
 	pubkey_info_free(&info);

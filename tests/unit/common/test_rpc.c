@@ -449,11 +449,14 @@ test_dispatch_raw(rpc_server *srv, rpc_client *c)
 		}
 		rpc_client_call_raw(c, cases[i].path, cases[i].body,
 		    cases[i].len, &wire, &wirelen, 5000, &wst);
-		ok(wst.code == st.code && strcmp(wst.message, st.message) == 0,
-		    "raw %s: as over the socket (%s)", cases[i].what,
-		    wst.message);
-		ok(outlen == wirelen && (outlen == 0 ||
-		    memcmp(out, wire, outlen) == 0),
+		is_int(st.code, wst.code, "raw %s: the status as over the"
+		    " socket", cases[i].what);
+		is_str(st.message, wst.message, "raw %s: the message as over"
+		    " the socket", cases[i].what);
+		is_int((int)outlen, (int)wirelen, "raw %s: the reply's length"
+		    " as over the socket", cases[i].what);
+		ok(outlen != wirelen || outlen == 0 ||
+		    memcmp(out, wire, outlen) == 0,
 		    "raw %s: the same reply bytes", cases[i].what);
 		free(out);
 		free(wire);
