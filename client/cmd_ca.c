@@ -18,6 +18,7 @@
 #include "err.h"
 #include "pubkey.h"
 #include "secretfree/v1/ca_admin.pb-c.h"
+#include "util.h"
 
 #define SVC (&secretfree__v1__ca_admin__descriptor)
 #define PEM_MAX (1024 * 1024)
@@ -49,32 +50,14 @@ key_name(int v)
 	return v ? pubkey_type_name(v) : "";
 }
 
-static char *
-join(char *const *v, size_t n)
-{
-	size_t len = 1;
-	char *s;
-
-	for (size_t i = 0; i < n; i++)
-		len += strlen(v[i]) + 2;
-	if ((s = malloc(len)) == NULL)
-		return NULL;
-	s[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			strcat(s, ", ");
-		strcat(s, v[i]);
-	}
-	return s;
-}
-
 static void
 cmd_ca_print(const CaInfo *ca)
 {
 	char b1[32], b2[32], role[32], state[32], *perm, *excl;
 
-	perm = join(ca->permitted_subtrees, ca->n_permitted_subtrees);
-	excl = join(ca->excluded_subtrees, ca->n_excluded_subtrees);
+	perm = sf_join(ca->permitted_subtrees, ca->n_permitted_subtrees,
+	    ", ");
+	excl = sf_join(ca->excluded_subtrees, ca->n_excluded_subtrees, ", ");
 	out_kv(stdout, "name", "%s", ca->name);
 	out_kv(stdout, "role", "%s", role_name(ca->role, role, sizeof role));
 	out_kv(stdout, "state", "%s", state_name(ca->state, state,

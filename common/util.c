@@ -173,3 +173,27 @@ sf_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
+
+char *
+sf_join(char *const *v, size_t n, const char *sep)
+{
+	size_t len = 1, seplen = strlen(sep), off = 0;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + seplen;
+	if ((out = malloc(len)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]);
+
+		if (i) {
+			memcpy(out + off, sep, seplen);
+			off += seplen;
+		}
+		memcpy(out + off, v[i], l);
+		off += l;
+	}
+	out[off] = '\0';
+	return out;
+}

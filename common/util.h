@@ -30,6 +30,10 @@ int64_t sf_now(void);
 /* Monotonic milliseconds. */
 int64_t sf_mono_ms(void);
 
+/* The n strings of v joined by sep, malloc'd ("" for n = 0); NULL when out
+ * of memory. */
+char *sf_join(char *const *v, size_t n, const char *sep);
+
 /* strdup that passes NULL through (NULL in, NULL out). */
 char *sf_strdup(const char *s);
 

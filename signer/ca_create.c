@@ -56,24 +56,6 @@ role_name(int role)
 	return "?";
 }
 
-static char *
-join_lines(char *const *v, size_t n)
-{
-	size_t len = 1;
-	char *out;
-
-	for (size_t i = 0; i < n; i++)
-		len += strlen(v[i]) + 1;
-	if ((out = calloc(1, len)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			strcat(out, "\n");
-		strcat(out, v[i]);
-	}
-	return out;
-}
-
 /* ---- step 1: plan ---- */
 
 /* The CA's name from its role, product line and region; the product
@@ -302,10 +284,10 @@ plan_record(create_plan *p, char *why, size_t whylen)
 	rec->key_label = strdup(p->label);
 	rec->state = SECRETFREE__V1__CA_STATE__CA_STATE_PENDING;
 	rec->created_at = sf_now();
-	rec->permitted = r->npermitted ? join_lines(r->permitted,
-	    r->npermitted) : strdup(p->pc ? p->pc->permitted : "");
-	rec->excluded = r->nexcluded ? join_lines(r->excluded, r->nexcluded) :
-	    strdup(p->pc ? p->pc->excluded : "");
+	rec->permitted = r->npermitted ? sf_join(r->permitted,
+	    r->npermitted, "\n") : strdup(p->pc ? p->pc->permitted : "");
+	rec->excluded = r->nexcluded ? sf_join(r->excluded, r->nexcluded,
+	    "\n") : strdup(p->pc ? p->pc->excluded : "");
 	rec->serial = strdup("");
 	rec->external_chain = strdup("");
 	if (!rec->key_label || !rec->permitted || !rec->excluded ||
