@@ -87,7 +87,7 @@ plan_name(const signer_conf *cf, const ca_create_req *r, char *name,
 		    " (1-32 of a-z, 0-9, -)", pl);
 		return SF_EINVAL;
 	}
-	if ((*pcp = config_product(cf, pl)) == NULL) {
+	if ((*pcp = signer_conf_product(cf, pl)) == NULL) {
 		sf_why(why, whylen, "product line \"%s\" is not configured:"
 		    " add a [product.%s] section to %s", pl, pl, cf->path);
 		return SF_ESTATE;
@@ -251,7 +251,7 @@ expand(const create_plan *p, const char *req, const char *tmpl, char *why,
 {
 	const journal_ca *rec = &p->c->rec;
 
-	return config_expand_display(p->cf, req && *req ? req : tmpl,
+	return signer_conf_expand_display(p->cf, req && *req ? req : tmpl,
 	    rec->name, rec->product_line, p->r->display_name, rec->region,
 	    rec->generation, NULL, why, whylen);
 }

@@ -444,7 +444,7 @@ signer_conf_free(signer_conf *c)
 }
 
 const product_conf *
-config_product(const signer_conf *c, const char *id)
+signer_conf_product(const signer_conf *c, const char *id)
 {
 	for (size_t i = 0; i < c->nproducts; i++)
 		if (strcmp(c->products[i].id, id) == 0)
@@ -453,22 +453,22 @@ config_product(const signer_conf *c, const char *id)
 }
 
 char *
-config_expand(const signer_conf *c, const char *tmpl, const char *name,
-    const char *product_line, const char *region, const char *generation,
-    const char *device_id, char *why, size_t whylen)
+signer_conf_expand(const signer_conf *c, const char *tmpl,
+    const char *name, const char *product_line, const char *region,
+    const char *generation, const char *device_id, char *why, size_t whylen)
 {
-	return config_expand_display(c, tmpl, name, product_line, NULL, region,
-	    generation, device_id, why, whylen);
+	return signer_conf_expand_display(c, tmpl, name, product_line, NULL,
+	    region, generation, device_id, why, whylen);
 }
 
 char *
-config_expand_display(const signer_conf *c, const char *tmpl,
+signer_conf_expand_display(const signer_conf *c, const char *tmpl,
     const char *name, const char *product_line, const char *display_name,
     const char *region, const char *generation, const char *device_id,
     char *why, size_t whylen)
 {
 	const product_conf *p = product_line && *product_line ?
-	    config_product(c, product_line) : NULL;
+	    signer_conf_product(c, product_line) : NULL;
 	const char *dn = display_name && *display_name ? display_name :
 	    p ? p->display_name : (product_line ? product_line : "");
 	const char *vars[] = {

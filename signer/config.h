@@ -71,18 +71,19 @@ typedef struct {
 int signer_conf_load(const char *path, signer_conf **out, char *why,
     size_t whylen);
 void signer_conf_free(signer_conf *c);
-const product_conf *config_product(const signer_conf *c, const char *id);
+const product_conf *signer_conf_product(const signer_conf *c,
+    const char *id);
 
 /*
  * Expand a template with the CA's variables: ${name}, ${product_line},
  * ${display_name}, ${region}, ${generation}, ${organization}, ${country},
  * ${domain}, ${device_id}. Returns a malloc'd string or NULL (why set).
  */
-char *config_expand(const signer_conf *c, const char *tmpl, const char *name,
-    const char *product_line, const char *region, const char *generation,
+char *signer_conf_expand(const signer_conf *c, const char *tmpl,
+    const char *name, const char *product_line, const char *region, const char *generation,
     const char *device_id, char *why, size_t whylen);
 /* The same with ${display_name} given (NULL/"": the product line's). */
-char *config_expand_display(const signer_conf *c, const char *tmpl,
+char *signer_conf_expand_display(const signer_conf *c, const char *tmpl,
     const char *name, const char *product_line, const char *display_name,
     const char *region, const char *generation, const char *device_id,
     char *why, size_t whylen);

@@ -152,8 +152,9 @@ device_subject(const signer_conf *cf, const product_conf *pc,
 	X509_NAME *subject = NULL;
 	char *subj;
 
-	if ((subj = config_expand(cf, pc->device_subject, issuer->rec.name,
-	    pc->id, region, "", device_id, why, whylen)) == NULL)
+	if ((subj = signer_conf_expand(cf, pc->device_subject,
+	    issuer->rec.name, pc->id, region, "", device_id, why,
+	    whylen)) == NULL)
 		return NULL;
 	subject = profile_subject_parse(subj, why, whylen);
 	free(subj);
@@ -206,7 +207,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	if ((rc = check_device(ic, r, &ci, why, whylen)) != 0)
 		goto out;
 	rc = SF_ESTATE;
-	if ((pc = config_product(cf, r->product_line)) == NULL) {
+	if ((pc = signer_conf_product(cf, r->product_line)) == NULL) {
 		sf_why(why, whylen, "product line %s has no profile in the"
 		    " signer's configuration", r->product_line);
 		goto out;

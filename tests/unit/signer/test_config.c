@@ -5,7 +5,7 @@
  * swapped for ours); each refusal (unknown section or key, a key before
  * any section, a bad key type, an integer out of range, a missing
  * required key, equal sockets, ...) as SF_ECONFIG with a message naming
- * the problem; product sections and device_key_types; config_expand.
+ * the problem; product sections and device_key_types; signer_conf_expand.
  *
  * Environment: SF_SOURCE_ROOT (optional: the tree whose README is read).
  */
@@ -155,7 +155,8 @@ test_minimal(void)
 	is_int(c->issuing_validity_days, 1825, "issuing validity default"
 	    " 1825");
 	is_int(c->nproducts, 0, "no product lines");
-	ok(config_product(c, "widgiot") == NULL, "config_product: none");
+	ok(signer_conf_product(c, "widgiot") == NULL,
+	    "signer_conf_product: none");
 	signer_conf_free(c);
 	signer_conf_free(NULL);
 	ok(1, "signer_conf_free(NULL) is harmless");
@@ -295,8 +296,8 @@ test_every_key(void)
 	is_int(c->issuing_key_type, PUBKEY_ED25519, "issuing key_type");
 	is_int(c->issuing_validity_days, 700, "issuing validity_days");
 	is_int(c->nproducts, 1, "one product line");
-	p = config_product(c, "widgiot");
-	ok(p != NULL, "config_product finds widgiot");
+	p = signer_conf_product(c, "widgiot");
+	ok(p != NULL, "signer_conf_product finds widgiot");
 	if (p)
 		check_every_product_key(p);
 	signer_conf_free(c);
@@ -382,7 +383,7 @@ test_readme(void)
 	is_int(c->root_key_type, PUBKEY_EC_P384, "README: root key_type");
 	is_int(c->root_path_len, -1, "README: root path_len");
 	is_int(c->issuing_validity_days, 1825, "README: issuing validity_days");
-	p = config_product(c, "widgiot");
+	p = signer_conf_product(c, "widgiot");
 	ok(p != NULL, "README: the widgiot product line");
 	if (p != NULL) {
 		is_str(p->display_name, "WidgIoT", "README: widgiot"
@@ -629,16 +630,16 @@ test_products(void)
 	is_str(c->products[0].id, "widgiot", "in file order: first widgiot");
 	is_str(c->products[1].id, "gadget-2", "in file order: then gadget-2");
 	is_str(c->products[3].id, "edonly", "in file order: last edonly");
-	w = config_product(c, "widgiot");
-	g = config_product(c, "gadget-2");
-	r = config_product(c, "rsaonly");
-	e = config_product(c, "edonly");
-	ok(w != NULL, "config_product finds widgiot");
-	ok(g != NULL, "config_product finds gadget-2");
-	ok(r != NULL, "config_product finds rsaonly");
-	ok(e != NULL, "config_product finds edonly");
-	ok(config_product(c, "widgio") == NULL, "and not a prefix of one");
-	ok(config_product(c, "") == NULL, "and not the empty id");
+	w = signer_conf_product(c, "widgiot");
+	g = signer_conf_product(c, "gadget-2");
+	r = signer_conf_product(c, "rsaonly");
+	e = signer_conf_product(c, "edonly");
+	ok(w != NULL, "signer_conf_product finds widgiot");
+	ok(g != NULL, "signer_conf_product finds gadget-2");
+	ok(r != NULL, "signer_conf_product finds rsaonly");
+	ok(e != NULL, "signer_conf_product finds edonly");
+	ok(signer_conf_product(c, "widgio") == NULL, "and not a prefix of one");
+	ok(signer_conf_product(c, "") == NULL, "and not the empty id");
 	if (w && g && r && e) {
 		is_int(w->device_key_types, (1u << PUBKEY_EC_P256) |
 		    (1u << PUBKEY_RSA_OTHER) | (1u << PUBKEY_RSA_2048) |
@@ -684,45 +685,45 @@ test_expand(void)
 	    "display_name = WidgIoT\n");
 	rc = load(text, &c, why, sizeof why, NULL);
 	free(text);
-	is_int(rc, 0, "a file for config_expand (%s)", why);
+	is_int(rc, 0, "a file for signer_conf_expand (%s)", why);
 	if (c == NULL)
 		return;
-	s = config_expand(c, "${name}|${product_line}|${display_name}|"
+	s = signer_conf_expand(c, "${name}|${product_line}|${display_name}|"
 	    "${region}|${generation}|${organization}|${country}|${domain}|"
 	    "${device_id}", "us-east-1.widgiot", "widgiot", "us-east-1",
 	    "2026a", "1111", why, sizeof why);
 	is_str(s, "us-east-1.widgiot|widgiot|WidgIoT|us-east-1|2026a|"
 	    "Automatra|US|automatra.net|1111", "every variable");
 	free(s);
-	s = config_expand(c, c->issuing_subject, "us-east-1.widgiot",
+	s = signer_conf_expand(c, c->issuing_subject, "us-east-1.widgiot",
 	    "widgiot", "us-east-1", "2026a", NULL, why, sizeof why);
 	is_str(s, "/C=US/O=Automatra/OU=WidgIoT us-east-1/"
 	    "CN=us-east-1.widgiot.automatra.net", "the default issuing subject"
 	    " is the reference's");
 	free(s);
-	s = config_expand(c, "${display_name}", "x", "gadget", "", "", NULL,
+	s = signer_conf_expand(c, "${display_name}", "x", "gadget", "", "", NULL,
 	    why, sizeof why);
 	is_str(s, "gadget", "an unconfigured product line: its id as display"
 	    " name");
 	free(s);
-	s = config_expand(c, "[${name}${product_line}${display_name}${region}"
+	s = signer_conf_expand(c, "[${name}${product_line}${display_name}${region}"
 	    "${generation}${device_id}]", NULL, NULL, NULL, NULL, NULL, why,
 	    sizeof why);
 	is_str(s, "[]", "NULL arguments expand to \"\"");
 	free(s);
-	s = config_expand(c, "no variables, $ and {} alone", "x", NULL, NULL,
+	s = signer_conf_expand(c, "no variables, $ and {} alone", "x", NULL, NULL,
 	    NULL, NULL, why, sizeof why);
 	is_str(s, "no variables, $ and {} alone", "text without ${ is kept");
 	free(s);
 	why[0] = '\0';
-	s = config_expand(c, "/CN=${nmae}", "x", NULL, NULL, NULL, NULL, why,
+	s = signer_conf_expand(c, "/CN=${nmae}", "x", NULL, NULL, NULL, NULL, why,
 	    sizeof why);
 	ok(s == NULL, "an unknown variable is refused");
 	ok(strstr(why, "unknown variable ${nmae}") != NULL,
 	    "  and named (%s)", why);
 	free(s);
 	why[0] = '\0';
-	s = config_expand(c, "/CN=${name", "x", NULL, NULL, NULL, NULL, why,
+	s = signer_conf_expand(c, "/CN=${name", "x", NULL, NULL, NULL, NULL, why,
 	    sizeof why);
 	ok(s == NULL, "an unterminated ${ is refused");
 	ok(strstr(why, "unterminated") != NULL, "  saying so (%s)", why);
