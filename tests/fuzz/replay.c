@@ -2,7 +2,8 @@
  * Replays a fuzz target's corpus as an ordinary test (built with gcc,
  * without libFuzzer): every file in the corpus directory goes through
  * LLVMFuzzerTestOneInput once. A crash fails the test; each file is one
- * TAP line. scripts/fuzz runs the real fuzzers.
+ * TAP line. scripts/fuzz runs the real fuzzers. `replay --seeds DIR`
+ * asks a target that can to write its seed corpus into DIR.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include "../tap.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
+/* A target may write its own seed corpus (`replay --seeds DIR`). */
+int fuzz_write_seeds(const char *dir) __attribute__((weak));
 
 int
 main(int argc, char **argv)
@@ -22,6 +25,13 @@ main(int argc, char **argv)
 	struct dirent *e;
 	int n = 0;
 
+	if (argc == 3 && strcmp(argv[1], "--seeds") == 0) {
+		if (fuzz_write_seeds == NULL) {
+			fprintf(stderr, "this target writes no seeds\n");
+			return 2;
+		}
+		return fuzz_write_seeds(argv[2]) == 0 ? 0 : 1;
+	}
 	if (argc != 2 || (d = opendir(argv[1])) == NULL) {
 		fprintf(stderr, "usage: replay CORPUS_DIR\n");
 		return 2;
