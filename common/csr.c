@@ -70,23 +70,23 @@ unpem(const uint8_t *text, size_t len, uint8_t **der, size_t *derlen,
 		goto out;
 	}
 	if (!PEM_read_bio(bio, &name, &header, &data, &dlen) || dlen <= 0) {
-		pubkey_why(why, whylen, "malformed PEM block");
+		sf_why(why, whylen, "malformed PEM block");
 		goto out;
 	}
 	if (strcmp(name, PEM_STRING_X509_REQ) != 0 &&
 	    strcmp(name, PEM_STRING_X509_REQ_OLD) != 0) {
-		pubkey_why(why, whylen, "the PEM block is not a \"CERTIFICATE "
+		sf_why(why, whylen, "the PEM block is not a \"CERTIFICATE "
 		    "REQUEST\"");
 		goto out;
 	}
 	if (header[0] != '\0') {
-		pubkey_why(why, whylen, "PEM headers are not accepted");
+		sf_why(why, whylen, "PEM headers are not accepted");
 		goto out;
 	}
 	restlen = BIO_get_mem_data(bio, &rest);
 	for (long i = 0; i < restlen; i++) {
 		if (!is_space((unsigned char)rest[i])) {
-			pubkey_why(why, whylen, "text follows the PEM block");
+			sf_why(why, whylen, "text follows the PEM block");
 			goto out;
 		}
 	}
@@ -138,7 +138,7 @@ unwrap(const uint8_t *data, size_t len, uint8_t **owned, const uint8_t **der,
 	if ((rc = pubkey_b64_decode((const char *)data, len, &b64,
 	    &b64len)) != 0) {
 		if (rc == SF_EINVAL)
-			pubkey_why(why, whylen, "not a CSR: neither PEM, DER "
+			sf_why(why, whylen, "not a CSR: neither PEM, DER "
 			    "nor base64 of either");
 		return rc;
 	}
@@ -151,7 +151,7 @@ unwrap(const uint8_t *data, size_t len, uint8_t **owned, const uint8_t **der,
 	p = b64;
 	trim(&p, &b64len);
 	if (!is_pem(p, b64len)) {
-		pubkey_why(why, whylen, "base64 of neither a PEM nor a DER "
+		sf_why(why, whylen, "base64 of neither a PEM nor a DER "
 		    "CSR");
 		rc = SF_EINVAL;
 	} else {
@@ -172,27 +172,27 @@ take_cn(X509_REQ *req, char cn[DEVICE_ID_MAX + 1], char *why, size_t whylen)
 	int idx, n, rc = SF_EINVAL;
 
 	if ((idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1)) < 0) {
-		pubkey_why(why, whylen, "the CSR's subject has no CN");
+		sf_why(why, whylen, "the CSR's subject has no CN");
 		goto out;
 	}
 	if (X509_NAME_get_index_by_NID(subj, NID_commonName, idx) >= 0) {
-		pubkey_why(why, whylen, "the CSR's subject has several CNs; "
+		sf_why(why, whylen, "the CSR's subject has several CNs; "
 		    "exactly one is accepted");
 		goto out;
 	}
 	n = ASN1_STRING_to_UTF8(&utf8,
 	    X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx)));
 	if (n < 0) {
-		pubkey_why(why, whylen, "the CSR's CN is not a string");
+		sf_why(why, whylen, "the CSR's CN is not a string");
 		goto out;
 	}
 	/* A NUL inside would cut the id short where we compare it. */
 	if (memchr(utf8, '\0', (size_t)n) != NULL) {
-		pubkey_why(why, whylen, "the CSR's CN contains a NUL byte");
+		sf_why(why, whylen, "the CSR's CN contains a NUL byte");
 		goto out;
 	}
 	if (!device_id_valid((const char *)utf8, reason, sizeof reason)) {
-		pubkey_why(why, whylen, "the CSR's CN is not a valid device "
+		sf_why(why, whylen, "the CSR's CN is not a valid device "
 		    "id: %s", reason);
 		goto out;
 	}
@@ -215,16 +215,16 @@ parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
 
 	if (len > LONG_MAX ||
 	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
-		pubkey_why(why, whylen, "not a PKCS#10 certificate request");
+		sf_why(why, whylen, "not a PKCS#10 certificate request");
 		goto out;
 	}
 	if (p != der + len) {
-		pubkey_why(why, whylen, "%zu trailing byte(s) after the "
+		sf_why(why, whylen, "%zu trailing byte(s) after the "
 		    "certificate request", (size_t)(der + len - p));
 		goto out;
 	}
 	if (X509_REQ_get_version(req) != X509_REQ_VERSION_1) {
-		pubkey_why(why, whylen, "CSR version field %ld: only 0 "
+		sf_why(why, whylen, "CSR version field %ld: only 0 "
 		    "(version 1) is defined", X509_REQ_get_version(req));
 		goto out;
 	}
@@ -233,14 +233,14 @@ parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
 		/* Nothing to verify with: say what is wrong with the key. */
 		if ((rc = pubkey_from_x509_pubkey(xpk, &out->key, why,
 		    whylen)) == 0) {
-			pubkey_why(why, whylen, "the CSR's key cannot verify "
+			sf_why(why, whylen, "the CSR's key cannot verify "
 			    "its signature");
 			rc = SF_EINVAL;
 		}
 		goto out;
 	}
 	if (X509_REQ_verify(req, pk) != 1) {
-		pubkey_why(why, whylen, "the CSR's self-signature does not "
+		sf_why(why, whylen, "the CSR's self-signature does not "
 		    "verify");
 		goto out;
 	}
@@ -270,13 +270,13 @@ csr_parse(const uint8_t *data, size_t len, size_t max_len, csr_info *out,
 	if (data == NULL)
 		len = 0;
 	if (len > max_len) {
-		pubkey_why(why, whylen, "CSR of %zu bytes: over the %zu-byte "
+		sf_why(why, whylen, "CSR of %zu bytes: over the %zu-byte "
 		    "limit", len, max_len);
 		rc = SF_ETOOBIG;
 		goto out;
 	}
 	if (len == 0) {
-		pubkey_why(why, whylen, "empty CSR");
+		sf_why(why, whylen, "empty CSR");
 		rc = SF_EINVAL;
 		goto out;
 	}

@@ -92,18 +92,6 @@ init(void)
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-void
-pubkey_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 int
 pubkey_sha256(const uint8_t *data, size_t len, uint8_t md[32])
 {
@@ -260,7 +248,7 @@ take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 
 	X509_ALGOR_get0(&aobj, &ptype, &pval, alg);
 	if (ptype != V_ASN1_OBJECT) {
-		pubkey_why(why, whylen, "EC key with %s: only the named curves "
+		sf_why(why, whylen, "EC key with %s: only the named curves "
 		    "P-256 and P-384 are accepted", ptype == V_ASN1_SEQUENCE ?
 		    "explicit curve parameters" : "no named curve");
 		return SF_EKEYTYPE;
@@ -278,13 +266,13 @@ take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 		flen = 48;
 		break;
 	default:
-		pubkey_why(why, whylen, "EC key on curve %s: only P-256 and "
+		sf_why(why, whylen, "EC key on curve %s: only P-256 and "
 		    "P-384 are accepted", obj_name(pval, buf, sizeof buf));
 		return SF_EKEYTYPE;
 	}
 	rc = SF_EINVAL;
 	if (pk == NULL) {
-		pubkey_why(why, whylen, "EC public key is not a point on %s",
+		sf_why(why, whylen, "EC public key is not a point on %s",
 		    OBJ_nid2sn(out->curve_nid));
 		goto out;
 	}
@@ -294,7 +282,7 @@ take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 	}
 	if (kblen != 1 + flen || (kb[0] != POINT_CONVERSION_COMPRESSED &&
 	    kb[0] != (POINT_CONVERSION_COMPRESSED | 1))) {
-		pubkey_why(why, whylen, "EC point is neither compressed nor "
+		sf_why(why, whylen, "EC point is neither compressed nor "
 		    "uncompressed");
 		goto out;
 	}
@@ -304,7 +292,7 @@ take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 	    (pt = EC_POINT_new(group)) == NULL)
 		goto out;
 	if (!EC_POINT_oct2point(group, pt, kb, kblen, NULL)) {
-		pubkey_why(why, whylen, "EC public key is not a point on %s",
+		sf_why(why, whylen, "EC public key is not a point on %s",
 		    OBJ_nid2sn(out->curve_nid));
 		rc = SF_EINVAL;
 		goto out;
@@ -330,16 +318,16 @@ take_rsa(const EVP_PKEY *pk, const uint8_t *kb, size_t kblen,
 	int len, rc = SF_EINVAL;
 
 	if (pk == NULL) {
-		pubkey_why(why, whylen, "not a valid RSA public key");
+		sf_why(why, whylen, "not a valid RSA public key");
 		goto out;
 	}
 	if (!EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) ||
 	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e)) {
-		pubkey_why(why, whylen, "RSA key without modulus or exponent");
+		sf_why(why, whylen, "RSA key without modulus or exponent");
 		goto out;
 	}
 	if (BN_is_negative(n) || BN_is_negative(e)) {
-		pubkey_why(why, whylen, "RSA key with a negative modulus or "
+		sf_why(why, whylen, "RSA key with a negative modulus or "
 		    "exponent");
 		goto out;
 	}
@@ -347,28 +335,28 @@ take_rsa(const EVP_PKEY *pk, const uint8_t *kb, size_t kblen,
 	out->bits = BN_num_bits(n);
 	rc = SF_EKEYTYPE;
 	if (out->bits < PUBKEY_RSA_MIN_BITS) {
-		pubkey_why(why, whylen, "RSA key of %d bits: below the %d-bit "
+		sf_why(why, whylen, "RSA key of %d bits: below the %d-bit "
 		    "minimum", out->bits, PUBKEY_RSA_MIN_BITS);
 		goto out;
 	}
 	if (out->bits > PUBKEY_RSA_MAX_BITS) {
-		pubkey_why(why, whylen, "RSA key of %d bits: above the %d-bit "
+		sf_why(why, whylen, "RSA key of %d bits: above the %d-bit "
 		    "maximum", out->bits, PUBKEY_RSA_MAX_BITS);
 		goto out;
 	}
 	/* 65537 is the smallest odd number of 17 bits. */
 	if (!BN_is_odd(e) || BN_num_bits(e) < 17) {
 		if (BN_num_bits(e) <= 64)
-			pubkey_why(why, whylen, "RSA public exponent %llu: it "
+			sf_why(why, whylen, "RSA public exponent %llu: it "
 			    "must be odd and at least 65537",
 			    (unsigned long long)BN_get_word(e));
 		else
-			pubkey_why(why, whylen, "RSA public exponent is even");
+			sf_why(why, whylen, "RSA public exponent is even");
 		goto out;
 	}
 	len = BN_bn2bin(n, nbuf);
 	if (pubkey_rsa_is_roca(nbuf, (size_t)len)) {
-		pubkey_why(why, whylen, "RSA modulus carries the ROCA "
+		sf_why(why, whylen, "RSA modulus carries the ROCA "
 		    "fingerprint (CVE-2017-15361): the key can be factored");
 		goto out;
 	}
@@ -389,7 +377,7 @@ take_rsa(const EVP_PKEY *pk, const uint8_t *kb, size_t kblen,
 	    ASN1_ITEM_rptr(sf_rsa_pub))) <= 0)
 		goto out;
 	if ((size_t)len != kblen || memcmp(der, kb, kblen) != 0) {
-		pubkey_why(why, whylen, "the RSAPublicKey is not in DER or "
+		sf_why(why, whylen, "the RSAPublicKey is not in DER or "
 		    "has bytes after it");
 		rc = SF_EINVAL;
 		goto out;
@@ -413,7 +401,7 @@ take_ed25519(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 	X509_ALGOR_get0(NULL, &ptype, NULL, alg);
 	/* RFC 8410: the parameters are absent; the key is 32 raw bytes. */
 	if (pk == NULL || ptype != V_ASN1_UNDEF || kblen != 32) {
-		pubkey_why(why, whylen, "not a valid Ed25519 public key");
+		sf_why(why, whylen, "not a valid Ed25519 public key");
 		return SF_EINVAL;
 	}
 	out->type = PUBKEY_ED25519;
@@ -494,7 +482,7 @@ from_xpk(const X509_PUBKEY *xpk, pubkey_info *out, char *why, size_t whylen)
 	pthread_once(&init_once, init);
 	if (xpk == NULL || !X509_PUBKEY_get0_param(&aobj, &kb, &kblen, &alg,
 	    xpk) || kb == NULL || kblen <= 0) {
-		pubkey_why(why, whylen, "no public key");
+		sf_why(why, whylen, "no public key");
 		return SF_EINVAL;
 	}
 	/* NULL when OpenSSL could not decode the key; each case says why. */
@@ -512,7 +500,7 @@ from_xpk(const X509_PUBKEY *xpk, pubkey_info *out, char *why, size_t whylen)
 		rc = take_ed25519(alg, pk, kb, (size_t)kblen, out, why, whylen);
 		break;
 	default:
-		pubkey_why(why, whylen, "key algorithm %s is not accepted: "
+		sf_why(why, whylen, "key algorithm %s is not accepted: "
 		    "only ECDSA P-256/P-384, RSA %d-%d bits and Ed25519 are",
 		    obj_name(aobj, buf, sizeof buf), PUBKEY_RSA_MIN_BITS,
 		    PUBKEY_RSA_MAX_BITS);
@@ -534,21 +522,21 @@ from_der(const uint8_t *der, size_t len, pubkey_info *out, char *why,
 
 	memset(out, 0, sizeof *out);
 	if (der == NULL || len == 0) {
-		pubkey_why(why, whylen, "empty public key");
+		sf_why(why, whylen, "empty public key");
 		goto out;
 	}
 	if (len > SPKI_MAX) {
-		pubkey_why(why, whylen, "public key of %zu bytes: too long",
+		sf_why(why, whylen, "public key of %zu bytes: too long",
 		    len);
 		goto out;
 	}
 	if ((xpk = d2i_X509_PUBKEY(NULL, &p, (long)len)) == NULL) {
-		pubkey_why(why, whylen, "not a DER SubjectPublicKeyInfo");
+		sf_why(why, whylen, "not a DER SubjectPublicKeyInfo");
 		goto out;
 	}
 	/* Exact parsing: whatever follows is not ours to ignore. */
 	if (p != der + len) {
-		pubkey_why(why, whylen, "%zu trailing byte(s) after the "
+		sf_why(why, whylen, "%zu trailing byte(s) after the "
 		    "SubjectPublicKeyInfo", (size_t)(der + len - p));
 		goto out;
 	}
@@ -584,7 +572,7 @@ pubkey_from_evp(EVP_PKEY *pk, pubkey_info *out, char *why, size_t whylen)
 	 * place. The CSR path does not come here (pubkey_from_x509_pubkey).
 	 */
 	if (pk == NULL || (len = i2d_PUBKEY(pk, &der)) <= 0) {
-		pubkey_why(why, whylen, "the key cannot be written as a "
+		sf_why(why, whylen, "the key cannot be written as a "
 		    "SubjectPublicKeyInfo");
 		goto out;
 	}
@@ -621,22 +609,22 @@ from_pem(const char *text, size_t len, pubkey_info *out, char *why,
 		goto out;
 	}
 	if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
-		pubkey_why(why, whylen, "malformed PEM block");
+		sf_why(why, whylen, "malformed PEM block");
 		goto out;
 	}
 	if (strcmp(name, PEM_STRING_PUBLIC) != 0) {
-		pubkey_why(why, whylen, "PEM block \"%s\" is not a \"PUBLIC "
+		sf_why(why, whylen, "PEM block \"%s\" is not a \"PUBLIC "
 		    "KEY\"", printable(name) ? name : "?");
 		goto out;
 	}
 	if (header[0] != '\0') {
-		pubkey_why(why, whylen, "PEM headers are not accepted");
+		sf_why(why, whylen, "PEM headers are not accepted");
 		goto out;
 	}
 	restlen = BIO_get_mem_data(bio, &rest);
 	for (long i = 0; i < restlen; i++) {
 		if (!is_space((unsigned char)rest[i])) {
-			pubkey_why(why, whylen, "text follows the PEM block");
+			sf_why(why, whylen, "text follows the PEM block");
 			goto out;
 		}
 	}
@@ -665,11 +653,11 @@ pubkey_from_text(const char *text, size_t len, pubkey_info *out,
 		len--;
 	}
 	if (len == 0) {
-		pubkey_why(why, whylen, "empty public key");
+		sf_why(why, whylen, "empty public key");
 		goto out;
 	}
 	if (len > TEXT_MAX) {
-		pubkey_why(why, whylen, "public key text of %zu bytes: too "
+		sf_why(why, whylen, "public key text of %zu bytes: too "
 		    "long", len);
 		goto out;
 	}
@@ -678,7 +666,7 @@ pubkey_from_text(const char *text, size_t len, pubkey_info *out,
 		goto out;
 	}
 	if ((rc = pubkey_b64_decode(text, len, &der, &derlen)) != 0) {
-		pubkey_why(why, whylen, "neither a PEM \"PUBLIC KEY\" block "
+		sf_why(why, whylen, "neither a PEM \"PUBLIC KEY\" block "
 		    "nor base64 of a DER SubjectPublicKeyInfo");
 		goto out;
 	}
@@ -742,11 +730,11 @@ device_id_valid(const char *id, char *why, size_t whylen)
 	size_t len;
 
 	if (id == NULL || id[0] == '\0') {
-		pubkey_why(why, whylen, "device id is empty");
+		sf_why(why, whylen, "device id is empty");
 		return 0;
 	}
 	if ((len = strlen(id)) > DEVICE_ID_MAX) {
-		pubkey_why(why, whylen, "device id of %zu characters: at most "
+		sf_why(why, whylen, "device id of %zu characters: at most "
 		    "%d are allowed", len, DEVICE_ID_MAX);
 		return 0;
 	}
@@ -758,15 +746,15 @@ device_id_valid(const char *id, char *why, size_t whylen)
 		if (ch == '.' || ch == '_' || ch == '-') {
 			if (i > 0)
 				continue;
-			pubkey_why(why, whylen, "device id starts with '%c': "
+			sf_why(why, whylen, "device id starts with '%c': "
 			    "the first character must be a letter or digit",
 			    ch);
 		} else if (ch > 0x20 && ch < 0x7f)
-			pubkey_why(why, whylen, "device id has '%c' at "
+			sf_why(why, whylen, "device id has '%c' at "
 			    "position %zu: only A-Z a-z 0-9 . _ - are allowed",
 			    ch, i + 1);
 		else
-			pubkey_why(why, whylen, "device id has byte 0x%02x at "
+			sf_why(why, whylen, "device id has byte 0x%02x at "
 			    "position %zu: only A-Z a-z 0-9 . _ - are allowed",
 			    ch, i + 1);
 		return 0;

@@ -32,8 +32,4 @@ int pubkey_b64_decode(const char *in, size_t len, uint8_t **out,
 /* SHA-256 with a digest fetched once per process. 0 or SF_ECRYPTO. */
 int pubkey_sha256(const uint8_t *data, size_t len, uint8_t md[32]);
 
-/* printf into why if why is not NULL; NULL-safe so callers needn't check. */
-void pubkey_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

@@ -49,6 +49,7 @@
 #include "secretfree/v1/signer.pb-c.h"
 #include "signer.h"
 #include "util.h"
+#include "../unit/csr_fixture.h"
 #include "../unit/signer/hsm_fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
@@ -371,29 +372,6 @@ write_seed(const char *dir, const ProtobufCServiceDescriptor *svc,
 	return rc;
 }
 
-/* A DER CSR by the fixed key for CN = 1111. */
-static int
-device_csr(uint8_t **der, size_t *len)
-{
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *n = X509_NAME_new();
-	unsigned char *d = NULL;
-	int l = -1;
-
-	if (req && n && fz.devkey &&
-	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"1111", -1, -1, 0) &&
-	    X509_REQ_set_subject_name(req, n) &&
-	    X509_REQ_set_pubkey(req, fz.devkey) &&
-	    X509_REQ_sign(req, fz.devkey, EVP_sha256()) > 0)
-		l = i2d_X509_REQ(req, &d);
-	X509_NAME_free(n);
-	X509_REQ_free(req);
-	*der = l > 0 ? d : NULL;
-	*len = l > 0 ? (size_t)l : 0;
-	return l > 0 ? 0 : -1;
-}
-
 int
 fuzz_write_seeds(const char *dir)
 {
@@ -408,7 +386,7 @@ fuzz_write_seeds(const char *dir)
 	size_t csrlen = 0;
 	int rc = 0;
 
-	if (setup() != 1 || device_csr(&csr, &csrlen) != 0)
+	if (setup() != 1 || make_csr(fz.devkey, "1111", 0, &csr, &csrlen) != 0)
 		return -1;
 	mkdir(dir, 0755);
 	/* Every method once with an empty body, on both listeners. */

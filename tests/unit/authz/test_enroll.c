@@ -33,6 +33,7 @@
 #include "sclient.h"
 #include "signer.h"
 #include "../signer/ca_fixture.h"
+#include "../csr_fixture.h"
 
 static ca_fixture fx;
 static signer_ctx sctx;
@@ -49,28 +50,6 @@ static EVP_PKEY *
 new_key(void)
 {
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-}
-
-/* A DER CSR for key with CN = id; malloc'd into *der. */
-static int
-make_csr(EVP_PKEY *key, const char *id, uint8_t **der, size_t *len)
-{
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *n = X509_NAME_new();
-	unsigned char *d = NULL;
-	int l = -1;
-
-	if (req && n && key && X509_REQ_set_version(req, X509_REQ_VERSION_1) &&
-	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)id, -1, -1, 0) &&
-	    X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, key) &&
-	    X509_REQ_sign(req, key, EVP_sha256()) > 0)
-		l = i2d_X509_REQ(req, &d);
-	X509_NAME_free(n);
-	X509_REQ_free(req);
-	*der = l > 0 ? d : NULL;
-	*len = l > 0 ? (size_t)l : 0;
-	return l > 0 ? 0 : -1;
 }
 
 /* Register id with key in authz's registry (registry_key) and in the
@@ -139,7 +118,7 @@ enroll_key(EVP_PKEY *key, const char *id, const char *ikey,
 	size_t len = 0;
 	int rc;
 
-	if (make_csr(key, id, &der, &len) != 0)
+	if (make_csr(key, id, 0, &der, &len) != 0)
 		return -100;
 	rc = enroll_csr(der, len, ikey, region, out, replayed, why, whylen);
 	OPENSSL_free(der);
@@ -285,7 +264,7 @@ test_same_csr_without_key(EVP_PKEY *k3)
 	char why[512] = "";
 	int ra = -1, rb = -1, rc;
 
-	if (make_csr(k3, "1113", &der, &len) != 0) {
+	if (make_csr(k3, "1113", 0, &der, &len) != 0) {
 		ok(0, "make 1113's CSR");
 		return;
 	}
