@@ -1,5 +1,8 @@
 /*
- * journal.c - the signer's SQLite journal (see journal.h).
+ * journal.c - the signer's SQLite journal (see journal.h): opening it, the
+ * schema, the shared statement helpers, and the group commit that makes
+ * every issued certificate durable before it is returned. The tables'
+ * queries are in journal_ca.c, journal_cert.c and journal_device.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -10,11 +13,36 @@
 #include <sqlite3.h>
 
 #include "err.h"
-#include "journal.h"
+#include "journal_int.h"
 #include "log.h"
 #include "util.h"
 
 #define BATCH_MAX 256
+
+#define JOURNAL_VERSION 2
+
+/* What version 2 adds beside new columns: shared by SCHEMA and MIGRATE_2. */
+#define SCHEMA_2 \
+    "CREATE INDEX IF NOT EXISTS certs_enrollment ON certs(enrollment_id)" \
+    " WHERE enrollment_id != '';" \
+    "CREATE INDEX IF NOT EXISTS certs_status ON certs(ca_id, status);" \
+    "CREATE TABLE IF NOT EXISTS crls (" \
+    " ca_id INTEGER NOT NULL REFERENCES cas(id)," \
+    " shard INTEGER NOT NULL," \
+    " crl_number INTEGER NOT NULL," \
+    " this_update INTEGER NOT NULL," \
+    " next_update INTEGER NOT NULL," \
+    " revoked_count INTEGER NOT NULL DEFAULT 0," \
+    " der BLOB NOT NULL," \
+    " PRIMARY KEY (ca_id, shard));" \
+    "CREATE TABLE IF NOT EXISTS ocsp (" \
+    " ca_id INTEGER NOT NULL REFERENCES cas(id)," \
+    " serial TEXT NOT NULL," \
+    " status INTEGER NOT NULL," \
+    " this_update INTEGER NOT NULL," \
+    " next_update INTEGER NOT NULL," \
+    " der BLOB NOT NULL," \
+    " PRIMARY KEY (ca_id, serial));"
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS cas ("
@@ -43,6 +71,10 @@ static const char *SCHEMA =
     " external_chain TEXT NOT NULL DEFAULT '',"
     " created_at INTEGER NOT NULL,"
     " crl_number INTEGER NOT NULL DEFAULT 0,"
+    " crl_shards INTEGER NOT NULL DEFAULT 1,"
+    " retired_at INTEGER NOT NULL DEFAULT 0,"
+    " revoked_at INTEGER NOT NULL DEFAULT 0,"
+    " revocation_reason INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (name, generation));"
     "CREATE TABLE IF NOT EXISTS certs ("
     " ca_id INTEGER NOT NULL REFERENCES cas(id),"
@@ -61,6 +93,7 @@ static const char *SCHEMA =
     " status INTEGER NOT NULL DEFAULT 1,"
     " revoked_at INTEGER NOT NULL DEFAULT 0,"
     " revocation_reason INTEGER NOT NULL DEFAULT 0,"
+    " ack_deadline INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (ca_id, serial));"
     "CREATE INDEX IF NOT EXISTS certs_device ON certs(device_id);"
     "CREATE INDEX IF NOT EXISTS certs_serial ON certs(serial);"
@@ -69,32 +102,35 @@ static const char *SCHEMA =
     " key_sha256 BLOB NOT NULL UNIQUE,"
     " product_line TEXT NOT NULL,"
     " region TEXT NOT NULL DEFAULT '',"
-    " created_at INTEGER NOT NULL);"
-    "PRAGMA user_version = 1;";
+    " created_at INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 2,"
+    " state_reason TEXT NOT NULL DEFAULT '',"
+    " updated_at INTEGER NOT NULL DEFAULT 0);"
+    SCHEMA_2
+    "PRAGMA user_version = 2;";
 
-struct pending {
-	const journal_cert *c;
-	int rc;
-	int done;
-	struct pending *next;
-};
+/*
+ * Version 2 (the lifecycle): CA rotation and revocation, CRL partitions,
+ * acknowledgement deadlines, device state at the signer, stored CRLs and
+ * pre-signed OCSP responses. A version 1 journal gets the new columns and
+ * tables; a newer one than this code knows is refused.
+ */
+static const char *MIGRATE_2 =
+    "ALTER TABLE cas ADD COLUMN crl_shards INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE cas ADD COLUMN retired_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE cas ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE cas ADD COLUMN revocation_reason INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certs ADD COLUMN ack_deadline INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN state INTEGER NOT NULL DEFAULT 2;"
+    "ALTER TABLE devices ADD COLUMN state_reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;"
+    SCHEMA_2
+    "PRAGMA user_version = 2;";
 
-struct journal {
-	sqlite3 *wdb, *rdb;
-	pthread_mutex_t wlock, rlock;
-	sqlite3_stmt *ins_cert;     /* wdb */
-	sqlite3_stmt *get_device;   /* rdb */
-	/* Group commit. */
-	pthread_mutex_t qlock;
-	pthread_cond_t qwork, qdone;
-	struct pending *head, *tail;
-	int stop;
-	pthread_t writer;
-	int writer_started;
-};
 
-static int
-db_err(sqlite3 *db, const char *what)
+int
+journal_db_err(sqlite3 *db, const char *what)
 {
 	log_warnx("journal: %s: %s", what, sqlite3_errmsg(db));
 	return SF_EDB;
@@ -119,20 +155,17 @@ db_open(const char *path, sqlite3 **out, int flags, char *why, size_t whylen)
 	return 0;
 }
 
-/*
- * Prepare sql on db; if it fails, log what and return SF_EDB. Every caller
- * starts with rc = SF_EDB, so on failure it only has to goto out.
- */
-static int
-prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what)
+int
+journal_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+    const char *what)
 {
 	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
-		return db_err(db, what);
+		return journal_db_err(db, what);
 	return 0;
 }
 
-static int
-exec(sqlite3 *db, const char *sql)
+int
+journal_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
 
@@ -145,6 +178,42 @@ exec(sqlite3 *db, const char *sql)
 }
 
 static void *writer_main(void *arg);
+
+/* Create the schema, or bring an older journal up to this version in one
+ * transaction. SF_ECONFIG for a journal newer than this code. */
+static int
+schema(sqlite3 *db, const char *path, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = NULL;
+	int version = -1, rc = SF_EDB;
+
+	if (journal_prepare(db, "PRAGMA user_version", &st,
+	    "read the journal's version") != 0)
+		return SF_EDB;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version < 0)
+		return SF_EDB;
+	if (version > JOURNAL_VERSION) {
+		sf_why(why, whylen, "journal %s is version %d; this signer"
+		    " knows versions up to %d", path, version, JOURNAL_VERSION);
+		return SF_ECONFIG;
+	}
+	if (version == JOURNAL_VERSION)
+		return 0;
+	if (journal_exec(db, "BEGIN IMMEDIATE") != 0)
+		return SF_EDB;
+	if (journal_exec(db, version == 0 ? SCHEMA : MIGRATE_2) == 0 &&
+	    journal_exec(db, "COMMIT") == 0) {
+		if (version > 0)
+			log_info("journal %s: upgraded from version %d to %d",
+			    path, version, JOURNAL_VERSION);
+		rc = 0;
+	} else
+		journal_exec(db, "ROLLBACK");
+	return rc;
+}
 
 int
 journal_open(const char *path, journal **out, char *why, size_t whylen)
@@ -167,10 +236,12 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	 * FULL: a journal that promises "recorded before returned" must
 	 * survive power loss, not only a process crash.
 	 */
-	if (exec(j->wdb, "PRAGMA journal_mode=WAL") != 0 ||
-	    exec(j->wdb, "PRAGMA synchronous=FULL") != 0 ||
-	    exec(j->wdb, "PRAGMA foreign_keys=ON") != 0 ||
-	    exec(j->wdb, SCHEMA) != 0) {
+	if (journal_exec(j->wdb, "PRAGMA journal_mode=WAL") != 0 ||
+	    journal_exec(j->wdb, "PRAGMA synchronous=FULL") != 0 ||
+	    journal_exec(j->wdb, "PRAGMA foreign_keys=ON") != 0 ||
+	    (rc = schema(j->wdb, path, why, whylen)) != 0) {
+		if (rc == SF_ECONFIG)
+			goto out;
 		sf_why(why, whylen, "cannot initialise journal %s: %s", path,
 		    sqlite3_errmsg(j->wdb));
 		rc = SF_EDB;
@@ -233,22 +304,22 @@ journal_close(journal *j)
 
 /* ---- helpers ---- */
 
-static void
-bind_text(sqlite3_stmt *st, int i, const char *s)
+void
+journal_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_TRANSIENT);
 }
 
-static char *
-col_strdup(sqlite3_stmt *st, int i)
+char *
+journal_col_strdup(sqlite3_stmt *st, int i)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
 
 	return strdup(s ? (const char *)s : "");
 }
 
-static uint8_t *
-col_blobdup(sqlite3_stmt *st, int i, size_t *len)
+uint8_t *
+journal_col_blobdup(sqlite3_stmt *st, int i, size_t *len)
 {
 	const void *b = sqlite3_column_blob(st, i);
 	int n = sqlite3_column_bytes(st, i);
@@ -264,304 +335,6 @@ col_blobdup(sqlite3_stmt *st, int i, size_t *len)
 	return p;
 }
 
-/* ---- CAs ---- */
-
-static const char *CA_COLS =
-    "id, name, generation, role, parent_id, product_line, region, state,"
-    " key_label, key_type, subject, serial, not_before, not_after, path_len,"
-    " cert_der, crl_url, ocsp_url, ca_issuers_url, permitted, excluded,"
-    " external_parent, created_at, crl_number, external_chain";
-
-static int
-ca_from_row(sqlite3_stmt *st, journal_ca *ca)
-{
-	memset(ca, 0, sizeof *ca);
-	ca->id = sqlite3_column_int64(st, 0);
-	ca->name = col_strdup(st, 1);
-	ca->generation = col_strdup(st, 2);
-	ca->role = sqlite3_column_int(st, 3);
-	ca->parent_id = sqlite3_column_int64(st, 4);
-	ca->product_line = col_strdup(st, 5);
-	ca->region = col_strdup(st, 6);
-	ca->state = sqlite3_column_int(st, 7);
-	ca->key_label = col_strdup(st, 8);
-	ca->key_type = sqlite3_column_int(st, 9);
-	ca->subject = col_strdup(st, 10);
-	ca->serial = col_strdup(st, 11);
-	ca->not_before = sqlite3_column_int64(st, 12);
-	ca->not_after = sqlite3_column_int64(st, 13);
-	ca->path_len = sqlite3_column_int(st, 14);
-	ca->cert_der = col_blobdup(st, 15, &ca->cert_len);
-	ca->crl_url = col_strdup(st, 16);
-	ca->ocsp_url = col_strdup(st, 17);
-	ca->ca_issuers_url = col_strdup(st, 18);
-	ca->permitted = col_strdup(st, 19);
-	ca->excluded = col_strdup(st, 20);
-	ca->external_parent = sqlite3_column_int(st, 21);
-	ca->created_at = sqlite3_column_int64(st, 22);
-	ca->crl_number = sqlite3_column_int64(st, 23);
-	ca->external_chain = col_strdup(st, 24);
-	if (!ca->external_chain || !ca->name || !ca->generation || !ca->product_line || !ca->region ||
-	    !ca->key_label || !ca->subject || !ca->serial || !ca->crl_url ||
-	    !ca->ocsp_url || !ca->ca_issuers_url || !ca->permitted ||
-	    !ca->excluded) {
-		journal_ca_fini(ca);
-		return SF_ENOMEM;
-	}
-	return 0;
-}
-
-void
-journal_ca_fini(journal_ca *ca)
-{
-	if (ca == NULL)
-		return;
-	free(ca->name);
-	free(ca->generation);
-	free(ca->product_line);
-	free(ca->region);
-	free(ca->key_label);
-	free(ca->subject);
-	free(ca->serial);
-	free(ca->cert_der);
-	free(ca->crl_url);
-	free(ca->ocsp_url);
-	free(ca->ca_issuers_url);
-	free(ca->permitted);
-	free(ca->excluded);
-	free(ca->external_chain);
-	memset(ca, 0, sizeof *ca);
-}
-
-static char *
-dupnull(const char *s)
-{
-	return strdup(s ? s : "");
-}
-
-int
-journal_ca_copy(journal_ca *d, const journal_ca *s)
-{
-	*d = *s;
-	d->name = dupnull(s->name);
-	d->generation = dupnull(s->generation);
-	d->product_line = dupnull(s->product_line);
-	d->region = dupnull(s->region);
-	d->key_label = dupnull(s->key_label);
-	d->subject = dupnull(s->subject);
-	d->serial = dupnull(s->serial);
-	d->crl_url = dupnull(s->crl_url);
-	d->ocsp_url = dupnull(s->ocsp_url);
-	d->ca_issuers_url = dupnull(s->ca_issuers_url);
-	d->permitted = dupnull(s->permitted);
-	d->excluded = dupnull(s->excluded);
-	d->external_chain = dupnull(s->external_chain);
-	d->cert_der = NULL;
-	if (s->cert_der && s->cert_len) {
-		if ((d->cert_der = malloc(s->cert_len)) != NULL)
-			memcpy(d->cert_der, s->cert_der, s->cert_len);
-	}
-	if (!d->name || !d->generation || !d->product_line || !d->region ||
-	    !d->key_label || !d->subject || !d->serial || !d->crl_url ||
-	    !d->ocsp_url || !d->ca_issuers_url || !d->permitted ||
-	    !d->excluded || !d->external_chain || (s->cert_der && s->cert_len && !d->cert_der)) {
-		journal_ca_fini(d);
-		return SF_ENOMEM;
-	}
-	return 0;
-}
-
-int
-journal_ca_insert(journal *j, journal_ca *ca)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB, r;
-
-	pthread_mutex_lock(&j->wlock);
-	if (prepare(j->wdb,
-	    "INSERT INTO cas (name, generation, role, parent_id, product_line,"
-	    " region, state, key_label, key_type, subject, serial, not_before,"
-	    " not_after, path_len, cert_der, crl_url, ocsp_url, ca_issuers_url,"
-	    " permitted, excluded, external_parent, created_at, external_chain)"
-	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
-	    "prepare CA insert") != 0)
-		goto out;
-	bind_text(st, 1, ca->name);
-	bind_text(st, 2, ca->generation);
-	sqlite3_bind_int(st, 3, ca->role);
-	if (ca->parent_id)
-		sqlite3_bind_int64(st, 4, ca->parent_id);
-	else
-		sqlite3_bind_null(st, 4);
-	bind_text(st, 5, ca->product_line);
-	bind_text(st, 6, ca->region);
-	sqlite3_bind_int(st, 7, ca->state);
-	bind_text(st, 8, ca->key_label);
-	sqlite3_bind_int(st, 9, ca->key_type);
-	bind_text(st, 10, ca->subject);
-	bind_text(st, 11, ca->serial);
-	sqlite3_bind_int64(st, 12, ca->not_before);
-	sqlite3_bind_int64(st, 13, ca->not_after);
-	sqlite3_bind_int(st, 14, ca->path_len);
-	if (ca->cert_der)
-		sqlite3_bind_blob(st, 15, ca->cert_der, (int)ca->cert_len,
-		    SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, 15);
-	bind_text(st, 16, ca->crl_url);
-	bind_text(st, 17, ca->ocsp_url);
-	bind_text(st, 18, ca->ca_issuers_url);
-	bind_text(st, 19, ca->permitted);
-	bind_text(st, 20, ca->excluded);
-	sqlite3_bind_int(st, 21, ca->external_parent);
-	sqlite3_bind_int64(st, 22, ca->created_at);
-	bind_text(st, 23, ca->external_chain);
-	r = sqlite3_step(st);
-	if (r == SQLITE_DONE) {
-		ca->id = sqlite3_last_insert_rowid(j->wdb);
-		rc = 0;
-	} else if ((r & 0xff) == SQLITE_CONSTRAINT)
-		rc = SF_EEXIST;
-	else
-		rc = db_err(j->wdb, "insert CA");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
-}
-
-int
-journal_ca_set_cert(journal *j, int64_t id, const uint8_t *der, size_t len,
-    const char *serial, int64_t nb, int64_t na, int state,
-    const char *external_chain)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
-
-	pthread_mutex_lock(&j->wlock);
-	if (prepare(j->wdb, "UPDATE cas SET cert_der = ?, serial = ?,"
-	    " not_before = ?, not_after = ?, state = ?,"
-	    " external_chain = coalesce(?, external_chain)"
-	    " WHERE id = ?", &st, "prepare CA update") != 0)
-		goto out;
-	sqlite3_bind_blob(st, 1, der, (int)len, SQLITE_TRANSIENT);
-	bind_text(st, 2, serial);
-	sqlite3_bind_int64(st, 3, nb);
-	sqlite3_bind_int64(st, 4, na);
-	sqlite3_bind_int(st, 5, state);
-	if (external_chain)
-		bind_text(st, 6, external_chain);
-	else
-		sqlite3_bind_null(st, 6);
-	sqlite3_bind_int64(st, 7, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_err(j->wdb, "update CA");
-	else
-		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
-}
-
-int
-journal_ca_set_state(journal *j, int64_t id, int state)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
-
-	pthread_mutex_lock(&j->wlock);
-	if (prepare(j->wdb, "UPDATE cas SET state = ? WHERE id = ?", &st,
-	    "prepare CA state") != 0)
-		goto out;
-	sqlite3_bind_int(st, 1, state);
-	sqlite3_bind_int64(st, 2, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_err(j->wdb, "update CA state");
-	else
-		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
-}
-
-int
-journal_ca_next_crl_number(journal *j, int64_t id, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
-
-	*out = 0;
-	pthread_mutex_lock(&j->wlock);
-	if (prepare(j->wdb, "UPDATE cas SET crl_number = crl_number + 1"
-	    " WHERE id = ? RETURNING crl_number", &st,
-	    "prepare CRL number") != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else
-		rc = SF_ENOTFOUND;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
-}
-
-int
-journal_ca_list(journal *j, journal_ca **out, size_t *n)
-{
-	sqlite3_stmt *st = NULL;
-	journal_ca *v = NULL, *nv;
-	size_t cnt = 0;
-	char *sql;
-	int rc = SF_EDB, r;
-
-	*out = NULL;
-	*n = 0;
-	if ((sql = sf_aprintf("SELECT %s FROM cas ORDER BY id", CA_COLS)) ==
-	    NULL)
-		return SF_ENOMEM;
-	pthread_mutex_lock(&j->rlock);
-	if (prepare(j->rdb, sql, &st, "prepare CA list") != 0)
-		goto out;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = realloc(v, (cnt + 1) * sizeof *v)) == NULL) {
-			rc = SF_ENOMEM;
-			goto out;
-		}
-		v = nv;
-		if ((rc = ca_from_row(st, &v[cnt])) != 0)
-			goto out;
-		cnt++;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_err(j->rdb, "list CAs");
-		goto out;
-	}
-	*out = v;
-	*n = cnt;
-	v = NULL;  /* transferred */
-	cnt = 0;
-	rc = 0;
-out:
-	journal_ca_list_free(v, cnt);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->rlock);
-	free(sql);
-	return rc;
-}
-
-void
-journal_ca_list_free(journal_ca *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		journal_ca_fini(&v[i]);
-	free(v);
-}
-
 /* ---- issued certificates: group commit ---- */
 
 static int
@@ -573,17 +346,17 @@ insert_cert(journal *j, const journal_cert *c)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	sqlite3_bind_int64(st, 1, c->ca_id);
-	bind_text(st, 2, c->serial);
-	bind_text(st, 3, c->subject);
-	bind_text(st, 4, c->device_id);
+	journal_bind_text(st, 2, c->serial);
+	journal_bind_text(st, 3, c->subject);
+	journal_bind_text(st, 4, c->device_id);
 	sqlite3_bind_blob(st, 5, c->key_sha256, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, c->not_before);
 	sqlite3_bind_int64(st, 7, c->not_after);
 	sqlite3_bind_int64(st, 8, c->issued_at);
-	bind_text(st, 9, c->requester);
-	bind_text(st, 10, c->profile);
-	bind_text(st, 11, c->enrollment_id);
-	bind_text(st, 12, c->replaces_serial);
+	journal_bind_text(st, 9, c->requester);
+	journal_bind_text(st, 10, c->profile);
+	journal_bind_text(st, 11, c->enrollment_id);
+	journal_bind_text(st, 12, c->replaces_serial);
 	sqlite3_bind_blob(st, 13, c->der, (int)c->der_len, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -593,7 +366,7 @@ insert_cert(journal *j, const journal_cert *c)
 	 * (foreign key) or a missing column is a failure of ours. */
 	if (r == SQLITE_CONSTRAINT_PRIMARYKEY || r == SQLITE_CONSTRAINT_UNIQUE)
 		return SF_EEXIST;
-	return db_err(j->wdb, "insert certificate");
+	return journal_db_err(j->wdb, "insert certificate");
 }
 
 static void
@@ -602,12 +375,12 @@ run_batch(journal *j, struct pending *batch)
 	int commit_rc = 0;
 
 	pthread_mutex_lock(&j->wlock);
-	if (exec(j->wdb, "BEGIN IMMEDIATE") != 0)
+	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0)
 		commit_rc = SF_EDB;
 	for (struct pending *p = batch; p; p = p->next)
 		p->rc = commit_rc ? commit_rc : insert_cert(j, p->c);
-	if (commit_rc == 0 && exec(j->wdb, "COMMIT") != 0) {
-		exec(j->wdb, "ROLLBACK");
+	if (commit_rc == 0 && journal_exec(j->wdb, "COMMIT") != 0) {
+		journal_exec(j->wdb, "ROLLBACK");
 		commit_rc = SF_EDB;
 	}
 	pthread_mutex_unlock(&j->wlock);
@@ -673,358 +446,4 @@ journal_cert_record(journal *j, const journal_cert *c)
 		pthread_cond_wait(&j->qdone, &j->qlock);
 	pthread_mutex_unlock(&j->qlock);
 	return p.rc;
-}
-
-static const char *CERT_COLS =
-    "c.ca_id, a.name, c.serial, c.subject, c.device_id, c.key_sha256,"
-    " c.not_before, c.not_after, c.issued_at, c.requester, c.profile,"
-    " c.enrollment_id, c.status, c.revocation_reason, c.revoked_at,"
-    " c.cert_der";
-
-static int
-cert_from_row(sqlite3_stmt *st, journal_cert_row *r)
-{
-	const void *fp;
-
-	memset(r, 0, sizeof *r);
-	r->ca_id = sqlite3_column_int64(st, 0);
-	r->ca_name = col_strdup(st, 1);
-	r->serial = col_strdup(st, 2);
-	r->subject = col_strdup(st, 3);
-	r->device_id = col_strdup(st, 4);
-	if ((fp = sqlite3_column_blob(st, 5)) != NULL &&
-	    sqlite3_column_bytes(st, 5) == 32)
-		memcpy(r->key_sha256, fp, 32);
-	r->not_before = sqlite3_column_int64(st, 6);
-	r->not_after = sqlite3_column_int64(st, 7);
-	r->issued_at = sqlite3_column_int64(st, 8);
-	r->requester = col_strdup(st, 9);
-	r->profile = col_strdup(st, 10);
-	r->enrollment_id = col_strdup(st, 11);
-	r->status = sqlite3_column_int(st, 12);
-	r->revocation_reason = sqlite3_column_int(st, 13);
-	r->revoked_at = sqlite3_column_int64(st, 14);
-	r->der = col_blobdup(st, 15, &r->der_len);
-	if (!r->ca_name || !r->serial || !r->subject || !r->device_id ||
-	    !r->requester || !r->profile || !r->enrollment_id || !r->der) {
-		journal_cert_row_fini(r);
-		return SF_ENOMEM;
-	}
-	return 0;
-}
-
-void
-journal_cert_row_fini(journal_cert_row *r)
-{
-	if (r == NULL)
-		return;
-	free(r->ca_name);
-	free(r->serial);
-	free(r->subject);
-	free(r->device_id);
-	free(r->requester);
-	free(r->profile);
-	free(r->enrollment_id);
-	free(r->der);
-	memset(r, 0, sizeof *r);
-}
-
-void
-journal_cert_rows_free(journal_cert_row *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		journal_cert_row_fini(&v[i]);
-	free(v);
-}
-
-int
-journal_cert_get(journal *j, const char *serial, int64_t ca_id,
-    journal_cert_row *out)
-{
-	sqlite3_stmt *st = NULL;
-	char *sql;
-	int rc = SF_EDB, r;
-
-	memset(out, 0, sizeof *out);
-	sql = sf_aprintf("SELECT %s FROM certs c JOIN cas a ON a.id = c.ca_id"
-	    " WHERE c.serial = ?1 AND (?2 = 0 OR c.ca_id = ?2)"
-	    " ORDER BY c.issued_at DESC LIMIT 1", CERT_COLS);
-	if (sql == NULL)
-		return SF_ENOMEM;
-	pthread_mutex_lock(&j->rlock);
-	if (prepare(j->rdb, sql, &st, "prepare certificate lookup") != 0)
-		goto out;
-	bind_text(st, 1, serial);
-	sqlite3_bind_int64(st, 2, ca_id);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW)
-		rc = cert_from_row(st, out);
-	else if (r == SQLITE_DONE)
-		rc = SF_ENOTFOUND;
-	else
-		rc = db_err(j->rdb, "certificate lookup");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->rlock);
-	free(sql);
-	return rc;
-}
-
-int
-journal_cert_list(journal *j, int64_t ca_id, const char *device_id,
-    const char *after, size_t limit, journal_cert_row **out, size_t *n)
-{
-	sqlite3_stmt *st = NULL;
-	journal_cert_row *v = NULL, *nv;
-	size_t cnt = 0;
-	char *sql;
-	int rc = SF_EDB, r;
-
-	*out = NULL;
-	*n = 0;
-	sql = sf_aprintf("SELECT %s FROM certs c JOIN cas a ON a.id = c.ca_id"
-	    " WHERE (?1 = 0 OR c.ca_id = ?1) AND (?2 = '' OR c.device_id = ?2)"
-	    " AND c.serial > ?3 ORDER BY c.serial LIMIT ?4", CERT_COLS);
-	if (sql == NULL)
-		return SF_ENOMEM;
-	pthread_mutex_lock(&j->rlock);
-	if (prepare(j->rdb, sql, &st, "prepare certificate list") != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, ca_id);
-	bind_text(st, 2, device_id);
-	bind_text(st, 3, after);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((nv = realloc(v, (cnt + 1) * sizeof *v)) == NULL) {
-			rc = SF_ENOMEM;
-			goto out;
-		}
-		v = nv;
-		if ((rc = cert_from_row(st, &v[cnt])) != 0)
-			goto out;
-		cnt++;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_err(j->rdb, "list certificates");
-		goto out;
-	}
-	*out = v;
-	*n = cnt;
-	v = NULL;  /* transferred */
-	cnt = 0;
-	rc = 0;
-out:
-	journal_cert_rows_free(v, cnt);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->rlock);
-	free(sql);
-	return rc;
-}
-
-int
-journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
-
-	*out = 0;
-	pthread_mutex_lock(&j->rlock);
-	if (prepare(j->rdb, "SELECT count(*) FROM certs"
-	    " WHERE ?1 = 0 OR ca_id = ?1", &st, "prepare count") != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, ca_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		rc = 0;
-	}
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->rlock);
-	return rc;
-}
-
-int
-journal_cert_revoke(journal *j, int64_t ca_id, const char *serial, int reason,
-    int64_t when)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
-
-	pthread_mutex_lock(&j->wlock);
-	/* 4 = CERTIFICATE_STATUS_REVOKED */
-	if (prepare(j->wdb, "UPDATE certs SET status = 4, revoked_at = ?,"
-	    " revocation_reason = ? WHERE ca_id = ? AND serial = ? AND"
-	    " status != 4", &st, "prepare revoke") != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, when);
-	sqlite3_bind_int(st, 2, reason);
-	sqlite3_bind_int64(st, 3, ca_id);
-	bind_text(st, 4, serial);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = db_err(j->wdb, "revoke");
-		goto out;
-	}
-	if (sqlite3_changes(j->wdb) == 1)
-		rc = 0;
-	else {
-		sqlite3_finalize(st);
-		st = NULL;
-		rc = SF_ENOTFOUND;
-		if (sqlite3_prepare_v2(j->wdb, "SELECT 1 FROM certs WHERE"
-		    " ca_id = ? AND serial = ?", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, ca_id);
-			bind_text(st, 2, serial);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				rc = SF_ESTATE;
-		}
-	}
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
-}
-
-int
-journal_cert_revoked(journal *j, int64_t ca_id,
-    int (*cb)(const char *, int64_t, int, void *), void *arg)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB, r;
-
-	pthread_mutex_lock(&j->rlock);
-	if (prepare(j->rdb, "SELECT serial, revoked_at, revocation_reason"
-	    " FROM certs WHERE ca_id = ? AND status = 4 ORDER BY serial", &st,
-	    "prepare revoked list") != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, ca_id);
-	rc = 0;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = cb((const char *)sqlite3_column_text(st, 0),
-		    sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2),
-		    arg)) != 0)
-			goto out;
-	}
-	if (r != SQLITE_DONE)
-		rc = db_err(j->rdb, "revoked list");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->rlock);
-	return rc;
-}
-
-/* ---- devices ---- */
-
-static int
-device_outcome(journal *j, sqlite3_stmt *by_id, sqlite3_stmt *by_key,
-    const journal_device *d)
-{
-	int out = JOURNAL_DEV_IMPORTED;
-
-	sqlite3_reset(by_id);
-	bind_text(by_id, 1, d->device_id);
-	if (sqlite3_step(by_id) == SQLITE_ROW) {
-		const void *fp = sqlite3_column_blob(by_id, 0);
-		const char *pl = (const char *)sqlite3_column_text(by_id, 1);
-		const char *rg = (const char *)sqlite3_column_text(by_id, 2);
-
-		if (fp == NULL || sqlite3_column_bytes(by_id, 0) != 32 ||
-		    memcmp(fp, d->key_sha256, 32) != 0)
-			out = JOURNAL_DEV_ID_OTHER_KEY;
-		else if (strcmp(pl ? pl : "", d->product_line) != 0 ||
-		    strcmp(rg ? rg : "", d->region ? d->region : "") != 0)
-			out = JOURNAL_DEV_OTHER_PLACE;
-		else
-			out = JOURNAL_DEV_UNCHANGED;
-	}
-	sqlite3_reset(by_id);
-	if (out != JOURNAL_DEV_IMPORTED)
-		return out;
-	sqlite3_reset(by_key);
-	sqlite3_bind_blob(by_key, 1, d->key_sha256, 32, SQLITE_STATIC);
-	if (sqlite3_step(by_key) == SQLITE_ROW)
-		out = JOURNAL_DEV_KEY_OTHER_ID;
-	sqlite3_reset(by_key);
-	(void)j;
-	return out;
-}
-
-int
-journal_device_register(journal *j, const journal_device *d, size_t n,
-    int *outcome)
-{
-	sqlite3_stmt *by_id = NULL, *by_key = NULL, *ins = NULL;
-	int64_t now = sf_now();
-	int rc = SF_EDB;
-
-	pthread_mutex_lock(&j->wlock);
-	if (prepare(j->wdb, "SELECT key_sha256, product_line, region"
-	    " FROM devices WHERE device_id = ?", &by_id,
-	    "prepare device register") != 0 ||
-	    prepare(j->wdb, "SELECT device_id FROM devices WHERE"
-	    " key_sha256 = ?", &by_key, "prepare device register") != 0 ||
-	    prepare(j->wdb, "INSERT INTO devices (device_id, key_sha256,"
-	    " product_line, region, created_at) VALUES (?,?,?,?,?)", &ins,
-	    "prepare device register") != 0)
-		goto out;
-	if (exec(j->wdb, "BEGIN IMMEDIATE") != 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		/* Earlier records of this batch are visible: same transaction. */
-		outcome[i] = device_outcome(j, by_id, by_key, &d[i]);
-		if (outcome[i] != JOURNAL_DEV_IMPORTED)
-			continue;
-		sqlite3_reset(ins);
-		bind_text(ins, 1, d[i].device_id);
-		sqlite3_bind_blob(ins, 2, d[i].key_sha256, 32, SQLITE_STATIC);
-		bind_text(ins, 3, d[i].product_line);
-		bind_text(ins, 4, d[i].region);
-		sqlite3_bind_int64(ins, 5, now);
-		if (sqlite3_step(ins) != SQLITE_DONE) {
-			db_err(j->wdb, "insert device");
-			exec(j->wdb, "ROLLBACK");
-			goto out;
-		}
-	}
-	if (exec(j->wdb, "COMMIT") != 0) {
-		exec(j->wdb, "ROLLBACK");
-		goto out;
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(by_id);
-	sqlite3_finalize(by_key);
-	sqlite3_finalize(ins);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
-}
-
-int
-journal_device_get(journal *j, const char *device_id, uint8_t key_sha256[32],
-    char **product_line, char **region)
-{
-	sqlite3_stmt *st = j->get_device;
-	int rc, r;
-
-	*product_line = *region = NULL;
-	pthread_mutex_lock(&j->rlock);
-	sqlite3_reset(st);
-	bind_text(st, 1, device_id);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
-		memcpy(key_sha256, sqlite3_column_blob(st, 0), 32);
-		*product_line = col_strdup(st, 1);
-		*region = col_strdup(st, 2);
-		rc = (*product_line && *region) ? 0 : SF_ENOMEM;
-	} else if (r == SQLITE_DONE)
-		rc = SF_ENOTFOUND;
-	else
-		rc = db_err(j->rdb, "device lookup");
-	sqlite3_reset(st);
-	pthread_mutex_unlock(&j->rlock);
-	if (rc) {
-		free(*product_line);
-		free(*region);
-		*product_line = *region = NULL;
-	}
-	return rc;
 }

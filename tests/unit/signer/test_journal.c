@@ -146,7 +146,7 @@ test_pragmas(void)
 	s = pragma_text(db, "PRAGMA journal_mode");
 	is_str(s, "wal", "the file is in WAL mode (persistent)");
 	free(s);
-	is_int(query_int(db, "PRAGMA user_version"), 1, "schema version 1");
+	is_int(query_int(db, "PRAGMA user_version"), 2, "schema version 2");
 	is_int(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type ="
 	    " 'table' AND name IN ('cas', 'certs', 'devices')"), 3,
 	    "tables cas, certs, devices");
@@ -992,6 +992,118 @@ test_reopen(void)
 	journal_close(j);
 }
 
+/* A version 1 journal (the walking skeleton's schema, one CA and one
+ * device) is brought up to version 2 when opened; a journal newer than
+ * this code is refused. */
+static const char *V1_SCHEMA =
+    "CREATE TABLE cas (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    " generation TEXT NOT NULL, role INTEGER NOT NULL, parent_id INTEGER,"
+    " product_line TEXT NOT NULL DEFAULT '', region TEXT NOT NULL DEFAULT '',"
+    " state INTEGER NOT NULL, key_label TEXT NOT NULL UNIQUE,"
+    " key_type INTEGER NOT NULL, subject TEXT NOT NULL,"
+    " serial TEXT NOT NULL DEFAULT '', not_before INTEGER NOT NULL DEFAULT 0,"
+    " not_after INTEGER NOT NULL DEFAULT 0,"
+    " path_len INTEGER NOT NULL DEFAULT -1, cert_der BLOB,"
+    " crl_url TEXT NOT NULL DEFAULT '', ocsp_url TEXT NOT NULL DEFAULT '',"
+    " ca_issuers_url TEXT NOT NULL DEFAULT '',"
+    " permitted TEXT NOT NULL DEFAULT '', excluded TEXT NOT NULL DEFAULT '',"
+    " external_parent INTEGER NOT NULL DEFAULT 0,"
+    " external_chain TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL,"
+    " crl_number INTEGER NOT NULL DEFAULT 0, UNIQUE (name, generation));"
+    "CREATE TABLE certs (ca_id INTEGER NOT NULL REFERENCES cas(id),"
+    " serial TEXT NOT NULL, subject TEXT NOT NULL,"
+    " device_id TEXT NOT NULL DEFAULT '', key_sha256 BLOB NOT NULL,"
+    " not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+    " issued_at INTEGER NOT NULL, requester TEXT NOT NULL DEFAULT '',"
+    " profile TEXT NOT NULL DEFAULT '', enrollment_id TEXT NOT NULL DEFAULT '',"
+    " replaces_serial TEXT NOT NULL DEFAULT '', cert_der BLOB NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 1, revoked_at INTEGER NOT NULL DEFAULT 0,"
+    " revocation_reason INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (ca_id, serial));"
+    "CREATE TABLE devices (device_id TEXT PRIMARY KEY,"
+    " key_sha256 BLOB NOT NULL UNIQUE, product_line TEXT NOT NULL,"
+    " region TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL);"
+    "INSERT INTO cas (name, generation, role, state, key_label, key_type,"
+    " subject, created_at) VALUES ('root', '2026a', 1, 2, 'root-2026a', 2,"
+    " '/CN=Root', 1);"
+    "INSERT INTO devices VALUES ('1111', x'"
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',"
+    " 'widgiot', '', 1);"
+    "PRAGMA user_version = 1;";
+
+/* Run sql on the database at path; 0 on success. */
+static int
+sql_at(const char *path, const char *sql, int *version)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		goto out;
+	if (sql && sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if (version) {
+		if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
+		    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+			goto out;
+		*version = sqlite3_column_int(st, 0);
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+static void
+test_migration(void)
+{
+	char path[300], why[256] = "";
+	journal *j = NULL;
+	journal_ca *cas = NULL;
+	size_t n = 0;
+	uint8_t fp[32];
+	char *pl = NULL, *rg = NULL;
+	int version = 0;
+
+	snprintf(path, sizeof path, "%s/v1.db", tmpdir);
+	is_int(sql_at(path, V1_SCHEMA, NULL), 0, "make a version 1 journal");
+	is_int(journal_open(path, &j, why, sizeof why), 0,
+	    "a version 1 journal opens (%s)", why);
+	if (j == NULL)
+		return;
+	is_int(sql_at(path, NULL, &version), 0, "read its version");
+	is_int(version, 2, "it is version 2 now");
+	is_int(journal_ca_list(j, &cas, &n), 0, "its CAs list");
+	is_int((int)n, 1, "the CA is still there");
+	if (n == 1)
+		is_str(cas[0].name, "root", "with its name");
+	journal_ca_list_free(cas, n);
+	is_int(journal_device_get(j, "1111", fp, &pl, &rg), 0,
+	    "the device is still there");
+	is_str(pl, "widgiot", "with its product line");
+	free(pl);
+	free(rg);
+	is_int(sql_at(path, "SELECT crl_shards, retired_at FROM cas;"
+	    "SELECT ack_deadline FROM certs;"
+	    "SELECT state, updated_at FROM devices;"
+	    "SELECT der FROM crls; SELECT der FROM ocsp;", NULL), 0,
+	    "the new columns and tables exist");
+	journal_close(j);
+	j = NULL;
+	is_int(journal_open(path, &j, why, sizeof why), 0,
+	    "it opens again as version 2 (%s)", why);
+	journal_close(j);
+	j = NULL;
+	is_int(sql_at(path, "PRAGMA user_version = 3;", NULL), 0,
+	    "pretend a newer secretfree wrote it");
+	is_int(journal_open(path, &j, why, sizeof why), SF_ECONFIG,
+	    "a newer journal is refused");
+	ok(strstr(why, "version 3") != NULL, "saying its version (%s)", why);
+	journal_close(j);
+}
+
 int
 main(void)
 {
@@ -1017,6 +1129,7 @@ main(void)
 		journal_close(j);
 		test_reopen();
 	}
+	test_migration();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		tap_diag("could not remove %s", tmpdir);

@@ -1,0 +1,252 @@
+/*
+ * journal_cert.c - the issued certificates of the signer's journal (see
+ * journal.h): look-ups, lists, counts and revocation. Recording a new
+ * certificate goes through the group commit in journal.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "err.h"
+#include "journal_int.h"
+#include "log.h"
+#include "util.h"
+
+static const char *CERT_COLS =
+    "c.ca_id, a.name, c.serial, c.subject, c.device_id, c.key_sha256,"
+    " c.not_before, c.not_after, c.issued_at, c.requester, c.profile,"
+    " c.enrollment_id, c.status, c.revocation_reason, c.revoked_at,"
+    " c.cert_der";
+
+static int
+cert_from_row(sqlite3_stmt *st, journal_cert_row *r)
+{
+	const void *fp;
+
+	memset(r, 0, sizeof *r);
+	r->ca_id = sqlite3_column_int64(st, 0);
+	r->ca_name = journal_col_strdup(st, 1);
+	r->serial = journal_col_strdup(st, 2);
+	r->subject = journal_col_strdup(st, 3);
+	r->device_id = journal_col_strdup(st, 4);
+	if ((fp = sqlite3_column_blob(st, 5)) != NULL &&
+	    sqlite3_column_bytes(st, 5) == 32)
+		memcpy(r->key_sha256, fp, 32);
+	r->not_before = sqlite3_column_int64(st, 6);
+	r->not_after = sqlite3_column_int64(st, 7);
+	r->issued_at = sqlite3_column_int64(st, 8);
+	r->requester = journal_col_strdup(st, 9);
+	r->profile = journal_col_strdup(st, 10);
+	r->enrollment_id = journal_col_strdup(st, 11);
+	r->status = sqlite3_column_int(st, 12);
+	r->revocation_reason = sqlite3_column_int(st, 13);
+	r->revoked_at = sqlite3_column_int64(st, 14);
+	r->der = journal_col_blobdup(st, 15, &r->der_len);
+	if (!r->ca_name || !r->serial || !r->subject || !r->device_id ||
+	    !r->requester || !r->profile || !r->enrollment_id || !r->der) {
+		journal_cert_row_fini(r);
+		return SF_ENOMEM;
+	}
+	return 0;
+}
+
+void
+journal_cert_row_fini(journal_cert_row *r)
+{
+	if (r == NULL)
+		return;
+	free(r->ca_name);
+	free(r->serial);
+	free(r->subject);
+	free(r->device_id);
+	free(r->requester);
+	free(r->profile);
+	free(r->enrollment_id);
+	free(r->der);
+	memset(r, 0, sizeof *r);
+}
+
+void
+journal_cert_rows_free(journal_cert_row *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		journal_cert_row_fini(&v[i]);
+	free(v);
+}
+
+int
+journal_cert_get(journal *j, const char *serial, int64_t ca_id,
+    journal_cert_row *out)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	int rc = SF_EDB, r;
+
+	memset(out, 0, sizeof *out);
+	sql = sf_aprintf("SELECT %s FROM certs c JOIN cas a ON a.id = c.ca_id"
+	    " WHERE c.serial = ?1 AND (?2 = 0 OR c.ca_id = ?2)"
+	    " ORDER BY c.issued_at DESC LIMIT 1", CERT_COLS);
+	if (sql == NULL)
+		return SF_ENOMEM;
+	pthread_mutex_lock(&j->rlock);
+	if (journal_prepare(j->rdb, sql, &st, "prepare certificate lookup") != 0)
+		goto out;
+	journal_bind_text(st, 1, serial);
+	sqlite3_bind_int64(st, 2, ca_id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		rc = cert_from_row(st, out);
+	else if (r == SQLITE_DONE)
+		rc = SF_ENOTFOUND;
+	else
+		rc = journal_db_err(j->rdb, "certificate lookup");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	free(sql);
+	return rc;
+}
+
+int
+journal_cert_list(journal *j, int64_t ca_id, const char *device_id,
+    const char *after, size_t limit, journal_cert_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	journal_cert_row *v = NULL, *nv;
+	size_t cnt = 0;
+	char *sql;
+	int rc = SF_EDB, r;
+
+	*out = NULL;
+	*n = 0;
+	sql = sf_aprintf("SELECT %s FROM certs c JOIN cas a ON a.id = c.ca_id"
+	    " WHERE (?1 = 0 OR c.ca_id = ?1) AND (?2 = '' OR c.device_id = ?2)"
+	    " AND c.serial > ?3 ORDER BY c.serial LIMIT ?4", CERT_COLS);
+	if (sql == NULL)
+		return SF_ENOMEM;
+	pthread_mutex_lock(&j->rlock);
+	if (journal_prepare(j->rdb, sql, &st, "prepare certificate list") != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, ca_id);
+	journal_bind_text(st, 2, device_id);
+	journal_bind_text(st, 3, after);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = realloc(v, (cnt + 1) * sizeof *v)) == NULL) {
+			rc = SF_ENOMEM;
+			goto out;
+		}
+		v = nv;
+		if ((rc = cert_from_row(st, &v[cnt])) != 0)
+			goto out;
+		cnt++;
+	}
+	if (r != SQLITE_DONE) {
+		rc = journal_db_err(j->rdb, "list certificates");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;  /* transferred */
+	cnt = 0;
+	rc = 0;
+out:
+	journal_cert_rows_free(v, cnt);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	free(sql);
+	return rc;
+}
+
+int
+journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB;
+
+	*out = 0;
+	pthread_mutex_lock(&j->rlock);
+	if (journal_prepare(j->rdb, "SELECT count(*) FROM certs"
+	    " WHERE ?1 = 0 OR ca_id = ?1", &st, "prepare count") != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, ca_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rc;
+}
+
+int
+journal_cert_revoke(journal *j, int64_t ca_id, const char *serial, int reason,
+    int64_t when)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB;
+
+	pthread_mutex_lock(&j->wlock);
+	/* 4 = CERTIFICATE_STATUS_REVOKED */
+	if (journal_prepare(j->wdb, "UPDATE certs SET status = 4, revoked_at = ?,"
+	    " revocation_reason = ? WHERE ca_id = ? AND serial = ? AND"
+	    " status != 4", &st, "prepare revoke") != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, when);
+	sqlite3_bind_int(st, 2, reason);
+	sqlite3_bind_int64(st, 3, ca_id);
+	journal_bind_text(st, 4, serial);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = journal_db_err(j->wdb, "revoke");
+		goto out;
+	}
+	if (sqlite3_changes(j->wdb) == 1)
+		rc = 0;
+	else {
+		sqlite3_finalize(st);
+		st = NULL;
+		rc = SF_ENOTFOUND;
+		if (sqlite3_prepare_v2(j->wdb, "SELECT 1 FROM certs WHERE"
+		    " ca_id = ? AND serial = ?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, ca_id);
+			journal_bind_text(st, 2, serial);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				rc = SF_ESTATE;
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->wlock);
+	return rc;
+}
+
+int
+journal_cert_revoked(journal *j, int64_t ca_id,
+    int (*cb)(const char *, int64_t, int, void *), void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, r;
+
+	pthread_mutex_lock(&j->rlock);
+	if (journal_prepare(j->rdb, "SELECT serial, revoked_at, revocation_reason"
+	    " FROM certs WHERE ca_id = ? AND status = 4 ORDER BY serial", &st,
+	    "prepare revoked list") != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, ca_id);
+	rc = 0;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = cb((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2),
+		    arg)) != 0)
+			goto out;
+	}
+	if (r != SQLITE_DONE)
+		rc = journal_db_err(j->rdb, "revoked list");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * journal_int.h - what the journal's files share (journal.c: the database,
+ * its schema and the group commit; journal_ca.c, journal_cert.c,
+ * journal_device.c: one table each). Not for use outside journal*.c.
+ */
+#ifndef SF_JOURNAL_INT_H
+#define SF_JOURNAL_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "journal.h"
+
+struct pending {
+	const journal_cert *c;
+	int rc;
+	int done;
+	struct pending *next;
+};
+
+struct journal {
+	sqlite3 *wdb, *rdb;
+	pthread_mutex_t wlock, rlock;
+	sqlite3_stmt *ins_cert;     /* wdb */
+	sqlite3_stmt *get_device;   /* rdb */
+	/* Group commit. */
+	pthread_mutex_t qlock;
+	pthread_cond_t qwork, qdone;
+	struct pending *head, *tail;
+	int stop;
+	pthread_t writer;
+	int writer_started;
+};
+
+/* Log "journal: what: <sqlite error>" and return SF_EDB. */
+int journal_db_err(sqlite3 *db, const char *what);
+/* Prepare sql on db; SF_EDB (logged as what) if it fails. Callers start
+ * with rc = SF_EDB, so on failure they only have to goto out. */
+int journal_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
+    const char *what);
+/* Run sql (no result rows); SF_EDB, logged, if it fails. */
+int journal_exec(sqlite3 *db, const char *sql);
+/* Bind s (NULL as ""), copied. */
+void journal_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Column i as a malloc'd string ("" for NULL); NULL if out of memory. */
+char *journal_col_strdup(sqlite3_stmt *st, int i);
+/* Column i as a malloc'd blob; NULL (and *len 0) if empty. */
+uint8_t *journal_col_blobdup(sqlite3_stmt *st, int i, size_t *len);
+
+#endif
