@@ -16,7 +16,8 @@
 
 static const char *const SIGNER_KEYS[] = { "journal", "issuance_socket",
     "admin_socket", "issuance_uids", "admin_uids", "issuance_group",
-    "admin_group", "user", "workers", "log_level", "csr_max_bytes", NULL };
+    "admin_group", "user", "workers", "log_level", "csr_max_bytes",
+    "change_delay_ms", NULL };
 static const char *const TOKEN_KEYS[] = { "module", "uri", "pin_file",
     "sessions", NULL };
 static const char *const LIMIT_KEYS[] = { "device_certs_per_window",
@@ -311,7 +312,9 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	if ((rc = get_int(cf, "signer", "workers", 4, 1, 64, &c->workers, why,
 	    whylen)) != 0 ||
 	    (rc = conf_get_log_level(cf, "signer", "log_level", LOG_LEVEL_INFO,
-	    &c->log_level, why, whylen)) != 0)
+	    &c->log_level, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "signer", "change_delay_ms", 1000, 1, 60000,
+	    &c->maint_delay_ms, why, whylen)) != 0)
 		goto out;
 	if ((rc = conf_get_int(cf, "signer", "csr_max_bytes", 16384, 256,
 	    1 << 20, &ll, why, whylen)) != 0)

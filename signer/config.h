@@ -42,6 +42,7 @@ typedef struct {
 	int workers;
 	int log_level;
 	size_t csr_max;
+	int maint_delay_ms;       /* coalesce changes (revocations) this long */
 	/* [token] */
 	char *token_module, *token_uri, *token_pin_file;
 	int token_sessions;

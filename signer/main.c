@@ -140,6 +140,13 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	}
 	if ((rc = rpc_server_start(srv)) != 0)
 		return rc;
+	if ((ctx->mt = maint_new(ctx->conf->maint_delay_ms)) == NULL)
+		return SF_ENOMEM;
+	if ((rc = signer_maint_tasks(ctx)) != 0 ||
+	    (rc = maint_start(ctx->mt)) != 0) {
+		log_warnx("cannot start the background tasks");
+		return rc;
+	}
 	log_info("serving Signer on %s and CaAdmin on %s",
 	    ctx->conf->issuance_socket, ctx->conf->admin_socket);
 	return 0;
@@ -185,6 +192,7 @@ main(int argc, char **argv)
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
 	daemon_shutdown(srv);
+	maint_free(ctx.mt);
 	ca_store_close(ctx.cas);
 	journal_close(ctx.jn);
 	token_close(ctx.tok);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "issue.h"
 #include "journal.h"
+#include "maint.h"
 #include "rate.h"
 #include "rpc.h"
 #include "token.h"
@@ -31,7 +32,13 @@ typedef struct {
 	ca_store *cas;
 	rate *rl;
 	issuer_ctx ic;
+	/* Background work (maint.h): modules add their tasks with
+	 * signer_maint_tasks() before it starts, and kick it on changes. */
+	maint *mt;
 } signer_ctx;
+
+/* Register every background task on ctx->mt (before maint_start). */
+int signer_maint_tasks(signer_ctx *ctx);
 
 /* Register Signer and CaAdmin on srv. */
 int rpc_signer_register(rpc_server *srv, signer_ctx *ctx);

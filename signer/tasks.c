@@ -1,0 +1,14 @@
+/*
+ * tasks.c - the signer's background tasks, in one list (maint.h): what
+ * runs every period and after a change is kicked. Each module that needs
+ * background work adds one line here.
+ */
+#include "err.h"
+#include "signer.h"
+
+int
+signer_maint_tasks(signer_ctx *ctx)
+{
+	(void)ctx;
+	return 0;
+}
