@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "enroll.h"
+#include "http.h"
 #include "rate.h"
 #include "registry.h"
 #include "rpc.h"
@@ -28,9 +29,12 @@ typedef struct {
 	sclient *signer;
 	rate *rl;
 	enroll_ctx en;
+	http_server *http;         /* [http] listen; NULL = none */
 } authz_ctx;
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);
 int rpc_registry_register(rpc_server *srv, authz_ctx *ctx);
+/* Add every HTTP route (http_routes.c) to srv. */
+int authz_http_routes(http_server *srv, authz_ctx *ctx);
 
 #endif

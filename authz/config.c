@@ -24,6 +24,7 @@ static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "max_message_bytes", "device_requests_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
     "max_concurrent_streams", NULL };
+static const char *const HTTP_KEYS[] = { "listen", "threads", NULL };
 static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
     "attributes", NULL };
 static const char *const POLICY_KEYS[] = { "document", "document_file",
@@ -149,6 +150,7 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	for (size_t i = 0; i < nsecs; i++) {
 		if (secs[i][0] == '\0' || strcmp(secs[i], "authz") == 0 ||
 		    strcmp(secs[i], "limits") == 0 ||
+		    strcmp(secs[i], "http") == 0 ||
 		    strncmp(secs[i], "template.", 9) == 0 ||
 		    strncmp(secs[i], "policy.", 7) == 0)
 			continue;
@@ -161,7 +163,8 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	secs = NULL;
 	if ((rc = conf_check_keys(cf, "", none, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "authz", AUTHZ_KEYS, why, whylen)) ||
-	    (rc = conf_check_keys(cf, "limits", LIMIT_KEYS, why, whylen)))
+	    (rc = conf_check_keys(cf, "limits", LIMIT_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "http", HTTP_KEYS, why, whylen)))
 		goto out;
 	rc = SF_ECONFIG;
 	if ((v = conf_get(cf, "authz", "registry")) == NULL) {
@@ -221,8 +224,11 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    (rc = geti(cf, "limits", "global_burst", 2000, 1, 10000000,
 	    &c->global_burst, why, whylen)) ||
 	    (rc = geti(cf, "limits", "max_concurrent_streams", 16, 1, 1000,
-	    &c->max_streams, why, whylen)))
+	    &c->max_streams, why, whylen)) ||
+	    (rc = geti(cf, "http", "threads", 4, 1, 64, &c->http_threads,
+	    why, whylen)))
 		goto out;
+	c->http_listen = sf_strdup(conf_get(cf, "http", "listen"));
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
 	    10000000, &ll, why, whylen)) != 0)
 		goto out;
@@ -296,6 +302,7 @@ authz_conf_free(authz_conf *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_client_ca);
+	free(c->http_listen);
 	free(c->default_region);
 	free(c->user);
 	free(c);

@@ -36,6 +36,9 @@ typedef struct {
 	int workers;
 	int log_level;
 	int idempotency_window;    /* seconds */
+	/* [http]: CRLs and OCSP over plain HTTP; NULL = none */
+	char *http_listen;         /* "host:port" */
+	int http_threads;
 	/* [limits] */
 	size_t csr_max;
 	size_t max_message;

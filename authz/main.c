@@ -33,6 +33,8 @@ static const char *USAGE =
 "  admin_socket       Unix socket: Registry (and Provisioning for local\n"
 "                     tools), for the secretfree CLI; refused to peers whose\n"
 "                     uid is not in admin_uids (default: authz's own uid)\n"
+"  [http] listen      plain HTTP: GET /health (CRLs and OCSP responses,\n"
+"                     which are signed, are served here too)\n"
 "\n"
 "Signals:\n"
 "  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
@@ -67,6 +69,32 @@ seed_registry(authz_ctx *ctx, const authz_conf *c)
 			    " defined" : sf_strerror(rc));
 			return rc;
 		}
+	return 0;
+}
+
+/* [http] listen: CRLs, OCSP and the health check over plain HTTP. */
+static int
+start_http(authz_ctx *ctx)
+{
+	http_opts o = { 0 };
+	char why[512] = "";
+	int rc;
+
+	if (ctx->conf->http_listen == NULL)
+		return 0;
+	if ((ctx->http = http_server_new()) == NULL)
+		return SF_ENOMEM;
+	if ((rc = authz_http_routes(ctx->http, ctx)) != 0)
+		return rc;
+	o.name = "http";
+	o.address = ctx->conf->http_listen;
+	o.threads = ctx->conf->http_threads;
+	if ((rc = http_server_start(ctx->http, &o, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
+	log_info("serving HTTP on %s (port %d)", ctx->conf->http_listen,
+	    http_server_port(ctx->http));
 	return 0;
 }
 
@@ -157,7 +185,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	else
 		log_info("serving Registry and Provisioning on %s",
 		    ctx->conf->admin_socket);
-	return 0;
+	return start_http(ctx);
 }
 
 static void
@@ -201,6 +229,7 @@ main(int argc, char **argv)
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
+	http_server_free(ctx.http);
 	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);

@@ -63,6 +63,16 @@ def main():
         aadmin = az.admin_client()
         dev = az.device_client(root)
 
+        # The plain HTTP listener (libmicrohttpd): health, 404, 405, 413.
+        st, _, body = az.http_get("/health")
+        tap.eq((st, body), (200, b"ok\n"), "GET /health on [http] listen: 200 ok")
+        st, _, _ = az.http_get("/no/such/thing")
+        tap.eq(st, 404, "an unknown path: 404")
+        st, hdr, _ = az.http_post("/health", b"x", "text/plain")
+        tap.eq(st, 405, "POST to a GET-only path: 405")
+        st, _, _ = az.http_post("/health", b"x" * (65 * 1024), "text/plain")
+        tap.eq(st, 413, "a body over the limit: 413 before any handler runs")
+
         devs = [Device(tmp, i, KEYS[i]) for i in sorted(REGION)]
         s, a = import_both(sadmin, aadmin, records(devs))
         tap.eq((s.imported, a.imported), (5, 5), "factory import: 5 devices into the signer and into authz")

@@ -384,6 +384,9 @@ csr_max_bytes = {csr_max}
 device_requests_per_window = {device_max}
 device_window_seconds = 3600
 
+[http]
+listen = 127.0.0.1:{http_port}
+
 [template.widgiot]
 thing_group = widgiot-devices
 policies = widgiot-telemetry
@@ -403,11 +406,14 @@ class Authz(Daemon):
     def __init__(self, dir, signer, tls_cert, tls_key, default_region="us-east-1",
                  device_max=1000, csr_max=16384):
         self.port = free_port()
+        self.http_port = free_port()
+        self.http = "http://127.0.0.1:%d" % self.http_port
         self.admin = "unix:%s/run/authz-admin/authz.sock" % dir
         self.device = "localhost:%d" % self.port
         self.registry = os.path.join(dir, "authz", "registry.db")
         super().__init__(dir, dict(
             dir=dir, signer_socket=signer.issuance, port=self.port,
+            http_port=self.http_port,
             tls_cert=tls_cert, tls_key=tls_key, default_region=default_region,
             device_max=device_max, csr_max=csr_max))
 
@@ -416,6 +422,28 @@ class Authz(Daemon):
 
     def admin_client(self):
         return Client(self.admin)
+
+    def http_get(self, path, timeout=10):
+        """GET path on authz's [http] listener: (status, headers, body)."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(self.http + path, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def http_post(self, path, body, content_type, timeout=10):
+        """POST body to path on authz's [http] listener: (status, headers, body)."""
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.http + path, data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
 
     def device_client(self, root_pem):
         creds = grpc.ssl_channel_credentials(root_certificates=root_pem.encode())

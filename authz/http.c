@@ -1,0 +1,448 @@
+/*
+ * http.c - authz's HTTP server on libmicrohttpd (see http.h). The only
+ * file in the project that includes microhttpd.h: MHD parses every
+ * request; this file collects the body (up to max_body), picks the route
+ * and turns the handler's http_resp into an MHD response.
+ *
+ * MHD runs its own polling threads (a pool of opts->threads); a handler
+ * runs in one of them and may block (a call to the signer), holding only
+ * that thread's connections.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_ROUTES 32
+#define DEFAULT_MAX_BODY (64 * 1024)
+
+struct route {
+	char *method;           /* NULL: any */
+	char *prefix;
+	http_handler fn;
+	void *arg;
+};
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct route routes[MAX_ROUTES];
+	size_t nroutes;
+	size_t max_body;
+	char name[32];
+	char *cert_pem, *key_pem;
+	int port;
+};
+
+/* One request's state across MHD's calls. */
+struct http_req {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	uint8_t *body;
+	size_t len, cap;
+	int too_big;
+	char peer[80];
+};
+
+const char *
+http_req_method(const http_req *rq)
+{
+	return rq->method;
+}
+
+const char *
+http_req_path(const http_req *rq)
+{
+	return rq->path;
+}
+
+const char *
+http_req_header(const http_req *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+const uint8_t *
+http_req_body(const http_req *rq, size_t *len)
+{
+	*len = rq->len;
+	return rq->body;
+}
+
+const char *
+http_req_peer(const http_req *rq)
+{
+	return rq->peer;
+}
+
+int
+http_resp_header(http_resp *rs, const char *name, const char *value)
+{
+	if (rs->nheaders == sizeof rs->headers / sizeof rs->headers[0])
+		return SF_ENOMEM;
+	rs->headers[rs->nheaders][0] = name;
+	rs->headers[rs->nheaders][1] = value;
+	rs->nheaders++;
+	return 0;
+}
+
+int
+http_resp_text(http_resp *rs, int status, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return SF_ENOMEM;
+	free(rs->body);
+	rs->status = status;
+	rs->content_type = "text/plain; charset=utf-8";
+	rs->body = (uint8_t *)s;
+	rs->len = (size_t)n;
+	return 0;
+}
+
+http_server *
+http_server_new(void)
+{
+	return calloc(1, sizeof(http_server));
+}
+
+int
+http_server_route(http_server *s, const char *method, const char *prefix,
+    http_handler fn, void *arg)
+{
+	struct route *r;
+
+	if (s == NULL || s->d != NULL || prefix == NULL || fn == NULL)
+		return SF_EINVAL;
+	if (s->nroutes == MAX_ROUTES)
+		return SF_ENOMEM;
+	r = &s->routes[s->nroutes];
+	r->method = method ? strdup(method) : NULL;
+	r->prefix = strdup(prefix);
+	if ((method && r->method == NULL) || r->prefix == NULL) {
+		free(r->method);
+		free(r->prefix);
+		return SF_ENOMEM;
+	}
+	r->fn = fn;
+	r->arg = arg;
+	s->nroutes++;
+	return 0;
+}
+
+static void
+peer_text(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+
+		if (sa->sa_family == AF_INET) {
+			const struct sockaddr_in *in = (const void *)sa;
+
+			inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+			port = ntohs(in->sin_port);
+		} else if (sa->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *in6 = (const void *)sa;
+
+			inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+			port = ntohs(in6->sin6_port);
+		}
+	}
+	snprintf(out, len, "%s:%d", host, port);
+}
+
+/* Queue rs on conn; MHD_NO if it cannot. */
+static enum MHD_Result
+send_resp(struct MHD_Connection *conn, http_resp *rs)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char cc[40];
+
+	r = MHD_create_response_from_buffer(rs->len, rs->body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(rs->body);
+		rs->body = NULL;
+		return MHD_NO;
+	}
+	rs->body = NULL;  /* transferred */
+	if (rs->content_type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    rs->content_type);
+	for (size_t i = 0; i < rs->nheaders; i++)
+		MHD_add_response_header(r, rs->headers[i][0],
+		    rs->headers[i][1]);
+	if (rs->status == 200 && rs->max_age > 0) {
+		snprintf(cc, sizeof cc, "max-age=%lld",
+		    (long long)rs->max_age);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
+	}
+	ret = MHD_queue_response(conn, (unsigned)rs->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* The route for rq: *r, or a 404 / 405 status. */
+static int
+find_route(http_server *s, const http_req *rq, const struct route **r)
+{
+	int path_known = 0;
+
+	*r = NULL;
+	for (size_t i = 0; i < s->nroutes; i++) {
+		const struct route *x = &s->routes[i];
+
+		if (strncmp(rq->path, x->prefix, strlen(x->prefix)) != 0)
+			continue;
+		path_known = 1;
+		if (x->method == NULL || strcmp(x->method, rq->method) == 0) {
+			*r = x;
+			return 200;
+		}
+	}
+	return path_known ? 405 : 404;
+}
+
+/* Append a chunk of the body, or mark the request too big. */
+static void
+take_body(http_server *s, http_req *rq, const char *data, size_t n)
+{
+	if (rq->too_big || n == 0)
+		return;
+	if (rq->len + n > s->max_body) {
+		rq->too_big = 1;
+		free(rq->body);
+		rq->body = NULL;
+		rq->len = rq->cap = 0;
+		return;
+	}
+	if (rq->len + n > rq->cap) {
+		size_t cap = rq->cap ? rq->cap * 2 : 4096;
+		uint8_t *nb;
+
+		while (cap < rq->len + n)
+			cap *= 2;
+		if ((nb = realloc(rq->body, cap)) == NULL) {
+			rq->too_big = 1;
+			return;
+		}
+		rq->body = nb;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, data, n);
+	rq->len += n;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	http_server *s = cls;
+	http_req *rq = *con_cls;
+	http_resp rs;
+	const struct route *r;
+	int status, rc;
+
+	(void)version;
+	if (rq == NULL) {
+		if ((rq = calloc(1, sizeof *rq)) == NULL)
+			return MHD_NO;
+		rq->conn = conn;
+		rq->method = method;
+		rq->path = url;
+		peer_text(conn, rq->peer, sizeof rq->peer);
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		take_body(s, rq, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	memset(&rs, 0, sizeof rs);
+	if (rq->too_big) {
+		http_resp_text(&rs, 413, "request body over %zu bytes\n",
+		    s->max_body);
+		return send_resp(conn, &rs);
+	}
+	if ((status = find_route(s, rq, &r)) != 200) {
+		http_resp_text(&rs, status, status == 404 ? "no such"
+		    " resource\n" : "method not allowed\n");
+		if (status == 405)
+			http_resp_header(&rs, "Allow", "GET, POST");
+		return send_resp(conn, &rs);
+	}
+	if ((rc = r->fn(rq, &rs, r->arg)) != 0 || rs.status == 0) {
+		log_warnx("http %s: %s %s from %s: %s", s->name, method, url,
+		    rq->peer, rc ? sf_strerror(rc) : "no status");
+		http_resp_text(&rs, 500, "internal error\n");
+	}
+	log_debug("http %s: %s %s from %s: %d", s->name, method, url,
+	    rq->peer, rs.status);
+	return send_resp(conn, &rs);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	http_req *rq = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rq) {
+		free(rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_warnx("http: %s", msg);
+}
+
+/* "host:port" into a socket address. */
+static int
+parse_address(const char *addr, struct sockaddr_storage *ss, int *v6)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	struct addrinfo hints, *res = NULL;
+	size_t hl;
+
+	if (colon == NULL || colon == addr)
+		return SF_EINVAL;
+	hl = (size_t)(colon - addr);
+	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
+		addr++;
+		hl -= 2;
+	}
+	if (hl >= sizeof host)
+		return SF_EINVAL;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
+		return SF_EINVAL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*v6 = res->ai_family == AF_INET6;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+http_server_start(http_server *s, const http_opts *o, char *why,
+    size_t whylen)
+{
+	struct sockaddr_storage ss;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+	    | MHD_USE_AUTO;
+	const union MHD_DaemonInfo *di;
+	size_t len;
+	int v6 = 0;
+
+	if (s == NULL || o == NULL || o->address == NULL)
+		return SF_EINVAL;
+	sf_strlcpy(s->name, o->name ? o->name : "http", sizeof s->name);
+	s->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+	if (parse_address(o->address, &ss, &v6) != 0) {
+		sf_why(why, whylen, "%s: \"%s\" is not host:port", s->name,
+		    o->address);
+		return SF_EINVAL;
+	}
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	if (o->tls_cert_file) {
+		if (sf_read_file(o->tls_cert_file, 1 << 20,
+		    (uint8_t **)&s->cert_pem, &len) != 0 ||
+		    sf_read_file(o->tls_key_file, 1 << 20,
+		    (uint8_t **)&s->key_pem, &len) != 0) {
+			sf_why(why, whylen, "%s: cannot read %s or %s", s->name,
+			    o->tls_cert_file, o->tls_key_file);
+			return SF_ECONFIG;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned int)(o->threads > 0 ? o->threads : 4),
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)(o->timeout_s > 0 ? o->timeout_s : 10),
+	    MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)(o->max_connections > 0 ? o->max_connections : 256),
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned int)(o->per_ip_connections > 0 ?
+	    o->per_ip_connections : 32),
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    s->cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+	    s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
+	    MHD_OPTION_END);
+	if (s->d == NULL) {
+		sf_why(why, whylen, "%s: cannot listen on %s", s->name,
+		    o->address);
+		return SF_EIO;
+	}
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : 0;
+	return 0;
+}
+
+int
+http_server_port(const http_server *s)
+{
+	return s ? s->port : 0;
+}
+
+void
+http_server_free(http_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->d)
+		MHD_stop_daemon(s->d);
+	for (size_t i = 0; i < s->nroutes; i++) {
+		free(s->routes[i].method);
+		free(s->routes[i].prefix);
+	}
+	if (s->key_pem) {
+		explicit_bzero(s->key_pem, strlen(s->key_pem));
+		free(s->key_pem);
+	}
+	free(s->cert_pem);
+	free(s);
+}

@@ -1,0 +1,80 @@
+/*
+ * http.h - authz's HTTP server (libmicrohttpd): the listener behind the
+ * CRL and OCSP endpoints and, later, the REST and EST front doors. Only
+ * http.c includes microhttpd.h; everything else sees a request and fills a
+ * response.
+ *
+ * Routes are (method, path prefix) -> handler, matched in the order they
+ * were added; the first match wins. No route: 404; a route for the path
+ * but not the method: 405. A request body over max_body is refused with
+ * 413 before any handler runs. A handler never sees a half-read body.
+ *
+ * Plain HTTP is for signed objects (CRLs, OCSP responses), which carry
+ * their own integrity; the front doors that carry device requests use TLS
+ * (tls_cert_file/tls_key_file).
+ */
+#ifndef SF_HTTP_H
+#define SF_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+
+/* What a handler fills. body is malloc'd by the handler (freed by the
+ * server) or NULL. */
+typedef struct {
+	int status;                 /* 200, 404, ...; 0 = 500 */
+	const char *content_type;   /* static or owned by the route */
+	uint8_t *body;
+	size_t len;
+	/* Extra headers (name, value), copied by the server. */
+	const char *headers[8][2];
+	size_t nheaders;
+	/* Cache-Control max-age in seconds for a 200 (0: no header). */
+	int64_t max_age;
+} http_resp;
+
+/* A handler; returns 0 (rs filled) or an SF_E* code (a 500 is sent). */
+typedef int (*http_handler)(const http_req *rq, http_resp *rs, void *arg);
+
+/* The request, valid during the handler. */
+const char *http_req_method(const http_req *rq);
+const char *http_req_path(const http_req *rq);    /* percent-decoded */
+const char *http_req_header(const http_req *rq, const char *name);
+const uint8_t *http_req_body(const http_req *rq, size_t *len);
+/* The peer as "ipv4:127.0.0.1:5555" style text, for logs. */
+const char *http_req_peer(const http_req *rq);
+
+/* Set a header on a response (name and value copied); 0 or SF_ENOMEM. */
+int http_resp_header(http_resp *rs, const char *name, const char *value);
+/* Fill rs with status and a copy of text as text/plain; 0 or SF_ENOMEM. */
+int http_resp_text(http_resp *rs, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef struct {
+	const char *name;           /* for logs: "status" */
+	const char *address;        /* "host:port"; port 0 picks one */
+	const char *tls_cert_file;  /* NULL: plain HTTP */
+	const char *tls_key_file;
+	int threads;                /* default 4 */
+	size_t max_body;            /* default 64 KiB */
+	int timeout_s;              /* idle connection timeout, default 10 */
+	int max_connections;        /* default 256 */
+	int per_ip_connections;     /* default 32 */
+} http_opts;
+
+http_server *http_server_new(void);
+/* Add a route; method NULL = any. Before http_server_start. */
+int http_server_route(http_server *s, const char *method, const char *prefix,
+    http_handler fn, void *arg);
+/* Bind and serve. SF_EINVAL (address), SF_EIO (bind), SF_ECONFIG (TLS). */
+int http_server_start(http_server *s, const http_opts *o, char *why,
+    size_t whylen);
+/* The bound TCP port (after start). */
+int http_server_port(const http_server *s);
+/* Stop serving and free; NULL-safe. */
+void http_server_free(http_server *s);
+
+#endif

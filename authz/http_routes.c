@@ -1,0 +1,28 @@
+/*
+ * http_routes.c - what authz serves over HTTP ([http] listen), in one
+ * list: each module that answers on HTTP adds its routes here, with the
+ * handler in a file of its own.
+ */
+#include "authz.h"
+#include "err.h"
+
+/* GET /health: 200 "ok" while authz serves; for load balancers. */
+static int
+h_health(const http_req *rq, http_resp *rs, void *arg)
+{
+	(void)rq;
+	(void)arg;
+	return http_resp_text(rs, 200, "ok\n");
+}
+
+int
+authz_http_routes(http_server *srv, authz_ctx *ctx)
+{
+	int rc;
+
+	(void)ctx;
+	if ((rc = http_server_route(srv, "GET", "/health", h_health,
+	    NULL)) != 0)
+		return rc;
+	return 0;
+}
