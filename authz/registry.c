@@ -28,7 +28,8 @@
  * commits can be lost on power loss. Imports are one transaction per
  * batch, so FULL costs one fsync per batch, not per record.
  *
- * The schema (user_version 1) is SCHEMA below. Foreign keys are enforced;
+ * The schema (user_version 2) is SCHEMA below; a version 1 file is
+ * upgraded in place (MIGRATE_2). Foreign keys are enforced;
  * CHECKs keep fingerprints 32 bytes and policy documents JSON. Constraint
  * failures map onto our codes (registry_sql_err): UNIQUE and PRIMARY KEY
  * -> SF_EEXIST, FOREIGN KEY -> SF_ENOTFOUND, CHECK and NOT NULL ->
@@ -45,7 +46,36 @@
 #include "registry_int.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+
+/*
+ * Version 2 (the lifecycle): a certificate's revocation, what it replaces,
+ * its acknowledgement deadline and its suggested renewal window.
+ */
+#define CERT_COLUMNS_2 \
+    " revoked_at INTEGER NOT NULL DEFAULT 0," \
+    " revocation_reason INTEGER NOT NULL DEFAULT 0," \
+    " replaces_serial TEXT NOT NULL DEFAULT ''," \
+    " ack_deadline INTEGER NOT NULL DEFAULT 0," \
+    " renew_after INTEGER NOT NULL DEFAULT 0," \
+    " renew_before INTEGER NOT NULL DEFAULT 0," \
+    " renew_note TEXT NOT NULL DEFAULT ''"
+static const char *MIGRATE_2 =
+    "ALTER TABLE certificates ADD COLUMN revoked_at INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certificates ADD COLUMN replaces_serial TEXT NOT NULL"
+    " DEFAULT '';"
+    "ALTER TABLE certificates ADD COLUMN ack_deadline INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certificates ADD COLUMN renew_after INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certificates ADD COLUMN renew_before INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certificates ADD COLUMN renew_note TEXT NOT NULL"
+    " DEFAULT '';"
+    "PRAGMA user_version = 2;";
 #define BUSY_TIMEOUT_MS 10000
 
 /*
@@ -99,7 +129,8 @@ static const char *SCHEMA =
     " status INTEGER NOT NULL,"
     " not_before INTEGER NOT NULL,"
     " not_after INTEGER NOT NULL,"
-    " issued_at INTEGER NOT NULL);"
+    " issued_at INTEGER NOT NULL,"
+    CERT_COLUMNS_2 ");"
     "CREATE INDEX IF NOT EXISTS certificates_device"
     " ON certificates(device_id, issued_at);"
     "CREATE INDEX IF NOT EXISTS certificates_enrollment"
@@ -514,6 +545,15 @@ schema_init(struct dbconn *c, char *why, size_t whylen)
 		    version, SCHEMA_VERSION);
 		rc = SF_EDB;
 		goto out;
+	}
+	if (version > 0 && version < SCHEMA_VERSION) {
+		if ((rc = exec(db, MIGRATE_2)) != 0) {
+			sf_why(why, whylen, "cannot upgrade the registry from"
+			    " version %d: %s", version, sqlite3_errmsg(db));
+			goto out;
+		}
+		log_info("registry upgraded from version %d to %d", version,
+		    SCHEMA_VERSION);
 	}
 	if (version == 0) {
 		if ((sql = sf_aprintf("%sPRAGMA user_version = %d;", SCHEMA,

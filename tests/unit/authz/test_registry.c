@@ -26,6 +26,7 @@
 #include "util.h"
 #include "../../tap.h"
 
+static void test_upgrade(void);
 static char tmpdir[256];
 static const char *mode;      /* "memory" or "file" */
 static int caseno;
@@ -204,6 +205,49 @@ test_open(void)
 	OK(r == NULL, "open: a newer schema: nothing returned");
 	OK(strstr(why, "99") != NULL,
 	    "open: a newer schema: the reason names it (%s)", why);
+	test_upgrade();
+}
+
+/* The lifecycle's certificate columns, added by version 2. */
+static const char *const V2_COLUMNS[] = { "revoked_at", "revocation_reason",
+    "replaces_serial", "ack_deadline", "renew_after", "renew_before",
+    "renew_note" };
+
+/* A version 1 file (made by taking version 2's columns away) is upgraded
+ * when opened. */
+static void
+test_upgrade(void)
+{
+	char path[300], why[256] = "", sql[128];
+	registry *r = NULL;
+	sqlite3 *db = NULL;
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%02d-v1.db", tmpdir, ++caseno);
+	IS_INT(registry_open(path, &r, why, sizeof why), 0,
+	    "upgrade: make a registry (%s)", why);
+	registry_close(r);
+	r = NULL;
+	OK(sqlite3_open(path, &db) == SQLITE_OK, "upgrade: open it with SQLite");
+	for (size_t i = 0; i < sizeof V2_COLUMNS / sizeof V2_COLUMNS[0]; i++) {
+		snprintf(sql, sizeof sql, "ALTER TABLE certificates DROP COLUMN"
+		    " %s", V2_COLUMNS[i]);
+		IS_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK,
+		    "upgrade: take %s away", V2_COLUMNS[i]);
+	}
+	IS_INT(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL),
+	    SQLITE_OK, "upgrade: call it version 1");
+	sqlite3_close(db);
+	rc = registry_open(path, &r, why, sizeof why);
+	IS_INT(rc, 0, "upgrade: a version 1 registry opens (%s)", why);
+	registry_close(r);
+	db = NULL;
+	OK(sqlite3_open(path, &db) == SQLITE_OK, "upgrade: open it again");
+	IS_INT(sqlite3_exec(db, "SELECT revoked_at, revocation_reason,"
+	    " replaces_serial, ack_deadline, renew_after, renew_before,"
+	    " renew_note FROM certificates", NULL, NULL, NULL), SQLITE_OK,
+	    "upgrade: the version 2 columns are there");
+	sqlite3_close(db);
 }
 
 /* 1111 (key a, us-east-1) and 1112 (key b, any region), just imported. */
