@@ -192,6 +192,13 @@ typedef struct {
 	int64_t not_before, not_after, issued_at;
 	char **policies;
 	size_t npolicies;
+	/* The lifecycle (schema version 2). */
+	int revocation_reason;
+	int64_t revoked_at;
+	char *replaces_serial;   /* "" = a first enrollment */
+	int64_t ack_deadline;
+	int64_t renew_after, renew_before;
+	char *renew_note;
 } registry_cert;
 
 void registry_cert_fini(registry_cert *c);   /* zeroes *c */
@@ -203,6 +210,20 @@ int registry_cert_list(registry *r, const char *device_id, size_t limit,
 /* Set a certificate's status (ACTIVE on acknowledgement, SUPERSEDED,
  * REVOKED); for ACTIVE the device's current_serial follows. SF_ENOTFOUND. */
 int registry_cert_set_status(registry *r, const char *serial, int status);
+
+/* Outcomes of registry_cert_mirror. */
+enum { REGISTRY_MIRROR_UPDATED = 1, REGISTRY_MIRROR_UNCHANGED = 2,
+    REGISTRY_MIRROR_UNKNOWN = 3 };
+
+/*
+ * Mirror the signer's record of a certificate: status (CERT_*), revocation
+ * reason and time, in one transaction. A revoked certificate that was its
+ * device's current one is no longer: the device's current_serial is
+ * cleared (and an ACTIVE device becomes REGISTERED, so that it may enroll
+ * again). *outcome: REGISTRY_MIRROR_*. SF_EINVAL for a bad status.
+ */
+int registry_cert_mirror(registry *r, const char *serial, int status,
+    int reason, int64_t revoked_at, int *outcome);
 
 /* ---- things and groups (registry_thing.c) ---- */
 

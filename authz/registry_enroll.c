@@ -21,7 +21,8 @@
 	" csr_sha256, serial, ca_name, certificate_pem, chain_pem, region," \
 	" not_before, not_after, created_at, state, replaces_serial"
 #define CERT_COLS "serial, ca_name, enrollment_id, status, not_before," \
-	" not_after, issued_at"
+	" not_after, issued_at, revocation_reason, revoked_at," \
+	" replaces_serial, ack_deadline, renew_after, renew_before, renew_note"
 
 static const char *const SQL[NQ] = {
 	[Q_ENROLLMENT_GET] = "SELECT " ENROLLMENT_COLS " FROM enrollments"
@@ -485,6 +486,8 @@ registry_cert_fini(registry_cert *c)
 	free(c->serial);
 	free(c->ca_name);
 	free(c->enrollment_id);
+	free(c->replaces_serial);
+	free(c->renew_note);
 	registry_strings_free(c->policies, c->npolicies);
 	memset(c, 0, sizeof *c);
 }
@@ -517,7 +520,15 @@ cert_row(sqlite3_stmt *st, void *elem, void *arg)
 	c->not_before = sqlite3_column_int64(st, 4);
 	c->not_after = sqlite3_column_int64(st, 5);
 	c->issued_at = sqlite3_column_int64(st, 6);
-	if (!c->serial || !c->ca_name || !c->enrollment_id)
+	c->revocation_reason = sqlite3_column_int(st, 7);
+	c->revoked_at = sqlite3_column_int64(st, 8);
+	c->replaces_serial = col_strdup(st, 9);
+	c->ack_deadline = sqlite3_column_int64(st, 10);
+	c->renew_after = sqlite3_column_int64(st, 11);
+	c->renew_before = sqlite3_column_int64(st, 12);
+	c->renew_note = col_strdup(st, 13);
+	if (!c->serial || !c->ca_name || !c->enrollment_id ||
+	    !c->replaces_serial || !c->renew_note)
 		return SF_ENOMEM;
 	bind_text(k->pols, 1, c->serial);
 	return registry_collect(k->db, k->pols, &c->policies, NULL,

@@ -45,6 +45,8 @@ enum {
 	/* registry_thing.c */
 	Q_THING_BY_NAME, Q_THING_PAGE, Q_THING_ATTRS, Q_THING_GROUPS,
 	Q_GROUP_LIST,
+	/* registry_status.c: mirrors of the signer's decisions */
+	Q_CERT_MIRROR, Q_CERT_EXISTS, Q_DEVICE_RELEASE,
 	NQ
 };
 

@@ -238,6 +238,13 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 		c->not_before = v[i].not_before;
 		c->not_after = v[i].not_after;
 		c->issued_at = v[i].issued_at;
+		c->revocation_reason = v[i].revocation_reason;
+		c->revoked_at = v[i].revoked_at;
+		c->replaces_serial = rpc_call_strdup(call,
+		    v[i].replaces_serial);
+		c->ack_deadline = v[i].ack_deadline;
+		c->renew_after = v[i].renew_after;
+		c->renew_before = v[i].renew_before;
 		resp->certificates[i] = c;
 	}
 	resp->n_certificates = n;
@@ -467,6 +474,44 @@ h_list_templates(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
+#define MIRROR_MAX 10000
+
+/* Registry.UpdateCertificateStatus: what the signer decided, mirrored. */
+static int
+h_update_status(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__UpdateCertificateStatusRequest *req =
+	    (const void *)reqm;
+	Secretfree__V1__UpdateCertificateStatusResponse *resp = (void *)respm;
+	authz_ctx *ctx = arg;
+
+	if (req->n_updates > MIRROR_MAX)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "at most %d"
+		    " updates per call, not %zu", MIRROR_MAX, req->n_updates);
+	for (size_t i = 0; i < req->n_updates; i++) {
+		const Secretfree__V1__CertificateStatusUpdate *u =
+		    req->updates[i];
+		int outcome = 0, rc;
+
+		rc = registry_cert_mirror(ctx->reg, u->serial, u->status,
+		    u->reason, u->revoked_at, &outcome);
+		if (rc == SF_EINVAL)
+			return rpc_fail(call, RPC_INVALID_ARGUMENT, "update %zu:"
+			    " serial \"%s\" with status %d is not a"
+			    " certificate status", i, u->serial, u->status);
+		if (rc)
+			return rpc_fail_err(call, rc, "update %zu (serial %s):"
+			    " the registry could not record it", i, u->serial);
+		resp->updated += outcome == REGISTRY_MIRROR_UPDATED;
+		resp->unchanged += outcome == REGISTRY_MIRROR_UNCHANGED;
+		resp->unknown += outcome == REGISTRY_MIRROR_UNKNOWN;
+	}
+	log_info("certificate status mirrored: %u updated, %u unchanged, %u"
+	    " unknown", resp->updated, resp->unchanged, resp->unknown);
+	return RPC_OK;
+}
+
 static const rpc_method registry_methods[] = {
 	{ "ImportDevices", RPC_UNARY, h_import, AUTHZ_ADMIN },
 	{ "ListDevices", RPC_UNARY, h_list_devices, AUTHZ_ADMIN },
@@ -482,7 +527,8 @@ static const rpc_method registry_methods[] = {
 	{ "PutTemplate", RPC_UNARY, h_put_template, AUTHZ_ADMIN },
 	{ "ListTemplates", RPC_UNARY, h_list_templates, AUTHZ_ADMIN },
 	{ "RevokeDevice", RPC_UNARY, NULL, AUTHZ_ADMIN },
-	{ "UpdateCertificateStatus", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "UpdateCertificateStatus", RPC_UNARY, h_update_status,
+	    AUTHZ_ADMIN },
 	{ "AdoptCertificate", RPC_UNARY, NULL, AUTHZ_ADMIN },
 	{ "SetRenewalWindow", RPC_UNARY, NULL, AUTHZ_ADMIN },
 };

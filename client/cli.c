@@ -7,6 +7,7 @@
  * error line, a hint and an exit code, and whole-file reads and writes.
  * What the commands print on stdout is out.c's.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -229,6 +230,55 @@ cli_getopt(cli *c, int argc, char **argv, const struct option *opts)
 		}
 		return ch;
 	}
+}
+
+/* The reasons a revocation may give (the signer refuses the others). */
+static const struct { int v; const char *name; } REASONS[] = {
+	{ 0, "unspecified" }, { 1, "key-compromise" },
+	{ 2, "ca-compromise" }, { 3, "affiliation-changed" },
+	{ 4, "superseded" }, { 5, "cessation-of-operation" },
+	{ 9, "privilege-withdrawn" }, { 10, "aa-compromise" },
+};
+
+/* a and b equal, ignoring case and dashes. */
+static int
+reason_eq(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == '-')
+			a++;
+		while (*b == '-')
+			b++;
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return 0;
+		if (*a == '\0')
+			return 1;
+		a++;
+		b++;
+	}
+}
+
+int
+cli_reason(cli *c, const char *s, int *reason)
+{
+	for (size_t i = 0; i < sizeof REASONS / sizeof REASONS[0]; i++)
+		if (reason_eq(s, REASONS[i].name)) {
+			*reason = REASONS[i].v;
+			return 0;
+		}
+	return cli_usage(c, "\"%s\" is not a revocation reason: one of"
+	    " unspecified, key-compromise, ca-compromise, affiliation-changed,"
+	    " superseded, cessation-of-operation, privilege-withdrawn,"
+	    " aa-compromise", s);
+}
+
+const char *
+cli_reason_name(int reason)
+{
+	for (size_t i = 0; i < sizeof REASONS / sizeof REASONS[0]; i++)
+		if (REASONS[i].v == reason)
+			return REASONS[i].name;
+	return "unknown";
 }
 
 int

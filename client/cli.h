@@ -32,6 +32,7 @@ enum {
 	CLI_EXIT_LIMIT = 7,      /* RESOURCE_EXHAUSTED */
 	CLI_EXIT_STATE = 8,      /* ALREADY_EXISTS, FAILED_PRECONDITION */
 	CLI_EXIT_REFUSED = 9,    /* an import finished with refused records */
+	CLI_EXIT_MIRROR = 10,    /* the signer changed, authz did not follow */
 };
 
 /* The three places the CLI talks to. */
@@ -91,6 +92,16 @@ int cli_exit_code(int status);
  * first operand), or '?' after printing a usage message.
  */
 int cli_getopt(cli *c, int argc, char **argv, const struct option *opts);
+/*
+ * A revocation reason: an RFC 5280 name ("keyCompromise") or its
+ * lower-case, dashed form ("key-compromise"), case-insensitive; into
+ * *reason as common.proto numbers it. CLI_EXIT_USAGE after a message
+ * listing the names.
+ */
+int cli_reason(cli *c, const char *s, int *reason);
+/* The lower-case, dashed name of a reason ("key-compromise"). */
+const char *cli_reason_name(int reason);
+
 /* An integer option in [min, max]; CLI_EXIT_USAGE after a message. */
 int cli_num(cli *c, const char *opt, const char *s, long long min,
     long long max, long long *out);

@@ -1,8 +1,9 @@
 /*
  * cmd_cert.c - secretfree cert ...: the signer's issuance journal through
- * its admin socket, read-only: one certificate by its serial, written as
- * openssl prints it (CaAdmin.GetCertificate), or a list by issuing CA or
- * device, fetched page by page (CaAdmin.ListCertificates).
+ * its admin socket: one certificate by its serial, written as openssl
+ * prints it (CaAdmin.GetCertificate), a list by issuing CA or device,
+ * fetched page by page (CaAdmin.ListCertificates), and revocation
+ * (CaAdmin.RevokeCertificate, then mirrored in authz).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mirror.h"
 #include "out.h"
 #include "secretfree/v1/ca_admin.pb-c.h"
 #include "util.h"
@@ -267,10 +269,105 @@ cmd_cert_list(cli *c, int argc, char **argv)
 	return ec;
 }
 
+static const char HELP_REVOKE[] =
+"Usage: secretfree cert revoke SERIAL [--reason REASON] [--ca NAME]\n"
+"\n"
+"Revoke one certificate. The signer records the revocation in its journal\n"
+"before it answers (CaAdmin.RevokeCertificate), and its background tasks\n"
+"then regenerate the issuing CA's CRL and OCSP responses (within\n"
+"change_delay_ms). authz then mirrors the new status\n"
+"(Registry.UpdateCertificateStatus); a device whose current certificate\n"
+"it was may enroll again with its registered key.\n"
+"\n"
+"Revoking is permanent. Revoking again with the same reason changes\n"
+"nothing and succeeds; with another reason it is refused (exit 8).\n"
+"\n"
+"Options:\n"
+"  --reason REASON  why (RFC 5280): unspecified (default), key-compromise,\n"
+"                   ca-compromise, affiliation-changed, superseded,\n"
+"                   cessation-of-operation, privilege-withdrawn,\n"
+"                   aa-compromise\n"
+"  --ca NAME        the issuing CA, if the serial alone is ambiguous\n"
+"\n"
+"SERIAL is hex as `openssl x509 -serial` prints it (colons and a missing\n"
+"leading zero are accepted).\n"
+"\n"
+"Exit status: as for every command; 10 if the signer revoked it but authz\n"
+"could not record that (the revocation holds; run `secretfree audit\n"
+"reconcile` later).\n"
+"\n"
+"Example:\n"
+"  secretfree cert revoke 5F3A9C0E71B2D4A6E8F0123456789ABC \\\n"
+"      --reason key-compromise\n";
+
+static int
+cmd_cert_revoke(cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ca", required_argument, NULL, 'a' },
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Secretfree__V1__RevokeCertificateRequest req =
+	    SECRETFREE__V1__REVOKE_CERTIFICATE_REQUEST__INIT;
+	Secretfree__V1__CertificateStatusUpdate u =
+	    SECRETFREE__V1__CERTIFICATE_STATUS_UPDATE__INIT, *up = &u;
+	CertInfo *ci = NULL;
+	char serial[128], what[200], b1[32];
+	int ch, ec, reason = 0;
+
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		switch (ch) {
+		case 'a':
+			req.ca_name = optarg;
+			break;
+		case 'r':
+			if (cli_reason(c, optarg, &reason) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc)
+		return optind >= argc ? cli_usage(c, "which serial?") :
+		    cli_usage(c, "one serial only, not %s", argv[argc - 1]);
+	if ((ec = normalize_serial(c, argv[optind], serial,
+	    sizeof serial)) != 0)
+		return ec;
+	req.serial = serial;
+	req.reason = reason;
+	c->hint[RPC_NOT_FOUND] = "list what was issued: secretfree cert list";
+	if ((ec = cli_call(c, CLI_SIGNER, SVC, "RevokeCertificate", &req.base,
+	    (ProtobufCMessage **)&ci)) != 0)
+		return ec;
+	u.serial = ci->serial;
+	u.status = ci->status;
+	u.reason = ci->revocation_reason;
+	u.revoked_at = ci->revoked_at;
+	u.device_id = ci->device_id;
+	snprintf(what, sizeof what, "certificate %s revoked", ci->serial);
+	ec = mirror_cert_status(c, what, &up, 1, NULL);
+	if (c->json) {
+		int jec = out_json(c, cmd_cert_json(ci, 0));
+
+		ec = ec ? ec : jec;
+	} else
+		printf("certificate %s (%s%s) revoked at %s: %s\n",
+		    ci->serial, *ci->device_id ? "device " : "",
+		    *ci->device_id ? ci->device_id : ci->subject,
+		    out_time(ci->revoked_at, b1, sizeof b1),
+		    cli_reason_name(ci->revocation_reason));
+	protobuf_c_message_free_unpacked(&ci->base, NULL);
+	return ec;
+}
+
 const cli_cmd cmd_cert_table[] = {
 	{ "cert", "show", cmd_cert_show, "show an issued certificate",
 	    HELP_SHOW },
 	{ "cert", "list", cmd_cert_list, "list issued certificates",
 	    HELP_LIST },
+	{ "cert", "revoke", cmd_cert_revoke, "revoke a certificate (signer,"
+	    " then authz)", HELP_REVOKE },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

@@ -58,6 +58,8 @@ static const char *USAGE_TAIL =
 "  7  rate limited (RESOURCE_EXHAUSTED): retry later\n"
 "  8  already exists or wrong state (ALREADY_EXISTS, FAILED_PRECONDITION)\n"
 "  9  an import finished with refused records\n"
+"  10 the signer made a change that authz did not mirror (authz\n"
+"     unreachable): run `secretfree audit reconcile`\n"
 "\n"
 "Example:\n"
 "  export SECRETFREE_SIGNER=unix:/run/secretfree/admin/signer.sock\n"

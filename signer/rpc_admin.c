@@ -13,11 +13,12 @@
 #include "pubkey.h"
 #include "recres.h"
 #include "secretfree/v1/ca_admin.pb-c.h"
+#include "rpc_admin.h"
 #include "signer.h"
 #include "util.h"
 
-static void
-fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
+void
+rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 {
 	char *subj = ca_subject_text(c);
 
@@ -87,8 +88,8 @@ fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 	free(subj);
 }
 
-static Secretfree__V1__CaInfo *
-new_ca_info(rpc_call *call, signer_ctx *ctx, const ca *c)
+Secretfree__V1__CaInfo *
+rpc_admin_ca_info(rpc_call *call, signer_ctx *ctx, const ca *c)
 {
 	Secretfree__V1__CaInfo *ci = rpc_call_new_message(call,
 	    &secretfree__v1__ca_info__descriptor);
@@ -96,7 +97,7 @@ new_ca_info(rpc_call *call, signer_ctx *ctx, const ca *c)
 	if (ci) {
 		char *uri = c->key ? token_key_uri(ctx->tok, c->key) : NULL;
 
-		fill_ca(call, c, ci);
+		rpc_admin_fill_ca(call, c, ci);
 		if (uri) {
 			ci->key_uri = rpc_call_strdup(call, uri);
 			free(uri);
@@ -149,7 +150,7 @@ h_create_ca(rpc_call *call, const ProtobufCMessage *reqm,
 		    "generation must be 1-32 of a-z, 0-9, -");
 	if ((rc = ca_create(ctx->cas, &r, &c, &csr, why, sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
-	resp->ca = new_ca_info(call, ctx, c);
+	resp->ca = rpc_admin_ca_info(call, ctx, c);
 	resp->csr_pem = rpc_call_strdup(call, csr ? csr : "");
 	free(csr);
 	return RPC_OK;
@@ -208,7 +209,7 @@ h_import_cert(rpc_call *call, const ProtobufCMessage *reqm,
 	if ((rc = ca_import_cert(ctx->cas, c, req->certificate_pem,
 	    req->chain_pem, why, sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
-	fill_ca(call, c, resp);
+	rpc_admin_fill_ca(call, c, resp);
 	return RPC_OK;
 }
 
@@ -235,7 +236,7 @@ h_list_cas(rpc_call *call, const ProtobufCMessage *reqm,
 		    SECRETFREE__V1__CA_STATE__CA_STATE_RETIRED ||
 		    c->rec.state == SECRETFREE__V1__CA_STATE__CA_STATE_REVOKED))
 			continue;
-		resp->cas[k++] = new_ca_info(call, ctx, c);
+		resp->cas[k++] = rpc_admin_ca_info(call, ctx, c);
 	}
 	resp->n_cas = k;
 	free(all);
@@ -254,7 +255,7 @@ h_get_ca(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 
 	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
 		return code;
-	fill_ca(call, c, (Secretfree__V1__CaInfo *)respm);
+	rpc_admin_fill_ca(call, c, (Secretfree__V1__CaInfo *)respm);
 	if (c->key && (uri = token_key_uri(ctx->tok, c->key)) != NULL) {
 		((Secretfree__V1__CaInfo *)respm)->key_uri =
 		    rpc_call_strdup(call, uri);
@@ -360,8 +361,8 @@ h_issue_server(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
-static void
-fill_cert(rpc_call *call, const journal_cert_row *row,
+void
+rpc_admin_fill_cert(rpc_call *call, const journal_cert_row *row,
     Secretfree__V1__CertificateInfo *ci)
 {
 	const unsigned char *p = row->der;
@@ -395,8 +396,9 @@ fill_cert(rpc_call *call, const journal_cert_row *row,
 	X509_free(x);
 }
 
-static int
-ca_id_of(rpc_call *call, signer_ctx *ctx, const char *name, int64_t *id)
+int
+rpc_admin_ca_id(rpc_call *call, signer_ctx *ctx, const char *name,
+    int64_t *id)
 {
 	ca *c;
 
@@ -421,7 +423,7 @@ h_get_cert(rpc_call *call, const ProtobufCMessage *reqm,
 
 	if (*req->serial == '\0')
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "serial is required");
-	if ((rc = ca_id_of(call, ctx, req->ca_name, &id)) != 0)
+	if ((rc = rpc_admin_ca_id(call, ctx, req->ca_name, &id)) != 0)
 		return rc;
 	rc = journal_cert_get(ctx->jn, req->serial, id, &row);
 	if (rc == SF_ENOTFOUND)
@@ -429,7 +431,8 @@ h_get_cert(rpc_call *call, const ProtobufCMessage *reqm,
 		    " serial %s", req->serial);
 	if (rc)
 		return rpc_fail_err(call, rc, "certificate lookup failed");
-	fill_cert(call, &row, (Secretfree__V1__CertificateInfo *)respm);
+	rpc_admin_fill_cert(call, &row,
+	    (Secretfree__V1__CertificateInfo *)respm);
 	journal_cert_row_fini(&row);
 	return RPC_OK;
 }
@@ -448,7 +451,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 
 	if (limit > 1000)
 		limit = 1000;
-	if ((rc = ca_id_of(call, ctx, req->ca_name, &id)) != 0)
+	if ((rc = rpc_admin_ca_id(call, ctx, req->ca_name, &id)) != 0)
 		return rc;
 	if ((rc = journal_cert_list(ctx->jn, id, req->device_id,
 	    req->after_serial, limit, &rows, &n)) != 0)
@@ -457,7 +460,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 	for (size_t i = 0; i < n; i++) {
 		resp->certificates[i] = rpc_call_new_message(call,
 		    &secretfree__v1__certificate_info__descriptor);
-		fill_cert(call, &rows[i], resp->certificates[i]);
+		rpc_admin_fill_cert(call, &rows[i], resp->certificates[i]);
 	}
 	resp->n_certificates = n;
 	journal_cert_rows_free(rows, n);
@@ -477,7 +480,8 @@ static const rpc_method admin_methods[] = {
 	{ "IssueServerCertificate", RPC_UNARY, h_issue_server, SIGNER_ADMIN },
 	{ "GetCertificate", RPC_UNARY, h_get_cert, SIGNER_ADMIN },
 	{ "ListCertificates", RPC_UNARY, h_list_certs, SIGNER_ADMIN },
-	{ "RevokeCertificate", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "RevokeCertificate", RPC_UNARY, rpc_admin_revoke_cert,
+	    SIGNER_ADMIN },
 	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "GetDeviceKey", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "ListDeviceKeys", RPC_UNARY, NULL, SIGNER_ADMIN },

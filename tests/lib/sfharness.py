@@ -466,3 +466,84 @@ def server_cert(admin, dir, name, dns=("localhost",), ips=("127.0.0.1",)):
         f.write(r.certificate_pem + r.chain_pem)
     root = split_pem(r.chain_pem)[-1]
     return key, crt, root
+
+
+# ---- the CLI and a whole stack, for the lifecycle tests ----
+
+CLI_PATH = os.environ.get("SF_CLI") or os.path.join(BUILD, "client", "secretfree")
+CLI_TARGET_ENV = ("SECRETFREE_SIGNER", "SECRETFREE_AUTHZ", "SECRETFREE_ENDPOINT",
+                  "SECRETFREE_CONFIG")
+
+
+class Cli:
+    """Runs the secretfree CLI with a clean environment (no user
+    configuration) plus the targets given in env."""
+
+    def __init__(self, tmp, env=None):
+        self.env = {k: v for k, v in os.environ.items() if k not in CLI_TARGET_ENV}
+        self.env["HOME"] = tmp
+        self.env.pop("XDG_CONFIG_HOME", None)
+        self.env.update(env or {})
+
+    def __call__(self, *args, env=None, input=None, timeout=120):
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run([CLI_PATH] + [str(a) for a in args], capture_output=True,
+                              text=True, env=e, input=input, timeout=timeout)
+
+
+def show(p):
+    """A finished CLI run as text, for a failed check's diagnostics."""
+    return "rc=%d\nstdout:\n%s\nstderr:\n%s" % (p.returncode, p.stdout, p.stderr)
+
+
+class Stack:
+    """A SoftHSM2 token; a signer with root -> widgiot -> one issuing CA per
+    region; authz with its TLS device listener, admin socket and [http]
+    listener; admin clients for both; a Cli pointed at both admin sockets.
+    stop() stops the daemons; the caller removes tmp."""
+
+    def __init__(self, tmp, regions=("us-east-1", "eu-west-1"), signer_extra="",
+                 device_max=1000, signer_kw=None, authz_kw=None):
+        self.tmp = tmp
+        self.token = Token(os.path.join(tmp, "token"))
+        self.signer = Signer(tmp, self.token, device_max=device_max, extra=signer_extra,
+                             **(signer_kw or {})).start()
+        self.sadmin = self.signer.admin_client()
+        self.cas = build_hierarchy(self.sadmin, regions=regions)
+        self.tls_key, self.tls_crt, self.root_pem = server_cert(self.sadmin, tmp, "authz")
+        self.authz = Authz(tmp, self.signer, self.tls_crt, self.tls_key,
+                           **(authz_kw or {})).start()
+        self.aadmin = self.authz.admin_client()
+        self.device = self.authz.device_client(self.root_pem)
+        self.cli = Cli(tmp, {"SECRETFREE_SIGNER": self.signer.admin,
+                             "SECRETFREE_AUTHZ": self.authz.admin})
+
+    def register(self, devices, region=""):
+        """Register Device objects in the signer, then authz (as the CLI does)."""
+        pb = protos()
+        recs = [pb.common.DeviceKeyRecord(device_id=d.id, spki_der=d.spki_der(),
+                                          product_line="widgiot", region=region,
+                                          line=i + 1)
+                for i, d in enumerate(devices)]
+        s = self.sadmin.call("CaAdmin", "RegisterDeviceKeys",
+                             pb.ca_admin.RegisterDeviceKeysRequest(records=recs),
+                             pb.common.ImportResult)
+        a = self.aadmin.call("Registry", "ImportDevices",
+                             pb.registry.ImportDevicesRequest(records=recs),
+                             pb.common.ImportResult)
+        return s, a
+
+    def enroll(self, device, key="", region="", client=None):
+        """Provisioning.Enroll over TLS with a fresh CSR of device."""
+        pb = protos()
+        return (client or self.device).call(
+            "Provisioning", "Enroll",
+            pb.provisioning.EnrollRequest(csr=device.csr(), idempotency_key=key,
+                                          region=region),
+            pb.provisioning.EnrollResponse)
+
+    def stop(self):
+        for d in (self.authz, self.signer):
+            if d is not None:
+                d.stop()

@@ -1,0 +1,109 @@
+/*
+ * registry_status.c - the registry's mirrors of decisions the signer made
+ * first (see registry.h): a certificate's status and revocation. The
+ * signer is the source of truth for both; the CLI calls it first and then
+ * asks authz to agree (and `secretfree audit reconcile` repairs any
+ * disagreement).
+ */
+#include <string.h>
+
+#include "err.h"
+#include "pbenum.h"
+#include "registry_int.h"
+#include "util.h"
+
+static const char *const SQL[NQ] = {
+	[Q_CERT_MIRROR] = "UPDATE certificates SET status = ?1,"
+	    " revocation_reason = ?2, revoked_at = ?3 WHERE serial = ?4"
+	    " AND (status != ?1 OR revocation_reason != ?2 OR"
+	    " revoked_at != ?3) RETURNING device_id",
+	[Q_CERT_EXISTS] = "SELECT 1 FROM certificates WHERE serial = ?",
+	[Q_DEVICE_RELEASE] = "UPDATE devices SET current_serial = '',"
+	    " state = CASE state WHEN ?1 THEN ?2 ELSE state END,"
+	    " updated_at = ?3 WHERE device_id = ?4 AND current_serial = ?5",
+};
+
+/* The certificate exists: 1, 0, or an error code < 0. */
+static int
+cert_exists(struct dbconn *c, const char *serial)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, code;
+
+	if ((rc = registry_stmt(c, SQL, Q_CERT_EXISTS, &st)) != 0)
+		return rc;
+	bind_text(st, 1, serial);
+	code = sqlite3_step(st);
+	rc = code == SQLITE_ROW ? 1 : code == SQLITE_DONE ? 0 :
+	    registry_sql_err(c->db, code, "certificate lookup");
+	registry_done(st);
+	return rc;
+}
+
+/* A revoked certificate is no longer its device's current one. */
+static int
+device_release(struct dbconn *c, const char *device_id, const char *serial)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = registry_stmt(c, SQL, Q_DEVICE_RELEASE, &st)) != 0)
+		return rc;
+	sqlite3_bind_int(st, 1, DEVICE_ACTIVE);
+	sqlite3_bind_int(st, 2, DEVICE_REGISTERED);
+	sqlite3_bind_int64(st, 3, sf_now());
+	bind_text(st, 4, device_id);
+	bind_text(st, 5, serial);
+	rc = registry_run(c->db, st, "release device");
+	registry_done(st);
+	return rc;
+}
+
+int
+registry_cert_mirror(registry *r, const char *serial, int status,
+    int reason, int64_t revoked_at, int *outcome)
+{
+	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
+	char *device_id = NULL;
+	int rc, code;
+
+	*outcome = 0;
+	if (serial == NULL || *serial == '\0' || status < CERT_ACTIVE ||
+	    status > CERT_EXPIRED)
+		return SF_EINVAL;
+	c = registry_wlock(r);
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
+		goto unlock;
+	if ((rc = registry_stmt(c, SQL, Q_CERT_MIRROR, &st)) != 0)
+		goto out;
+	sqlite3_bind_int(st, 1, status);
+	sqlite3_bind_int(st, 2, status == CERT_REVOKED ? reason : 0);
+	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ? revoked_at : 0);
+	bind_text(st, 4, serial);
+	if ((code = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((device_id = col_strdup(st, 0)) == NULL)
+			rc = SF_ENOMEM;
+		*outcome = REGISTRY_MIRROR_UPDATED;
+	} else if (code != SQLITE_DONE)
+		rc = registry_sql_err(c->db, code, "mirror certificate");
+	registry_done(st);
+	if (rc != 0)
+		goto out;
+	if (*outcome == 0) {
+		if ((rc = cert_exists(c, serial)) < 0)
+			goto out;
+		*outcome = rc ? REGISTRY_MIRROR_UNCHANGED :
+		    REGISTRY_MIRROR_UNKNOWN;
+		rc = 0;
+	} else if (status == CERT_REVOKED || status == CERT_SUPERSEDED)
+		rc = device_release(c, device_id, serial);
+out:
+	rc = registry_tx_end(c, rc);
+	if (rc != 0)
+		*outcome = 0;
+unlock:
+	registry_wunlock(r);
+	free(device_id);
+	return rc;
+}
