@@ -40,14 +40,44 @@ log_getlevel(void)
 static void log_vwrite(const char *tag, const char *fmt, va_list ap,
     int errnum) __attribute__((format(printf, 2, 0)));
 
+/*
+ * Control characters (C0, DEL) in a formatted message become \xNN: what a
+ * peer sends (a region, a device id in an error) can never start a line of
+ * its own or move the cursor of a terminal tailing the log. A backslash is
+ * doubled, so that an escape in the log always means one.
+ */
+static void
+log_escape(const char *in, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+
+	for (; *in && k + 5 < outlen; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c < 0x20 || c == 0x7f) {
+			out[k++] = '\\';
+			out[k++] = 'x';
+			out[k++] = hex[c >> 4];
+			out[k++] = hex[c & 15];
+		} else if (c == '\\') {
+			out[k++] = '\\';
+			out[k++] = '\\';
+		} else
+			out[k++] = (char)c;
+	}
+	out[k] = '\0';
+}
+
 static void
 log_vwrite(const char *tag, const char *fmt, va_list ap, int errnum)
 {
-	char msg[2048], stamp[32];
+	char raw[2048], msg[4096], stamp[32];
 	struct timespec ts;
 	struct tm tm;
 
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	log_escape(raw, msg, sizeof msg);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);

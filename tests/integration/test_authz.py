@@ -150,6 +150,18 @@ def main():
         e = expect_error(lambda: enroll(dev, devs[3].csr(), region="us-east-1"), SC.PERMISSION_DENIED)
         tap.ok(e is not None and "eu-west-1" in e.details,
                "device 1114 (eu-west-1) asking for us-east-1: PERMISSION_DENIED", e)
+        # A device-supplied string with a newline cannot forge a log line.
+        before = len(az.log_text().splitlines())
+        e = expect_error(lambda: enroll(dev, devs[0].csr(),
+                                        region="us-east-1\n2026-01-01T00:00:00.000Z authz[1]:"
+                                        " info: FORGED"), SC.INVALID_ARGUMENT)
+        tap.ok(e is not None, "a region with a newline: INVALID_ARGUMENT", e)
+        time.sleep(0.2)
+        new = az.log_text().splitlines()[before:]
+        tap.ok(not any("FORGED" in l and l.startswith("2026-01-01") for l in new),
+               "no log line starts with the device's text", "\n".join(new))
+        tap.ok(sum("FORGED" in l for l in new) == 1 and any("\\x0a" in l for l in new),
+               "it is one line, the newline escaped as \\x0a", "\n".join(new))
         csr = bytearray(devs[1].csr(der=True))
         csr[-3] ^= 0x40
         e = expect_error(lambda: enroll(dev, bytes(csr)), SC.INVALID_ARGUMENT)
