@@ -344,16 +344,16 @@ update_cas(journal *j)
 
 	/* Certificate and state of the pending CA. */
 	is_int(journal_ca_set_cert(j, pend_id, root_der, sizeof root_der,
-	    "ABCDEF", 10, 20, ST_ACTIVE, "-----BEGIN CERTIFICATE-----\n"),
+	    "ABCDEF", 10, 20, ST_ACTIVE, "-----BEGIN CERTIFICATE-----\n", 0),
 	    0, "set the pending CA's certificate");
 	is_int(journal_ca_set_cert(j, pend_id, root_der, 3, "ABCDEF01", 11, 21,
-	    ST_ACTIVE, NULL), 0, "set it again without a chain");
-	is_int(journal_ca_set_state(j, inter_id, ST_RETIRING), 0,
+	    ST_ACTIVE, NULL, 0), 0, "set it again without a chain");
+	is_int(journal_ca_set_state(j, inter_id, ST_RETIRING, 30, 0), 0,
 	    "set the intermediate retiring");
-	is_int(journal_ca_set_state(j, 99999, ST_RETIRING), SF_ENOTFOUND,
+	is_int(journal_ca_set_state(j, 99999, ST_RETIRING, 30, 0), SF_ENOTFOUND,
 	    "set state of an unknown CA: SF_ENOTFOUND");
 	is_int(journal_ca_set_cert(j, 99999, root_der, 3, "00", 1, 2,
-	    ST_ACTIVE, NULL), SF_ENOTFOUND,
+	    ST_ACTIVE, NULL, 0), SF_ENOTFOUND,
 	    "set certificate of an unknown CA: SF_ENOTFOUND");
 	if (journal_ca_list(j, &v, &n) == 0 && n == 4) {
 		is_int(v[2].cert_len, 3, "certificate replaced: length");
