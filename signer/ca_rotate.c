@@ -42,7 +42,7 @@ plan_locked(ca_store *s, ca_create_plan *p, const ca_rotate_req *r,
     ca **oldp, char *why, size_t whylen)
 {
 	journal_ca *rec = &p->c->rec;
-	ca *old, *pending;
+	ca *old, *pending = NULL;
 	int rc;
 
 	if ((old = ca_find_locked(s, r->name, NULL, 0)) == NULL) {
@@ -56,8 +56,11 @@ plan_locked(ca_store *s, ca_create_plan *p, const ca_rotate_req *r,
 		    " CAs, whose keys devices do not hold");
 		return SF_ESTATE;
 	}
-	if ((pending = ca_find_locked(s, r->name, NULL, 1)) != NULL &&
-	    pending->rec.state == CA_PENDING) {
+	for (size_t i = 0; i < s->n && pending == NULL; i++)
+		if (strcmp(s->v[i]->rec.name, r->name) == 0 &&
+		    s->v[i]->rec.state == CA_PENDING)
+			pending = s->v[i];
+	if (pending != NULL) {
 		sf_why(why, whylen, "a rotation of CA %s is pending (generation"
 		    " %s): import its certificate first (secretfree ca"
 		    " import-cert %s)", r->name, pending->rec.generation,

@@ -16,6 +16,7 @@ it, a leaf never outlives its issuer, and `ca list` warns."""
 import concurrent.futures
 import json
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -28,8 +29,8 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
-from sfharness import (RpcError, Stack, TempDir, openssl_verify, protos, run,  # noqa: E402
-                       show, split_pem)
+from sfharness import (CLI_PATH, RpcError, Stack, TempDir, openssl_verify, protos,  # noqa: E402
+                       run, show, split_pem)
 
 pb = protos()
 C, A, R, P, S = pb.common, pb.ca_admin, pb.registry, pb.provisioning, pb.signer
@@ -343,6 +344,26 @@ def expiry(st, tmp):
     j = json.loads(p.stdout) if p.returncode == 0 else {"cas": [{}]}
     tap.ok(p.stderr == "" and all(c.get("expiry_warning", 1) is None for c in j["cas"]),
            "--warn-days 0: no warnings (--json: expiry_warning null)", show(p))
+    return mid
+
+
+def progress(st, mid):
+    """Part 5: on a terminal, ca revoke shows its progress on stderr."""
+    more = [Dev("exp-mid-%d" % i) for i in range(2)]
+    register(st, more, "ap-mid-1")
+    for d in more:
+        enroll(st, d, "ap-mid-1")
+    cmd = " ".join(shlex.quote(a) for a in (
+        CLI_PATH, "ca", "revoke", "ap-mid-1.widgiot", "--reason", "cessation-of-operation",
+        "--cascade", "--batch", "1"))
+    # Bytes: text mode would turn the carriage returns into newlines.
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                       env=st.cli.env, timeout=120)
+    tap.ok(p.returncode == 0 and b"\r\033[K1 certificates revoked, 2 left" in p.stdout and
+           b"\r\033[K2 certificates revoked, 1 left" in p.stdout and
+           b"revoked 1 CA and 3 certificates" in p.stdout,
+           "ca revoke on a terminal: a progress line per batch, then the count",
+           repr(p.stdout))
 
 
 def refusals(st):
@@ -366,6 +387,20 @@ def refusals(st):
                "Example:" in p.stdout, "ca %s --help" % cmd, show(p))
 
 
+def authz_down(st, g2, ids):
+    """Part 6: authz down: the signer revokes, the CLI says to reconcile."""
+    under = count_certs(st, ids[1])
+    st.authz.stop()
+    p = st.cli("ca", "revoke", CA, "--generation", g2, "--reason", "superseded", "--cascade")
+    tap.ok(p.returncode == 10 and "reconcile" in p.stderr and
+           ("revoked 1 CA and %d certificates" % under) in p.stdout,
+           "authz down: the revocation completes at the signer, exit 10 saying to reconcile",
+           show(p))
+    rows = journal(st, "SELECT count(*) FROM certs WHERE ca_id = ? AND status = ?", ids[1],
+                   C.CERTIFICATE_STATUS_REVOKED)
+    tap.eq(rows[0][0], under, "the journal has every one of them revoked")
+
+
 def main():
     td = TempDir("sf-carot-")
     st = None
@@ -377,8 +412,9 @@ def main():
         g1, g2, ids, old, _ = rotation(st, td.path, devs)
         cascade(st, td.path, devs, g1, g2, ids, old)
         retire(st, g2)
-        expiry(st, td.path)
+        progress(st, expiry(st, td.path))
         refusals(st)
+        authz_down(st, g2, ids)
     except Exception as e:  # noqa: BLE001
         import traceback
         tap.ok(False, "test raised %r" % e, traceback.format_exc())
