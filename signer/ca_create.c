@@ -284,8 +284,10 @@ plan_record(ca_create_plan *p, char *why, size_t whylen)
 
 /* ---- step 2: validate ---- */
 
-int
-ca_create_validate(ca_create_plan *p, char *why, size_t whylen)
+/* Everything the certificate will say is checked before a key is made
+ * for it. All refusals are SF_EINVAL. */
+static int
+validate(ca_create_plan *p, char *why, size_t whylen)
 {
 	const journal_ca *rec = &p->c->rec;
 	X509_EXTENSION *nc;
@@ -317,8 +319,8 @@ ca_create_validate(ca_create_plan *p, char *why, size_t whylen)
 
 /* ---- step 3: the key, made inside the token ---- */
 
-int
-ca_create_keygen(ca_store *s, ca_create_plan *p, char *why, size_t whylen)
+static int
+generate_key(ca_store *s, ca_create_plan *p, char *why, size_t whylen)
 {
 	ca *c = p->c;
 	int rc;
@@ -380,14 +382,16 @@ out:
 }
 
 /*
- * A root is its own issuer; as ca_prepare has not yet run for it, it has
- * no AKI, CRL DP or AIA to add, and a self-signed root carries none. Its
- * journal row has to wait for the CA's own row (record); a certificate
- * signed by the parent is journaled now, under the parent.
+ * Build and sign c's certificate, or with an external parent make the CSR
+ * the parent will sign. A root is its own issuer; as ca_prepare has not
+ * yet run for it, it has no AKI, CRL DP or AIA to add, and a self-signed
+ * root carries none. Its journal row has to wait for the CA's own row
+ * (record); a certificate signed by the parent is journaled now, under
+ * the parent.
  */
-int
-ca_create_certify(ca_store *s, ca_create_plan *p, int external,
-    char **csr_pem, char *why, size_t whylen)
+static int
+certify(ca_store *s, ca_create_plan *p, int external, char **csr_pem,
+    char *why, size_t whylen)
 {
 	ca *c = p->c;
 	char serial[64];
@@ -425,6 +429,18 @@ ca_create_certify(ca_store *s, ca_create_plan *p, int external,
 	}
 	OPENSSL_free(der);
 	return c->rec.serial && c->rec.cert_der ? 0 : SF_ENOMEM;
+}
+
+int
+ca_create_make(ca_store *s, ca_create_plan *p, int external,
+    char **csr_pem, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = validate(p, why, whylen)) != 0 ||
+	    (rc = generate_key(s, p, why, whylen)) != 0)
+		return rc;
+	return certify(s, p, external, csr_pem, why, whylen);
 }
 
 /* ---- step 5: record ---- */
@@ -481,9 +497,7 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 		goto out;
 	ca_create_defaults(&p, r->key_type, r->validity_days);
 	if ((rc = plan_record(&p, why, whylen)) != 0 ||
-	    (rc = ca_create_validate(&p, why, whylen)) != 0 ||
-	    (rc = ca_create_keygen(s, &p, why, whylen)) != 0 ||
-	    (rc = ca_create_certify(s, &p, r->external_parent, csr_pem, why,
+	    (rc = ca_create_make(s, &p, r->external_parent, csr_pem, why,
 	    whylen)) != 0 ||
 	    (rc = record(s, &p, why, whylen)) != 0)
 		goto out;

@@ -78,15 +78,12 @@ char *ca_create_generation(ca_store *s, const char *name, const char *want);
  * role's configured key type, validity, pathLen and subject template
  * (key_type and days, when not 0, win) and the key's label. */
 void ca_create_defaults(ca_create_plan *p, int key_type, int days);
-/* Everything the certificate will say, checked before a key is made for
- * it (p->subject parsed). All refusals are SF_EINVAL. */
-int ca_create_validate(ca_create_plan *p, char *why, size_t whylen);
-/* The key, generated in the token under p->label. */
-int ca_create_keygen(ca_store *s, ca_create_plan *p, char *why,
-    size_t whylen);
-/* Build and sign p->c's certificate (journaled under its parent), or with
- * external make the CSR (*csr_pem, malloc'd) the parent will sign. */
-int ca_create_certify(ca_store *s, ca_create_plan *p, int external,
+/* Steps 2-4: everything the certificate will say checked (p->subject
+ * parsed; refusals SF_EINVAL) before the key is generated in the token
+ * under p->label; then p->c's certificate built and signed (journaled
+ * under its parent), or with external the CSR (*csr_pem, malloc'd) the
+ * parent will sign. */
+int ca_create_make(ca_store *s, ca_create_plan *p, int external,
     char **csr_pem, char *why, size_t whylen);
 /* Free what the plan holds; after a failure (rc) also the CSR. */
 void ca_create_plan_fini(ca_create_plan *p, int rc, char **csr_pem);

@@ -245,9 +245,7 @@ ca_rotate(ca_store *s, const ca_rotate_req *r, ca **out, ca **prev,
 	ca_create_defaults(&p, r->key_type ? r->key_type : old->rec.key_type,
 	    0);
 	if ((rc = plan_record(s, &p, old, why, whylen)) != 0 ||
-	    (rc = ca_create_validate(&p, why, whylen)) != 0 ||
-	    (rc = ca_create_keygen(s, &p, why, whylen)) != 0 ||
-	    (rc = ca_create_certify(s, &p, old->rec.external_parent, csr_pem,
+	    (rc = ca_create_make(s, &p, old->rec.external_parent, csr_pem,
 	    why, whylen)) != 0 ||
 	    (rc = record(s, &p, old, why, whylen)) != 0)
 		goto out;

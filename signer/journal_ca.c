@@ -189,23 +189,35 @@ journal_ca_insert(journal *j, journal_ca *ca)
 	return rc;
 }
 
-/* With wlock held: CA id from ACTIVE to RETIRING since when.
- * SF_ENOTFOUND if it is not ACTIVE. */
+/*
+ * With wlock held: the state of CA id, and its time (retired_at for
+ * RETIRING and RETIRED, revoked_at and reason for REVOKED); only from
+ * state from (-1: any). SF_ENOTFOUND if no CA id is in that state.
+ */
 static int
-retire_locked(journal *j, int64_t id, int64_t when)
+set_state_locked(journal *j, int64_t id, int from, int state, int64_t when,
+    int reason)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB;
 
-	if (journal_prepare(j->wdb, "UPDATE cas SET state = ?, retired_at = ?"
-	    " WHERE id = ? AND state = ?", &st, "prepare CA retire") != 0)
+	if (journal_prepare(j->wdb, "UPDATE cas SET state = ?1,"
+	    " retired_at = CASE WHEN ?2 THEN ?4 ELSE retired_at END,"
+	    " revoked_at = CASE WHEN ?3 THEN ?4 ELSE revoked_at END,"
+	    " revocation_reason = CASE WHEN ?3 THEN ?5"
+	    " ELSE revocation_reason END"
+	    " WHERE id = ?6 AND (?7 < 0 OR state = ?7)", &st,
+	    "prepare CA state") != 0)
 		return rc;
-	sqlite3_bind_int(st, 1, CA_RETIRING);
-	sqlite3_bind_int64(st, 2, when);
-	sqlite3_bind_int64(st, 3, id);
-	sqlite3_bind_int(st, 4, CA_ACTIVE);
+	sqlite3_bind_int(st, 1, state);
+	sqlite3_bind_int(st, 2, state == CA_RETIRING || state == CA_RETIRED);
+	sqlite3_bind_int(st, 3, state == CA_REVOKED);
+	sqlite3_bind_int64(st, 4, when);
+	sqlite3_bind_int(st, 5, reason);
+	sqlite3_bind_int64(st, 6, id);
+	sqlite3_bind_int(st, 7, from);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = journal_db_err(j->wdb, "retire CA");
+		rc = journal_db_err(j->wdb, "update CA state");
 	else
 		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
 	sqlite3_finalize(st);
@@ -220,7 +232,8 @@ journal_ca_rotate(journal *j, journal_ca *ca, int64_t retire_id)
 	if ((rc = journal_tx_begin(j)) != 0)
 		return rc;
 	if ((rc = insert_locked(j, ca)) == 0 && retire_id)
-		rc = retire_locked(j, retire_id, ca->created_at);
+		rc = set_state_locked(j, retire_id, CA_ACTIVE, CA_RETIRING,
+		    ca->created_at, 0);
 	if ((rc = journal_tx_end(j, rc)) != 0)
 		ca->id = 0;
 	return rc;
@@ -256,7 +269,8 @@ journal_ca_set_cert(journal *j, int64_t id, const uint8_t *der, size_t len,
 	else
 		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
 	if (rc == 0 && retire_id)
-		rc = retire_locked(j, retire_id, sf_now());
+		rc = set_state_locked(j, retire_id, CA_ACTIVE, CA_RETIRING,
+		    sf_now(), 0);
 out:
 	sqlite3_finalize(st);
 	return journal_tx_end(j, rc);
@@ -266,29 +280,10 @@ int
 journal_ca_set_state(journal *j, int64_t id, int state, int64_t when,
     int reason)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
+	int rc;
 
 	pthread_mutex_lock(&j->wlock);
-	if (journal_prepare(j->wdb, "UPDATE cas SET state = ?1,"
-	    " retired_at = CASE WHEN ?2 THEN ?4 ELSE retired_at END,"
-	    " revoked_at = CASE WHEN ?3 THEN ?4 ELSE revoked_at END,"
-	    " revocation_reason = CASE WHEN ?3 THEN ?5"
-	    " ELSE revocation_reason END WHERE id = ?6", &st,
-	    "prepare CA state") != 0)
-		goto out;
-	sqlite3_bind_int(st, 1, state);
-	sqlite3_bind_int(st, 2, state == CA_RETIRING || state == CA_RETIRED);
-	sqlite3_bind_int(st, 3, state == CA_REVOKED);
-	sqlite3_bind_int64(st, 4, when);
-	sqlite3_bind_int(st, 5, reason);
-	sqlite3_bind_int64(st, 6, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = journal_db_err(j->wdb, "update CA state");
-	else
-		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
-out:
-	sqlite3_finalize(st);
+	rc = set_state_locked(j, id, -1, state, when, reason);
 	pthread_mutex_unlock(&j->wlock);
 	return rc;
 }
