@@ -164,6 +164,8 @@ typedef struct {
 
 /* NULL-terminated tables, one per cmd_*.c file. */
 extern const cli_cmd cmd_ca_table[];
+extern const cli_cmd cmd_ca_rotate_table[];
+extern const cli_cmd cmd_ca_server_table[];
 extern const cli_cmd cmd_device_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];

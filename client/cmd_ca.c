@@ -3,27 +3,25 @@
  * admin socket (CaAdmin). init builds a product line's root, intermediate
  * and issuing CAs in one idempotent go; create makes one CA, or with
  * --external its key and a CSR for a parent outside the signer, which
- * import-cert completes; list, show, chain and csr read what the signer
- * holds; issue-server gets a TLS certificate for one of our own
- * endpoints, its CSR made here from a key that never reaches the signer.
- * CA keys are made and used inside the signer's token: none passes here.
+ * import-cert completes; list (with its expiry warnings), show, chain and
+ * csr read what the signer holds. A CA's generations (rotate, retire,
+ * revoke) are in cmd_ca_rotate.c, issue-server in cmd_ca_server.c; what
+ * they share with this file is in cmd_ca.h. CA keys are made and used
+ * inside the signer's token: none passes here.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_ca.h"
 #include "out.h"
-#include "devkey.h"
-#include "err.h"
 #include "pubkey.h"
 #include "secretfree/v1/ca_admin.pb-c.h"
 #include "util.h"
 
 #define SVC (&secretfree__v1__ca_admin__descriptor)
 #define PEM_MAX (1024 * 1024)
-
-typedef Secretfree__V1__CaInfo CaInfo;
 
 static const char *KEY_TYPES =
     "ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519";
@@ -50,7 +48,20 @@ key_name(int v)
 	return v ? pubkey_type_name(v) : "";
 }
 
-static void
+/* What retired_at means in a state: the end of the overlap, its start. */
+static const char *
+retired_label(int state)
+{
+	switch (state) {
+	case SECRETFREE__V1__CA_STATE__CA_STATE_RETIRED:
+		return "retired";
+	case SECRETFREE__V1__CA_STATE__CA_STATE_RETIRING:
+		return "retiring since";
+	}
+	return "rotated out";
+}
+
+void
 cmd_ca_print(const CaInfo *ca)
 {
 	char b1[32], b2[32], role[32], state[32], *perm, *excl;
@@ -62,8 +73,12 @@ cmd_ca_print(const CaInfo *ca)
 	out_kv(stdout, "role", "%s", role_name(ca->role, role, sizeof role));
 	out_kv(stdout, "state", "%s", state_name(ca->state, state,
 	    sizeof state));
-	out_kv(stdout, "parent", "%s", ca->external_parent ?
-	    "(external)" : ca->parent);
+	if (ca->external_parent)
+		out_kv(stdout, "parent", "(external)");
+	else
+		out_kv(stdout, "parent", "%s%s%s%s", ca->parent,
+		    *ca->parent_generation ? " (generation " : "",
+		    ca->parent_generation, *ca->parent_generation ? ")" : "");
 	out_kv(stdout, "product line", "%s", ca->product_line);
 	out_kv(stdout, "region", "%s", ca->region);
 	out_kv(stdout, "generation", "%s", ca->generation);
@@ -86,17 +101,23 @@ cmd_ca_print(const CaInfo *ca)
 	out_kv(stdout, "ca issuers url", "%s", ca->ca_issuers_url);
 	out_kv(stdout, "created", "%s", out_time(ca->created_at, b1,
 	    sizeof b1));
+	if (ca->retired_at)
+		out_kv(stdout, retired_label(ca->state), "%s",
+		    out_time(ca->retired_at, b1, sizeof b1));
+	if (ca->revoked_at)
+		out_kv(stdout, "revoked", "%s (%s)", out_time(ca->revoked_at,
+		    b1, sizeof b1), cli_reason_name(ca->revocation_reason));
 	free(perm);
 	free(excl);
 }
 
-/* A CA as --json prints it. */
-static json_t *
+json_t *
 cmd_ca_json(const CaInfo *ca)
 {
 	char role[32], state[32];
+	json_t *v;
 
-	return json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, "
+	v = json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, "
 	    "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o}",
 	    "name", out_jstr(ca->name),
 	    "role", role_name(ca->role, role, sizeof role),
@@ -124,6 +145,13 @@ cmd_ca_json(const CaInfo *ca)
 	    "external_parent", ca->external_parent,
 	    "created_at", out_jtime(ca->created_at),
 	    "certificate_pem", out_jstr(ca->certificate_pem));
+	/* Those of a CA's generations: null while they do not apply. */
+	out_jset(&v, "parent_generation", out_jstr(ca->parent_generation));
+	out_jset(&v, "retired_at", out_jtime(ca->retired_at));
+	out_jset(&v, "revoked_at", out_jtime(ca->revoked_at));
+	out_jset(&v, "revocation_reason", ca->revoked_at ?
+	    out_jstr(cli_reason_name(ca->revocation_reason)) : json_null());
+	return v;
 }
 
 /* A CA after a first member "result" (ca init says what it did). */
@@ -140,8 +168,7 @@ cmd_ca_json_result(const CaInfo *ca, const char *result)
 	return v;
 }
 
-/* Print one CA, and the CSR of one made for an outside parent. */
-static int
+int
 cmd_ca_print_json(cli *c, const CaInfo *ca, const char *csr_pem)
 {
 	json_t *doc = cmd_ca_json(ca);
@@ -154,8 +181,8 @@ cmd_ca_print_json(cli *c, const CaInfo *ca, const char *csr_pem)
 	return out_json(c, doc);
 }
 
-static int
-key_type_opt(cli *c, const char *opt, const char *v, int *out)
+int
+cmd_ca_key_type(cli *c, const char *opt, const char *v, int *out)
 {
 	if ((*out = pubkey_type_parse(v)) == PUBKEY_NONE)
 		return cli_usage(c, "%s must be %s, not \"%s\"", opt, KEY_TYPES,
@@ -163,12 +190,13 @@ key_type_opt(cli *c, const char *opt, const char *v, int *out)
 	return 0;
 }
 
-static int
-get_ca(cli *c, const char *name, CaInfo **out)
+int
+cmd_ca_get(cli *c, const char *name, const char *generation, CaInfo **out)
 {
 	Secretfree__V1__GetCaRequest req = SECRETFREE__V1__GET_CA_REQUEST__INIT;
 
 	req.name = (char *)name;
+	req.generation = (char *)(generation ? generation : "");
 	return cli_call(c, CLI_SIGNER, SVC, "GetCa", &req.base,
 	    (ProtobufCMessage **)out);
 }
@@ -235,7 +263,7 @@ init_one(cli *c, const Secretfree__V1__CreateCaRequest *req,
 	if (st.code != RPC_ALREADY_EXISTS)
 		return cli_rpc_fail(c, CLI_SIGNER, &st);
 	out->created = 0;
-	return get_ca(c, name, &out->ca);
+	return cmd_ca_get(c, name, NULL, &out->ca);
 }
 
 static int
@@ -347,12 +375,12 @@ cmd_ca_init(cli *c, int argc, char **argv)
 				goto out;
 			break;
 		case 'R':
-			if (key_type_opt(c, "--root-key-type", optarg,
+			if (cmd_ca_key_type(c, "--root-key-type", optarg,
 			    &o.root_kt) != 0)
 				goto out;
 			break;
 		case 'k':
-			if (key_type_opt(c, "--key-type", optarg, &o.kt) != 0)
+			if (cmd_ca_key_type(c, "--key-type", optarg, &o.kt) != 0)
 				goto out;
 			break;
 		default:
@@ -471,7 +499,7 @@ cmd_ca_create(cli *c, int argc, char **argv)
 			req.region = optarg;
 			break;
 		case 'k':
-			if (key_type_opt(c, "--key-type", optarg, &kt) != 0)
+			if (cmd_ca_key_type(c, "--key-type", optarg, &kt) != 0)
 				goto out;
 			req.key_type = kt;
 			break;
@@ -591,19 +619,129 @@ out:
 
 static const char HELP_LIST[] =
 "Usage: secretfree ca list [--product-line ID] [--region R] [--all]\n"
+"                          [--warn-days N]\n"
 "\n"
 "List the signer's CAs (CaAdmin.ListCas): name, role, state, parent,\n"
-"generation, key type and expiry. Retired and revoked CAs are left out\n"
-"unless --all is given.\n"
+"generation, key type, expiry and a warning for an active CA close to\n"
+"its end. Each generation of a CA has its row: after 'ca rotate' the old\n"
+"one is retiring beside the new active one. Retired and revoked\n"
+"generations are left out unless --all is given.\n"
+"\n"
+"An active CA that expires within --warn-days gets \"expires in N days\"\n"
+"(or \"expired\") in the WARNING column and a line on standard error\n"
+"saying what to do. The signer itself refuses to issue from a CA with\n"
+"less than its [limits] ca_min_remaining_days left.\n"
 "\n"
 "Options:\n"
 "  --product-line ID   only this product line's CAs\n"
 "  --region R          only this region's issuing CAs\n"
 "  --all               include retired and revoked CAs\n"
+"  --warn-days N       warn about active CAs that expire within N days\n"
+"                      (default 90; 0: never)\n"
+"\n"
+"Output: a table; with --json an object {\"cas\": [...]} whose items carry\n"
+"the CA's fields and \"expiry_warning\" (a string, or null).\n"
 "\n"
 "Example:\n"
 "  secretfree ca list --product-line widgiot\n"
 "  secretfree --json ca list | jq -r '.cas[].name'\n";
+
+#define WARN_DAYS_DEFAULT 90
+
+/* The warning for an active CA that ends within warn_days, into buf (""
+ * when none). Returns buf. */
+static const char *
+expiry_warning(const CaInfo *ca, int64_t now, long long warn_days,
+    char *buf, size_t len)
+{
+	int64_t left = ca->not_after - now;
+
+	buf[0] = '\0';
+	if (ca->state != SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
+	    ca->not_after == 0 || left >= warn_days * 86400)
+		return buf;
+	if (left <= 0)
+		snprintf(buf, len, "expired");
+	else if (left < 86400)
+		snprintf(buf, len, "expires within a day");
+	else
+		snprintf(buf, len, "expires in %lld day%s",
+		    (long long)(left / 86400), left < 2 * 86400 ? "" : "s");
+	return buf;
+}
+
+/* One line on stderr per warning, after the table. */
+static void
+expiry_lines(cli *c, const Secretfree__V1__ListCasResponse *resp,
+    long long warn_days)
+{
+	char w[48], t[32];
+
+	for (size_t i = 0; i < resp->n_cas; i++) {
+		const CaInfo *ca = resp->cas[i];
+
+		if (*expiry_warning(ca, sf_now(), warn_days, w, sizeof w) ==
+		    '\0')
+			continue;
+		if (ca->role == SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT)
+			fprintf(stderr, "secretfree: %s: warning: the root CA"
+			    " %s (%s): devices that trust only it stop"
+			    " verifying then; plan a new trust anchor\n",
+			    c->cmd, w, out_time(ca->not_after, t, sizeof t));
+		else
+			fprintf(stderr, "secretfree: %s: warning: CA %s"
+			    " generation %s %s (%s): rotate it: secretfree ca"
+			    " rotate %s\n", c->cmd, ca->name, ca->generation, w,
+			    out_time(ca->not_after, t, sizeof t), ca->name);
+	}
+}
+
+static int
+list_json(cli *c, const Secretfree__V1__ListCasResponse *resp,
+    long long warn_days)
+{
+	json_t *cas = json_array(), *v;
+	char w[48];
+
+	for (size_t i = 0; i < resp->n_cas; i++) {
+		v = cmd_ca_json(resp->cas[i]);
+		expiry_warning(resp->cas[i], sf_now(), warn_days, w, sizeof w);
+		out_jset(&v, "expiry_warning", *w ? out_jstr(w) : json_null());
+		out_jappend(&cas, v);
+	}
+	return out_json(c, json_pack("{s:o}", "cas", cas));
+}
+
+static int
+list_table(cli *c, const Secretfree__V1__ListCasResponse *resp,
+    long long warn_days)
+{
+	static const char *const hdr[] = { "NAME", "ROLE", "STATE", "PARENT",
+	    "GENERATION", "KEY", "NOT_AFTER", "WARNING" };
+	char role[32], state[32], t[32], w[48];
+	out_table *tb;
+
+	if ((tb = out_table_new(8, hdr)) == NULL)
+		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
+	for (size_t i = 0; i < resp->n_cas; i++) {
+		const CaInfo *ca = resp->cas[i];
+		const char *row[8] = { ca->name, role_name(ca->role, role,
+		    sizeof role), state_name(ca->state, state, sizeof state),
+		    ca->external_parent ? "(external)" : ca->parent,
+		    ca->generation, key_name(ca->key_type),
+		    out_time(ca->not_after, t, sizeof t),
+		    expiry_warning(ca, sf_now(), warn_days, w, sizeof w) };
+
+		out_table_add(tb, row);
+	}
+	if (out_table_rows(tb) == 0)
+		printf("no CAs yet: secretfree ca init --product-line ID"
+		    " --region R\n");
+	else
+		out_table_print(tb, stdout);
+	out_table_free(tb);
+	return 0;
+}
 
 static int
 cmd_ca_list(cli *c, int argc, char **argv)
@@ -612,15 +750,13 @@ cmd_ca_list(cli *c, int argc, char **argv)
 		{ "product-line", required_argument, NULL, 'p' },
 		{ "region", required_argument, NULL, 'r' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "warn-days", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static const char *const hdr[] = { "NAME", "ROLE", "STATE", "PARENT",
-	    "GENERATION", "KEY", "NOT_AFTER" };
 	Secretfree__V1__ListCasRequest req =
 	    SECRETFREE__V1__LIST_CAS_REQUEST__INIT;
 	Secretfree__V1__ListCasResponse *resp = NULL;
-	char role[32], state[32], t[32];
-	out_table *tb;
+	long long warn_days = WARN_DAYS_DEFAULT;
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
@@ -634,6 +770,11 @@ cmd_ca_list(cli *c, int argc, char **argv)
 		case 'a':
 			req.include_retired = 1;
 			break;
+		case 'w':
+			if (cli_num(c, "--warn-days", optarg, 0, 36500,
+			    &warn_days) != 0)
+				return CLI_EXIT_USAGE;
+			break;
 		default:
 			return CLI_EXIT_USAGE;
 		}
@@ -643,56 +784,39 @@ cmd_ca_list(cli *c, int argc, char **argv)
 	if ((ec = cli_call(c, CLI_SIGNER, SVC, "ListCas", &req.base,
 	    (ProtobufCMessage **)&resp)) != 0)
 		return ec;
-	if (c->json) {
-		json_t *cas = json_array();
-
-		for (size_t i = 0; i < resp->n_cas; i++)
-			out_jappend(&cas, cmd_ca_json(resp->cas[i]));
-		ec = out_json(c, json_pack("{s:o}", "cas", cas));
-	} else if ((tb = out_table_new(7, hdr)) != NULL) {
-		for (size_t i = 0; i < resp->n_cas; i++) {
-			const CaInfo *ca = resp->cas[i];
-			const char *row[7] = { ca->name, role_name(ca->role,
-			    role, sizeof role), state_name(ca->state, state,
-			    sizeof state), ca->external_parent ? "(external)" :
-			    ca->parent, ca->generation, key_name(ca->key_type),
-			    out_time(ca->not_after, t, sizeof t) };
-
-			out_table_add(tb, row);
-		}
-		if (out_table_rows(tb) == 0)
-			printf("no CAs yet: secretfree ca init --product-line"
-			    " ID --region R\n");
-		else
-			out_table_print(tb, stdout);
-		out_table_free(tb);
-	} else
-		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
+	ec = c->json ? list_json(c, resp, warn_days) :
+	    list_table(c, resp, warn_days);
+	fflush(stdout);
+	expiry_lines(c, resp, warn_days);
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ec;
 }
 
 static const char HELP_SHOW[] =
-"Usage: secretfree ca show NAME\n"
+"Usage: secretfree ca show NAME [--generation G]\n"
 "\n"
-"Show one CA (CaAdmin.GetCa): role, state, parent, key type and the PKCS#11\n"
-"URI of its key, subject, serial, validity, path length, name constraints,\n"
-"the URLs it puts in what it issues. NAME is root, a product line\n"
-"(its intermediate) or <region>.<product line> (an issuing CA). With\n"
-"--json the certificate's PEM is included.\n"
+"Show one CA (CaAdmin.GetCa): role, state, parent (and the generation of\n"
+"it that signed this one), key type and the PKCS#11 URI of its key,\n"
+"subject, serial, validity, path length, name constraints, the URLs it\n"
+"puts in what it issues, and when it began retiring or was revoked. NAME\n"
+"is root, a product line (its intermediate) or <region>.<product line>\n"
+"(an issuing CA). With --json the certificate's PEM is included.\n"
+"\n"
+"Options:\n"
+"  --generation G   this generation (default: the active one, else the\n"
+"                   newest)\n"
 "\n"
 "Example:\n"
-"  secretfree ca show us-east-1.widgiot\n";
+"  secretfree ca show us-east-1.widgiot\n"
+"  secretfree ca show us-east-1.widgiot --generation 2026a\n";
 
-/* Commands that take exactly one NAME and no options. */
-static int
-one_name(cli *c, int argc, char **argv, const struct option *opts,
-    const char *what, const char **name)
+int
+cmd_ca_one_name(cli *c, int argc, char **argv, const char *what,
+    const char **name)
 {
 	if (optind + 1 != argc)
 		return optind >= argc ? cli_usage(c, "which %s?", what) :
 		    cli_usage(c, "one %s only, not %s", what, argv[argc - 1]);
-	(void)opts;
 	*name = argv[optind];
 	return 0;
 }
@@ -700,16 +824,22 @@ one_name(cli *c, int argc, char **argv, const struct option *opts,
 static int
 cmd_ca_show(cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = { { NULL, 0, NULL, 0 } };
-	const char *name;
+	static const struct option opts[] = {
+		{ "generation", required_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *name, *gen = NULL;
 	CaInfo *ca = NULL;
 	int ch, ec;
 
-	while ((ch = cli_getopt(c, argc, argv, opts)) != -1)
-		return CLI_EXIT_USAGE;
-	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
+		if (ch != 'g')
+			return CLI_EXIT_USAGE;
+		gen = optarg;
+	}
+	if ((ec = cmd_ca_one_name(c, argc, argv, "CA", &name)) != 0)
 		return ec;
-	if ((ec = get_ca(c, name, &ca)) != 0)
+	if ((ec = cmd_ca_get(c, name, gen, &ca)) != 0)
 		return ec;
 	if (c->json)
 		ec = cmd_ca_print_json(c, ca, NULL);
@@ -722,14 +852,16 @@ cmd_ca_show(cli *c, int argc, char **argv)
 /* ---- ca chain / csr / import-cert ---- */
 
 static const char HELP_CHAIN[] =
-"Usage: secretfree ca chain NAME [--out FILE]\n"
+"Usage: secretfree ca chain NAME [--generation G] [--out FILE]\n"
 "\n"
 "The certificate chain of a CA (CaAdmin.GetCaChain) in PEM: the CA itself\n"
 "first, its root last. The root alone is what devices and TLS clients\n"
-"trust: 'secretfree ca chain root --out root.pem'.\n"
+"trust: 'secretfree ca chain root --out root.pem'. Each generation has\n"
+"its own chain: what a generation issued verifies with that one's.\n"
 "\n"
 "Options:\n"
-"  --out FILE   write the chain to FILE (default: standard output)\n"
+"  --generation G   this generation (default: the active one)\n"
+"  --out FILE       write the chain to FILE (default: standard output)\n"
 "\n"
 "Example:\n"
 "  secretfree ca chain us-east-1.widgiot --out chain.pem\n"
@@ -740,6 +872,7 @@ cmd_ca_chain(cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },
+		{ "generation", required_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Secretfree__V1__GetCaRequest req = SECRETFREE__V1__GET_CA_REQUEST__INIT;
@@ -748,11 +881,14 @@ cmd_ca_chain(cli *c, int argc, char **argv)
 	int ch, ec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
-		if (ch != 'o')
+		if (ch == 'o')
+			out = optarg;
+		else if (ch == 'g')
+			req.generation = optarg;
+		else
 			return CLI_EXIT_USAGE;
-		out = optarg;
 	}
-	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+	if ((ec = cmd_ca_one_name(c, argc, argv, "CA", &name)) != 0)
 		return ec;
 	req.name = (char *)name;
 	if ((ec = cli_call(c, CLI_SIGNER, SVC, "GetCaChain", &req.base,
@@ -820,7 +956,7 @@ cmd_ca_csr(cli *c, int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+	if ((ec = cmd_ca_one_name(c, argc, argv, "CA", &name)) != 0)
 		return ec;
 	req.name = (char *)name;
 	if ((ec = cli_call(c, CLI_SIGNER, SVC, "ExportCaCsr", &req.base,
@@ -884,7 +1020,7 @@ cmd_ca_import_cert(cli *c, int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if ((ec = one_name(c, argc, argv, opts, "CA", &name)) != 0)
+	if ((ec = cmd_ca_one_name(c, argc, argv, "CA", &name)) != 0)
 		return ec;
 	if (certf == NULL || chainf == NULL)
 		return cli_usage(c, "--cert and --chain are required");
@@ -910,184 +1046,6 @@ out:
 	return ec;
 }
 
-/* ---- ca issue-server ---- */
-
-static const char HELP_SERVER[] =
-"Usage: secretfree ca issue-server --dns NAME [--dns NAME]... [--ip ADDR]...\n"
-"                                  --key FILE [--generate-key] --out CERT\n"
-"                                  [--chain-out FILE] [--ca NAME] [--days N]\n"
-"\n"
-"A TLS server certificate (serverAuth) for one of our own endpoints:\n"
-"authz's device listener, the MQTT broker\n"
-"(CaAdmin.IssueServerCertificate). The CSR is made here from the key\n"
-"file; the signer takes only its public key and builds the certificate\n"
-"from its server profile with the names given.\n"
-"\n"
-"Options:\n"
-"  --dns NAME        a DNS subjectAltName; the first is also the CN\n"
-"  --ip ADDR         an IP address subjectAltName (IPv4 or IPv6)\n"
-"                    (at least one --dns or --ip)\n"
-"  --key FILE        the server's private key (PEM)\n"
-"  --generate-key    make the key first: EC P-256, written to --key with\n"
-"                    mode 0600; an existing file is never overwritten\n"
-"  --out CERT        where the certificate goes; followed by the CA chain\n"
-"                    (issuing CA first, root last) unless --chain-out is\n"
-"                    given, so that CERT is what the server presents\n"
-"  --chain-out FILE  write the chain there instead\n"
-"  --ca NAME         the issuing CA (default: the first active one)\n"
-"  --days N          validity in days (default: the signer's\n"
-"                    server_validity_days, which is also the maximum)\n"
-"\n"
-"Example:\n"
-"  secretfree ca issue-server --dns provision.widgiot.example.net \\\n"
-"      --ip 192.0.2.10 --key /etc/secretfree/authz.key --generate-key \\\n"
-"      --out /etc/secretfree/authz.crt\n";
-
-static int
-cmd_ca_issue_server(cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "dns", required_argument, NULL, 'd' },
-		{ "ip", required_argument, NULL, 'i' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "generate-key", no_argument, NULL, 'g' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "chain-out", required_argument, NULL, 'C' },
-		{ "ca", required_argument, NULL, 'a' },
-		{ "days", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 }
-	};
-	Secretfree__V1__IssueServerCertificateRequest req =
-	    SECRETFREE__V1__ISSUE_SERVER_CERTIFICATE_REQUEST__INIT;
-	Secretfree__V1__IssueServerCertificateResponse *resp = NULL;
-	devkey_opts ko = { 0 };
-	devkey *k = NULL;
-	cli_list dns = { 0 }, ips = { 0 };
-	const char *keyf = NULL, *out = NULL, *chain_out = NULL;
-	char why[512], *csr = NULL, *bundle = NULL;
-	size_t csrlen;
-	long long n;
-	int ch, gen = 0, ec = CLI_EXIT_USAGE, rc;
-
-	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
-		switch (ch) {
-		case 'd':
-			if ((ec = cli_list_add(c, &dns, optarg)) != 0)
-				goto out;
-			break;
-		case 'i':
-			if ((ec = cli_list_add(c, &ips, optarg)) != 0)
-				goto out;
-			break;
-		case 'k':
-			keyf = optarg;
-			break;
-		case 'g':
-			gen = 1;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'C':
-			chain_out = optarg;
-			break;
-		case 'a':
-			req.ca_name = optarg;
-			break;
-		case 'n':
-			if (cli_num(c, "--days", optarg, 1, 36500, &n) != 0)
-				goto out;
-			req.validity_days = (uint32_t)n;
-			break;
-		default:
-			ec = CLI_EXIT_USAGE;
-			goto out;
-		}
-	}
-	ec = CLI_EXIT_USAGE;
-	if (optind < argc) {
-		cli_usage(c, "unexpected argument %s", argv[optind]);
-		goto out;
-	}
-	if (dns.n == 0 && ips.n == 0) {
-		cli_usage(c, "give at least one --dns or --ip");
-		goto out;
-	}
-	if (keyf == NULL || out == NULL) {
-		cli_usage(c, "--key and --out are required");
-		goto out;
-	}
-	if (gen && (rc = devkey_generate(keyf, why, sizeof why)) != 0) {
-		ec = cli_error(c, rc == SF_EEXIST ? CLI_EXIT_STATE :
-		    CLI_EXIT_ERROR, "%s", why);
-		goto out;
-	}
-	ko.key_file = keyf;
-	if ((rc = devkey_open(&ko, &k, why, sizeof why)) != 0) {
-		ec = cli_error(c, CLI_EXIT_INPUT, "%s", why);
-		goto out;
-	}
-	if ((rc = devkey_csr(k, dns.n ? dns.v[0] : ips.v[0], &csr, &csrlen,
-	    why, sizeof why)) != 0) {
-		ec = cli_error(c, CLI_EXIT_ERROR, "%s", why);
-		goto out;
-	}
-	req.csr.data = (uint8_t *)csr;
-	req.csr.len = csrlen;
-	req.dns_names = dns.v;
-	req.n_dns_names = dns.n;
-	req.ip_addresses = ips.v;
-	req.n_ip_addresses = ips.n;
-	if ((ec = cli_call(c, CLI_SIGNER, SVC, "IssueServerCertificate",
-	    &req.base, (ProtobufCMessage **)&resp)) != 0)
-		goto out;
-	if (chain_out) {
-		if ((ec = cli_write_file(c, out, resp->certificate_pem,
-		    strlen(resp->certificate_pem), 0644)) != 0 ||
-		    (ec = cli_write_file(c, chain_out, resp->chain_pem,
-		    strlen(resp->chain_pem), 0644)) != 0)
-			goto out;
-	} else {
-		if ((bundle = malloc(strlen(resp->certificate_pem) +
-		    strlen(resp->chain_pem) + 1)) == NULL) {
-			ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
-			goto out;
-		}
-		strcpy(bundle, resp->certificate_pem);
-		strcat(bundle, resp->chain_pem);
-		if ((ec = cli_write_file(c, out, bundle, strlen(bundle),
-		    0644)) != 0)
-			goto out;
-	}
-	if (c->json)
-		ec = out_json(c, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o, "
-		    "s:o}",
-		    "serial", out_jstr(resp->serial),
-		    "key", out_jstr(keyf),
-		    "key_generated", gen,
-		    "certificate_file", out_jstr(out),
-		    "chain_file", out_jstr(chain_out),
-		    "certificate_pem", out_jstr(resp->certificate_pem),
-		    "chain_pem", out_jstr(resp->chain_pem)));
-	else {
-		out_kv(stdout, "serial", "%s", resp->serial);
-		out_kv(stdout, "key", "%s%s", keyf, gen ? " (generated)" : "");
-		out_kv(stdout, "certificate", "%s%s", out, chain_out ? "" :
-		    " (with its chain)");
-		if (chain_out)
-			out_kv(stdout, "chain", "%s", chain_out);
-	}
-out:
-	if (resp)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	devkey_close(k);
-	free(csr);
-	free(bundle);
-	cli_list_free(&dns);
-	cli_list_free(&ips);
-	return ec;
-}
-
 const cli_cmd cmd_ca_table[] = {
 	{ "ca", "init", cmd_ca_init, "root, intermediate and issuing CAs in one"
 	    " go", HELP_INIT },
@@ -1101,7 +1059,5 @@ const cli_cmd cmd_ca_table[] = {
 	    " parent", HELP_CSR },
 	{ "ca", "import-cert", cmd_ca_import_cert, "import an outside parent's"
 	    " certificate for a pending CA", HELP_IMPORT },
-	{ "ca", "issue-server", cmd_ca_issue_server, "a TLS server certificate"
-	    " for our own endpoints", HELP_SERVER },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

@@ -1,20 +1,25 @@
 /*
  * ca.c - the CA store (see ca.h): the CAs loaded from the journal with
- * their keys found in the token, the look-ups the handlers make, and
- * ca_issue, the one path by which any CA signs a certificate (a root's own
- * included). Making a CA is in ca_create.c; the CSR and certificate
- * exchanged with an external parent are in ca_external.c.
+ * their keys found in the token, the look-ups the handlers make, the
+ * check that a CA may still issue (state, expiry, the configured minimum
+ * of validity left), and ca_issue, the one path by which any CA signs a
+ * certificate (a root's own included). Making a CA is in ca_create.c; a
+ * new generation and the end of an old one's overlap in ca_rotate.c;
+ * revoking a CA and what it issued in ca_revoke.c; the CSR and
+ * certificate exchanged with an external parent are in ca_external.c.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/x509v3.h>
 
 #include "ca_int.h"
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "profile.h"
 #include "pubkey.h"
 #include "secretfree/v1/common.pb-c.h"
@@ -89,7 +94,7 @@ find_id(ca_store *s, int64_t id)
 }
 
 int
-ca_store_append(ca_store *s, ca *c)
+ca_store_append(ca_store *s, ca *c, ca *retire)
 {
 	ca **nv;
 
@@ -98,6 +103,10 @@ ca_store_append(ca_store *s, ca *c)
 	if (nv) {
 		s->v = nv;
 		s->v[s->n++] = c;
+		if (retire) {
+			retire->rec.state = CA_RETIRING;
+			retire->rec.retired_at = c->rec.created_at;
+		}
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return nv ? 0 : SF_ENOMEM;
@@ -134,7 +143,8 @@ load_ca(ca_store *s, journal_ca *row, char *why, size_t whylen)
 		}
 	}
 	c->parent = c->rec.parent_id ? find_id(s, c->rec.parent_id) : NULL;
-	if ((rc = ca_prepare(c)) != 0 || (rc = ca_store_append(s, c)) != 0) {
+	if ((rc = ca_prepare(c)) != 0 ||
+	    (rc = ca_store_append(s, c, NULL)) != 0) {
 		sf_why(why, whylen, "CA %s: cannot prepare", c->rec.name);
 		goto out;
 	}
@@ -239,6 +249,20 @@ ca_find(ca_store *s, const char *name, const char *generation)
 }
 
 ca *
+ca_find_state(ca_store *s, const char *name, int state)
+{
+	ca *c = NULL;
+
+	pthread_rwlock_rdlock(&s->lock);
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i]->rec.name, name) == 0 &&
+		    s->v[i]->rec.state == state)
+			c = s->v[i];
+	pthread_rwlock_unlock(&s->lock);
+	return c;
+}
+
+ca *
 ca_find_issuing(ca_store *s, const char *product_line, const char *region)
 {
 	char name[80];
@@ -277,6 +301,96 @@ ca_list(ca_store *s, ca ***out)
 	return n;
 }
 
+const char *
+ca_state_name(int state)
+{
+	switch (state) {
+	case CA_PENDING: return "pending";
+	case CA_ACTIVE: return "active";
+	case CA_RETIRING: return "retiring";
+	case CA_RETIRED: return "retired";
+	case CA_REVOKED: return "revoked";
+	}
+	return "unknown";
+}
+
+/* "2026-03-01T12:00:00Z" */
+static const char *
+time_text(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, 32, "%lld", (long long)t);
+	return buf;
+}
+
+int
+ca_usable(ca_store *s, const ca *c, char *why, size_t whylen)
+{
+	int64_t now = sf_now(), min;
+	char t[32];
+	int state, rc = 0;
+
+	pthread_rwlock_rdlock(&s->lock);
+	state = c->rec.state;
+	min = (int64_t)s->conf->ca_min_remaining_days * 86400;
+	pthread_rwlock_unlock(&s->lock);
+	if (state != CA_ACTIVE) {
+		sf_why(why, whylen, "CA %s (generation %s) is %s: it issues"
+		    " nothing new", c->rec.name, c->rec.generation,
+		    ca_state_name(state));
+		rc = SF_ESTATE;
+	} else if (c->cert == NULL) {
+		sf_why(why, whylen, "CA %s (generation %s) has no certificate"
+		    " yet", c->rec.name, c->rec.generation);
+		rc = SF_ESTATE;
+	} else if (c->rec.not_after <= now) {
+		sf_why(why, whylen, "CA %s (generation %s) expired at %s:"
+		    " rotate it (secretfree ca rotate %s)", c->rec.name,
+		    c->rec.generation, time_text(c->rec.not_after, t),
+		    c->rec.name);
+		rc = SF_ESTATE;
+	} else if (c->rec.not_after - now < min) {
+		sf_why(why, whylen, "CA %s (generation %s) expires at %s, in"
+		    " less than the configured minimum of %d days ([limits]"
+		    " ca_min_remaining_days): rotate it (secretfree ca rotate"
+		    " %s)", c->rec.name, c->rec.generation,
+		    time_text(c->rec.not_after, t),
+		    s->conf->ca_min_remaining_days, c->rec.name);
+		rc = SF_ESTATE;
+	} else if (c->key == NULL) {
+		sf_why(why, whylen, "the key of CA %s (generation %s) is not in"
+		    " the token", c->rec.name, c->rec.generation);
+		rc = SF_EUNAVAIL;
+	}
+	return rc;
+}
+
+size_t
+ca_generations_text(ca_store *s, const char *name, int (*states)(int),
+    char *buf, size_t len)
+{
+	size_t n = 0, k = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < s->n; i++) {
+		const ca *c = s->v[i];
+
+		if (strcmp(c->rec.name, name) != 0 ||
+		    (states && !states(c->rec.state)))
+			continue;
+		if (k < len)
+			k += (size_t)snprintf(buf + k, len - k, "%s%s (%s)",
+			    n ? ", " : "", c->rec.generation,
+			    ca_state_name(c->rec.state));
+		n++;
+	}
+	return n;
+}
+
 char *
 ca_subject_text(const ca *c)
 {
@@ -286,6 +400,29 @@ ca_subject_text(const ca *c)
 }
 
 /* ---- issuance ---- */
+
+/*
+ * The last line of defence, whatever the caller checked: only an ACTIVE
+ * issuer signs (a root signing itself is PENDING until recorded), never
+ * after it expired, and never a certificate whose notAfter is not after
+ * its notBefore once cut to the issuer's.
+ */
+static int
+issue_allowed(ca_store *s, const ca *issuer, const X509 *x)
+{
+	int state;
+
+	pthread_rwlock_rdlock(&s->lock);
+	state = issuer->rec.state;
+	pthread_rwlock_unlock(&s->lock);
+	if (issuer->cert != x && (state != CA_ACTIVE ||
+	    X509_cmp_time(X509_get0_notAfter(issuer->cert), NULL) <= 0))
+		return SF_ESTATE;
+	if (ASN1_TIME_compare(X509_get0_notAfter(x),
+	    X509_get0_notBefore(x)) <= 0)
+		return SF_ESTATE;
+	return 0;
+}
 
 int
 ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, char serial_hex[64])
@@ -308,6 +445,12 @@ ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, char serial_hex[64])
 	if (ASN1_TIME_diff(&day, &sec, na, X509_get0_notAfter(x)) &&
 	    (day > 0 || sec > 0) && !X509_set1_notAfter(x, na))
 		goto out;
+	if ((rc = issue_allowed(s, issuer, x)) != 0) {
+		log_warnx("CA %s %s: refused to sign: it is not active, has"
+		    " expired, or the certificate would end before it begins",
+		    issuer->rec.name, issuer->rec.generation);
+		goto out;
+	}
 	if ((issuer->ext_aki && (rc = profile_add(x, issuer->ext_aki))) ||
 	    (issuer->ext_crldp && (rc = profile_add(x, issuer->ext_crldp))) ||
 	    (issuer->ext_aia && (rc = profile_add(x, issuer->ext_aia))))
@@ -365,6 +508,30 @@ out:
 	return rc;
 }
 
+/*
+ * A CA revoked while x was being signed: ca_revoke marks the CA before
+ * it revokes what the journal holds, so x, recorded before this look, is
+ * either caught by that revocation or revoked here; it is not returned.
+ */
+static int
+revoked_meanwhile(ca_store *s, const ca *issuer, const char *serial_hex)
+{
+	int state, reason;
+
+	pthread_rwlock_rdlock(&s->lock);
+	state = issuer->rec.state;
+	reason = issuer->rec.revocation_reason;
+	pthread_rwlock_unlock(&s->lock);
+	if (state != CA_REVOKED)
+		return 0;
+	log_warnx("CA %s %s was revoked while certificate %s was signed; it is"
+	    " revoked too", issuer->rec.name, issuer->rec.generation,
+	    serial_hex);
+	journal_cert_revoke(s->jn, issuer->rec.id, serial_hex,
+	    ca_revoke_leaf_reason(reason), sf_now());
+	return SF_ESTATE;
+}
+
 int
 ca_issue(ca_store *s, ca *issuer, X509 *x, const ca_issue_meta *m,
     char serial_hex[64])
@@ -372,7 +539,9 @@ ca_issue(ca_store *s, ca *issuer, X509 *x, const ca_issue_meta *m,
 	int rc;
 
 	if ((rc = ca_issue_sign(s, issuer, x, serial_hex)) == 0 &&
-	    (rc = ca_issue_record(s, issuer, x, m, serial_hex)) != 0)
+	    (rc = ca_issue_record(s, issuer, x, m, serial_hex)) == 0)
+		rc = revoked_meanwhile(s, issuer, serial_hex);
+	if (rc)
 		serial_hex[0] = '\0';
 	return rc;
 }

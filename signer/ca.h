@@ -6,6 +6,12 @@
  * each name may have several generations ("2026a", "2026b", ...), of which
  * at most one is active. CA objects live until ca_store_close(): handlers
  * may keep a pointer after the store's lock is released.
+ *
+ * A generation's life: PENDING (external parent, until its certificate is
+ * imported) -> ACTIVE (the one that issues) -> RETIRING (a rotation made a
+ * newer one ACTIVE: still valid, still signs its CRL and OCSP, issues
+ * nothing) -> RETIRED (ca_retire: the overlap is over). Any of them may
+ * become REVOKED (ca_revoke).
  */
 #ifndef SF_CA_H
 #define SF_CA_H
@@ -69,8 +75,11 @@ void ca_store_close(ca_store *s);
 /* Use a new configuration (SIGHUP); the old one must outlive running calls. */
 void ca_store_set_conf(ca_store *s, const signer_conf *conf);
 
-/* The active generation of a CA name (or a given generation). */
+/* The active generation of a CA name (or a given generation); without an
+ * active one, the newest. */
 ca *ca_find(ca_store *s, const char *name, const char *generation);
+/* The newest generation of a CA name in state (CA_STATE_*), or NULL. */
+ca *ca_find_state(ca_store *s, const char *name, int state);
 /* The active issuing CA for a product line and region, or NULL. */
 ca *ca_find_issuing(ca_store *s, const char *product_line, const char *region);
 /* A snapshot of every CA (malloc'd array of pointers; free the array). */
@@ -102,7 +111,99 @@ int ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 int ca_issue(ca_store *s, ca *issuer, X509 *x, const ca_issue_meta *meta,
     char serial_hex[64]);
 
+/*
+ * 0 if c may issue now: ACTIVE, with a certificate that has not expired
+ * and has at least [limits] ca_min_remaining_days left, and its key in the
+ * token. SF_ESTATE (SF_EUNAVAIL: no key) with why naming the CA, its
+ * generation and what to do. ca_issue refuses an inactive or expired
+ * issuer on its own, without the message.
+ */
+int ca_usable(ca_store *s, const ca *c, char *why, size_t whylen);
+
 /* Subject of a CA's certificate in "/C=../CN=.." form (malloc'd). */
 char *ca_subject_text(const ca *c);
+/* "active", "retiring", ... for a CA_STATE_* (static). */
+const char *ca_state_name(int state);
+
+/* ---- rotation (ca_rotate.c) ---- */
+
+typedef struct {
+	const char *name;
+	int key_type;             /* PUBKEY_*; 0 = the old generation's */
+	const char *generation;   /* NULL/"" = <year> + first free letter */
+} ca_rotate_req;
+
+/*
+ * A new generation of CA r->name: a new key in the token, a certificate
+ * from the parent's ACTIVE generation, the old generation's subject, name
+ * constraints and pathLen, the role's configured validity, and URLs from
+ * the configured templates in which a ${name} without ${generation}
+ * becomes "<name>-<generation>" (generations must not share a CRL). The
+ * old ACTIVE generation becomes RETIRING in the same journal transaction.
+ * With an external parent the new generation is PENDING and *csr_pem
+ * (malloc'd) its CSR; the old one stays ACTIVE until the certificate is
+ * imported (ca_import_cert retires it then). *out is the new generation,
+ * *prev the old one. SF_EINVAL (bad request), SF_ENOTFOUND (no such CA),
+ * SF_ESTATE (the root, no ACTIVE generation, a rotation already pending,
+ * a parent that cannot issue, URLs that would collide), SF_EEXIST
+ * (generation taken), SF_EUNAVAIL (token); why says which.
+ */
+int ca_rotate(ca_store *s, const ca_rotate_req *r, ca **out, ca **prev,
+    char **csr_pem, char *why, size_t whylen);
+
+/*
+ * End the overlap of a RETIRING generation (generation NULL/"": the only
+ * RETIRING one): it becomes RETIRED; it still signs its CRL. A RETIRED
+ * one is left as it is (0). SF_ENOTFOUND, SF_EINVAL (several RETIRING:
+ * name one), SF_ESTATE (ACTIVE, PENDING or REVOKED; a CA it certified is
+ * still live: rotate and retire that one first).
+ */
+int ca_retire(ca_store *s, const char *name, const char *generation,
+    ca **out, char *why, size_t whylen);
+
+/* ---- revocation (ca_revoke.c) ---- */
+
+/*
+ * Which generation of name a revocation means: that generation, or
+ * without one the CA's only generation. SF_ENOTFOUND; SF_EINVAL when the
+ * name has several generations and none was named (why lists them).
+ */
+int ca_pick(ca_store *s, const char *name, const char *generation,
+    ca **out, char *why, size_t whylen);
+
+typedef struct {
+	int reason;          /* RFC 5280 CRLReason (revoke_reason_ok) */
+	int cascade;         /* also every certificate and CA below it */
+	size_t max;          /* certificates per call (> 0) */
+} ca_revoke_req;
+
+typedef struct {
+	journal_revoked *certs;   /* this call's revocations (malloc'd) */
+	size_t ncerts;
+	size_t cas_revoked;       /* CAs that became REVOKED in this call */
+	int64_t remaining;        /* certificates below still to revoke */
+	const ca **changed;       /* CAs whose CRL this call changed (malloc'd
+	                           * array, borrowed CAs) */
+	size_t nchanged;
+} ca_revoke_result;
+
+/*
+ * Revoke CA c (not the root): REVOKED in the journal (no issuance from
+ * then on) and its own certificate revoked in its parent's scope, so that
+ * the parent's CRL lists it. With cascade, every CA below it is REVOKED
+ * too, and each call revokes up to r->max of the certificates they issued
+ * that are not revoked yet, in one journal transaction, for cACompromise
+ * when c is revoked for keyCompromise and else for c's reason. Without
+ * cascade, a CA below it that is still live is refused. Calling again
+ * (same reason) carries on where the last call stopped: 0 with nothing
+ * left. SF_EINVAL (reason), SF_ESTATE (root; revoked already for another
+ * reason; live CAs below without cascade), SF_EDB. Free out with
+ * ca_revoke_result_fini.
+ */
+int ca_revoke(ca_store *s, ca *c, const ca_revoke_req *r,
+    ca_revoke_result *out, char *why, size_t whylen);
+void ca_revoke_result_fini(ca_revoke_result *r);
+/* The reason the certificates below a CA revoked for reason get. */
+int ca_revoke_leaf_reason(int reason);
 
 #endif

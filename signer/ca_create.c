@@ -7,6 +7,8 @@
  * generate the key in the token, certify (the parent signs through
  * ca_issue, a root signs itself through the same path; with an external
  * parent a CSR is made instead) and record (the journal, then the store).
+ * A rotation (ca_rotate.c) plans its own way and takes the same steps from
+ * the defaults on (ca_int.h).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -28,22 +30,6 @@
 #define ROLE_ROOT SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT
 #define ROLE_INTERMEDIATE SECRETFREE__V1__CA_ROLE__CA_ROLE_INTERMEDIATE
 #define ROLE_ISSUING SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING
-
-/* What the steps of ca_create hand on to each other. */
-typedef struct {
-	const ca_create_req *r;
-	const signer_conf *cf;   /* the configuration at the start */
-	const product_conf *pc;  /* the product line's; NULL for a root */
-	ca *c;                   /* the new CA, ours until it is recorded */
-	ca *parent;              /* its signer; NULL: root, external parent */
-	int days;
-	int def_path;            /* the configured pathLen */
-	const char *subj_tmpl;   /* the configured subject template */
-	char label[160];         /* the key's CKA_LABEL */
-	X509_NAME *subject;
-	pubkey_info pk;          /* the generated key */
-	ca_issue_meta meta;      /* the journal row of its certificate */
-} create_plan;
 
 static const char *
 role_name(int role)
@@ -110,21 +96,18 @@ plan_name(const signer_conf *cf, const ca_create_req *r, char *name,
 	return 0;
 }
 
-/* The active CA that signs the new one: the root signs intermediates, a
- * product line's intermediate its issuing CAs. With s->lock held. */
-static int
-plan_parent(ca_store *s, const ca_create_req *r, const char *name,
-    ca **parent, char *why, size_t whylen)
+int
+ca_create_parent(ca_store *s, int role, const char *product_line,
+    const char *name, ca **parent, char *why, size_t whylen)
 {
-	const char *pname = r->role == ROLE_INTERMEDIATE ? "root" :
-	    r->product_line;
+	const char *pname = role == ROLE_INTERMEDIATE ? "root" : product_line;
 	ca *p = ca_find_locked(s, pname, NULL, 1);
 
 	*parent = NULL;
 	if (p == NULL || p->rec.state !=
 	    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE || !p->cert) {
 		sf_why(why, whylen, "no active %s CA \"%s\" to sign %s: create"
-		    " it first", r->role == ROLE_INTERMEDIATE ? "root" :
+		    " it first", role == ROLE_INTERMEDIATE ? "root" :
 		    "intermediate", pname, name);
 		return SF_ESTATE;
 	}
@@ -142,9 +125,8 @@ plan_parent(ca_store *s, const ca_create_req *r, const char *name,
 	return 0;
 }
 
-/* The generation asked for, or <year> and the first free letter. */
-static char *
-pick_generation(ca_store *s, const char *name, const char *want)
+char *
+ca_create_generation(ca_store *s, const char *name, const char *want)
 {
 	char gen[16];
 	time_t now = time(NULL);
@@ -163,7 +145,7 @@ pick_generation(ca_store *s, const char *name, const char *want)
 
 /* Name, parent and generation, against the store as it is now. */
 static int
-plan_identity(ca_store *s, create_plan *p, char *why, size_t whylen)
+plan_identity(ca_store *s, ca_create_plan *p, char *why, size_t whylen)
 {
 	const ca_create_req *r = p->r;
 	journal_ca *rec = &p->c->rec;
@@ -186,7 +168,8 @@ plan_identity(ca_store *s, create_plan *p, char *why, size_t whylen)
 		goto out;
 	}
 	if (!r->external_parent && r->role != ROLE_ROOT &&
-	    (rc = plan_parent(s, r, name, &p->parent, why, whylen)) != 0)
+	    (rc = ca_create_parent(s, r->role, r->product_line, name,
+	    &p->parent, why, whylen)) != 0)
 		goto out;
 	rec->name = strdup(name);
 	rec->product_line = strdup(r->product_line ? r->product_line : "");
@@ -195,7 +178,8 @@ plan_identity(ca_store *s, create_plan *p, char *why, size_t whylen)
 		rc = SF_ENOMEM;
 		goto out;
 	}
-	if ((rec->generation = pick_generation(s, name, r->generation)) ==
+	rec->role = r->role;
+	if ((rec->generation = ca_create_generation(s, name, r->generation)) ==
 	    NULL) {
 		sf_why(why, whylen, "generation \"%s\" of CA %s is taken",
 		    r->generation ? r->generation : "", name);
@@ -206,37 +190,31 @@ out:
 	return rc;
 }
 
-/* The configured defaults of the role and the key's label. */
-static void
-plan_defaults(create_plan *p)
+void
+ca_create_defaults(ca_create_plan *p, int key_type, int days)
 {
-	const ca_create_req *r = p->r;
 	const signer_conf *cf = p->cf;
 	journal_ca *rec = &p->c->rec;
 
-	switch (r->role) {
+	switch (rec->role) {
 	case ROLE_ROOT:
-		rec->key_type = r->key_type ? r->key_type : cf->root_key_type;
-		p->days = r->validity_days ? r->validity_days :
-		    cf->root_validity_days;
+		rec->key_type = key_type ? key_type : cf->root_key_type;
+		p->days = days ? days : cf->root_validity_days;
 		p->def_path = cf->root_path_len;
 		p->subj_tmpl = cf->root_subject;
 		snprintf(p->label, sizeof p->label, "root-%s", rec->generation);
 		break;
 	case ROLE_INTERMEDIATE:
-		rec->key_type = r->key_type ? r->key_type : p->pc->ca_key_type;
-		p->days = r->validity_days ? r->validity_days :
-		    p->pc->ca_validity_days;
+		rec->key_type = key_type ? key_type : p->pc->ca_key_type;
+		p->days = days ? days : p->pc->ca_validity_days;
 		p->def_path = p->pc->ca_path_len;
 		p->subj_tmpl = p->pc->ca_subject;
 		snprintf(p->label, sizeof p->label, "intermediate-%s-%s",
 		    rec->product_line, rec->generation);
 		break;
 	default:
-		rec->key_type = r->key_type ? r->key_type :
-		    cf->issuing_key_type;
-		p->days = r->validity_days ? r->validity_days :
-		    cf->issuing_validity_days;
+		rec->key_type = key_type ? key_type : cf->issuing_key_type;
+		p->days = days ? days : cf->issuing_validity_days;
 		p->def_path = 0;
 		p->subj_tmpl = cf->issuing_subject;
 		snprintf(p->label, sizeof p->label, "issuing-%s-%s-%s",
@@ -246,7 +224,7 @@ plan_defaults(create_plan *p)
 }
 
 static char *
-expand(const create_plan *p, const char *req, const char *tmpl, char *why,
+expand(const ca_create_plan *p, const char *req, const char *tmpl, char *why,
     size_t whylen)
 {
 	const journal_ca *rec = &p->c->rec;
@@ -259,13 +237,12 @@ expand(const create_plan *p, const char *req, const char *tmpl, char *why,
 /* The rest of the CA's record: pathLen within its parent's, name
  * constraints, the subject and URLs from their templates. */
 static int
-plan_record(create_plan *p, char *why, size_t whylen)
+plan_record(ca_create_plan *p, char *why, size_t whylen)
 {
 	const ca_create_req *r = p->r;
 	const ca *parent = p->parent;
 	journal_ca *rec = &p->c->rec;
 
-	rec->role = r->role;
 	rec->parent_id = parent ? parent->rec.id : 0;
 	rec->external_parent = r->external_parent;
 	p->c->parent = p->parent;
@@ -310,7 +287,7 @@ plan_record(create_plan *p, char *why, size_t whylen)
 /* Everything the certificate will say is checked before a key is made
  * for it. All refusals are SF_EINVAL. */
 static int
-validate(create_plan *p, char *why, size_t whylen)
+validate(ca_create_plan *p, char *why, size_t whylen)
 {
 	const journal_ca *rec = &p->c->rec;
 	X509_EXTENSION *nc;
@@ -343,7 +320,7 @@ validate(create_plan *p, char *why, size_t whylen)
 /* ---- step 3: the key, made inside the token ---- */
 
 static int
-generate_key(ca_store *s, create_plan *p, char *why, size_t whylen)
+generate_key(ca_store *s, ca_create_plan *p, char *why, size_t whylen)
 {
 	ca *c = p->c;
 	int rc;
@@ -413,15 +390,15 @@ out:
  * the parent.
  */
 static int
-certify(ca_store *s, create_plan *p, char **csr_pem, char *why,
-    size_t whylen)
+certify(ca_store *s, ca_create_plan *p, int external, char **csr_pem,
+    char *why, size_t whylen)
 {
 	ca *c = p->c;
 	char serial[64];
 	unsigned char *der = NULL;
 	int rc, derlen;
 
-	if (p->r->external_parent)
+	if (external)
 		return ca_export_csr(s, c, NULL, csr_pem, why, whylen);
 	if ((c->cert = build_ca_cert(c, p->subject, &p->pk, p->days, why,
 	    whylen)) == NULL)
@@ -454,10 +431,22 @@ certify(ca_store *s, create_plan *p, char **csr_pem, char *why,
 	return c->rec.serial && c->rec.cert_der ? 0 : SF_ENOMEM;
 }
 
+int
+ca_create_make(ca_store *s, ca_create_plan *p, int external,
+    char **csr_pem, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = validate(p, why, whylen)) != 0 ||
+	    (rc = generate_key(s, p, why, whylen)) != 0)
+		return rc;
+	return certify(s, p, external, csr_pem, why, whylen);
+}
+
 /* ---- step 5: record ---- */
 
 static int
-record(ca_store *s, create_plan *p, char *why, size_t whylen)
+record(ca_store *s, ca_create_plan *p, char *why, size_t whylen)
 {
 	ca *c = p->c;
 	int rc;
@@ -474,7 +463,8 @@ record(ca_store *s, create_plan *p, char *why, size_t whylen)
 		sf_why(why, whylen, "cannot journal the root certificate");
 		return rc;
 	}
-	if ((rc = ca_prepare(c)) != 0 || (rc = ca_store_append(s, c)) != 0)
+	if ((rc = ca_prepare(c)) != 0 ||
+	    (rc = ca_store_append(s, c, NULL)) != 0)
 		return rc;
 	log_info("CA %s %s created (%s, %s, serial %s)", c->rec.name,
 	    c->rec.generation, role_name(c->rec.role),
@@ -487,7 +477,7 @@ int
 ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
     char *why, size_t whylen)
 {
-	create_plan p;
+	ca_create_plan p;
 	int rc;
 
 	*out = NULL;
@@ -502,28 +492,37 @@ ca_create(ca_store *s, const ca_create_req *r, ca **out, char **csr_pem,
 		rc = SF_ENOMEM;
 		goto out;
 	}
-	if ((rc = plan_identity(s, &p, why, whylen)) != 0)
+	if ((rc = plan_identity(s, &p, why, whylen)) != 0 ||
+	    (p.parent && (rc = ca_usable(s, p.parent, why, whylen)) != 0))
 		goto out;
-	plan_defaults(&p);
+	ca_create_defaults(&p, r->key_type, r->validity_days);
 	if ((rc = plan_record(&p, why, whylen)) != 0 ||
-	    (rc = validate(&p, why, whylen)) != 0 ||
-	    (rc = generate_key(s, &p, why, whylen)) != 0 ||
-	    (rc = certify(s, &p, csr_pem, why, whylen)) != 0 ||
+	    (rc = ca_create_make(s, &p, r->external_parent, csr_pem, why,
+	    whylen)) != 0 ||
 	    (rc = record(s, &p, why, whylen)) != 0)
 		goto out;
 	*out = p.c;
 	p.c = NULL;  /* transferred */
 out:
 	pthread_mutex_unlock(&s->admin);
-	if (p.c && p.c->key && rc)
-		log_warnx("CA creation failed after key %s was generated; the"
-		    " unused key stays in the token", p.c->rec.key_label);
-	ca_free(p.c);
-	X509_NAME_free(p.subject);
-	pubkey_info_free(&p.pk);
-	if (rc) {
+	ca_create_plan_fini(&p, rc, csr_pem);
+	return rc;
+}
+
+void
+ca_create_plan_fini(ca_create_plan *p, int rc, char **csr_pem)
+{
+	if (p->c && p->c->key && rc)
+		log_warnx("CA %s: failed after key %s was generated; the unused"
+		    " key stays in the token", p->c->rec.name,
+		    p->c->rec.key_label);
+	ca_free(p->c);
+	p->c = NULL;
+	X509_NAME_free(p->subject);
+	p->subject = NULL;
+	pubkey_info_free(&p->pk);
+	if (rc && csr_pem) {
 		free(*csr_pem);
 		*csr_pem = NULL;
 	}
-	return rc;
 }

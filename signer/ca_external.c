@@ -4,7 +4,8 @@
  * ca_create returns for such a CA) and the certificate the parent sends
  * back (ca_import_cert), which must be for the CA's key, be a CA
  * certificate, and verify against the chain given with it before the CA
- * becomes active.
+ * becomes active (and, for a rotation's new generation, the one it
+ * replaces RETIRING).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "profile.h"
 #include "secretfree/v1/common.pb-c.h"
 #include "sign.h"
+#include "util.h"
 
 /* A CSR for the CA key k, signed in the token and checked (PEM,
  * malloc'd); NULL with why set. */
@@ -112,6 +114,7 @@ ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 	X509_STORE *store = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509 *x;
+	ca *old;
 	unsigned char *der = NULL;
 	char serial[64];
 	int64_t nb, na;
@@ -170,9 +173,12 @@ ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 	}
 	nb = profile_time_unix(X509_get0_notBefore(x));
 	na = profile_time_unix(X509_get0_notAfter(x));
+	/* A rotation's new generation: the one it replaces retires now. */
+	old = ca_find_state(s, c->rec.name,
+	    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE);
 	if ((rc = journal_ca_set_cert(s->jn, c->rec.id, der, (size_t)derlen,
 	    serial, nb, na, SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE,
-	    chain_pem)) != 0) {
+	    chain_pem, old ? old->rec.id : 0)) != 0) {
 		sf_why(why, whylen, "cannot record the certificate");
 		goto out;
 	}
@@ -186,6 +192,12 @@ ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 	X509_up_ref(x);
 	c->cert = x;
 	c->rec.state = SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE;
+	if (old) {
+		old->rec.state = SECRETFREE__V1__CA_STATE__CA_STATE_RETIRING;
+		old->rec.retired_at = sf_now();
+		log_info("CA %s %s: retiring, replaced by %s", old->rec.name,
+		    old->rec.generation, c->rec.generation);
+	}
 	rc = ca_prepare(c);
 	pthread_rwlock_unlock(&s->lock);
 	log_info("CA %s %s: imported certificate %s from the external parent",

@@ -224,6 +224,8 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 		    r->product_line);
 		goto out;
 	}
+	if ((rc = ca_usable(ic->cas, issuer, why, whylen)) != 0)
+		goto out;
 	if ((rc = rate_take_device(ic->rl, ci.cn)) != 0) {
 		sf_why(why, whylen, "too many certificates for device %s:"
 		    " at most %d per %d s", ci.cn, cf->device_max,
@@ -362,6 +364,8 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 		    issuer->rec.name);
 		return SF_ESTATE;
 	}
+	if ((rc = ca_usable(ic->cas, issuer, why, whylen)) != 0)
+		return rc;
 	if ((rc = server_key(r->csr, r->csr_len, &pk, why, whylen)) != 0)
 		return rc;
 	rc = SF_EINVAL;

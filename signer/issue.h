@@ -49,7 +49,8 @@ typedef struct {
  *   SF_ENOTFOUND   device id not in the signer's own table
  *   SF_EPERM       key, product line or region differs from the table
  *   SF_ELIMIT      per-device or global rate cap
- *   SF_ESTATE      no active issuing CA for the product line and region
+ *   SF_ESTATE      no active issuing CA for the product line and region,
+ *                  or it expires within [limits] ca_min_remaining_days
  *   SF_EUNAVAIL    token unavailable
  */
 int issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,

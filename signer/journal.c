@@ -304,6 +304,28 @@ journal_close(journal *j)
 
 /* ---- helpers ---- */
 
+int
+journal_tx_begin(journal *j)
+{
+	pthread_mutex_lock(&j->wlock);
+	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0) {
+		pthread_mutex_unlock(&j->wlock);
+		return SF_EDB;
+	}
+	return 0;
+}
+
+int
+journal_tx_end(journal *j, int rc)
+{
+	if (rc == 0 && journal_exec(j->wdb, "COMMIT") != 0)
+		rc = SF_EDB;
+	if (rc != 0)
+		journal_exec(j->wdb, "ROLLBACK");
+	pthread_mutex_unlock(&j->wlock);
+	return rc;
+}
+
 void
 journal_bind_text(sqlite3_stmt *st, int i, const char *s)
 {

@@ -49,17 +49,40 @@ typedef struct {
 	char *external_chain;  /* PEM: the outside parent's chain, to its root */
 	int64_t created_at;
 	int64_t crl_number;
+	int64_t retired_at;    /* RETIRING: since when; RETIRED: when its overlap ended */
+	int64_t revoked_at;
+	int revocation_reason; /* RFC 5280 CRLReason, when REVOKED */
 } journal_ca;
 
 /* Insert a CA (id set on return). SF_EEXIST for a taken (name, generation)
  * or key label. */
 int journal_ca_insert(journal *j, journal_ca *ca);
+/*
+ * A rotation: insert ca as journal_ca_insert does and, in the same
+ * transaction, make CA retire_id (0: none) RETIRING with retired_at =
+ * ca->created_at. SF_EEXIST as above; SF_ENOTFOUND (nothing written) if
+ * retire_id is not ACTIVE.
+ */
+int journal_ca_rotate(journal *j, journal_ca *ca, int64_t retire_id);
 /* Set certificate, serial, validity, state and (if not NULL) the external
- * parent's chain of CA id. */
+ * parent's chain of CA id; in the same transaction CA retire_id (0: none;
+ * the generation a rotation replaces) becomes RETIRING. */
 int journal_ca_set_cert(journal *j, int64_t id, const uint8_t *der,
     size_t len, const char *serial, int64_t not_before, int64_t not_after,
-    int state, const char *external_chain);
-int journal_ca_set_state(journal *j, int64_t id, int state);
+    int state, const char *external_chain, int64_t retire_id);
+/* Set the state of CA id; when is its time: retired_at for RETIRING and
+ * RETIRED, revoked_at (and reason) for REVOKED. SF_ENOTFOUND. */
+int journal_ca_set_state(journal *j, int64_t id, int state, int64_t when,
+    int reason);
+/*
+ * Revoke CAs in one transaction (revoked_at = when): CA top (0: none) for
+ * reason, with its own certificate serial in its parent's scope
+ * (parent_id; 0 or "": none) unless that is revoked already, and each of
+ * below[0..n) for below_reason. A CA already REVOKED is left as it is.
+ */
+int journal_ca_revoke(journal *j, int64_t top, int reason,
+    const int64_t *below, size_t n, int below_reason, int64_t when,
+    int64_t parent_id, const char *serial);
 /* All CAs, in creation order. *out is malloc'd; free with journal_ca_list_free. */
 int journal_ca_list(journal *j, journal_ca **out, size_t *n);
 void journal_ca_list_free(journal_ca *v, size_t n);
@@ -124,6 +147,23 @@ int journal_cert_count(journal *j, int64_t ca_id, int64_t *out);
 /* Mark revoked (status, time, reason); SF_ENOTFOUND; SF_ESTATE if already. */
 int journal_cert_revoke(journal *j, int64_t ca_id, const char *serial,
     int reason, int64_t when);
+/* One certificate a batch revocation changed (journal_cert_revoke_batch). */
+typedef struct {
+	int64_t ca_id;
+	char serial[65];
+	char device_id[65];
+} journal_revoked;
+
+/*
+ * Revoke, in one transaction, up to max certificates issued by the CAs
+ * ids[0..n) that are not revoked yet (status REVOKED, revoked_at = when,
+ * revocation_reason = reason). *out (malloc'd, *nout rows; NULL when
+ * none) says which; *remaining counts those of the CAs still not revoked
+ * afterwards. max 0 only counts. SF_EDB (nothing changed).
+ */
+int journal_cert_revoke_batch(journal *j, const int64_t *ids, size_t n,
+    int reason, int64_t when, size_t max, journal_revoked **out,
+    size_t *nout, int64_t *remaining);
 /* Revoked, unexpired-or-not certificates of a CA, for its CRL: calls cb per row. */
 int journal_cert_revoked(journal *j, int64_t ca_id,
     int (*cb)(const char *serial, int64_t revoked_at, int reason, void *arg),

@@ -1,6 +1,8 @@
 /*
  * journal_ca.c - the CAs table of the signer's journal (see journal.h):
- * insert, certificate and state updates, CRL numbers, listing.
+ * insert, certificate and state updates (a rotation's new generation and
+ * the old one's retirement in one transaction, a CA's revocation with its
+ * own certificate), CRL numbers, listing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +13,15 @@
 #include "err.h"
 #include "journal_int.h"
 #include "log.h"
+#include "pbenum.h"
 #include "util.h"
 
 static const char *CA_COLS =
     "id, name, generation, role, parent_id, product_line, region, state,"
     " key_label, key_type, subject, serial, not_before, not_after, path_len,"
     " cert_der, crl_url, ocsp_url, ca_issuers_url, permitted, excluded,"
-    " external_parent, created_at, crl_number, external_chain";
+    " external_parent, created_at, crl_number, external_chain,"
+    " retired_at, revoked_at, revocation_reason";
 
 static int
 ca_from_row(sqlite3_stmt *st, journal_ca *ca)
@@ -48,6 +52,9 @@ ca_from_row(sqlite3_stmt *st, journal_ca *ca)
 	ca->created_at = sqlite3_column_int64(st, 22);
 	ca->crl_number = sqlite3_column_int64(st, 23);
 	ca->external_chain = journal_col_strdup(st, 24);
+	ca->retired_at = sqlite3_column_int64(st, 25);
+	ca->revoked_at = sqlite3_column_int64(st, 26);
+	ca->revocation_reason = sqlite3_column_int(st, 27);
 	if (!ca->external_chain || !ca->name || !ca->generation ||
 	    !ca->product_line || !ca->region || !ca->key_label ||
 	    !ca->subject || !ca->serial || !ca->crl_url || !ca->ocsp_url ||
@@ -113,13 +120,13 @@ journal_ca_copy(journal_ca *d, const journal_ca *s)
 	return 0;
 }
 
-int
-journal_ca_insert(journal *j, journal_ca *ca)
+/* The INSERT of journal_ca_insert, with wlock held. */
+static int
+insert_locked(journal *j, journal_ca *ca)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB, r;
 
-	pthread_mutex_lock(&j->wlock);
 	if (journal_prepare(j->wdb,
 	    "INSERT INTO cas (name, generation, role, parent_id, product_line,"
 	    " region, state, key_label, key_type, subject, serial, not_before,"
@@ -168,19 +175,80 @@ journal_ca_insert(journal *j, journal_ca *ca)
 		rc = journal_db_err(j->wdb, "insert CA");
 out:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+journal_ca_insert(journal *j, journal_ca *ca)
+{
+	int rc;
+
+	pthread_mutex_lock(&j->wlock);
+	rc = insert_locked(j, ca);
 	pthread_mutex_unlock(&j->wlock);
+	return rc;
+}
+
+/*
+ * With wlock held: the state of CA id, and its time (retired_at for
+ * RETIRING and RETIRED, revoked_at and reason for REVOKED); only from
+ * state from (-1: any). SF_ENOTFOUND if no CA id is in that state.
+ */
+static int
+set_state_locked(journal *j, int64_t id, int from, int state, int64_t when,
+    int reason)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB;
+
+	if (journal_prepare(j->wdb, "UPDATE cas SET state = ?1,"
+	    " retired_at = CASE WHEN ?2 THEN ?4 ELSE retired_at END,"
+	    " revoked_at = CASE WHEN ?3 THEN ?4 ELSE revoked_at END,"
+	    " revocation_reason = CASE WHEN ?3 THEN ?5"
+	    " ELSE revocation_reason END"
+	    " WHERE id = ?6 AND (?7 < 0 OR state = ?7)", &st,
+	    "prepare CA state") != 0)
+		return rc;
+	sqlite3_bind_int(st, 1, state);
+	sqlite3_bind_int(st, 2, state == CA_RETIRING || state == CA_RETIRED);
+	sqlite3_bind_int(st, 3, state == CA_REVOKED);
+	sqlite3_bind_int64(st, 4, when);
+	sqlite3_bind_int(st, 5, reason);
+	sqlite3_bind_int64(st, 6, id);
+	sqlite3_bind_int(st, 7, from);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = journal_db_err(j->wdb, "update CA state");
+	else
+		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+journal_ca_rotate(journal *j, journal_ca *ca, int64_t retire_id)
+{
+	int rc;
+
+	if ((rc = journal_tx_begin(j)) != 0)
+		return rc;
+	if ((rc = insert_locked(j, ca)) == 0 && retire_id)
+		rc = set_state_locked(j, retire_id, CA_ACTIVE, CA_RETIRING,
+		    ca->created_at, 0);
+	if ((rc = journal_tx_end(j, rc)) != 0)
+		ca->id = 0;
 	return rc;
 }
 
 int
 journal_ca_set_cert(journal *j, int64_t id, const uint8_t *der, size_t len,
     const char *serial, int64_t nb, int64_t na, int state,
-    const char *external_chain)
+    const char *external_chain, int64_t retire_id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB;
 
-	pthread_mutex_lock(&j->wlock);
+	if (journal_tx_begin(j) != 0)
+		return SF_EDB;
 	if (journal_prepare(j->wdb, "UPDATE cas SET cert_der = ?, serial = ?,"
 	    " not_before = ?, not_after = ?, state = ?,"
 	    " external_chain = coalesce(?, external_chain)"
@@ -200,32 +268,78 @@ journal_ca_set_cert(journal *j, int64_t id, const uint8_t *der, size_t len,
 		rc = journal_db_err(j->wdb, "update CA");
 	else
 		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
+	if (rc == 0 && retire_id)
+		rc = set_state_locked(j, retire_id, CA_ACTIVE, CA_RETIRING,
+		    sf_now(), 0);
 out:
 	sqlite3_finalize(st);
+	return journal_tx_end(j, rc);
+}
+
+int
+journal_ca_set_state(journal *j, int64_t id, int state, int64_t when,
+    int reason)
+{
+	int rc;
+
+	pthread_mutex_lock(&j->wlock);
+	rc = set_state_locked(j, id, -1, state, when, reason);
 	pthread_mutex_unlock(&j->wlock);
 	return rc;
 }
 
+/* With wlock held: CA id REVOKED (st's ?1 the id, ?4 the reason). */
+static int
+revoke_one(journal *j, sqlite3_stmt *st, int64_t id, int reason)
+{
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 4, reason);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return journal_db_err(j->wdb, "revoke CA");
+	return 0;
+}
+
 int
-journal_ca_set_state(journal *j, int64_t id, int state)
+journal_ca_revoke(journal *j, int64_t top, int reason, const int64_t *below,
+    size_t n, int below_reason, int64_t when, int64_t parent_id,
+    const char *serial)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
+	int rc;
 
-	pthread_mutex_lock(&j->wlock);
-	if (journal_prepare(j->wdb, "UPDATE cas SET state = ? WHERE id = ?", &st,
-	    "prepare CA state") != 0)
+	if ((rc = journal_tx_begin(j)) != 0)
+		return rc;
+	rc = SF_EDB;
+	if (journal_prepare(j->wdb, "UPDATE cas SET state = ?2,"
+	    " revoked_at = ?3, revocation_reason = ?4"
+	    " WHERE id = ?1 AND state != ?2", &st, "prepare CA revoke") != 0)
 		goto out;
-	sqlite3_bind_int(st, 1, state);
-	sqlite3_bind_int64(st, 2, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = journal_db_err(j->wdb, "update CA state");
-	else
-		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
+	sqlite3_bind_int(st, 2, CA_REVOKED);
+	sqlite3_bind_int64(st, 3, when);
+	rc = top ? revoke_one(j, st, top, reason) : 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = revoke_one(j, st, below[i], below_reason);
+	if (rc != 0 || parent_id == 0 || serial == NULL || *serial == '\0')
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	rc = SF_EDB;
+	if (journal_prepare(j->wdb, "UPDATE certs SET status = ?3,"
+	    " revoked_at = ?4, revocation_reason = ?5"
+	    " WHERE ca_id = ?1 AND serial = ?2 AND status != ?3", &st,
+	    "prepare CA certificate revoke") != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, parent_id);
+	journal_bind_text(st, 2, serial);
+	sqlite3_bind_int(st, 3, CERT_REVOKED);
+	sqlite3_bind_int64(st, 4, when);
+	sqlite3_bind_int(st, 5, reason);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    journal_db_err(j->wdb, "revoke CA certificate");
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->wlock);
-	return rc;
+	return journal_tx_end(j, rc);
 }
 
 int

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "journal_int.h"
 #include "log.h"
+#include "pbenum.h"
 #include "util.h"
 
 static const char *CERT_COLS =
@@ -220,6 +221,103 @@ journal_cert_revoke(journal *j, int64_t ca_id, const char *serial, int reason,
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->wlock);
+	return rc;
+}
+
+/* "?5,?6,..." for n ids after four other parameters (malloc'd). */
+static char *
+id_params(size_t n)
+{
+	char *v = malloc(n * 12 + 1), *p = v;
+
+	for (size_t i = 0; v && i < n; i++)
+		p += sprintf(p, "%s?%zu", i ? "," : "", i + 5);
+	return v;
+}
+
+/* With wlock held, st's parameters 5.. bound to ids: the rows it returns
+ * (ca_id, serial, device_id) appended to *out. */
+static int
+collect_revoked(journal *j, sqlite3_stmt *st, journal_revoked **out,
+    size_t *n)
+{
+	journal_revoked *nv;
+	int r;
+
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = realloc(*out, (*n + 1) * sizeof **out)) == NULL)
+			return SF_ENOMEM;
+		*out = nv;
+		nv[*n].ca_id = sqlite3_column_int64(st, 0);
+		sf_strlcpy(nv[*n].serial, (const char *)sqlite3_column_text(st,
+		    1), sizeof nv[*n].serial);
+		sf_strlcpy(nv[*n].device_id, (const char *)sqlite3_column_text(
+		    st, 2), sizeof nv[*n].device_id);
+		(*n)++;
+	}
+	return r == SQLITE_DONE ? 0 : journal_db_err(j->wdb, "revoke batch");
+}
+
+int
+journal_cert_revoke_batch(journal *j, const int64_t *ids, size_t n,
+    int reason, int64_t when, size_t max, journal_revoked **out,
+    size_t *nout, int64_t *remaining)
+{
+	sqlite3_stmt *up = NULL, *cnt = NULL;
+	char *in, *sql_up = NULL, *sql_cnt = NULL;
+	int rc = SF_ENOMEM;
+
+	*out = NULL;
+	*nout = 0;
+	*remaining = 0;
+	if (n == 0)
+		return 0;
+	if ((in = id_params(n)) == NULL ||
+	    (sql_up = sf_aprintf("UPDATE certs SET status = ?1,"
+	    " revoked_at = ?2, revocation_reason = ?3 WHERE rowid IN"
+	    " (SELECT rowid FROM certs WHERE ca_id IN (%s) AND status != ?1"
+	    " LIMIT ?4) RETURNING ca_id, serial, device_id", in)) == NULL ||
+	    (sql_cnt = sf_aprintf("SELECT count(*) FROM certs WHERE ca_id IN"
+	    " (%s) AND status != ?1", in)) ==
+	    NULL)
+		goto out;
+	if ((rc = journal_tx_begin(j)) != 0)
+		goto out;
+	rc = SF_EDB;
+	if (journal_prepare(j->wdb, sql_up, &up, "prepare revoke batch") != 0 ||
+	    journal_prepare(j->wdb, sql_cnt, &cnt, "prepare revoke count") != 0)
+		goto end;
+	/* The count uses ?1 and the ids: ?2-?4 are unused slots there. */
+	for (int k = 0; k < 2; k++) {
+		sqlite3_stmt *st = k ? cnt : up;
+
+		sqlite3_bind_int(st, 1, CERT_REVOKED);
+		sqlite3_bind_int64(st, 2, when);
+		sqlite3_bind_int(st, 3, reason);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+		for (size_t i = 0; i < n; i++)
+			sqlite3_bind_int64(st, (int)i + 5, ids[i]);
+	}
+	if (max > 0 && (rc = collect_revoked(j, up, out, nout)) != 0)
+		goto end;
+	rc = SF_EDB;
+	if (sqlite3_step(cnt) == SQLITE_ROW) {
+		*remaining = sqlite3_column_int64(cnt, 0);
+		rc = 0;
+	} else
+		journal_db_err(j->wdb, "revoke count");
+end:
+	sqlite3_finalize(up);
+	sqlite3_finalize(cnt);
+	if ((rc = journal_tx_end(j, rc)) != 0) {
+		free(*out);
+		*out = NULL;
+		*nout = 0;
+	}
+out:
+	free(in);
+	free(sql_up);
+	free(sql_cnt);
 	return rc;
 }
 

@@ -43,6 +43,12 @@ int journal_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
     const char *what);
 /* Run sql (no result rows); SF_EDB, logged, if it fails. */
 int journal_exec(sqlite3 *db, const char *sql);
+/* An explicit write transaction on wdb: journal_tx_begin takes wlock and
+ * begins (SF_EDB, lock released, if it cannot); journal_tx_end commits
+ * when rc is 0, else rolls back, releases wlock and returns rc (SF_EDB
+ * if the commit failed). */
+int journal_tx_begin(journal *j);
+int journal_tx_end(journal *j, int rc);
 /* Bind s (NULL as ""), copied. */
 void journal_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Column i as a malloc'd string ("" for NULL); NULL if out of memory. */

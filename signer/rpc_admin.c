@@ -26,6 +26,11 @@ rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 	ci->role = c->rec.role;
 	ci->parent = rpc_call_strdup(call, c->parent ? c->parent->rec.name :
 	    "");
+	ci->parent_generation = rpc_call_strdup(call, c->parent ?
+	    c->parent->rec.generation : "");
+	ci->retired_at = c->rec.retired_at;
+	ci->revoked_at = c->rec.revoked_at;
+	ci->revocation_reason = c->rec.revocation_reason;
 	ci->product_line = rpc_call_strdup(call, c->rec.product_line);
 	ci->region = rpc_call_strdup(call, c->rec.region);
 	ci->state = c->rec.state;
@@ -204,7 +209,10 @@ h_import_cert(rpc_call *call, const ProtobufCMessage *reqm,
 	int code, rc;
 	ca *c;
 
-	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+	/* A rotation waiting for its certificate is the one meant. */
+	if ((c = ca_find_state(ctx->cas, req->name,
+	    SECRETFREE__V1__CA_STATE__CA_STATE_PENDING)) == NULL &&
+	    (c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
 		return code;
 	if ((rc = ca_import_cert(ctx->cas, c, req->certificate_pem,
 	    req->chain_pem, why, sizeof why)) != 0)
@@ -253,7 +261,7 @@ h_get_ca(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	ca *c;
 	char *uri;
 
-	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+	if ((c = lookup(call, ctx, req->name, req->generation, &code)) == NULL)
 		return code;
 	rpc_admin_fill_ca(call, c, (Secretfree__V1__CaInfo *)respm);
 	if (c->key && (uri = token_key_uri(ctx->tok, c->key)) != NULL) {
@@ -276,7 +284,7 @@ h_get_chain(rpc_call *call, const ProtobufCMessage *reqm,
 	int code;
 	ca *c;
 
-	if ((c = lookup(call, ctx, req->name, NULL, &code)) == NULL)
+	if ((c = lookup(call, ctx, req->name, req->generation, &code)) == NULL)
 		return code;
 	if (c->chain_pem == NULL)
 		return rpc_fail(call, RPC_FAILED_PRECONDITION, "CA %s has no"
@@ -474,8 +482,8 @@ static const rpc_method admin_methods[] = {
 	{ "ListCas", RPC_UNARY, h_list_cas, SIGNER_ADMIN },
 	{ "GetCa", RPC_UNARY, h_get_ca, SIGNER_ADMIN },
 	{ "GetCaChain", RPC_UNARY, h_get_chain, SIGNER_ADMIN },
-	{ "RotateCa", RPC_UNARY, NULL, SIGNER_ADMIN },
-	{ "RevokeCa", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "RotateCa", RPC_UNARY, rpc_admin_rotate_ca, SIGNER_ADMIN },
+	{ "RevokeCa", RPC_UNARY, rpc_admin_revoke_ca, SIGNER_ADMIN },
 	{ "RegisterDeviceKeys", RPC_UNARY, h_register_keys, SIGNER_ADMIN },
 	{ "IssueServerCertificate", RPC_UNARY, h_issue_server, SIGNER_ADMIN },
 	{ "GetCertificate", RPC_UNARY, h_get_cert, SIGNER_ADMIN },
@@ -488,7 +496,7 @@ static const rpc_method admin_methods[] = {
 	{ "DisableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "EnableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "RevokeDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
-	{ "RetireCa", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "RetireCa", RPC_UNARY, rpc_admin_retire_ca, SIGNER_ADMIN },
 };
 
 int

@@ -30,4 +30,12 @@ int rpc_admin_ca_id(rpc_call *call, signer_ctx *ctx, const char *name,
 int rpc_admin_revoke_cert(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
 
+/* rpc_rotate.c */
+int rpc_admin_rotate_ca(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_admin_retire_ca(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_admin_revoke_ca(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+
 #endif

@@ -135,7 +135,7 @@ device_certs_per_window = {device_max}
 device_window_seconds = 3600
 global_per_second = {global_rate}
 global_burst = {global_burst}
-
+{limits_extra}
 [defaults]
 organization = Automatra
 country = US
@@ -234,7 +234,7 @@ class Signer(Daemon):
 
     def __init__(self, dir, token, device_max=1000, global_rate=100000,
                  global_burst=100000, extra="", log_level="info",
-                 module=SOFTHSM_MODULE, env=None):
+                 module=SOFTHSM_MODULE, env=None, limits_extra=""):
         self.token = token
         self.extra_env = env or {}
         self.issuance = "unix:%s/run/issuance/signer.sock" % dir
@@ -243,7 +243,8 @@ class Signer(Daemon):
         super().__init__(dir, dict(
             dir=dir, module=module, label=token.label, pin_file=token.pin_file,
             device_max=device_max, global_rate=global_rate,
-            global_burst=global_burst, extra=extra, log_level=log_level))
+            global_burst=global_burst, extra=extra, log_level=log_level,
+            limits_extra=limits_extra))
 
     def env(self):
         return dict(self.token.env(), **self.extra_env)

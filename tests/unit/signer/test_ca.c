@@ -9,8 +9,14 @@
  * X509_verify_cert, which also enforces the intermediate's name
  * constraints on leaves ca_issue signs. Refusals come before a key is
  * generated; a CA with an external parent gives a CSR and accepts only a
- * certificate for its key that verifies against the chain given with it;
- * a reopened store finds everything again.
+ * certificate for its key that verifies against the chain given with it,
+ * and its rotation stays pending (the old generation active) until the
+ * new certificate is imported. Expiry: a CA with less validity left than
+ * [limits] ca_min_remaining_days, or none, issues nothing (ca_usable names
+ * it), and ca_issue refuses a certificate that would end before it
+ * begins. A reopened store finds everything again. Rotation, retirement
+ * and revocation of CAs in the store are in test_ca_rotate.c and
+ * test_ca_revoke.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -537,6 +543,65 @@ test_refusals(void)
 	ok(csr == NULL, "  and no CSR");
 }
 
+/* ---- expiry ---- */
+
+static void
+test_expiry(void)
+{
+	char why[512] = "", *csr = NULL;
+	ca_create_req r;
+	ca *c = NULL;
+	X509 *x;
+	int min = fx.conf->ca_min_remaining_days;
+
+	memset(&r, 0, sizeof r);
+	r.role = ROLE_ISSUING;
+	r.product_line = "widgiot";
+	r.region = "short";
+	r.validity_days = 1;
+	is_int(ca_create(fx.cas, &r, &c, &csr, why, sizeof why), 0,
+	    "an issuing CA valid for one day (%s)", why);
+	free(csr);
+	if (c == NULL)
+		return;
+	is_int(min, 1, "[limits] ca_min_remaining_days is 1 by default");
+	fx.conf->ca_min_remaining_days = 2;
+	is_int(ca_usable(fx.cas, c, why, sizeof why), SF_ESTATE,
+	    "ca_usable: a day left, at least 2 wanted: SF_ESTATE");
+	ok(strstr(why, "short.widgiot") && strstr(why, "ca_min_remaining_days")
+	    && strstr(why, "ca rotate short.widgiot"), "  naming the CA, the"
+	    " setting and what to do (%s)", why);
+	fx.conf->ca_min_remaining_days = 0;
+	is_int(ca_usable(fx.cas, c, why, sizeof why), 0,
+	    "ca_usable with a minimum of 0 days: 0 (%s)", why);
+	x = issued_leaf(c, "short.widgiot.example.net", NULL, 365);
+	ok(x != NULL, "a 365-day leaf from it");
+	is_int(x ? ASN1_TIME_compare(X509_get0_notAfter(x),
+	    X509_get0_notAfter(c->cert)) : -2, 0, "  is cut to its end");
+	X509_free(x);
+	fx.conf->ca_min_remaining_days = min;
+
+	c->rec.not_after = sf_now() - 1;
+	is_int(ca_usable(fx.cas, c, why, sizeof why), SF_ESTATE,
+	    "ca_usable: an expired CA is SF_ESTATE");
+	ok(strstr(why, "expired") != NULL, "  saying it expired (%s)", why);
+	c->rec.not_after = profile_time_unix(X509_get0_notAfter(c->cert));
+
+	x = leaf("back.widgiot.example.net", NULL, 30);
+	if (x && iss) {
+		char serial[64];
+		ca_issue_meta m = { "server", "", (const uint8_t *)
+		    "0123456789abcdef0123456789abcdef", "test", "", "" };
+
+		X509_gmtime_adj(X509_getm_notAfter(x), -86400);
+		is_int(ca_issue(fx.cas, iss, x, &m, serial), SF_ESTATE,
+		    "ca_issue: a certificate ending before it begins is"
+		    " SF_ESTATE");
+		is_str(serial, "", "  with no serial");
+	}
+	X509_free(x);
+}
+
 /* ---- an external parent ---- */
 
 static EVP_PKEY *ext_key;    /* the outside root's key */
@@ -669,6 +734,52 @@ test_import_refusals(ca *c, X509 *good, const char *good_pem,
 	is_int(c->rec.state, STATE_PENDING, "still pending after all that");
 }
 
+/* The next generation of a CA with an outside parent: pending with a CSR,
+ * the old one active (and issuing) until the certificate comes back. */
+static void
+test_external_rotation(ca *old)
+{
+	ca_rotate_req rr = { old->rec.name, 0, NULL };
+	char why[512] = "", *csr = NULL, *pem = NULL, *chain_pem = NULL;
+	X509_REQ *req = NULL;
+	X509 *x = NULL;
+	ca *c = NULL, *prev = NULL;
+
+	is_int(ca_rotate(fx.cas, &rr, &c, &prev, &csr, why, sizeof why), 0,
+	    "rotate the CA with the outside parent (%s)", why);
+	if (c == NULL)
+		return;
+	is_int(c->rec.state, STATE_PENDING, "  the new generation is pending");
+	ok(prev == old && old->rec.state == STATE_ACTIVE,
+	    "  the old one is still active");
+	ok(ca_find_issuing(fx.cas, "widgiot", "eu-west-1") == old,
+	    "  and still the one that issues");
+	req = req_of(csr);
+	is_int(req ? X509_REQ_verify(req, c->pub) : -1, 1,
+	    "  its CSR is signed by the new key");
+	is_int(ca_rotate(fx.cas, &rr, &c, &prev, &csr, why, sizeof why) ==
+	    SF_ESTATE && strstr(why, "pending") != NULL, 1,
+	    "rotating again while one is pending: SF_ESTATE (%s)", why);
+	c = ca_find_state(fx.cas, old->rec.name, STATE_PENDING);
+	x = req ? ext_sign(X509_REQ_get_subject_name(req),
+	    X509_REQ_get0_pubkey(req), 1) : NULL;
+	pem = cert_pem_of(x);
+	chain_pem = cert_pem_of(ext_root);
+	is_int(c ? ca_import_cert(fx.cas, c, pem, chain_pem, why,
+	    sizeof why) : -1, 0, "import its certificate (%s)", why);
+	is_int(c ? c->rec.state : -1, STATE_ACTIVE, "  the new generation is"
+	    " active");
+	is_int(old->rec.state, SECRETFREE__V1__CA_STATE__CA_STATE_RETIRING,
+	    "  the old one retiring");
+	ok(c && ca_find_issuing(fx.cas, "widgiot", "eu-west-1") == c,
+	    "  and the new one issues");
+	X509_REQ_free(req);
+	X509_free(x);
+	free(pem);
+	free(chain_pem);
+	free(csr);
+}
+
 static void
 test_external(void)
 {
@@ -716,6 +827,7 @@ test_external(void)
 	is_int(chain_error(x, ext_root, between), X509_V_OK,
 	    "a leaf it issues verifies up to the outside root");
 	X509_free(x);
+	test_external_rotation(c);
 out2:
 	X509_free(good);
 	free(good_pem);
@@ -755,6 +867,12 @@ test_reopen(void)
 	c = ca_find(fx.cas, "eu-west-1.widgiot", NULL);
 	is_int(c ? c->rec.state : -1, STATE_ACTIVE, "the imported CA is"
 	    " active");
+	is_int(c ? c->rec.external_parent : -1, 1, "  the generation a"
+	    " rotation made for the outside parent");
+	c = ca_find_state(fx.cas, "eu-west-1.widgiot",
+	    SECRETFREE__V1__CA_STATE__CA_STATE_RETIRING);
+	ok(c != NULL && c->rec.retired_at > 0, "the one it replaced is"
+	    " retiring, since it was");
 	is_int(c ? pem_count(c->chain_pem) : -1, 2, "  with the outside"
 	    " chain");
 out:
@@ -774,6 +892,7 @@ main(void)
 	test_issue_leaves();
 	test_path_len();
 	test_refusals();
+	test_expiry();
 	test_external();
 	test_reopen();
 	X509_free(ext_root);

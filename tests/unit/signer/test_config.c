@@ -130,6 +130,7 @@ test_minimal(void)
 	is_int(c->device_window, 3600, "device_window_seconds default 3600");
 	ok(c->global_rate == 1000.0, "global_per_second default 1000");
 	is_int(c->global_burst, 2000, "global_burst default 2000");
+	is_int(c->ca_min_remaining_days, 1, "ca_min_remaining_days default 1");
 	is_str(c->organization, "secretfree", "organization default");
 	is_str(c->country, "US", "country default");
 	is_str(c->domain, "example.net", "domain default");
@@ -194,6 +195,7 @@ every_key_file(void)
 	    "device_window_seconds = 60\n"
 	    "global_per_second = 50\n"
 	    "global_burst = 75\n"
+	    "ca_min_remaining_days = 30\n"
 	    "[defaults]\n"
 	    "organization = Automatra\n"
 	    "country = DE\n"
@@ -281,6 +283,7 @@ test_every_key(void)
 	is_int(c->device_window, 60, "device_window_seconds");
 	ok(c->global_rate == 50.0, "global_per_second");
 	is_int(c->global_burst, 75, "global_burst");
+	is_int(c->ca_min_remaining_days, 30, "ca_min_remaining_days");
 	is_str(c->organization, "Automatra", "organization");
 	is_str(c->country, "DE", "country");
 	is_str(c->domain, "automatra.net", "domain");
@@ -378,6 +381,7 @@ test_readme(void)
 	is_int(c->token_sessions, 4, "README: sessions");
 	is_int(c->device_max, 10, "README: device_certs_per_window");
 	is_int(c->global_burst, 2000, "README: global_burst");
+	is_int(c->ca_min_remaining_days, 1, "README: ca_min_remaining_days");
 	is_str(c->organization, "Automatra", "README: organization");
 	is_str(c->domain, "automatra.net", "README: domain");
 	is_int(c->root_key_type, PUBKEY_EC_P384, "README: root key_type");
@@ -460,6 +464,9 @@ static const struct bad bads[] = {
 	{ "global burst huge", NULL,
 	    "[limits]\nglobal_burst = 99999999999999999999\n", NULL,
 	    { "global_burst", "out of range" } },
+	{ "CA minimum 3651 days", NULL,
+	    "[limits]\nca_min_remaining_days = 3651\n", NULL,
+	    { "ca_min_remaining_days", "out of range" } },
 	{ "server validity 0", NULL,
 	    "[defaults]\nserver_validity_days = 0\n", NULL,
 	    { "server_validity_days", "out of range" } },

@@ -6,6 +6,11 @@
  * a batch (refused alone, the rest of the batch committed), certificate
  * lookups, listing, counting and revocation, device registration outcomes
  * (also within one batch), and that a reopened journal keeps everything.
+ * A CA's generations in a journal of their own: a rotation inserts the
+ * new one and retires the old one in one transaction (or neither), a
+ * state change sets its time, a CA's revocation takes its own
+ * certificate along, and batches of revocations stop at their size and
+ * count what is left.
  *
  * Environment: SF_JOURNAL_THREADS, SF_JOURNAL_RECORDS (optional: the
  * concurrency test's threads and records per thread, default 8 x 500).
@@ -27,7 +32,8 @@
 
 /* common.proto numbers. */
 enum { ROLE_ROOT = 1, ROLE_INTERMEDIATE = 2, ROLE_ISSUING = 3 };
-enum { ST_PENDING = 1, ST_ACTIVE = 2, ST_RETIRING = 3 };
+enum { ST_PENDING = 1, ST_ACTIVE = 2, ST_RETIRING = 3, ST_RETIRED = 4,
+    ST_REVOKED = 5 };
 enum { CERT_ACTIVE = 1, CERT_REVOKED = 4 };
 
 static char tmpdir[64], dbpath[128];
@@ -344,16 +350,16 @@ update_cas(journal *j)
 
 	/* Certificate and state of the pending CA. */
 	is_int(journal_ca_set_cert(j, pend_id, root_der, sizeof root_der,
-	    "ABCDEF", 10, 20, ST_ACTIVE, "-----BEGIN CERTIFICATE-----\n"),
+	    "ABCDEF", 10, 20, ST_ACTIVE, "-----BEGIN CERTIFICATE-----\n", 0),
 	    0, "set the pending CA's certificate");
 	is_int(journal_ca_set_cert(j, pend_id, root_der, 3, "ABCDEF01", 11, 21,
-	    ST_ACTIVE, NULL), 0, "set it again without a chain");
-	is_int(journal_ca_set_state(j, inter_id, ST_RETIRING), 0,
+	    ST_ACTIVE, NULL, 0), 0, "set it again without a chain");
+	is_int(journal_ca_set_state(j, inter_id, ST_RETIRING, 30, 0), 0,
 	    "set the intermediate retiring");
-	is_int(journal_ca_set_state(j, 99999, ST_RETIRING), SF_ENOTFOUND,
+	is_int(journal_ca_set_state(j, 99999, ST_RETIRING, 30, 0), SF_ENOTFOUND,
 	    "set state of an unknown CA: SF_ENOTFOUND");
 	is_int(journal_ca_set_cert(j, 99999, root_der, 3, "00", 1, 2,
-	    ST_ACTIVE, NULL), SF_ENOTFOUND,
+	    ST_ACTIVE, NULL, 0), SF_ENOTFOUND,
 	    "set certificate of an unknown CA: SF_ENOTFOUND");
 	if (journal_ca_list(j, &v, &n) == 0 && n == 4) {
 		is_int(v[2].cert_len, 3, "certificate replaced: length");
@@ -1104,6 +1110,122 @@ test_migration(void)
 	journal_close(j);
 }
 
+/* ---- a CA's generations ---- */
+
+/* The state, retired_at and revoked_at of CA id. */
+static int
+ca_row(journal *j, int64_t id, int64_t *retired, int64_t *revoked)
+{
+	journal_ca *v = NULL;
+	size_t n = 0;
+	int st = -1;
+
+	if (journal_ca_list(j, &v, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (v[i].id == id) {
+				st = v[i].state;
+				*retired = v[i].retired_at;
+				*revoked = v[i].revoked_at;
+			}
+	journal_ca_list_free(v, n);
+	return st;
+}
+
+static void
+check_rotation(journal *j, journal_ca *a, journal_ca *b)
+{
+	journal_ca c, d;
+	int64_t ret = 0, rev = 0;
+
+	fill_ca(&c, "x.widgiot", "2026c", ROLE_ISSUING, "issuing-x-2026c");
+	c.created_at = 7000;
+	is_int(journal_ca_rotate(j, &c, 99999), SF_ENOTFOUND,
+	    "rotate away from a CA that is not there: SF_ENOTFOUND");
+	fill_ca(&c, "x.widgiot", "2026c", ROLE_ISSUING, "issuing-x-2026c");
+	c.state = ST_PENDING;
+	is_int(journal_ca_insert(j, &c), 0, "  the new one was not kept: its"
+	    " name and label are free");
+	fill_ca(&d, "x.widgiot", "2026d", ROLE_ISSUING, "issuing-x-2026d");
+	is_int(journal_ca_rotate(j, &d, c.id), SF_ENOTFOUND,
+	    "nor from a pending one: SF_ENOTFOUND");
+	fill_ca(b, "x.widgiot", "2026b", ROLE_ISSUING, "issuing-x-2026b");
+	b->created_at = 6000;
+	is_int(journal_ca_rotate(j, b, a->id), 0, "rotate 2026a -> 2026b");
+	is_int(ca_row(j, b->id, &ret, &rev), ST_ACTIVE, "  2026b active");
+	is_int(ca_row(j, a->id, &ret, &rev), ST_RETIRING, "  2026a retiring");
+	is_int(ret, 6000, "  since the new one was made");
+	is_int(journal_ca_set_state(j, a->id, ST_RETIRED, 6500, 0), 0,
+	    "retire 2026a");
+	is_int(ca_row(j, a->id, &ret, &rev), ST_RETIRED, "  retired");
+	is_int(ret, 6500, "  at that time");
+}
+
+static void
+check_revocation(journal *j, int64_t parent, int64_t a, int64_t b)
+{
+	struct rec r;
+	journal_revoked *out = NULL;
+	journal_cert_row row;
+	int64_t ids[] = { a, b }, left = -1, ret, rev;
+	size_t n = 0;
+
+	fill_rec(&r, parent, 0x30, 0);
+	is_int(journal_cert_record(j, &r.c), 0, "the CA's own certificate");
+	for (int i = 1; i <= 7; i++) {
+		fill_rec(&r, i <= 4 ? a : b, 0x31, i);
+		journal_cert_record(j, &r.c);
+	}
+	fill_rec(&r, parent, 0x30, 0);
+	is_int(journal_ca_revoke(j, a, 1, &b, 1, 2, 8000, parent, r.serial), 0,
+	    "revoke 2026a and 2026b below it");
+	is_int(ca_row(j, a, &ret, &rev), ST_REVOKED, "  2026a revoked");
+	is_int(rev, 8000, "  at its time");
+	is_int(ca_row(j, b, &ret, &rev), ST_REVOKED, "  2026b too");
+	is_int(journal_cert_get(j, r.serial, parent, &row), 0,
+	    "  its own certificate");
+	ok(row.status == CERT_REVOKED && row.revocation_reason == 1,
+	    "  revoked, for its reason");
+	journal_cert_row_fini(&row);
+	is_int(journal_cert_revoke_batch(j, ids, 2, 2, 8000, 0, &out, &n,
+	    &left), 0, "count what is left (max 0)");
+	ok(n == 0 && left == 7, "  7, none revoked");
+	is_int(journal_cert_revoke_batch(j, ids, 2, 2, 8000, 5, &out, &n,
+	    &left), 0, "a batch of 5");
+	ok(n == 5 && left == 2 && out && out[0].serial[0] &&
+	    strncmp(out[0].device_id, "dev-", 4) == 0, "  5 revoked with their"
+	    " serials and devices, 2 left");
+	free(out);
+	is_int(journal_cert_revoke_batch(j, ids, 2, 2, 8000, 5, &out, &n,
+	    &left), 0, "the next batch");
+	ok(n == 2 && left == 0, "  the last 2");
+	free(out);
+	is_int(journal_cert_revoke_batch(j, ids, 2, 2, 8000, 5, &out, &n,
+	    &left), 0, "again");
+	ok(n == 0 && left == 0 && out == NULL, "  nothing");
+}
+
+static void
+test_generations(void)
+{
+	char path[300], why[256] = "";
+	journal *j = NULL;
+	journal_ca p, a, b;
+
+	snprintf(path, sizeof path, "%s/generations.db", tmpdir);
+	is_int(journal_open(path, &j, why, sizeof why), 0,
+	    "a journal for CA generations (%s)", why);
+	if (j == NULL)
+		return;
+	fill_ca(&p, "widgiot", "2026a", ROLE_INTERMEDIATE, "int-2026a");
+	fill_ca(&a, "x.widgiot", "2026a", ROLE_ISSUING, "issuing-x-2026a");
+	is_int(journal_ca_insert(j, &p), 0, "an intermediate");
+	a.parent_id = p.id;
+	is_int(journal_ca_insert(j, &a), 0, "an issuing CA, 2026a");
+	check_rotation(j, &a, &b);
+	check_revocation(j, p.id, a.id, b.id);
+	journal_close(j);
+}
+
 int
 main(void)
 {
@@ -1127,6 +1249,7 @@ main(void)
 		test_certs(j);
 		test_devices(j);
 		journal_close(j);
+		test_generations();
 		test_reopen();
 	}
 	test_migration();
