@@ -124,8 +124,10 @@ resign(run *r, ca *c, int aged)
 		rc = aged ? journal_ocsp_aged(r->o->jn, c->rec.id,
 		    r->now - r->cf->ocsp_refresh, limit, &v, &n) :
 		    journal_ocsp_changed(r->o->jn, c->rec.id, limit, &v, &n);
-		if (rc != 0 || n == 0)
+		if (rc != 0 || n == 0) {
+			free(v);
 			break;
+		}
 		rc = store_batch(r, v, n, &k);
 		free(v);
 		v = NULL;
