@@ -331,8 +331,10 @@ answer_one(ocsp *o, const signer_conf *cf, OCSP_CERTID *id, int64_t now,
 
 	if (hash == NULL)
 		return OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
-	if ((c = find_ca(o, id, md)) == NULL)
+	if ((c = find_ca(o, id, md)) == NULL) {
+		log_debug("OCSP: a CertID of none of our CAs: unauthorized");
 		return OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+	}
 	rc = ocspmsg_serial_hex(id, serial, sizeof serial) != 0 ? SF_ENOTFOUND :
 	    journal_ocsp_get(o->jn, c->rec.id, serial, hash, &jc, &stored);
 	if (rc == SF_ENOTFOUND)
