@@ -12,6 +12,7 @@
 #include "config.h"
 #include "enroll.h"
 #include "http.h"
+#include "ocsp_cache.h"
 #include "rate.h"
 #include "registry.h"
 #include "rpc.h"
@@ -30,11 +31,14 @@ typedef struct {
 	rate *rl;
 	enroll_ctx en;
 	http_server *http;         /* [http] listen; NULL = none */
+	ocsp_cache *ocsp;          /* OCSP responses served over HTTP */
 } authz_ctx;
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);
 int rpc_registry_register(rpc_server *srv, authz_ctx *ctx);
 /* Add every HTTP route (http_routes.c) to srv. */
 int authz_http_routes(http_server *srv, authz_ctx *ctx);
+/* OCSP over HTTP, GET and POST at any path (http_ocsp.c); arg: the ctx. */
+int http_ocsp(const http_req *rq, http_resp *rs, void *arg);
 
 #endif

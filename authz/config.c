@@ -24,7 +24,8 @@ static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "max_message_bytes", "device_requests_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
     "max_concurrent_streams", NULL };
-static const char *const HTTP_KEYS[] = { "listen", "threads", NULL };
+static const char *const HTTP_KEYS[] = { "listen", "threads",
+    "ocsp_cache_entries", NULL };
 static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
     "attributes", NULL };
 static const char *const POLICY_KEYS[] = { "document", "document_file",
@@ -226,7 +227,9 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    (rc = geti(cf, "limits", "max_concurrent_streams", 16, 1, 1000,
 	    &c->max_streams, why, whylen)) ||
 	    (rc = geti(cf, "http", "threads", 4, 1, 64, &c->http_threads,
-	    why, whylen)))
+	    why, whylen)) ||
+	    (rc = geti(cf, "http", "ocsp_cache_entries", 100000, 0, 10000000,
+	    &c->ocsp_cache_entries, why, whylen)))
 		goto out;
 	c->http_listen = sf_strdup(conf_get(cf, "http", "listen"));
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,

@@ -39,6 +39,7 @@ typedef struct {
 	/* [http]: CRLs and OCSP over plain HTTP; NULL = none */
 	char *http_listen;         /* "host:port" */
 	int http_threads;
+	int ocsp_cache_entries;    /* OCSP responses kept in memory; 0: none */
 	/* [limits] */
 	size_t csr_max;
 	size_t max_message;

@@ -204,24 +204,35 @@ send_resp(struct MHD_Connection *conn, http_resp *rs)
 	return ret;
 }
 
-/* The route for rq: *r, or a 404 / 405 status. */
+/*
+ * The route for rq: *r, or a 404 / 405 status. The longest prefix that
+ * matches the path decides, so a catch-all "/" cannot take a method away
+ * from a path that has routes of its own.
+ */
 static int
 find_route(http_server *s, const http_req *rq, const struct route **r)
 {
+	size_t best = 0;
 	int path_known = 0;
 
 	*r = NULL;
 	for (size_t i = 0; i < s->nroutes; i++) {
 		const struct route *x = &s->routes[i];
+		size_t pl = strlen(x->prefix);
 
-		if (strncmp(rq->path, x->prefix, strlen(x->prefix)) != 0)
+		if (strncmp(rq->path, x->prefix, pl) != 0 ||
+		    (path_known && pl < best))
 			continue;
+		if (!path_known || pl > best)
+			*r = NULL;
 		path_known = 1;
-		if (x->method == NULL || strcmp(x->method, rq->method) == 0) {
+		best = pl;
+		if (*r == NULL && (x->method == NULL ||
+		    strcmp(x->method, rq->method) == 0))
 			*r = x;
-			return 200;
-		}
 	}
+	if (*r)
+		return 200;
 	return path_known ? 405 : 404;
 }
 

@@ -4,9 +4,10 @@
  * http.c includes microhttpd.h; everything else sees a request and fills a
  * response.
  *
- * Routes are (method, path prefix) -> handler, matched in the order they
- * were added; the first match wins. No route: 404; a route for the path
- * but not the method: 405. A request body over max_body is refused with
+ * Routes are (method, path prefix) -> handler. The longest prefix that
+ * matches the path decides; among the routes with that prefix the first
+ * added for the method wins. No route: 404; routes for the path but not
+ * for the method: 405. A request body over max_body is refused with
  * 413 before any handler runs. A handler never sees a half-read body.
  *
  * Plain HTTP is for signed objects (CRLs, OCSP responses), which carry

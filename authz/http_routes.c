@@ -20,9 +20,19 @@ authz_http_routes(http_server *srv, authz_ctx *ctx)
 {
 	int rc;
 
-	(void)ctx;
 	if ((rc = http_server_route(srv, "GET", "/health", h_health,
 	    NULL)) != 0)
+		return rc;
+	/*
+	 * OCSP answers at every path, since the AIA names one per CA at the
+	 * root (http://ocsp.${domain}/${name}): these two routes stay last,
+	 * so that every route above them, with its longer prefix, wins.
+	 */
+	if (ctx->ocsp == NULL && (ctx->ocsp = ocsp_cache_new((size_t)
+	    ctx->conf->ocsp_cache_entries)) == NULL)
+		return SF_ENOMEM;
+	if ((rc = http_server_route(srv, "POST", "/", http_ocsp, ctx)) != 0 ||
+	    (rc = http_server_route(srv, "GET", "/", http_ocsp, ctx)) != 0)
 		return rc;
 	return 0;
 }

@@ -230,6 +230,7 @@ main(int argc, char **argv)
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
 	http_server_free(ctx.http);
+	ocsp_cache_free(ctx.ocsp);
 	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);

@@ -503,6 +503,9 @@ h_update_status(rpc_call *call, const ProtobufCMessage *reqm,
 		if (rc)
 			return rpc_fail_err(call, rc, "update %zu (serial %s):"
 			    " the registry could not record it", i, u->serial);
+		/* What authz cached about it may no longer hold. */
+		if (outcome == REGISTRY_MIRROR_UPDATED)
+			ocsp_cache_forget(ctx->ocsp, u->serial);
 		resp->updated += outcome == REGISTRY_MIRROR_UPDATED;
 		resp->unchanged += outcome == REGISTRY_MIRROR_UNCHANGED;
 		resp->unknown += outcome == REGISTRY_MIRROR_UNKNOWN;

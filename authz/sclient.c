@@ -105,3 +105,41 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 	}
 	return 0;
 }
+
+int
+sclient_ocsp(sclient *c, const uint8_t *req, size_t len, uint8_t **resp,
+    size_t *resp_len, int64_t *next_update, char *why, size_t whylen)
+{
+	Secretfree__V1__OcspRespondRequest rq =
+	    SECRETFREE__V1__OCSP_RESPOND_REQUEST__INIT;
+	Secretfree__V1__OcspRespondResponse *r;
+	ProtobufCMessage *m = NULL;
+	rpc_status st;
+	int code, rc = SF_EINTERNAL;
+
+	*resp = NULL;
+	*resp_len = 0;
+	*next_update = 0;
+	rq.request_der.data = (uint8_t *)req;
+	rq.request_der.len = len;
+	code = rpc_client_call(c->rc, &secretfree__v1__signer__descriptor,
+	    "OcspRespond", &rq.base, &m, c->timeout_ms, &st);
+	if (code != RPC_OK) {
+		sf_why(why, whylen, "%s", code == RPC_DEADLINE_EXCEEDED ?
+		    "the signer did not answer in time" : st.message);
+		return rpc_err_from_status(code);
+	}
+	r = (Secretfree__V1__OcspRespondResponse *)m;
+	if (r->response_der.len == 0)
+		sf_why(why, whylen, "an empty OCSP response from the signer");
+	else if ((*resp = malloc(r->response_der.len)) == NULL)
+		rc = SF_ENOMEM;
+	else {
+		memcpy(*resp, r->response_der.data, r->response_der.len);
+		*resp_len = r->response_der.len;
+		*next_update = r->next_update;
+		rc = 0;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
+}

@@ -1,7 +1,8 @@
 /*
  * sclient.h - the signer client: authz's only way to the signer,
- * Signer.Issue over the signer's issuance socket (OpenSSH monitor_wrap.c
- * style: one stub per request the other side answers).
+ * Signer.Issue and Signer.OcspRespond over the signer's issuance socket
+ * (OpenSSH monitor_wrap.c style: one stub per request the other side
+ * answers).
  */
 #ifndef SF_SCLIENT_H
 #define SF_SCLIENT_H
@@ -43,5 +44,16 @@ int sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
     const char *product_line, const char *region, const char *enrollment_id,
     const char *replaces_serial, sclient_cert *out, char *why, size_t whylen);
 void sclient_cert_fini(sclient_cert *sc);   /* NULL-safe; zeroes *sc */
+
+/*
+ * Ask the signer to answer the DER OCSP request req (Signer.OcspRespond).
+ * 0 with *resp (malloc'd DER OCSPResponse, which may carry an error
+ * status such as malformedRequest: the signer's answer, passed on as it
+ * is) and *next_update (cache it until then; 0: do not). The signer
+ * unreachable or too slow: SF_EUNAVAIL; another refusal: its SF_E* code;
+ * why says which.
+ */
+int sclient_ocsp(sclient *c, const uint8_t *req, size_t len, uint8_t **resp,
+    size_t *resp_len, int64_t *next_update, char *why, size_t whylen);
 
 #endif

@@ -30,6 +30,9 @@ static const char *const ROOT_KEYS[] = { "subject", "key_type",
     "validity_days", "path_len", NULL };
 static const char *const ISSUING_KEYS[] = { "subject", "key_type",
     "validity_days", NULL };
+static const char *const OCSP_KEYS[] = { "responder", "validity_seconds",
+    "refresh_seconds", "interval_seconds", "responder_validity_days",
+    "responder_renew_days", "on_demand_per_second", NULL };
 static const char *const PRODUCT_KEYS[] = { "display_name", "subject",
     "key_type", "validity_days", "path_len", "permitted", "excluded",
     "device_subject", "device_validity_days", "device_key_types", NULL };
@@ -193,6 +196,45 @@ load_product(const conf *cf, const char *sec, signer_conf *c,
 	return 0;
 }
 
+/* [ocsp]: who signs the responses and how long each one lasts. */
+static int
+load_ocsp(const conf *cf, signer_conf *c, char *why, size_t whylen)
+{
+	const char *v = conf_get_str(cf, "ocsp", "responder", "ca");
+	int rc;
+
+	if (strcmp(v, "ca") != 0 && strcmp(v, "delegated") != 0) {
+		sf_why(why, whylen, "%s: [ocsp] responder: \"%s\" is neither ca"
+		    " nor delegated", c->path, v);
+		return SF_ECONFIG;
+	}
+	c->ocsp_delegated = strcmp(v, "delegated") == 0;
+	/* At most 10 days, as the CA/Browser Forum allows. */
+	if ((rc = get_int(cf, "ocsp", "validity_seconds", 4 * 86400, 60,
+	    10 * 86400, &c->ocsp_validity, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "ocsp", "refresh_seconds", c->ocsp_validity / 2,
+	    1, c->ocsp_validity - 1, &c->ocsp_refresh, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "ocsp", "interval_seconds", 60, 1, 3600,
+	    &c->ocsp_interval, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "ocsp", "responder_validity_days", 30, 3, 397,
+	    &c->ocsp_responder_days, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "ocsp", "responder_renew_days",
+	    c->ocsp_responder_days / 3, 1, c->ocsp_responder_days - 1,
+	    &c->ocsp_responder_renew_days, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "ocsp", "on_demand_per_second", 100, 1, 100000,
+	    &c->ocsp_on_demand, why, whylen)) != 0)
+		return rc;
+	/* A responder must outlive every response it signs. */
+	if ((int64_t)c->ocsp_responder_renew_days * 86400 < c->ocsp_validity) {
+		sf_why(why, whylen, "%s: [ocsp] responder_renew_days (%d) must"
+		    " cover validity_seconds (%d): a responder certificate"
+		    " must outlive the responses it signs", c->path,
+		    c->ocsp_responder_renew_days, c->ocsp_validity);
+		return SF_ECONFIG;
+	}
+	return 0;
+}
+
 static void
 product_fini(product_conf *p)
 {
@@ -209,7 +251,7 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
     size_t whylen)
 {
 	static const char *const known[] = { "signer", "token", "limits",
-	    "defaults", "root", "issuing", NULL };
+	    "defaults", "root", "issuing", "ocsp", NULL };
 	conf *cf = NULL;
 	signer_conf *c = NULL;
 	const char **secs = NULL;
@@ -254,7 +296,9 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	    (rc = conf_check_keys(cf, "limits", LIMIT_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "defaults", DEFAULT_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "root", ROOT_KEYS, why, whylen)) ||
-	    (rc = conf_check_keys(cf, "issuing", ISSUING_KEYS, why, whylen)))
+	    (rc = conf_check_keys(cf, "issuing", ISSUING_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "ocsp", OCSP_KEYS, why, whylen)) ||
+	    (rc = load_ocsp(cf, c, why, whylen)))
 		goto out;
 
 	rc = SF_ECONFIG;

@@ -62,6 +62,14 @@ typedef struct {
 	/* [issuing] */
 	char *issuing_subject;
 	int issuing_key_type, issuing_validity_days;
+	/* [ocsp] (signer/README.md) */
+	int ocsp_delegated;       /* responder = delegated (else ca) */
+	int ocsp_validity;        /* seconds from thisUpdate to nextUpdate */
+	int ocsp_refresh;         /* a response this old (seconds) is re-signed */
+	int ocsp_interval;        /* the background task's period, seconds */
+	int ocsp_responder_days;  /* a delegated responder certificate's validity */
+	int ocsp_responder_renew_days;  /* renewed with fewer days left */
+	int ocsp_on_demand;       /* signatures per second on the request path */
 	/* [product.<id>] */
 	product_conf *products;
 	size_t nproducts;

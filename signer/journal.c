@@ -2,7 +2,8 @@
  * journal.c - the signer's SQLite journal (see journal.h): opening it, the
  * schema, the shared statement helpers, and the group commit that makes
  * every issued certificate durable before it is returned. The tables'
- * queries are in journal_ca.c, journal_cert.c and journal_device.c.
+ * queries are in journal_ca.c, journal_cert.c, journal_device.c and
+ * journal_ocsp.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,10 +39,19 @@
     "CREATE TABLE IF NOT EXISTS ocsp (" \
     " ca_id INTEGER NOT NULL REFERENCES cas(id)," \
     " serial TEXT NOT NULL," \
+    " cert_id_hash TEXT NOT NULL DEFAULT 'sha1'," \
     " status INTEGER NOT NULL," \
     " this_update INTEGER NOT NULL," \
     " next_update INTEGER NOT NULL," \
     " der BLOB NOT NULL," \
+    " PRIMARY KEY (ca_id, serial, cert_id_hash));" \
+    "CREATE INDEX IF NOT EXISTS ocsp_age ON ocsp(ca_id, this_update);" \
+    "CREATE TABLE IF NOT EXISTS ocsp_responders (" \
+    " ca_id INTEGER NOT NULL REFERENCES cas(id)," \
+    " serial TEXT NOT NULL," \
+    " key_label TEXT NOT NULL UNIQUE," \
+    " not_after INTEGER NOT NULL," \
+    " created_at INTEGER NOT NULL," \
     " PRIMARY KEY (ca_id, serial));"
 
 static const char *SCHEMA =

@@ -169,6 +169,77 @@ int journal_cert_revoked(journal *j, int64_t ca_id,
     int (*cb)(const char *serial, int64_t revoked_at, int reason, void *arg),
     void *arg);
 
+/* ---- OCSP responses and delegated responders (journal_ocsp.c) ---- */
+
+/* The profile of a delegated OCSP responder's certificate in certs: it
+ * carries id-pkix-ocsp-nocheck, so nobody asks OCSP about it. */
+#define JOURNAL_PROFILE_OCSP "ocsp-responder"
+
+/* A certificate as the OCSP responder sees it. */
+typedef struct {
+	int64_t rowid;             /* certificates are recorded in this order */
+	int64_t ca_id;
+	char serial[64];
+	char cert_id_hash[8];      /* of the stored response: "sha1", ... */
+	int status;                /* CERT_* (common.proto) */
+	int revocation_reason;
+	int64_t revoked_at, not_after;
+} journal_ocsp_cert;
+
+/* A response to store (der NULL: delete the stored one). */
+typedef struct {
+	int64_t ca_id;
+	const char *serial;
+	const char *cert_id_hash;  /* "sha1", "sha256", "sha384", "sha512" */
+	int status;                /* V_OCSP_CERTSTATUS_GOOD, _REVOKED */
+	int64_t this_update, next_update;
+	const uint8_t *der;
+	size_t der_len;
+} journal_ocsp_resp;
+
+/* A stored response (der malloc'd; NULL if there is none). */
+typedef struct {
+	uint8_t *der;
+	size_t der_len;
+	int status;
+	int64_t this_update, next_update;
+} journal_ocsp_stored;
+
+/*
+ * The certificate serial of CA ca_id (*cert) and its stored response for
+ * CertIDs hashed with cert_id_hash (*stored; free stored->der), in one
+ * read. SF_ENOTFOUND if that CA never issued that serial; SF_EDB.
+ */
+int journal_ocsp_get(journal *j, int64_t ca_id, const char *serial,
+    const char *cert_id_hash, journal_ocsp_cert *cert,
+    journal_ocsp_stored *stored);
+/* Store (replace) or delete n responses in one transaction. */
+int journal_ocsp_put(journal *j, const journal_ocsp_resp *v, size_t n);
+/* The rowid of the newest certificate (0: none). */
+int journal_ocsp_last_cert(journal *j, int64_t *rowid);
+/*
+ * Work for the background task, at most limit rows, *out malloc'd (free):
+ * _missing: certificates with rowid in (after, upto], unexpired at now,
+ * that have no response with a SHA-1 CertID (delegated responders'
+ * certificates left out), in rowid order; _changed: responses of CA ca_id
+ * that say good for a certificate revoked or superseded since; _aged:
+ * responses of CA ca_id produced at or before `aged`, oldest first.
+ */
+int journal_ocsp_missing(journal *j, int64_t after, int64_t upto,
+    int64_t now, size_t limit, journal_ocsp_cert **out, size_t *n);
+int journal_ocsp_changed(journal *j, int64_t ca_id, size_t limit,
+    journal_ocsp_cert **out, size_t *n);
+int journal_ocsp_aged(journal *j, int64_t ca_id, int64_t aged, size_t limit,
+    journal_ocsp_cert **out, size_t *n);
+
+/* Record CA ca_id's delegated responder: its certificate (in certs) and
+ * the label of its key in the token. */
+int journal_ocsp_responder_add(journal *j, int64_t ca_id, const char *serial,
+    const char *key_label, int64_t not_after);
+/* CA ca_id's newest responder (serial, key_label malloc'd). SF_ENOTFOUND. */
+int journal_ocsp_responder_get(journal *j, int64_t ca_id, char **serial,
+    char **key_label, int64_t *not_after);
+
 /* ---- registered device keys ---- */
 
 typedef struct {

@@ -1,7 +1,8 @@
 /*
  * journal_int.h - what the journal's files share (journal.c: the database,
  * its schema and the group commit; journal_ca.c, journal_cert.c,
- * journal_device.c: one table each). Not for use outside journal*.c.
+ * journal_device.c: one table each; journal_ocsp.c: OCSP responses and
+ * responders). Not for use outside journal*.c.
  */
 #ifndef SF_JOURNAL_INT_H
 #define SF_JOURNAL_INT_H

@@ -99,6 +99,9 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	ctx->ic.cas = ctx->cas;
 	ctx->ic.jn = ctx->jn;
 	ctx->ic.rl = ctx->rl;
+	if ((ctx->oc = ocsp_new(ctx->conf, ctx->tok, ctx->jn, ctx->cas)) ==
+	    NULL)
+		return SF_ENOMEM;
 	if (check) {
 		ca **all;
 		size_t n = ca_list(ctx->cas, &all);
@@ -171,6 +174,7 @@ reload(void *arg, const char *path)
 	    nc->global_burst);
 	ctx->ic.conf = nc;
 	ca_store_set_conf(ctx->cas, nc);
+	ocsp_set_conf(ctx->oc, nc);
 	log_setlevel(nc->log_level);
 	log_info("reloaded %s (profiles and limits; socket, token and journal"
 	    " settings need a restart)", path);
@@ -193,6 +197,7 @@ main(int argc, char **argv)
 		daemon_wait(reload, &ctx, o.path);
 	daemon_shutdown(srv);
 	maint_free(ctx.mt);
+	ocsp_free(ctx.oc);
 	ca_store_close(ctx.cas);
 	journal_close(ctx.jn);
 	token_close(ctx.tok);

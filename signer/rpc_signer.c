@@ -2,6 +2,7 @@
  * rpc_signer.c - the Signer service (issuance socket, authz only).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "devrec.h"
@@ -9,6 +10,7 @@
 #include "log.h"
 #include "secretfree/v1/signer.pb-c.h"
 #include "signer.h"
+#include "util.h"
 
 static int
 h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
@@ -71,10 +73,39 @@ h_get_ca_chain(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
+/*
+ * Signer.OcspRespond: the answer to a DER OCSP request (ocsp.h). A request
+ * that is not one gets an OCSPResponse saying malformedRequest, not a
+ * gRPC error: authz passes the bytes on as they are.
+ */
+static int
+h_ocsp_respond(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__OcspRespondRequest *req = (const void *)reqm;
+	Secretfree__V1__OcspRespondResponse *resp = (void *)respm;
+	signer_ctx *ctx = arg;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int64_t next_update = 0;
+	int rc;
+
+	if (ctx->oc == NULL)
+		return rpc_fail(call, RPC_UNAVAILABLE, "the OCSP responder is"
+		    " not running");
+	if ((rc = ocsp_respond(ctx->oc, req->request_der.data,
+	    req->request_der.len, sf_now(), &der, &len, &next_update)) != 0)
+		return rpc_fail_err(call, rc, "no OCSP response could be made");
+	rpc_call_set_bytes(call, &resp->response_der, der, len);
+	resp->next_update = next_update;
+	free(der);
+	return RPC_OK;
+}
+
 static const rpc_method signer_methods[] = {
 	{ "Issue", RPC_UNARY, h_issue, SIGNER_ISSUANCE },
 	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ISSUANCE },
-	{ "OcspRespond", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "OcspRespond", RPC_UNARY, h_ocsp_respond, SIGNER_ISSUANCE },
 	{ "GetCaChain", RPC_UNARY, h_get_ca_chain, SIGNER_ISSUANCE },
 	{ "Acknowledge", RPC_UNARY, NULL, SIGNER_ISSUANCE },
 	{ "GetCrlIndex", RPC_UNARY, NULL, SIGNER_ISSUANCE },

@@ -15,6 +15,7 @@
 #include "issue.h"
 #include "journal.h"
 #include "maint.h"
+#include "ocsp.h"
 #include "rate.h"
 #include "rpc.h"
 #include "token.h"
@@ -35,6 +36,7 @@ typedef struct {
 	/* Background work (maint.h): modules add their tasks with
 	 * signer_maint_tasks() before it starts, and kick it on changes. */
 	maint *mt;
+	ocsp *oc;                  /* the OCSP responder (ocsp.h) */
 } signer_ctx;
 
 /* Register every background task on ctx->mt (before maint_start). */

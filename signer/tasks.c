@@ -9,6 +9,9 @@
 int
 signer_maint_tasks(signer_ctx *ctx)
 {
-	(void)ctx;
+	int rc;
+
+	if ((rc = ocsp_maint_add(ctx->oc, ctx->mt)) != 0)
+		return rc;
 	return 0;
 }

@@ -155,6 +155,18 @@ test_minimal(void)
 	    " ec-p256");
 	is_int(c->issuing_validity_days, 1825, "issuing validity default"
 	    " 1825");
+	is_int(c->ocsp_delegated, 0, "[ocsp] responder default: ca");
+	is_int(c->ocsp_validity, 4 * 86400, "[ocsp] validity_seconds default"
+	    " 4 days");
+	is_int(c->ocsp_refresh, 2 * 86400, "[ocsp] refresh_seconds default:"
+	    " half the validity");
+	is_int(c->ocsp_interval, 60, "[ocsp] interval_seconds default 60");
+	is_int(c->ocsp_responder_days, 30, "[ocsp] responder_validity_days"
+	    " default 30");
+	is_int(c->ocsp_responder_renew_days, 10, "[ocsp] responder_renew_days"
+	    " default: a third");
+	is_int(c->ocsp_on_demand, 100, "[ocsp] on_demand_per_second default"
+	    " 100");
 	is_int(c->nproducts, 0, "no product lines");
 	ok(signer_conf_product(c, "widgiot") == NULL,
 	    "signer_conf_product: none");
@@ -213,6 +225,14 @@ every_key_file(void)
 	    "subject = /CN=I ${region}\n"
 	    "key_type = ed25519\n"
 	    "validity_days = 700\n"
+	    "[ocsp]\n"
+	    "responder = delegated\n"
+	    "validity_seconds = 86400\n"
+	    "refresh_seconds = 3600\n"
+	    "interval_seconds = 5\n"
+	    "responder_validity_days = 7\n"
+	    "responder_renew_days = 2\n"
+	    "on_demand_per_second = 9\n"
 	    "[product.widgiot]\n"
 	    "display_name = \"WidgIoT Pro\"\n"
 	    "subject = /CN=P\n"
@@ -298,6 +318,13 @@ test_every_key(void)
 	is_str(c->issuing_subject, "/CN=I ${region}", "issuing subject");
 	is_int(c->issuing_key_type, PUBKEY_ED25519, "issuing key_type");
 	is_int(c->issuing_validity_days, 700, "issuing validity_days");
+	is_int(c->ocsp_delegated, 1, "[ocsp] responder = delegated");
+	is_int(c->ocsp_validity, 86400, "[ocsp] validity_seconds");
+	is_int(c->ocsp_refresh, 3600, "[ocsp] refresh_seconds");
+	is_int(c->ocsp_interval, 5, "[ocsp] interval_seconds");
+	is_int(c->ocsp_responder_days, 7, "[ocsp] responder_validity_days");
+	is_int(c->ocsp_responder_renew_days, 2, "[ocsp] responder_renew_days");
+	is_int(c->ocsp_on_demand, 9, "[ocsp] on_demand_per_second");
 	is_int(c->nproducts, 1, "one product line");
 	p = signer_conf_product(c, "widgiot");
 	ok(p != NULL, "signer_conf_product finds widgiot");
@@ -555,6 +582,20 @@ static const struct bad bads[] = {
 	    { "section [limits] repeated" } },
 	{ "repeated key", "workers = 2\nworkers = 3\n", NULL, NULL,
 	    { "key \"workers\" repeated" } },
+	{ "OCSP responder neither ca nor delegated", NULL,
+	    "[ocsp]\nresponder = self\n", NULL,
+	    { "[ocsp] responder", "\"self\"", "neither ca nor delegated" } },
+	{ "OCSP validity over 10 days", NULL,
+	    "[ocsp]\nvalidity_seconds = 864001\n", NULL,
+	    { "validity_seconds", "out of range" } },
+	{ "OCSP refresh not before nextUpdate", NULL,
+	    "[ocsp]\nvalidity_seconds = 600\nrefresh_seconds = 600\n", NULL,
+	    { "refresh_seconds", "out of range" } },
+	{ "OCSP responder renewed too late", NULL,
+	    "[ocsp]\nvalidity_seconds = 259200\nresponder_renew_days = 2\n",
+	    NULL, { "responder_renew_days (2)", "outlive the responses" } },
+	{ "OCSP unknown key", NULL, "[ocsp]\nnonce = echo\n", NULL,
+	    { "nonce" } },
 };
 
 static void
