@@ -3,12 +3,17 @@
  * runs every period and after a change is kicked. Each module that needs
  * background work adds one line here.
  */
+#include "crl.h"
 #include "err.h"
 #include "signer.h"
 
 int
 signer_maint_tasks(signer_ctx *ctx)
 {
-	(void)ctx;
+	int rc;
+
+	if ((rc = maint_add(ctx->mt, "crl", crl_task, ctx,
+	    ctx->conf->crl_check_s)) != 0)
+		return rc;
 	return 0;
 }
