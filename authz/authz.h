@@ -10,6 +10,7 @@
 #define SF_AUTHZ_H
 
 #include "config.h"
+#include "crl_pub.h"
 #include "enroll.h"
 #include "http.h"
 #include "rate.h"
@@ -30,6 +31,7 @@ typedef struct {
 	rate *rl;
 	enroll_ctx en;
 	http_server *http;         /* [http] listen; NULL = none */
+	crl_pub *crls;             /* [http] listen or crl_dir; NULL = none */
 } authz_ctx;
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);

@@ -24,7 +24,8 @@ static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "max_message_bytes", "device_requests_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
     "max_concurrent_streams", NULL };
-static const char *const HTTP_KEYS[] = { "listen", "threads", NULL };
+static const char *const HTTP_KEYS[] = { "listen", "threads", "crl_dir",
+    "crl_refresh_seconds", NULL };
 static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
     "attributes", NULL };
 static const char *const POLICY_KEYS[] = { "document", "document_file",
@@ -226,9 +227,18 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    (rc = geti(cf, "limits", "max_concurrent_streams", 16, 1, 1000,
 	    &c->max_streams, why, whylen)) ||
 	    (rc = geti(cf, "http", "threads", 4, 1, 64, &c->http_threads,
-	    why, whylen)))
+	    why, whylen)) ||
+	    (rc = geti(cf, "http", "crl_refresh_seconds", 5, 1, 3600,
+	    &c->crl_refresh_s, why, whylen)))
 		goto out;
 	c->http_listen = sf_strdup(conf_get(cf, "http", "listen"));
+	c->crl_dir = sf_strdup(conf_get(cf, "http", "crl_dir"));
+	if (c->crl_dir && c->crl_dir[0] != '/') {
+		sf_why(why, whylen, "%s: [http] crl_dir must be an absolute"
+		    " path", path);
+		rc = SF_ECONFIG;
+		goto out;
+	}
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
 	    10000000, &ll, why, whylen)) != 0)
 		goto out;
@@ -303,6 +313,7 @@ authz_conf_free(authz_conf *c)
 	free(c->tls_key);
 	free(c->tls_client_ca);
 	free(c->http_listen);
+	free(c->crl_dir);
 	free(c->default_region);
 	free(c->user);
 	free(c);

@@ -39,6 +39,8 @@ typedef struct {
 	/* [http]: CRLs and OCSP over plain HTTP; NULL = none */
 	char *http_listen;         /* "host:port" */
 	int http_threads;
+	char *crl_dir;             /* CRLs written here too; NULL = none */
+	int crl_refresh_s;         /* ask the signer what changed this often */
 	/* [limits] */
 	size_t csr_max;
 	size_t max_message;

@@ -20,9 +20,11 @@ authz_http_routes(http_server *srv, authz_ctx *ctx)
 {
 	int rc;
 
-	(void)ctx;
 	if ((rc = http_server_route(srv, "GET", "/health", h_health,
 	    NULL)) != 0)
+		return rc;
+	if (ctx->crls && (rc = http_server_route(srv, "GET", "/crl/",
+	    crl_pub_http, ctx->crls)) != 0)
 		return rc;
 	return 0;
 }

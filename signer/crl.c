@@ -330,10 +330,10 @@ make_locked(signer_ctx *ctx, ca *c, int64_t now, char *why, size_t whylen)
 		    " CRL", c->rec.name);
 		goto out;
 	}
-	log_info("CA %s %s: CRL %lld, %zu entries in %d CRL%s (%lld bytes),"
-	    " next update in %d s, made in %lld ms", c->rec.name,
-	    c->rec.generation, (long long)m.number, es.n, n, n > 1 ? "s" : "",
-	    (long long)bytes, ctx->conf->crl_validity_s,
+	log_info("CA %s %s: CRL %lld listing %zu revoked, %d CRL%s of %lld"
+	    " bytes in all, next update in %d s, made in %lld ms",
+	    c->rec.name, c->rec.generation, (long long)m.number, es.n, n,
+	    n > 1 ? "s" : "", (long long)bytes, ctx->conf->crl_validity_s,
 	    (long long)(sf_mono_ms() - t0));
 out:
 	for (int i = 0; v && i < n; i++)

@@ -160,26 +160,34 @@ out:
 	return rc;
 }
 
-int
-journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
+/* The count sql (one parameter: a CA id) answers. */
+static int
+count_of(journal *j, const char *sql, int64_t ca_id, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB;
 
 	*out = 0;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, "SELECT count(*) FROM certs"
-	    " WHERE ?1 = 0 OR ca_id = ?1", &st, "prepare count") != 0)
+	if (journal_prepare(j->rdb, sql, &st, "prepare count") != 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, ca_id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
 		rc = 0;
-	}
+	} else
+		rc = journal_db_err(j->rdb, "count");
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->rlock);
 	return rc;
+}
+
+int
+journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
+{
+	return count_of(j, "SELECT count(*) FROM certs WHERE ?1 = 0 OR"
+	    " ca_id = ?1", ca_id, out);
 }
 
 int
@@ -259,23 +267,7 @@ out:
 int
 journal_cert_revoked_count(journal *j, int64_t ca_id, int64_t *out)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = SF_EDB;
-
-	*out = 0;
-	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, "SELECT count(*) FROM certs WHERE"
-	    " ca_id = ? AND status IN (3, 4)", &st,
-	    "prepare revoked count") != 0)
-		goto out;
-	sqlite3_bind_int64(st, 1, ca_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else
-		rc = journal_db_err(j->rdb, "revoked count");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&j->rlock);
-	return rc;
+	/* 3 = CERTIFICATE_STATUS_SUPERSEDED, 4 = REVOKED */
+	return count_of(j, "SELECT count(*) FROM certs WHERE ca_id = ? AND"
+	    " status IN (3, 4)", ca_id, out);
 }

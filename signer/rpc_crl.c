@@ -14,17 +14,26 @@
 #include "rpc_admin.h"
 #include "secretfree/v1/signer.pb-c.h"
 
-/* The CA and its stored CRL for a request; the call's status (failed
- * already) when not RPC_OK. *url is the CRL's distribution point. */
+/* Where a reply's CRL fields go (GetCrlResponse, GetCrlAdminResponse). */
+struct crl_reply {
+	ProtobufCBinaryData *der;
+	uint64_t *number;
+	int64_t *this_update, *next_update;
+	uint32_t *shards;
+	char **distribution_point;
+};
+
+/* Fill r with the stored CRL of a CA's shard; *cp gets the CA. The
+ * call's status (failed already) when not RPC_OK. */
 static int
-fetch(rpc_call *call, signer_ctx *ctx, const char *name, const char *gen,
-    uint32_t shard, journal_crl *out, char **url, ca **cp)
+reply(rpc_call *call, signer_ctx *ctx, const char *name, const char *gen,
+    uint32_t shard, const struct crl_reply *r, ca **cp)
 {
-	char why[256] = "";
+	journal_crl crl;
+	char why[256] = "", *url = NULL;
 	ca *c;
 	int rc;
 
-	*url = NULL;
 	if (*name == '\0')
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "ca_name is"
 		    " required");
@@ -34,15 +43,23 @@ fetch(rpc_call *call, signer_ctx *ctx, const char *name, const char *gen,
 	if (shard > CONFIG_MAX_SHARDS)
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "shard %u is out of"
 		    " range", shard);
-	if ((rc = crl_get(ctx, c, (int)shard, out, why, sizeof why)) != 0)
+	if ((rc = crl_get(ctx, c, (int)shard, &crl, why, sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
 	/* A CA with one CRL publishes it at crl_url whatever shard was
 	 * asked for. */
-	if (*c->rec.crl_url && (*url = crl_shard_url(c->rec.crl_url,
-	    out->shard)) == NULL) {
-		journal_crl_fini(out);
+	if (*c->rec.crl_url && (url = crl_shard_url(c->rec.crl_url,
+	    crl.shard)) == NULL) {
+		journal_crl_fini(&crl);
 		return rpc_fail_err(call, SF_ENOMEM, "out of memory");
 	}
+	rpc_call_set_bytes(call, r->der, crl.der, crl.der_len);
+	*r->number = (uint64_t)crl.crl_number;
+	*r->this_update = crl.this_update;
+	*r->next_update = crl.next_update;
+	*r->shards = (uint32_t)(c->rec.crl_shards > 1 ? c->rec.crl_shards : 1);
+	*r->distribution_point = rpc_call_strdup(call, url ? url : "");
+	journal_crl_fini(&crl);
+	free(url);
 	*cp = c;
 	return RPC_OK;
 }
@@ -53,24 +70,13 @@ rpc_crl_get(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__GetCrlRequest *req = (const void *)reqm;
 	Secretfree__V1__GetCrlResponse *resp = (void *)respm;
-	journal_crl crl;
-	char *url;
+	struct crl_reply r = { &resp->crl_der, &resp->crl_number,
+	    &resp->this_update, &resp->next_update, &resp->shards,
+	    &resp->distribution_point };
 	ca *c;
-	int code;
 
-	if ((code = fetch(call, arg, req->ca_name, req->generation, req->shard,
-	    &crl, &url, &c)) != RPC_OK)
-		return code;
-	rpc_call_set_bytes(call, &resp->crl_der, crl.der, crl.der_len);
-	resp->crl_number = (uint64_t)crl.crl_number;
-	resp->this_update = crl.this_update;
-	resp->next_update = crl.next_update;
-	resp->shards = (uint32_t)(c->rec.crl_shards > 1 ?
-	    c->rec.crl_shards : 1);
-	resp->distribution_point = rpc_call_strdup(call, url ? url : "");
-	journal_crl_fini(&crl);
-	free(url);
-	return RPC_OK;
+	return reply(call, arg, req->ca_name, req->generation, req->shard, &r,
+	    &c);
 }
 
 int
@@ -79,36 +85,28 @@ rpc_crl_admin_get(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__GetCrlAdminRequest *req = (const void *)reqm;
 	Secretfree__V1__GetCrlAdminResponse *resp = (void *)respm;
-	journal_crl crl;
+	struct crl_reply r = { &resp->crl_der, &resp->crl_number,
+	    &resp->this_update, &resp->next_update, &resp->shards,
+	    &resp->distribution_point };
 	BIO *b = NULL;
-	char *url, *data;
+	char *data;
 	long n;
 	ca *c;
 	int code;
 
-	if ((code = fetch(call, arg, req->ca_name, req->generation, req->shard,
-	    &crl, &url, &c)) != RPC_OK)
+	if ((code = reply(call, arg, req->ca_name, req->generation, req->shard,
+	    &r, &c)) != RPC_OK)
 		return code;
+	resp->generation = rpc_call_strdup(call, c->rec.generation);
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    !PEM_write_bio(b, PEM_STRING_X509_CRL, "", crl.der,
-	    (long)crl.der_len) || (n = BIO_get_mem_data(b, &data)) <= 0) {
+	    !PEM_write_bio(b, PEM_STRING_X509_CRL, "", resp->crl_der.data,
+	    (long)resp->crl_der.len) ||
+	    (n = BIO_get_mem_data(b, &data)) <= 0)
 		code = rpc_fail_err(call, SF_ENOMEM, "cannot write the CRL in"
 		    " PEM");
-		goto out;
-	}
-	resp->crl_pem = rpc_call_strndup(call, data, (size_t)n);
-	rpc_call_set_bytes(call, &resp->crl_der, crl.der, crl.der_len);
-	resp->crl_number = (uint64_t)crl.crl_number;
-	resp->this_update = crl.this_update;
-	resp->next_update = crl.next_update;
-	resp->shards = (uint32_t)(c->rec.crl_shards > 1 ?
-	    c->rec.crl_shards : 1);
-	resp->distribution_point = rpc_call_strdup(call, url ? url : "");
-	resp->generation = rpc_call_strdup(call, c->rec.generation);
-out:
+	else
+		resp->crl_pem = rpc_call_strndup(call, data, (size_t)n);
 	BIO_free(b);
-	journal_crl_fini(&crl);
-	free(url);
 	return code;
 }
 

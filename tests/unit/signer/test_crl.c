@@ -156,35 +156,14 @@ entry_reason(X509_CRL *crl, const X509 *x)
 	return r;
 }
 
-/* X509_verify_cert of leaf under root, through the CA certificates of
- * the chain between, with crl as the only CRL and CRL checking of the
- * leaf. X509_V_OK or the error. */
+/* X509_verify_cert of leaf under root, through the CA certificates
+ * between, with crl as the only CRL and the leaf's CRL checked. */
 static int
 verify_with_crl(X509 *leaf, X509_CRL *crl)
 {
-	X509_STORE *store = X509_STORE_new();
-	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	STACK_OF(X509) *untrusted = sk_X509_new_null();
-	int err = -1;
+	X509 *between[] = { inter->cert, iss->cert, sharded->cert, NULL };
 
-	if (store == NULL || ctx == NULL || untrusted == NULL ||
-	    !X509_STORE_add_cert(store, root->cert) ||
-	    (crl && !X509_STORE_add_crl(store, crl)))
-		goto out;
-	sk_X509_push(untrusted, inter->cert);
-	sk_X509_push(untrusted, iss->cert);
-	sk_X509_push(untrusted, sharded->cert);
-	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-	if (!X509_STORE_CTX_init(ctx, store, leaf, untrusted))
-		goto out;
-	err = X509_verify_cert(ctx) == 1 ? X509_V_OK :
-	    X509_STORE_CTX_get_error(ctx);
-out:
-	ERR_clear_error();
-	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(store);
-	sk_X509_free(untrusted);
-	return err;
+	return chain_error_crl(leaf, root->cert, between, 1, crl);
 }
 
 /* ---- the rules ---- */
@@ -523,17 +502,17 @@ main(void)
 	if (ca_fixture_open(&fx, "sf-crl", "[crl]\nvalidity_seconds = 3600\n"
 	    "refresh_before_seconds = 600\n") != 0)
 		return tap_done();
-	root = ca_fixture_create(&fx, ROLE_ROOT, NULL, NULL);
-	inter = root ? ca_fixture_create(&fx, ROLE_INTERMEDIATE, "widgiot",
-	    NULL) : NULL;
-	iss = inter ? ca_fixture_create(&fx, ROLE_ISSUING, "widgiot",
-	    "us-east-1") : NULL;
 	memset(&r, 0, sizeof r);
 	r.role = ROLE_ISSUING;
 	r.product_line = "widgiot";
 	r.region = "eu-west-1";
 	r.crl_shards = SHARDS;
-	if (iss)
+	if ((root = ca_fixture_create(&fx, ROLE_ROOT, NULL, NULL)) == NULL ||
+	    (inter = ca_fixture_create(&fx, ROLE_INTERMEDIATE, "widgiot",
+	    NULL)) == NULL || (iss = ca_fixture_create(&fx, ROLE_ISSUING,
+	    "widgiot", "us-east-1")) == NULL)
+		sharded = NULL;
+	else
 		is_int(ca_create(fx.cas, &r, &sharded, &csr, why, sizeof why),
 		    0, "eu-west-1 with %d CRL shards (%s)", SHARDS, why);
 	free(csr);
