@@ -1,7 +1,8 @@
 /*
- * sclient.h - the signer client: authz's only way to the signer,
- * Signer.Issue over the signer's issuance socket (OpenSSH monitor_wrap.c
- * style: one stub per request the other side answers).
+ * sclient.h - the signer client: authz's only way to the signer, the
+ * Signer service over the signer's issuance socket (Issue, and the CRLs
+ * authz publishes: GetCrlIndex, GetCrl), OpenSSH monitor_wrap.c style:
+ * one stub per request the other side answers.
  */
 #ifndef SF_SCLIENT_H
 #define SF_SCLIENT_H
