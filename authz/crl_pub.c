@@ -32,14 +32,18 @@ struct pfile {
 	int64_t next_update;
 	char *owner;            /* "<ca> <generation>"; NULL: crl_dir at start */
 	int rank;               /* the owner's place in the index (newer: higher) */
-	int bundle;             /* a complete CRL in PEM: part of crls.pem */
 	int stale_logged;
 };
 
-/* A CA whose CRLs were fetched, and their number. */
+/* A CA whose CRLs were fetched: their number, and its complete CRL in PEM
+ * for crls.pem (kept here: another CA may hold its file name). */
 struct pca {
 	char *owner;
 	uint64_t number;
+	int rank;
+	uint8_t *pem;
+	size_t pem_len;
+	int64_t next_update;
 };
 
 struct crl_pub {
@@ -199,21 +203,36 @@ find_ca(crl_pub *p, const char *owner)
 	return NULL;
 }
 
+/* Record what was fetched for owner: its number and a copy of its
+ * complete CRL in PEM (f). */
 static int
-set_number(crl_pub *p, const char *owner, uint64_t number)
+set_fetched(crl_pub *p, const char *owner, int rank, uint64_t number,
+    const struct pfile *f)
 {
 	struct pca *c = find_ca(p, owner), *nv;
+	uint8_t *pem;
 
+	if ((pem = malloc(f->len ? f->len : 1)) == NULL)
+		return SF_ENOMEM;
+	memcpy(pem, f->data, f->len);
 	if (c == NULL) {
-		if ((nv = realloc(p->cas, (p->ncas + 1) * sizeof *nv)) == NULL)
+		if ((nv = realloc(p->cas, (p->ncas + 1) * sizeof *nv)) == NULL ||
+		    (nv[p->ncas].owner = strdup(owner)) == NULL) {
+			if (nv)
+				p->cas = nv;
+			free(pem);
 			return SF_ENOMEM;
+		}
 		p->cas = nv;
-		c = &p->cas[p->ncas];
-		if ((c->owner = strdup(owner)) == NULL)
-			return SF_ENOMEM;
-		p->ncas++;
+		c = &p->cas[p->ncas++];
+		c->pem = NULL;
 	}
+	free(c->pem);
+	c->pem = pem;
+	c->pem_len = f->len;
+	c->next_update = f->next_update;
 	c->number = number;
+	c->rank = rank;
 	return 0;
 }
 
@@ -272,42 +291,66 @@ load_dir(crl_pub *p)
 
 /* ---- a round ---- */
 
+/* 1 if name is published by a newer CA than owner (rank). Another CA
+ * at the same name is a misconfiguration, logged. */
+static int
+held_by_newer(crl_pub *p, const char *name, int rank, const char *owner)
+{
+	struct pfile *f;
+	int held = 0;
+
+	pthread_mutex_lock(&p->lock);
+	f = find_file(p, name);
+	if (f && f->owner && strcmp(f->owner, owner) != 0) {
+		held = f->rank > rank;
+		log_warnx("CRLs: %s is the distribution point of CA %s and of"
+		    " CA %s; serving the newer one's (%s)", name, owner,
+		    f->owner, held ? f->owner : owner);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return held;
+}
+
 /*
- * Replace what owner published by v[0..n) (taken), record its number,
- * and write the files. A name held by a newer CA stays the newer one's.
+ * Write v[0..n) (taken; v[1] is the complete CRL in PEM) into crl_dir,
+ * then let them replace what owner published, and record its number. A
+ * name held by a newer CA stays the newer one's. The files are written
+ * outside the lock that serving takes: each is synced to disk.
  */
 static int
 install(crl_pub *p, const char *owner, int rank, uint64_t number,
     struct pfile *v, size_t n)
 {
 	struct pfile *old;
-	int rc = 0;
+	int rc;
 
+	pthread_mutex_lock(&p->lock);
+	rc = set_fetched(p, owner, rank, 0, &v[1]);
+	pthread_mutex_unlock(&p->lock);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (held_by_newer(p, v[i].name, rank, owner))
+			pfile_fini(&v[i]);
+		else if (write_file(p, &v[i]) != 0)
+			rc = SF_EIO;
+	}
 	pthread_mutex_lock(&p->lock);
 	for (size_t i = p->nfiles; i-- > 0;)
 		if (p->files[i].owner && strcmp(p->files[i].owner, owner) == 0)
 			remove_file(p, &p->files[i]);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if ((old = find_file(p, v[i].name)) != NULL) {
-			if (old->rank > rank) {
-				log_warnx("CRLs: %s is the distribution point"
-				    " of CA %s and of the newer %s; serving the"
-				    " newer one's", v[i].name, owner,
-				    old->owner);
-				pfile_fini(&v[i]);
-				continue;
-			}
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].name == NULL)
+			continue;
+		if ((old = find_file(p, v[i].name)) != NULL)
 			remove_file(p, old);
-		}
-		if (write_file(p, &v[i]) != 0)
-			rc = SF_EIO;
 		if (append_file(p, &v[i]) != 0)
 			rc = SF_ENOMEM;
 	}
 	/* Without its number the CA is fetched (and written) again next
 	 * round. */
-	if (rc == 0 && set_number(p, owner, number) != 0)
-		rc = SF_ENOMEM;
+	if (rc == 0)
+		find_ca(p, owner)->number = number;
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }
@@ -341,7 +384,6 @@ fetch_ca(crl_pub *p, const sclient_crl_entry *e, int rank)
 		crl.der = NULL;  /* transferred */
 		der->next_update = pem->next_update = crl.next_update;
 		der->rank = pem->rank = rank;
-		pem->bundle = k == 0;
 		sclient_crl_fini(&crl);
 		rc = SF_ENOMEM;
 		if (der->name == NULL || (der->owner = strdup(owner)) == NULL ||
@@ -362,52 +404,66 @@ out:
 	return rc;
 }
 
-/* crls.pem: every CA's complete CRL, oldest CA first. Written when its
- * content changes. */
+/* crls.pem, every CA's complete CRL (oldest CA first), into *b; b->data
+ * NULL when there is none or it is what is published already. */
+static int
+make_bundle(crl_pub *p, struct pfile *b)
+{
+	struct pfile *old;
+	size_t len = 0;
+	int max_rank = -1;
+
+	memset(b, 0, sizeof *b);
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->ncas; i++) {
+		len += p->cas[i].pem_len;
+		if (p->cas[i].rank > max_rank)
+			max_rank = p->cas[i].rank;
+	}
+	if (len == 0 || (b->data = malloc(len)) == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return len == 0 ? 0 : SF_ENOMEM;
+	}
+	for (int r = 0; r <= max_rank; r++)
+		for (size_t i = 0; i < p->ncas; i++) {
+			const struct pca *c = &p->cas[i];
+
+			if (c->rank != r)
+				continue;
+			memcpy(b->data + b->len, c->pem, c->pem_len);
+			b->len += c->pem_len;
+			if (b->next_update == 0 || c->next_update < b->next_update)
+				b->next_update = c->next_update;
+		}
+	b->rank = max_rank + 1;
+	old = find_file(p, CRL_PUB_BUNDLE);
+	if (old && old->len == b->len && memcmp(old->data, b->data,
+	    b->len) == 0)
+		pfile_fini(b);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+/* crls.pem written (when its content changes) and published. */
 static int
 update_bundle(crl_pub *p)
 {
 	struct pfile b, *old;
-	size_t len = 0;
-	int rc = 0, max_rank = -1;
+	int rc;
 
-	memset(&b, 0, sizeof b);
-	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->nfiles; i++)
-		if (p->files[i].bundle) {
-			len += p->files[i].len;
-			if (p->files[i].rank > max_rank)
-				max_rank = p->files[i].rank;
-		}
-	if (len == 0)
-		goto out;
-	if ((b.data = malloc(len)) == NULL ||
-	    (b.name = strdup(CRL_PUB_BUNDLE)) == NULL) {
-		rc = SF_ENOMEM;
-		goto out;
+	if ((rc = make_bundle(p, &b)) != 0 || b.data == NULL)
+		return rc;
+	if ((b.name = strdup(CRL_PUB_BUNDLE)) == NULL) {
+		pfile_fini(&b);
+		return SF_ENOMEM;
 	}
-	for (int r = 0; r <= max_rank; r++)
-		for (size_t i = 0; i < p->nfiles; i++) {
-			const struct pfile *f = &p->files[i];
-
-			if (!f->bundle || f->rank != r)
-				continue;
-			memcpy(b.data + b.len, f->data, f->len);
-			b.len += f->len;
-			if (b.next_update == 0 || f->next_update < b.next_update)
-				b.next_update = f->next_update;
-		}
-	b.rank = max_rank + 1;
-	old = find_file(p, CRL_PUB_BUNDLE);
-	if (old && old->len == b.len && memcmp(old->data, b.data, b.len) == 0)
-		goto out;
-	if (old)
-		remove_file(p, old);
 	if (write_file(p, &b) != 0)
 		rc = SF_EIO;
+	pthread_mutex_lock(&p->lock);
+	if ((old = find_file(p, CRL_PUB_BUNDLE)) != NULL)
+		remove_file(p, old);
 	if (append_file(p, &b) != 0)
 		rc = SF_ENOMEM;
-out:
 	pthread_mutex_unlock(&p->lock);
 	pfile_fini(&b);
 	return rc;
@@ -568,8 +624,10 @@ crl_pub_free(crl_pub *p)
 	for (size_t i = 0; i < p->nfiles; i++)
 		pfile_fini(&p->files[i]);
 	free(p->files);
-	for (size_t i = 0; i < p->ncas; i++)
+	for (size_t i = 0; i < p->ncas; i++) {
 		free(p->cas[i].owner);
+		free(p->cas[i].pem);
+	}
 	free(p->cas);
 	free(p->dir);
 	pthread_cond_destroy(&p->wake);

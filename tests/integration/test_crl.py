@@ -9,8 +9,9 @@ numbers; a CRL is renewed before nextUpdate without any revocation;
 mosquitto with crlfile = crl_dir/crls.pem refuses the revoked device and
 admits another; `secretfree ca crl`; a CA partitioned in 16 shards with
 10,000 revoked certificates, every serial in exactly its shard, a sample
-refused by OpenSSL against its shard's CRL; with the signer stopped,
-authz serves what it had, and after a restart what crl_dir holds."""
+refused by OpenSSL against its shard's CRL; two CAs at one URL; with the
+signer stopped, authz serves what it had, and after a restart what
+crl_dir holds."""
 import json
 import os
 import subprocess
@@ -408,6 +409,21 @@ def partitions(st, tmp, crl_dir):
                for k in range(1, SHARDS + 1)), "crl_dir has every shard in DER and PEM")
 
 
+def collision(st):
+    """Two CAs publishing at one URL: the newer one is served under it."""
+    st.sadmin.call("CaAdmin", "CreateCa", A.CreateCaRequest(
+        role=C.CA_ROLE_ISSUING, product_line="widgiot", region="eu-west-1",
+        crl_url="http://crl.automatra.net/us-east-1.widgiot.crl"), A.CreateCaResponse)
+
+    def served_issuer():
+        crl = http_crl(st, "us-east-1.widgiot.crl")[2]
+        return crl is not None and "eu-west-1" in crl.issuer.rfc4514_string()
+    tap.ok(wait_for(served_issuer), "two CAs with one crl_url: the newer one's CRL is served")
+    tap.ok("is the distribution point of CA eu-west-1.widgiot 2026a and of CA"
+           " us-east-1.widgiot 2026a" in st.authz.log_text(), "with a warning naming both",
+           st.authz.log_text()[-2000:])
+
+
 def main():
     # On /dev/shm: 10,000 issuances and revocations are 15,000 journal
     # commits, each an fsync on a disk; the CRLs are what is tested here.
@@ -432,6 +448,8 @@ def main():
         tap.ok(got, "without revocations, a new CRL before nextUpdate (after %.0f s)"
                % (time.time() - renewed_at))
 
+        collision(st)
+
         # The signer away: authz serves what it fetched, and says so.
         before = http_crl(st, "us-east-1.widgiot.crl")[3]
         st.signer.stop()
@@ -455,7 +473,7 @@ def main():
         tap.ok(status == 200 and body == before,
                "authz restarted with the signer away serves the CRLs from crl_dir")
         status, _, _, body = http_crl(st, "crls.pem")
-        tap.ok(status == 200 and body.count(b"BEGIN X509 CRL") == len(st.cas) + 1,
+        tap.ok(status == 200 and body.count(b"BEGIN X509 CRL") == len(st.cas) + 2,
                "and crls.pem (one CRL per CA)")
     except Exception as e:  # noqa: BLE001
         import traceback
