@@ -10,6 +10,7 @@
 #define SF_AUTHZ_H
 
 #include "config.h"
+#include "crl_pub.h"
 #include "enroll.h"
 #include "http.h"
 #include "ocsp_cache.h"
@@ -32,6 +33,7 @@ typedef struct {
 	enroll_ctx en;
 	http_server *http;         /* [http] listen; NULL = none */
 	ocsp_cache *ocsp;          /* OCSP responses served over HTTP */
+	crl_pub *crls;             /* [http] listen or crl_dir; NULL = none */
 } authz_ctx;
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);

@@ -25,7 +25,7 @@ static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "device_window_seconds", "global_per_second", "global_burst",
     "max_concurrent_streams", NULL };
 static const char *const HTTP_KEYS[] = { "listen", "threads",
-    "ocsp_cache_entries", NULL };
+    "ocsp_cache_entries", "crl_dir", "crl_refresh_seconds", NULL };
 static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
     "attributes", NULL };
 static const char *const POLICY_KEYS[] = { "document", "document_file",
@@ -229,9 +229,18 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    (rc = geti(cf, "http", "threads", 4, 1, 64, &c->http_threads,
 	    why, whylen)) ||
 	    (rc = geti(cf, "http", "ocsp_cache_entries", 100000, 0, 10000000,
-	    &c->ocsp_cache_entries, why, whylen)))
+	    &c->ocsp_cache_entries, why, whylen)) ||
+	    (rc = geti(cf, "http", "crl_refresh_seconds", 5, 1, 3600,
+	    &c->crl_refresh_s, why, whylen)))
 		goto out;
 	c->http_listen = sf_strdup(conf_get(cf, "http", "listen"));
+	c->crl_dir = sf_strdup(conf_get(cf, "http", "crl_dir"));
+	if (c->crl_dir && c->crl_dir[0] != '/') {
+		sf_why(why, whylen, "%s: [http] crl_dir must be an absolute"
+		    " path", path);
+		rc = SF_ECONFIG;
+		goto out;
+	}
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
 	    10000000, &ll, why, whylen)) != 0)
 		goto out;
@@ -306,6 +315,7 @@ authz_conf_free(authz_conf *c)
 	free(c->tls_key);
 	free(c->tls_client_ca);
 	free(c->http_listen);
+	free(c->crl_dir);
 	free(c->default_region);
 	free(c->user);
 	free(c);

@@ -40,6 +40,8 @@ typedef struct {
 	char *http_listen;         /* "host:port" */
 	int http_threads;
 	int ocsp_cache_entries;    /* OCSP responses kept in memory; 0: none */
+	char *crl_dir;             /* CRLs written here too; NULL = none */
+	int crl_refresh_s;         /* ask the signer what changed this often */
 	/* [limits] */
 	size_t csr_max;
 	size_t max_message;

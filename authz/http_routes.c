@@ -23,6 +23,9 @@ authz_http_routes(http_server *srv, authz_ctx *ctx)
 	if ((rc = http_server_route(srv, "GET", "/health", h_health,
 	    NULL)) != 0)
 		return rc;
+	if (ctx->crls && (rc = http_server_route(srv, "GET", "/crl/",
+	    crl_pub_http, ctx->crls)) != 0)
+		return rc;
 	/*
 	 * OCSP answers at every path, since the AIA names one per CA at the
 	 * root (http://ocsp.${domain}/${name}): these two routes stay last,

@@ -33,8 +33,9 @@ static const char *USAGE =
 "  admin_socket       Unix socket: Registry (and Provisioning for local\n"
 "                     tools), for the secretfree CLI; refused to peers whose\n"
 "                     uid is not in admin_uids (default: authz's own uid)\n"
-"  [http] listen      plain HTTP: GET /health (CRLs and OCSP responses,\n"
-"                     which are signed, are served here too)\n"
+"  [http] listen      plain HTTP: GET /health, GET /crl/<file> (the\n"
+"                     signer's CRLs, fetched as they change; also written\n"
+"                     into [http] crl_dir)\n"
 "\n"
 "Signals:\n"
 "  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
@@ -141,6 +142,12 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	    ctx->conf->global_rate, ctx->conf->global_burst)) == NULL)
 		return SF_ENOMEM;
 	enroll_ctx_init(&ctx->en, ctx->conf, ctx->reg, ctx->signer, ctx->rl);
+	if ((ctx->conf->http_listen || ctx->conf->crl_dir) &&
+	    (rc = crl_pub_new(ctx->signer, ctx->conf->crl_dir,
+	    ctx->conf->crl_refresh_s, &ctx->crls, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
 
 	if ((srv = rpc_server_new()) == NULL)
 		return SF_ENOMEM;
@@ -185,7 +192,9 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	else
 		log_info("serving Registry and Provisioning on %s",
 		    ctx->conf->admin_socket);
-	return start_http(ctx);
+	if ((rc = start_http(ctx)) != 0)
+		return rc;
+	return ctx->crls ? crl_pub_start(ctx->crls) : 0;
 }
 
 static void
@@ -231,6 +240,7 @@ main(int argc, char **argv)
 		daemon_wait(reload, &ctx, o.path);
 	http_server_free(ctx.http);
 	ocsp_cache_free(ctx.ocsp);
+	crl_pub_free(ctx.crls);
 	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);

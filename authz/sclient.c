@@ -58,27 +58,17 @@ sclient_cert_fini(sclient_cert *sc)
 	memset(sc, 0, sizeof *sc);
 }
 
-int
-sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
-    const char *product_line, const char *region, const char *enrollment_id,
-    const char *replaces_serial, sclient_cert *out, char *why, size_t whylen)
+/* Call method with req; 0 with *resp (protobuf_c_message_free_unpacked
+ * it), or the signer's status as an SF_E* code with its message in why. */
+static int
+call_signer(sclient *c, const char *method, const ProtobufCMessage *req,
+    ProtobufCMessage **resp, char *why, size_t whylen)
 {
-	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
-	Secretfree__V1__IssueResponse *resp = NULL;
-	ProtobufCMessage *m = NULL;
 	rpc_status st;
 	int code;
 
-	memset(out, 0, sizeof *out);
-	req.csr.data = (uint8_t *)csr;
-	req.csr.len = csr_len;
-	req.product_line = (char *)product_line;
-	req.region = (char *)region;
-	req.requester = "authz:enroll";
-	req.enrollment_id = (char *)(enrollment_id ? enrollment_id : "");
-	req.replaces_serial = (char *)(replaces_serial ? replaces_serial : "");
 	code = rpc_client_call(c->rc, &secretfree__v1__signer__descriptor,
-	    "Issue", &req.base, &m, c->timeout_ms, &st);
+	    method, req, resp, c->timeout_ms, &st);
 	if (code == RPC_DEADLINE_EXCEEDED) {
 		log_warnx("signer did not answer within %d ms", c->timeout_ms);
 		sf_why(why, whylen, "the signer did not answer in time");
@@ -90,6 +80,29 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 		sf_why(why, whylen, "%s", st.message);
 		return rpc_err_from_status(code);
 	}
+	return 0;
+}
+
+int
+sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
+    const char *product_line, const char *region, const char *enrollment_id,
+    const char *replaces_serial, sclient_cert *out, char *why, size_t whylen)
+{
+	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
+	Secretfree__V1__IssueResponse *resp = NULL;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	req.csr.data = (uint8_t *)csr;
+	req.csr.len = csr_len;
+	req.product_line = (char *)product_line;
+	req.region = (char *)region;
+	req.requester = "authz:enroll";
+	req.enrollment_id = (char *)(enrollment_id ? enrollment_id : "");
+	req.replaces_serial = (char *)(replaces_serial ? replaces_serial : "");
+	if ((rc = call_signer(c, "Issue", &req.base, &m, why, whylen)) != 0)
+		return rc;
 	resp = (Secretfree__V1__IssueResponse *)m;
 	sf_strlcpy(out->serial, resp->serial, sizeof out->serial);
 	sf_strlcpy(out->ca_name, resp->ca_name, sizeof out->ca_name);
@@ -142,4 +155,101 @@ sclient_ocsp(sclient *c, const uint8_t *req, size_t len, uint8_t **resp,
 	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return rc;
+}
+
+/* ---- CRLs: Signer.GetCrlIndex, Signer.GetCrl ---- */
+
+void
+sclient_crl_index_free(sclient_crl_entry *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].ca_name);
+		free(v[i].generation);
+	}
+	free(v);
+}
+
+int
+sclient_crl_index(sclient *c, sclient_crl_entry **out, size_t *n, char *why,
+    size_t whylen)
+{
+	Secretfree__V1__GetCrlIndexRequest req =
+	    SECRETFREE__V1__GET_CRL_INDEX_REQUEST__INIT;
+	Secretfree__V1__GetCrlIndexResponse *resp;
+	ProtobufCMessage *m = NULL;
+	sclient_crl_entry *v;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = call_signer(c, "GetCrlIndex", &req.base, &m, why,
+	    whylen)) != 0)
+		return rc;
+	resp = (Secretfree__V1__GetCrlIndexResponse *)m;
+	if ((v = calloc(resp->n_cas ? resp->n_cas : 1, sizeof *v)) == NULL) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return SF_ENOMEM;
+	}
+	for (size_t i = 0; i < resp->n_cas; i++) {
+		const Secretfree__V1__CrlIndexEntry *e = resp->cas[i];
+
+		v[i].ca_name = strdup(e->ca_name);
+		v[i].generation = strdup(e->generation);
+		v[i].shards = e->shards;
+		v[i].crl_number = e->crl_number;
+		v[i].this_update = e->this_update;
+		v[i].next_update = e->next_update;
+		if (!v[i].ca_name || !v[i].generation)
+			rc = SF_ENOMEM;
+	}
+	if (rc == 0) {
+		*out = v;
+		*n = resp->n_cas;
+	} else
+		sclient_crl_index_free(v, resp->n_cas);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
+}
+
+void
+sclient_crl_fini(sclient_crl *crl)
+{
+	if (crl == NULL)
+		return;
+	free(crl->der);
+	free(crl->distribution_point);
+	memset(crl, 0, sizeof *crl);
+}
+
+int
+sclient_get_crl(sclient *c, const char *ca_name, const char *generation,
+    unsigned shard, sclient_crl *out, char *why, size_t whylen)
+{
+	Secretfree__V1__GetCrlRequest req = SECRETFREE__V1__GET_CRL_REQUEST__INIT;
+	Secretfree__V1__GetCrlResponse *resp;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	req.ca_name = (char *)ca_name;
+	req.generation = (char *)(generation ? generation : "");
+	req.shard = shard;
+	if ((rc = call_signer(c, "GetCrl", &req.base, &m, why, whylen)) != 0)
+		return rc;
+	resp = (Secretfree__V1__GetCrlResponse *)m;
+	out->crl_number = resp->crl_number;
+	out->this_update = resp->this_update;
+	out->next_update = resp->next_update;
+	out->shards = resp->shards;
+	out->distribution_point = strdup(resp->distribution_point);
+	if (resp->crl_der.len && (out->der = malloc(resp->crl_der.len)))
+		memcpy(out->der, resp->crl_der.data, resp->crl_der.len);
+	out->der_len = out->der ? resp->crl_der.len : 0;
+	protobuf_c_message_free_unpacked(m, NULL);
+	if (out->der == NULL || out->distribution_point == NULL) {
+		sclient_crl_fini(out);
+		sf_why(why, whylen, "incomplete reply from the signer");
+		return SF_EINTERNAL;
+	}
+	return 0;
 }

@@ -1,8 +1,8 @@
 /*
- * sclient.h - the signer client: authz's only way to the signer,
- * Signer.Issue and Signer.OcspRespond over the signer's issuance socket
- * (OpenSSH monitor_wrap.c style: one stub per request the other side
- * answers).
+ * sclient.h - the signer client: authz's only way to the signer, the
+ * Signer service over the signer's issuance socket (Issue; OcspRespond;
+ * the CRLs authz publishes: GetCrlIndex, GetCrl), OpenSSH monitor_wrap.c
+ * style: one stub per request the other side answers.
  */
 #ifndef SF_SCLIENT_H
 #define SF_SCLIENT_H
@@ -55,5 +55,45 @@ void sclient_cert_fini(sclient_cert *sc);   /* NULL-safe; zeroes *sc */
  */
 int sclient_ocsp(sclient *c, const uint8_t *req, size_t len, uint8_t **resp,
     size_t *resp_len, int64_t *next_update, char *why, size_t whylen);
+
+/* ---- CRLs ---- */
+
+/* One CA that publishes CRLs, as Signer.GetCrlIndex lists it. */
+typedef struct {
+	char *ca_name;             /* malloc'd */
+	char *generation;          /* malloc'd */
+	unsigned shards;           /* 1: one CRL; N: N partitions + complete */
+	uint64_t crl_number;       /* every CRL of the CA has this number */
+	int64_t this_update, next_update;
+} sclient_crl_entry;
+
+/*
+ * Every CA that publishes, with its current CRL number. 0 with *out (n
+ * entries; sclient_crl_index_free), or the signer's status as an SF_E*
+ * code with why (as sclient_issue).
+ */
+int sclient_crl_index(sclient *c, sclient_crl_entry **out, size_t *n,
+    char *why, size_t whylen);
+void sclient_crl_index_free(sclient_crl_entry *v, size_t n);  /* NULL-safe */
+
+/* One CRL, as Signer.GetCrl answered. */
+typedef struct {
+	uint8_t *der;              /* malloc'd */
+	size_t der_len;
+	uint64_t crl_number;
+	int64_t this_update, next_update;
+	unsigned shards;
+	char *distribution_point;  /* malloc'd; "" when the CA has no URL */
+} sclient_crl;
+
+/*
+ * The CRL of a CA's shard (0: the complete one); generation "" or NULL
+ * for the active one. 0 with *out (sclient_crl_fini), or the signer's
+ * status as an SF_E* code with why; a reply without a CRL is
+ * SF_EINTERNAL.
+ */
+int sclient_get_crl(sclient *c, const char *ca_name, const char *generation,
+    unsigned shard, sclient_crl *out, char *why, size_t whylen);
+void sclient_crl_fini(sclient_crl *crl);    /* NULL-safe; zeroes *crl */
 
 #endif

@@ -169,5 +169,6 @@ extern const cli_cmd cmd_ca_server_table[];
 extern const cli_cmd cmd_device_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];
+extern const cli_cmd cmd_crl_table[];
 
 #endif

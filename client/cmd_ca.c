@@ -97,6 +97,8 @@ cmd_ca_print(const CaInfo *ca)
 	out_kv(stdout, "permitted", "%s", perm ? perm : "");
 	out_kv(stdout, "excluded", "%s", excl ? excl : "");
 	out_kv(stdout, "crl url", "%s", ca->crl_url);
+	if (ca->crl_shards > 1)
+		out_kv(stdout, "crl shards", "%u", ca->crl_shards);
 	out_kv(stdout, "ocsp url", "%s", ca->ocsp_url);
 	out_kv(stdout, "ca issuers url", "%s", ca->ca_issuers_url);
 	out_kv(stdout, "created", "%s", out_time(ca->created_at, b1,
@@ -118,7 +120,8 @@ cmd_ca_json(const CaInfo *ca)
 	json_t *v;
 
 	v = json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, "
-	    "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o}",
+	    "s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:b, s:o, "
+	    "s:o}",
 	    "name", out_jstr(ca->name),
 	    "role", role_name(ca->role, role, sizeof role),
 	    "state", state_name(ca->state, state, sizeof state),
@@ -140,6 +143,7 @@ cmd_ca_json(const CaInfo *ca)
 	    "excluded", out_jstrs(ca->excluded_subtrees,
 	    ca->n_excluded_subtrees),
 	    "crl_url", out_jstr(ca->crl_url),
+	    "crl_shards", (json_int_t)ca->crl_shards,
 	    "ocsp_url", out_jstr(ca->ocsp_url),
 	    "ca_issuers_url", out_jstr(ca->ca_issuers_url),
 	    "external_parent", ca->external_parent,
@@ -445,6 +449,10 @@ static const char HELP_CREATE[] =
 "                        DNS:.widgiot.example.net; repeatable\n"
 "  --exclude NAME        excluded subtree, e.g. IP:0.0.0.0/0.0.0.0; repeatable\n"
 "  --crl-url U           CRL distribution point of what this CA issues\n"
+"  --crl-shards N        CRL partitions (1-1024, fixed for the CA's life):\n"
+"                        each certificate names its serial's shard, at\n"
+"                        crl-url with -<shard> before .crl (default: the\n"
+"                        signer's [defaults] crl_shards)\n"
 "  --ocsp-url U          OCSP responder URL (AIA) of what it issues\n"
 "  --ca-issuers-url U    caIssuers URL (AIA) of what it issues\n"
 "  --generation G        generation, e.g. 2026a (default: year + letter)\n"
@@ -471,6 +479,7 @@ cmd_ca_create(cli *c, int argc, char **argv)
 		{ "permit", required_argument, NULL, 'P' },
 		{ "exclude", required_argument, NULL, 'X' },
 		{ "crl-url", required_argument, NULL, 'C' },
+		{ "crl-shards", required_argument, NULL, 'S' },
 		{ "ocsp-url", required_argument, NULL, 'O' },
 		{ "ca-issuers-url", required_argument, NULL, 'I' },
 		{ "generation", required_argument, NULL, 'g' },
@@ -528,6 +537,11 @@ cmd_ca_create(cli *c, int argc, char **argv)
 			break;
 		case 'C':
 			req.crl_url = optarg;
+			break;
+		case 'S':
+			if (cli_num(c, "--crl-shards", optarg, 1, 1024, &n) != 0)
+				goto out;
+			req.crl_shards = (uint32_t)n;
 			break;
 		case 'O':
 			req.ocsp_url = optarg;

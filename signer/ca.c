@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca_int.h"
+#include "crl.h"
 #include "err.h"
 #include "log.h"
 #include "pbenum.h"
@@ -26,11 +27,44 @@
 #include "sign.h"
 #include "util.h"
 
+static void
+free_shard_dps(ca *c)
+{
+	for (int i = 0; c->ext_crldp_shard && i < c->rec.crl_shards; i++)
+		X509_EXTENSION_free(c->ext_crldp_shard[i]);
+	free(c->ext_crldp_shard);
+	c->ext_crldp_shard = NULL;
+}
+
+/* Each partition's CRL DP, for a CA with crl_shards > 1. */
+static int
+make_shard_dps(ca *c)
+{
+	char *url;
+
+	free_shard_dps(c);
+	if (c->rec.crl_shards <= 1 || *c->rec.crl_url == '\0')
+		return 0;
+	if ((c->ext_crldp_shard = calloc((size_t)c->rec.crl_shards,
+	    sizeof *c->ext_crldp_shard)) == NULL)
+		return SF_ENOMEM;
+	for (int i = 0; i < c->rec.crl_shards; i++) {
+		if ((url = crl_shard_url(c->rec.crl_url, i + 1)) == NULL)
+			return SF_ENOMEM;
+		c->ext_crldp_shard[i] = profile_ext_crldp(url);
+		free(url);
+		if (c->ext_crldp_shard[i] == NULL)
+			return SF_ECRYPTO;
+	}
+	return 0;
+}
+
 void
 ca_free(ca *c)
 {
 	if (c == NULL)
 		return;
+	free_shard_dps(c);
 	journal_ca_fini(&c->rec);
 	token_key_free(c->key);
 	X509_free(c->cert);
@@ -49,6 +83,7 @@ ca_prepare(ca *c)
 	char why[160];
 	char *pem;
 	size_t len;
+	int rc;
 
 	memset(&pk, 0, sizeof pk);
 	if (c->pub == NULL && c->cert)
@@ -69,6 +104,8 @@ ca_prepare(ca *c)
 	    profile_ext_aia(c->rec.ocsp_url, c->rec.ca_issuers_url) : NULL;
 	if (c->ext_aki == NULL || (*c->rec.crl_url && c->ext_crldp == NULL))
 		return SF_ECRYPTO;
+	if ((rc = make_shard_dps(c)) != 0)
+		return rc;
 	if ((pem = profile_cert_pem(c->cert)) == NULL)
 		return SF_ENOMEM;
 	free(c->chain_pem);
@@ -429,7 +466,8 @@ ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, char serial_hex[64])
 {
 	uint8_t serial[SERIAL_LEN];
 	const ASN1_TIME *na;
-	int rc, day, sec;
+	const X509_EXTENSION *crldp;
+	int rc, day, sec, shard;
 
 	serial_hex[0] = '\0';
 	if (issuer->key == NULL || issuer->cert == NULL)
@@ -451,8 +489,12 @@ ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, char serial_hex[64])
 		    issuer->rec.name, issuer->rec.generation);
 		goto out;
 	}
+	/* A partitioned CA's certificate names its serial's shard. */
+	shard = crl_shard_of(serial_hex, issuer->rec.crl_shards);
+	crldp = issuer->ext_crldp_shard && shard > 0 ?
+	    issuer->ext_crldp_shard[shard - 1] : issuer->ext_crldp;
 	if ((issuer->ext_aki && (rc = profile_add(x, issuer->ext_aki))) ||
-	    (issuer->ext_crldp && (rc = profile_add(x, issuer->ext_crldp))) ||
+	    (crldp && (rc = profile_add(x, crldp))) ||
 	    (issuer->ext_aia && (rc = profile_add(x, issuer->ext_aia))))
 		goto out;
 	if ((rc = sign_cert(s->tok, issuer->key, x)) != 0)

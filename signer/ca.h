@@ -36,6 +36,9 @@ struct ca {
 	uint8_t ski[20];         /* key identifier (SHA-1 of the key bits) */
 	/* Extensions every certificate it issues carries. */
 	X509_EXTENSION *ext_aki, *ext_crldp, *ext_aia;
+	/* rec.crl_shards > 1: shard k's CRL DP at [k - 1] (crl.h), used
+	 * instead of ext_crldp. */
+	X509_EXTENSION **ext_crldp_shard;
 	char *chain_pem;         /* this CA first, up to its root */
 	ca *parent;              /* NULL for the root or an external parent */
 };
@@ -57,6 +60,7 @@ typedef struct {
 	int external_parent;
 	const char *generation;       /* NULL/"" = <year> + first free letter */
 	const char *display_name;     /* ${display_name} in subjects; "" = configured */
+	int crl_shards;               /* 0 = [defaults] crl_shards */
 } ca_create_req;
 
 /* What goes into the journal with a certificate a CA issues. */

@@ -265,6 +265,7 @@ plan_record(ca_create_plan *p, char *why, size_t whylen)
 	    r->npermitted, "\n") : strdup(p->pc ? p->pc->permitted : "");
 	rec->excluded = r->nexcluded ? sf_join(r->excluded, r->nexcluded,
 	    "\n") : strdup(p->pc ? p->pc->excluded : "");
+	rec->crl_shards = r->crl_shards ? r->crl_shards : p->cf->crl_shards;
 	rec->serial = strdup("");
 	rec->external_chain = strdup("");
 	if (!rec->key_label || !rec->permitted || !rec->excluded ||
@@ -312,6 +313,13 @@ validate(ca_create_plan *p, char *why, size_t whylen)
 	if (p->days < 1 || p->days > 36500) {
 		sf_why(why, whylen, "validity of %d days is out of range",
 		    p->days);
+		return SF_EINVAL;
+	}
+	/* Each partition is published at a URL derived from crl_url. */
+	if (rec->crl_shards < 1 || rec->crl_shards > CONFIG_MAX_SHARDS ||
+	    (rec->crl_shards > 1 && *rec->crl_url == '\0')) {
+		sf_why(why, whylen, "crl_shards must be 1..%d, and more than"
+		    " one needs a crl_url", CONFIG_MAX_SHARDS);
 		return SF_EINVAL;
 	}
 	return 0;

@@ -25,7 +25,9 @@ static const char *const LIMIT_KEYS[] = { "device_certs_per_window",
     "ca_min_remaining_days", NULL };
 static const char *const DEFAULT_KEYS[] = { "organization", "country",
     "domain", "crl_url", "ocsp_url", "ca_issuers_url",
-    "server_validity_days", NULL };
+    "server_validity_days", "crl_shards", NULL };
+static const char *const CRL_KEYS[] = { "validity_seconds",
+    "refresh_before_seconds", "check_seconds", NULL };
 static const char *const ROOT_KEYS[] = { "subject", "key_type",
     "validity_days", "path_len", NULL };
 static const char *const ISSUING_KEYS[] = { "subject", "key_type",
@@ -235,6 +237,28 @@ load_ocsp(const conf *cf, signer_conf *c, char *why, size_t whylen)
 	return 0;
 }
 
+/* [crl]: how long a CRL is valid and when the next one is made. */
+static int
+load_crl(const conf *cf, signer_conf *c, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = get_int(cf, "crl", "validity_seconds", 7 * 86400, 60,
+	    366 * 86400, &c->crl_validity_s, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "crl", "refresh_before_seconds", 3 * 86400, 0,
+	    366 * 86400, &c->crl_refresh_s, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "crl", "check_seconds", 60, 1, 3600,
+	    &c->crl_check_s, why, whylen)) != 0)
+		return rc;
+	if (c->crl_refresh_s >= c->crl_validity_s) {
+		sf_why(why, whylen, "%s: [crl] refresh_before_seconds (%d) must"
+		    " be less than validity_seconds (%d)", c->path,
+		    c->crl_refresh_s, c->crl_validity_s);
+		return SF_ECONFIG;
+	}
+	return 0;
+}
+
 static void
 product_fini(product_conf *p)
 {
@@ -251,7 +275,7 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
     size_t whylen)
 {
 	static const char *const known[] = { "signer", "token", "limits",
-	    "defaults", "root", "issuing", "ocsp", NULL };
+	    "defaults", "root", "issuing", "ocsp", "crl", NULL };
 	conf *cf = NULL;
 	signer_conf *c = NULL;
 	const char **secs = NULL;
@@ -297,6 +321,7 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	    (rc = conf_check_keys(cf, "defaults", DEFAULT_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "root", ROOT_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "issuing", ISSUING_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "crl", CRL_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "ocsp", OCSP_KEYS, why, whylen)) ||
 	    (rc = load_ocsp(cf, c, why, whylen)))
 		goto out;
@@ -417,7 +442,11 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	c->ca_issuers_url = sf_strdup(conf_get_str(cf, "defaults",
 	    "ca_issuers_url", "http://ca.${domain}/${name}.crt"));
 	if ((rc = get_int(cf, "defaults", "server_validity_days", 397, 1,
-	    3650, &c->server_validity_days, why, whylen)) != 0)
+	    3650, &c->server_validity_days, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "defaults", "crl_shards", 1, 1, CONFIG_MAX_SHARDS,
+	    &c->crl_shards, why, whylen)) != 0)
+		goto out;
+	if ((rc = load_crl(cf, c, why, whylen)) != 0)
 		goto out;
 
 	c->root_subject = sf_strdup(conf_get_str(cf, "root", "subject",

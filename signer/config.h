@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #define CONFIG_MAX_UIDS 16
+#define CONFIG_MAX_SHARDS 1024   /* [defaults] crl_shards, CreateCa */
 
 typedef struct {
 	char *id;                 /* "widgiot" */
@@ -56,6 +57,11 @@ typedef struct {
 	char *organization, *country, *domain;
 	char *crl_url, *ocsp_url, *ca_issuers_url;   /* templates */
 	int server_validity_days;
+	int crl_shards;           /* CRL partitions of a new CA */
+	/* [crl] */
+	int crl_validity_s;       /* nextUpdate - thisUpdate */
+	int crl_refresh_s;        /* make a new CRL this long before nextUpdate */
+	int crl_check_s;          /* look for CRLs that are due this often */
 	/* [root] */
 	char *root_subject;
 	int root_key_type, root_validity_days, root_path_len;

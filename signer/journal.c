@@ -34,6 +34,7 @@
     " this_update INTEGER NOT NULL," \
     " next_update INTEGER NOT NULL," \
     " revoked_count INTEGER NOT NULL DEFAULT 0," \
+    " revocations INTEGER NOT NULL DEFAULT 0," \
     " der BLOB NOT NULL," \
     " PRIMARY KEY (ca_id, shard));" \
     "CREATE TABLE IF NOT EXISTS ocsp (" \

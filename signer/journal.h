@@ -52,6 +52,7 @@ typedef struct {
 	int64_t retired_at;    /* RETIRING: since when; RETIRED: when its overlap ended */
 	int64_t revoked_at;
 	int revocation_reason; /* RFC 5280 CRLReason, when REVOKED */
+	int crl_shards;        /* CRL partitions (1: one CRL); fixed at creation */
 } journal_ca;
 
 /* Insert a CA (id set on return). SF_EEXIST for a taken (name, generation)
@@ -164,10 +165,46 @@ typedef struct {
 int journal_cert_revoke_batch(journal *j, const int64_t *ids, size_t n,
     int reason, int64_t when, size_t max, journal_revoked **out,
     size_t *nout, int64_t *remaining);
-/* Revoked, unexpired-or-not certificates of a CA, for its CRL: calls cb per row. */
-int journal_cert_revoked(journal *j, int64_t ca_id,
+/*
+ * The entries of a CA's CRL: its REVOKED and SUPERSEDED certificates
+ * whose notAfter is not before expired_before (0: all of them), in serial
+ * order; cb per row (a SUPERSEDED one without a reason gets superseded).
+ * A non-zero return from cb stops and is returned.
+ */
+int journal_cert_revoked(journal *j, int64_t ca_id, int64_t expired_before,
     int (*cb)(const char *serial, int64_t revoked_at, int reason, void *arg),
     void *arg);
+/* How many certificates of a CA were ever revoked or superseded (only
+ * grows): a CRL made when the count differed is out of date. */
+int journal_cert_revoked_count(journal *j, int64_t ca_id, int64_t *out);
+
+/* ---- CRLs (journal_crl.c) ---- */
+
+/*
+ * One stored CRL: shard 0 is a CA's complete CRL, 1..crl_shards its
+ * partitions (a CA with one shard has only shard 0). Every CRL a CA has is
+ * made and stored at once, with one CRL number.
+ */
+typedef struct {
+	int64_t ca_id;
+	int shard;
+	int64_t crl_number;
+	int64_t this_update, next_update;
+	int64_t revoked_count;     /* entries in this CRL */
+	int64_t revocations;       /* journal_cert_revoked_count when made */
+	uint8_t *der;              /* NULL when read without it */
+	size_t der_len;
+} journal_crl;
+
+/* Replace every stored CRL of CA ca_id by v[0..n) in one transaction
+ * (durable on return). The rows' ca_id is ignored. SF_EDB. */
+int journal_crl_put(journal *j, int64_t ca_id, const journal_crl *v,
+    size_t n);
+/* The stored CRL of ca_id's shard, with its DER when with_der. *out is
+ * the caller's (journal_crl_fini). SF_ENOTFOUND, SF_EDB. */
+int journal_crl_get(journal *j, int64_t ca_id, int shard, int with_der,
+    journal_crl *out);
+void journal_crl_fini(journal_crl *c);   /* NULL-safe; zeroes *c */
 
 /* ---- OCSP responses and delegated responders (journal_ocsp.c) ---- */
 

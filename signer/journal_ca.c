@@ -21,7 +21,7 @@ static const char *CA_COLS =
     " key_label, key_type, subject, serial, not_before, not_after, path_len,"
     " cert_der, crl_url, ocsp_url, ca_issuers_url, permitted, excluded,"
     " external_parent, created_at, crl_number, external_chain,"
-    " retired_at, revoked_at, revocation_reason";
+    " retired_at, revoked_at, revocation_reason, crl_shards";
 
 static int
 ca_from_row(sqlite3_stmt *st, journal_ca *ca)
@@ -55,6 +55,7 @@ ca_from_row(sqlite3_stmt *st, journal_ca *ca)
 	ca->retired_at = sqlite3_column_int64(st, 25);
 	ca->revoked_at = sqlite3_column_int64(st, 26);
 	ca->revocation_reason = sqlite3_column_int(st, 27);
+	ca->crl_shards = sqlite3_column_int(st, 28);
 	if (!ca->external_chain || !ca->name || !ca->generation ||
 	    !ca->product_line || !ca->region || !ca->key_label ||
 	    !ca->subject || !ca->serial || !ca->crl_url || !ca->ocsp_url ||
@@ -131,8 +132,9 @@ insert_locked(journal *j, journal_ca *ca)
 	    "INSERT INTO cas (name, generation, role, parent_id, product_line,"
 	    " region, state, key_label, key_type, subject, serial, not_before,"
 	    " not_after, path_len, cert_der, crl_url, ocsp_url, ca_issuers_url,"
-	    " permitted, excluded, external_parent, created_at, external_chain)"
-	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
+	    " permitted, excluded, external_parent, created_at, external_chain,"
+	    " crl_shards)"
+	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
 	    "prepare CA insert") != 0)
 		goto out;
 	journal_bind_text(st, 1, ca->name);
@@ -165,6 +167,7 @@ insert_locked(journal *j, journal_ca *ca)
 	sqlite3_bind_int(st, 21, ca->external_parent);
 	sqlite3_bind_int64(st, 22, ca->created_at);
 	journal_bind_text(st, 23, ca->external_chain);
+	sqlite3_bind_int(st, 24, ca->crl_shards > 0 ? ca->crl_shards : 1);
 	r = sqlite3_step(st);
 	if (r == SQLITE_DONE) {
 		ca->id = sqlite3_last_insert_rowid(j->wdb);

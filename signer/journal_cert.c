@@ -161,26 +161,34 @@ out:
 	return rc;
 }
 
-int
-journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
+/* The count sql (one parameter: a CA id) answers. */
+static int
+count_of(journal *j, const char *sql, int64_t ca_id, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB;
 
 	*out = 0;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, "SELECT count(*) FROM certs"
-	    " WHERE ?1 = 0 OR ca_id = ?1", &st, "prepare count") != 0)
+	if (journal_prepare(j->rdb, sql, &st, "prepare count") != 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, ca_id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
 		rc = 0;
-	}
+	} else
+		rc = journal_db_err(j->rdb, "count");
 out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->rlock);
 	return rc;
+}
+
+int
+journal_cert_count(journal *j, int64_t ca_id, int64_t *out)
+{
+	return count_of(j, "SELECT count(*) FROM certs WHERE ?1 = 0 OR"
+	    " ca_id = ?1", ca_id, out);
 }
 
 int
@@ -322,18 +330,23 @@ out:
 }
 
 int
-journal_cert_revoked(journal *j, int64_t ca_id,
+journal_cert_revoked(journal *j, int64_t ca_id, int64_t expired_before,
     int (*cb)(const char *, int64_t, int, void *), void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB, r;
 
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, "SELECT serial, revoked_at, revocation_reason"
-	    " FROM certs WHERE ca_id = ? AND status = 4 ORDER BY serial", &st,
+	/* 3 = CERTIFICATE_STATUS_SUPERSEDED, 4 = REVOKED; reason 4 =
+	 * superseded (RFC 5280). */
+	if (journal_prepare(j->rdb, "SELECT serial, revoked_at, CASE WHEN"
+	    " status = 3 AND revocation_reason = 0 THEN 4 ELSE"
+	    " revocation_reason END FROM certs WHERE ca_id = ? AND"
+	    " status IN (3, 4) AND not_after >= ? ORDER BY serial", &st,
 	    "prepare revoked list") != 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, ca_id);
+	sqlite3_bind_int64(st, 2, expired_before);
 	rc = 0;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((rc = cb((const char *)sqlite3_column_text(st, 0),
@@ -347,4 +360,12 @@ out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->rlock);
 	return rc;
+}
+
+int
+journal_cert_revoked_count(journal *j, int64_t ca_id, int64_t *out)
+{
+	/* 3 = CERTIFICATE_STATUS_SUPERSEDED, 4 = REVOKED */
+	return count_of(j, "SELECT count(*) FROM certs WHERE ca_id = ? AND"
+	    " status IN (3, 4)", ca_id, out);
 }

@@ -412,31 +412,54 @@ uri_name(const char *url)
 	return a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_URI, url, 0);
 }
 
+/* A DistributionPointName: fullName, one URI. */
+static DIST_POINT_NAME *
+dp_name(const char *url)
+{
+	DIST_POINT_NAME *n = DIST_POINT_NAME_new();
+	GENERAL_NAME *gn = uri_name(url);
+
+	if (n == NULL || gn == NULL ||
+	    (n->name.fullname = sk_GENERAL_NAME_new_null()) == NULL ||
+	    !sk_GENERAL_NAME_push(n->name.fullname, gn)) {
+		GENERAL_NAME_free(gn);
+		DIST_POINT_NAME_free(n);
+		return NULL;
+	}
+	n->type = 0;  /* fullName */
+	return n;
+}
+
 X509_EXTENSION *
 profile_ext_crldp(const char *url)
 {
 	CRL_DIST_POINTS *dps = sk_DIST_POINT_new_null();
 	DIST_POINT *dp = NULL;
-	GENERAL_NAME *gn = NULL;
 	X509_EXTENSION *e = NULL;
 
 	if (dps == NULL || (dp = DIST_POINT_new()) == NULL ||
-	    (dp->distpoint = DIST_POINT_NAME_new()) == NULL ||
-	    (gn = uri_name(url)) == NULL)
+	    (dp->distpoint = dp_name(url)) == NULL)
 		goto out;
-	dp->distpoint->type = 0;  /* fullName */
-	if ((dp->distpoint->name.fullname = sk_GENERAL_NAME_new_null()) == NULL ||
-	    !sk_GENERAL_NAME_push(dp->distpoint->name.fullname, gn))
-		goto out;
-	gn = NULL;
 	if (!sk_DIST_POINT_push(dps, dp))
 		goto out;
 	dp = NULL;
 	e = X509V3_EXT_i2d(NID_crl_distribution_points, 0, dps);
 out:
-	GENERAL_NAME_free(gn);
 	DIST_POINT_free(dp);
 	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+	return e;
+}
+
+X509_EXTENSION *
+profile_ext_idp(const char *url)
+{
+	ISSUING_DIST_POINT *idp = ISSUING_DIST_POINT_new();
+	X509_EXTENSION *e = NULL;
+
+	/* RFC 5280 5.2.5: critical. */
+	if (idp && (idp->distpoint = dp_name(url)) != NULL)
+		e = X509V3_EXT_i2d(NID_issuing_distribution_point, 1, idp);
+	ISSUING_DIST_POINT_free(idp);
 	return e;
 }
 

@@ -65,6 +65,9 @@ X509_EXTENSION *profile_ext_eku(const int *nids, size_t n);
 X509_EXTENSION *profile_ext_ski(const uint8_t id[20]);
 X509_EXTENSION *profile_ext_aki(const uint8_t id[20]);
 X509_EXTENSION *profile_ext_crldp(const char *url);
+/* A CRL's issuingDistributionPoint naming url (critical), for a CRL that
+ * covers the certificates whose CRL DP is url. */
+X509_EXTENSION *profile_ext_idp(const char *url);
 X509_EXTENSION *profile_ext_aia(const char *ocsp_url, const char *ca_issuers_url);
 /* Name constraints from newline-separated "DNS:.example.com",
  * "IP:10.0.0.0/255.0.0.0", "email:example.com", "URI:.example.com"

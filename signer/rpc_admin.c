@@ -66,6 +66,8 @@ rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 	ci->generation = rpc_call_strdup(call, c->rec.generation);
 	ci->external_parent = c->rec.external_parent;
 	ci->created_at = c->rec.created_at;
+	ci->crl_shards = (uint32_t)(c->rec.crl_shards > 1 ?
+	    c->rec.crl_shards : 1);
 	ci->key_uri = rpc_call_strdup(call, "");
 	for (int which = 0; which < 2; which++) {
 		const char *lines = which ? c->rec.excluded : c->rec.permitted;
@@ -150,6 +152,8 @@ h_create_ca(rpc_call *call, const ProtobufCMessage *reqm,
 	r.external_parent = req->external_parent;
 	r.generation = req->generation;
 	r.display_name = req->product_display_name;
+	r.crl_shards = (int)(req->crl_shards > CONFIG_MAX_SHARDS ?
+	    CONFIG_MAX_SHARDS + 1 : req->crl_shards);
 	if (*req->generation && !sf_name_valid(req->generation))
 		return rpc_fail(call, RPC_INVALID_ARGUMENT,
 		    "generation must be 1-32 of a-z, 0-9, -");
@@ -158,6 +162,7 @@ h_create_ca(rpc_call *call, const ProtobufCMessage *reqm,
 	resp->ca = rpc_admin_ca_info(call, ctx, c);
 	resp->csr_pem = rpc_call_strdup(call, csr ? csr : "");
 	free(csr);
+	maint_kick(ctx->mt);  /* its first CRL */
 	return RPC_OK;
 }
 
@@ -218,6 +223,7 @@ h_import_cert(rpc_call *call, const ProtobufCMessage *reqm,
 	    req->chain_pem, why, sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
 	rpc_admin_fill_ca(call, c, resp);
+	maint_kick(ctx->mt);  /* its first CRL */
 	return RPC_OK;
 }
 
@@ -490,7 +496,7 @@ static const rpc_method admin_methods[] = {
 	{ "ListCertificates", RPC_UNARY, h_list_certs, SIGNER_ADMIN },
 	{ "RevokeCertificate", RPC_UNARY, rpc_admin_revoke_cert,
 	    SIGNER_ADMIN },
-	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "GetCrl", RPC_UNARY, rpc_crl_admin_get, SIGNER_ADMIN },
 	{ "GetDeviceKey", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "ListDeviceKeys", RPC_UNARY, NULL, SIGNER_ADMIN },
 	{ "DisableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },

@@ -38,4 +38,12 @@ int rpc_admin_retire_ca(rpc_call *call, const ProtobufCMessage *reqm,
 int rpc_admin_revoke_ca(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
 
+/* rpc_crl.c: Signer.GetCrl, Signer.GetCrlIndex, CaAdmin.GetCrl */
+int rpc_crl_get(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_crl_index(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_crl_admin_get(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+
 #endif

@@ -8,6 +8,7 @@
 #include "devrec.h"
 #include "err.h"
 #include "log.h"
+#include "rpc_admin.h"
 #include "secretfree/v1/signer.pb-c.h"
 #include "signer.h"
 #include "util.h"
@@ -104,11 +105,11 @@ h_ocsp_respond(rpc_call *call, const ProtobufCMessage *reqm,
 
 static const rpc_method signer_methods[] = {
 	{ "Issue", RPC_UNARY, h_issue, SIGNER_ISSUANCE },
-	{ "GetCrl", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "GetCrl", RPC_UNARY, rpc_crl_get, SIGNER_ISSUANCE },
 	{ "OcspRespond", RPC_UNARY, h_ocsp_respond, SIGNER_ISSUANCE },
 	{ "GetCaChain", RPC_UNARY, h_get_ca_chain, SIGNER_ISSUANCE },
 	{ "Acknowledge", RPC_UNARY, NULL, SIGNER_ISSUANCE },
-	{ "GetCrlIndex", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "GetCrlIndex", RPC_UNARY, rpc_crl_index, SIGNER_ISSUANCE },
 };
 
 int

@@ -3,6 +3,7 @@
  * runs every period and after a change is kicked. Each module that needs
  * background work adds one line here.
  */
+#include "crl.h"
 #include "err.h"
 #include "signer.h"
 
@@ -12,6 +13,9 @@ signer_maint_tasks(signer_ctx *ctx)
 	int rc;
 
 	if ((rc = ocsp_maint_add(ctx->oc, ctx->mt)) != 0)
+		return rc;
+	if ((rc = maint_add(ctx->mt, "crl", crl_task, ctx,
+	    ctx->conf->crl_check_s)) != 0)
 		return rc;
 	return 0;
 }

@@ -384,6 +384,9 @@ fuzz_write_seeds(const char *dir)
 	    SECRETFREE__V1__GET_DEVICE_REQUEST__INIT;
 	Secretfree__V1__FetchCertificateRequest fc =
 	    SECRETFREE__V1__FETCH_CERTIFICATE_REQUEST__INIT;
+	Secretfree__V1__GetCrlRequest crl = SECRETFREE__V1__GET_CRL_REQUEST__INIT;
+	Secretfree__V1__GetCrlAdminRequest acrl =
+	    SECRETFREE__V1__GET_CRL_ADMIN_REQUEST__INIT;
 	uint8_t *csr = NULL;
 	size_t csrlen = 0;
 	int rc = 0;
@@ -412,6 +415,9 @@ fuzz_write_seeds(const char *dir)
 	rc |= write_seed(dir, services[2], "Enroll", 0, &en.base);
 	rc |= write_seed(dir, services[2], "FetchCertificate", 0, &fc.base);
 	rc |= write_seed(dir, services[3], "GetDevice", 1, &gd.base);
+	crl.ca_name = acrl.ca_name = "us-east-1.widgiot";
+	rc |= write_seed(dir, services[0], "GetCrl", 0, &crl.base);
+	rc |= write_seed(dir, services[1], "GetCrl", 1, &acrl.base);
 	OPENSSL_free(csr);
 	return rc ? -1 : 0;
 }

@@ -169,11 +169,14 @@ pem_cert(const char *pem)
 
 /*
  * Verify leaf up to the trust anchor with OpenSSL, through the
- * intermediates (NULL-terminated). X509_V_OK, or the X509_V_ERR_* code
- * X509_verify_cert reports (-1 if the check could not be set up).
+ * intermediates (NULL-terminated); with crl_check, the leaf's CRL checked
+ * too (crl: the one CRL in the store, or NULL for none). X509_V_OK, or
+ * the X509_V_ERR_* code X509_verify_cert reports (-1 if the check could
+ * not be set up).
  */
 static int __attribute__((unused))
-chain_error(X509 *leaf, X509 *anchor, X509 *const *between)
+chain_error_crl(X509 *leaf, X509 *anchor, X509 *const *between,
+    int crl_check, X509_CRL *crl)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -181,8 +184,11 @@ chain_error(X509 *leaf, X509 *anchor, X509 *const *between)
 	int err = -1;
 
 	if (leaf == NULL || anchor == NULL || store == NULL || ctx == NULL ||
-	    untrusted == NULL || !X509_STORE_add_cert(store, anchor))
+	    untrusted == NULL || !X509_STORE_add_cert(store, anchor) ||
+	    (crl && !X509_STORE_add_crl(store, crl)))
 		goto out;
+	if (crl_check)
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 	for (size_t i = 0; between && between[i]; i++)
 		sk_X509_push(untrusted, between[i]);
 	if (!X509_STORE_CTX_init(ctx, store, leaf, untrusted))
@@ -195,6 +201,12 @@ out:
 	X509_STORE_free(store);
 	sk_X509_free(untrusted);
 	return err;
+}
+
+static int __attribute__((unused))
+chain_error(X509 *leaf, X509 *anchor, X509 *const *between)
+{
+	return chain_error_crl(leaf, anchor, between, 0, NULL);
 }
 
 #endif

@@ -141,6 +141,11 @@ test_minimal(void)
 	is_str(c->ca_issuers_url, "http://ca.${domain}/${name}.crt",
 	    "ca_issuers_url default template");
 	is_int(c->server_validity_days, 397, "server_validity_days default 397");
+	is_int(c->crl_shards, 1, "crl_shards default 1");
+	is_int(c->crl_validity_s, 7 * 86400, "[crl] validity default 7 days");
+	is_int(c->crl_refresh_s, 3 * 86400, "[crl] refresh_before default 3"
+	    " days");
+	is_int(c->crl_check_s, 60, "[crl] check_seconds default 60");
 	is_str(c->root_subject,
 	    "/C=${country}/O=${organization}/CN=${organization} Root CA",
 	    "root subject default");
@@ -216,6 +221,11 @@ every_key_file(void)
 	    "ocsp_url = http://o/${name}\n"
 	    "ca_issuers_url = http://i/${name}\n"
 	    "server_validity_days = 90\n"
+	    "crl_shards = 8\n"
+	    "[crl]\n"
+	    "validity_seconds = 7200\n"
+	    "refresh_before_seconds = 3600\n"
+	    "check_seconds = 30\n"
 	    "[root]\n"
 	    "subject = /CN=R\n"
 	    "key_type = rsa-4096\n"
@@ -311,6 +321,10 @@ test_every_key(void)
 	is_str(c->ocsp_url, "http://o/${name}", "ocsp_url");
 	is_str(c->ca_issuers_url, "http://i/${name}", "ca_issuers_url");
 	is_int(c->server_validity_days, 90, "server_validity_days");
+	is_int(c->crl_shards, 8, "crl_shards");
+	is_int(c->crl_validity_s, 7200, "[crl] validity_seconds");
+	is_int(c->crl_refresh_s, 3600, "[crl] refresh_before_seconds");
+	is_int(c->crl_check_s, 30, "[crl] check_seconds");
 	is_str(c->root_subject, "/CN=R", "root subject");
 	is_int(c->root_key_type, PUBKEY_RSA_4096, "root key_type");
 	is_int(c->root_validity_days, 10000, "root validity_days");
@@ -409,6 +423,10 @@ test_readme(void)
 	is_int(c->device_max, 10, "README: device_certs_per_window");
 	is_int(c->global_burst, 2000, "README: global_burst");
 	is_int(c->ca_min_remaining_days, 1, "README: ca_min_remaining_days");
+	is_int(c->crl_shards, 1, "README: crl_shards");
+	is_int(c->crl_validity_s, 604800, "README: [crl] validity_seconds");
+	is_int(c->crl_refresh_s, 259200, "README: [crl] refresh_before_seconds");
+	is_int(c->crl_check_s, 60, "README: [crl] check_seconds");
 	is_str(c->organization, "Automatra", "README: organization");
 	is_str(c->domain, "automatra.net", "README: domain");
 	is_int(c->root_key_type, PUBKEY_EC_P384, "README: root key_type");
@@ -497,6 +515,15 @@ static const struct bad bads[] = {
 	{ "server validity 0", NULL,
 	    "[defaults]\nserver_validity_days = 0\n", NULL,
 	    { "server_validity_days", "out of range" } },
+	{ "crl_shards 0", NULL, "[defaults]\ncrl_shards = 0\n", NULL,
+	    { "crl_shards", "out of range", "1..1024" } },
+	{ "CRL refreshed before it is made", NULL,
+	    "[crl]\nvalidity_seconds = 600\nrefresh_before_seconds = 600\n",
+	    NULL, { "refresh_before_seconds (600) must be less than"
+	    " validity_seconds (600)" } },
+	{ "CRL validity under a minute", NULL,
+	    "[crl]\nvalidity_seconds = 59\n", NULL,
+	    { "[crl] validity_seconds", "out of range" } },
 	{ "root path_len -2", NULL, "[root]\npath_len = -2\n", NULL,
 	    { "[root] path_len", "out of range" } },
 	{ "root validity 36501", NULL, "[root]\nvalidity_days = 36501\n",

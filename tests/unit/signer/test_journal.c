@@ -794,6 +794,7 @@ check_cert_revoke(journal *j, const struct rec *a, const struct rec *b)
 {
 	journal_cert_row row;
 	char buf[512] = "", want[512];
+	int64_t cnt = -1;
 	int calls = 0;
 
 	is_int(journal_cert_revoke(j, inter_id, b->serial, 1, 5000), 0,
@@ -813,18 +814,28 @@ check_cert_revoke(journal *j, const struct rec *a, const struct rec *b)
 	is_int(row.revocation_reason, 1, "b: reason 1, keyCompromise");
 	journal_cert_row_fini(&row);
 
-	is_int(journal_cert_revoked(j, inter_id, collect_revoked, buf), 0,
+	is_int(journal_cert_revoked(j, inter_id, 0, collect_revoked, buf), 0,
 	    "revoked list of the intermediate");
 	snprintf(want, sizeof want, "%s@5002/4;%s@5000/1;", a->serial,
 	    b->serial);
 	is_str(buf, want, "a and b, in serial order, with time and reason");
 	buf[0] = '\0';
-	is_int(journal_cert_revoked(j, root_id, collect_revoked, buf), 0,
+	is_int(journal_cert_revoked(j, root_id, 0, collect_revoked, buf), 0,
 	    "revoked list of the root");
 	is_str(buf, "", "none");
-	is_int(journal_cert_revoked(j, inter_id, stop_revoked, &calls),
+	is_int(journal_cert_revoked(j, inter_id, 0, stop_revoked, &calls),
 	    SF_EINTERNAL, "a callback's error stops the walk and is returned");
 	is_int(calls, 1, "after one call");
+	buf[0] = '\0';
+	is_int(journal_cert_revoked(j, inter_id, (int64_t)1 << 40,
+	    collect_revoked, buf), 0, "revoked list without the expired");
+	is_str(buf, "", "both expired long before: none");
+	is_int(journal_cert_revoked_count(j, inter_id, &cnt), 0,
+	    "revoked count");
+	is_int(cnt, 2, "two revoked in the intermediate");
+	is_int(journal_cert_revoked_count(j, root_id, &cnt), 0,
+	    "revoked count of the root");
+	is_int(cnt, 0, "none in the root");
 }
 
 static void
@@ -981,7 +992,7 @@ test_reopen(void)
 	is_int(journal_cert_get(j, known.serial, root_id, &row), 0,
 	    "reopened: the known serial");
 	journal_cert_row_fini(&row);
-	is_int(journal_cert_revoked(j, inter_id, collect_revoked, buf), 0,
+	is_int(journal_cert_revoked(j, inter_id, 0, collect_revoked, buf), 0,
 	    "reopened: revoked list");
 	ok(strstr(buf, "@5000/1;") != NULL, "reopened: b's revocation kept"
 	    " (%s)", buf);
