@@ -166,6 +166,8 @@ plan_record(ca_store *s, ca_create_plan *p, const ca *old, char *why,
 
 	rec->parent_id = parent ? parent->rec.id : 0;
 	rec->external_parent = old->rec.external_parent;
+	/* The new generation publishes its CRLs as the old one did. */
+	rec->crl_shards = old->rec.crl_shards;
 	p->c->parent = p->parent;
 	rec->path_len = old->rec.path_len;
 	if (parent && parent->rec.path_len >= 0 && (rec->path_len < 0 ||
