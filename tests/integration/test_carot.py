@@ -231,6 +231,41 @@ def cascade(st, tmp, devs, g1, g2, ids, old):
     tap.eq(own, [(C.CERTIFICATE_STATUS_REVOKED,)],
            "its own certificate revoked in its parent's scope")
     tap.eq(get_ca(st, CA).generation, g2, "the new generation stays active")
+
+    # The CRLs: the revoked generation's lists every certificate it issued,
+    # its parent's lists the CA itself, and both verify with openssl.
+    def crl(name, gen):
+        r = st.sadmin.call("CaAdmin", "GetCrl", A.GetCrlAdminRequest(ca_name=name,
+                                                                      generation=gen),
+                           A.GetCrlAdminResponse)
+        return r, x509.load_der_x509_crl(r.crl_der)
+    # The CRL task runs soon after the cascade's kicks (change_delay_ms).
+    end = time.time() + 30
+    while True:
+        r, c = crl(CA, g1)
+        pr, pc = crl("widgiot", ca.parent_generation)
+        listed = {e.serial_number for e in c}
+        if (len(listed) >= under and int(ca.serial, 16) in {e.serial_number for e in pc}) \
+                or time.time() > end:
+            break
+        time.sleep(0.3)
+    tap.ok({int(o.serial, 16) for o in old} <= listed and len(listed) >= under,
+           "the revoked generation's CRL lists all %d certificates it issued (%d entries)"
+           % (under, len(listed)))
+    tap.ok(int(ca.serial, 16) in {e.serial_number for e in pc},
+           "the intermediate's CRL lists the revoked CA's own certificate")
+    for what, resp, issuer in ((CA, r, chain(st, CA, g1)), ("widgiot", pr,
+                                chain(st, "widgiot", ca.parent_generation))):
+        path = os.path.join(tmp, "cascade-%s.crl" % what)
+        with open(path, "w") as f:
+            f.write(resp.crl_pem)
+        cafile = os.path.join(tmp, "cascade-%s-issuer.pem" % what)
+        with open(cafile, "w") as f:
+            f.write(issuer)
+        p = run(["openssl", "crl", "-in", path, "-noout", "-verify", "-CAfile", cafile],
+                check=False)
+        tap.ok(p.returncode == 0 and "verify OK" in (p.stdout + p.stderr),
+               "openssl crl -verify: the %s CRL is signed by its CA" % what, p.stdout + p.stderr)
     az = authz_statuses(st, devs)
     tap.ok(all(az.get(o.serial) == C.CERTIFICATE_STATUS_REVOKED for o in old),
            "authz: all %d device certificates REVOKED" % len(old))
