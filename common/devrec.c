@@ -31,6 +31,33 @@ sf_name_valid(const char *s)
 }
 
 int
+sf_serial_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 40)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]) ||
+		    islower((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+int
+sf_enrollment_id_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._:-", s[i]))
+			return 0;
+	return 1;
+}
+
+int
 devrec_check(const char *device_id, const uint8_t *spki, size_t spki_len,
     const char *product_line, const char *region, pubkey_info *pk,
     char *why, size_t whylen)

@@ -21,7 +21,8 @@ static const char *const SIGNER_KEYS[] = { "journal", "issuance_socket",
 static const char *const TOKEN_KEYS[] = { "module", "uri", "pin_file",
     "sessions", NULL };
 static const char *const LIMIT_KEYS[] = { "device_certs_per_window",
-    "device_window_seconds", "global_per_second", "global_burst", NULL };
+    "device_window_seconds", "global_per_second", "global_burst",
+    "device_live_certificates", NULL };
 static const char *const DEFAULT_KEYS[] = { "organization", "country",
     "domain", "crl_url", "ocsp_url", "ca_issuers_url",
     "server_validity_days", NULL };
@@ -351,7 +352,9 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	    (rc = get_int(cf, "limits", "device_window_seconds", 3600, 1,
 	    86400 * 365, &c->device_window, why, whylen)) != 0 ||
 	    (rc = get_int(cf, "limits", "global_burst", 2000, 1, 10000000,
-	    &c->global_burst, why, whylen)) != 0)
+	    &c->global_burst, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "limits", "device_live_certificates", 2, 1,
+	    1000, &c->device_live, why, whylen)) != 0)
 		goto out;
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
 	    10000000, &ll, why, whylen)) != 0)

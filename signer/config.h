@@ -51,6 +51,7 @@ typedef struct {
 	int device_window;        /* seconds */
 	double global_rate;       /* certificates per second, sustained */
 	int global_burst;
+	int device_live;          /* unexpired, unrevoked certificates per device */
 	/* [defaults] */
 	char *organization, *country, *domain;
 	char *crl_url, *ocsp_url, *ca_issuers_url;   /* templates */

@@ -30,4 +30,16 @@ int rpc_admin_ca_id(rpc_call *call, signer_ctx *ctx, const char *name,
 int rpc_admin_revoke_cert(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
 
+/* rpc_device.c */
+int rpc_admin_get_device(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_admin_list_devices(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_admin_disable_device(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_admin_enable_device(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_admin_revoke_device(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+
 #endif
