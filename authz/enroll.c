@@ -320,6 +320,8 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		rc = SF_EDB;
 		goto out;
 	}
+	/* The signer's earlier certificate is an earlier result too. */
+	*replayed = sc.replayed;
 	log_info("enroll %s: certificate %s from %s (enrollment %s%s)", ci->cn,
 	    sc.serial, sc.ca_name, eid, sc.replayed ? ", the signer's earlier"
 	    " certificate" : "");

@@ -22,7 +22,8 @@
 	" not_before, not_after, created_at, state, replaces_serial"
 #define CERT_COLS "serial, ca_name, enrollment_id, status, not_before," \
 	" not_after, issued_at, revocation_reason, revoked_at," \
-	" replaces_serial, ack_deadline, renew_after, renew_before, renew_note"
+	" replaces_serial, ack_deadline, renew_after, renew_before," \
+	" renew_note, device_id"
 
 static const char *const SQL[NQ] = {
 	[Q_ENROLLMENT_GET] = "SELECT " ENROLLMENT_COLS " FROM enrollments"

@@ -165,6 +165,8 @@ typedef struct {
 /* NULL-terminated tables, one per cmd_*.c file. */
 extern const cli_cmd cmd_ca_table[];
 extern const cli_cmd cmd_device_table[];
+extern const cli_cmd cmd_devstate_table[];
+extern const cli_cmd cmd_audit_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];
 

@@ -69,7 +69,8 @@ static const char *USAGE_TAIL =
 "  secretfree device list --state registered\n";
 
 static const cli_cmd *const tables[] = {
-	cmd_ca_table, cmd_device_table, cmd_enroll_table, cmd_cert_table,
+	cmd_ca_table, cmd_device_table, cmd_devstate_table, cmd_enroll_table,
+	cmd_cert_table, cmd_audit_table,
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 
@@ -109,7 +110,8 @@ group_usage(FILE *f, const char *group)
 				fprintf(f, "  %-14s %s\n", k->name, k->summary);
 	fprintf(f, "\nEach has its own help: secretfree %s SUBCOMMAND --help\n"
 	    "\nExample:\n  secretfree %s %s --help\n", group, group,
-	    strcmp(group, "ca") == 0 ? "init" : "list");
+	    strcmp(group, "ca") == 0 ? "init" : strcmp(group, "audit") == 0 ?
+	    "reconcile" : "list");
 }
 
 static const cli_cmd *

@@ -354,7 +354,7 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	    (rc = get_int(cf, "limits", "global_burst", 2000, 1, 10000000,
 	    &c->global_burst, why, whylen)) != 0 ||
 	    (rc = get_int(cf, "limits", "device_live_certificates", 2, 1,
-	    1000, &c->device_live, why, whylen)) != 0)
+	    1000000, &c->device_live, why, whylen)) != 0)
 		goto out;
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
 	    10000000, &ll, why, whylen)) != 0)

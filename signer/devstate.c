@@ -74,9 +74,10 @@ live(const journal_cert_row *c, int64_t now)
 	    c->not_after > now;
 }
 
-/* The device's state allows issuance. */
+/* The device's state allows issuance; *live: its live certificates. */
 static int
-state_check(issuer_ctx *ic, const char *device_id, char *why, size_t whylen)
+state_check(issuer_ctx *ic, const char *device_id, uint32_t *live,
+    char *why, size_t whylen)
 {
 	journal_device_row d;
 	int rc;
@@ -93,6 +94,7 @@ state_check(issuer_ctx *ic, const char *device_id, char *why, size_t whylen)
 		    d.state == DEVICE_REVOKED ? "revoked" : "disabled");
 		rc = SF_EPERM;
 	}
+	*live = d.live;
 	journal_device_row_fini(&d);
 	return rc;
 }
@@ -187,16 +189,17 @@ replay_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
 
 /*
  * r renews an ACTIVE, unexpired certificate of the device: 0 with *exempt
- * saying whether it may pass the cap (no live certificate of the device,
- * among its n live ones, replaces that one yet), else a refusal.
+ * saying whether it may pass the cap (no live certificate of the device
+ * replaces that one yet), else a refusal. Renewals are rare: the
+ * device's live certificates are read only for them.
  */
 static int
 renewal_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
-    const journal_cert_row *lv, size_t n, int *exempt, char *why,
-    size_t whylen)
+    int *exempt, char *why, size_t whylen)
 {
-	journal_cert_row c;
+	journal_cert_row c, *lv = NULL;
 	const char *s = r->replaces_serial;
+	size_t n = 0;
 	int rc;
 
 	*exempt = 0;
@@ -224,12 +227,16 @@ renewal_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
 		rc = SF_ESTATE;
 	}
 	journal_cert_row_fini(&c);
+	if (rc == 0 && (rc = journal_cert_live(ic->jn, device_id, sf_now(),
+	    &lv, &n)) != 0)
+		sf_why(why, whylen, "certificate lookup failed");
 	if (rc == 0) {
 		*exempt = 1;
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(lv[i].replaces_serial, s) == 0)
 				*exempt = 0;
 	}
+	journal_cert_rows_free(lv, n);
 	return rc;
 }
 
@@ -238,32 +245,21 @@ devstate_admit(issuer_ctx *ic, const issue_req *r, const char *device_id,
     const uint8_t key_sha256[32], issue_result *out, char *why,
     size_t whylen)
 {
-	journal_cert_row *lv = NULL;
-	size_t n = 0;
+	uint32_t live = 0;
 	int rc, exempt = 0, cap = ic->conf->device_live;
 
-	if ((rc = state_check(ic, device_id, why, whylen)) != 0 ||
+	if ((rc = state_check(ic, device_id, &live, why, whylen)) != 0 ||
 	    (rc = replay_check(ic, r, device_id, key_sha256, out, why,
-	    whylen)) != DEVSTATE_ISSUE)
+	    whylen)) != DEVSTATE_ISSUE ||
+	    (rc = renewal_check(ic, r, device_id, &exempt, why, whylen)) != 0)
 		return rc;
-	if ((rc = journal_cert_live(ic->jn, device_id, sf_now(), &lv,
-	    &n)) != 0) {
-		sf_why(why, whylen, "certificate lookup failed");
-		return rc;
+	if (live >= (uint32_t)cap && !exempt) {
+		log_warnx("issue: device %s holds %u live certificates (cap"
+		    " %d)", device_id, live, cap);
+		sf_why(why, whylen, "device %s holds %u live certificates, the"
+		    " most it may hold (%d): revoke one, or renew the current"
+		    " one naming it in replaces_serial", device_id, live, cap);
+		return SF_ESTATE;
 	}
-	if ((rc = renewal_check(ic, r, device_id, lv, n, &exempt, why,
-	    whylen)) != 0)
-		goto out;
-	if (n >= (size_t)cap && !exempt) {
-		log_warnx("issue: device %s holds %zu live certificates (cap"
-		    " %d)", device_id, n, cap);
-		sf_why(why, whylen, "device %s holds %zu live certificates,"
-		    " the most it may hold (%d): revoke one, or renew the"
-		    " current one naming it in replaces_serial", device_id, n,
-		    cap);
-		rc = SF_ESTATE;
-	}
-out:
-	journal_cert_rows_free(lv, n);
-	return rc;
+	return DEVSTATE_ISSUE;
 }

@@ -207,7 +207,8 @@ typedef struct {
 	char *state_reason;        /* the last change's free text */
 	int64_t created_at, updated_at;
 	uint32_t live;             /* live certificates */
-	char *current_serial;      /* the newest live ACTIVE one; "" if none */
+	char *current_serial;      /* the live ACTIVE one that expires last;
+	                              "" if none */
 } journal_device_row;
 
 void journal_device_row_fini(journal_device_row *d);   /* zeroes *d */

@@ -134,9 +134,10 @@ journal_device_get(journal *j, const char *device_id, uint8_t key_sha256[32],
 /* ---- state ---- */
 
 /*
- * A device row with its live certificates counted and its newest live
- * ACTIVE certificate: the correlated sub-queries use the index
- * certs_device (a device has few rows). ?1 ACTIVE, ?2 PENDING_ACK, ?3 now.
+ * A device row with its live certificates counted and its current one
+ * (the live ACTIVE certificate that expires last): the correlated
+ * sub-queries read only the index certs_live. ?1 ACTIVE, ?2 PENDING_ACK,
+ * ?3 now.
  */
 #define DEVICE_SELECT "SELECT d.device_id, d.key_sha256, d.product_line," \
 	" d.region, d.state, d.state_reason, d.created_at, d.updated_at," \
@@ -144,7 +145,7 @@ journal_device_get(journal *j, const char *device_id, uint8_t key_sha256[32],
 	"  AND c.status IN (?1, ?2) AND c.not_after > ?3)," \
 	" (SELECT c.serial FROM certs c WHERE c.device_id = d.device_id" \
 	"  AND c.status = ?1 AND c.not_after > ?3" \
-	"  ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1)" \
+	"  ORDER BY c.not_after DESC LIMIT 1)" \
 	" FROM devices d "
 
 void
