@@ -51,12 +51,47 @@ static const char *const KIND[K_N] = { "device-state",
     "device-unknown-to-authz", "device-unknown-to-signer",
     "certificate-status", "orphan", "certificate-unknown-to-signer" };
 
+/*
+ * One of the four lists: a paged List call whose request has a string
+ * field naming where the page starts and a uint32 "limit", and whose reply
+ * one repeated field of messages, each with a string key.
+ */
+typedef struct {
+	int which;                   /* CLI_SIGNER, CLI_AUTHZ */
+	const ProtobufCServiceDescriptor *svc;
+	const char *method;
+	const ProtobufCMessageDescriptor *req;
+	const char *after;           /* the request's paging field */
+	const char *items;           /* the reply's repeated field */
+	const char *key;             /* each item's key field */
+} list_spec;
+
+static const list_spec SIGNER_DEVICES = { CLI_SIGNER, CA_SVC,
+    "ListDeviceKeys", &secretfree__v1__list_device_keys_request__descriptor,
+    "after_device_id", "devices", "device_id" };
+static const list_spec AUTHZ_DEVICES = { CLI_AUTHZ, REG_SVC, "ListDevices",
+    &secretfree__v1__list_devices_request__descriptor, "after_device_id",
+    "devices", "device_id" };
+static const list_spec SIGNER_CERTS = { CLI_SIGNER, CA_SVC,
+    "ListCertificates", &secretfree__v1__list_certificates_request__descriptor,
+    "after_serial", "certificates", "serial" };
+static const list_spec AUTHZ_CERTS = { CLI_AUTHZ, REG_SVC, "ListCertificates",
+    &secretfree__v1__list_device_certificates_request__descriptor,
+    "after_serial", "certificates", "serial" };
+
+/* The address of field name of message m (whose descriptor is d). */
+static void *
+field(const ProtobufCMessageDescriptor *d, const void *m, const char *name,
+    const ProtobufCFieldDescriptor **f)
+{
+	*f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+	return (char *)m + (*f)->offset;
+}
+
 /* One side's list, a page at a time. */
-typedef struct cursor {
+typedef struct {
 	cli *c;
-	/* Fetch the page after k->after into k->page, k->items, k->n. */
-	int (*fetch)(struct cursor *k);
-	const char *(*key)(const void *item);
+	const list_spec *ls;
 	ProtobufCMessage *page;
 	void **items;
 	size_t n, i;
@@ -80,110 +115,14 @@ typedef struct {
 	out_stream js;
 } audit;
 
-/* ---- the four lists ---- */
-
-static const char *
-key_signer_device(const void *x)
-{
-	return ((const KeyInfo *)x)->device_id;
-}
-
-static const char *
-key_authz_device(const void *x)
-{
-	return ((const Device *)x)->device_id;
-}
-
-static const char *
-key_cert(const void *x)
-{
-	return ((const CertInfo *)x)->serial;
-}
-
-static int
-fetch_signer_devices(cursor *k)
-{
-	Secretfree__V1__ListDeviceKeysRequest req =
-	    SECRETFREE__V1__LIST_DEVICE_KEYS_REQUEST__INIT;
-	Secretfree__V1__ListDeviceKeysResponse *r;
-	int ec;
-
-	req.after_device_id = k->after;
-	req.limit = PAGE;
-	if ((ec = cli_call(k->c, CLI_SIGNER, CA_SVC, "ListDeviceKeys",
-	    &req.base, &k->page)) != 0)
-		return ec;
-	r = (Secretfree__V1__ListDeviceKeysResponse *)k->page;
-	k->items = (void **)r->devices;
-	k->n = r->n_devices;
-	return 0;
-}
-
-static int
-fetch_authz_devices(cursor *k)
-{
-	Secretfree__V1__ListDevicesRequest req =
-	    SECRETFREE__V1__LIST_DEVICES_REQUEST__INIT;
-	Secretfree__V1__ListDevicesResponse *r;
-	int ec;
-
-	req.after_device_id = k->after;
-	req.limit = PAGE;
-	if ((ec = cli_call(k->c, CLI_AUTHZ, REG_SVC, "ListDevices", &req.base,
-	    &k->page)) != 0)
-		return ec;
-	r = (Secretfree__V1__ListDevicesResponse *)k->page;
-	k->items = (void **)r->devices;
-	k->n = r->n_devices;
-	return 0;
-}
-
-static int
-fetch_signer_certs(cursor *k)
-{
-	Secretfree__V1__ListCertificatesRequest req =
-	    SECRETFREE__V1__LIST_CERTIFICATES_REQUEST__INIT;
-	Secretfree__V1__ListCertificatesResponse *r;
-	int ec;
-
-	req.after_serial = k->after;
-	req.limit = PAGE;
-	if ((ec = cli_call(k->c, CLI_SIGNER, CA_SVC, "ListCertificates",
-	    &req.base, &k->page)) != 0)
-		return ec;
-	r = (Secretfree__V1__ListCertificatesResponse *)k->page;
-	k->items = (void **)r->certificates;
-	k->n = r->n_certificates;
-	return 0;
-}
-
-static int
-fetch_authz_certs(cursor *k)
-{
-	Secretfree__V1__ListDeviceCertificatesRequest req =
-	    SECRETFREE__V1__LIST_DEVICE_CERTIFICATES_REQUEST__INIT;
-	Secretfree__V1__ListDeviceCertificatesResponse *r;
-	int ec;
-
-	req.after_serial = k->after;
-	req.limit = PAGE;
-	if ((ec = cli_call(k->c, CLI_AUTHZ, REG_SVC, "ListCertificates",
-	    &req.base, &k->page)) != 0)
-		return ec;
-	r = (Secretfree__V1__ListDeviceCertificatesResponse *)k->page;
-	k->items = (void **)r->certificates;
-	k->n = r->n_certificates;
-	return 0;
-}
+/* ---- the lists ---- */
 
 static void
-cur_init(cursor *k, cli *c, int (*fetch)(cursor *),
-    const char *(*key)(const void *))
+cur_init(cursor *k, cli *c, const list_spec *ls)
 {
 	memset(k, 0, sizeof *k);
 	k->c = c;
-	k->fetch = fetch;
-	k->key = key;
+	k->ls = ls;
 }
 
 static void
@@ -192,6 +131,40 @@ cur_fini(cursor *k)
 	if (k->page)
 		protobuf_c_message_free_unpacked(k->page, NULL);
 	k->page = NULL;
+}
+
+/* The key of item x of k's list. */
+static const char *
+cur_key(const cursor *k, const void *x)
+{
+	const ProtobufCFieldDescriptor *f;
+
+	return *(char **)field(((const ProtobufCMessage *)x)->descriptor, x,
+	    k->ls->key, &f);
+}
+
+/* The page after k->after into k->page, k->items, k->n. */
+static int
+cur_fetch(cursor *k)
+{
+	const list_spec *ls = k->ls;
+	const ProtobufCFieldDescriptor *f;
+	ProtobufCMessage *req;
+	int ec;
+
+	if ((req = malloc(ls->req->sizeof_message)) == NULL)
+		return cli_error(k->c, CLI_EXIT_ERROR, "out of memory");
+	ls->req->message_init(req);
+	*(char **)field(ls->req, req, ls->after, &f) = k->after;
+	*(uint32_t *)field(ls->req, req, "limit", &f) = PAGE;
+	ec = cli_call(k->c, ls->which, ls->svc, ls->method, req, &k->page);
+	free(req);
+	if (ec != 0)
+		return ec;
+	k->items = *(void ***)field(k->page->descriptor, k->page, ls->items,
+	    &f);
+	k->n = *(size_t *)((char *)k->page + f->quantifier_offset);
+	return 0;
 }
 
 /* The current item into *item (NULL at the end), fetching as needed. 0
@@ -205,10 +178,10 @@ cur_peek(cursor *k, void **item)
 	while (k->i >= k->n && !k->end) {
 		if (k->n > 0)
 			snprintf(k->after, sizeof k->after, "%s",
-			    k->key(k->items[k->n - 1]));
+			    cur_key(k, k->items[k->n - 1]));
 		cur_fini(k);
 		k->n = k->i = 0;
-		if ((ec = k->fetch(k)) != 0)
+		if ((ec = cur_fetch(k)) != 0)
 			return ec;
 		k->end = k->n < PAGE;
 	}
@@ -223,7 +196,7 @@ head_cmp(const cursor *s, const void *x, const cursor *z, const void *y)
 {
 	if (x == NULL || y == NULL)
 		return x == NULL ? (y == NULL ? 0 : 1) : -1;
-	return strcmp(s->key(x), z->key(y));
+	return strcmp(cur_key(s, x), cur_key(z, y));
 }
 
 /* ---- reporting ---- */
@@ -304,8 +277,10 @@ states_agree(int signer, int authz)
 }
 
 static void
-device_state(audit *a, const KeyInfo *s, const Device *d)
+device_state(audit *a, const void *x, const void *y)
 {
+	const KeyInfo *s = x;
+	const Device *d = y;
 	Secretfree__V1__SetDeviceStateRequest req =
 	    SECRETFREE__V1__SET_DEVICE_STATE_REQUEST__INIT;
 	const char *method;
@@ -327,40 +302,27 @@ device_state(audit *a, const KeyInfo *s, const Device *d)
 	    cmd_device_state_name(d->state, as, sizeof as), res, msg);
 }
 
-static int
-devices(audit *a)
+static void
+device_no_authz(audit *a, const void *x)
 {
-	cursor s, z;
-	void *x, *y;
+	const KeyInfo *k = x;
 	char st[32];
-	int ec, cmp;
 
-	cur_init(&s, a->c, fetch_signer_devices, key_signer_device);
-	cur_init(&z, a->c, fetch_authz_devices, key_authz_device);
-	for (;;) {
-		if ((ec = cur_peek(&s, &x)) != 0 || (ec = cur_peek(&z, &y)) != 0)
-			break;
-		if (x == NULL && y == NULL)
-			break;
-		a->devices++;
-		if ((cmp = head_cmp(&s, x, &z, y)) < 0)
-			report(a, K_DEVICE_NO_AUTHZ, s.key(x), NULL,
-			    cmd_device_state_name(((KeyInfo *)x)->state, st,
-			    sizeof st), "none", R_MANUAL, "import it into"
-			    " authz: secretfree device import");
-		else if (cmp > 0)
-			report(a, K_DEVICE_NO_SIGNER, z.key(y), NULL, "none",
-			    cmd_device_state_name(((Device *)y)->state, st,
-			    sizeof st), R_MANUAL, "the signer never registered"
-			    " it: import it, or ignore authz's record");
-		else
-			device_state(a, x, y);
-		s.i += cmp <= 0;
-		z.i += cmp >= 0;
-	}
-	cur_fini(&s);
-	cur_fini(&z);
-	return ec;
+	report(a, K_DEVICE_NO_AUTHZ, k->device_id, NULL,
+	    cmd_device_state_name(k->state, st, sizeof st), "none", R_MANUAL,
+	    "import it into authz: secretfree device import");
+}
+
+static void
+device_no_signer(audit *a, const void *y)
+{
+	const Device *d = y;
+	char st[32];
+
+	report(a, K_DEVICE_NO_SIGNER, d->device_id, NULL, "none",
+	    cmd_device_state_name(d->state, st, sizeof st), R_MANUAL,
+	    "the signer never registered it: import it, or ignore authz's"
+	    " record");
 }
 
 /* ---- certificates ---- */
@@ -382,8 +344,9 @@ status_text(const CertInfo *ci, char *buf, size_t len)
 }
 
 static void
-cert_status(audit *a, const CertInfo *s, const CertInfo *z)
+cert_status(audit *a, const void *x, const void *y)
 {
+	const CertInfo *s = x, *z = y;
 	Secretfree__V1__UpdateCertificateStatusRequest req =
 	    SECRETFREE__V1__UPDATE_CERTIFICATE_STATUS_REQUEST__INIT;
 	Secretfree__V1__CertificateStatusUpdate u =
@@ -447,8 +410,9 @@ chain_of(audit *a, const char *name, char *msg, size_t msglen)
 
 /* A certificate only the signer has: adopted by authz. */
 static void
-orphan(audit *a, const CertInfo *s)
+orphan(audit *a, const void *x)
 {
+	const CertInfo *s = x;
 	Secretfree__V1__AdoptCertificateRequest req =
 	    SECRETFREE__V1__ADOPT_CERTIFICATE_REQUEST__INIT;
 	char b1[64], eid[80], region[64], msg[640] =
@@ -480,36 +444,67 @@ orphan(audit *a, const CertInfo *s)
 	    sizeof b1), "none", res, msg);
 }
 
+static void
+cert_no_signer(audit *a, const void *y)
+{
+	const CertInfo *ci = y;
+	char b[64];
+
+	report(a, K_CERT_NO_SIGNER, ci->device_id, ci->serial, "none",
+	    status_text(ci, b, sizeof b), R_MANUAL, "the signer never issued"
+	    " it: authz's record is wrong");
+}
+
+/* Server certificates are the signer's alone. */
 static int
-certificates(audit *a)
+server_cert(const void *x)
+{
+	return *((const CertInfo *)x)->device_id == '\0';
+}
+
+/* ---- the comparison ---- */
+
+/* What to do with the heads of the two lists, by which side has one. */
+typedef struct {
+	const list_spec *signer, *authz;
+	int (*skip)(const void *x);       /* NULL: none of the signer's */
+	void (*signer_only)(audit *a, const void *x);
+	void (*authz_only)(audit *a, const void *y);
+	void (*both)(audit *a, const void *x, const void *y);
+} merge_spec;
+
+static const merge_spec DEVICES = { &SIGNER_DEVICES, &AUTHZ_DEVICES, NULL,
+    device_no_authz, device_no_signer, device_state };
+static const merge_spec CERTS = { &SIGNER_CERTS, &AUTHZ_CERTS, server_cert,
+    orphan, cert_no_signer, cert_status };
+
+/* Merge the two sorted lists of m as two sorted files are merged; *seen
+ * counts the keys. 0 or the exit code of a failed list call. */
+static int
+merge(audit *a, const merge_spec *m, size_t *seen)
 {
 	cursor s, z;
 	void *x, *y;
-	char b[64];
 	int ec, cmp;
 
-	cur_init(&s, a->c, fetch_signer_certs, key_cert);
-	cur_init(&z, a->c, fetch_authz_certs, key_cert);
+	cur_init(&s, a->c, m->signer);
+	cur_init(&z, a->c, m->authz);
 	for (;;) {
 		if ((ec = cur_peek(&s, &x)) != 0 || (ec = cur_peek(&z, &y)) != 0)
 			break;
-		/* Server certificates are the signer's alone. */
-		if (x && *((CertInfo *)x)->device_id == '\0') {
+		if (x && m->skip && m->skip(x)) {
 			s.i++;
 			continue;
 		}
 		if (x == NULL && y == NULL)
 			break;
-		a->certs++;
+		(*seen)++;
 		if ((cmp = head_cmp(&s, x, &z, y)) < 0)
-			orphan(a, x);
+			m->signer_only(a, x);
 		else if (cmp > 0)
-			report(a, K_CERT_NO_SIGNER, ((CertInfo *)y)->device_id,
-			    z.key(y), "none", status_text(y, b, sizeof b),
-			    R_MANUAL, "the signer never issued it: authz's"
-			    " record is wrong");
+			m->authz_only(a, y);
 		else
-			cert_status(a, x, y);
+			m->both(a, x, y);
 		s.i += cmp <= 0;
 		z.i += cmp >= 0;
 	}
@@ -627,8 +622,8 @@ cmd_audit_reconcile(cli *c, int argc, char **argv)
 	if (c->json)
 		out_stream_open(&a.js, stdout, json_pack("{s:b}", "dry_run",
 		    a.dry_run), "disagreements");
-	if ((ec = devices(&a)) == 0)
-		ec = certificates(&a);
+	if ((ec = merge(&a, &DEVICES, &a.devices)) == 0)
+		ec = merge(&a, &CERTS, &a.certs);
 	if (c->json)
 		out_stream_close(&a.js, ec == 0 ? counts_json(&a) : NULL);
 	else if (ec == 0)

@@ -480,15 +480,15 @@ cmd_device_show(cli *c, int argc, char **argv)
 	Secretfree__V1__DeviceKeyInfo *k = NULL;
 	Secretfree__V1__Thing *t = NULL;
 	Secretfree__V1__ListDeviceCertificatesResponse *cl = NULL;
+	const char *id = NULL;
 	rpc_status rs;
 	int ch, ec, sec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1)
 		return CLI_EXIT_USAGE;
-	if (optind + 1 != argc)
-		return optind >= argc ? cli_usage(c, "which device?") :
-		    cli_usage(c, "one device only, not %s", argv[argc - 1]);
-	dreq.device_id = argv[optind];
+	if ((ec = cli_operand(c, argc, argv, "device", &id)) != 0)
+		return ec;
+	dreq.device_id = (char *)id;
 	c->hint[RPC_NOT_FOUND] = "import it first: secretfree device import"
 	    " FILE --product-line ID";
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, "GetDevice", &dreq.base,

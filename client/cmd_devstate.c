@@ -120,11 +120,7 @@ id_and_note(cli *c, int argc, char **argv, const char **id,
 			return CLI_EXIT_USAGE;
 		*reason = optarg;
 	}
-	if (optind + 1 != argc)
-		return optind >= argc ? cli_usage(c, "which device?") :
-		    cli_usage(c, "one device only, not %s", argv[argc - 1]);
-	*id = argv[optind];
-	return 0;
+	return cli_operand(c, argc, argv, "device", id);
 }
 
 static int
@@ -211,6 +207,7 @@ cmd_device_revoke(cli *c, int argc, char **argv)
 	Secretfree__V1__RevokeDeviceRequest req =
 	    SECRETFREE__V1__REVOKE_DEVICE_REQUEST__INIT;
 	Secretfree__V1__RevokeDeviceResponse *r = NULL;
+	const char *id = NULL;
 	char what[160], st[32];
 	int ch, ec, reason = 0, jec;
 
@@ -227,10 +224,9 @@ cmd_device_revoke(cli *c, int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc)
-		return optind >= argc ? cli_usage(c, "which device?") :
-		    cli_usage(c, "one device only, not %s", argv[argc - 1]);
-	req.device_id = argv[optind];
+	if ((ec = cli_operand(c, argc, argv, "device", &id)) != 0)
+		return ec;
+	req.device_id = (char *)id;
 	req.reason = reason;
 	c->hint[RPC_NOT_FOUND] = HINT_NOT_FOUND;
 	if ((ec = cli_call(c, CLI_SIGNER, CA_SVC, "RevokeDevice", &req.base,

@@ -30,6 +30,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import grpc  # noqa: E402
 import tap  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
 from sfharness import Device, Stack, TempDir, expect_error, protos, show  # noqa: E402
 
 pb = protos()
@@ -281,6 +285,37 @@ def test_reconcile(st, cli, devs):
            "--json: agree", show(p))
 
 
+def test_reconcile_pages(st, cli, n=600, orphans=520):
+    """More devices and certificates than one page (500) on each side."""
+    keys = {"p%04d" % i: ec.generate_private_key(ec.SECP256R1()) for i in range(n)}
+    recs = [C.DeviceKeyRecord(device_id=d, spki_der=k.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
+        product_line="widgiot") for d, k in keys.items()]
+    st.sadmin.call("CaAdmin", "RegisterDeviceKeys", A.RegisterDeviceKeysRequest(records=recs),
+                   C.ImportResult)
+    st.aadmin.call("Registry", "ImportDevices", R.ImportDevicesRequest(records=recs),
+                   C.ImportResult)
+    iss = st.signer.issuance_client()
+    for d in sorted(keys)[:orphans]:
+        csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, d)])).sign(keys[d], hashes.SHA256())
+        iss.call("Signer", "Issue", S.IssueRequest(
+            csr=csr.public_bytes(serialization.Encoding.DER), product_line="widgiot",
+            region="us-east-1"), S.IssueResponse)
+    last = "p%04d" % (n - 1)
+    st.sadmin.call("CaAdmin", "DisableDevice", A.SetDeviceKeyStateRequest(device_id=last),
+                   C.DeviceKeyInfo)
+    p = cli("audit", "reconcile")
+    tap.ok(p.returncode == 0 and "device-state 1, orphan %d" % orphans in p.stdout and
+           "%d fixed, 0 remaining" % (orphans + 1) in p.stdout and
+           "device-state %s: signer disabled" % last in p.stdout,
+           "%d orphans and a device on the second page: all found and fixed" % orphans,
+           show(p)[-2000:])
+    p = cli("audit", "reconcile")
+    tap.ok(p.returncode == 0 and "the signer and authz agree" in p.stdout,
+           "then the two agree", show(p))
+
+
 def main():
     td = TempDir("sf-orphans-")
     st = None
@@ -294,6 +329,7 @@ def main():
         test_registry_locked(st, devs[0])
         test_signer_stopped(st, devs[1])
         test_reconcile(st, st.cli, devs[2:])
+        test_reconcile_pages(st, st.cli)
     except Exception as e:  # noqa: BLE001
         import traceback
         tap.ok(False, "test raised %r" % e, traceback.format_exc())
