@@ -155,9 +155,12 @@ rpc_registry_adopt(rpc_call *call, const ProtobufCMessage *reqm,
 	if (leaf_read(q->certificate_pem, &l, why, sizeof why) != 0)
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "%s", why);
 	rc = registry_device_get(ctx->reg, q->device_id, &dev);
-	if (rc != 0) {
-		rc = rpc_fail_err(call, rc, rc == SF_ENOTFOUND ? "device %s is"
-		    " not registered" : "device lookup failed", q->device_id);
+	if (rc == SF_ENOTFOUND) {
+		rc = rpc_fail_err(call, rc, "device %s is not registered",
+		    q->device_id);
+		goto out;
+	} else if (rc != 0) {
+		rc = rpc_fail_err(call, rc, "device lookup failed");
 		goto out;
 	}
 	if (strcmp(l.cn, q->device_id) != 0 ||
