@@ -38,6 +38,10 @@ typedef struct {
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);
 int rpc_registry_register(rpc_server *srv, authz_ctx *ctx);
+/* Registry.AdoptCertificate (rpc_adopt.c), named by rpc_registry.c's
+ * table. */
+int rpc_registry_adopt(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
 /* Add every HTTP route (http_routes.c) to srv. */
 int authz_http_routes(http_server *srv, authz_ctx *ctx);
 /* OCSP over HTTP, GET and POST at any path (http_ocsp.c); arg: the ctx. */

@@ -70,15 +70,42 @@ idempotency_key_valid(const char *k)
 	return 1;
 }
 
+/*
+ * The enrollment id of a request. With an idempotency key it is derived
+ * from (device, key): "enr-" and 32 hex digits of SHA-256 over a domain
+ * string, the device id and the key, so that a retry after an orphan (the
+ * signer issued, authz never recorded it) asks the signer for the same
+ * enrollment and gets that certificate back (Signer.Issue's replay)
+ * instead of a second one. Without a key it is random: such orphans are
+ * found and adopted by `secretfree audit reconcile`.
+ */
 static int
-new_enrollment_id(char out[64])
+enrollment_id(const char *device_id, const char *key, char out[64])
 {
-	uint8_t b[16];
+	static const char domain[] = "secretfree.v1 enrollment id";
+	uint8_t b[EVP_MAX_MD_SIZE];
+	unsigned int blen = 0;
+	EVP_MD_CTX *md;
 	char hex[33];
+	int ok;
 
-	if (RAND_bytes(b, sizeof b) != 1)
-		return SF_ECRYPTO;
-	sf_hex(b, sizeof b, hex);
+	if (*key == '\0') {
+		if (RAND_bytes(b, 16) != 1)
+			return SF_ECRYPTO;
+	} else {
+		/* The NULs keep ("ab", "c") and ("a", "bc") apart. */
+		if ((md = EVP_MD_CTX_new()) == NULL)
+			return SF_ENOMEM;
+		ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		    EVP_DigestUpdate(md, domain, sizeof domain) &&
+		    EVP_DigestUpdate(md, device_id, strlen(device_id) + 1) &&
+		    EVP_DigestUpdate(md, key, strlen(key)) &&
+		    EVP_DigestFinal_ex(md, b, &blen);
+		EVP_MD_CTX_free(md);
+		if (!ok)
+			return SF_ECRYPTO;
+	}
+	sf_hex(b, 16, hex);
 	snprintf(out, 64, "enr-%s", hex);
 	return 0;
 }
@@ -150,8 +177,9 @@ device_check(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		    sf_strerror(rc));
 		return rc;
 	}
-	if (dev->state == DEVICE_DISABLED) {
-		sf_why(why, whylen, "device %s is disabled", ci->cn);
+	if (dev->state == DEVICE_DISABLED || dev->state == DEVICE_REVOKED) {
+		sf_why(why, whylen, "device %s is %s", ci->cn,
+		    dev->state == DEVICE_REVOKED ? "revoked" : "disabled");
 		return SF_EPERM;
 	}
 	if (memcmp(dev->key_sha256, ci->key.sha256, 32) != 0) {
@@ -226,7 +254,7 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		rc = SF_ELIMIT;
 		goto out;
 	}
-	if ((rc = new_enrollment_id(eid)) != 0) {
+	if ((rc = enrollment_id(ci->cn, r->idempotency_key, eid)) != 0) {
 		sf_why(why, whylen, "cannot make an enrollment id");
 		goto out;
 	}
@@ -254,20 +282,37 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	have_tmpl = registry_template_get(e->reg, dev->product_line,
 	    &tmpl) == 0;
 	rc = registry_enroll_commit(e->reg, &en, have_tmpl ? &tmpl : NULL);
-	if (rc == SF_EEXIST && *r->idempotency_key &&
+	/* A racing retry recorded it first; or the signer returned a
+	 * certificate `audit reconcile` has adopted meanwhile. */
+	if (rc == SF_EEXIST && ((*r->idempotency_key &&
 	    registry_enrollment_by_key(e->reg, ci->cn, r->idempotency_key,
-	    out) == 0) {
+	    out) == 0) || (sc.replayed && registry_enrollment_get(e->reg, eid,
+	    out) == 0))) {
 		*replayed = 1;
 		rc = 0;
 		goto out;
 	}
 	if (rc) {
-		/* Issued but not on record: the device must not simply
-		 * retry as if nothing had happened, so INTERNAL. */
-		log_warnx("enroll %s: certificate %s issued but not recorded:"
-		    " %s", ci->cn, sc.serial, sf_strerror(rc));
-		sf_why(why, whylen, "the certificate could not be recorded");
-		rc = SF_EDB;
+		/*
+		 * Issued but not on record: an orphan. With an idempotency
+		 * key a retry gets this very certificate from the signer
+		 * (the enrollment id is the same), so the device may retry;
+		 * without one a retry would get a second certificate, so
+		 * INTERNAL (reconcile adopts the orphan).
+		 */
+		log_warnx("enroll %s: certificate %s (enrollment %s) issued but"
+		    " not recorded: %s", ci->cn, sc.serial, eid,
+		    sf_strerror(rc));
+		if (*r->idempotency_key) {
+			sf_why(why, whylen, "the certificate was issued but"
+			    " could not be recorded; retry with the same"
+			    " idempotency key");
+			rc = SF_EUNAVAIL;
+		} else {
+			sf_why(why, whylen, "the certificate could not be"
+			    " recorded");
+			rc = SF_EDB;
+		}
 		goto out;
 	}
 	if ((rc = registry_enrollment_get(e->reg, eid, out)) != 0) {
@@ -275,8 +320,11 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		rc = SF_EDB;
 		goto out;
 	}
-	log_info("enroll %s: certificate %s from %s (enrollment %s)", ci->cn,
-	    sc.serial, sc.ca_name, eid);
+	/* The signer's earlier certificate is an earlier result too. */
+	*replayed = sc.replayed;
+	log_info("enroll %s: certificate %s from %s (enrollment %s%s)", ci->cn,
+	    sc.serial, sc.ca_name, eid, sc.replayed ? ", the signer's earlier"
+	    " certificate" : "");
 out:
 	sclient_cert_fini(&sc);
 	if (have_tmpl)

@@ -95,8 +95,9 @@ int registry_import(registry *r, const registry_import_rec *recs, size_t n,
 int registry_device_list(registry *r, const char *product_line,
     const char *region, int state, const char *after, size_t limit,
     registry_device **out, size_t *n);
-/* Set a device's state (DISABLED / back to REGISTERED or ACTIVE).
- * SF_ENOTFOUND. */
+/* Set a device's state (DISABLED, REVOKED, or back to REGISTERED or
+ * ACTIVE): any of them, since the registry mirrors what the signer
+ * decided. SF_ENOTFOUND. */
 int registry_device_set_state(registry *r, const char *device_id, int state);
 int registry_device_count(registry *r, int64_t *out);
 
@@ -179,6 +180,26 @@ int registry_enrollment_by_csr(registry *r, const char *device_id,
  */
 int registry_enroll_commit(registry *r, const registry_enrollment *e,
     const registry_template *tmpl);
+
+/* A certificate's status as the signer's journal has it. */
+typedef struct {
+	int status;              /* CERT_* */
+	int revocation_reason;   /* when REVOKED */
+	int64_t revoked_at;
+} registry_adopt_status;
+
+/*
+ * Record an orphan: a certificate the signer issued that the registry
+ * never recorded (found by `secretfree audit reconcile`). As
+ * registry_enroll_commit (e->idempotency_key is "", e->csr_sha256 zeroes:
+ * nothing but its enrollment id finds it again), with the certificate's
+ * status as *st says; the device holds it only if it is ACTIVE and the
+ * device holds no certificate (the one it holds is the one it received).
+ * SF_EEXIST if the serial or the enrollment id is recorded already;
+ * SF_EINVAL for a status out of range.
+ */
+int registry_enroll_adopt(registry *r, const registry_enrollment *e,
+    const registry_template *tmpl, const registry_adopt_status *st);
 /* Set an enrollment's state. SF_ENOTFOUND. */
 int registry_enrollment_set_state(registry *r, const char *enrollment_id,
     int state);
@@ -199,6 +220,7 @@ typedef struct {
 	int64_t ack_deadline;
 	int64_t renew_after, renew_before;
 	char *renew_note;
+	char *device_id;
 } registry_cert;
 
 void registry_cert_fini(registry_cert *c);   /* zeroes *c */
@@ -206,6 +228,11 @@ void registry_certs_free(registry_cert *v, size_t n);
 /* Certificates of a device ("" = of every device), newest first, at most
  * limit (0 = all): registry_certs_free. */
 int registry_cert_list(registry *r, const char *device_id, size_t limit,
+    registry_cert **out, size_t *n);
+/* Certificates of every device in serial order after `after` ("" = from
+ * the start), at most limit (0 = all): registry_certs_free. For a
+ * comparison with the signer's journal, which lists in the same order. */
+int registry_cert_page(registry *r, const char *after, size_t limit,
     registry_cert **out, size_t *n);
 /* Set a certificate's status (ACTIVE on acknowledgement, SUPERSEDED,
  * REVOKED); for ACTIVE the device's current_serial follows. SF_ENOTFOUND. */

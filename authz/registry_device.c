@@ -261,7 +261,7 @@ registry_device_set_state(registry *r, const char *device_id, int state)
 	int rc;
 
 	if (empty(device_id) || state < DEVICE_REGISTERED ||
-	    state > DEVICE_DISABLED)
+	    state > DEVICE_REVOKED)
 		return SF_EINVAL;
 	c = registry_wlock(r);
 	if ((rc = registry_stmt(c, SQL, Q_DEVICE_SET_STATE, &st)) != 0)

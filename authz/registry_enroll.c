@@ -22,7 +22,8 @@
 	" not_before, not_after, created_at, state, replaces_serial"
 #define CERT_COLS "serial, ca_name, enrollment_id, status, not_before," \
 	" not_after, issued_at, revocation_reason, revoked_at," \
-	" replaces_serial, ack_deadline, renew_after, renew_before, renew_note"
+	" replaces_serial, ack_deadline, renew_after, renew_before," \
+	" renew_note, device_id"
 
 static const char *const SQL[NQ] = {
 	[Q_ENROLLMENT_GET] = "SELECT " ENROLLMENT_COLS " FROM enrollments"
@@ -46,8 +47,8 @@ static const char *const SQL[NQ] = {
 	    " ca_name, enrollment_id, status, not_before, not_after,"
 	    " issued_at) VALUES (?,?,?,?,?,?,?,?)",
 	[Q_DEVICE_HOLD] = "UPDATE devices SET current_serial = ?1,"
-	    " state = CASE state WHEN ?2 THEN ?2 ELSE ?3 END, updated_at = ?4"
-	    " WHERE device_id = ?5",
+	    " state = CASE WHEN state IN (?2, ?6) THEN state ELSE ?3 END,"
+	    " updated_at = ?4 WHERE device_id = ?5",
 	[Q_THING_HOLD] = "UPDATE things SET certificate_serial = ?"
 	    " WHERE device_id = ?",
 	[Q_THING_PUT] = "INSERT INTO things (name, device_id,"
@@ -67,6 +68,8 @@ static const char *const SQL[NQ] = {
 	    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2",
 	[Q_CERT_ALL] = "SELECT " CERT_COLS " FROM certificates"
 	    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2",
+	[Q_CERT_PAGE] = "SELECT " CERT_COLS " FROM certificates"
+	    " WHERE serial > ?1 ORDER BY serial LIMIT ?2",
 	[Q_CERT_POLICIES] = "SELECT policy FROM cert_policies"
 	    " WHERE serial = ? ORDER BY rowid",
 	[Q_CERT_SET_STATUS] = "UPDATE certificates SET status = ?"
@@ -318,8 +321,8 @@ cert_insert(struct dbconn *c, const registry_enrollment *e, int64_t created)
 
 /*
  * The device holds serial now: current_serial follows, and a registered
- * device becomes ACTIVE. A device disabled while its request was being
- * signed stays DISABLED: the certificate is recorded (it exists), but
+ * device becomes ACTIVE. A device disabled (or revoked) while its request
+ * was being signed stays so: the certificate is recorded (it exists), but
  * only an administrator enables a device again.
  */
 static int
@@ -336,6 +339,7 @@ device_hold(struct dbconn *c, const char *device_id, const char *serial,
 	sqlite3_bind_int(st, 3, DEVICE_ACTIVE);
 	sqlite3_bind_int64(st, 4, now);
 	bind_text(st, 5, device_id);
+	sqlite3_bind_int(st, 6, DEVICE_REVOKED);
 	rc = registry_run_one(c->db, st, "device serial");
 	registry_done(st);
 	if (rc == 0 && (rc = registry_stmt(c, SQL, Q_THING_HOLD, &st)) == 0) {
@@ -418,14 +422,18 @@ out:
 	return rc;
 }
 
-int
-registry_enroll_commit(registry *r, const registry_enrollment *e,
-    const registry_template *tmpl)
+/*
+ * Record e (registry_enroll_commit), or with adopt an orphan the signer
+ * has as *adopt says (registry_enroll_adopt).
+ */
+static int
+enroll_record(registry *r, const registry_enrollment *e,
+    const registry_template *tmpl, const registry_adopt_status *adopt)
 {
 	struct devrow d = { 0 };
 	int64_t now = sf_now(), created;
 	struct dbconn *c;
-	int rc, intx = 0, first;
+	int rc, intx = 0, first, holds;
 
 	if (!enrollment_valid(e))
 		return SF_EINVAL;
@@ -448,16 +456,26 @@ registry_enroll_commit(registry *r, const registry_enrollment *e,
 		rc = SF_EINVAL;
 		goto out;
 	}
+	/* An orphan is held only by a device that holds nothing: the one
+	 * it holds is the one it received. */
+	holds = first && (adopt == NULL || (adopt->status == CERT_ACTIVE &&
+	    empty(d.current_serial)));
 	if ((rc = enrollment_insert(c, e, created)) != 0 ||
 	    (rc = cert_insert(c, e, created)) != 0)
 		goto out;
-	if (first && (rc = device_hold(c, e->device_id, e->serial,
+	if (adopt && adopt->status != CERT_ACTIVE &&
+	    adopt->status != CERT_PENDING_ACK && (rc = registry_cert_status_tx(
+	    c, e->serial, adopt->status, adopt->revocation_reason,
+	    adopt->revoked_at, NULL)) < 0)
+		goto out;
+	rc = 0;
+	if (holds && (rc = device_hold(c, e->device_id, e->serial,
 	    now)) != 0)
 		goto out;
 	if (tmpl != NULL && (rc = template_apply(c, e, &d, tmpl,
-	    first ? e->serial : d.current_serial, now)) != 0)
+	    holds ? e->serial : d.current_serial, now)) != 0)
 		goto out;
-	if (first && d.state == DEVICE_DISABLED)
+	if (holds && d.state == DEVICE_DISABLED)
 		log_warnx("registry: device %s was disabled while enrolling; "
 		    "certificate %s recorded, device left disabled",
 		    e->device_id, e->serial);
@@ -466,14 +484,32 @@ out:
 		rc = registry_tx_end(c, rc);
 	registry_wunlock(r);
 	if (rc == 0)
-		log_debug("registry: enrollment %s of %s: certificate %s",
-		    e->enrollment_id, e->device_id, e->serial);
+		log_debug("registry: enrollment %s of %s: certificate %s%s",
+		    e->enrollment_id, e->device_id, e->serial, adopt ?
+		    " (adopted)" : "");
 	else if (rc != SF_EEXIST)
 		log_warnx("registry: enrollment %s of %s (certificate %s) not "
 		    "recorded: %s", e->enrollment_id, e->device_id, e->serial,
 		    sf_strerror(rc));
 	devrow_fini(&d);
 	return rc;
+}
+
+int
+registry_enroll_commit(registry *r, const registry_enrollment *e,
+    const registry_template *tmpl)
+{
+	return enroll_record(r, e, tmpl, NULL);
+}
+
+int
+registry_enroll_adopt(registry *r, const registry_enrollment *e,
+    const registry_template *tmpl, const registry_adopt_status *st)
+{
+	if (st == NULL || st->status < CERT_ACTIVE ||
+	    st->status > CERT_EXPIRED)
+		return SF_EINVAL;
+	return enroll_record(r, e, tmpl, st);
 }
 
 /* ---- certificates ---- */
@@ -488,6 +524,7 @@ registry_cert_fini(registry_cert *c)
 	free(c->enrollment_id);
 	free(c->replaces_serial);
 	free(c->renew_note);
+	free(c->device_id);
 	registry_strings_free(c->policies, c->npolicies);
 	memset(c, 0, sizeof *c);
 }
@@ -527,17 +564,19 @@ cert_row(sqlite3_stmt *st, void *elem, void *arg)
 	c->renew_after = sqlite3_column_int64(st, 11);
 	c->renew_before = sqlite3_column_int64(st, 12);
 	c->renew_note = col_strdup(st, 13);
+	c->device_id = col_strdup(st, 14);
 	if (!c->serial || !c->ca_name || !c->enrollment_id ||
-	    !c->replaces_serial || !c->renew_note)
+	    !c->replaces_serial || !c->renew_note || !c->device_id)
 		return SF_ENOMEM;
 	bind_text(k->pols, 1, c->serial);
 	return registry_collect(k->db, k->pols, &c->policies, NULL,
 	    &c->npolicies);
 }
 
-/* Newest first, in one read transaction. */
-int
-registry_cert_list(registry *r, const char *device_id, size_t limit,
+/* Certificates by query q (Q_CERT_OF_DEVICE, Q_CERT_ALL: ?1 a device id;
+ * Q_CERT_PAGE: ?1 a serial), at most limit, in one read transaction. */
+static int
+cert_query(registry *r, int q, const char *arg, size_t limit,
     registry_cert **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
@@ -551,11 +590,10 @@ registry_cert_list(registry *r, const char *device_id, size_t limit,
 	*n = 0;
 	c = registry_rlock(r);
 	k.db = c->db;
-	if ((rc = registry_stmt(c, SQL, empty(device_id) ? Q_CERT_ALL :
-	    Q_CERT_OF_DEVICE, &st)) != 0 ||
+	if ((rc = registry_stmt(c, SQL, q, &st)) != 0 ||
 	    (rc = registry_stmt(c, SQL, Q_CERT_POLICIES, &k.pols)) != 0)
 		goto out;
-	bind_text(st, 1, device_id);  /* unused by CERT_ALL */
+	bind_text(st, 1, arg);  /* unused by CERT_ALL */
 	sqlite3_bind_int64(st, 2, sql_limit(limit));
 	if ((rc = registry_rows_tx(c, st, sizeof **out, cert_row, &k, &v,
 	    &cnt, "list certificates")) != 0)
@@ -569,6 +607,22 @@ out:
 	registry_done(k.pols);
 	registry_runlock(r);
 	return rc;
+}
+
+/* Newest first. */
+int
+registry_cert_list(registry *r, const char *device_id, size_t limit,
+    registry_cert **out, size_t *n)
+{
+	return cert_query(r, empty(device_id) ? Q_CERT_ALL : Q_CERT_OF_DEVICE,
+	    device_id, limit, out, n);
+}
+
+int
+registry_cert_page(registry *r, const char *after, size_t limit,
+    registry_cert **out, size_t *n)
+{
+	return cert_query(r, Q_CERT_PAGE, after, limit, out, n);
 }
 
 int

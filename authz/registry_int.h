@@ -42,6 +42,7 @@ enum {
 	Q_THING_ATTR_PUT, Q_THING_GROUP_PUT, Q_CERT_POLICY_PUT,
 	/* registry_enroll.c: certificates */
 	Q_CERT_OF_DEVICE, Q_CERT_ALL, Q_CERT_POLICIES, Q_CERT_SET_STATUS,
+	Q_CERT_PAGE,
 	/* registry_thing.c */
 	Q_THING_BY_NAME, Q_THING_PAGE, Q_THING_ATTRS, Q_THING_GROUPS,
 	Q_GROUP_LIST,
@@ -128,6 +129,17 @@ int registry_rows_tx(struct dbconn *c, sqlite3_stmt *st, size_t sz,
 /* The element a read of at most one row gave (v, n of size sz) moved into
  * out; SF_ENOTFOUND when there was none. Frees v either way. */
 int registry_one(void *v, size_t n, size_t sz, void *out);
+
+/* ---- registry_status.c ---- */
+
+/*
+ * Set a certificate's status, revocation reason and time (reason and time
+ * kept only for REVOKED) on c, in the caller's transaction: 1 when the
+ * row changed (*device_id, if not NULL, gets its device, malloc'd), 0
+ * when it was so already or does not exist, or a negative SF_E*.
+ */
+int registry_cert_status_tx(struct dbconn *c, const char *serial,
+    int status, int reason, int64_t revoked_at, char **device_id);
 
 /* ---- registry_template.c ---- */
 

@@ -60,13 +60,37 @@ device_release(struct dbconn *c, const char *device_id, const char *serial)
 }
 
 int
+registry_cert_status_tx(struct dbconn *c, const char *serial, int status,
+    int reason, int64_t revoked_at, char **device_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, code;
+
+	if (device_id)
+		*device_id = NULL;
+	if ((rc = registry_stmt(c, SQL, Q_CERT_MIRROR, &st)) != 0)
+		return rc;
+	sqlite3_bind_int(st, 1, status);
+	sqlite3_bind_int(st, 2, status == CERT_REVOKED ? reason : 0);
+	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ? revoked_at : 0);
+	bind_text(st, 4, serial);
+	if ((code = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = 1;
+		if (device_id && (*device_id = col_strdup(st, 0)) == NULL)
+			rc = SF_ENOMEM;
+	} else if (code != SQLITE_DONE)
+		rc = registry_sql_err(c->db, code, "mirror certificate");
+	registry_done(st);
+	return rc;
+}
+
+int
 registry_cert_mirror(registry *r, const char *serial, int status,
     int reason, int64_t revoked_at, int *outcome)
 {
-	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
 	char *device_id = NULL;
-	int rc, code;
+	int rc;
 
 	*outcome = 0;
 	if (serial == NULL || *serial == '\0' || status < CERT_ACTIVE ||
@@ -75,29 +99,21 @@ registry_cert_mirror(registry *r, const char *serial, int status,
 	c = registry_wlock(r);
 	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto unlock;
-	if ((rc = registry_stmt(c, SQL, Q_CERT_MIRROR, &st)) != 0)
+	if ((rc = registry_cert_status_tx(c, serial, status, reason,
+	    revoked_at, &device_id)) < 0)
 		goto out;
-	sqlite3_bind_int(st, 1, status);
-	sqlite3_bind_int(st, 2, status == CERT_REVOKED ? reason : 0);
-	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ? revoked_at : 0);
-	bind_text(st, 4, serial);
-	if ((code = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((device_id = col_strdup(st, 0)) == NULL)
-			rc = SF_ENOMEM;
-		*outcome = REGISTRY_MIRROR_UPDATED;
-	} else if (code != SQLITE_DONE)
-		rc = registry_sql_err(c->db, code, "mirror certificate");
-	registry_done(st);
-	if (rc != 0)
-		goto out;
-	if (*outcome == 0) {
+	if (rc == 0) {
 		if ((rc = cert_exists(c, serial)) < 0)
 			goto out;
 		*outcome = rc ? REGISTRY_MIRROR_UNCHANGED :
 		    REGISTRY_MIRROR_UNKNOWN;
 		rc = 0;
-	} else if (status == CERT_REVOKED || status == CERT_SUPERSEDED)
-		rc = device_release(c, device_id, serial);
+	} else {
+		*outcome = REGISTRY_MIRROR_UPDATED;
+		rc = 0;
+		if (status == CERT_REVOKED || status == CERT_SUPERSEDED)
+			rc = device_release(c, device_id, serial);
+	}
 out:
 	rc = registry_tx_end(c, rc);
 	if (rc != 0)

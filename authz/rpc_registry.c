@@ -2,10 +2,12 @@
  * rpc_registry.c - the Registry service, authz's admin API on its local
  * admin socket: import devices (checked record by record as the signer
  * checks them, recres.c), list, show, disable and enable devices, list
- * certificates, things and groups, and store and list policies and
- * provisioning templates. Each handler checks its request, calls the
- * registry and copies the result into the reply; registry errors reach
- * the caller through rpc_fail_err().
+ * certificates, things and groups, store and list policies and
+ * provisioning templates, and mirror what the signer decided (device
+ * revocation, certificate status; adoption is rpc_adopt.c's). Each
+ * handler checks its request, calls the registry and copies the result
+ * into the reply; registry errors reach the caller through
+ * rpc_fail_err().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,8 +140,9 @@ h_get_device(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
+/* Set a device's state: DISABLED, REVOKED, or 0 to enable it. */
 static int
-set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
+set_state(rpc_call *call, authz_ctx *ctx, const char *id, int target,
     ProtobufCMessage *respm)
 {
 	registry_device d;
@@ -148,15 +151,16 @@ set_state(rpc_call *call, authz_ctx *ctx, const char *id, int disable,
 	if ((rc = find_device(call, ctx, id, &d)) != RPC_OK)
 		return rc;
 	/* Enabling returns a device to what its certificates make it. */
-	state = disable ? DEVICE_DISABLED : *d.current_serial ?
-	    DEVICE_ACTIVE : DEVICE_REGISTERED;
+	state = target ? target : *d.current_serial ? DEVICE_ACTIVE :
+	    DEVICE_REGISTERED;
 	registry_device_fini(&d);
 	if ((rc = registry_device_set_state(ctx->reg, id, state)) != 0)
 		return rpc_fail_err(call, rc, "device %s: cannot set its state",
 		    id);
 	if ((rc = registry_device_get(ctx->reg, id, &d)) != 0)
 		return rpc_fail_err(call, rc, "device lookup failed");
-	log_info("device %s %s", id, disable ? "disabled" : "enabled");
+	log_info("device %s %s", id, target == DEVICE_DISABLED ? "disabled" :
+	    target == DEVICE_REVOKED ? "revoked" : "enabled");
 	fill_device(call, &d, (Secretfree__V1__Device *)respm);
 	registry_device_fini(&d);
 	return RPC_OK;
@@ -168,7 +172,7 @@ h_disable(rpc_call *call, const ProtobufCMessage *reqm,
 {
 	const Secretfree__V1__SetDeviceStateRequest *req = (const void *)reqm;
 
-	return set_state(call, arg, req->device_id, 1, respm);
+	return set_state(call, arg, req->device_id, DEVICE_DISABLED, respm);
 }
 
 static int
@@ -178,6 +182,16 @@ h_enable(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	const Secretfree__V1__SetDeviceStateRequest *req = (const void *)reqm;
 
 	return set_state(call, arg, req->device_id, 0, respm);
+}
+
+/* Registry.RevokeDevice: the signer revoked it; enrollment refuses it. */
+static int
+h_revoke(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+    void *arg)
+{
+	const Secretfree__V1__SetDeviceStateRequest *req = (const void *)reqm;
+
+	return set_state(call, arg, req->device_id, DEVICE_REVOKED, respm);
 }
 
 static char **
@@ -219,11 +233,18 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 	size_t n = 0;
 	int rc;
 
-	if (!device_id_valid(req->device_id, NULL, 0))
+	/* A device's certificates newest first; with no device, every
+	 * certificate in serial order, paged by after_serial. */
+	if (*req->device_id && !device_id_valid(req->device_id, NULL, 0))
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "\"%s\" is not a"
 		    " valid device id", req->device_id);
-	if ((rc = registry_cert_list(ctx->reg, req->device_id,
-	    list_limit(req->limit), &v, &n)) != 0)
+	if (*req->device_id)
+		rc = registry_cert_list(ctx->reg, req->device_id,
+		    list_limit(req->limit), &v, &n);
+	else
+		rc = registry_cert_page(ctx->reg, req->after_serial,
+		    list_limit(req->limit), &v, &n);
+	if (rc != 0)
 		return rpc_fail_err(call, rc, "certificate list failed");
 	resp->certificates = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
@@ -232,7 +253,7 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 
 		c->serial = rpc_call_strdup(call, v[i].serial);
 		c->ca_name = rpc_call_strdup(call, v[i].ca_name);
-		c->device_id = rpc_call_strdup(call, req->device_id);
+		c->device_id = rpc_call_strdup(call, v[i].device_id);
 		c->enrollment_id = rpc_call_strdup(call, v[i].enrollment_id);
 		c->status = v[i].status;
 		c->not_before = v[i].not_before;
@@ -529,10 +550,10 @@ static const rpc_method registry_methods[] = {
 	{ "ListPolicies", RPC_UNARY, h_list_policies, AUTHZ_ADMIN },
 	{ "PutTemplate", RPC_UNARY, h_put_template, AUTHZ_ADMIN },
 	{ "ListTemplates", RPC_UNARY, h_list_templates, AUTHZ_ADMIN },
-	{ "RevokeDevice", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "RevokeDevice", RPC_UNARY, h_revoke, AUTHZ_ADMIN },
 	{ "UpdateCertificateStatus", RPC_UNARY, h_update_status,
 	    AUTHZ_ADMIN },
-	{ "AdoptCertificate", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "AdoptCertificate", RPC_UNARY, rpc_registry_adopt, AUTHZ_ADMIN },
 	{ "SetRenewalWindow", RPC_UNARY, NULL, AUTHZ_ADMIN },
 };
 

@@ -110,6 +110,7 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 	out->chain_pem = strdup(resp->chain_pem);
 	out->not_before = resp->not_before;
 	out->not_after = resp->not_after;
+	out->replayed = resp->replayed;
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (!out->certificate_pem || !out->chain_pem || !*out->serial) {
 		sclient_cert_fini(out);

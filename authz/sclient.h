@@ -19,6 +19,8 @@ typedef struct {
 	char *chain_pem;          /* malloc'd */
 	char ca_name[80];
 	int64_t not_before, not_after;
+	int replayed;             /* the signer's earlier certificate for the
+	                             enrollment id, returned again */
 } sclient_cert;
 
 /*

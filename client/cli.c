@@ -282,6 +282,20 @@ cli_reason_name(int reason)
 }
 
 int
+cli_operand(cli *c, int argc, char **argv, const char *what,
+    const char **out)
+{
+	*out = NULL;
+	if (optind >= argc)
+		return cli_usage(c, "which %s?", what);
+	if (optind + 1 != argc)
+		return cli_usage(c, "one %s only, not %s", what,
+		    argv[argc - 1]);
+	*out = argv[optind];
+	return 0;
+}
+
+int
 cli_num(cli *c, const char *opt, const char *s, long long min, long long max,
     long long *out)
 {

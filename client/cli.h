@@ -102,6 +102,12 @@ int cli_reason(cli *c, const char *s, int *reason);
 /* The lower-case, dashed name of a reason ("key-compromise"). */
 const char *cli_reason_name(int reason);
 
+/* The one operand a command takes, argv[optind] once cli_getopt is done,
+ * into *out; else CLI_EXIT_USAGE after "which <what>?" or "one <what>
+ * only, not ...". */
+int cli_operand(cli *c, int argc, char **argv, const char *what,
+    const char **out);
+
 /* An integer option in [min, max]; CLI_EXIT_USAGE after a message. */
 int cli_num(cli *c, const char *opt, const char *s, long long min,
     long long max, long long *out);
@@ -167,6 +173,8 @@ extern const cli_cmd cmd_ca_table[];
 extern const cli_cmd cmd_ca_rotate_table[];
 extern const cli_cmd cmd_ca_server_table[];
 extern const cli_cmd cmd_device_table[];
+extern const cli_cmd cmd_devstate_table[];
+extern const cli_cmd cmd_audit_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];
 extern const cli_cmd cmd_crl_table[];

@@ -1,21 +1,24 @@
 /*
  * cmd_device.c - secretfree device ...: import the factory's records (the
  * options here; the protocol, signer first and then authz, is
- * devimport.c's), and list, show, disable and enable the devices in
- * authz's registry (Registry.ListDevices, GetDevice, GetThing,
- * ListCertificates, DisableDevice, EnableDevice).
+ * devimport.c's), and list and show the devices in authz's registry
+ * (Registry.ListDevices, GetDevice, GetThing, ListCertificates) with the
+ * signer's view of each beside it (CaAdmin.GetDeviceKey). Changes of a
+ * device's state are cmd_devstate.c's.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_device.h"
 #include "devimport.h"
 #include "devrec.h"
 #include "import.h"
 #include "out.h"
 #include "pubkey.h"
 #include "recres.h"
+#include "secretfree/v1/ca_admin.pb-c.h"
 #include "secretfree/v1/registry.pb-c.h"
 #include "util.h"
 
@@ -127,15 +130,14 @@ cmd_device_import(cli *c, int argc, char **argv)
 
 /* ---- device list / show ---- */
 
-static const char *
-dstate_name(int v, char *buf, size_t len)
+const char *
+cmd_device_state_name(int v, char *buf, size_t len)
 {
 	return out_enum(&secretfree__v1__device_state__descriptor, v,
 	    "DEVICE_STATE_", buf, len);
 }
 
-/* A device as --json prints it; key_type when its key can be read. */
-static json_t *
+json_t *
 cmd_device_json(const Secretfree__V1__Device *d)
 {
 	char st[32], hex[65] = "";
@@ -148,7 +150,7 @@ cmd_device_json(const Secretfree__V1__Device *d)
 	    "device_id", out_jstr(d->device_id),
 	    "product_line", out_jstr(d->product_line),
 	    "region", out_jstr(d->region),
-	    "state", dstate_name(d->state, st, sizeof st),
+	    "state", cmd_device_state_name(d->state, st, sizeof st),
 	    "key_sha256", hex,
 	    "key_type", pubkey_from_spki(d->spki_der.data, d->spki_der.len,
 	    &pk, NULL, 0) == 0 ? pubkey_type_name(pk.type) : NULL,
@@ -169,21 +171,24 @@ state_opt(cli *c, const char *v, int *out)
 		*out = SECRETFREE__V1__DEVICE_STATE__DEVICE_STATE_ACTIVE;
 	else if (strcmp(v, "disabled") == 0)
 		*out = SECRETFREE__V1__DEVICE_STATE__DEVICE_STATE_DISABLED;
+	else if (strcmp(v, "revoked") == 0)
+		*out = SECRETFREE__V1__DEVICE_STATE__DEVICE_STATE_REVOKED;
 	else
-		return cli_usage(c, "--state is registered, active or disabled,"
-		    " not \"%s\"", v);
+		return cli_usage(c, "--state is registered, active, disabled or"
+		    " revoked, not \"%s\"", v);
 	return 0;
 }
 
 static const char HELP_LIST[] =
 "Usage: secretfree device list [--product-line P] [--region R]\n"
-"                              [--state registered|active|disabled]\n"
+"                              [--state registered|active|disabled|revoked]\n"
 "                              [--limit N]\n"
 "\n"
 "List the devices in authz's registry (Registry.ListDevices), by id:\n"
 "product line, region, state, current certificate and key fingerprint.\n"
 "registered: imported, never enrolled; active: holds a certificate;\n"
-"disabled: refused at enrollment until enabled again.\n"
+"disabled: refused at enrollment until enabled again; revoked: refused\n"
+"for good (secretfree device revoke).\n"
 "\n"
 "Options:\n"
 "  --product-line P   only this product line\n"
@@ -265,7 +270,8 @@ cmd_device_list(cli *c, int argc, char **argv)
 				row[0] = d->device_id;
 				row[1] = d->product_line;
 				row[2] = d->region;
-				row[3] = dstate_name(d->state, st, sizeof st);
+				row[3] = cmd_device_state_name(d->state, st,
+				    sizeof st);
 				row[4] = d->current_serial;
 				row[5] = hex;
 				out_table_add(tb, row);
@@ -291,9 +297,17 @@ static const char HELP_SHOW[] =
 "Usage: secretfree device show ID\n"
 "\n"
 "Show a device from authz's registry (Registry.GetDevice): product line,\n"
-"region, state, key type and fingerprint; its thing (Registry.GetThing)\n"
-"with attributes, groups and policies once it has enrolled; and its\n"
-"certificates (Registry.ListCertificates).\n"
+"region, state, key type and fingerprint; beside it the signer's record\n"
+"(CaAdmin.GetDeviceKey), which decides: its state there (active,\n"
+"disabled, revoked), how many live certificates it holds (unexpired,\n"
+"not revoked; the signer caps them) and its current one; its thing\n"
+"(Registry.GetThing) with attributes, groups and policies once it has\n"
+"enrolled; and its certificates (Registry.ListCertificates).\n"
+"\n"
+"When the two disagree, `secretfree audit reconcile` says why and makes\n"
+"authz follow the signer. When the signer cannot be asked, authz's view\n"
+"is shown, the signer's error follows on stderr and the exit status is\n"
+"that error's.\n"
 "\n"
 "Example:\n"
 "  secretfree device show 1111\n"
@@ -345,8 +359,24 @@ certs_json(const Secretfree__V1__ListDeviceCertificatesResponse *cl)
 	return a;
 }
 
+/* The signer's record of a device as --json prints it; null if none. */
+static json_t *
+signer_json(const Secretfree__V1__DeviceKeyInfo *k)
+{
+	char st[32];
+
+	if (k == NULL)
+		return json_null();
+	return json_pack("{s:s, s:i, s:o, s:o}",
+	    "state", cmd_device_state_name(k->state, st, sizeof st),
+	    "live_certificates", (int)k->live_certificates,
+	    "current_serial", out_jstr(k->current_serial),
+	    "updated_at", out_jtime(k->updated_at));
+}
+
 static void
-show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
+show_human(const Secretfree__V1__Device *d,
+    const Secretfree__V1__DeviceKeyInfo *k, const Secretfree__V1__Thing *t,
     const Secretfree__V1__ListDeviceCertificatesResponse *cl)
 {
 	static const char *const hdr[] = { "SERIAL", "CA", "STATUS",
@@ -358,7 +388,8 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 	if (d->key_sha256.len == 32)
 		sf_hex(d->key_sha256.data, 32, hex);
 	out_kv(stdout, "device", "%s", d->device_id);
-	out_kv(stdout, "state", "%s", dstate_name(d->state, st, sizeof st));
+	out_kv(stdout, "state", "%s", cmd_device_state_name(d->state, st,
+	    sizeof st));
 	out_kv(stdout, "product line", "%s", d->product_line);
 	out_kv(stdout, "region", "%s", *d->region ? d->region : "(any)");
 	if (pubkey_from_spki(d->spki_der.data, d->spki_der.len, &pk, NULL,
@@ -371,6 +402,12 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 	    sizeof b1));
 	out_kv(stdout, "updated", "%s", out_time(d->updated_at, b2,
 	    sizeof b2));
+	if (k) {
+		out_kv(stdout, "signer state", "%s",
+		    cmd_device_state_name(k->state, st, sizeof st));
+		out_kv(stdout, "live certs", "%u", k->live_certificates);
+		out_kv(stdout, "signer serial", "%s", k->current_serial);
+	}
 	if (t) {
 		printf("\nthing %s\n", t->name);
 		for (size_t i = 0; i < t->n_attributes; i++)
@@ -402,6 +439,33 @@ show_human(const Secretfree__V1__Device *d, const Secretfree__V1__Thing *t,
 	out_table_free(tb);
 }
 
+/*
+ * The signer's record of device id into *k (NULL when the signer has none
+ * or cannot be asked). 0, or the exit code of the signer's failure after
+ * its message (NOT_FOUND: a line saying the signer does not know it).
+ */
+static int
+signer_view(cli *c, const char *id, Secretfree__V1__DeviceKeyInfo **k)
+{
+	Secretfree__V1__GetDeviceKeyRequest req =
+	    SECRETFREE__V1__GET_DEVICE_KEY_REQUEST__INIT;
+	rpc_status rs;
+	int ec;
+
+	req.device_id = (char *)id;
+	ec = cli_call_quiet(c, CLI_SIGNER,
+	    &secretfree__v1__ca_admin__descriptor, "GetDeviceKey", &req.base,
+	    (ProtobufCMessage **)k, &rs);
+	if (ec == 0)
+		return 0;
+	if (rs.code == RPC_NOT_FOUND) {
+		cli_error(c, 0, "device %s is not registered at the signer;"
+		    " `secretfree audit reconcile` lists such devices", id);
+		return 0;
+	}
+	return cli_rpc_fail(c, CLI_SIGNER, &rs);
+}
+
 static int
 cmd_device_show(cli *c, int argc, char **argv)
 {
@@ -413,17 +477,18 @@ cmd_device_show(cli *c, int argc, char **argv)
 	Secretfree__V1__ListDeviceCertificatesRequest creq =
 	    SECRETFREE__V1__LIST_DEVICE_CERTIFICATES_REQUEST__INIT;
 	Secretfree__V1__Device *d = NULL;
+	Secretfree__V1__DeviceKeyInfo *k = NULL;
 	Secretfree__V1__Thing *t = NULL;
 	Secretfree__V1__ListDeviceCertificatesResponse *cl = NULL;
+	const char *id = NULL;
 	rpc_status rs;
-	int ch, ec;
+	int ch, ec, sec;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1)
 		return CLI_EXIT_USAGE;
-	if (optind + 1 != argc)
-		return optind >= argc ? cli_usage(c, "which device?") :
-		    cli_usage(c, "one device only, not %s", argv[argc - 1]);
-	dreq.device_id = argv[optind];
+	if ((ec = cli_operand(c, argc, argv, "device", &id)) != 0)
+		return ec;
+	dreq.device_id = (char *)id;
 	c->hint[RPC_NOT_FOUND] = "import it first: secretfree device import"
 	    " FILE --product-line ID";
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, "GetDevice", &dreq.base,
@@ -442,92 +507,26 @@ cmd_device_show(cli *c, int argc, char **argv)
 	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, "ListCertificates",
 	    &creq.base, (ProtobufCMessage **)&cl)) != 0)
 		goto out;
+	/* authz's view is shown even when the signer cannot be asked. */
+	sec = signer_view(c, d->device_id, &k);
 	if (c->json)
-		ec = out_json(c, json_pack("{s:o, s:o, s:o}",
+		ec = out_json(c, json_pack("{s:o, s:o, s:o, s:o}",
 		    "device", cmd_device_json(d),
+		    "signer", signer_json(k),
 		    "thing", thing_json(t),
 		    "certificates", certs_json(cl)));
 	else
-		show_human(d, t, cl);
+		show_human(d, k, t, cl);
+	ec = ec ? ec : sec;
 out:
 	protobuf_c_message_free_unpacked(&d->base, NULL);
+	if (k)
+		protobuf_c_message_free_unpacked(&k->base, NULL);
 	if (t)
 		protobuf_c_message_free_unpacked(&t->base, NULL);
 	if (cl)
 		protobuf_c_message_free_unpacked(&cl->base, NULL);
 	return ec;
-}
-
-/* ---- device disable / enable ---- */
-
-static const char HELP_DISABLE[] =
-"Usage: secretfree device disable ID [--reason TEXT]\n"
-"\n"
-"Disable a device in authz's registry (Registry.DisableDevice): its\n"
-"enrollments are refused with PERMISSION_DENIED until it is enabled again.\n"
-"Certificates it holds are not revoked by this.\n"
-"\n"
-"Options:\n"
-"  --reason TEXT   why, for the record (e.g. \"returned for repair\")\n"
-"\n"
-"Example:\n"
-"  secretfree device disable 1115 --reason \"reported stolen\"\n";
-
-static const char HELP_ENABLE[] =
-"Usage: secretfree device enable ID\n"
-"\n"
-"Enable a disabled device again (Registry.EnableDevice): it returns to\n"
-"active if it holds a certificate, else to registered.\n"
-"\n"
-"Example:\n"
-"  secretfree device enable 1115\n";
-
-static int
-set_state(cli *c, int argc, char **argv, int disable)
-{
-	static const struct option dopts[] = {
-		{ "reason", required_argument, NULL, 'r' },
-		{ NULL, 0, NULL, 0 }
-	};
-	static const struct option eopts[] = { { NULL, 0, NULL, 0 } };
-	Secretfree__V1__SetDeviceStateRequest req =
-	    SECRETFREE__V1__SET_DEVICE_STATE_REQUEST__INIT;
-	Secretfree__V1__Device *d = NULL;
-	char st[32];
-	int ch, ec;
-
-	while ((ch = cli_getopt(c, argc, argv, disable ? dopts : eopts)) !=
-	    -1) {
-		if (ch != 'r')
-			return CLI_EXIT_USAGE;
-		req.reason = optarg;
-	}
-	if (optind + 1 != argc)
-		return optind >= argc ? cli_usage(c, "which device?") :
-		    cli_usage(c, "one device only, not %s", argv[argc - 1]);
-	req.device_id = argv[optind];
-	if ((ec = cli_call(c, CLI_AUTHZ, REG_SVC, disable ? "DisableDevice" :
-	    "EnableDevice", &req.base, (ProtobufCMessage **)&d)) != 0)
-		return ec;
-	if (c->json)
-		ec = out_json(c, cmd_device_json(d));
-	else
-		printf("device %s: %s\n", d->device_id, dstate_name(d->state,
-		    st, sizeof st));
-	protobuf_c_message_free_unpacked(&d->base, NULL);
-	return ec;
-}
-
-static int
-cmd_device_disable(cli *c, int argc, char **argv)
-{
-	return set_state(c, argc, argv, 1);
-}
-
-static int
-cmd_device_enable(cli *c, int argc, char **argv)
-{
-	return set_state(c, argc, argv, 0);
 }
 
 const cli_cmd cmd_device_table[] = {
@@ -537,9 +536,5 @@ const cli_cmd cmd_device_table[] = {
 	    HELP_LIST },
 	{ "device", "show", cmd_device_show, "show a device, its thing and"
 	    " certificates", HELP_SHOW },
-	{ "device", "disable", cmd_device_disable, "refuse a device's"
-	    " enrollments", HELP_DISABLE },
-	{ "device", "enable", cmd_device_enable, "enable a disabled device",
-	    HELP_ENABLE },
 	{ NULL, NULL, NULL, NULL, NULL }
 };

@@ -59,7 +59,8 @@ static const char *USAGE_TAIL =
 "  8  already exists or wrong state (ALREADY_EXISTS, FAILED_PRECONDITION)\n"
 "  9  an import finished with refused records\n"
 "  10 the signer made a change that authz did not mirror (authz\n"
-"     unreachable): run `secretfree audit reconcile`\n"
+"     unreachable): run `secretfree audit reconcile`; from audit\n"
+"     reconcile: the two still disagree\n"
 "\n"
 "Example:\n"
 "  export SECRETFREE_SIGNER=unix:/run/secretfree/admin/signer.sock\n"
@@ -70,7 +71,8 @@ static const char *USAGE_TAIL =
 
 static const cli_cmd *const tables[] = {
 	cmd_ca_table, cmd_ca_rotate_table, cmd_ca_server_table,
-	cmd_device_table, cmd_enroll_table, cmd_cert_table, cmd_crl_table,
+	cmd_device_table, cmd_devstate_table, cmd_enroll_table, cmd_cert_table,
+	cmd_crl_table, cmd_audit_table,
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 
@@ -110,7 +112,8 @@ group_usage(FILE *f, const char *group)
 				fprintf(f, "  %-14s %s\n", k->name, k->summary);
 	fprintf(f, "\nEach has its own help: secretfree %s SUBCOMMAND --help\n"
 	    "\nExample:\n  secretfree %s %s --help\n", group, group,
-	    strcmp(group, "ca") == 0 ? "init" : "list");
+	    strcmp(group, "ca") == 0 ? "init" : strcmp(group, "audit") == 0 ?
+	    "reconcile" : "list");
 }
 
 static const cli_cmd *

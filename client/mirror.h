@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "secretfree/v1/common.pb-c.h"
+#include "secretfree/v1/registry.pb-c.h"
 
 /*
  * Registry.UpdateCertificateStatus for n updates, in batches. 0, or
@@ -23,5 +24,16 @@
 int mirror_cert_status(cli *c, const char *what,
     Secretfree__V1__CertificateStatusUpdate *const *updates, size_t n,
     size_t *unknown);
+
+/*
+ * Registry.<method> (DisableDevice, EnableDevice or RevokeDevice) for
+ * device_id with the admin's reason: authz follows a change of the
+ * device's state that the signer made. 0 with *out (if out is not NULL)
+ * authz's device (protobuf_c_message_free_unpacked), or CLI_EXIT_MIRROR
+ * after a message naming what the signer did (what) and why authz did not
+ * follow.
+ */
+int mirror_device_state(cli *c, const char *what, const char *method,
+    const char *device_id, const char *reason, Secretfree__V1__Device **out);
 
 #endif

@@ -4,7 +4,6 @@
  * record one of them refuses is refused by the other for the same reason
  * and with the same sentence.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,19 +14,35 @@
 enum { R_BAD_DEVICE_ID = 1, R_BAD_KEY = 2, R_KEY_TYPE = 3,
     R_BAD_PRODUCT_LINE = 6, R_BAD_REGION = 7 };
 
-int
-sf_name_valid(const char *s)
+#define DIGITS "0123456789"
+#define UPPER "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#define LOWER "abcdefghijklmnopqrstuvwxyz"
+
+/* s is 1..max characters, each one of set. */
+static int
+spelled(const char *s, size_t max, const char *set)
 {
 	size_t n = s ? strlen(s) : 0;
 
-	if (n == 0 || n > 32 || !(islower((unsigned char)s[0]) ||
-	    isdigit((unsigned char)s[0])))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) ||
-		    isdigit((unsigned char)s[i]) || s[i] == '-'))
-			return 0;
-	return 1;
+	return n > 0 && n <= max && strspn(s, set) == n;
+}
+
+int
+sf_name_valid(const char *s)
+{
+	return spelled(s, 32, LOWER DIGITS "-") && s[0] != '-';
+}
+
+int
+sf_serial_valid(const char *s)
+{
+	return spelled(s, 40, DIGITS "ABCDEF");
+}
+
+int
+sf_enrollment_id_valid(const char *s)
+{
+	return spelled(s, 64, UPPER LOWER DIGITS "._:-");
 }
 
 int

@@ -13,6 +13,12 @@
 
 /* Product line and region ids: 1-32 of [a-z0-9-], starting alphanumeric. */
 int sf_name_valid(const char *s);
+/* Serials in text, as the signer writes them and `openssl x509 -serial`
+ * prints them: 1-40 upper-case hex digits (RFC 5280: at most 20 octets). */
+int sf_serial_valid(const char *s);
+/* Enrollment ids as authz makes them and the signer journals them: 1-64
+ * of [A-Za-z0-9._:-]. */
+int sf_enrollment_id_valid(const char *s);
 
 /*
  * Check one record: device id syntax, product line (required) and region

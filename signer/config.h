@@ -53,6 +53,7 @@ typedef struct {
 	double global_rate;       /* certificates per second, sustained */
 	int global_burst;
 	int ca_min_remaining_days; /* a CA with less left issues nothing */
+	int device_live;          /* unexpired, unrevoked certificates per device */
 	/* [defaults] */
 	char *organization, *country, *domain;
 	char *crl_url, *ocsp_url, *ca_issuers_url;   /* templates */

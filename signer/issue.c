@@ -15,9 +15,11 @@
 
 #include "csr.h"
 #include "devrec.h"
+#include "devstate.h"
 #include "err.h"
 #include "issue.h"
 #include "log.h"
+#include "pbenum.h"
 #include "profile.h"
 #include "pubkey.h"
 #include "secretfree/v1/common.pb-c.h"
@@ -142,6 +144,33 @@ out:
 	return rc;
 }
 
+/* What the caller sends for the journal: its free text, the enrollment id
+ * and the certificate a renewal replaces, each of a known form. */
+static int
+request_check(const issue_req *r, char *why, size_t whylen)
+{
+	const char *s;
+
+	for (s = r->requester; *s && *s >= 0x20 && *s <= 0x7e; s++)
+		;
+	if (*s || s - r->requester > 64) {
+		sf_why(why, whylen, "requester must be at most 64 printable"
+		    " ASCII characters");
+		return SF_EINVAL;
+	}
+	if (*r->enrollment_id && !sf_enrollment_id_valid(r->enrollment_id)) {
+		sf_why(why, whylen, "enrollment_id must be at most 64 of"
+		    " A-Z, a-z, 0-9, '.', '_', ':', '-'");
+		return SF_EINVAL;
+	}
+	if (*r->replaces_serial && !sf_serial_valid(r->replaces_serial)) {
+		sf_why(why, whylen, "replaces_serial must be a serial: 1-40"
+		    " upper-case hex digits");
+		return SF_EINVAL;
+	}
+	return 0;
+}
+
 /* The device's subject from its product line's template, with CN = the
  * device id added when the template has no CN; NULL with why set. */
 static X509_NAME *
@@ -175,12 +204,12 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	const signer_conf *cf = ic->conf;
 	const product_conf *pc;
 	csr_info ci;
-	char profile[64];
+	char profile[64], requester[160];
 	X509_NAME *subject = NULL;
 	X509 *x = NULL;
 	ca *issuer;
 	ca_issue_meta m;
-	int rc, counted = 0;
+	int rc, counted = 0, locked = 0;
 
 	memset(out, 0, sizeof *out);
 	memset(&ci, 0, sizeof ci);
@@ -194,6 +223,8 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 		    " (1-32 of a-z, 0-9, -)");
 		return SF_EINVAL;
 	}
+	if ((rc = request_check(r, why, whylen)) != 0)
+		return rc;
 	if ((rc = rate_take_global(ic->rl)) != 0) {
 		sf_why(why, whylen, "global issuance rate exceeded");
 		return rc;
@@ -204,8 +235,16 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	memcpy(out->key_sha256, ci.key.sha256, 32);
 	sf_strlcpy(out->device_id, ci.cn, sizeof out->device_id);
 
-	if ((rc = check_device(ic, r, &ci, why, whylen)) != 0)
+	/* From the first look at the device to the journal's commit. */
+	devstate_lock(ci.cn);
+	locked = 1;
+	if ((rc = check_device(ic, r, &ci, why, whylen)) != 0 ||
+	    (rc = devstate_admit(ic, r, ci.cn, ci.key.sha256, out, why,
+	    whylen)) != DEVSTATE_ISSUE) {
+		if (rc == DEVSTATE_REPLAYED)
+			rc = 0;
 		goto out;
+	}
 	rc = SF_ESTATE;
 	if ((pc = signer_conf_product(cf, r->product_line)) == NULL) {
 		sf_why(why, whylen, "product line %s has no profile in the"
@@ -248,14 +287,20 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	m.profile = profile;
 	m.device_id = ci.cn;
 	m.key_sha256 = ci.key.sha256;
-	m.requester = r->requester;
+	if (r->peer)
+		snprintf(requester, sizeof requester, "%s (%s)", *r->requester ?
+		    r->requester : "authz", r->peer);
+	m.requester = r->peer ? requester : r->requester;
 	m.enrollment_id = r->enrollment_id;
 	m.replaces_serial = r->replaces_serial;
 	if ((rc = finish(ic, issuer, x, &m, out, why, whylen)) != 0)
 		goto out;
+	out->status = CERT_ACTIVE;
 	log_info("issue: device %s certificate %s from %s", ci.cn,
 	    out->serial, issuer->rec.name);
 out:
+	if (locked)
+		devstate_unlock(ci.cn);
 	if (rc && counted)
 		rate_return_device(ic->rl, ci.cn);
 	if (rc) {

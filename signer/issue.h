@@ -25,9 +25,12 @@ typedef struct {
 	size_t csr_len;
 	const char *product_line;
 	const char *region;
-	const char *requester;
-	const char *enrollment_id;
-	const char *replaces_serial;
+	const char *requester;       /* the caller's free text: at most 64
+	                                printable ASCII characters */
+	const char *enrollment_id;   /* "" or 1-64 of [A-Za-z0-9._:-] */
+	const char *replaces_serial; /* "" or a serial (sf_serial_valid) */
+	const char *peer;            /* the transport's view of the caller,
+	                                journaled beside requester; NULL: none */
 } issue_req;
 
 typedef struct {
@@ -39,18 +42,31 @@ typedef struct {
 	char *subject;           /* malloc'd */
 	int64_t not_before, not_after;
 	uint8_t key_sha256[32];
+	int status;              /* CERTIFICATE_STATUS_* */
+	int replayed;            /* an earlier certificate of the enrollment */
 } issue_result;
 
 /*
- * Issue a device certificate. Each refusal returns its code with a
- * sentence in why (DESIGN.md's table):
+ * Issue a device certificate, or return again the live certificate the
+ * journal holds for the same device, key and enrollment id (out->replayed;
+ * nothing is issued, nothing taken from the per-device rate or the cap).
+ * Issuance for one device is serialised (devstate.h). Each refusal
+ * returns its code with a sentence in why (DESIGN.md's table):
  *   SF_EINVAL / SF_ETOOBIG / SF_EKEYTYPE  malformed CSR, bad signature,
- *                                         bad CN, key not allowed
- *   SF_ENOTFOUND   device id not in the signer's own table
- *   SF_EPERM       key, product line or region differs from the table
+ *                                         bad CN, key not allowed; a bad
+ *                                         requester, enrollment id or
+ *                                         replaces_serial
+ *   SF_ENOTFOUND   device id not in the signer's own table; an unknown
+ *                  replaces_serial
+ *   SF_EPERM       key, product line or region differs from the table;
+ *                  the device is disabled or revoked; the enrollment id
+ *                  or replaces_serial is another device's
  *   SF_ELIMIT      per-device or global rate cap
  *   SF_ESTATE      no active issuing CA for the product line and region,
- *                  or it expires within [limits] ca_min_remaining_days
+ *                  or it expires within [limits] ca_min_remaining_days;
+ *                  the device holds its cap of live certificates
+ *                  ([limits] device_live_certificates) and this is no
+ *                  renewal of an active one; replaces_serial not active
  *   SF_EUNAVAIL    token unavailable
  */
 int issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,

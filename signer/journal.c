@@ -27,6 +27,8 @@
     "CREATE INDEX IF NOT EXISTS certs_enrollment ON certs(enrollment_id)" \
     " WHERE enrollment_id != '';" \
     "CREATE INDEX IF NOT EXISTS certs_status ON certs(ca_id, status);" \
+    "CREATE INDEX IF NOT EXISTS certs_live" \
+    " ON certs(device_id, status, not_after);" \
     "CREATE TABLE IF NOT EXISTS crls (" \
     " ca_id INTEGER NOT NULL REFERENCES cas(id)," \
     " shard INTEGER NOT NULL," \

@@ -132,6 +132,7 @@ typedef struct {
 	int64_t revoked_at;
 	uint8_t *der;
 	size_t der_len;
+	char *replaces_serial;     /* "" unless a renewal */
 } journal_cert_row;
 
 /* Look a certificate up by serial (and CA id, 0 = any CA). SF_ENOTFOUND. */
@@ -174,6 +175,44 @@ int journal_cert_revoke_batch(journal *j, const int64_t *ids, size_t n,
 int journal_cert_revoked(journal *j, int64_t ca_id, int64_t expired_before,
     int (*cb)(const char *serial, int64_t revoked_at, int reason, void *arg),
     void *arg);
+/*
+ * The live certificates of a device at time now (status ACTIVE or
+ * PENDING_ACK, notAfter later than now), oldest first: an indexed look-up
+ * (a device has few rows). *out (n of them) is the caller's:
+ * journal_cert_rows_free.
+ */
+int journal_cert_live(journal *j, const char *device_id, int64_t now,
+    journal_cert_row **out, size_t *n);
+/* The certificates recorded under enrollment_id (at most limit), oldest
+ * first: journal_cert_rows_free. */
+int journal_cert_by_enrollment(journal *j, const char *enrollment_id,
+    size_t limit, journal_cert_row **out, size_t *n);
+
+/* A certificate by its key in the journal. */
+typedef struct {
+	int64_t ca_id;
+	const char *serial;
+} journal_cert_ref;
+
+/* A device's new state, for a change made in another table's transaction. */
+typedef struct {
+	const char *device_id;
+	int state;                 /* DEVICE_STATE_* */
+	const char *reason;        /* free text */
+} journal_device_state;
+
+/*
+ * Revoke the n certificates refs for reason at time when, in one
+ * transaction, durable on return; with dev, that device's state changes
+ * in the same transaction (all or nothing). A certificate revoked already
+ * keeps its first revocation; changed[i] (if changed is not NULL) is 1
+ * for those this call revoked. SF_ENOTFOUND (and nothing written) when
+ * dev names no device; SF_EDB.
+ */
+int journal_cert_revoke_refs(journal *j, const journal_cert_ref *refs,
+    size_t n, int reason, int64_t when, const journal_device_state *dev,
+    uint8_t *changed);
+
 /* How many certificates of a CA were ever revoked or superseded (only
  * grows): a CRL made when the count differed is out of date. */
 int journal_cert_revoked_count(journal *j, int64_t ca_id, int64_t *out);
@@ -303,5 +342,41 @@ int journal_device_register(journal *j, const journal_device *d, size_t n,
 /* Look a device up. SF_ENOTFOUND. pl and region are malloc'd. */
 int journal_device_get(journal *j, const char *device_id,
     uint8_t key_sha256[32], char **product_line, char **region);
+
+/*
+ * The signer's record of a device: its registration, its state, and its
+ * live certificates (unexpired, ACTIVE or PENDING_ACK) as of a time.
+ */
+typedef struct {
+	char *device_id;
+	uint8_t key_sha256[32];
+	char *product_line;
+	char *region;              /* "" = any */
+	int state;                 /* DEVICE_STATE_ ACTIVE, DISABLED, REVOKED */
+	char *state_reason;        /* the last change's free text */
+	int64_t created_at, updated_at;
+	uint32_t live;             /* live certificates */
+	char *current_serial;      /* the live ACTIVE one that expires last;
+	                              "" if none */
+} journal_device_row;
+
+void journal_device_row_fini(journal_device_row *d);   /* zeroes *d */
+void journal_device_rows_free(journal_device_row *v, size_t n);
+/* A device as of now, into *out. SF_ENOTFOUND. */
+int journal_device_info(journal *j, const char *device_id, int64_t now,
+    journal_device_row *out);
+/* Devices by id after `after` ("" = from the start), in state (0 = any),
+ * at most limit, as of now: journal_device_rows_free. */
+int journal_device_list(journal *j, const char *after, int state,
+    size_t limit, int64_t now, journal_device_row **out, size_t *n);
+/*
+ * Set a device's state (DEVICE_STATE_ACTIVE or DISABLED) with the
+ * admin's reason, durable on return. *changed is 0 when it was in that
+ * state already (nothing is written then). SF_ENOTFOUND; SF_ESTATE for a
+ * REVOKED device (revocation is final); SF_EINVAL for another state
+ * (a device is revoked with journal_cert_revoke_batch).
+ */
+int journal_device_set_state(journal *j, const char *device_id, int state,
+    const char *reason, int64_t now, int *changed);
 
 #endif

@@ -3,6 +3,7 @@
  * journal.h): look-ups, lists, counts and revocation. Recording a new
  * certificate goes through the group commit in journal.c.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ static const char *CERT_COLS =
     "c.ca_id, a.name, c.serial, c.subject, c.device_id, c.key_sha256,"
     " c.not_before, c.not_after, c.issued_at, c.requester, c.profile,"
     " c.enrollment_id, c.status, c.revocation_reason, c.revoked_at,"
-    " c.cert_der";
+    " c.cert_der, c.replaces_serial";
 
 static int
 cert_from_row(sqlite3_stmt *st, journal_cert_row *r)
@@ -45,8 +46,10 @@ cert_from_row(sqlite3_stmt *st, journal_cert_row *r)
 	r->revocation_reason = sqlite3_column_int(st, 13);
 	r->revoked_at = sqlite3_column_int64(st, 14);
 	r->der = journal_col_blobdup(st, 15, &r->der_len);
+	r->replaces_serial = journal_col_strdup(st, 16);
 	if (!r->ca_name || !r->serial || !r->subject || !r->device_id ||
-	    !r->requester || !r->profile || !r->enrollment_id || !r->der) {
+	    !r->requester || !r->profile || !r->enrollment_id || !r->der ||
+	    !r->replaces_serial) {
 		journal_cert_row_fini(r);
 		return SF_ENOMEM;
 	}
@@ -66,6 +69,7 @@ journal_cert_row_fini(journal_cert_row *r)
 	free(r->profile);
 	free(r->enrollment_id);
 	free(r->der);
+	free(r->replaces_serial);
 	memset(r, 0, sizeof *r);
 }
 
@@ -110,30 +114,39 @@ out:
 	return rc;
 }
 
-int
-journal_cert_list(journal *j, int64_t ca_id, const char *device_id,
-    const char *after, size_t limit, journal_cert_row **out, size_t *n)
+/*
+ * Certificates WHERE where (CERT_COLS of certs c joined with its CA a),
+ * its parameters bound in order from the arguments as types says: 'i' an
+ * int64_t, 't' a string. *out (n of them) is the caller's.
+ */
+static int
+cert_select(journal *j, journal_cert_row **out, size_t *n, const char *what,
+    const char *where, const char *types, ...)
 {
 	sqlite3_stmt *st = NULL;
 	journal_cert_row *v = NULL, *nv;
 	size_t cnt = 0;
+	va_list ap;
 	char *sql;
 	int rc = SF_EDB, r;
 
 	*out = NULL;
 	*n = 0;
 	sql = sf_aprintf("SELECT %s FROM certs c JOIN cas a ON a.id = c.ca_id"
-	    " WHERE (?1 = 0 OR c.ca_id = ?1) AND (?2 = '' OR c.device_id = ?2)"
-	    " AND c.serial > ?3 ORDER BY c.serial LIMIT ?4", CERT_COLS);
+	    " %s", CERT_COLS, where);
 	if (sql == NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, sql, &st, "prepare certificate list") != 0)
+	if (journal_prepare(j->rdb, sql, &st, what) != 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, ca_id);
-	journal_bind_text(st, 2, device_id);
-	journal_bind_text(st, 3, after);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+	va_start(ap, types);
+	for (int i = 0; types[i]; i++) {
+		if (types[i] == 'i')
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+		else
+			journal_bind_text(st, i + 1, va_arg(ap, const char *));
+	}
+	va_end(ap);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((nv = realloc(v, (cnt + 1) * sizeof *v)) == NULL) {
 			rc = SF_ENOMEM;
@@ -145,7 +158,7 @@ journal_cert_list(journal *j, int64_t ca_id, const char *device_id,
 		cnt++;
 	}
 	if (r != SQLITE_DONE) {
-		rc = journal_db_err(j->rdb, "list certificates");
+		rc = journal_db_err(j->rdb, what);
 		goto out;
 	}
 	*out = v;
@@ -159,6 +172,16 @@ out:
 	pthread_mutex_unlock(&j->rlock);
 	free(sql);
 	return rc;
+}
+
+int
+journal_cert_list(journal *j, int64_t ca_id, const char *device_id,
+    const char *after, size_t limit, journal_cert_row **out, size_t *n)
+{
+	return cert_select(j, out, n, "list certificates",
+	    "WHERE (?1 = 0 OR c.ca_id = ?1) AND (?2 = '' OR c.device_id = ?2)"
+	    " AND c.serial > ?3 ORDER BY c.serial LIMIT ?4", "itti", ca_id,
+	    device_id, after, (int64_t)limit);
 }
 
 /* The count sql (one parameter: a CA id) answers. */
@@ -368,4 +391,71 @@ journal_cert_revoked_count(journal *j, int64_t ca_id, int64_t *out)
 	/* 3 = CERTIFICATE_STATUS_SUPERSEDED, 4 = REVOKED */
 	return count_of(j, "SELECT count(*) FROM certs WHERE ca_id = ? AND"
 	    " status IN (3, 4)", ca_id, out);
+}
+
+int
+journal_cert_live(journal *j, const char *device_id, int64_t now,
+    journal_cert_row **out, size_t *n)
+{
+	/* "c.device_id = ?1" alone picks the index certs_device. */
+	return cert_select(j, out, n, "live certificates",
+	    "WHERE c.device_id = ?1 AND c.status IN (?2, ?3)"
+	    " AND c.not_after > ?4 ORDER BY c.issued_at, c.rowid", "tiii",
+	    device_id, (int64_t)CERT_ACTIVE, (int64_t)CERT_PENDING_ACK, now);
+}
+
+int
+journal_cert_by_enrollment(journal *j, const char *enrollment_id,
+    size_t limit, journal_cert_row **out, size_t *n)
+{
+	/* The literal "!= ''" lets SQLite use the partial index
+	 * certs_enrollment. */
+	return cert_select(j, out, n, "certificates by enrollment",
+	    "WHERE c.enrollment_id = ?1 AND c.enrollment_id != ''"
+	    " ORDER BY c.issued_at, c.rowid LIMIT ?2", "ti", enrollment_id,
+	    (int64_t)limit);
+}
+
+int
+journal_cert_revoke_refs(journal *j, const journal_cert_ref *refs,
+    size_t n, int reason, int64_t when, const journal_device_state *dev,
+    uint8_t *changed)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, intx = 0;
+
+	pthread_mutex_lock(&j->wlock);
+	if (journal_prepare(j->wdb, "UPDATE certs SET status = ?1,"
+	    " revoked_at = ?2, revocation_reason = ?3 WHERE ca_id = ?4 AND"
+	    " serial = ?5 AND status != ?1", &st, "prepare revoke batch") != 0)
+		goto out;
+	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0)
+		goto out;
+	intx = 1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int(st, 1, CERT_REVOKED);
+		sqlite3_bind_int64(st, 2, when);
+		sqlite3_bind_int(st, 3, reason);
+		sqlite3_bind_int64(st, 4, refs[i].ca_id);
+		journal_bind_text(st, 5, refs[i].serial);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = journal_db_err(j->wdb, "revoke batch");
+			goto out;
+		}
+		if (changed)
+			changed[i] = sqlite3_changes(j->wdb) == 1;
+	}
+	if (dev && (rc = journal_device_state_tx(j, dev, when)) != 0)
+		goto out;
+	rc = journal_exec(j->wdb, "COMMIT");
+	intx = rc != 0;
+out:
+	if (intx)
+		journal_exec(j->wdb, "ROLLBACK");
+	if (rc != 0 && changed)
+		memset(changed, 0, n);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->wlock);
+	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * journal_device.c - the registered device keys of the signer's journal
  * (see journal.h): the table behind the signer's own, second check of a
- * device's key.
+ * device's key, and each device's state (ACTIVE, DISABLED, REVOKED) with
+ * its live certificates, the signer being the source of truth for both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "err.h"
 #include "journal_int.h"
 #include "log.h"
+#include "pbenum.h"
 #include "util.h"
 
 static int
@@ -126,5 +128,224 @@ journal_device_get(journal *j, const char *device_id, uint8_t key_sha256[32],
 		free(*region);
 		*product_line = *region = NULL;
 	}
+	return rc;
+}
+
+/* ---- state ---- */
+
+/*
+ * A device row with its live certificates counted and its current one
+ * (the live ACTIVE certificate that expires last): the correlated
+ * sub-queries read only the index certs_live. ?1 ACTIVE, ?2 PENDING_ACK,
+ * ?3 now.
+ */
+#define DEVICE_SELECT "SELECT d.device_id, d.key_sha256, d.product_line," \
+	" d.region, d.state, d.state_reason, d.created_at, d.updated_at," \
+	" (SELECT count(*) FROM certs c WHERE c.device_id = d.device_id" \
+	"  AND c.status IN (?1, ?2) AND c.not_after > ?3)," \
+	" (SELECT c.serial FROM certs c WHERE c.device_id = d.device_id" \
+	"  AND c.status = ?1 AND c.not_after > ?3" \
+	"  ORDER BY c.not_after DESC LIMIT 1)" \
+	" FROM devices d "
+
+void
+journal_device_row_fini(journal_device_row *d)
+{
+	if (d == NULL)
+		return;
+	free(d->device_id);
+	free(d->product_line);
+	free(d->region);
+	free(d->state_reason);
+	free(d->current_serial);
+	memset(d, 0, sizeof *d);
+}
+
+void
+journal_device_rows_free(journal_device_row *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		journal_device_row_fini(&v[i]);
+	free(v);
+}
+
+static int
+device_from_row(sqlite3_stmt *st, journal_device_row *d)
+{
+	memset(d, 0, sizeof *d);
+	d->device_id = journal_col_strdup(st, 0);
+	if (sqlite3_column_bytes(st, 1) == 32)
+		memcpy(d->key_sha256, sqlite3_column_blob(st, 1), 32);
+	d->product_line = journal_col_strdup(st, 2);
+	d->region = journal_col_strdup(st, 3);
+	d->state = sqlite3_column_int(st, 4);
+	d->state_reason = journal_col_strdup(st, 5);
+	d->created_at = sqlite3_column_int64(st, 6);
+	d->updated_at = sqlite3_column_int64(st, 7);
+	d->live = (uint32_t)sqlite3_column_int64(st, 8);
+	d->current_serial = journal_col_strdup(st, 9);
+	if (!d->device_id || !d->product_line || !d->region ||
+	    !d->state_reason || !d->current_serial) {
+		journal_device_row_fini(d);
+		return SF_ENOMEM;
+	}
+	return 0;
+}
+
+/* Rows of DEVICE_SELECT + where; ?4.. are id (text) and, if limit is not
+ * 0, state and limit. */
+static int
+device_select(journal *j, const char *where, const char *id, int state,
+    size_t limit, int64_t now, journal_device_row **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	journal_device_row *v = NULL, *nv;
+	size_t cnt = 0;
+	char *sql;
+	int rc = SF_EDB, r;
+
+	*out = NULL;
+	*n = 0;
+	if ((sql = sf_aprintf("%s%s", DEVICE_SELECT, where)) == NULL)
+		return SF_ENOMEM;
+	pthread_mutex_lock(&j->rlock);
+	if (journal_prepare(j->rdb, sql, &st, "prepare device state") != 0)
+		goto out;
+	sqlite3_bind_int(st, 1, CERT_ACTIVE);
+	sqlite3_bind_int(st, 2, CERT_PENDING_ACK);
+	sqlite3_bind_int64(st, 3, now);
+	journal_bind_text(st, 4, id);
+	if (limit) {
+		sqlite3_bind_int(st, 5, state);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)limit);
+	}
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = realloc(v, (cnt + 1) * sizeof *v)) == NULL) {
+			rc = SF_ENOMEM;
+			goto out;
+		}
+		v = nv;
+		if ((rc = device_from_row(st, &v[cnt])) != 0)
+			goto out;
+		cnt++;
+	}
+	if (r != SQLITE_DONE) {
+		rc = journal_db_err(j->rdb, "device state");
+		goto out;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;  /* transferred */
+	cnt = 0;
+	rc = 0;
+out:
+	journal_device_rows_free(v, cnt);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	free(sql);
+	return rc;
+}
+
+int
+journal_device_info(journal *j, const char *device_id, int64_t now,
+    journal_device_row *out)
+{
+	journal_device_row *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = device_select(j, "WHERE d.device_id = ?4", device_id, 0, 0,
+	    now, &v, &n)) != 0)
+		return rc;
+	if (n == 0)
+		rc = SF_ENOTFOUND;
+	else {
+		*out = v[0];
+		memset(&v[0], 0, sizeof v[0]);  /* transferred */
+	}
+	journal_device_rows_free(v, n);
+	return rc;
+}
+
+int
+journal_device_list(journal *j, const char *after, int state, size_t limit,
+    int64_t now, journal_device_row **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (limit == 0)
+		return 0;
+	return device_select(j, "WHERE d.device_id > ?4 AND (?5 = 0 OR"
+	    " d.state = ?5) ORDER BY d.device_id LIMIT ?6", after, state,
+	    limit, now, out, n);
+}
+
+int
+journal_device_state_tx(journal *j, const journal_device_state *d,
+    int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB;
+
+	if (journal_prepare(j->wdb, "UPDATE devices SET state = ?,"
+	    " state_reason = ?, updated_at = ? WHERE device_id = ?", &st,
+	    "prepare device state") != 0)
+		return rc;
+	sqlite3_bind_int(st, 1, d->state);
+	journal_bind_text(st, 2, d->reason);
+	sqlite3_bind_int64(st, 3, now);
+	journal_bind_text(st, 4, d->device_id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = journal_db_err(j->wdb, "device state");
+	else
+		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+journal_device_set_state(journal *j, const char *device_id, int state,
+    const char *reason, int64_t now, int *changed)
+{
+	journal_device_state d = { device_id, state, reason };
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, intx = 0, r, cur = 0;
+
+	*changed = 0;
+	if (state != DEVICE_ACTIVE && state != DEVICE_DISABLED)
+		return SF_EINVAL;
+	pthread_mutex_lock(&j->wlock);
+	/* Read and write in one transaction: a revocation cannot slip in
+	 * between the look and the change. */
+	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0)
+		goto out;
+	intx = 1;
+	if (journal_prepare(j->wdb, "SELECT state FROM devices WHERE"
+	    " device_id = ?", &st, "prepare device state") != 0)
+		goto out;
+	journal_bind_text(st, 1, device_id);
+	if ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cur = sqlite3_column_int(st, 0);
+	else if (r == SQLITE_DONE)
+		rc = SF_ENOTFOUND;
+	else
+		rc = journal_db_err(j->wdb, "device state");
+	if (r != SQLITE_ROW)
+		goto out;
+	if (cur == DEVICE_REVOKED)
+		rc = SF_ESTATE;
+	else if (cur == state)
+		rc = 0;
+	else if ((rc = journal_device_state_tx(j, &d, now)) == 0 &&
+	    (rc = journal_exec(j->wdb, "COMMIT")) == 0) {
+		intx = 0;
+		*changed = 1;
+	}
+out:
+	if (intx)
+		journal_exec(j->wdb, "ROLLBACK");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->wlock);
 	return rc;
 }

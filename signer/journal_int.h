@@ -57,4 +57,9 @@ char *journal_col_strdup(sqlite3_stmt *st, int i);
 /* Column i as a malloc'd blob; NULL (and *len 0) if empty. */
 uint8_t *journal_col_blobdup(sqlite3_stmt *st, int i, size_t *len);
 
+/* journal_device.c: set a device's state on the writing connection, in
+ * the caller's transaction (the caller holds wlock). SF_ENOTFOUND. */
+int journal_device_state_tx(journal *j, const journal_device_state *d,
+    int64_t now);
+
 #endif

@@ -35,4 +35,30 @@ int revoke_cert(signer_ctx *ctx, int64_t ca_id, const char *serial,
     int reason, journal_cert_row *row, int *already, char *why,
     size_t whylen);
 
+/*
+ * Revoke the n certificates rows (their ca_id and serial) for reason at
+ * time when, in one journal transaction, durable on return; with dev,
+ * that device's state changes in the same transaction. Then a kick to the
+ * background tasks. changed[i] (if not NULL) is 1 for each certificate
+ * this call revoked (0: it was revoked already and keeps its first
+ * revocation). SF_EINVAL (reason), SF_ENOTFOUND (dev names no device),
+ * SF_EDB: nothing written then; why says which.
+ */
+int revoke_batch(signer_ctx *ctx, const journal_cert_row *rows, size_t n,
+    int reason, int64_t when, const journal_device_state *dev,
+    uint8_t *changed, char *why, size_t whylen);
+
+/*
+ * Revoke every live certificate of device_id (unexpired, ACTIVE or
+ * PENDING_ACK) for reason and, unless keep, the device itself (state
+ * REVOKED: never issued to again), in one journal transaction under the
+ * device's issuance lock, so that no certificate is issued for it
+ * meanwhile. 0 with *out the certificates this call revoked, as they are
+ * now (n of them: journal_cert_rows_free), and *when the time recorded.
+ * SF_EINVAL (reason), SF_ENOTFOUND (device), SF_EDB; why says which.
+ */
+int revoke_device(signer_ctx *ctx, const char *device_id, int reason,
+    int keep, journal_cert_row **out, size_t *n, int64_t *when, char *why,
+    size_t whylen);
+
 #endif

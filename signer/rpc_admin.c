@@ -399,6 +399,7 @@ rpc_admin_fill_cert(rpc_call *call, const journal_cert_row *row,
 	ci->requester = rpc_call_strdup(call, row->requester);
 	ci->profile = rpc_call_strdup(call, row->profile);
 	ci->enrollment_id = rpc_call_strdup(call, row->enrollment_id);
+	ci->replaces_serial = rpc_call_strdup(call, row->replaces_serial);
 	ci->certificate_pem = "";
 	if (x && (b = BIO_new(BIO_s_mem())) != NULL) {
 		if (PEM_write_bio_X509(b, x) &&
@@ -497,11 +498,13 @@ static const rpc_method admin_methods[] = {
 	{ "RevokeCertificate", RPC_UNARY, rpc_admin_revoke_cert,
 	    SIGNER_ADMIN },
 	{ "GetCrl", RPC_UNARY, rpc_crl_admin_get, SIGNER_ADMIN },
-	{ "GetDeviceKey", RPC_UNARY, NULL, SIGNER_ADMIN },
-	{ "ListDeviceKeys", RPC_UNARY, NULL, SIGNER_ADMIN },
-	{ "DisableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
-	{ "EnableDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
-	{ "RevokeDevice", RPC_UNARY, NULL, SIGNER_ADMIN },
+	{ "GetDeviceKey", RPC_UNARY, rpc_admin_get_device, SIGNER_ADMIN },
+	{ "ListDeviceKeys", RPC_UNARY, rpc_admin_list_devices,
+	    SIGNER_ADMIN },
+	{ "DisableDevice", RPC_UNARY, rpc_admin_disable_device,
+	    SIGNER_ADMIN },
+	{ "EnableDevice", RPC_UNARY, rpc_admin_enable_device, SIGNER_ADMIN },
+	{ "RevokeDevice", RPC_UNARY, rpc_admin_revoke_device, SIGNER_ADMIN },
 	{ "RetireCa", RPC_UNARY, rpc_admin_retire_ca, SIGNER_ADMIN },
 };
 

@@ -3,27 +3,12 @@
  * certificate by serial. The journal has the revocation before the reply;
  * CRLs and OCSP responses follow through the background tasks.
  */
-#include <ctype.h>
 #include <string.h>
 
+#include "devrec.h"
 #include "err.h"
 #include "revoke.h"
 #include "rpc_admin.h"
-
-/* Upper-case hex, 1-40 digits (RFC 5280: at most 20 octets). */
-static int
-serial_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 40)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]) ||
-		    islower((unsigned char)s[i]))
-			return 0;
-	return 1;
-}
 
 int
 rpc_admin_revoke_cert(rpc_call *call, const ProtobufCMessage *reqm,
@@ -37,7 +22,7 @@ rpc_admin_revoke_cert(rpc_call *call, const ProtobufCMessage *reqm,
 	int64_t id;
 	int rc, already;
 
-	if (!serial_ok(req->serial))
+	if (!sf_serial_valid(req->serial))
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "serial must be"
 		    " 1-40 upper-case hex digits, as openssl x509 -serial"
 		    " prints it");

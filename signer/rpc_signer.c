@@ -22,18 +22,17 @@ h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	signer_ctx *ctx = arg;
 	issue_req r;
 	issue_result res;
-	char why[256], requester[128];
+	char why[256];
 	int rc;
 
-	/* The requester is recorded as the peer says it and as we see it. */
-	snprintf(requester, sizeof requester, "%s (%s)",
-	    *req->requester ? req->requester : "authz", rpc_call_peer(call));
 	memset(&r, 0, sizeof r);
 	r.csr = req->csr.data;
 	r.csr_len = req->csr.len;
 	r.product_line = req->product_line;
 	r.region = req->region;
-	r.requester = requester;
+	/* The requester is recorded as the peer says it and as we see it. */
+	r.requester = req->requester;
+	r.peer = rpc_call_peer(call);
 	r.enrollment_id = req->enrollment_id;
 	r.replaces_serial = req->replaces_serial;
 	if ((rc = issue_device(&ctx->ic, &r, &res, why, sizeof why)) != 0) {
@@ -49,6 +48,8 @@ h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	resp->not_before = res.not_before;
 	resp->not_after = res.not_after;
 	rpc_call_set_bytes(call, &resp->key_sha256, res.key_sha256, 32);
+	resp->replayed = res.replayed;
+	resp->status = res.status;
 	issue_result_fini(&res);
 	return RPC_OK;
 }

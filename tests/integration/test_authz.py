@@ -55,7 +55,8 @@ def main():
     sg = az = None
     try:
         tok = Token(os.path.join(tmp, "token"))
-        sg = Signer(tmp, tok).start()
+        # Device 1112 holds three live certificates (two idempotency keys).
+        sg = Signer(tmp, tok, device_live=3).start()
         sadmin = sg.admin_client()
         build_hierarchy(sadmin)
         key, crt, root = server_cert(sadmin, tmp, "authz")

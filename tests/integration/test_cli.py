@@ -383,7 +383,8 @@ def test_devices(cli):
     expect(cli("device", "show", "4242"), 3, "device show of an unknown device: exit 3",
            "not registered", "(NOT_FOUND)")
     expect(cli("device", "list", "--state", "bogus"), 2,
-           "device list --state bogus: usage error, exit 2", "registered, active or disabled")
+           "device list --state bogus: usage error, exit 2",
+           "registered, active, disabled or revoked")
 
 
 # ---------------------------------------------------------------- enrollment

@@ -372,11 +372,13 @@ def test_server_cert(admin, tmp):
 
 
 def test_bulk(sg, admin, iss, tmp, n=10000):
-    """>= 10,000 issuances: unique serials, a journal row for each."""
-    d = Device(tmp, "bulk-0001", "ec-p256")
+    """>= 10,000 issuances: unique serials, a journal row for each. One
+    device per thread: the signer serialises the issuance of one device."""
+    devs = [Device(tmp, "bulk-%04d" % (k + 1), "ec-p256") for k in range(8)]
     register(admin, [C.DeviceKeyRecord(device_id=d.id, spki_der=d.spki_der(),
-                                       product_line="widgiot", region="us-east-1")])
-    csr = d.csr(der=True)
+                                       product_line="widgiot", region="us-east-1")
+                     for d in devs])
+    csrs = [d.csr(der=True) for d in devs]
     clients = [Client(sg.issuance) for _ in range(4)]
     t0 = time.time()
 
@@ -384,7 +386,7 @@ def test_bulk(sg, admin, iss, tmp, n=10000):
         c = clients[k % 4]
         out = []
         for _ in range(n // 8):
-            out.append(issue(c, csr).serial)
+            out.append(issue(c, csrs[k]).serial)
         return out
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         serials = [s for chunk in ex.map(work, range(8)) for s in chunk]
@@ -393,7 +395,7 @@ def test_bulk(sg, admin, iss, tmp, n=10000):
     tap.eq(len(serials), n, "%d certificates issued" % n)
     tap.eq(len(set(serials)), n, "all %d serials distinct" % n)
     db = sqlite3.connect("file:%s?mode=ro" % sg.journal, uri=True)
-    cnt = db.execute("SELECT count(*) FROM certs WHERE device_id = ?", (d.id,)).fetchone()[0]
+    cnt = db.execute("SELECT count(*) FROM certs WHERE device_id LIKE 'bulk-%'").fetchone()[0]
     dup = db.execute("SELECT count(*) FROM (SELECT ca_id, serial FROM certs GROUP BY 1, 2 HAVING count(*) > 1)").fetchone()[0]
     db.close()
     tap.eq(cnt, n, "the journal holds a row for each of them")
@@ -632,7 +634,8 @@ def main():
     try:
         test_cli_surface(tmp)
         tok = Token(os.path.join(tmp, "token"))
-        sg = Signer(tmp, tok, device_max=20000).start()
+        # test_bulk gives each of eight devices 1,250 live certificates.
+        sg = Signer(tmp, tok, device_max=20000, device_live=2000).start()
         admin = sg.admin_client()
         iss = sg.issuance_client()
         cas = test_hierarchy(sg, admin, tmp)

@@ -135,6 +135,7 @@ device_certs_per_window = {device_max}
 device_window_seconds = 3600
 global_per_second = {global_rate}
 global_burst = {global_burst}
+device_live_certificates = {device_live}
 {limits_extra}
 [defaults]
 organization = Automatra
@@ -234,7 +235,7 @@ class Signer(Daemon):
 
     def __init__(self, dir, token, device_max=1000, global_rate=100000,
                  global_burst=100000, extra="", log_level="info",
-                 module=SOFTHSM_MODULE, env=None, limits_extra=""):
+                 module=SOFTHSM_MODULE, env=None, limits_extra="", device_live=2):
         self.token = token
         self.extra_env = env or {}
         self.issuance = "unix:%s/run/issuance/signer.sock" % dir
@@ -244,7 +245,7 @@ class Signer(Daemon):
             dir=dir, module=module, label=token.label, pin_file=token.pin_file,
             device_max=device_max, global_rate=global_rate,
             global_burst=global_burst, extra=extra, log_level=log_level,
-            limits_extra=limits_extra))
+            limits_extra=limits_extra, device_live=device_live))
 
     def env(self):
         return dict(self.token.env(), **self.extra_env)
@@ -376,6 +377,7 @@ AUTHZ_CONF = """\
 [authz]
 registry = {dir}/authz/registry.db
 signer_socket = {signer_socket}
+signer_timeout_ms = {signer_timeout_ms}
 admin_socket = unix:{dir}/run/authz-admin/authz.sock
 device_listen = 127.0.0.1:{port}
 tls_cert = {tls_cert}
@@ -410,7 +412,7 @@ class Authz(Daemon):
     conf_template = AUTHZ_CONF
 
     def __init__(self, dir, signer, tls_cert, tls_key, default_region="us-east-1",
-                 device_max=1000, csr_max=16384, http_extra=""):
+                 device_max=1000, csr_max=16384, http_extra="", signer_timeout_ms=10000):
         self.port = free_port()
         self.http_port = free_port()
         self.http = "http://127.0.0.1:%d" % self.http_port
@@ -421,7 +423,8 @@ class Authz(Daemon):
             dir=dir, signer_socket=signer.issuance, port=self.port,
             http_port=self.http_port,
             tls_cert=tls_cert, tls_key=tls_key, default_region=default_region,
-            device_max=device_max, csr_max=csr_max, http_extra=http_extra))
+            device_max=device_max, csr_max=csr_max, http_extra=http_extra,
+            signer_timeout_ms=signer_timeout_ms))
 
     def ready(self):
         return os.path.exists(self.admin[5:]) and "serving" in self.log_text()

@@ -1075,6 +1075,86 @@ test_certs(void)
 	registry_close(r);
 }
 
+/*
+ * Mirrors of the signer: an orphan adopted (held only by a device that
+ * holds nothing, with the signer's status), every certificate paged by
+ * serial with its device, a revoked device that stays revoked.
+ */
+static void
+test_adopt(void)
+{
+	registry_adopt_status active = { CERT_ACTIVE, 0, 0 };
+	registry_adopt_status revoked = { CERT_REVOKED, 1, 1234 };
+	registry_template tmpl = { 0 };
+	registry_enrollment e;
+	registry_device d;
+	registry_thing th;
+	registry_cert *c = NULL;
+	size_t n = 0;
+	int64_t t0 = sf_now() - 100;
+	registry *r;
+
+	if ((r = enroll_setup("adopt", &tmpl)) == NULL) {
+		OK(0, "adopt: setup");
+		return;
+	}
+	e = enr("enr-o1", "devA", "", 0, "0B01", t0, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_adopt(r, &e, &tmpl, &active), 0,
+	    "adopt: an orphan of a device that holds nothing");
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "0B01", "adopt: the device holds it");
+	IS_INT(d.state, DEVICE_ACTIVE, "adopt: and is ACTIVE");
+	registry_device_fini(&d);
+	IS_INT(registry_thing_get(r, "devA", &th), 0, "adopt: its thing is"
+	    " made from the template");
+	registry_thing_fini(&th);
+	e = enr("enr-o2", "devA", "", 0, "0A02", t0 + 1, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_adopt(r, &e, &tmpl, &active), 0,
+	    "adopt: a second orphan of the same device");
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "0B01", "adopt: the device keeps the one it"
+	    " holds");
+	registry_device_fini(&d);
+	IS_INT(registry_enroll_adopt(r, &e, &tmpl, &active), SF_EEXIST,
+	    "adopt: the same orphan again: SF_EEXIST");
+	e = enr("enr-o3", "devB", "", 0, "0C03", t0 + 2, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_adopt(r, &e, NULL, &revoked), 0,
+	    "adopt: a revoked orphan");
+	registry_device_get(r, "devB", &d);
+	IS_STR(d.current_serial, "", "adopt: held by nobody");
+	registry_device_fini(&d);
+	registry_cert_list(r, "devB", 0, &c, &n);
+	IS_INT(AT(c, n, 0)->status, CERT_REVOKED, "adopt: recorded revoked");
+	IS_INT(AT(c, n, 0)->revocation_reason, 1, "adopt: with its reason");
+	IS_INT(AT(c, n, 0)->revoked_at, 1234, "adopt: and time");
+	registry_certs_free(c, n);
+	revoked.status = 42;
+	IS_INT(registry_enroll_adopt(r, &e, NULL, &revoked), SF_EINVAL,
+	    "adopt: a status out of range: SF_EINVAL");
+
+	IS_INT(registry_cert_page(r, "", 2, &c, &n), 0, "page: the first");
+	IS_INT(n, 2, "page: two");
+	IS_STR(AT(c, n, 0)->serial, "0A02", "page: by serial");
+	IS_STR(AT(c, n, 1)->serial, "0B01", "page: then the next");
+	IS_STR(AT(c, n, 1)->device_id, "devA", "page: with the device");
+	registry_certs_free(c, n);
+	IS_INT(registry_cert_page(r, "0B01", 2, &c, &n), 0, "page: the next");
+	IS_INT(n, 1, "page: the last one");
+	IS_STR(AT(c, n, 0)->device_id, "devB", "page: of devB");
+	registry_certs_free(c, n);
+
+	IS_INT(registry_device_set_state(r, "devB", DEVICE_REVOKED), 0,
+	    "a device revoked (the signer's mirror)");
+	e = enr("enr-o4", "devB", "", 0, "0D04", t0 + 3, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_commit(r, &e, NULL), 0, "a certificate recorded"
+	    " for it");
+	registry_device_get(r, "devB", &d);
+	IS_INT(d.state, DEVICE_REVOKED, "the device stays revoked");
+	registry_device_fini(&d);
+	registry_template_fini(&tmpl);
+	registry_close(r);
+}
+
 /* Things t0..t4 of widgiot (group fleet-w), t5..t7 of gadget (fleet-g),
  * each enrolled once. */
 static registry *
@@ -1388,6 +1468,7 @@ main(void)
 		test_enroll();
 		test_rollback();
 		test_certs();
+		test_adopt();
 		test_things();
 		test_concurrency();
 		test_reopen();

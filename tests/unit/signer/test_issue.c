@@ -8,10 +8,17 @@
  * registered one is refused as SF_EPERM, which is PERMISSION_DENIED; an
  * unknown device is SF_ENOTFOUND, NOT_FOUND; another product line or
  * region is refused; a re-registration with another key changes nothing);
- * the product line's key types, the per-device cap, malformed requests;
- * serials distinct and positive. Server certificates: SANs and
- * serverAuth, and their refusals.
+ * the product line's key types, the per-device rate cap, malformed
+ * requests; serials distinct and positive. Device state at the signer
+ * (devstate.c): a disabled or revoked device is refused, the cap on live
+ * certificates holds even against concurrent requests and gives way only
+ * to a renewal of an active certificate of the device, a request that
+ * repeats an enrollment id gets the journal's certificate again (and an
+ * enrollment id of another device is refused), the fields journaled as
+ * sent are checked. Server certificates: SANs and serverAuth, and their
+ * refusals.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +28,8 @@
 
 #include "issue.h"
 #include "log.h"
+#include "pbenum.h"
+#include "revoke.h"
 #include "profile.h"
 #include "pubkey.h"
 #include "rate.h"
@@ -68,21 +77,35 @@ enroll_device(const char *id, EVP_PKEY *key, const char *pl, const char *rg)
 	return outcome;
 }
 
-/* issue_device for id's CSR by key; why gets the refusal. */
+/* issue_device for r with a fresh CSR of id by key. */
+static int
+issue_req_for(EVP_PKEY *key, const char *id, int hostile, issue_req *r,
+    issue_result *out, char *why, size_t whylen)
+{
+	uint8_t *der = NULL;
+	int rc;
+
+	if (make_csr(key, id, hostile, &der, &r->csr_len) != 0)
+		return -100;
+	r->csr = der;
+	rc = issue_device(&ic, r, out, why, whylen);
+	r->csr = NULL;
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* issue_device for id's CSR by key, under a new enrollment id ("enr-1",
+ * "enr-2", ...); why gets the refusal. */
 static int
 issue(EVP_PKEY *key, const char *id, const char *pl, const char *rg,
     int hostile, issue_result *out, char *why, size_t whylen)
 {
-	issue_req r = { NULL, 0, pl, rg, "authz", "enr-1", "" };
-	uint8_t *der = NULL;
-	int rc;
+	static int seq;
+	char eid[32];
+	issue_req r = { NULL, 0, pl, rg, "authz", eid, "", NULL };
 
-	if (make_csr(key, id, hostile, &der, &r.csr_len) != 0)
-		return -100;
-	r.csr = der;
-	rc = issue_device(&ic, &r, out, why, whylen);
-	OPENSSL_free(der);
-	return rc;
+	snprintf(eid, sizeof eid, "enr-%d", ++seq);
+	return issue_req_for(key, id, hostile, &r, out, why, whylen);
 }
 
 /* issue_device for id's CSR by key returns rc (0: issues), saying want. */
@@ -384,9 +407,13 @@ test_device_cap(void)
 	for (int i = 0; i < 3; i++)
 		issue(other, "dev-cap", "widgiot", "us-east-1", 0, &out, why,
 		    sizeof why);
+	/* Each one revoked at once: the cap on live certificates is not
+	 * what is tested here. */
 	for (int i = 0; i < 5; i++) {
-		got += issue(k, "dev-cap", "widgiot", "us-east-1", 0, &out,
-		    why, sizeof why) == 0;
+		if (issue(k, "dev-cap", "widgiot", "us-east-1", 0, &out,
+		    why, sizeof why) == 0 && journal_cert_revoke(fx.jn,
+		    iss->rec.id, out.serial, 0, sf_now()) == 0)
+			got++;
 		issue_result_fini(&out);
 	}
 	is_int(got, 5, "five certificates, after three refused CSRs");
@@ -441,6 +468,281 @@ test_serials(void)
 	is_int(dups, 0, "no serial twice");
 	is_int(positive, N, "every serial 16 bytes, high bit clear");
 	is_int(same, N, "every result's serial is its certificate's");
+}
+
+/* ---- device state at the signer (devstate.c) ---- */
+
+static signer_ctx sctx;
+
+/* A request for id's certificate in us-east-1.widgiot under eid, renewing
+ * replaces ("" = none). */
+static int
+issue_as(EVP_PKEY *key, const char *id, const char *eid,
+    const char *replaces, issue_result *out, char *why, size_t whylen)
+{
+	issue_req r = { NULL, 0, "widgiot", "us-east-1", "authz", eid,
+	    replaces, NULL };
+
+	return issue_req_for(key, id, 0, &r, out, why, whylen);
+}
+
+/* The live certificates the signer's record of id counts. */
+static int
+live_of(const char *id)
+{
+	journal_device_row d;
+	int n = -1;
+
+	if (journal_device_info(fx.jn, id, sf_now(), &d) == 0)
+		n = (int)d.live;
+	journal_device_row_fini(&d);
+	return n;
+}
+
+/* What is journaled as authz sends it has a known form. */
+static void
+test_request_fields(void)
+{
+	static const struct {
+		const char *requester, *eid, *replaces, *why, *what;
+	} cases[] = {
+		{ "authz\n", "", "", "requester must be at most 64 printable"
+		    " ASCII characters", "a requester with a newline" },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		    "", "", NULL, "a requester of 65 characters" },
+		{ "authz", "enr 1", "", "enrollment_id must be at most 64 of"
+		    " A-Z, a-z, 0-9, '.', '_', ':', '-'", "an enrollment id"
+		    " with a blank" },
+		{ "authz", "enr-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		    "", NULL, "an enrollment id of 65 characters" },
+		{ "authz", "", "5f3a", "replaces_serial must be a serial: 1-40"
+		    " upper-case hex digits", "a lower-case replaces_serial" },
+		{ "authz", "", "XYZ", NULL, "a replaces_serial that is no"
+		    " hex" },
+	};
+	EVP_PKEY *k = new_key("P-256");
+	int64_t before = certs_of(iss);
+
+	enroll_device("dev-fields", k, "widgiot", "us-east-1");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		issue_req r = { NULL, 0, "widgiot", "us-east-1",
+		    cases[i].requester, cases[i].eid, cases[i].replaces,
+		    NULL };
+		issue_result out;
+		char why[512] = "";
+
+		is_int(issue_req_for(k, "dev-fields", 0, &r, &out, why,
+		    sizeof why), SF_EINVAL, "%s: SF_EINVAL", cases[i].what);
+		if (cases[i].why)
+			is_str(why, cases[i].why, "  saying so");
+		issue_result_fini(&out);
+	}
+	is_int(certs_of(iss), before, "nothing journaled for any of them");
+	EVP_PKEY_free(k);
+}
+
+/* A disabled or revoked device gets nothing, whatever authz asks. */
+static void
+test_state(void)
+{
+	EVP_PKEY *k = new_key("P-256");
+	journal_cert_row *v = NULL;
+	char why[512] = "";
+	size_t n = 0;
+	int changed = 0;
+	int64_t when;
+
+	enroll_device("dev-st", k, "widgiot", "us-east-1");
+	expect_issue(k, "dev-st", "widgiot", "us-east-1", 0, NULL,
+	    "an active device");
+	is_int(journal_device_set_state(fx.jn, "dev-st", DEVICE_DISABLED,
+	    "returned for repair", sf_now(), &changed), 0, "disable dev-st");
+	is_int(changed, 1, "  a change");
+	expect_issue(k, "dev-st", "widgiot", "us-east-1", SF_EPERM,
+	    "device dev-st is disabled", "a disabled device: SF_EPERM");
+	is_int(rpc_status_from_err(SF_EPERM), RPC_PERMISSION_DENIED,
+	    "  which is PERMISSION_DENIED");
+	is_int(journal_device_set_state(fx.jn, "dev-st", DEVICE_DISABLED, "",
+	    sf_now(), &changed), 0, "disabling it again");
+	is_int(changed, 0, "  changes nothing");
+	is_int(journal_device_set_state(fx.jn, "dev-st", DEVICE_ACTIVE, "",
+	    sf_now(), &changed), 0, "enable dev-st");
+	expect_issue(k, "dev-st", "widgiot", "us-east-1", 0, NULL,
+	    "enabled again: issued to");
+	is_int(live_of("dev-st"), 2, "dev-st holds two live certificates");
+	is_int(revoke_device(&sctx, "dev-st", 1, 0, &v, &n, &when, why,
+	    sizeof why), 0, "revoke the device (%s)", why);
+	is_int(n, 2, "  its two certificates revoked in one transaction");
+	is_int(n ? v[0].status : 0, CERT_REVOKED, "  each revoked");
+	is_int(n ? v[0].revocation_reason : -1, 1, "  for keyCompromise");
+	journal_cert_rows_free(v, n);
+	is_int(live_of("dev-st"), 0, "  no live certificate left");
+	expect_issue(k, "dev-st", "widgiot", "us-east-1", SF_EPERM,
+	    "device dev-st is revoked", "a revoked device: SF_EPERM");
+	is_int(journal_device_set_state(fx.jn, "dev-st", DEVICE_ACTIVE, "",
+	    sf_now(), &changed), SF_ESTATE, "a revoked device cannot be"
+	    " enabled: SF_ESTATE");
+	is_int(journal_device_set_state(fx.jn, "dev-none", DEVICE_DISABLED,
+	    "", sf_now(), &changed), SF_ENOTFOUND, "an unknown device:"
+	    " SF_ENOTFOUND");
+	is_int(revoke_device(&sctx, "dev-st", 1, 0, &v, &n, &when, why,
+	    sizeof why), 0, "revoking it again succeeds");
+	is_int(n, 0, "  and revokes nothing more");
+	journal_cert_rows_free(v, n);
+	EVP_PKEY_free(k);
+}
+
+/* At most device_live_certificates (2) live certificates per device,
+ * unless a renewal of an active one. */
+static void
+test_live_cap(void)
+{
+	EVP_PKEY *k = new_key("P-256"), *k2 = new_key("P-256");
+	issue_result a, b, c, other;
+	char why[512] = "", want[256];
+
+	enroll_device("dev-live", k, "widgiot", "us-east-1");
+	enroll_device("dev-live2", k2, "widgiot", "us-east-1");
+	is_int(issue_as(k, "dev-live", "live-1", "", &a, why, sizeof why), 0,
+	    "the first certificate");
+	is_int(issue_as(k, "dev-live", "live-2", "", &b, why, sizeof why), 0,
+	    "the second");
+	is_int(issue_as(k, "dev-live", "live-3", "", &c, why, sizeof why),
+	    SF_ESTATE, "the third: SF_ESTATE");
+	is_int(rpc_status_from_err(SF_ESTATE), RPC_FAILED_PRECONDITION,
+	    "  which is FAILED_PRECONDITION");
+	is_str(why, "device dev-live holds 2 live certificates, the most it"
+	    " may hold (2): revoke one, or renew the current one naming it in"
+	    " replaces_serial", "  saying so");
+	is_int(issue_as(k2, "dev-live2", "live2-1", "", &other, why,
+	    sizeof why), 0, "another device is not held back");
+	is_int(issue_as(k, "dev-live", "live-4", "00AB", &c, why, sizeof why),
+	    SF_ENOTFOUND, "a renewal naming an unknown serial: SF_ENOTFOUND");
+	is_str(why, "replaces_serial 00AB: no certificate with that serial",
+	    "  saying so");
+	is_int(issue_as(k, "dev-live", "live-4", other.serial, &c, why,
+	    sizeof why), SF_EPERM, "a renewal naming another device's"
+	    " certificate: SF_EPERM");
+	is_int(issue_as(k, "dev-live", "live-4", b.serial, &c, why,
+	    sizeof why), 0, "a renewal naming its active certificate passes"
+	    " the cap (%s)", why);
+	is_int(live_of("dev-live"), 3, "  three live certificates now");
+	issue_result_fini(&c);
+	is_int(issue_as(k, "dev-live", "live-5", b.serial, &c, why,
+	    sizeof why), SF_ESTATE, "a second renewal of the same certificate"
+	    " does not");
+	journal_cert_revoke(fx.jn, iss->rec.id, a.serial, 4, sf_now());
+	is_int(issue_as(k, "dev-live", "live-6", a.serial, &c, why,
+	    sizeof why), SF_ESTATE, "a renewal naming a revoked certificate:"
+	    " SF_ESTATE");
+	snprintf(want, sizeof want, "replaces_serial %s is revoked, not"
+	    " active", a.serial);
+	is_str(why, want, "  saying so");
+	issue_result_fini(&a);
+	issue_result_fini(&b);
+	issue_result_fini(&c);
+	issue_result_fini(&other);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(k2);
+}
+
+/* A request repeating an enrollment id gets the journal's certificate
+ * again: an orphan's retry costs no certificate, no rate and no cap. */
+static void
+test_replay(void)
+{
+	EVP_PKEY *k = new_key("P-256"), *k2 = new_key("P-256");
+	issue_result first, again;
+	char why[512] = "";
+	int64_t before;
+	int same = 0;
+
+	enroll_device("dev-rp", k, "widgiot", "us-east-1");
+	enroll_device("dev-rp2", k2, "widgiot", "us-east-1");
+	is_int(issue_as(k, "dev-rp", "enr-orphan", "", &first, why,
+	    sizeof why), 0, "dev-rp's certificate under enr-orphan");
+	ok(!first.replayed, "  issued, not replayed");
+	before = certs_of(iss);
+	/* More repeats than the cap and the rate (5) would allow. */
+	for (int i = 0; i < 6; i++) {
+		if (issue_as(k, "dev-rp", "enr-orphan", "", &again, why,
+		    sizeof why) == 0 && again.replayed &&
+		    strcmp(again.serial, first.serial) == 0 &&
+		    strcmp(again.cert_pem, first.cert_pem) == 0 &&
+		    again.chain_pem == iss->chain_pem &&
+		    strcmp(again.ca_name, "us-east-1.widgiot") == 0)
+			same++;
+		issue_result_fini(&again);
+	}
+	is_int(same, 6, "six repeats, a new CSR each time: the same"
+	    " certificate, its chain and CA, replayed");
+	is_int(certs_of(iss), before, "  nothing new journaled");
+	is_int(live_of("dev-rp"), 1, "  one live certificate");
+	is_int(issue_as(k, "dev-rp", "enr-new", "", &again, why, sizeof why),
+	    0, "a new enrollment of dev-rp still issues: the repeats took"
+	    " nothing from its rate or cap");
+	issue_result_fini(&again);
+	is_int(issue_as(k2, "dev-rp2", "enr-orphan", "", &again, why,
+	    sizeof why), SF_EPERM, "dev-rp's enrollment id for another"
+	    " device: SF_EPERM");
+	is_str(why, "enrollment id enr-orphan belongs to another device or"
+	    " key", "  saying so");
+	journal_cert_revoke(fx.jn, iss->rec.id, first.serial, 1, sf_now());
+	is_int(issue_as(k, "dev-rp", "enr-orphan", "", &again, why,
+	    sizeof why), SF_ESTATE, "its certificate revoked, the enrollment"
+	    " id is spent: SF_ESTATE");
+	issue_result_fini(&first);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(k2);
+}
+
+/* Concurrent requests for one device, as a hostile authz would send them,
+ * are serialised: no more than the cap get through. */
+enum { RACERS = 8 };
+
+struct racer {
+	EVP_PKEY *key;
+	char eid[32];
+	int rc;
+};
+
+static void *
+race(void *arg)
+{
+	struct racer *r = arg;
+	issue_result out;
+	char why[512];
+
+	r->rc = issue_as(r->key, "dev-race", r->eid, "", &out, why,
+	    sizeof why);
+	issue_result_fini(&out);
+	return NULL;
+}
+
+static void
+test_concurrent(void)
+{
+	struct racer rs[RACERS];
+	pthread_t th[RACERS];
+	EVP_PKEY *k = new_key("P-256");
+	int issued = 0, refused = 0;
+
+	enroll_device("dev-race", k, "widgiot", "us-east-1");
+	for (int i = 0; i < RACERS; i++) {
+		rs[i].key = k;
+		snprintf(rs[i].eid, sizeof rs[i].eid, "race-%d", i);
+		pthread_create(&th[i], NULL, race, &rs[i]);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(th[i], NULL);
+		issued += rs[i].rc == 0;
+		refused += rs[i].rc == SF_ESTATE;
+	}
+	is_int(issued, 2, "%d concurrent requests for one device: two issued",
+	    RACERS);
+	is_int(refused, RACERS - 2, "  the others refused by the cap");
+	is_int(live_of("dev-race"), 2, "  two live certificates");
+	EVP_PKEY_free(k);
 }
 
 /* ---- server certificates ---- */
@@ -515,6 +817,9 @@ main(void)
 	ic.jn = fx.jn;
 	ic.rl = rate_new(fx.conf->device_max, fx.conf->device_window,
 	    fx.conf->global_rate, fx.conf->global_burst);
+	sctx.conf = fx.conf;
+	sctx.jn = fx.jn;
+	sctx.cas = fx.cas;
 	if (iss && ic.rl) {
 		test_device();
 		test_csr_extensions();
@@ -523,6 +828,11 @@ main(void)
 		test_malformed();
 		test_device_cap();
 		test_serials();
+		test_request_fields();
+		test_state();
+		test_live_cap();
+		test_replay();
+		test_concurrent();
 		test_server();
 	}
 	rate_free(ic.rl);
