@@ -17,7 +17,9 @@
 #define RPC_DEFAULT_MAX_MESSAGE (1024 * 1024)
 #define RPC_DEFAULT_CLIENT_MAX_MESSAGE (16 * 1024 * 1024)
 #define RPC_DEFAULT_MAX_STREAMS 32
-#define RPC_DEFAULT_RECV_TIMEOUT_MS 10000
+#define RPC_DEFAULT_RECV_TIMEOUT_MS 5000
+#define RPC_DEFAULT_MAX_PENDING 1024
+#define RPC_DEFAULT_PEER_MAX_PENDING 64
 
 /* A registered service: its descriptor, a copy of its method table. */
 struct rpc_svc {
@@ -35,6 +37,8 @@ struct rpc_path {
 };
 
 struct rpc_listener;   /* rpc_server.c */
+struct rpc_intake;     /* rpc_intake.c */
+struct rpc_icall;      /* rpc_intake.c: a call on the wire */
 struct rpc_unix;       /* rpc_unix.c */
 
 struct rpc_server {
@@ -76,13 +80,12 @@ struct rpc_call {
 	const char *peer_cert;
 	int peer_cert_done;
 	const char *peer_desc;
-	/* The gRPC side; gcall is NULL under rpc_dispatch_raw. */
+	/* The gRPC side; gcall and wire are NULL under rpc_dispatch_raw. */
 	grpc_call *gcall;
-	grpc_completion_queue *cq;
+	struct rpc_icall *wire;
 	gpr_timespec deadline;
 	int sent_md;
-	int close_started, closed, close_cancelled;
-	int ended;
+	int ended;                   /* nothing more can be sent */
 };
 
 /* rpc_call.c */
@@ -108,10 +111,30 @@ void rpc_dispatch_body(rpc_call *call, const struct rpc_path *p,
 void rpc_dispatch_free(rpc_server *srv);
 
 /* rpc_server.c */
-/* Send one packed stream message on the call; takes buf. 0 or -1. */
-int rpc_server_send(rpc_call *call, uint8_t *buf, size_t len);
 /* The name of the first listener with this id, else "raw". */
 const char *rpc_server_listener_name(const rpc_server *srv, unsigned id);
+
+/* rpc_intake.c (see there): a listener's calls, from their headers to
+ * their end. */
+/* Register the intake's completion queue with gs (before
+ * grpc_server_start); o gives the workers and the limits. The listener's
+ * name and ux are borrowed for the intake's life. */
+int rpc_intake_new(rpc_server *srv, const char *name, unsigned id,
+    grpc_server *gs, const struct rpc_unix *ux, const rpc_listener_opts *o,
+    struct rpc_intake **out);
+/* Start the intake thread and the workers (after grpc_server_start). */
+int rpc_intake_start(struct rpc_intake *in);
+/* Ask for no more calls: before grpc_server_shutdown_and_notify. */
+void rpc_intake_shutdown(struct rpc_intake *in);
+/* Calls taken from gRPC and not yet ended. */
+int rpc_intake_busy(struct rpc_intake *in);
+/* Once gRPC is shutting down: wait for every call to end, then join the
+ * threads. */
+void rpc_intake_join(struct rpc_intake *in);
+/* After grpc_server_destroy: drain the queue and free. NULL ok. */
+void rpc_intake_free(struct rpc_intake *in);
+/* Send one packed stream message on the call; takes buf. 0 or -1. */
+int rpc_intake_send(rpc_call *call, uint8_t *buf, size_t len);
 
 /* rpc_unix.c (see there) */
 int rpc_unix_open(const rpc_listener_opts *o, const char *name,
