@@ -24,6 +24,7 @@
  * memory, status and UTF-8 checks), rpc_dispatch.c (the method table and
  * the dispatch, without transport), rpc_server.c (listeners), rpc_intake.c
  * (a call's way from its headers to a worker and back to the wire),
+ * rpc_conn.c (a TCP listener's connections, closing abusive ones),
  * rpc_unix.c (Unix sockets and the peer-uid check), rpc_client.c. They are the only files in the project that include gRPC
  * headers.
  */
@@ -147,7 +148,10 @@ typedef struct {
 	 * headers is given up on (CANCELLED). Past max_pending calls pending
 	 * on the listener, or peer_max_pending from one peer (an IPv4
 	 * address, an IPv6 /64, a Unix uid), a new call is answered
-	 * RESOURCE_EXHAUSTED without its message being read.
+	 * RESOURCE_EXHAUSTED without its message being read. On TCP, a
+	 * connection with 64 calls in 10 s that ended without their message
+	 * or were refused over the peer's budget (a rapid-reset flood) is
+	 * closed, and its address refused for 30 s (rpc_conn.c).
 	 */
 	int recv_timeout_ms;        /* default 5 s */
 	int max_pending;            /* default 1024 */

@@ -8,6 +8,7 @@
 #define SF_RPC_INT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <grpc/grpc.h>
 
@@ -20,6 +21,8 @@
 #define RPC_DEFAULT_RECV_TIMEOUT_MS 5000
 #define RPC_DEFAULT_MAX_PENDING 1024
 #define RPC_DEFAULT_PEER_MAX_PENDING 64
+#define RPC_PEER_KEY_LEN 64
+#define RPC_TCP_READ_CHUNK (64 * 1024)
 
 /* A registered service: its descriptor, a copy of its method table. */
 struct rpc_svc {
@@ -36,10 +39,26 @@ struct rpc_path {
 	size_t idx;    /* method index, .proto order */
 };
 
-struct rpc_listener;   /* rpc_server.c */
 struct rpc_intake;     /* rpc_intake.c */
 struct rpc_icall;      /* rpc_intake.c: a call on the wire */
+struct rpc_conns;      /* rpc_conn.c */
 struct rpc_unix;       /* rpc_unix.c */
+
+/* A listener: a grpc_server of its own (rpc_server.c). */
+struct rpc_listener {
+	rpc_server *srv;
+	char *name;
+	unsigned id;
+	grpc_server *gs;
+	grpc_completion_queue *shutdown_cq;
+	struct rpc_intake *in;
+	struct rpc_conns *conns; /* TCP listeners */
+	struct rpc_unix *ux;     /* Unix listeners */
+	int port;                /* TCP listeners */
+	size_t max_message;
+	int started;             /* grpc_server_start done */
+	int shut;
+};
 
 struct rpc_server {
 	struct rpc_svc *svcs;
@@ -116,11 +135,10 @@ const char *rpc_server_listener_name(const rpc_server *srv, unsigned id);
 
 /* rpc_intake.c (see there): a listener's calls, from their headers to
  * their end. */
-/* Register the intake's completion queue with gs (before
- * grpc_server_start); o gives the workers and the limits. The listener's
- * name and ux are borrowed for the intake's life. */
-int rpc_intake_new(rpc_server *srv, const char *name, unsigned id,
-    grpc_server *gs, const struct rpc_unix *ux, const rpc_listener_opts *o,
+/* Register the intake's completion queue with l->gs (before
+ * grpc_server_start); o gives the workers and the limits. l is borrowed
+ * for the intake's life. */
+int rpc_intake_new(struct rpc_listener *l, const rpc_listener_opts *o,
     struct rpc_intake **out);
 /* Start the intake thread and the workers (after grpc_server_start). */
 int rpc_intake_start(struct rpc_intake *in);
@@ -135,6 +153,22 @@ void rpc_intake_join(struct rpc_intake *in);
 void rpc_intake_free(struct rpc_intake *in);
 /* Send one packed stream message on the call; takes buf. 0 or -1. */
 int rpc_intake_send(rpc_call *call, uint8_t *buf, size_t len);
+
+/* rpc_conn.c (see there): a TCP listener's connections. */
+/* The table, holding one reference to itself; rpc_conn_free drops it. */
+int rpc_conn_new(const char *name, struct rpc_conns **out);
+/* The channel argument that makes gRPC report accepted connections. */
+void rpc_conn_arg(struct rpc_conns *cs, grpc_arg *a);
+/* A strike against the connection from peer (address and port): past the
+ * limit it is closed and its address refused for a while. NULL cs ok. */
+void rpc_conn_strike(struct rpc_conns *cs, const struct sockaddr_storage *peer);
+/* After grpc_server_destroy. NULL ok. */
+void rpc_conn_free(struct rpc_conns *cs);
+/* A gRPC TCP peer ("ipv4:A:P", "ipv6:[A]:P") as an address: 0 or -1. */
+int rpc_conn_peer_parse(const char *peer, struct sockaddr_storage *ss);
+/* The address a budget or a ban applies to: "ipv4:A" or "ipv6:P::/64". */
+void rpc_conn_addr_key(const struct sockaddr_storage *ss, char *key,
+    size_t keylen);
 
 /* rpc_unix.c (see there) */
 int rpc_unix_open(const rpc_listener_opts *o, const char *name,

@@ -4,16 +4,26 @@
  * (or one that never sends it) costs no worker.
  *
  * gRPC completes every operation of a call on the completion queue the call
- * was requested on, so each listener has one queue, and one thread, the
- * intake, reads it. The intake keeps INTAKE_SLOTS grpc_server_request_call()
- * outstanding. When a call's headers arrive it runs rpc_dispatch_find()
- * (method, listener, Unix peer uid) at once, charges the call to its peer
- * (an IPv4 address, an IPv6 /64, a Unix uid) and asks for its message and
- * its close. The call is then pending: at most peer_max_pending calls of
- * one peer and max_pending in all; past that, and for a refused method or
- * peer, the intake answers the status itself without reading the body. A
+ * was requested on, so each listener has one queue, which only the intake
+ * threads read. There are INTAKE_THREADS of them because a thread waiting
+ * on a queue also does gRPC's transport work, and a flood of streams on a
+ * connection holds such a thread for as long as the flood lasts (measured:
+ * with one intake thread no call at all came out during a flood; with two,
+ * one flood in three still got its connection cut a second late). The
+ * intake keeps INTAKE_SLOTS grpc_server_request_call() outstanding. When a
+ * call's headers arrive it runs rpc_dispatch_find() (method, listener, Unix
+ * peer uid) at once, charges the call to its peer (an IPv4 address, an
+ * IPv6 /64, a Unix uid) and asks for its message and its close. The call
+ * is then pending: at most peer_max_pending calls of one peer and
+ * max_pending in all; past that, and for a refused method or peer, the
+ * intake cancels the call with its status without reading the body. A
  * call whose message is complete joins the ready queue; one whose message
- * has not come recv_timeout_ms after its headers is cancelled. Workers take
+ * has not come recv_timeout_ms after its headers is cancelled. On a TCP
+ * listener, a call that ends without its message, or is refused over its
+ * peer's budget, is a strike against its connection (rpc_conn.c closes a
+ * connection with too many: the rapid-reset flood gRPC 1.51 does not
+ * stop), and after each second of a flood the intake hands the memory
+ * freed back to the system (malloc_trim). Workers take
  * calls from the ready queue (skipping those the client gave up on while
  * they waited), run rpc_dispatch_body() (the handler) and start the final
  * batch. What a worker starts completes on the intake's queue too: the
@@ -24,7 +34,7 @@
  * One mutex per listener guards the queues, the budgets and every call's
  * recorded state; handlers run without it.
  */
-#include <arpa/inet.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +54,15 @@
 /* Outstanding requests for calls: calls whose headers have arrived wait
  * inside gRPC until one is free, and the intake frees one at once. */
 #define INTAKE_SLOTS 16
+#define INTAKE_THREADS 4
 #define PEER_BUCKETS 64
 /* At most one log line this often about refused or timed-out calls. */
 #define LOG_EVERY_MS 10000
+/* Each second with this many new calls (a flood), and the first quiet
+ * second after, the memory freed meanwhile goes back to the system: glibc
+ * keeps the freed pages of its per-thread arenas otherwise, and a flood's
+ * calls are allocated and freed across many threads. */
+#define TRIM_AFTER 1024
 
 enum { OP_NEW, OP_RECV, OP_CLOSE, OP_SEND, OP_FINAL, OP_N };
 
@@ -85,6 +101,7 @@ struct rpc_icall {
 	int closed, cancelled;       /* RECV_CLOSE_ON_SERVER done; its answer */
 	int send_done, send_ok;      /* the stream message in flight */
 	int64_t body_by;             /* sf_mono_ms() */
+	struct sockaddr_storage addr; /* a TCP peer's; else AF_UNSPEC */
 	struct peer *peer;           /* set while pending */
 	const struct rpc_path *path;
 	struct rpc_icall *prev, *next;
@@ -97,11 +114,8 @@ struct icall_list {
 };
 
 struct rpc_intake {
-	rpc_server *srv;
-	const char *name;
-	unsigned id;
-	const struct rpc_unix *ux;
-	grpc_server *gs;
+	struct rpc_listener *l;
+	const char *name;            /* the listener's */
 	grpc_completion_queue *cq;
 	int recv_timeout_ms, max_pending, peer_max_pending;
 	pthread_mutex_t mu;
@@ -111,10 +125,13 @@ struct rpc_intake {
 	struct peer *peers[PEER_BUCKETS];
 	int nrequested;              /* request slots outstanding */
 	int live;                    /* calls taken and not freed */
+	int arrived;                 /* calls taken since arrived_ms */
+	int64_t arrived_ms;
+	int burst;                   /* the last second had TRIM_AFTER */
 	int npending;                /* waiting or queued */
 	int shutting, stopping;
-	pthread_t thr;
-	int thr_started;
+	pthread_t thrs[INTAKE_THREADS];
+	int nthrs;
 	pthread_t *workers;
 	int nworkers, nstarted;
 	int nrefused, nexpired;      /* since the last log line */
@@ -164,6 +181,14 @@ peer_slot(struct rpc_intake *in, const char *key)
 	return pp;
 }
 
+/* A strike against the call's connection (TCP listeners only). */
+static void
+intake_strike(struct rpc_intake *in, struct rpc_icall *c)
+{
+	if (c->addr.ss_family != AF_UNSPEC)
+		rpc_conn_strike(in->l->conns, &c->addr);
+}
+
 /* Charge a call to key; -1 (and no charge) past a budget or out of memory,
  * with the call's status set. */
 static int
@@ -180,6 +205,7 @@ peer_charge(struct rpc_intake *in, struct rpc_icall *c, const char *key)
 	if (p && p->n >= in->peer_max_pending) {
 		rpc_fail(&c->rc, RPC_RESOURCE_EXHAUSTED, "too many calls from"
 		    " %s in progress; try later", key);
+		intake_strike(in, c);
 		return -1;
 	}
 	if (p == NULL) {
@@ -214,50 +240,20 @@ peer_release(struct rpc_intake *in, struct rpc_icall *c)
 }
 
 /*
- * The budget key of a call's peer. A Unix peer is its uid (read by
- * rpc_dispatch_find); a TCP peer ("ipv4:ADDR:PORT", "ipv6:[ADDR]:PORT",
- * brackets possibly %-encoded) its address without the port, an IPv6 one
- * its /64, which one host commonly holds whole. Anything else: the peer
- * string as gRPC gives it (one budget per connection).
+ * The budget key of a call's peer, peer being gRPC's name for it: a Unix
+ * peer's uid (read by rpc_dispatch_find), a TCP peer's address
+ * (rpc_conn_addr_key), which is also kept in the call for its strikes;
+ * anything else as gRPC names it (a budget per connection).
  */
 static void
-peer_key(const rpc_call *rc, const char *peer, char *key, size_t keylen)
+peer_key(struct rpc_icall *c, const char *peer, char *key, size_t keylen)
 {
-	struct in6_addr a6;
-	char addr[INET6_ADDRSTRLEN + 8], *end;
-	const char *s;
-	size_t n;
-
-	if (rc->uid >= 0) {
-		snprintf(key, keylen, "uid %ld", rc->uid);
-		return;
-	}
-	snprintf(key, keylen, "%s", peer);
-	if ((end = strrchr(key, ':')) == NULL)
-		return;
-	if (strncmp(key, "ipv4:", 5) == 0) {
-		*end = '\0';
-		return;
-	}
-	if (strncmp(key, "ipv6:", 5) != 0)
-		return;
-	s = peer + 5;
-	s += strncmp(s, "%5B", 3) == 0 ? 3 : *s == '[';
-	n = strcspn(s, "]%");
-	if (n >= sizeof addr)
-		return;
-	memcpy(addr, s, n);
-	addr[n] = '\0';
-	if (inet_pton(AF_INET6, addr, &a6) != 1)
-		return;
-	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-		snprintf(key, keylen, "ipv4:%u.%u.%u.%u", a6.s6_addr[12],
-		    a6.s6_addr[13], a6.s6_addr[14], a6.s6_addr[15]);
-		return;
-	}
-	memset(a6.s6_addr + 8, 0, 8);
-	inet_ntop(AF_INET6, &a6, addr, sizeof addr);
-	snprintf(key, keylen, "ipv6:%s/64", addr);
+	if (c->rc.uid >= 0)
+		snprintf(key, keylen, "uid %ld", c->rc.uid);
+	else if (rpc_conn_peer_parse(peer, &c->addr) == 0)
+		rpc_conn_addr_key(&c->addr, key, keylen);
+	else
+		snprintf(key, keylen, "%s", peer ? peer : "?");
 }
 
 static struct rpc_icall *
@@ -384,18 +380,21 @@ final_batch(struct rpc_icall *c, grpc_op ops[3])
 }
 
 /* ------------------------------------------------------------------ */
-/* The intake thread (mutex held throughout, but for the wait).        */
+/* The intake threads (mutex held throughout, but for the wait).       */
 
-/* Answer a call refused at intake with its status; let it go. */
+/*
+ * Answer a call refused at intake with its status and let it go. Cancelling
+ * with the status sends the client the same trailers a status batch would,
+ * and leaves nothing of ours in flight: a flood's refused calls cost no
+ * operation.
+ */
 static void
 intake_answer(struct rpc_intake *in, struct rpc_icall *c)
 {
-	grpc_op ops[3];
-	size_t n = final_batch(c, ops);
-
 	if (c->rc.code == RPC_RESOURCE_EXHAUSTED)
 		in->nrefused++;
-	icall_start(c, ops, n, OP_FINAL);
+	grpc_call_cancel_with_status(c->gcall, (grpc_status_code)c->rc.code,
+	    rpc_call_status_message(&c->rc), NULL);
 	c->state = IC_DONE;
 }
 
@@ -405,10 +404,10 @@ intake_arrived(struct rpc_intake *in, struct rpc_icall *c)
 {
 	rpc_call *rc = &c->rc;
 	grpc_op op;
-	char key[128], *peer;
+	char key[RPC_PEER_KEY_LEN], *peer;
 
-	rpc_call_init(rc, in->srv, in->name, in->id);
-	rc->ux = in->ux;
+	rpc_call_init(rc, in->l->srv, in->name, in->l->id);
+	rc->ux = in->l->ux;
 	rc->gcall = c->gcall;
 	rc->wire = c;
 	rc->deadline = c->det.deadline;
@@ -424,7 +423,7 @@ intake_arrived(struct rpc_intake *in, struct rpc_icall *c)
 	peer = grpc_call_get_peer(c->gcall);
 	if (rc->uid < 0 && peer)
 		rc->peer_desc = rpc_call_strdup(rc, peer);
-	peer_key(rc, peer ? peer : "?", key, sizeof key);
+	peer_key(c, peer, key, sizeof key);
 	gpr_free(peer);
 	if (peer_charge(in, c, key) != 0)
 		goto out;
@@ -461,11 +460,13 @@ intake_body(struct rpc_intake *in, struct rpc_icall *c, int success)
 	if (!success) {
 		/* Cancelled, or over its size limit: gRPC has ended it. */
 		peer_release(in, c);
+		intake_strike(in, c);
 		c->state = IC_DONE;
 		return;
 	}
 	if (c->body == NULL) {
 		peer_release(in, c);
+		intake_strike(in, c);
 		rpc_fail(&c->rc, RPC_INVALID_ARGUMENT, "no request message");
 		intake_answer(in, c);
 		return;
@@ -487,6 +488,7 @@ intake_event(struct rpc_intake *in, struct op_tag *t, int success)
 			return;
 		}
 		in->live++;
+		in->arrived++;
 		intake_arrived(in, c);
 		icall_settle(in, c);
 		return;
@@ -517,7 +519,7 @@ intake_request(struct rpc_intake *in)
 
 		if (c == NULL)
 			return;
-		if (grpc_server_request_call(in->gs, &c->gcall, &c->det,
+		if (grpc_server_request_call(in->l->gs, &c->gcall, &c->det,
 		    &c->md, in->cq, in->cq, &c->tags[OP_NEW]) != GRPC_CALL_OK) {
 			icall_free(c);
 			return;
@@ -542,6 +544,7 @@ intake_expire(struct rpc_intake *in)
 		    in->recv_timeout_ms);
 		grpc_call_cancel_with_status(c->gcall, GRPC_STATUS_CANCELLED,
 		    why, NULL);
+		intake_strike(in, c);
 		in->nexpired++;
 	}
 	if (in->shutting)
@@ -571,6 +574,22 @@ intake_log(struct rpc_intake *in)
 	in->logged_ms = now;
 }
 
+/* 1 once a second during a burst of new calls, and once after it. */
+static int
+intake_trim_due(struct rpc_intake *in)
+{
+	int64_t now = sf_mono_ms();
+	int due;
+
+	if (now - in->arrived_ms < 1000)
+		return 0;
+	due = in->arrived >= TRIM_AFTER || in->burst;
+	in->burst = in->arrived >= TRIM_AFTER;
+	in->arrived = 0;
+	in->arrived_ms = now;
+	return due;
+}
+
 static void *
 intake_main(void *arg)
 {
@@ -593,6 +612,11 @@ intake_main(void *arg)
 		if (ev.type == GRPC_OP_COMPLETE)
 			intake_event(in, ev.tag, ev.success);
 		intake_log(in);
+		if (intake_trim_due(in)) {
+			pthread_mutex_unlock(&in->mu);
+			malloc_trim(0);
+			pthread_mutex_lock(&in->mu);
+		}
 	}
 	pthread_mutex_unlock(&in->mu);
 	return NULL;
@@ -701,8 +725,7 @@ rpc_call_cancelled(rpc_call *rc)
 /* Life of the intake.                                                  */
 
 int
-rpc_intake_new(rpc_server *srv, const char *name, unsigned id,
-    grpc_server *gs, const struct rpc_unix *ux, const rpc_listener_opts *o,
+rpc_intake_new(struct rpc_listener *l, const rpc_listener_opts *o,
     struct rpc_intake **out)
 {
 	struct rpc_intake *in;
@@ -710,11 +733,8 @@ rpc_intake_new(rpc_server *srv, const char *name, unsigned id,
 	*out = NULL;
 	if ((in = calloc(1, sizeof *in)) == NULL)
 		return SF_ENOMEM;
-	in->srv = srv;
-	in->name = name;
-	in->id = id;
-	in->ux = ux;
-	in->gs = gs;
+	in->l = l;
+	in->name = l->name;
 	in->nworkers = o->workers > 0 ? o->workers : RPC_DEFAULT_WORKERS;
 	in->recv_timeout_ms = o->recv_timeout_ms > 0 ? o->recv_timeout_ms :
 	    RPC_DEFAULT_RECV_TIMEOUT_MS;
@@ -731,7 +751,7 @@ rpc_intake_new(rpc_server *srv, const char *name, unsigned id,
 		return SF_ENOMEM;
 	}
 	in->cq = grpc_completion_queue_create_for_next(NULL);
-	grpc_server_register_completion_queue(gs, in->cq, NULL);
+	grpc_server_register_completion_queue(l->gs, in->cq, NULL);
 	*out = in;
 	return 0;
 }
@@ -739,11 +759,12 @@ rpc_intake_new(rpc_server *srv, const char *name, unsigned id,
 int
 rpc_intake_start(struct rpc_intake *in)
 {
-	if (pthread_create(&in->thr, NULL, intake_main, in) != 0) {
-		log_warn("listener %s: pthread_create", in->name);
-		return SF_EINTERNAL;
-	}
-	in->thr_started = 1;
+	for (; in->nthrs < INTAKE_THREADS; in->nthrs++)
+		if (pthread_create(&in->thrs[in->nthrs], NULL, intake_main,
+		    in) != 0) {
+			log_warn("listener %s: pthread_create", in->name);
+			return SF_EINTERNAL;
+		}
 	for (; in->nstarted < in->nworkers; in->nstarted++)
 		if (pthread_create(&in->workers[in->nstarted], NULL,
 		    worker_main, in) != 0) {
@@ -775,10 +796,8 @@ rpc_intake_busy(struct rpc_intake *in)
 void
 rpc_intake_join(struct rpc_intake *in)
 {
-	if (in->thr_started) {
-		pthread_join(in->thr, NULL);
-		in->thr_started = 0;
-	}
+	for (; in->nthrs > 0; in->nthrs--)
+		pthread_join(in->thrs[in->nthrs - 1], NULL);
 	pthread_mutex_lock(&in->mu);
 	in->stopping = 1;
 	pthread_cond_broadcast(&in->ready_cv);

@@ -5,12 +5,13 @@
  *
  * Every listener is a grpc_server of its own (a call carries no identity
  * of the port it came in on, and the method table is checked against the
- * listener's id). Its calls go through its intake (rpc_intake.c): one
- * thread takes each call as its headers arrive, checks it with
+ * listener's id). Its calls go through its intake (rpc_intake.c): the
+ * intake takes each call as its headers arrive, checks it with
  * rpc_dispatch_find(), waits for its message without holding a worker,
  * and queues it for the listener's workers, which run rpc_dispatch_body()
  * (unpack, UTF-8, handler, packed reply) and send the reply and status.
- * TCP listeners use TLS; Unix listeners are rpc_unix.c's.
+ * TCP listeners use TLS, and rpc_conn.c keeps their connections so that
+ * one abusing its streams can be closed; Unix listeners are rpc_unix.c's.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -30,20 +31,6 @@
 #include "util.h"
 
 static char TAG_SHUTDOWN;
-
-struct rpc_listener {
-	rpc_server *srv;
-	char *name;
-	unsigned id;
-	grpc_server *gs;
-	grpc_completion_queue *shutdown_cq;
-	struct rpc_intake *in;
-	struct rpc_unix *ux;     /* Unix listeners */
-	int port;                /* TCP listeners */
-	size_t max_message;
-	int started;             /* grpc_server_start done */
-	int shut;
-};
 
 rpc_server *
 rpc_server_new(void)
@@ -122,7 +109,7 @@ tcp_listen(struct rpc_listener *l, const rpc_listener_opts *o)
 static int
 listener_grpc_new(struct rpc_listener *l, const rpc_listener_opts *o)
 {
-	grpc_arg args[8];
+	grpc_arg args[10];
 	grpc_channel_args cargs;
 
 	rpc_arg_int(&args[0], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -139,6 +126,16 @@ listener_grpc_new(struct rpc_listener *l, const rpc_listener_opts *o)
 	rpc_arg_int(&args[7], GRPC_ARG_KEEPALIVE_TIME_MS, 120000);
 	cargs.num_args = 8;
 	cargs.args = args;
+	if (l->conns) {
+		rpc_conn_arg(l->conns, &args[cargs.num_args++]);
+		/*
+		 * gRPC reads up to 4 MiB at a time from a busy connection, and
+		 * parses all of it before a connection closed by rpc_conn.c
+		 * notices: a rapid-reset flood's 4 MiB are some 100,000 calls.
+		 */
+		rpc_arg_int(&args[cargs.num_args++],
+		    GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, RPC_TCP_READ_CHUNK);
+	}
 	if ((l->gs = grpc_server_create(&cargs, NULL)) == NULL)
 		return SF_ENOMEM;
 	l->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
@@ -152,7 +149,7 @@ int
 rpc_server_listen(rpc_server *srv, const rpc_listener_opts *o)
 {
 	struct rpc_listener *l, **ls;
-	int rc = SF_ENOMEM;
+	int rc = SF_ENOMEM, tcp;
 
 	if (srv->started || o->address == NULL)
 		return SF_EINVAL;
@@ -169,14 +166,15 @@ rpc_server_listen(rpc_server *srv, const rpc_listener_opts *o)
 		goto out;
 	l->max_message = o->max_message ? o->max_message :
 	    RPC_DEFAULT_MAX_MESSAGE;
-	if ((rc = listener_grpc_new(l, o)) != 0)
+	tcp = strncmp(o->address, "unix:", 5) != 0;
+	if ((tcp && (rc = rpc_conn_new(l->name, &l->conns)) != 0) ||
+	    (rc = listener_grpc_new(l, o)) != 0)
 		goto out;
-	if (strncmp(o->address, "unix:", 5) == 0)
-		rc = rpc_unix_open(o, l->name, l->gs, &l->ux);
-	else
+	if (tcp)
 		rc = tcp_listen(l, o);
-	if (rc != 0 || (rc = rpc_intake_new(srv, l->name, l->id, l->gs, l->ux,
-	    o, &l->in)) != 0)
+	else
+		rc = rpc_unix_open(o, l->name, l->gs, &l->ux);
+	if (rc != 0 || (rc = rpc_intake_new(l, o, &l->in)) != 0)
 		goto out;
 	rc = SF_ENOMEM;
 	if ((ls = realloc(srv->ls, (srv->nls + 1) * sizeof *ls)) == NULL)
@@ -357,6 +355,7 @@ listener_free(struct rpc_listener *l)
 	if (l->gs)
 		grpc_server_destroy(l->gs);
 	rpc_intake_free(l->in);
+	rpc_conn_free(l->conns);
 	if (l->shutdown_cq)
 		rpc_cq_drain(l->shutdown_cq);
 	rpc_unix_close(l->ux);

@@ -19,6 +19,7 @@
 #include "echo_service.h"
 #include "log.h"
 #include "rpc.h"
+#include "rpc_int.h"
 #include "slow_call.h"
 #include "util.h"
 #include "../../tap.h"
@@ -528,6 +529,38 @@ test_body_timeout(void)
 	slow_chan_close(ch);
 }
 
+/* gRPC's names for TCP peers (as 1.51 writes them) and the address each
+ * budget and ban applies to (rpc_conn.c). */
+static void
+test_peer_keys(void)
+{
+	static const struct { const char *peer, *key; } cases[] = {
+		{ "ipv4:127.0.0.1:43110", "ipv4:127.0.0.1" },
+		{ "ipv6:%5B::1%5D:56214", "ipv6:::/64" },
+		{ "ipv6:[2001:db8:1:2:3:4:5:6]:443", "ipv6:2001:db8:1:2::/64" },
+		{ "ipv6:%5B2001:db8:1:2::9%5D:443", "ipv6:2001:db8:1:2::/64" },
+		{ "ipv6:%5B::ffff:10.1.2.3%5D:80", "ipv4:10.1.2.3" },
+		{ "ipv6:%5Bfe80::1%25eth0%5D:80", "ipv6:fe80::/64" },
+	};
+	static const char *bad[] = { "unix:", "fd:12", "ipv4:", "ipv4:1.2.3:4",
+	    "ipv6:%5Bzz::1%5D:1", "ipv4:1.2.3.4:99999", "ipv4:1.2.3.4:",
+	    "ipv6:%5B::1%5D", NULL };
+	struct sockaddr_storage ss;
+	char key[RPC_PEER_KEY_LEN];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc = rpc_conn_peer_parse(cases[i].peer, &ss);
+
+		rpc_conn_addr_key(&ss, key, sizeof key);
+		ok(rc == 0 && strcmp(key, cases[i].key) == 0,
+		    "peer %s is budgeted as %s (%s)", cases[i].peer,
+		    cases[i].key, key);
+	}
+	for (size_t i = 0; bad[i]; i++)
+		ok(rpc_conn_peer_parse(bad[i], &ss) != 0,
+		    "%s is not a TCP peer", bad[i]);
+}
+
 /* The tight listener has one worker: a handler that sees its client
  * cancel (rpc_call_cancelled) must give it back. */
 static void
@@ -695,6 +728,7 @@ main(void)
 	test_concurrency(c);
 	test_socket_modes();
 	test_dispatch_raw(srv, c);
+	test_peer_keys();
 	test_slow_bodies(c);
 	test_peer_budget();
 	test_body_timeout();
