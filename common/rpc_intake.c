@@ -403,7 +403,7 @@ static void
 intake_arrived(struct rpc_intake *in, struct rpc_icall *c)
 {
 	rpc_call *rc = &c->rc;
-	grpc_op op;
+	grpc_op ops[2];
 	char key[RPC_PEER_KEY_LEN], *peer;
 
 	rpc_call_init(rc, in->l->srv, in->name, in->l->id);
@@ -427,17 +427,14 @@ intake_arrived(struct rpc_intake *in, struct rpc_icall *c)
 	gpr_free(peer);
 	if (peer_charge(in, c, key) != 0)
 		goto out;
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &c->cancelled;
-	if (icall_start(c, &op, 1, OP_CLOSE) != 0) {
-		rc->code = RPC_INTERNAL;
-		goto out;
-	}
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_RECV_MESSAGE;
-	op.data.recv_message.recv_message = &c->body;
-	if (icall_start(c, &op, 1, OP_RECV) != 0) {
+	/* Two batches: the close completes only when the call ends. */
+	memset(ops, 0, sizeof ops);
+	ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[0].data.recv_close_on_server.cancelled = &c->cancelled;
+	ops[1].op = GRPC_OP_RECV_MESSAGE;
+	ops[1].data.recv_message.recv_message = &c->body;
+	if (icall_start(c, &ops[0], 1, OP_CLOSE) != 0 ||
+	    icall_start(c, &ops[1], 1, OP_RECV) != 0) {
 		rc->code = RPC_INTERNAL;
 		goto out;
 	}

@@ -29,43 +29,40 @@ static char tight_addr[300], hasty_addr[300];
 static const ProtobufCServiceDescriptor *ECHO =
     &secretfree__test__v1__echo__descriptor;
 
+/* A Unix listener's options: name, address, id, the group left as is. */
+static void
+unix_opts(rpc_listener_opts *o, const char *name, const char *address,
+    unsigned id)
+{
+	memset(o, 0, sizeof *o);
+	o->name = name;
+	o->address = address;
+	o->id = id;
+	o->socket_gid = (gid_t)-1;
+}
+
 static rpc_server *
 start_server(void)
 {
 	static const uid_t nobody[] = { 12345 };
-	rpc_listener_opts a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 };
+	rpc_listener_opts a, b, c, d, e;
 	rpc_server *srv = rpc_server_new();
 
 	if (srv == NULL || echo_register(srv) != 0)
 		return NULL;
-	a.name = "echo";
-	a.address = echo_addr;
-	a.id = ECHO_LISTENER;
-	a.socket_gid = (gid_t)-1;
+	unix_opts(&a, "echo", echo_addr, ECHO_LISTENER);
 	a.workers = 4;
 	a.max_message = 64 * 1024;
-	b.name = "other";
-	b.address = other_addr;
-	b.id = OTHER_LISTENER;
-	b.socket_gid = (gid_t)-1;
-	c.name = "denied";
-	c.address = denied_addr;
-	c.id = ECHO_LISTENER;
+	unix_opts(&b, "other", other_addr, OTHER_LISTENER);
+	unix_opts(&c, "denied", denied_addr, ECHO_LISTENER);
 	c.allowed_uids = nobody;
 	c.n_allowed_uids = 1;
-	c.socket_gid = (gid_t)-1;
 	/* One worker, and at most 3 calls of one peer pending. */
-	d.name = "tight";
-	d.address = tight_addr;
-	d.id = ECHO_LISTENER;
-	d.socket_gid = (gid_t)-1;
+	unix_opts(&d, "tight", tight_addr, ECHO_LISTENER);
 	d.workers = 1;
 	d.peer_max_pending = 3;
 	/* A request message must follow its headers within 300 ms. */
-	e.name = "hasty";
-	e.address = hasty_addr;
-	e.id = ECHO_LISTENER;
-	e.socket_gid = (gid_t)-1;
+	unix_opts(&e, "hasty", hasty_addr, ECHO_LISTENER);
 	e.workers = 1;
 	e.recv_timeout_ms = 300;
 	if (rpc_server_listen(srv, &a) != 0 || rpc_server_listen(srv, &b) != 0 ||
