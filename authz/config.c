@@ -23,7 +23,8 @@ static const char *const AUTHZ_KEYS[] = { "registry", "signer_socket",
 static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "max_message_bytes", "device_requests_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
-    "max_concurrent_streams", NULL };
+    "max_concurrent_streams", "body_timeout_ms", "pending_per_address",
+    NULL };
 static const char *const HTTP_KEYS[] = { "listen", "threads",
     "ocsp_cache_entries", "crl_dir", "crl_refresh_seconds", NULL };
 static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
@@ -226,6 +227,10 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    &c->global_burst, why, whylen)) ||
 	    (rc = geti(cf, "limits", "max_concurrent_streams", 16, 1, 1000,
 	    &c->max_streams, why, whylen)) ||
+	    (rc = geti(cf, "limits", "body_timeout_ms", 5000, 100, 600000,
+	    &c->body_timeout_ms, why, whylen)) ||
+	    (rc = geti(cf, "limits", "pending_per_address", 64, 1, 1000000,
+	    &c->pending_per_address, why, whylen)) ||
 	    (rc = geti(cf, "http", "threads", 4, 1, 64, &c->http_threads,
 	    why, whylen)) ||
 	    (rc = geti(cf, "http", "ocsp_cache_entries", 100000, 0, 10000000,

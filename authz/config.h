@@ -50,6 +50,8 @@ typedef struct {
 	double global_rate;
 	int global_burst;
 	int max_streams;
+	int body_timeout_ms;       /* a call's request must arrive within */
+	int pending_per_address;   /* calls not yet on a worker, per address */
 	/* [template.<product line>] */
 	registry_template *templates;
 	size_t ntemplates;

@@ -177,6 +177,8 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		dev.workers = ctx->conf->workers;
 		dev.max_message = ctx->conf->max_message;
 		dev.max_concurrent_streams = ctx->conf->max_streams;
+		dev.recv_timeout_ms = ctx->conf->body_timeout_ms;
+		dev.peer_max_pending = ctx->conf->pending_per_address;
 		if ((rc = rpc_server_listen(srv, &dev)) != 0) {
 			log_warnx("cannot listen on %s (TLS)",
 			    ctx->conf->device_listen);

@@ -22,9 +22,10 @@
  *
  * The files: rpc.c (process set-up, status codes), rpc_call.c (a call's
  * memory, status and UTF-8 checks), rpc_dispatch.c (the method table and
- * the dispatch, without transport), rpc_server.c (listeners, workers, the
- * gRPC side of a call), rpc_unix.c (Unix sockets and the peer-uid check),
- * rpc_client.c. They are the only files in the project that include gRPC
+ * the dispatch, without transport), rpc_server.c (listeners), rpc_intake.c
+ * (a call's way from its headers to a worker and back to the wire),
+ * rpc_conn.c (a TCP listener's connections, closing abusive ones),
+ * rpc_unix.c (Unix sockets and the peer-uid check), rpc_client.c. They are the only files in the project that include gRPC
  * headers.
  */
 #ifndef SF_RPC_H
@@ -140,7 +141,21 @@ typedef struct {
 	int workers;                /* calls served at once; default 4 */
 	size_t max_message;         /* default 1 MiB */
 	int max_concurrent_streams; /* per connection; default 32 */
-	int recv_timeout_ms;        /* wait for the request body; default 10 s */
+	/*
+	 * A call costs no worker until its request message is complete
+	 * (rpc_intake.c). Until then, and while it waits for a worker, it is
+	 * pending. A message that has not arrived recv_timeout_ms after the
+	 * headers is given up on (CANCELLED). Past max_pending calls pending
+	 * on the listener, or peer_max_pending from one peer (an IPv4
+	 * address, an IPv6 /64, a Unix uid), a new call is answered
+	 * RESOURCE_EXHAUSTED without its message being read. On TCP, a
+	 * connection with 64 calls in 10 s that ended without their message
+	 * or were refused over the peer's budget (a rapid-reset flood) is
+	 * closed, and its address refused for 30 s (rpc_conn.c).
+	 */
+	int recv_timeout_ms;        /* default 5 s */
+	int max_pending;            /* default 1024 */
+	int peer_max_pending;       /* default 64 */
 } rpc_listener_opts;
 
 rpc_server *rpc_server_new(void);

@@ -224,7 +224,7 @@ rpc_call_send(rpc_call *call, const ProtobufCMessage *msg)
 		free(buf);
 		return 0;
 	}
-	return rpc_server_send(call, buf, len);
+	return rpc_intake_send(call, buf, len);
 }
 
 int

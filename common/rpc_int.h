@@ -8,6 +8,7 @@
 #define SF_RPC_INT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <grpc/grpc.h>
 
@@ -17,7 +18,11 @@
 #define RPC_DEFAULT_MAX_MESSAGE (1024 * 1024)
 #define RPC_DEFAULT_CLIENT_MAX_MESSAGE (16 * 1024 * 1024)
 #define RPC_DEFAULT_MAX_STREAMS 32
-#define RPC_DEFAULT_RECV_TIMEOUT_MS 10000
+#define RPC_DEFAULT_RECV_TIMEOUT_MS 5000
+#define RPC_DEFAULT_MAX_PENDING 1024
+#define RPC_DEFAULT_PEER_MAX_PENDING 64
+#define RPC_PEER_KEY_LEN 64
+#define RPC_TCP_READ_CHUNK (64 * 1024)
 
 /* A registered service: its descriptor, a copy of its method table. */
 struct rpc_svc {
@@ -34,8 +39,26 @@ struct rpc_path {
 	size_t idx;    /* method index, .proto order */
 };
 
-struct rpc_listener;   /* rpc_server.c */
+struct rpc_intake;     /* rpc_intake.c */
+struct rpc_icall;      /* rpc_intake.c: a call on the wire */
+struct rpc_conns;      /* rpc_conn.c */
 struct rpc_unix;       /* rpc_unix.c */
+
+/* A listener: a grpc_server of its own (rpc_server.c). */
+struct rpc_listener {
+	rpc_server *srv;
+	char *name;
+	unsigned id;
+	grpc_server *gs;
+	grpc_completion_queue *shutdown_cq;
+	struct rpc_intake *in;
+	struct rpc_conns *conns; /* TCP listeners */
+	struct rpc_unix *ux;     /* Unix listeners */
+	int port;                /* TCP listeners */
+	size_t max_message;
+	int started;             /* grpc_server_start done */
+	int shut;
+};
 
 struct rpc_server {
 	struct rpc_svc *svcs;
@@ -76,13 +99,12 @@ struct rpc_call {
 	const char *peer_cert;
 	int peer_cert_done;
 	const char *peer_desc;
-	/* The gRPC side; gcall is NULL under rpc_dispatch_raw. */
+	/* The gRPC side; gcall and wire are NULL under rpc_dispatch_raw. */
 	grpc_call *gcall;
-	grpc_completion_queue *cq;
+	struct rpc_icall *wire;
 	gpr_timespec deadline;
 	int sent_md;
-	int close_started, closed, close_cancelled;
-	int ended;
+	int ended;                   /* nothing more can be sent */
 };
 
 /* rpc_call.c */
@@ -108,10 +130,45 @@ void rpc_dispatch_body(rpc_call *call, const struct rpc_path *p,
 void rpc_dispatch_free(rpc_server *srv);
 
 /* rpc_server.c */
-/* Send one packed stream message on the call; takes buf. 0 or -1. */
-int rpc_server_send(rpc_call *call, uint8_t *buf, size_t len);
 /* The name of the first listener with this id, else "raw". */
 const char *rpc_server_listener_name(const rpc_server *srv, unsigned id);
+
+/* rpc_intake.c (see there): a listener's calls, from their headers to
+ * their end. */
+/* Register the intake's completion queue with l->gs (before
+ * grpc_server_start); o gives the workers and the limits. l is borrowed
+ * for the intake's life. */
+int rpc_intake_new(struct rpc_listener *l, const rpc_listener_opts *o,
+    struct rpc_intake **out);
+/* Start the intake thread and the workers (after grpc_server_start). */
+int rpc_intake_start(struct rpc_intake *in);
+/* Ask for no more calls: before grpc_server_shutdown_and_notify. */
+void rpc_intake_shutdown(struct rpc_intake *in);
+/* Calls taken from gRPC and not yet ended. */
+int rpc_intake_busy(struct rpc_intake *in);
+/* Once gRPC is shutting down: wait for every call to end, then join the
+ * threads. */
+void rpc_intake_join(struct rpc_intake *in);
+/* After grpc_server_destroy: drain the queue and free. NULL ok. */
+void rpc_intake_free(struct rpc_intake *in);
+/* Send one packed stream message on the call; takes buf. 0 or -1. */
+int rpc_intake_send(rpc_call *call, uint8_t *buf, size_t len);
+
+/* rpc_conn.c (see there): a TCP listener's connections. */
+/* The table, holding one reference to itself; rpc_conn_free drops it. */
+int rpc_conn_new(const char *name, struct rpc_conns **out);
+/* The channel argument that makes gRPC report accepted connections. */
+void rpc_conn_arg(struct rpc_conns *cs, grpc_arg *a);
+/* A strike against the connection from peer (address and port): past the
+ * limit it is closed and its address refused for a while. NULL cs ok. */
+void rpc_conn_strike(struct rpc_conns *cs, const struct sockaddr_storage *peer);
+/* After grpc_server_destroy. NULL ok. */
+void rpc_conn_free(struct rpc_conns *cs);
+/* A gRPC TCP peer ("ipv4:A:P", "ipv6:[A]:P") as an address: 0 or -1. */
+int rpc_conn_peer_parse(const char *peer, struct sockaddr_storage *ss);
+/* The address a budget or a ban applies to: "ipv4:A" or "ipv6:P::/64". */
+void rpc_conn_addr_key(const struct sockaddr_storage *ss, char *key,
+    size_t keylen);
 
 /* rpc_unix.c (see there) */
 int rpc_unix_open(const rpc_listener_opts *o, const char *name,

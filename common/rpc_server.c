@@ -1,16 +1,17 @@
 /*
- * rpc_server.c - the gRPC side of the server (rpc.h): listeners, workers,
- * and each call's life on the wire around the dispatch of rpc_dispatch.c.
+ * rpc_server.c - the gRPC side of the server (rpc.h): listeners, their
+ * limits, start and graceful stop, and what a handler may ask of its
+ * call's transport (peer, client certificate, deadline).
  *
  * Every listener is a grpc_server of its own (a call carries no identity
  * of the port it came in on, and the method table is checked against the
- * listener's id), with one completion queue and one thread per worker. A
- * worker asks for a call, serves it to the end, and asks for the next:
- * simple, and a slow handler holds only its own worker. Serving a call:
- * rpc_dispatch_find() (method, listener, Unix peer uid), then read the
- * body, rpc_dispatch_body() (unpack, UTF-8, handler, packed reply), then
- * send the reply and status. TCP listeners use TLS; Unix listeners are
- * rpc_unix.c's.
+ * listener's id). Its calls go through its intake (rpc_intake.c): the
+ * intake takes each call as its headers arrive, checks it with
+ * rpc_dispatch_find(), waits for its message without holding a worker,
+ * and queues it for the listener's workers, which run rpc_dispatch_body()
+ * (unpack, UTF-8, handler, packed reply) and send the reply and status.
+ * TCP listeners use TLS, and rpc_conn.c keeps their connections so that
+ * one abusing its streams can be closed; Unix listeners are rpc_unix.c's.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,31 +30,7 @@
 #include "rpc_int.h"
 #include "util.h"
 
-/* Distinct addresses used as completion-queue tags. */
-static char TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_SHUTDOWN;
-
-struct worker {
-	struct rpc_listener *l;
-	grpc_completion_queue *cq;
-	pthread_t thr;
-	int started;
-};
-
-struct rpc_listener {
-	rpc_server *srv;
-	char *name;
-	unsigned id;
-	grpc_server *gs;
-	grpc_completion_queue *shutdown_cq;
-	struct worker *workers;
-	int nworkers;
-	struct rpc_unix *ux;     /* Unix listeners */
-	int port;                /* TCP listeners */
-	size_t max_message;
-	int recv_timeout_ms;
-	int shut;
-	int active;              /* calls being served (atomic) */
-};
+static char TAG_SHUTDOWN;
 
 rpc_server *
 rpc_server_new(void)
@@ -128,14 +105,12 @@ tcp_listen(struct rpc_listener *l, const rpc_listener_opts *o)
 	return 0;
 }
 
-/* The listener's gRPC server, a completion queue per worker and one for
- * its shutdown. */
+/* The listener's gRPC server and the queue for its shutdown. */
 static int
 listener_grpc_new(struct rpc_listener *l, const rpc_listener_opts *o)
 {
-	grpc_arg args[8];
+	grpc_arg args[10];
 	grpc_channel_args cargs;
-	int nw = o->workers > 0 ? o->workers : RPC_DEFAULT_WORKERS;
 
 	rpc_arg_int(&args[0], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
 	    (int)l->max_message);
@@ -151,17 +126,18 @@ listener_grpc_new(struct rpc_listener *l, const rpc_listener_opts *o)
 	rpc_arg_int(&args[7], GRPC_ARG_KEEPALIVE_TIME_MS, 120000);
 	cargs.num_args = 8;
 	cargs.args = args;
+	if (l->conns) {
+		rpc_conn_arg(l->conns, &args[cargs.num_args++]);
+		/*
+		 * gRPC reads up to 4 MiB at a time from a busy connection, and
+		 * parses all of it before a connection closed by rpc_conn.c
+		 * notices: a rapid-reset flood's 4 MiB are some 100,000 calls.
+		 */
+		rpc_arg_int(&args[cargs.num_args++],
+		    GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, RPC_TCP_READ_CHUNK);
+	}
 	if ((l->gs = grpc_server_create(&cargs, NULL)) == NULL)
 		return SF_ENOMEM;
-	if ((l->workers = calloc((size_t)nw, sizeof *l->workers)) == NULL)
-		return SF_ENOMEM;
-	l->nworkers = nw;
-	for (int i = 0; i < nw; i++) {
-		l->workers[i].l = l;
-		l->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
-		grpc_server_register_completion_queue(l->gs,
-		    l->workers[i].cq, NULL);
-	}
 	l->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(l->gs, l->shutdown_cq, NULL);
 	return 0;
@@ -173,7 +149,7 @@ int
 rpc_server_listen(rpc_server *srv, const rpc_listener_opts *o)
 {
 	struct rpc_listener *l, **ls;
-	int rc = SF_ENOMEM;
+	int rc = SF_ENOMEM, tcp;
 
 	if (srv->started || o->address == NULL)
 		return SF_EINVAL;
@@ -190,15 +166,15 @@ rpc_server_listen(rpc_server *srv, const rpc_listener_opts *o)
 		goto out;
 	l->max_message = o->max_message ? o->max_message :
 	    RPC_DEFAULT_MAX_MESSAGE;
-	l->recv_timeout_ms = o->recv_timeout_ms ? o->recv_timeout_ms :
-	    RPC_DEFAULT_RECV_TIMEOUT_MS;
-	if ((rc = listener_grpc_new(l, o)) != 0)
+	tcp = strncmp(o->address, "unix:", 5) != 0;
+	if ((tcp && (rc = rpc_conn_new(l->name, &l->conns)) != 0) ||
+	    (rc = listener_grpc_new(l, o)) != 0)
 		goto out;
-	if (strncmp(o->address, "unix:", 5) == 0)
-		rc = rpc_unix_open(o, l->name, l->gs, &l->ux);
-	else
+	if (tcp)
 		rc = tcp_listen(l, o);
-	if (rc != 0)
+	else
+		rc = rpc_unix_open(o, l->name, l->gs, &l->ux);
+	if (rc != 0 || (rc = rpc_intake_new(l, o, &l->in)) != 0)
 		goto out;
 	rc = SF_ENOMEM;
 	if ((ls = realloc(srv->ls, (srv->nls + 1) * sizeof *ls)) == NULL)
@@ -228,204 +204,7 @@ rpc_server_listener_name(const rpc_server *srv, unsigned id)
 }
 
 /* ------------------------------------------------------------------ */
-/* A call on the wire.                                                  */
-
-/*
- * Wait on the call's queue until `tag` completes or `deadline` passes.
- * Returns 1 on success, 0 if the operation failed, -1 on timeout.
- * The close notification may arrive meanwhile; it is recorded.
- */
-static int
-call_wait(rpc_call *rc, void *tag, gpr_timespec deadline)
-{
-	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(rc->cq, deadline,
-		    NULL);
-
-		if (ev.type == GRPC_QUEUE_TIMEOUT)
-			return -1;
-		if (ev.type == GRPC_QUEUE_SHUTDOWN)
-			return 0;
-		if (ev.tag == &TAG_CLOSE)
-			rc->closed = 1;
-		if (ev.tag == tag)
-			return ev.success ? 1 : 0;
-	}
-}
-
-/* A byte buffer holding buf, which it takes (and frees with itself). */
-static grpc_byte_buffer *
-buffer_take(uint8_t *buf, size_t len)
-{
-	grpc_slice s;
-	grpc_byte_buffer *bb;
-
-	if (len == 0) {
-		free(buf);
-		s = grpc_empty_slice();
-	} else
-		s = grpc_slice_new(buf, len, free);
-	bb = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_slice_unref(s);
-	return bb;
-}
-
-int
-rpc_server_send(rpc_call *rc, uint8_t *buf, size_t len)
-{
-	grpc_op ops[2];
-	size_t n = 0;
-	grpc_byte_buffer *bb = buffer_take(buf, len);
-	int ok;
-
-	memset(ops, 0, sizeof ops);
-	if (!rc->sent_md) {
-		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-		n++;
-	}
-	ops[n].op = GRPC_OP_SEND_MESSAGE;
-	ops[n].data.send_message.send_message = bb;
-	n++;
-	if (grpc_call_start_batch(rc->gcall, ops, n, &TAG_SEND, NULL) !=
-	    GRPC_CALL_OK) {
-		grpc_byte_buffer_destroy(bb);
-		rc->ended = 1;
-		return -1;
-	}
-	rc->sent_md = 1;
-	ok = call_wait(rc, &TAG_SEND, rpc_forever());
-	grpc_byte_buffer_destroy(bb);
-	if (ok != 1) {
-		rc->ended = 1;
-		return -1;
-	}
-	return 0;
-}
-
-/* Send the final status (and, for a unary OK, the packed reply). */
-static void
-send_final(rpc_call *rc)
-{
-	grpc_op ops[4];
-	size_t n = 0;
-	grpc_slice details;
-	grpc_byte_buffer *reply = NULL;
-	int cancelled = 0;
-
-	if (rc->ended)
-		return;
-	memset(ops, 0, sizeof ops);
-	details = grpc_slice_from_copied_string(rpc_call_status_message(rc));
-	if (!rc->sent_md) {
-		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-		n++;
-	}
-	if (rc->code == RPC_OK && rc->reply) {
-		reply = buffer_take(rc->reply, rc->reply_len);
-		rc->reply = NULL;  /* transferred */
-		ops[n].op = GRPC_OP_SEND_MESSAGE;
-		ops[n].data.send_message.send_message = reply;
-		n++;
-	}
-	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	ops[n].data.send_status_from_server.status = (grpc_status_code)rc->code;
-	ops[n].data.send_status_from_server.status_details = &details;
-	n++;
-	if (!rc->close_started) {
-		ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-		ops[n].data.recv_close_on_server.cancelled = &cancelled;
-		n++;
-		rc->close_started = 1;
-		rc->closed = 1;  /* completes with this batch */
-	}
-	if (grpc_call_start_batch(rc->gcall, ops, n, &TAG_SEND, NULL) ==
-	    GRPC_CALL_OK)
-		call_wait(rc, &TAG_SEND, rpc_forever());
-	grpc_slice_unref(details);
-	if (reply)
-		grpc_byte_buffer_destroy(reply);
-	rc->ended = 1;
-}
-
-/*
- * Read the request body into *in, giving a client that never sends it
- * recv_timeout_ms, then ask to hear of the client's cancellation. Returns
- * 0, or -1 when the call is over (no status is sent then) or has failed
- * with its status set.
- */
-static int
-recv_body(struct rpc_listener *l, rpc_call *rc, grpc_byte_buffer **in)
-{
-	grpc_op op;
-	int w;
-
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_RECV_MESSAGE;
-	op.data.recv_message.recv_message = in;
-	if (grpc_call_start_batch(rc->gcall, &op, 1, &TAG_RECV, NULL) !=
-	    GRPC_CALL_OK) {
-		rc->code = RPC_INTERNAL;
-		return -1;
-	}
-	if ((w = call_wait(rc, &TAG_RECV, rpc_after_ms(l->recv_timeout_ms))) !=
-	    1) {
-		if (w < 0) {
-			/* The client never sent its message: give up on it. */
-			grpc_call_cancel(rc->gcall, NULL);
-			call_wait(rc, &TAG_RECV, rpc_forever());
-		}
-		rc->ended = 1;
-		return -1;
-	}
-	if (*in == NULL) {
-		rpc_fail(rc, RPC_INVALID_ARGUMENT, "no request message");
-		return -1;
-	}
-	memset(&op, 0, sizeof op);
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &rc->close_cancelled;
-	if (grpc_call_start_batch(rc->gcall, &op, 1, &TAG_CLOSE, NULL) ==
-	    GRPC_CALL_OK)
-		rc->close_started = 1;
-	return 0;
-}
-
-static void
-serve_call(struct rpc_listener *l, grpc_completion_queue *cq, grpc_call *call,
-    grpc_call_details *det)
-{
-	rpc_call rc;
-	const struct rpc_path *p;
-	grpc_byte_buffer *in = NULL;
-	grpc_slice body;
-
-	rpc_call_init(&rc, l->srv, l->name, l->id);
-	rc.ux = l->ux;
-	rc.gcall = call;
-	rc.cq = cq;
-	rc.deadline = det->deadline;
-	rc.method = rpc_call_strndup(&rc,
-	    (const char *)GRPC_SLICE_START_PTR(det->method),
-	    GRPC_SLICE_LENGTH(det->method));
-	if (rc.method == NULL) {
-		rc.code = RPC_INTERNAL;
-		goto out;
-	}
-	if ((p = rpc_dispatch_find(&rc)) == NULL ||
-	    recv_body(l, &rc, &in) != 0)
-		goto out;
-	body = rpc_buffer_slice(in);
-	rpc_dispatch_body(&rc, p, GRPC_SLICE_START_PTR(body),
-	    GRPC_SLICE_LENGTH(body));
-	grpc_slice_unref(body);
-out:
-	send_final(&rc);
-	if (rc.close_started && !rc.closed)
-		call_wait(&rc, &TAG_CLOSE, rpc_forever());
-	if (in)
-		grpc_byte_buffer_destroy(in);
-	rpc_call_fini(&rc);
-}
+/* A call's peer and deadline.                                          */
 
 /* The transport's side of rpc.h's per-call accessors; under
  * rpc_dispatch_raw (no gcall) there is no peer and no deadline. */
@@ -470,22 +249,6 @@ rpc_call_peer_cert(rpc_call *call)
 	return call->peer_cert;
 }
 
-int
-rpc_call_cancelled(rpc_call *call)
-{
-	if (call->ended)
-		return 1;
-	if (call->close_started && !call->closed) {
-		/* Only this call's events are on the worker's queue. */
-		grpc_event ev = grpc_completion_queue_next(call->cq,
-		    gpr_time_0(GPR_CLOCK_REALTIME), NULL);
-
-		if (ev.type == GRPC_OP_COMPLETE && ev.tag == &TAG_CLOSE)
-			call->closed = 1;
-	}
-	return call->closed && call->close_cancelled;
-}
-
 int64_t
 rpc_call_ms_left(const rpc_call *call)
 {
@@ -500,47 +263,7 @@ rpc_call_ms_left(const rpc_call *call)
 }
 
 /* ------------------------------------------------------------------ */
-/* Workers, start and stop.                                             */
-
-static void *
-worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct rpc_listener *l = w->l;
-
-	for (;;) {
-		grpc_call *call = NULL;
-		grpc_call_details det;
-		grpc_metadata_array md;
-		grpc_event ev;
-		int ok;
-
-		grpc_call_details_init(&det);
-		grpc_metadata_array_init(&md);
-		ok = grpc_server_request_call(l->gs, &call, &det, &md, w->cq,
-		    w->cq, &TAG_NEW) == GRPC_CALL_OK;
-		if (ok) {
-			do
-				ev = grpc_completion_queue_next(w->cq,
-				    rpc_forever(), NULL);
-			while (ev.type == GRPC_OP_COMPLETE &&
-			    ev.tag != &TAG_NEW);
-			ok = ev.type == GRPC_OP_COMPLETE && ev.success;
-		}
-		if (ok) {
-			__atomic_add_fetch(&l->active, 1, __ATOMIC_SEQ_CST);
-			serve_call(l, w->cq, call, &det);
-			__atomic_sub_fetch(&l->active, 1, __ATOMIC_SEQ_CST);
-		}
-		if (call)
-			grpc_call_unref(call);
-		grpc_call_details_destroy(&det);
-		grpc_metadata_array_destroy(&md);
-		if (!ok)
-			break;
-	}
-	return NULL;
-}
+/* Start and stop.                                                      */
 
 int
 rpc_server_start(rpc_server *srv)
@@ -551,35 +274,34 @@ rpc_server_start(rpc_server *srv)
 		struct rpc_listener *l = srv->ls[i];
 
 		grpc_server_start(l->gs);
-		for (int k = 0; k < l->nworkers; k++) {
-			if (pthread_create(&l->workers[k].thr, NULL,
-			    worker_main, &l->workers[k]) != 0) {
-				log_warn("listener %s: pthread_create", l->name);
-				return SF_EINTERNAL;
-			}
-			l->workers[k].started = 1;
-		}
-		if (l->ux && rpc_unix_start(l->ux) != 0)
+		l->started = 1;
+		if (rpc_intake_start(l->in) != 0 ||
+		    (l->ux && rpc_unix_start(l->ux) != 0))
 			return SF_EINTERNAL;
 	}
 	srv->started = 1;
 	return 0;
 }
 
+/* Stop taking connections and calls; calls in flight go on. */
 static void
-listener_shutdown(struct rpc_listener *l, int grace_ms)
+listener_stop(struct rpc_listener *l)
 {
-	grpc_event ev;
-	int64_t end;
-
 	if (l->shut)
 		return;
 	l->shut = 1;
 	rpc_unix_stop(l->ux);
-	if (l->gs == NULL)
-		return;
+	rpc_intake_shutdown(l->in);
 	grpc_server_shutdown_and_notify(l->gs, l->shutdown_cq, &TAG_SHUTDOWN);
-	end = sf_mono_ms() + grace_ms;
+}
+
+/* Wait for the calls in flight until `end` (sf_mono_ms), cancel what is
+ * left, and join the listener's threads. */
+static void
+listener_drain(struct rpc_listener *l, int64_t end)
+{
+	grpc_event ev;
+
 	/*
 	 * Idle client connections keep gRPC from reporting the shutdown done:
 	 * wait for calls in flight (up to the grace period), not for idle
@@ -588,29 +310,31 @@ listener_shutdown(struct rpc_listener *l, int grace_ms)
 	do {
 		ev = grpc_completion_queue_next(l->shutdown_cq,
 		    rpc_after_ms(20), NULL);
-	} while (ev.type == GRPC_QUEUE_TIMEOUT &&
-	    __atomic_load_n(&l->active, __ATOMIC_SEQ_CST) > 0 &&
+	} while (ev.type == GRPC_QUEUE_TIMEOUT && rpc_intake_busy(l->in) > 0 &&
 	    sf_mono_ms() < end);
 	if (ev.type == GRPC_QUEUE_TIMEOUT) {
 		grpc_server_cancel_all_calls(l->gs);
-		ev = grpc_completion_queue_next(l->shutdown_cq, rpc_forever(),
-		    NULL);
+		grpc_completion_queue_next(l->shutdown_cq, rpc_forever(), NULL);
 	}
-	for (int k = 0; k < l->nworkers; k++)
-		if (l->workers[k].started) {
-			pthread_join(l->workers[k].thr, NULL);
-			l->workers[k].started = 0;
-		}
+	rpc_intake_join(l->in);
 }
 
 void
 rpc_server_shutdown(rpc_server *srv, int grace_ms)
 {
+	int64_t end = sf_mono_ms() + grace_ms;
+
 	if (srv == NULL)
 		return;
 	/* Stop every listener's intake first, then wait for each. */
 	for (size_t i = 0; i < srv->nls; i++)
-		listener_shutdown(srv->ls[i], grace_ms);
+		if (srv->ls[i]->started)
+			listener_stop(srv->ls[i]);
+	for (size_t i = 0; i < srv->nls; i++)
+		if (srv->ls[i]->started && srv->ls[i]->in)
+			listener_drain(srv->ls[i], end);
+	for (size_t i = 0; i < srv->nls; i++)
+		srv->ls[i]->started = 0;
 }
 
 static void
@@ -618,28 +342,23 @@ listener_free(struct rpc_listener *l)
 {
 	if (l == NULL)
 		return;
-	if (l->gs && !l->shut) {
-		if (l->srv && l->srv->started)
-			listener_shutdown(l, 0);
-		else {
-			/* Never started: shut down without waiting for calls. */
-			grpc_server_shutdown_and_notify(l->gs, l->shutdown_cq,
-			    &TAG_SHUTDOWN);
-			grpc_server_cancel_all_calls(l->gs);
-			grpc_completion_queue_next(l->shutdown_cq, rpc_forever(),
-			    NULL);
-			l->shut = 1;
-		}
+	if (l->started) {
+		listener_stop(l);
+		listener_drain(l, 0);
+	} else if (l->gs && !l->shut) {
+		/* Never started: shut down without waiting for calls. */
+		grpc_server_shutdown_and_notify(l->gs, l->shutdown_cq,
+		    &TAG_SHUTDOWN);
+		grpc_server_cancel_all_calls(l->gs);
+		grpc_completion_queue_next(l->shutdown_cq, rpc_forever(), NULL);
 	}
 	if (l->gs)
 		grpc_server_destroy(l->gs);
-	for (int k = 0; k < l->nworkers; k++)
-		if (l->workers[k].cq)
-			rpc_cq_drain(l->workers[k].cq);
+	rpc_intake_free(l->in);
+	rpc_conn_free(l->conns);
 	if (l->shutdown_cq)
 		rpc_cq_drain(l->shutdown_cq);
 	rpc_unix_close(l->ux);
-	free(l->workers);
 	free(l->name);
 	free(l);
 }

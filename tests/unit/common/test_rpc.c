@@ -3,8 +3,10 @@
  * trips, status codes, deadlines, malformed bodies, UTF-8 checks, which
  * listener may call which method, the peer-uid check and the "fd:N" peer
  * format it relies on, streaming, concurrency, the transport-free dispatch
- * (rpc_dispatch_raw) against the socket, and shutdown with a call in
- * flight.
+ * (rpc_dispatch_raw) against the socket, the intake (slow and missing
+ * request messages hold no worker, the per-peer budget, the message
+ * timeout, a cancelled call frees its worker), and shutdown with calls in
+ * flight and calls waiting for their message.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -17,40 +19,55 @@
 #include "echo_service.h"
 #include "log.h"
 #include "rpc.h"
+#include "rpc_int.h"
+#include "slow_call.h"
 #include "util.h"
 #include "../../tap.h"
 
 static char tmpdir[256], echo_addr[300], other_addr[300], denied_addr[300];
+static char tight_addr[300], hasty_addr[300];
 static const ProtobufCServiceDescriptor *ECHO =
     &secretfree__test__v1__echo__descriptor;
+
+/* A Unix listener's options: name, address, id, the group left as is. */
+static void
+unix_opts(rpc_listener_opts *o, const char *name, const char *address,
+    unsigned id)
+{
+	memset(o, 0, sizeof *o);
+	o->name = name;
+	o->address = address;
+	o->id = id;
+	o->socket_gid = (gid_t)-1;
+}
 
 static rpc_server *
 start_server(void)
 {
 	static const uid_t nobody[] = { 12345 };
-	rpc_listener_opts a = { 0 }, b = { 0 }, c = { 0 };
+	rpc_listener_opts a, b, c, d, e;
 	rpc_server *srv = rpc_server_new();
 
 	if (srv == NULL || echo_register(srv) != 0)
 		return NULL;
-	a.name = "echo";
-	a.address = echo_addr;
-	a.id = ECHO_LISTENER;
-	a.socket_gid = (gid_t)-1;
+	unix_opts(&a, "echo", echo_addr, ECHO_LISTENER);
 	a.workers = 4;
 	a.max_message = 64 * 1024;
-	b.name = "other";
-	b.address = other_addr;
-	b.id = OTHER_LISTENER;
-	b.socket_gid = (gid_t)-1;
-	c.name = "denied";
-	c.address = denied_addr;
-	c.id = ECHO_LISTENER;
+	unix_opts(&b, "other", other_addr, OTHER_LISTENER);
+	unix_opts(&c, "denied", denied_addr, ECHO_LISTENER);
 	c.allowed_uids = nobody;
 	c.n_allowed_uids = 1;
-	c.socket_gid = (gid_t)-1;
+	/* One worker, and at most 3 calls of one peer pending. */
+	unix_opts(&d, "tight", tight_addr, ECHO_LISTENER);
+	d.workers = 1;
+	d.peer_max_pending = 3;
+	/* A request message must follow its headers within 300 ms. */
+	unix_opts(&e, "hasty", hasty_addr, ECHO_LISTENER);
+	e.workers = 1;
+	e.recv_timeout_ms = 300;
 	if (rpc_server_listen(srv, &a) != 0 || rpc_server_listen(srv, &b) != 0 ||
-	    rpc_server_listen(srv, &c) != 0 || rpc_server_start(srv) != 0) {
+	    rpc_server_listen(srv, &c) != 0 || rpc_server_listen(srv, &d) != 0 ||
+	    rpc_server_listen(srv, &e) != 0 || rpc_server_start(srv) != 0) {
 		rpc_server_free(srv);
 		return NULL;
 	}
@@ -394,6 +411,181 @@ sleeper_main(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* The intake: calls cost no worker until their message is in.         */
+
+#define SAY "/secretfree.test.v1.Echo/Say"
+#define SAY_HI "\x0a\x02hi"
+
+/* Open n calls on ch that send only their headers, and give the server
+ * a moment to take them. */
+static void
+slow_open_n(slow_chan *ch, slow_call **calls, int n)
+{
+	for (int i = 0; i < n; i++)
+		calls[i] = slow_call_open(ch, SAY, 30000);
+	usleep(300000);
+}
+
+/* Send each call's message; how many are then answered OK. */
+static int
+slow_finish_n(slow_call **calls, int n)
+{
+	rpc_status st;
+	int nok = 0;
+
+	for (int i = 0; i < n; i++)
+		if (calls[i])
+			slow_call_send(calls[i], SAY_HI, 4);
+	for (int i = 0; i < n; i++) {
+		if (calls[i] && slow_call_status(calls[i], 10000, &st) == RPC_OK)
+			nok++;
+		slow_call_close(calls[i]);
+		calls[i] = NULL;
+	}
+	return nok;
+}
+
+static void
+test_slow_bodies(rpc_client *c)
+{
+	slow_chan *ch = slow_chan_open(echo_addr);
+	slow_call *slow[8];
+	uint8_t *out = NULL;
+	size_t outlen;
+	rpc_status st;
+	int64_t t0;
+	int rc;
+
+	/* The echo listener has 4 workers: twice as many calls wait. */
+	slow_open_n(ch, slow, 8);
+	t0 = sf_mono_ms();
+	rc = rpc_client_call_raw(c, SAY, SAY_HI, 4, &out, &outlen, 2000, &st);
+	is_int(rc, RPC_OK, "workers + 4 calls without their message: another"
+	    " call is still served");
+	ok(sf_mono_ms() - t0 < 1500, "and at once (%lld ms)",
+	    (long long)(sf_mono_ms() - t0));
+	free(out);
+	is_int(slow_finish_n(slow, 8), 8,
+	    "when their messages come, all 8 slow calls are answered OK");
+	slow_chan_close(ch);
+}
+
+static void
+test_peer_budget(void)
+{
+	slow_chan *ch = slow_chan_open(tight_addr);
+	slow_call *slow[3];
+	rpc_client *t = NULL;
+	uint8_t *out = NULL;
+	size_t outlen;
+	rpc_status st;
+	int rc;
+
+	rpc_client_open(tight_addr, NULL, &t);
+	slow_open_n(ch, slow, 3);
+	rc = rpc_client_call_raw(t, SAY, SAY_HI, 4, &out, &outlen, 5000, &st);
+	is_int(rc, RPC_RESOURCE_EXHAUSTED, "a peer with 3 calls pending (its"
+	    " budget) gets RESOURCE_EXHAUSTED for a 4th");
+	ok(strstr(st.message, "too many calls from uid") != NULL,
+	    "the message names the peer (%s)", st.message);
+	free(out);
+	is_int(slow_finish_n(slow, 3), 3, "the 3 pending calls are answered");
+	rc = rpc_client_call_raw(t, SAY, SAY_HI, 4, &out, &outlen, 5000, &st);
+	is_int(rc, RPC_OK, "then the peer may call again");
+	free(out);
+	rpc_client_close(t);
+	slow_chan_close(ch);
+}
+
+static void
+test_body_timeout(void)
+{
+	slow_chan *ch = slow_chan_open(hasty_addr);
+	slow_call *s;
+	rpc_status st;
+	int64_t t0 = sf_mono_ms(), ms;
+	int rc;
+
+	s = slow_call_open(ch, SAY, 30000);
+	rc = s ? slow_call_status(s, 10000, &st) : -1;
+	ms = sf_mono_ms() - t0;
+	is_int(rc, RPC_CANCELLED, "a message that never comes: CANCELLED");
+	ok(rc >= 0 && strstr(st.message, "no request message within 300 ms"),
+	    "the status says why (%s)", rc >= 0 ? st.message : "");
+	ok(ms >= 250 && ms < 5000, "after the listener's 300 ms (%lld ms)",
+	    (long long)ms);
+	slow_call_close(s);
+	s = slow_call_open(ch, SAY, 30000);
+	usleep(50000);
+	if (s)
+		slow_call_send(s, SAY_HI, 4);
+	is_int(s ? slow_call_status(s, 10000, &st) : -1, RPC_OK,
+	    "a message 50 ms after its headers is served");
+	slow_call_close(s);
+	slow_chan_close(ch);
+}
+
+/* gRPC's names for TCP peers (as 1.51 writes them) and the address each
+ * budget and ban applies to (rpc_conn.c). */
+static void
+test_peer_keys(void)
+{
+	static const struct { const char *peer, *key; } cases[] = {
+		{ "ipv4:127.0.0.1:43110", "ipv4:127.0.0.1" },
+		{ "ipv6:%5B::1%5D:56214", "ipv6:::/64" },
+		{ "ipv6:[2001:db8:1:2:3:4:5:6]:443", "ipv6:2001:db8:1:2::/64" },
+		{ "ipv6:%5B2001:db8:1:2::9%5D:443", "ipv6:2001:db8:1:2::/64" },
+		{ "ipv6:%5B::ffff:10.1.2.3%5D:80", "ipv4:10.1.2.3" },
+		{ "ipv6:%5Bfe80::1%25eth0%5D:80", "ipv6:fe80::/64" },
+	};
+	static const char *bad[] = { "unix:", "fd:12", "ipv4:", "ipv4:1.2.3:4",
+	    "ipv6:%5Bzz::1%5D:1", "ipv4:1.2.3.4:99999", "ipv4:1.2.3.4:",
+	    "ipv6:%5B::1%5D", NULL };
+	struct sockaddr_storage ss;
+	char key[RPC_PEER_KEY_LEN];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc = rpc_conn_peer_parse(cases[i].peer, &ss);
+
+		rpc_conn_addr_key(&ss, key, sizeof key);
+		ok(rc == 0 && strcmp(key, cases[i].key) == 0,
+		    "peer %s is budgeted as %s (%s)", cases[i].peer,
+		    cases[i].key, key);
+	}
+	for (size_t i = 0; bad[i]; i++)
+		ok(rpc_conn_peer_parse(bad[i], &ss) != 0,
+		    "%s is not a TCP peer", bad[i]);
+}
+
+/* The tight listener has one worker: a handler that sees its client
+ * cancel (rpc_call_cancelled) must give it back. */
+static void
+test_cancel_frees_worker(void)
+{
+	Secretfree__Test__V1__SleepRequest req = SECRETFREE__TEST__V1__SLEEP_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	rpc_client *t = NULL;
+	uint8_t *out = NULL;
+	size_t outlen;
+	rpc_status st;
+	int64_t t0;
+	int rc;
+
+	rpc_client_open(tight_addr, NULL, &t);
+	req.ms = 5000;
+	rc = rpc_client_call(t, ECHO, "Sleep", &req.base, &resp, 300, &st);
+	is_int(rc, RPC_DEADLINE_EXCEEDED, "a 5 s handler with a 300 ms"
+	    " deadline: DEADLINE_EXCEEDED");
+	t0 = sf_mono_ms();
+	rc = rpc_client_call_raw(t, SAY, SAY_HI, 4, &out, &outlen, 4000, &st);
+	is_int(rc, RPC_OK, "the only worker is free again");
+	ok(sf_mono_ms() - t0 < 2000, "well before the handler's 5 s (%lld ms)",
+	    (long long)(sf_mono_ms() - t0));
+	free(out);
+	rpc_client_close(t);
+}
+
 /*
  * rpc_dispatch_raw, the fuzzers' entry: each request gets the status, the
  * message and the reply bytes it gets over the socket, since both run the
@@ -510,10 +702,12 @@ main(void)
 	snprintf(echo_addr, sizeof echo_addr, "unix:%s/echo/echo.sock", tmpdir);
 	snprintf(other_addr, sizeof other_addr, "unix:%s/other.sock", tmpdir);
 	snprintf(denied_addr, sizeof denied_addr, "unix:%s/denied.sock", tmpdir);
+	snprintf(tight_addr, sizeof tight_addr, "unix:%s/tight.sock", tmpdir);
+	snprintf(hasty_addr, sizeof hasty_addr, "unix:%s/hasty.sock", tmpdir);
 
 	rpc_init();
 	srv = start_server();
-	ok(srv != NULL, "server with three Unix listeners starts");
+	ok(srv != NULL, "server with five Unix listeners starts");
 	if (srv == NULL)
 		return tap_done();
 	rpc_client_open(echo_addr, NULL, &c);
@@ -531,6 +725,11 @@ main(void)
 	test_concurrency(c);
 	test_socket_modes();
 	test_dispatch_raw(srv, c);
+	test_peer_keys();
+	test_slow_bodies(c);
+	test_peer_budget();
+	test_body_timeout();
+	test_cancel_frees_worker();
 
 	{
 		char addr[320];
@@ -544,13 +743,17 @@ main(void)
 	}
 
 	{
-		/* Shutdown with a call in flight: cancelled, not hung. */
+		/* Shutdown with a call in flight and calls waiting for their
+		 * message: all cancelled, nothing hung. */
 		struct sleeper s = { -1, c };
+		slow_chan *ch = slow_chan_open(echo_addr);
+		slow_call *slow[3];
 		pthread_t t;
 		int64_t t0;
+		int nerr = 0;
 
 		pthread_create(&t, NULL, sleeper_main, &s);
-		usleep(200000);
+		slow_open_n(ch, slow, 3);
 		t0 = sf_mono_ms();
 		rpc_server_shutdown(srv, 100);
 		ok(sf_mono_ms() - t0 < 2500,
@@ -559,6 +762,14 @@ main(void)
 		pthread_join(t, NULL);
 		ok(s.rc != RPC_OK, "the in-flight call ends with an error (%s)",
 		    rpc_code_name(s.rc));
+		for (int i = 0; i < 3; i++) {
+			rc = slow[i] ? slow_call_status(slow[i], 5000, &st) : -1;
+			nerr += rc > RPC_OK;
+			slow_call_close(slow[i]);
+		}
+		is_int(nerr, 3, "the calls waiting for their message end with"
+		    " an error");
+		slow_chan_close(ch);
 	}
 	rpc_server_free(srv);
 	{
