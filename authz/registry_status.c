@@ -71,8 +71,11 @@ registry_cert_status_tx(struct dbconn *c, const char *serial, int status,
 	if ((rc = registry_stmt(c, SQL, Q_CERT_MIRROR, &st)) != 0)
 		return rc;
 	sqlite3_bind_int(st, 1, status);
-	sqlite3_bind_int(st, 2, status == CERT_REVOKED ? reason : 0);
-	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ? revoked_at : 0);
+	/* A superseded certificate is revoked too (reason superseded). */
+	sqlite3_bind_int(st, 2, status == CERT_REVOKED ||
+	    status == CERT_SUPERSEDED ? reason : 0);
+	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ||
+	    status == CERT_SUPERSEDED ? revoked_at : 0);
 	bind_text(st, 4, serial);
 	if ((code = sqlite3_step(st)) == SQLITE_ROW) {
 		rc = 1;
