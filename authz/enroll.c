@@ -54,8 +54,8 @@ enroll_device_lock(enroll_ctx *e, const char *id)
 	return &e->locks[h % ENROLL_LOCKS];
 }
 
-int
-enroll_key_valid(const char *k)
+static int
+key_valid(const char *k)
 {
 	size_t n = strlen(k);
 
@@ -135,24 +135,36 @@ enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
 	return 0;
 }
 
-/* What can be refused before the CSR is even parsed. */
-static int
-request_check(enroll_ctx *e, const enroll_req *r, char *why, size_t whylen)
+int
+enroll_request_check(enroll_ctx *e, size_t csr_len,
+    const char *idempotency_key, char *why, size_t whylen)
 {
 	if (rate_take_global(e->rl) != 0) {
 		sf_why(why, whylen, "too many enrollment requests; retry"
 		    " later");
 		return SF_ELIMIT;
 	}
-	if (r->csr_len == 0) {
+	if (csr_len == 0) {
 		sf_why(why, whylen, "csr is empty");
 		return SF_EINVAL;
 	}
-	if (!enroll_key_valid(r->idempotency_key)) {
+	if (!key_valid(idempotency_key)) {
 		sf_why(why, whylen, "idempotency_key must be at most 128"
 		    " printable ASCII characters");
 		return SF_EINVAL;
 	}
+	return 0;
+}
+
+/* What can be refused before the CSR is even parsed. */
+static int
+request_check(enroll_ctx *e, const enroll_req *r, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = enroll_request_check(e, r->csr_len, r->idempotency_key, why,
+	    whylen)) != 0)
+		return rc;
 	if (*r->region && !sf_name_valid(r->region)) {
 		sf_why(why, whylen, "region \"%s\" is not a valid region id",
 		    r->region);

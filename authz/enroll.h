@@ -76,8 +76,11 @@ int enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 
 /* The lock serialising the enrollments and renewals of device id. */
 pthread_mutex_t *enroll_device_lock(enroll_ctx *e, const char *device_id);
-/* An idempotency key is at most 128 printable ASCII characters: 1. */
-int enroll_key_valid(const char *key);
+/* What Enroll and Renew refuse before the CSR is parsed: the global rate
+ * (SF_ELIMIT), an empty CSR, an idempotency key that is not at most 128
+ * printable ASCII characters (SF_EINVAL); why says which. */
+int enroll_request_check(enroll_ctx *e, size_t csr_len,
+    const char *idempotency_key, char *why, size_t whylen);
 
 /* The PEM bundle FetchCertificate serves (leaf, then chain), malloc'd,
  * with its length and SHA-256. */

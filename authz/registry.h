@@ -288,9 +288,11 @@ typedef struct {
  * revoked_at = when (if it was not revoked already), and with key (not
  * NULL) the device's registered key becomes key. *superseded (if not
  * NULL) gets the serial that was replaced (malloc'd; "" if none).
- * Acknowledging again changes nothing and succeeds. SF_ENOTFOUND;
- * SF_ESTATE for an enrollment that is no renewal or FAILED; SF_EEXIST
- * when key is another device's.
+ * Acknowledging again changes nothing and succeeds. The signer, asked
+ * first, is the source of truth: a FAILED renewal it acknowledged (authz's
+ * sweep got ahead of it) is acknowledged too. SF_ENOTFOUND; SF_ESTATE for
+ * an enrollment that is no renewal; SF_EEXIST when key is another
+ * device's (nothing is changed then).
  */
 int registry_renew_ack(registry *r, const char *enrollment_id, int64_t when,
     const registry_key *key, char **superseded);
@@ -319,8 +321,8 @@ typedef struct {
  * Pull the renewal window of the selected certificates forward to
  * [renew_after, renew_before) (renew_after < renew_before, SF_EINVAL
  * otherwise) with note as its explanation, never later than it was:
- * each bound becomes the earlier of the two. *count: certificates
- * changed.
+ * each bound becomes the earlier of the two. *count: the certificates
+ * whose window moved (only those take the note).
  */
 int registry_renew_pull(registry *r, const registry_renew_sel *sel,
     int64_t renew_after, int64_t renew_before, const char *note,

@@ -48,6 +48,8 @@ static const char *const SQL[NQ] = {
 	    "  THEN ?2 ELSE renew_before END,"
 	    " renew_note = ?3"
 	    " WHERE status = ?4 AND not_after > ?5"
+	    " AND (renew_after = 0 OR renew_after > ?1 OR renew_before = 0"
+	    "  OR renew_before > ?2)"
 	    " AND (?6 = '' OR device_id = ?6)"
 	    " AND (?7 = '' OR device_id IN"
 	    "  (SELECT device_id FROM devices WHERE product_line = ?7))"

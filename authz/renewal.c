@@ -26,19 +26,11 @@
 static int
 request_check(authz_ctx *ctx, const renewal_req *r, char *why, size_t whylen)
 {
-	if (rate_take_global(ctx->rl) != 0) {
-		sf_why(why, whylen, "too many requests; retry later");
-		return SF_ELIMIT;
-	}
-	if (r->csr_len == 0) {
-		sf_why(why, whylen, "csr is empty");
-		return SF_EINVAL;
-	}
-	if (!enroll_key_valid(r->idempotency_key)) {
-		sf_why(why, whylen, "idempotency_key must be at most 128"
-		    " printable ASCII characters");
-		return SF_EINVAL;
-	}
+	int rc;
+
+	if ((rc = enroll_request_check(&ctx->en, r->csr_len,
+	    r->idempotency_key, why, whylen)) != 0)
+		return rc;
 	if (*r->current_serial && !sf_serial_valid(r->current_serial)) {
 		sf_why(why, whylen, "current_serial must be a serial: 1-40"
 		    " upper-case hex digits");

@@ -33,6 +33,7 @@ certificates verified against the root, SoftHSM2, the CLI, openssl):
   with its note, never later;
 - the CLI: enroll --renew over TLS with a new key and acknowledged,
   --no-ack then --ack, and its refusals."""
+import hashlib
 import json
 import os
 import sqlite3
@@ -47,7 +48,7 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: E402
 from sfharness import (Client, Device, Stack, TempDir, expect_error,  # noqa: E402
-                       openssl_verify, protos, run, show, split_pem)
+                       openssl_verify, protos, run_bytes, show, split_pem)
 
 pb = protos()
 C, A, P, R, S = pb.common, pb.ca_admin, pb.provisioning, pb.registry, pb.signer
@@ -85,12 +86,7 @@ def wait_for(fn, timeout=30, step=0.25):
 
 def key_fp(keyfile):
     der = run_bytes(["openssl", "pkey", "-in", keyfile, "-pubout", "-outform", "DER"])
-    import hashlib
     return hashlib.sha256(der).digest()
-
-
-def run_bytes(cmd):
-    return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
 class Env:
@@ -506,10 +502,9 @@ def main():
         renewal_info(env, devs[4], e1)
         cli_renew(env, devs[6])
         rollback(env, devs[1])
-    except Exception as ex:  # a crash is a failure, with its trace
+    except Exception as e:  # noqa: BLE001
         import traceback
-        tap.ok(False, "the test ran to its end", traceback.format_exc())
-        del ex
+        tap.ok(False, "test raised %r" % e, traceback.format_exc())
     finally:
         if env is not None:
             env.st.stop()
