@@ -254,10 +254,14 @@ enum { REGISTRY_MIRROR_UPDATED = 1, REGISTRY_MIRROR_UNCHANGED = 2,
 
 /*
  * Mirror the signer's record of a certificate: status (CERT_*), revocation
- * reason and time (kept for REVOKED and SUPERSEDED), in one transaction. A revoked certificate that was its
- * device's current one is no longer: the device's current_serial is
- * cleared (and an ACTIVE device becomes REGISTERED, so that it may enroll
- * again). *outcome: REGISTRY_MIRROR_*. SF_EINVAL for a bad status.
+ * reason and time (kept for REVOKED and SUPERSEDED), in one transaction.
+ * A revoked or superseded certificate that was its device's current one
+ * is no longer: the device's current_serial is cleared (and an ACTIVE
+ * device becomes REGISTERED, so that it may enroll again). A renewal
+ * pending acknowledgement in authz is settled as the signer's status
+ * says: ACTIVE (acknowledged there) makes its enrollment ACKNOWLEDGED and
+ * the device hold it, REVOKED its enrollment FAILED. *outcome:
+ * REGISTRY_MIRROR_*. SF_EINVAL for a bad status.
  */
 int registry_cert_mirror(registry *r, const char *serial, int status,
     int reason, int64_t revoked_at, int *outcome);

@@ -1610,6 +1610,46 @@ renewal_pull(registry *r, int64_t t0)
 	    SF_EINVAL, "pull: an empty window");
 }
 
+/* What the signer says settles a renewal authz has pending (the mirror
+ * `audit reconcile` sends). */
+static void
+renewal_settle(registry *r, const registry_template *tmpl, int64_t t0)
+{
+	registry_enrollment e, g;
+	registry_device d;
+	int outcome = 0;
+
+	e = enr("eb1", "devB", "", 11, "11", t0, ENROLLMENT_ISSUED, "");
+	registry_enroll_commit(r, &e, tmpl);
+	e = enr("eb2", "devB", "", 12, "12", t0 + 1, ENROLLMENT_PENDING_ACK,
+	    "11");
+	registry_enroll_commit(r, &e, tmpl);
+	IS_INT(registry_cert_mirror(r, "12", CERT_ACTIVE, 0, 0, &outcome), 0,
+	    "settle: the signer has the renewal ACTIVE");
+	registry_enrollment_get(r, "eb2", &g);
+	IS_INT(g.state, ENROLLMENT_ACKNOWLEDGED, "settle: ACKNOWLEDGED");
+	registry_enrollment_fini(&g);
+	registry_device_get(r, "devB", &d);
+	IS_STR(d.current_serial, "12", "settle: the device holds it");
+	registry_device_fini(&d);
+	e = enr("eb3", "devB", "", 13, "13", t0 + 2, ENROLLMENT_PENDING_ACK,
+	    "12");
+	registry_enroll_commit(r, &e, tmpl);
+	IS_INT(registry_cert_mirror(r, "13", CERT_REVOKED, 5, t0 + 3,
+	    &outcome), 0, "settle: the signer has the next one REVOKED");
+	registry_enrollment_get(r, "eb3", &g);
+	IS_INT(g.state, ENROLLMENT_FAILED, "settle: FAILED");
+	registry_enrollment_fini(&g);
+	registry_device_get(r, "devB", &d);
+	IS_STR(d.current_serial, "12", "settle: the device keeps 12");
+	registry_device_fini(&d);
+	IS_INT(registry_cert_mirror(r, "11", CERT_REVOKED, 1, t0 + 3,
+	    &outcome), 0, "settle: a first enrollment's certificate revoked");
+	registry_enrollment_get(r, "eb1", &g);
+	IS_INT(g.state, ENROLLMENT_ISSUED, "settle: its enrollment stays");
+	registry_enrollment_fini(&g);
+}
+
 static void
 test_renewal(void)
 {
@@ -1629,6 +1669,7 @@ test_renewal(void)
 	renewal_ack(r, &tmpl, t0);
 	renewal_sweep(r, &tmpl, t0);
 	renewal_pull(r, t0);
+	renewal_settle(r, &tmpl, t0);
 	registry_template_fini(&tmpl);
 	registry_close(r);
 }
