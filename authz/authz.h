@@ -34,6 +34,7 @@ typedef struct {
 	http_server *http;         /* [http] listen; NULL = none */
 	ocsp_cache *ocsp;          /* OCSP responses served over HTTP */
 	crl_pub *crls;             /* [http] listen or crl_dir; NULL = none */
+	struct renewal_sweeper *sweep;  /* renewal.h; NULL = not started */
 } authz_ctx;
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);
@@ -42,6 +43,21 @@ int rpc_registry_register(rpc_server *srv, authz_ctx *ctx);
  * table. */
 int rpc_registry_adopt(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
+/* The renewal methods (rpc_renew.c), named by rpc_provisioning.c's and
+ * rpc_registry.c's tables: Provisioning.Renew, Acknowledge,
+ * GetRenewalInfo; Registry.SetRenewalWindow. */
+int rpc_provisioning_renew(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_provisioning_ack(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_provisioning_renewal_info(rpc_call *call,
+    const ProtobufCMessage *reqm, ProtobufCMessage *respm, void *arg);
+int rpc_registry_renewal_window(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+/* An enrollment as EnrollResponse (rpc_provisioning.c), for Enroll and
+ * Renew. */
+void rpc_provisioning_fill(rpc_call *call, const registry_enrollment *en,
+    int replayed, ProtobufCMessage *respm);
 /* Add every HTTP route (http_routes.c) to srv. */
 int authz_http_routes(http_server *srv, authz_ctx *ctx);
 /* OCSP over HTTP, GET and POST at any path (http_ocsp.c); arg: the ctx. */

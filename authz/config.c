@@ -19,7 +19,7 @@ static const char *const AUTHZ_KEYS[] = { "registry", "signer_socket",
     "signer_timeout_ms", "admin_socket", "admin_uids", "admin_group",
     "device_listen", "tls_cert", "tls_key", "tls_client_ca",
     "default_region", "user", "workers", "log_level",
-    "idempotency_window_seconds", NULL };
+    "idempotency_window_seconds", "renewal_sweep_seconds", NULL };
 static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "max_message_bytes", "device_requests_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
@@ -219,6 +219,8 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    &c->signer_timeout_ms, why, whylen)) ||
 	    (rc = geti(cf, "authz", "idempotency_window_seconds", 86400, 0,
 	    86400 * 365, &c->idempotency_window, why, whylen)) ||
+	    (rc = geti(cf, "authz", "renewal_sweep_seconds", 60, 1, 86400,
+	    &c->renewal_sweep_s, why, whylen)) ||
 	    (rc = geti(cf, "limits", "device_requests_per_window", 20, 1,
 	    1000000, &c->device_max, why, whylen)) ||
 	    (rc = geti(cf, "limits", "device_window_seconds", 3600, 1,

@@ -36,6 +36,8 @@ typedef struct {
 	int workers;
 	int log_level;
 	int idempotency_window;    /* seconds */
+	int renewal_sweep_s;       /* look for unacknowledged renewals past
+	                              their deadline this often */
 	/* [http]: CRLs and OCSP over plain HTTP; NULL = none */
 	char *http_listen;         /* "host:port" */
 	int http_threads;

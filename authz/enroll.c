@@ -44,8 +44,8 @@ enroll_ctx_fini(enroll_ctx *e)
 		pthread_mutex_destroy(&e->locks[i]);
 }
 
-static pthread_mutex_t *
-device_lock(enroll_ctx *e, const char *id)
+pthread_mutex_t *
+enroll_device_lock(enroll_ctx *e, const char *id)
 {
 	uint32_t h = 2166136261u;
 
@@ -55,7 +55,7 @@ device_lock(enroll_ctx *e, const char *id)
 }
 
 static int
-idempotency_key_valid(const char *k)
+key_valid(const char *k)
 {
 	size_t n = strlen(k);
 
@@ -76,13 +76,17 @@ idempotency_key_valid(const char *k)
  * string, the device id and the key, so that a retry after an orphan (the
  * signer issued, authz never recorded it) asks the signer for the same
  * enrollment and gets that certificate back (Signer.Issue's replay)
- * instead of a second one. Without a key it is random: such orphans are
- * found and adopted by `secretfree audit reconcile`.
+ * instead of a second one. A renewal's has its own domain string and the
+ * serial it renews before the key, so that it is never a first
+ * enrollment's id, nor another renewal's. Without a key it is random:
+ * such orphans are found and adopted by `secretfree audit reconcile`.
  */
 static int
-enrollment_id(const char *device_id, const char *key, char out[64])
+enrollment_id(const char *device_id, const char *renews, const char *key,
+    char out[64])
 {
 	static const char domain[] = "secretfree.v1 enrollment id";
+	static const char rdomain[] = "secretfree.v1 renewal id";
 	uint8_t b[EVP_MAX_MD_SIZE];
 	unsigned int blen = 0;
 	EVP_MD_CTX *md;
@@ -97,8 +101,11 @@ enrollment_id(const char *device_id, const char *key, char out[64])
 		if ((md = EVP_MD_CTX_new()) == NULL)
 			return SF_ENOMEM;
 		ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-		    EVP_DigestUpdate(md, domain, sizeof domain) &&
+		    (*renews ? EVP_DigestUpdate(md, rdomain, sizeof rdomain) :
+		    EVP_DigestUpdate(md, domain, sizeof domain)) &&
 		    EVP_DigestUpdate(md, device_id, strlen(device_id) + 1) &&
+		    (!*renews || EVP_DigestUpdate(md, renews,
+		    strlen(renews) + 1)) &&
 		    EVP_DigestUpdate(md, key, strlen(key)) &&
 		    EVP_DigestFinal_ex(md, b, &blen);
 		EVP_MD_CTX_free(md);
@@ -128,24 +135,36 @@ enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
 	return 0;
 }
 
-/* What can be refused before the CSR is even parsed. */
-static int
-request_check(enroll_ctx *e, const enroll_req *r, char *why, size_t whylen)
+int
+enroll_request_check(enroll_ctx *e, size_t csr_len,
+    const char *idempotency_key, char *why, size_t whylen)
 {
 	if (rate_take_global(e->rl) != 0) {
 		sf_why(why, whylen, "too many enrollment requests; retry"
 		    " later");
 		return SF_ELIMIT;
 	}
-	if (r->csr_len == 0) {
+	if (csr_len == 0) {
 		sf_why(why, whylen, "csr is empty");
 		return SF_EINVAL;
 	}
-	if (!idempotency_key_valid(r->idempotency_key)) {
+	if (!key_valid(idempotency_key)) {
 		sf_why(why, whylen, "idempotency_key must be at most 128"
 		    " printable ASCII characters");
 		return SF_EINVAL;
 	}
+	return 0;
+}
+
+/* What can be refused before the CSR is even parsed. */
+static int
+request_check(enroll_ctx *e, const enroll_req *r, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = enroll_request_check(e, r->csr_len, r->idempotency_key, why,
+	    whylen)) != 0)
+		return rc;
 	if (*r->region && !sf_name_valid(r->region)) {
 		sf_why(why, whylen, "region \"%s\" is not a valid region id",
 		    r->region);
@@ -229,20 +248,37 @@ replay_find(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	return rc;
 }
 
-/*
- * Have the signer issue, then record the certificate (and apply the
- * product line's template) and read the enrollment back into *out. A
- * racing retry with the same idempotency key that recorded first is
- * returned instead (*replayed).
- */
+/* Signer.Issue for a first enrollment, or for the renewal rn. */
 static int
-issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
-    const registry_device *dev, const char *region,
+ask_signer(enroll_ctx *e, const enroll_req *r, const registry_device *dev,
+    const char *region, const char *eid, const enroll_renewal *rn,
+    sclient_cert *sc, char *why, size_t whylen)
+{
+	sclient_renewal q;
+
+	if (rn == NULL)
+		return sclient_issue(e->signer, r->csr, r->csr_len,
+		    dev->product_line, region, eid, "", sc, why, whylen);
+	q.csr = r->csr;
+	q.csr_len = r->csr_len;
+	q.product_line = dev->product_line;
+	q.region = region;
+	q.enrollment_id = eid;
+	q.replaces_serial = rn->replaces_serial;
+	q.current_key_signature = rn->current_key_signature;
+	q.current_key_signature_len = rn->current_key_signature_len;
+	return sclient_renew(e->signer, &q, sc, why, whylen);
+}
+
+int
+enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    const registry_device *dev, const char *region, const enroll_renewal *rn,
     registry_enrollment *out, int *replayed, char *why, size_t whylen)
 {
 	registry_template tmpl;
 	registry_enrollment en;
 	sclient_cert sc;
+	const char *what = rn ? "renew" : "enroll";
 	char eid[64];
 	int rc, have_tmpl = 0;
 
@@ -254,13 +290,14 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		rc = SF_ELIMIT;
 		goto out;
 	}
-	if ((rc = enrollment_id(ci->cn, r->idempotency_key, eid)) != 0) {
+	if ((rc = enrollment_id(ci->cn, rn ? rn->replaces_serial : "",
+	    r->idempotency_key, eid)) != 0) {
 		sf_why(why, whylen, "cannot make an enrollment id");
 		goto out;
 	}
-	if ((rc = sclient_issue(e->signer, r->csr, r->csr_len,
-	    dev->product_line, region, eid, "", &sc, why, whylen)) != 0) {
-		log_info("enroll %s: signer refused: %s (%s)", ci->cn, why,
+	if ((rc = ask_signer(e, r, dev, region, eid, rn, &sc, why,
+	    whylen)) != 0) {
+		log_info("%s %s: signer refused: %s (%s)", what, ci->cn, why,
 		    sf_strerror(rc));
 		goto out;
 	}
@@ -277,8 +314,10 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	en.not_before = sc.not_before;
 	en.not_after = sc.not_after;
 	en.created_at = sf_now();
-	en.state = ENROLLMENT_ISSUED;
-	en.replaces_serial = "";
+	/* A renewal waits for the device's acknowledgement (renew.h). */
+	en.state = rn ? ENROLLMENT_PENDING_ACK : ENROLLMENT_ISSUED;
+	en.replaces_serial = (char *)(rn ? rn->replaces_serial : "");
+	en.ack_deadline = sc.ack_deadline;
 	have_tmpl = registry_template_get(e->reg, dev->product_line,
 	    &tmpl) == 0;
 	rc = registry_enroll_commit(e->reg, &en, have_tmpl ? &tmpl : NULL);
@@ -300,8 +339,8 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		 * without one a retry would get a second certificate, so
 		 * INTERNAL (reconcile adopts the orphan).
 		 */
-		log_warnx("enroll %s: certificate %s (enrollment %s) issued but"
-		    " not recorded: %s", ci->cn, sc.serial, eid,
+		log_warnx("%s %s: certificate %s (enrollment %s) issued but"
+		    " not recorded: %s", what, ci->cn, sc.serial, eid,
 		    sf_strerror(rc));
 		if (*r->idempotency_key) {
 			sf_why(why, whylen, "the certificate was issued but"
@@ -322,9 +361,10 @@ issue_record(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	}
 	/* The signer's earlier certificate is an earlier result too. */
 	*replayed = sc.replayed;
-	log_info("enroll %s: certificate %s from %s (enrollment %s%s)", ci->cn,
-	    sc.serial, sc.ca_name, eid, sc.replayed ? ", the signer's earlier"
-	    " certificate" : "");
+	log_info("%s %s: certificate %s from %s (enrollment %s%s%s%s)", what,
+	    ci->cn, sc.serial, sc.ca_name, eid, rn ? ", renewing " : "",
+	    rn ? rn->replaces_serial : "", sc.replayed ? ", the signer's"
+	    " earlier certificate" : "");
 out:
 	sclient_cert_fini(&sc);
 	if (have_tmpl)
@@ -353,7 +393,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	    whylen)) != 0 ||
 	    (rc = device_check(e, r, &ci, &dev, &region, why, whylen)) != 0)
 		goto out;
-	lk = device_lock(e, ci.cn);
+	lk = enroll_device_lock(e, ci.cn);
 	pthread_mutex_lock(lk);
 	/* A retry returns what the first attempt got. */
 	rc = replay_find(e, r, &ci, out, why, whylen);
@@ -369,8 +409,8 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 		goto out;
 	}
 	if (rc == SF_ENOTFOUND)
-		rc = issue_record(e, r, &ci, &dev, region, out, replayed, why,
-		    whylen);
+		rc = enroll_issue(e, r, &ci, &dev, region, NULL, out, replayed,
+		    why, whylen);
 out:
 	if (lk)
 		pthread_mutex_unlock(lk);

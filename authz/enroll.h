@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "csr.h"
 #include "rate.h"
 #include "registry.h"
 #include "sclient.h"
@@ -50,6 +51,36 @@ typedef struct {
  */
 int enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
     int *replayed, char *why, size_t whylen);
+
+/* A renewal, for enroll_issue (all borrowed). */
+typedef struct {
+	const char *replaces_serial;           /* the certificate it renews */
+	const uint8_t *current_key_signature;  /* a new key: keysig.h */
+	size_t current_key_signature_len;
+} enroll_renewal;
+
+/*
+ * What enroll_device and renew_device (renew.h) do once the request is
+ * checked, the caller holding the device's lock: make the enrollment id
+ * (derived from r->idempotency_key, and for a renewal from the serial it
+ * renews too), ask the signer (Signer.Issue; with rn a renewal, recorded
+ * PENDING_ACK with the signer's deadline, the device keeping its current
+ * certificate), record the certificate with the product line's template
+ * applied, and read the enrollment back into *out. A racing retry that
+ * recorded first is returned instead (*replayed). Errors as
+ * enroll_device.
+ */
+int enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    const registry_device *dev, const char *region, const enroll_renewal *rn,
+    registry_enrollment *out, int *replayed, char *why, size_t whylen);
+
+/* The lock serialising the enrollments and renewals of device id. */
+pthread_mutex_t *enroll_device_lock(enroll_ctx *e, const char *device_id);
+/* What Enroll and Renew refuse before the CSR is parsed: the global rate
+ * (SF_ELIMIT), an empty CSR, an idempotency key that is not at most 128
+ * printable ASCII characters (SF_EINVAL); why says which. */
+int enroll_request_check(enroll_ctx *e, size_t csr_len,
+    const char *idempotency_key, char *why, size_t whylen);
 
 /* The PEM bundle FetchCertificate serves (leaf, then chain), malloc'd,
  * with its length and SHA-256. */

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "privdrop.h"
+#include "renewal.h"
 
 static const char *USAGE =
 "Usage: secretfree-authz -c FILE [-d] [--check]\n"
@@ -196,6 +197,9 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		    ctx->conf->admin_socket);
 	if ((rc = start_http(ctx)) != 0)
 		return rc;
+	if ((rc = renewal_sweeper_start(ctx, ctx->conf->renewal_sweep_s,
+	    &ctx->sweep)) != 0)
+		return rc;
 	return ctx->crls ? crl_pub_start(ctx->crls) : 0;
 }
 
@@ -240,6 +244,7 @@ main(int argc, char **argv)
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
+	renewal_sweeper_stop(ctx.sweep);
 	http_server_free(ctx.http);
 	ocsp_cache_free(ctx.ocsp);
 	crl_pub_free(ctx.crls);

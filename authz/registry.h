@@ -95,6 +95,10 @@ int registry_import(registry *r, const registry_import_rec *recs, size_t n,
 int registry_device_list(registry *r, const char *product_line,
     const char *region, int state, const char *after, size_t limit,
     registry_device **out, size_t *n);
+/* The device registered with key key_sha256: its id into id[65].
+ * SF_ENOTFOUND. */
+int registry_device_by_key(registry *r, const uint8_t key_sha256[32],
+    char id[65]);
 /* Set a device's state (DISABLED, REVOKED, or back to REGISTERED or
  * ACTIVE): any of them, since the registry mirrors what the signer
  * decided. SF_ENOTFOUND. */
@@ -149,6 +153,10 @@ typedef struct {
 	int64_t not_before, not_after, created_at;
 	int state;               /* ENROLLMENT_* (pbenum.h) */
 	char *replaces_serial;   /* "" for a first enrollment */
+	/* Its certificate's (read back; on record, 0 = none / the default
+	 * window, registry_renew_window). */
+	int64_t ack_deadline;    /* PENDING_ACK: the signer's deadline */
+	int64_t renew_after, renew_before;
 } registry_enrollment;
 
 void registry_enrollment_fini(registry_enrollment *e);   /* zeroes *e */
@@ -234,6 +242,8 @@ int registry_cert_list(registry *r, const char *device_id, size_t limit,
  * comparison with the signer's journal, which lists in the same order. */
 int registry_cert_page(registry *r, const char *after, size_t limit,
     registry_cert **out, size_t *n);
+/* The certificate serial, into *out. SF_ENOTFOUND. */
+int registry_cert_get(registry *r, const char *serial, registry_cert *out);
 /* Set a certificate's status (ACTIVE on acknowledgement, SUPERSEDED,
  * REVOKED); for ACTIVE the device's current_serial follows. SF_ENOTFOUND. */
 int registry_cert_set_status(registry *r, const char *serial, int status);
@@ -244,13 +254,83 @@ enum { REGISTRY_MIRROR_UPDATED = 1, REGISTRY_MIRROR_UNCHANGED = 2,
 
 /*
  * Mirror the signer's record of a certificate: status (CERT_*), revocation
- * reason and time, in one transaction. A revoked certificate that was its
- * device's current one is no longer: the device's current_serial is
- * cleared (and an ACTIVE device becomes REGISTERED, so that it may enroll
- * again). *outcome: REGISTRY_MIRROR_*. SF_EINVAL for a bad status.
+ * reason and time (kept for REVOKED and SUPERSEDED), in one transaction.
+ * A revoked or superseded certificate that was its device's current one
+ * is no longer: the device's current_serial is cleared (and an ACTIVE
+ * device becomes REGISTERED, so that it may enroll again). A renewal
+ * pending acknowledgement in authz is settled as the signer's status
+ * says: ACTIVE (acknowledged there) makes its enrollment ACKNOWLEDGED and
+ * the device hold it, REVOKED its enrollment FAILED. *outcome:
+ * REGISTRY_MIRROR_*. SF_EINVAL for a bad status.
  */
 int registry_cert_mirror(registry *r, const char *serial, int status,
     int reason, int64_t revoked_at, int *outcome);
+
+/* ---- renewal with acknowledgement (registry_renew.c) ---- */
+
+/*
+ * The default renewal window of a certificate valid from not_before to
+ * not_after (RFC 9773 in spirit): from two thirds of its validity to five
+ * sixths, so that the last sixth is left for retries and the
+ * acknowledgement.
+ */
+void registry_renew_window(int64_t not_before, int64_t not_after,
+    int64_t *renew_after, int64_t *renew_before);
+
+/* A device's new key, registered in authz at the acknowledgement. */
+typedef struct {
+	const uint8_t *spki;       /* canonical DER SubjectPublicKeyInfo */
+	size_t spki_len;
+	const uint8_t *key_sha256; /* 32 bytes */
+} registry_key;
+
+/*
+ * The device acknowledged the renewal enrollment_id, and the signer
+ * agreed: in one transaction the enrollment becomes ACKNOWLEDGED, its
+ * certificate ACTIVE and the device's current one (the thing follows),
+ * the certificate it replaces SUPERSEDED with reason superseded and
+ * revoked_at = when (if it was not revoked already), and with key (not
+ * NULL) the device's registered key becomes key. *superseded (if not
+ * NULL) gets the serial that was replaced (malloc'd; "" if none).
+ * Acknowledging again changes nothing and succeeds. The signer, asked
+ * first, is the source of truth: a FAILED renewal it acknowledged (authz's
+ * sweep got ahead of it) is acknowledged too. SF_ENOTFOUND; SF_ESTATE for
+ * an enrollment that is no renewal; SF_EEXIST when key is another
+ * device's (nothing is changed then).
+ */
+int registry_renew_ack(registry *r, const char *enrollment_id, int64_t when,
+    const registry_key *key, char **superseded);
+
+/*
+ * authz's own sweep: every PENDING_ACK certificate whose deadline is at
+ * or before now becomes REVOKED (reason, revoked at its deadline, as the
+ * signer records it) and its enrollment FAILED, at most max in one
+ * transaction. *serials (malloc'd strings, *n of them:
+ * registry_strings_free) says which.
+ */
+int registry_renew_sweep(registry *r, int64_t now, int reason, size_t max,
+    char ***serials, size_t *n);
+
+/* Which certificates registry_renew_pull moves: ACTIVE and unexpired,
+ * of these devices (ndevices 0: any), product line ("": any) and CA
+ * ("": any); at least one selector must be given (SF_EINVAL). */
+typedef struct {
+	char *const *devices;
+	size_t ndevices;
+	const char *product_line;
+	const char *ca_name;
+} registry_renew_sel;
+
+/*
+ * Pull the renewal window of the selected certificates forward to
+ * [renew_after, renew_before) (renew_after < renew_before, SF_EINVAL
+ * otherwise) with note as its explanation, never later than it was:
+ * each bound becomes the earlier of the two. *count: the certificates
+ * whose window moved (only those take the note).
+ */
+int registry_renew_pull(registry *r, const registry_renew_sel *sel,
+    int64_t renew_after, int64_t renew_before, const char *note,
+    uint32_t *count);
 
 /* ---- things and groups (registry_thing.c) ---- */
 

@@ -36,6 +36,8 @@ static const char *const SQL[NQ] = {
 	[Q_DEVICE_SET_STATE] = "UPDATE devices SET state = ?,"
 	    " updated_at = ? WHERE device_id = ?",
 	[Q_DEVICE_COUNT] = "SELECT count(*) FROM devices",
+	[Q_DEVICE_BY_KEY] = "SELECT device_id FROM devices WHERE"
+	    " key_sha256 = ?",
 };
 
 void
@@ -273,6 +275,30 @@ registry_device_set_state(registry *r, const char *device_id, int state)
 out:
 	registry_done(st);
 	registry_wunlock(r);
+	return rc;
+}
+
+int
+registry_device_by_key(registry *r, const uint8_t key_sha256[32], char id[65])
+{
+	sqlite3_stmt *st = NULL;
+	struct dbconn *c;
+	int rc, code;
+
+	id[0] = '\0';
+	c = registry_rlock(r);
+	if ((rc = registry_stmt(c, SQL, Q_DEVICE_BY_KEY, &st)) != 0)
+		goto out;
+	sqlite3_bind_blob(st, 1, key_sha256, 32, SQLITE_STATIC);
+	if ((code = sqlite3_step(st)) == SQLITE_ROW)
+		sf_strlcpy(id, (const char *)sqlite3_column_text(st, 0), 65);
+	else if (code == SQLITE_DONE)
+		rc = SF_ENOTFOUND;
+	else
+		rc = registry_sql_err(c->db, code, "device by key");
+out:
+	registry_done(st);
+	registry_runlock(r);
 	return rc;
 }
 

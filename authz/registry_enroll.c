@@ -20,23 +20,27 @@
 #define ENROLLMENT_COLS "enrollment_id, device_id, idempotency_key," \
 	" csr_sha256, serial, ca_name, certificate_pem, chain_pem, region," \
 	" not_before, not_after, created_at, state, replaces_serial"
+/* An enrollment with what its certificate's row adds. */
+#define ENROLLMENT_SEL "SELECT e.enrollment_id, e.device_id," \
+	" e.idempotency_key, e.csr_sha256, e.serial, e.ca_name," \
+	" e.certificate_pem, e.chain_pem, e.region, e.not_before," \
+	" e.not_after, e.created_at, e.state, e.replaces_serial," \
+	" c.ack_deadline, c.renew_after, c.renew_before FROM enrollments e" \
+	" LEFT JOIN certificates c ON c.serial = e.serial"
 #define CERT_COLS "serial, ca_name, enrollment_id, status, not_before," \
 	" not_after, issued_at, revocation_reason, revoked_at," \
 	" replaces_serial, ack_deadline, renew_after, renew_before," \
 	" renew_note, device_id"
 
 static const char *const SQL[NQ] = {
-	[Q_ENROLLMENT_GET] = "SELECT " ENROLLMENT_COLS " FROM enrollments"
-	    " WHERE enrollment_id = ?",
+	[Q_ENROLLMENT_GET] = ENROLLMENT_SEL " WHERE e.enrollment_id = ?",
 	/* The literal "!= ''" lets SQLite use the partial unique index. */
-	[Q_ENROLLMENT_BY_KEY] = "SELECT " ENROLLMENT_COLS
-	    " FROM enrollments WHERE device_id = ? AND idempotency_key = ?"
-	    " AND idempotency_key != ''",
-	[Q_ENROLLMENT_BY_CSR] = "SELECT " ENROLLMENT_COLS
-	    " FROM enrollments"
-	    " WHERE device_id = ? AND csr_sha256 = ? AND created_at >= ?"
-	    " AND idempotency_key = ''"
-	    " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+	[Q_ENROLLMENT_BY_KEY] = ENROLLMENT_SEL " WHERE e.device_id = ? AND"
+	    " e.idempotency_key = ? AND e.idempotency_key != ''",
+	[Q_ENROLLMENT_BY_CSR] = ENROLLMENT_SEL
+	    " WHERE e.device_id = ? AND e.csr_sha256 = ? AND e.created_at >= ?"
+	    " AND e.idempotency_key = ''"
+	    " ORDER BY e.created_at DESC, e.rowid DESC LIMIT 1",
 	[Q_ENROLLMENT_SET_STATE] = "UPDATE enrollments SET state = ?"
 	    " WHERE enrollment_id = ?",
 	[Q_ENROLL_DEVICE] = "SELECT product_line, region, current_serial,"
@@ -45,7 +49,8 @@ static const char *const SQL[NQ] = {
 	    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[Q_CERT_INSERT] = "INSERT INTO certificates (serial, device_id,"
 	    " ca_name, enrollment_id, status, not_before, not_after,"
-	    " issued_at) VALUES (?,?,?,?,?,?,?,?)",
+	    " issued_at, replaces_serial, ack_deadline, renew_after,"
+	    " renew_before) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
 	[Q_DEVICE_HOLD] = "UPDATE devices SET current_serial = ?1,"
 	    " state = CASE WHEN state IN (?2, ?6) THEN state ELSE ?3 END,"
 	    " updated_at = ?4 WHERE device_id = ?5",
@@ -70,6 +75,8 @@ static const char *const SQL[NQ] = {
 	    " ORDER BY issued_at DESC, rowid DESC LIMIT ?2",
 	[Q_CERT_PAGE] = "SELECT " CERT_COLS " FROM certificates"
 	    " WHERE serial > ?1 ORDER BY serial LIMIT ?2",
+	[Q_CERT_GET] = "SELECT " CERT_COLS " FROM certificates"
+	    " WHERE serial = ?1 LIMIT ?2",
 	[Q_CERT_POLICIES] = "SELECT policy FROM cert_policies"
 	    " WHERE serial = ? ORDER BY rowid",
 	[Q_CERT_SET_STATUS] = "UPDATE certificates SET status = ?"
@@ -113,6 +120,9 @@ enrollment_from_row(sqlite3_stmt *st, registry_enrollment *e)
 	e->created_at = sqlite3_column_int64(st, 11);
 	e->state = sqlite3_column_int(st, 12);
 	e->replaces_serial = col_strdup(st, 13);
+	e->ack_deadline = sqlite3_column_int64(st, 14);
+	e->renew_after = sqlite3_column_int64(st, 15);
+	e->renew_before = sqlite3_column_int64(st, 16);
 	if (!e->enrollment_id || !e->device_id || !e->idempotency_key ||
 	    !e->serial || !e->ca_name || !e->certificate_pem ||
 	    !e->chain_pem || !e->region || !e->replaces_serial) {
@@ -314,6 +324,19 @@ cert_insert(struct dbconn *c, const registry_enrollment *e, int64_t created)
 	sqlite3_bind_int64(st, 6, e->not_before);
 	sqlite3_bind_int64(st, 7, e->not_after);
 	sqlite3_bind_int64(st, 8, created);
+	bind_text(st, 9, e->replaces_serial);
+	sqlite3_bind_int64(st, 10, e->state == ENROLLMENT_PENDING_ACK ?
+	    e->ack_deadline : 0);
+	if (e->renew_after && e->renew_before) {
+		sqlite3_bind_int64(st, 11, e->renew_after);
+		sqlite3_bind_int64(st, 12, e->renew_before);
+	} else {
+		int64_t a, b;
+
+		registry_renew_window(e->not_before, e->not_after, &a, &b);
+		sqlite3_bind_int64(st, 11, a);
+		sqlite3_bind_int64(st, 12, b);
+	}
 	rc = registry_run(c->db, st, "enroll: insert certificate");
 	registry_done(st);
 	return rc;
@@ -325,9 +348,9 @@ cert_insert(struct dbconn *c, const registry_enrollment *e, int64_t created)
  * was being signed stays so: the certificate is recorded (it exists), but
  * only an administrator enables a device again.
  */
-static int
-device_hold(struct dbconn *c, const char *device_id, const char *serial,
-    int64_t now)
+int
+registry_device_hold(struct dbconn *c, const char *device_id,
+    const char *serial, int64_t now)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -469,7 +492,7 @@ enroll_record(registry *r, const registry_enrollment *e,
 	    adopt->revoked_at, NULL)) < 0)
 		goto out;
 	rc = 0;
-	if (holds && (rc = device_hold(c, e->device_id, e->serial,
+	if (holds && (rc = registry_device_hold(c, e->device_id, e->serial,
 	    now)) != 0)
 		goto out;
 	if (tmpl != NULL && (rc = template_apply(c, e, &d, tmpl,
@@ -574,7 +597,8 @@ cert_row(sqlite3_stmt *st, void *elem, void *arg)
 }
 
 /* Certificates by query q (Q_CERT_OF_DEVICE, Q_CERT_ALL: ?1 a device id;
- * Q_CERT_PAGE: ?1 a serial), at most limit, in one read transaction. */
+ * Q_CERT_PAGE, Q_CERT_GET: ?1 a serial), at most limit, in one read
+ * transaction. */
 static int
 cert_query(registry *r, int q, const char *arg, size_t limit,
     registry_cert **out, size_t *n)
@@ -626,6 +650,21 @@ registry_cert_page(registry *r, const char *after, size_t limit,
 }
 
 int
+registry_cert_get(registry *r, const char *serial, registry_cert *out)
+{
+	registry_cert *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (empty(serial))
+		return SF_EINVAL;
+	if ((rc = cert_query(r, Q_CERT_GET, serial, 1, &v, &n)) != 0)
+		return rc;
+	return registry_one(v, n, sizeof *v, out);
+}
+
+int
 registry_cert_set_status(registry *r, const char *serial, int status)
 {
 	sqlite3_stmt *st = NULL;
@@ -659,7 +698,7 @@ registry_cert_set_status(registry *r, const char *serial, int status)
 		goto out;
 	/* An acknowledged certificate is the one the device holds now. */
 	if (status == CERT_ACTIVE)
-		rc = device_hold(c, device_id, serial, sf_now());
+		rc = registry_device_hold(c, device_id, serial, sf_now());
 out:
 	registry_done(st);
 	if (intx)

@@ -29,7 +29,7 @@ enum {
 	Q_BEGIN, Q_BEGIN_IMMEDIATE, Q_COMMIT, Q_ROLLBACK,
 	/* registry_device.c */
 	Q_DEVICE_GET, Q_IMPORT_BY_ID, Q_IMPORT_BY_KEY, Q_IMPORT_INSERT,
-	Q_DEVICE_LIST, Q_DEVICE_SET_STATE, Q_DEVICE_COUNT,
+	Q_DEVICE_LIST, Q_DEVICE_SET_STATE, Q_DEVICE_COUNT, Q_DEVICE_BY_KEY,
 	/* registry_template.c: policies, groups, templates */
 	Q_POLICY_PUT, Q_POLICY_GET, Q_POLICY_LIST, Q_POLICY_EXISTS,
 	Q_GROUP_ENSURE, Q_TEMPLATE_PUT, Q_TEMPLATE_DEL_POLICIES,
@@ -42,12 +42,16 @@ enum {
 	Q_THING_ATTR_PUT, Q_THING_GROUP_PUT, Q_CERT_POLICY_PUT,
 	/* registry_enroll.c: certificates */
 	Q_CERT_OF_DEVICE, Q_CERT_ALL, Q_CERT_POLICIES, Q_CERT_SET_STATUS,
-	Q_CERT_PAGE,
+	Q_CERT_PAGE, Q_CERT_GET,
 	/* registry_thing.c */
 	Q_THING_BY_NAME, Q_THING_PAGE, Q_THING_ATTRS, Q_THING_GROUPS,
 	Q_GROUP_LIST,
 	/* registry_status.c: mirrors of the signer's decisions */
-	Q_CERT_MIRROR, Q_CERT_EXISTS, Q_DEVICE_RELEASE,
+	Q_CERT_MIRROR, Q_CERT_EXISTS, Q_DEVICE_RELEASE, Q_RENEWAL_SETTLE,
+	/* registry_renew.c: renewal with acknowledgement */
+	Q_RENEW_ENROLLMENT, Q_RENEW_ACTIVATE, Q_RENEW_SUPERSEDE,
+	Q_RENEW_DEVICE_KEY, Q_RENEW_ENROLLMENT_STATE, Q_RENEW_EXPIRE,
+	Q_RENEW_EXPIRE_ENROLLMENT, Q_RENEW_PULL,
 	NQ
 };
 
@@ -134,12 +138,20 @@ int registry_one(void *v, size_t n, size_t sz, void *out);
 
 /*
  * Set a certificate's status, revocation reason and time (reason and time
- * kept only for REVOKED) on c, in the caller's transaction: 1 when the
+ * kept only for REVOKED and SUPERSEDED) on c, in the caller's transaction: 1 when the
  * row changed (*device_id, if not NULL, gets its device, malloc'd), 0
  * when it was so already or does not exist, or a negative SF_E*.
  */
 int registry_cert_status_tx(struct dbconn *c, const char *serial,
     int status, int reason, int64_t revoked_at, char **device_id);
+
+/* ---- registry_enroll.c ---- */
+
+/* The device holds serial now: its current_serial (and its thing's
+ * certificate) follow, and a registered device becomes ACTIVE; a
+ * disabled or revoked one stays so. On c, in the caller's transaction. */
+int registry_device_hold(struct dbconn *c, const char *device_id,
+    const char *serial, int64_t now);
 
 /* ---- registry_template.c ---- */
 

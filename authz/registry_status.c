@@ -18,6 +18,9 @@ static const char *const SQL[NQ] = {
 	    " AND (status != ?1 OR revocation_reason != ?2 OR"
 	    " revoked_at != ?3) RETURNING device_id",
 	[Q_CERT_EXISTS] = "SELECT 1 FROM certificates WHERE serial = ?",
+	[Q_RENEWAL_SETTLE] = "UPDATE enrollments SET state = ?1 WHERE"
+	    " state = ?2 AND enrollment_id = (SELECT enrollment_id FROM"
+	    " certificates WHERE serial = ?3)",
 	[Q_DEVICE_RELEASE] = "UPDATE devices SET current_serial = '',"
 	    " state = CASE state WHEN ?1 THEN ?2 ELSE state END,"
 	    " updated_at = ?3 WHERE device_id = ?4 AND current_serial = ?5",
@@ -59,6 +62,35 @@ device_release(struct dbconn *c, const char *device_id, const char *serial)
 	return rc;
 }
 
+/*
+ * A renewal's certificate the signer says is ACTIVE was acknowledged
+ * there (authz missed it): its enrollment is ACKNOWLEDGED and the device
+ * holds it. One it says is REVOKED will never be: its enrollment FAILED.
+ * Other enrollments, and renewals settled already, are left as they are.
+ */
+static int
+renewal_settle(struct dbconn *c, const char *device_id, const char *serial,
+    int status)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, changed;
+
+	if (status != CERT_ACTIVE && status != CERT_REVOKED)
+		return 0;
+	if ((rc = registry_stmt(c, SQL, Q_RENEWAL_SETTLE, &st)) != 0)
+		return rc;
+	sqlite3_bind_int(st, 1, status == CERT_ACTIVE ?
+	    ENROLLMENT_ACKNOWLEDGED : ENROLLMENT_FAILED);
+	sqlite3_bind_int(st, 2, ENROLLMENT_PENDING_ACK);
+	bind_text(st, 3, serial);
+	rc = registry_run(c->db, st, "settle renewal");
+	changed = sqlite3_changes(c->db);
+	registry_done(st);
+	if (rc == 0 && changed && status == CERT_ACTIVE)
+		rc = registry_device_hold(c, device_id, serial, sf_now());
+	return rc;
+}
+
 int
 registry_cert_status_tx(struct dbconn *c, const char *serial, int status,
     int reason, int64_t revoked_at, char **device_id)
@@ -71,8 +103,11 @@ registry_cert_status_tx(struct dbconn *c, const char *serial, int status,
 	if ((rc = registry_stmt(c, SQL, Q_CERT_MIRROR, &st)) != 0)
 		return rc;
 	sqlite3_bind_int(st, 1, status);
-	sqlite3_bind_int(st, 2, status == CERT_REVOKED ? reason : 0);
-	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ? revoked_at : 0);
+	/* A superseded certificate is revoked too (reason superseded). */
+	sqlite3_bind_int(st, 2, status == CERT_REVOKED ||
+	    status == CERT_SUPERSEDED ? reason : 0);
+	sqlite3_bind_int64(st, 3, status == CERT_REVOKED ||
+	    status == CERT_SUPERSEDED ? revoked_at : 0);
 	bind_text(st, 4, serial);
 	if ((code = sqlite3_step(st)) == SQLITE_ROW) {
 		rc = 1;
@@ -113,6 +148,8 @@ registry_cert_mirror(registry *r, const char *serial, int status,
 		rc = 0;
 		if (status == CERT_REVOKED || status == CERT_SUPERSEDED)
 			rc = device_release(c, device_id, serial);
+		if (rc == 0)
+			rc = renewal_settle(c, device_id, serial, status);
 	}
 out:
 	rc = registry_tx_end(c, rc);

@@ -10,84 +10,15 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "authz.h"
 #include "devrec.h"
 #include "err.h"
+#include "leaf.h"
 #include "log.h"
 #include "pbenum.h"
-#include "pubkey.h"
 #include "secretfree/v1/registry.pb-c.h"
 #include "util.h"
-
-/* What authz reads from the certificate itself. */
-struct leaf {
-	char serial[64];
-	char cn[80];
-	uint8_t key_sha256[32];
-	int64_t not_before, not_after;
-};
-
-static int64_t
-unix_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	return ASN1_TIME_to_tm(t, &tm) ? (int64_t)timegm(&tm) : 0;
-}
-
-/* The first certificate of pem, read into *l. SF_EINVAL with why. */
-static int
-leaf_read(const char *pem, struct leaf *l, char *why, size_t whylen)
-{
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-	const ASN1_INTEGER *ai;
-	X509_NAME *subj;
-	pubkey_info pk;
-	int rc = SF_EINVAL, len;
-
-	memset(l, 0, sizeof *l);
-	memset(&pk, 0, sizeof pk);
-	if (x == NULL) {
-		sf_why(why, whylen, "certificate_pem is not a PEM"
-		    " certificate");
-		goto out;
-	}
-	/* Positive, as the signer makes serials, and printed as it prints
-	 * them: the integer's bytes in upper-case hex. */
-	ai = X509_get0_serialNumber(x);
-	len = ASN1_STRING_length(ai);
-	if (ASN1_STRING_type(ai) != V_ASN1_INTEGER || len < 1 || len > 20) {
-		sf_why(why, whylen, "the certificate's serial is not one the"
-		    " signer makes");
-		goto out;
-	}
-	sf_hex_upper(ASN1_STRING_get0_data(ai), (size_t)len, l->serial);
-	subj = X509_get_subject_name(x);
-	if (X509_NAME_get_text_by_NID(subj, NID_commonName, l->cn,
-	    sizeof l->cn) <= 0) {
-		sf_why(why, whylen, "the certificate has no CN");
-		goto out;
-	}
-	if (pubkey_from_evp(X509_get0_pubkey(x), &pk, why, whylen) != 0)
-		goto out;
-	memcpy(l->key_sha256, pk.sha256, 32);
-	l->not_before = unix_time(X509_get0_notBefore(x));
-	l->not_after = unix_time(X509_get0_notAfter(x));
-	rc = 0;
-out:
-	ERR_clear_error();
-	pubkey_info_free(&pk);
-	X509_free(x);
-	BIO_free(b);
-	return rc;
-}
 
 /* The request's own fields, before the certificate is read. */
 static int
@@ -144,7 +75,7 @@ rpc_registry_adopt(rpc_call *call, const ProtobufCMessage *reqm,
 	registry_enrollment e;
 	registry_template tmpl;
 	registry_device dev;
-	struct leaf l;
+	leaf_info l;
 	char why[256] = "";
 	int rc, have_tmpl = 0;
 
@@ -163,8 +94,11 @@ rpc_registry_adopt(rpc_call *call, const ProtobufCMessage *reqm,
 		rc = rpc_fail_err(call, rc, "device lookup failed");
 		goto out;
 	}
+	/* A renewal may carry the new key the signer allowed (a key change
+	 * authz never recorded). */
 	if (strcmp(l.cn, q->device_id) != 0 ||
-	    memcmp(l.key_sha256, dev.key_sha256, 32) != 0) {
+	    (memcmp(l.key.sha256, dev.key_sha256, 32) != 0 &&
+	    *q->replaces_serial == '\0')) {
 		rc = rpc_fail(call, RPC_PERMISSION_DENIED, "certificate %s is"
 		    " not for device %s's registered key", l.serial,
 		    q->device_id);
@@ -185,6 +119,7 @@ rpc_registry_adopt(rpc_call *call, const ProtobufCMessage *reqm,
 	e.state = st.status == CERT_PENDING_ACK ? ENROLLMENT_PENDING_ACK :
 	    ENROLLMENT_ISSUED;
 	e.replaces_serial = q->replaces_serial;
+	e.ack_deadline = q->ack_deadline;
 	have_tmpl = registry_template_get(ctx->reg, dev.product_line,
 	    &tmpl) == 0;
 	rc = registry_enroll_adopt(ctx->reg, &e, have_tmpl ? &tmpl : NULL,
@@ -207,5 +142,6 @@ out:
 	if (have_tmpl)
 		registry_template_fini(&tmpl);
 	registry_device_fini(&dev);
+	leaf_fini(&l);
 	return rc;
 }

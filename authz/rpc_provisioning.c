@@ -3,8 +3,10 @@
  * for local tools on the admin socket: Enroll (enroll.c decides), and
  * FetchCertificate / StreamCertificate, which serve an enrollment's PEM
  * bundle whole or in chunks with its length and SHA-256 so that a device
- * can resume and check what it got. Module errors reach the caller
- * through rpc_fail_err().
+ * can resume and check what it got; the renewal methods are
+ * rpc_renew.c's. A call over TLS with a renewed certificate pending
+ * acknowledgement acknowledges it (renewal_first_use). Module errors reach
+ * the caller through rpc_fail_err().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +15,17 @@
 #include "authz.h"
 #include "err.h"
 #include "log.h"
+#include "renewal.h"
 #include "secretfree/v1/provisioning.pb-c.h"
 
 #define CHUNK_DEFAULT 1024
 #define CHUNK_MAX (64 * 1024)
 
-static void
-fill_enroll(rpc_call *call, const registry_enrollment *en, int replayed,
-    Secretfree__V1__EnrollResponse *resp)
+void
+rpc_provisioning_fill(rpc_call *call, const registry_enrollment *en,
+    int replayed, ProtobufCMessage *respm)
 {
+	Secretfree__V1__EnrollResponse *resp = (void *)respm;
 	char *bundle = NULL;
 	size_t len = 0;
 	uint8_t sha[32];
@@ -36,6 +40,10 @@ fill_enroll(rpc_call *call, const registry_enrollment *en, int replayed,
 	resp->not_after = en->not_after;
 	resp->state = en->state;
 	resp->replayed = replayed;
+	resp->replaces_serial = rpc_call_strdup(call, en->replaces_serial);
+	resp->ack_deadline = en->ack_deadline;
+	resp->renew_after = en->renew_after;
+	resp->renew_before = en->renew_before;
 	if (enroll_bundle(en, &bundle, &len, sha) == 0) {
 		resp->bundle_length = len;
 		rpc_call_set_bytes(call, &resp->bundle_sha256, sha, 32);
@@ -54,6 +62,7 @@ h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	char why[512];
 	int rc, replayed;
 
+	renewal_first_use(ctx, call);
 	r.csr = req->csr.data;
 	r.csr_len = req->csr.len;
 	r.idempotency_key = req->idempotency_key;
@@ -65,8 +74,7 @@ h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 		    rpc_call_peer(call), why);
 		return rpc_fail_err(call, rc, "%s", why);
 	}
-	fill_enroll(call, &en, replayed,
-	    (Secretfree__V1__EnrollResponse *)respm);
+	rpc_provisioning_fill(call, &en, replayed, respm);
 	registry_enrollment_fini(&en);
 	return RPC_OK;
 }
@@ -77,6 +85,7 @@ get_bundle(rpc_call *call, authz_ctx *ctx, const char *id,
 {
 	int rc;
 
+	renewal_first_use(ctx, call);
 	if (*id == '\0')
 		return rpc_fail(call, RPC_INVALID_ARGUMENT,
 		    "enrollment_id is required");
@@ -181,9 +190,12 @@ static const rpc_method provisioning_methods[] = {
 	{ "FetchCertificate", RPC_UNARY, h_fetch, AUTHZ_DEVICE | AUTHZ_ADMIN },
 	{ "StreamCertificate", RPC_SERVER_STREAM, h_stream,
 	    AUTHZ_DEVICE | AUTHZ_ADMIN },
-	{ "Renew", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
-	{ "Acknowledge", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
-	{ "GetRenewalInfo", RPC_UNARY, NULL, AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "Renew", RPC_UNARY, rpc_provisioning_renew,
+	    AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "Acknowledge", RPC_UNARY, rpc_provisioning_ack,
+	    AUTHZ_DEVICE | AUTHZ_ADMIN },
+	{ "GetRenewalInfo", RPC_UNARY, rpc_provisioning_renewal_info,
+	    AUTHZ_DEVICE | AUTHZ_ADMIN },
 };
 
 int

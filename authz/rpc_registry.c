@@ -554,7 +554,8 @@ static const rpc_method registry_methods[] = {
 	{ "UpdateCertificateStatus", RPC_UNARY, h_update_status,
 	    AUTHZ_ADMIN },
 	{ "AdoptCertificate", RPC_UNARY, rpc_registry_adopt, AUTHZ_ADMIN },
-	{ "SetRenewalWindow", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "SetRenewalWindow", RPC_UNARY, rpc_registry_renewal_window,
+	    AUTHZ_ADMIN },
 };
 
 int

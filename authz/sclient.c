@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "pbenum.h"
 #include "rpc.h"
 #include "sclient.h"
 #include "secretfree/v1/signer.pb-c.h"
@@ -83,25 +84,17 @@ call_signer(sclient *c, const char *method, const ProtobufCMessage *req,
 	return 0;
 }
 
-int
-sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
-    const char *product_line, const char *region, const char *enrollment_id,
-    const char *replaces_serial, sclient_cert *out, char *why, size_t whylen)
+/* Signer.Issue with req into *out (as sclient_issue). */
+static int
+issue_call(sclient *c, Secretfree__V1__IssueRequest *req, sclient_cert *out,
+    char *why, size_t whylen)
 {
-	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
 	Secretfree__V1__IssueResponse *resp = NULL;
 	ProtobufCMessage *m = NULL;
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	req.csr.data = (uint8_t *)csr;
-	req.csr.len = csr_len;
-	req.product_line = (char *)product_line;
-	req.region = (char *)region;
-	req.requester = "authz:enroll";
-	req.enrollment_id = (char *)(enrollment_id ? enrollment_id : "");
-	req.replaces_serial = (char *)(replaces_serial ? replaces_serial : "");
-	if ((rc = call_signer(c, "Issue", &req.base, &m, why, whylen)) != 0)
+	if ((rc = call_signer(c, "Issue", &req->base, &m, why, whylen)) != 0)
 		return rc;
 	resp = (Secretfree__V1__IssueResponse *)m;
 	sf_strlcpy(out->serial, resp->serial, sizeof out->serial);
@@ -111,6 +104,8 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 	out->not_before = resp->not_before;
 	out->not_after = resp->not_after;
 	out->replayed = resp->replayed;
+	out->status = resp->status;
+	out->ack_deadline = resp->ack_deadline;
 	protobuf_c_message_free_unpacked(m, NULL);
 	if (!out->certificate_pem || !out->chain_pem || !*out->serial) {
 		sclient_cert_fini(out);
@@ -118,6 +113,23 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 		return SF_EINTERNAL;
 	}
 	return 0;
+}
+
+int
+sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
+    const char *product_line, const char *region, const char *enrollment_id,
+    const char *replaces_serial, sclient_cert *out, char *why, size_t whylen)
+{
+	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
+
+	req.csr.data = (uint8_t *)csr;
+	req.csr.len = csr_len;
+	req.product_line = (char *)product_line;
+	req.region = (char *)region;
+	req.requester = "authz:enroll";
+	req.enrollment_id = (char *)(enrollment_id ? enrollment_id : "");
+	req.replaces_serial = (char *)(replaces_serial ? replaces_serial : "");
+	return issue_call(c, &req, out, why, whylen);
 }
 
 int
@@ -253,4 +265,51 @@ sclient_get_crl(sclient *c, const char *ca_name, const char *generation,
 		return SF_EINTERNAL;
 	}
 	return 0;
+}
+
+/* ---- renewal with acknowledgement ---- */
+
+int
+sclient_renew(sclient *c, const sclient_renewal *r, sclient_cert *out,
+    char *why, size_t whylen)
+{
+	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
+
+	req.csr.data = (uint8_t *)r->csr;
+	req.csr.len = r->csr_len;
+	req.product_line = (char *)r->product_line;
+	req.region = (char *)r->region;
+	req.requester = "authz:renew";
+	req.enrollment_id = (char *)r->enrollment_id;
+	req.replaces_serial = (char *)r->replaces_serial;
+	req.current_key_signature.data = (uint8_t *)r->current_key_signature;
+	req.current_key_signature.len = r->current_key_signature_len;
+	return issue_call(c, &req, out, why, whylen);
+}
+
+int
+sclient_acknowledge(sclient *c, const char *device_id, const char *serial,
+    int64_t *acked_at, char *why, size_t whylen)
+{
+	Secretfree__V1__SignerAcknowledgeRequest req =
+	    SECRETFREE__V1__SIGNER_ACKNOWLEDGE_REQUEST__INIT;
+	Secretfree__V1__CertificateInfo *ci;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	*acked_at = 0;
+	req.device_id = (char *)device_id;
+	req.serial = (char *)serial;
+	if ((rc = call_signer(c, "Acknowledge", &req.base, &m, why,
+	    whylen)) != 0)
+		return rc;
+	ci = (Secretfree__V1__CertificateInfo *)m;
+	*acked_at = ci->acknowledged_at;
+	if (ci->status != CERT_ACTIVE || strcmp(ci->serial, serial) != 0) {
+		sf_why(why, whylen, "the signer's reply is not the"
+		    " acknowledged certificate");
+		rc = SF_EINTERNAL;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
 }

@@ -21,6 +21,8 @@ typedef struct {
 	int64_t not_before, not_after;
 	int replayed;             /* the signer's earlier certificate for the
 	                             enrollment id, returned again */
+	int status;               /* CERT_ACTIVE, or CERT_PENDING_ACK (renewal) */
+	int64_t ack_deadline;     /* PENDING_ACK: acknowledge before this */
 } sclient_cert;
 
 /*
@@ -97,5 +99,35 @@ typedef struct {
 int sclient_get_crl(sclient *c, const char *ca_name, const char *generation,
     unsigned shard, sclient_crl *out, char *why, size_t whylen);
 void sclient_crl_fini(sclient_crl *crl);    /* NULL-safe; zeroes *crl */
+
+/* ---- renewal with acknowledgement ---- */
+
+/* A renewal for Signer.Issue (all borrowed). */
+typedef struct {
+	const uint8_t *csr;
+	size_t csr_len;
+	const char *product_line, *region, *enrollment_id;
+	const char *replaces_serial;     /* the certificate it renews */
+	const uint8_t *current_key_signature;  /* a new key: the current
+	                                          key's signature (keysig.h) */
+	size_t current_key_signature_len;
+} sclient_renewal;
+
+/*
+ * Ask the signer for a renewal of r->replaces_serial (Signer.Issue): as
+ * sclient_issue, the certificate PENDING_ACK in *out (status,
+ * ack_deadline).
+ */
+int sclient_renew(sclient *c, const sclient_renewal *r, sclient_cert *out,
+    char *why, size_t whylen);
+
+/*
+ * Tell the signer device_id acknowledged serial (Signer.Acknowledge). 0
+ * with *acked_at (when the signer recorded it; the time of the
+ * certificate it replaced being superseded), or the signer's refusal as
+ * an SF_E* code with its message in why (as sclient_issue).
+ */
+int sclient_acknowledge(sclient *c, const char *device_id,
+    const char *serial, int64_t *acked_at, char *why, size_t whylen);
 
 #endif

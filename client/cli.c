@@ -487,6 +487,8 @@ cli_client(cli *c, int which, rpc_client **out)
 			    " file %s: %s", ca, strerror(errno));
 		o.tls_ca_file = ca;
 		o.server_name = c->server_name;
+		o.tls_cert_file = c->tls_cert_file;
+		o.tls_key_file = c->tls_key_file;
 	}
 	if (!c->rpc_up) {
 		rpc_grpc_log_quiet(1);

@@ -48,6 +48,8 @@ typedef struct cli {
 	const char *opt_config;          /* --config */
 	const char *ca_file;             /* enroll: --ca-file */
 	const char *server_name;         /* enroll: --server-name */
+	const char *tls_cert_file;       /* enroll --renew: the client */
+	const char *tls_key_file;        /* certificate over TLS */
 	int json;                        /* --json */
 	int timeout_ms;                  /* --timeout, in ms */
 	/* Per-status hints a command sets before its calls (NULL: default). */
@@ -178,5 +180,6 @@ extern const cli_cmd cmd_audit_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];
 extern const cli_cmd cmd_crl_table[];
+extern const cli_cmd cmd_renew_table[];
 
 #endif

@@ -434,6 +434,7 @@ orphan(audit *a, const void *x)
 	req.replaces_serial = s->replaces_serial;
 	req.revocation_reason = s->revocation_reason;
 	req.revoked_at = s->revoked_at;
+	req.ack_deadline = s->ack_deadline;
 	if (a->dry_run)
 		res = R_DRY;
 	else if ((req.chain_pem = (char *)chain_of(a, s->ca_name, msg,

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
+#include "cmd_renew.h"
 #include "out.h"
 #include "devkey.h"
 #include "err.h"
@@ -31,6 +32,12 @@ static const char HELP_ENROLL[] =
 "                         [--ca-file FILE] [--server-name NAME] [--region R]\n"
 "                         [--idempotency-key K] [--out CERT]\n"
 "                         [--chain-out FILE] [--chunk-size N] [--csr-out FILE]\n"
+"       secretfree enroll --renew --cert CURRENT (--key FILE | --pkcs11-uri URI\n"
+"                         ...) [--chain FILE] [--new-key FILE] [--no-ack]\n"
+"                         [--endpoint T] [--ca-file FILE] [--server-name NAME]\n"
+"                         [--idempotency-key K] [--out CERT] [--chain-out FILE]\n"
+"       secretfree enroll --ack ENROLLMENT_ID (--key FILE | --pkcs11-uri URI\n"
+"                         ...) [--endpoint T] [--ca-file FILE]\n"
 "\n"
 "Enroll as a device does at first boot (Provisioning.Enroll): make a\n"
 "PKCS#10 CSR with CN = ID, signed by the device's key, send it to authz's\n"
@@ -71,13 +78,58 @@ static const char HELP_ENROLL[] =
 "  --csr FILE            send this CSR (PEM or DER) instead of making one;\n"
 "                        no key is needed then\n"
 "\n"
+"Renewal (--renew): the device proves it holds its current certificate\n"
+"and gets a new one (Provisioning.Renew), same key or, with --new-key, a\n"
+"new key. With a key file, a TLS endpoint and the certificate's chain\n"
+"(after the certificate in --cert, or in --chain) the proof is the TLS\n"
+"handshake with the current certificate as client certificate;\n"
+"otherwise it is the current certificate's serial with a CSR its key\n"
+"signed. With --new-key the CSR carries the new key and the current key\n"
+"signs the CSR (current_key_signature): authz and the signer each check\n"
+"that signature against the key they hold. The new certificate is\n"
+"pending until acknowledged: then the current one is superseded\n"
+"(revoked, reason superseded) and a new key becomes the device's\n"
+"registered key. Without an acknowledgement before the deadline (the\n"
+"signer's [limits] ack_timeout_seconds) the new certificate is revoked\n"
+"and the current one stays. Unless --no-ack, the simulator acknowledges\n"
+"at once (Provisioning.Acknowledge, signing the enrollment id with the\n"
+"new certificate's key); --ack ENROLLMENT_ID acknowledges later, with\n"
+"--key the new certificate's key. A device may also acknowledge by using\n"
+"the new certificate as TLS client certificate on any Provisioning call.\n"
+"\n"
+"Renewal options:\n"
+"  --renew               renew the certificate in --cert\n"
+"  --cert FILE           the current certificate (PEM; its chain may\n"
+"                        follow it); its CN is the device id\n"
+"  --chain FILE          the current certificate's chain, for TLS\n"
+"  --key FILE            with --renew: the current key; with --ack: the\n"
+"                        new certificate's key\n"
+"  --new-key FILE        move to this key (PEM private key)\n"
+"  --no-ack              do not acknowledge: print the enrollment id and\n"
+"                        the deadline\n"
+"  --ack ENROLLMENT_ID   acknowledge a renewal\n"
+"\n"
+"With --json: for --renew one object with device_id, serial,\n"
+"enrollment_id, replaces_serial, proof (tls or serial), state, new_key,\n"
+"replayed, superseded_serial, ack_deadline, not_before, not_after,\n"
+"renew_after, renew_before, certificate_file and certificate_pem; for\n"
+"--ack enrollment_id, state and superseded_serial.\n"
+"\n"
+"Exit status (renewal): 4 without a valid proof (another device's\n"
+"certificate, a new key without the current key's signature), 8 when the\n"
+"current certificate is not active or already has a pending renewal, or\n"
+"the renewal's deadline passed before --ack.\n"
+"\n"
 "Example:\n"
 "  secretfree enroll --id 1111 --key 1111.key \\\n"
 "      --endpoint provision.example.net:8443 --ca-file root.pem \\\n"
 "      --out 1111.crt --chain-out 1111-chain.pem\n"
 "  secretfree enroll --id 1112 --pkcs11-module /usr/lib/softhsm/libsofthsm2.so\\\n"
 "      --pkcs11-uri 'pkcs11:token=device;object=1112;type=private' \\\n"
-"      --pin-file device.pin --chunk-size 100 --out 1112.crt\n";
+"      --pin-file device.pin --chunk-size 100 --out 1112.crt\n"
+"  secretfree enroll --renew --cert 1111.crt --chain 1111-chain.pem \\\n"
+"      --key 1111.key --new-key 1111-2027.key --out 1111-2027.crt\n"
+"  secretfree enroll --ack enr-5f0c... --key 1111-2027.key\n";
 
 typedef struct {
 	const char *id;
@@ -288,6 +340,35 @@ make_csr(cli *c, const enroll_opts *o, uint8_t **csr, size_t *len)
 	return 0;
 }
 
+/* enroll --renew or --ack: the options they take, then cmd_renew.c. */
+static int
+renew_options(cli *c, const enroll_opts *o, const char *region, int renew,
+    renew_opts *ro)
+{
+	if (renew == (ro->ack != NULL))
+		return cli_usage(c, "give either --renew or --ack ENROLLMENT_ID");
+	if (renew && ro->cert == NULL)
+		return cli_usage(c, "--renew needs --cert, the current"
+		    " certificate");
+	if (!renew && (ro->cert || ro->chain || ro->new_key || ro->no_ack))
+		return cli_usage(c, "--cert, --chain, --new-key and --no-ack go"
+		    " with --renew");
+	if (o->csr_file || o->csr_out || o->chunk || *region)
+		return cli_usage(c, "--csr, --csr-out, --chunk-size and --region"
+		    " do not go with %s", renew ? "--renew" : "--ack");
+	if ((o->key.key_file == NULL) == (o->key.pkcs11_uri == NULL))
+		return cli_usage(c, "give the device key with either --key FILE"
+		    " or --pkcs11-uri URI");
+	if (o->key.key_file && (o->key.pin_file || o->key.module))
+		return cli_usage(c, "--pin-file and --pkcs11-module go with"
+		    " --pkcs11-uri");
+	ro->id = o->id;
+	ro->out = o->out;
+	ro->chain_out = o->chain_out;
+	ro->key = o->key;
+	return renew ? cmd_renew_run(c, ro) : cmd_renew_ack(c, ro);
+}
+
 static int
 cmd_enroll(cli *c, int argc, char **argv)
 {
@@ -307,6 +388,12 @@ cmd_enroll(cli *c, int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, 'n' },
 		{ "csr-out", required_argument, NULL, 'q' },
 		{ "csr", required_argument, NULL, 'Q' },
+		{ "renew", no_argument, NULL, 'R' },
+		{ "cert", required_argument, NULL, 'c' },
+		{ "chain", required_argument, NULL, 'H' },
+		{ "new-key", required_argument, NULL, 'N' },
+		{ "no-ack", no_argument, NULL, 'x' },
+		{ "ack", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static char hint_nf[256], hint_pd[512];
@@ -314,14 +401,35 @@ cmd_enroll(cli *c, int argc, char **argv)
 	    SECRETFREE__V1__ENROLL_REQUEST__INIT;
 	Secretfree__V1__EnrollResponse *en = NULL;
 	enroll_opts o;
+	renew_opts ro;
+	int renew = 0;
 	uint8_t *csr = NULL;
 	size_t csrlen = 0, nchunks = 0, total = 0;
 	char why[256];
 	int ch, ec;
 
 	memset(&o, 0, sizeof o);
+	memset(&ro, 0, sizeof ro);
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
+		case 'R':
+			renew = 1;
+			break;
+		case 'c':
+			ro.cert = optarg;
+			break;
+		case 'H':
+			ro.chain = optarg;
+			break;
+		case 'N':
+			ro.new_key = optarg;
+			break;
+		case 'x':
+			ro.no_ack = 1;
+			break;
+		case 'A':
+			ro.ack = optarg;
+			break;
 		case 'i':
 			o.id = optarg;
 			break;
@@ -375,6 +483,11 @@ cmd_enroll(cli *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(c, "unexpected argument %s", argv[optind]);
+	if (renew || ro.ack || ro.cert || ro.chain || ro.new_key ||
+	    ro.no_ack) {
+		ro.idempotency_key = req.idempotency_key;
+		return renew_options(c, &o, req.region, renew, &ro);
+	}
 	if (o.csr_file) {
 		if (o.key.key_file || o.key.pkcs11_uri || o.csr_out)
 			return cli_usage(c, "--csr replaces --key, --pkcs11-uri"

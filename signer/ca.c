@@ -538,6 +538,8 @@ ca_issue_record(ca_store *s, const ca *issuer, X509 *x,
 	jc.profile = m->profile;
 	jc.enrollment_id = m->enrollment_id;
 	jc.replaces_serial = m->replaces_serial;
+	jc.status = m->ack_deadline ? CERT_PENDING_ACK : CERT_ACTIVE;
+	jc.ack_deadline = m->ack_deadline;
 	jc.der = der;
 	jc.der_len = (size_t)len;
 	rc = journal_cert_record(s->jn, &jc);

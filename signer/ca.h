@@ -71,6 +71,8 @@ typedef struct {
 	const char *requester;
 	const char *enrollment_id;
 	const char *replaces_serial;
+	int64_t ack_deadline;         /* 0: ACTIVE; else journaled PENDING_ACK,
+	                                 revoked unless acknowledged by then */
 } ca_issue_meta;
 
 int ca_store_open(const signer_conf *conf, token *t, journal *j,

@@ -22,7 +22,8 @@ static const char *const TOKEN_KEYS[] = { "module", "uri", "pin_file",
     "sessions", NULL };
 static const char *const LIMIT_KEYS[] = { "device_certs_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
-    "ca_min_remaining_days", "device_live_certificates", NULL };
+    "ca_min_remaining_days", "device_live_certificates",
+    "ack_timeout_seconds", NULL };
 static const char *const DEFAULT_KEYS[] = { "organization", "country",
     "domain", "crl_url", "ocsp_url", "ca_issuers_url",
     "server_validity_days", "crl_shards", NULL };
@@ -425,7 +426,9 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	    (rc = get_int(cf, "limits", "ca_min_remaining_days", 1, 0, 3650,
 	    &c->ca_min_remaining_days, why, whylen)) != 0 ||
 	    (rc = get_int(cf, "limits", "device_live_certificates", 2, 1,
-	    1000000, &c->device_live, why, whylen)) != 0)
+	    1000000, &c->device_live, why, whylen)) != 0 ||
+	    (rc = get_int(cf, "limits", "ack_timeout_seconds", 72 * 3600, 1,
+	    86400 * 90, &c->ack_timeout, why, whylen)) != 0)
 		goto out;
 	if ((rc = conf_get_int(cf, "limits", "global_per_second", 1000, 1,
 	    10000000, &ll, why, whylen)) != 0)

@@ -54,6 +54,8 @@ typedef struct {
 	int global_burst;
 	int ca_min_remaining_days; /* a CA with less left issues nothing */
 	int device_live;          /* unexpired, unrevoked certificates per device */
+	int ack_timeout;          /* seconds a renewal waits for its
+	                             acknowledgement before it is revoked */
 	/* [defaults] */
 	char *organization, *country, *domain;
 	char *crl_url, *ocsp_url, *ca_issuers_url;   /* templates */

@@ -121,6 +121,7 @@ replay_fill(issuer_ctx *ic, const journal_cert_row *c, issue_result *out)
 	out->not_before = c->not_before;
 	out->not_after = c->not_after;
 	out->status = c->status;
+	out->ack_deadline = c->status == CERT_PENDING_ACK ? c->ack_deadline : 0;
 	out->replayed = 1;
 	if (x == NULL || out->chain_pem == NULL)
 		rc = SF_EINTERNAL;
@@ -188,10 +189,11 @@ replay_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
 }
 
 /*
- * r renews an ACTIVE, unexpired certificate of the device: 0 with *exempt
- * saying whether it may pass the cap (no live certificate of the device
- * replaces that one yet), else a refusal. Renewals are rare: the
- * device's live certificates are read only for them.
+ * r renews an ACTIVE, unexpired certificate of the device that no live
+ * certificate replaces yet (one pending renewal per certificate: its
+ * retry under the same enrollment id is a replay, found before): 0 with
+ * *exempt set (it may pass the cap), else a refusal. Renewals are rare:
+ * the device's live certificates are read only for them.
  */
 static int
 renewal_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
@@ -230,12 +232,18 @@ renewal_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
 	if (rc == 0 && (rc = journal_cert_live(ic->jn, device_id, sf_now(),
 	    &lv, &n)) != 0)
 		sf_why(why, whylen, "certificate lookup failed");
-	if (rc == 0) {
-		*exempt = 1;
-		for (size_t i = 0; i < n; i++)
-			if (strcmp(lv[i].replaces_serial, s) == 0)
-				*exempt = 0;
-	}
+	/* One past its deadline is about to be revoked (renew_task). */
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (strcmp(lv[i].replaces_serial, s) == 0 &&
+		    !(lv[i].status == CERT_PENDING_ACK &&
+		    lv[i].ack_deadline <= sf_now())) {
+			sf_why(why, whylen, "certificate %s has a renewal"
+			    " pending acknowledgement already (%s, until %lld):"
+			    " acknowledge it, or retry with its enrollment id",
+			    s, lv[i].serial, (long long)lv[i].ack_deadline);
+			rc = SF_ESTATE;
+		}
+	*exempt = rc == 0;
 	journal_cert_rows_free(lv, n);
 	return rc;
 }

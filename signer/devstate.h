@@ -42,7 +42,8 @@ enum { DEVSTATE_ISSUE = 0, DEVSTATE_REPLAYED = 1 };
  *                 another device's or key's; replaces_serial is another
  *                 device's certificate
  *   SF_ESTATE     the enrollment id's certificate is no longer live;
- *                 replaces_serial is not ACTIVE or has expired; the
+ *                 replaces_serial is not ACTIVE or has expired, or a
+ *                 renewal of it is pending acknowledgement; the
  *                 device holds its cap of live certificates and this is
  *                 no renewal that may pass it
  *   SF_ENOTFOUND  replaces_serial names no certificate

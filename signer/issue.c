@@ -22,6 +22,7 @@
 #include "pbenum.h"
 #include "profile.h"
 #include "pubkey.h"
+#include "renew.h"
 #include "secretfree/v1/common.pb-c.h"
 #include "util.h"
 
@@ -91,8 +92,9 @@ finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
 
 /*
  * The second, independent check of the device key: the CSR's key must be
- * the one the signer's own table registers for the CSR's device id, and
- * the request must be for that device's product line and region.
+ * the one the signer's own table registers for the CSR's device id (or a
+ * new key a renewal proves the device may move to), and the request must
+ * be for that device's product line and region.
  * SF_ENOTFOUND, SF_EPERM, or the journal's error.
  */
 static int
@@ -100,7 +102,7 @@ check_device(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
     char *why, size_t whylen)
 {
 	uint8_t fp[32];
-	char *pl = NULL, *rg = NULL, hex[65];
+	char *pl = NULL, *rg = NULL;
 	int rc;
 
 	rc = journal_device_get(ic->jn, ci->cn, fp, &pl, &rg);
@@ -113,16 +115,11 @@ check_device(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
 		sf_why(why, whylen, "device lookup failed");
 		goto out;
 	}
-	rc = SF_EPERM;
-	if (memcmp(fp, ci->key.sha256, 32) != 0) {
-		pubkey_fp_hex(ci->key.sha256, hex);
-		log_warnx("issue: device %s presented key %s, not its"
-		    " registered key (authz should have refused it)", ci->cn,
-		    hex);
-		sf_why(why, whylen, "the CSR key is not the key registered"
-		    " for device %s", ci->cn);
+	/* Another key: only a renewal that proves the move (renew.h). */
+	if (memcmp(fp, ci->key.sha256, 32) != 0 &&
+	    (rc = renew_key_proof(ic, r, ci, fp, why, whylen)) != 0)
 		goto out;
-	}
+	rc = SF_EPERM;
 	if (strcmp(pl, r->product_line) != 0) {
 		log_warnx("issue: device %s is registered for product line %s,"
 		    " not %s", ci->cn, pl, r->product_line);
@@ -293,11 +290,15 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	m.requester = r->peer ? requester : r->requester;
 	m.enrollment_id = r->enrollment_id;
 	m.replaces_serial = r->replaces_serial;
+	/* A renewal waits for the device's acknowledgement (renew.h). */
+	m.ack_deadline = *r->replaces_serial ? sf_now() + cf->ack_timeout : 0;
 	if ((rc = finish(ic, issuer, x, &m, out, why, whylen)) != 0)
 		goto out;
-	out->status = CERT_ACTIVE;
-	log_info("issue: device %s certificate %s from %s", ci.cn,
-	    out->serial, issuer->rec.name);
+	out->status = m.ack_deadline ? CERT_PENDING_ACK : CERT_ACTIVE;
+	out->ack_deadline = m.ack_deadline;
+	log_info("issue: device %s certificate %s from %s%s%s", ci.cn,
+	    out->serial, issuer->rec.name, m.ack_deadline ? ", renewing " :
+	    "", r->replaces_serial);
 out:
 	if (locked)
 		devstate_unlock(ci.cn);

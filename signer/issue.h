@@ -31,6 +31,10 @@ typedef struct {
 	const char *replaces_serial; /* "" or a serial (sf_serial_valid) */
 	const char *peer;            /* the transport's view of the caller,
 	                                journaled beside requester; NULL: none */
+	/* A renewal with a new key: the device's signature with the key of
+	 * replaces_serial's certificate over the CSR's DER (keysig.h). */
+	const uint8_t *current_key_signature;
+	size_t current_key_signature_len;
 } issue_req;
 
 typedef struct {
@@ -44,12 +48,17 @@ typedef struct {
 	uint8_t key_sha256[32];
 	int status;              /* CERTIFICATE_STATUS_* */
 	int replayed;            /* an earlier certificate of the enrollment */
+	int64_t ack_deadline;    /* PENDING_ACK: acknowledge before this */
 } issue_result;
 
 /*
  * Issue a device certificate, or return again the live certificate the
  * journal holds for the same device, key and enrollment id (out->replayed;
  * nothing is issued, nothing taken from the per-device rate or the cap).
+ * A renewal (r->replaces_serial) is journaled PENDING_ACK with a deadline
+ * [limits] ack_timeout_seconds away (out->status, out->ack_deadline); a
+ * CSR with a key other than the registered one is a key change, allowed
+ * only in a renewal whose current_key_signature verifies (renew.h).
  * Issuance for one device is serialised (devstate.h). Each refusal
  * returns its code with a sentence in why (DESIGN.md's table):
  *   SF_EINVAL / SF_ETOOBIG / SF_EKEYTYPE  malformed CSR, bad signature,
@@ -58,15 +67,18 @@ typedef struct {
  *                                         replaces_serial
  *   SF_ENOTFOUND   device id not in the signer's own table; an unknown
  *                  replaces_serial
- *   SF_EPERM       key, product line or region differs from the table;
- *                  the device is disabled or revoked; the enrollment id
- *                  or replaces_serial is another device's
+ *   SF_EPERM       key, product line or region differs from the table
+ *                  (a new key without a verifying current_key_signature,
+ *                  or registered to another device); the device is
+ *                  disabled or revoked; the enrollment id or
+ *                  replaces_serial is another device's
  *   SF_ELIMIT      per-device or global rate cap
  *   SF_ESTATE      no active issuing CA for the product line and region,
  *                  or it expires within [limits] ca_min_remaining_days;
  *                  the device holds its cap of live certificates
  *                  ([limits] device_live_certificates) and this is no
- *                  renewal of an active one; replaces_serial not active
+ *                  renewal of an active one; replaces_serial not active,
+ *                  or a renewal of it is pending acknowledgement
  *   SF_EUNAVAIL    token unavailable
  */
 int issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,

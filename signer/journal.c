@@ -16,6 +16,7 @@
 #include "err.h"
 #include "journal_int.h"
 #include "log.h"
+#include "pbenum.h"
 #include "util.h"
 
 #define BATCH_MAX 256
@@ -29,6 +30,8 @@
     "CREATE INDEX IF NOT EXISTS certs_status ON certs(ca_id, status);" \
     "CREATE INDEX IF NOT EXISTS certs_live" \
     " ON certs(device_id, status, not_after);" \
+    "CREATE INDEX IF NOT EXISTS certs_pending ON certs(ack_deadline)" \
+    " WHERE status = 2;" \
     "CREATE TABLE IF NOT EXISTS crls (" \
     " ca_id INTEGER NOT NULL REFERENCES cas(id)," \
     " shard INTEGER NOT NULL," \
@@ -107,6 +110,7 @@ static const char *SCHEMA =
     " revoked_at INTEGER NOT NULL DEFAULT 0,"
     " revocation_reason INTEGER NOT NULL DEFAULT 0,"
     " ack_deadline INTEGER NOT NULL DEFAULT 0,"
+    " acked_at INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (ca_id, serial));"
     "CREATE INDEX IF NOT EXISTS certs_device ON certs(device_id);"
     "CREATE INDEX IF NOT EXISTS certs_serial ON certs(serial);"
@@ -135,6 +139,7 @@ static const char *MIGRATE_2 =
     "ALTER TABLE cas ADD COLUMN revocation_reason INTEGER NOT NULL"
     " DEFAULT 0;"
     "ALTER TABLE certs ADD COLUMN ack_deadline INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE certs ADD COLUMN acked_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE devices ADD COLUMN state INTEGER NOT NULL DEFAULT 2;"
     "ALTER TABLE devices ADD COLUMN state_reason TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE devices ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;"
@@ -266,8 +271,8 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	if (sqlite3_prepare_v2(j->wdb,
 	    "INSERT INTO certs (ca_id, serial, subject, device_id, key_sha256,"
 	    " not_before, not_after, issued_at, requester, profile,"
-	    " enrollment_id, replaces_serial, cert_der)"
-	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &j->ins_cert,
+	    " enrollment_id, replaces_serial, cert_der, status, ack_deadline)"
+	    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &j->ins_cert,
 	    NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(j->rdb,
 	    "SELECT key_sha256, product_line, region FROM devices"
@@ -393,6 +398,8 @@ insert_cert(journal *j, const journal_cert *c)
 	journal_bind_text(st, 11, c->enrollment_id);
 	journal_bind_text(st, 12, c->replaces_serial);
 	sqlite3_bind_blob(st, 13, c->der, (int)c->der_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 14, c->status ? c->status : CERT_ACTIVE);
+	sqlite3_bind_int64(st, 15, c->ack_deadline);
 	r = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (r == SQLITE_DONE)

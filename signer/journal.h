@@ -108,6 +108,9 @@ typedef struct {
 	const char *replaces_serial;
 	const uint8_t *der;
 	size_t der_len;
+	int status;                /* 0 = ACTIVE; PENDING_ACK for a renewal */
+	int64_t ack_deadline;      /* PENDING_ACK: revoked unless acknowledged
+	                              by then */
 } journal_cert;
 
 /*
@@ -133,6 +136,8 @@ typedef struct {
 	uint8_t *der;
 	size_t der_len;
 	char *replaces_serial;     /* "" unless a renewal */
+	int64_t ack_deadline;      /* a renewal's deadline (0: none) */
+	int64_t acked_at;          /* when it was acknowledged (0: never) */
 } journal_cert_row;
 
 /* Look a certificate up by serial (and CA id, 0 = any CA). SF_ENOTFOUND. */
@@ -187,6 +192,29 @@ int journal_cert_live(journal *j, const char *device_id, int64_t now,
  * first: journal_cert_rows_free. */
 int journal_cert_by_enrollment(journal *j, const char *enrollment_id,
     size_t limit, journal_cert_row **out, size_t *n);
+
+/*
+ * A renewal acknowledged (renew.h): in one transaction, durable on return,
+ * the PENDING_ACK certificate serial of CA ca_id becomes ACTIVE with
+ * acked_at = when, provided its deadline is later than when; the
+ * certificate it replaces (old_serial of that device; "" = none), if
+ * ACTIVE still, becomes SUPERSEDED with reason superseded and
+ * revoked_at = when; and with new_key the device's registered key becomes
+ * new_key (32 bytes). SF_ESTATE (nothing written) when serial is not
+ * PENDING_ACK or its deadline has passed; SF_ECONFLICT when new_key is
+ * registered to another device; SF_EDB.
+ */
+int journal_cert_acknowledge(journal *j, int64_t ca_id, const char *serial,
+    const char *device_id, const char *old_serial, const uint8_t *new_key,
+    int64_t when);
+/*
+ * Revoke, in one transaction, up to max PENDING_ACK certificates whose
+ * deadline is at or before now, for reason, each at its deadline (the
+ * time it stopped being acceptable): *out (malloc'd, *n rows; NULL when
+ * none) says which. SF_EDB (nothing changed).
+ */
+int journal_cert_expire_pending(journal *j, int64_t now, int reason,
+    size_t max, journal_revoked **out, size_t *n);
 
 /* A certificate by its key in the journal. */
 typedef struct {
@@ -339,6 +367,10 @@ enum { JOURNAL_DEV_IMPORTED = 1, JOURNAL_DEV_UNCHANGED = 2,
  */
 int journal_device_register(journal *j, const journal_device *d, size_t n,
     int *outcome);
+/* The device registered with key key_sha256, its id into id[65].
+ * SF_ENOTFOUND. */
+int journal_device_by_key(journal *j, const uint8_t key_sha256[32],
+    char id[65]);
 /* Look a device up. SF_ENOTFOUND. pl and region are malloc'd. */
 int journal_device_get(journal *j, const char *device_id,
     uint8_t key_sha256[32], char **product_line, char **region);

@@ -20,7 +20,7 @@ static const char *CERT_COLS =
     "c.ca_id, a.name, c.serial, c.subject, c.device_id, c.key_sha256,"
     " c.not_before, c.not_after, c.issued_at, c.requester, c.profile,"
     " c.enrollment_id, c.status, c.revocation_reason, c.revoked_at,"
-    " c.cert_der, c.replaces_serial";
+    " c.cert_der, c.replaces_serial, c.ack_deadline, c.acked_at";
 
 static int
 cert_from_row(sqlite3_stmt *st, journal_cert_row *r)
@@ -47,6 +47,8 @@ cert_from_row(sqlite3_stmt *st, journal_cert_row *r)
 	r->revoked_at = sqlite3_column_int64(st, 14);
 	r->der = journal_col_blobdup(st, 15, &r->der_len);
 	r->replaces_serial = journal_col_strdup(st, 16);
+	r->ack_deadline = sqlite3_column_int64(st, 17);
+	r->acked_at = sqlite3_column_int64(st, 18);
 	if (!r->ca_name || !r->serial || !r->subject || !r->device_id ||
 	    !r->requester || !r->profile || !r->enrollment_id || !r->der ||
 	    !r->replaces_serial) {
@@ -457,5 +459,103 @@ out:
 		memset(changed, 0, n);
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->wlock);
+	return rc;
+}
+
+/* Run st (its parameters bound) on wdb: SF_EDB if it fails, else the rows
+ * it changed in *changes. */
+static int
+step_changes(journal *j, sqlite3_stmt *st, const char *what, int *changes)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return journal_db_err(j->wdb, what);
+	*changes = sqlite3_changes(j->wdb);
+	return 0;
+}
+
+int
+journal_cert_acknowledge(journal *j, int64_t ca_id, const char *serial,
+    const char *device_id, const char *old_serial, const uint8_t *new_key,
+    int64_t when)
+{
+	sqlite3_stmt *up = NULL, *old = NULL;
+	int rc, n = 0;
+
+	if ((rc = journal_tx_begin(j)) != 0)
+		return rc;
+	rc = SF_EDB;
+	if (journal_prepare(j->wdb, "UPDATE certs SET status = ?1,"
+	    " acked_at = ?2 WHERE ca_id = ?3 AND serial = ?4 AND"
+	    " device_id = ?5 AND status = ?6 AND ack_deadline > ?2", &up,
+	    "prepare acknowledge") != 0 ||
+	    journal_prepare(j->wdb, "UPDATE certs SET status = ?1,"
+	    " revocation_reason = ?2, revoked_at = ?3 WHERE serial = ?4 AND"
+	    " device_id = ?5 AND status = ?6", &old,
+	    "prepare supersede") != 0)
+		goto out;
+	sqlite3_bind_int(up, 1, CERT_ACTIVE);
+	sqlite3_bind_int64(up, 2, when);
+	sqlite3_bind_int64(up, 3, ca_id);
+	journal_bind_text(up, 4, serial);
+	journal_bind_text(up, 5, device_id);
+	sqlite3_bind_int(up, 6, CERT_PENDING_ACK);
+	if ((rc = step_changes(j, up, "acknowledge", &n)) != 0)
+		goto out;
+	if (n != 1) {
+		rc = SF_ESTATE;
+		goto out;
+	}
+	if (*old_serial) {
+		/* 4 = superseded (RFC 5280 CRLReason) */
+		sqlite3_bind_int(old, 1, CERT_SUPERSEDED);
+		sqlite3_bind_int(old, 2, 4);
+		sqlite3_bind_int64(old, 3, when);
+		journal_bind_text(old, 4, old_serial);
+		journal_bind_text(old, 5, device_id);
+		sqlite3_bind_int(old, 6, CERT_ACTIVE);
+		if ((rc = step_changes(j, old, "supersede", &n)) != 0)
+			goto out;
+	}
+	if (new_key)
+		rc = journal_device_key_tx(j, device_id, new_key, when);
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(old);
+	return journal_tx_end(j, rc);
+}
+
+int
+journal_cert_expire_pending(journal *j, int64_t now, int reason, size_t max,
+    journal_revoked **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = journal_tx_begin(j)) != 0)
+		return rc;
+	rc = SF_EDB;
+	/* The literal "status = 2" (PENDING_ACK) lets SQLite use the partial
+	 * index certs_pending. */
+	if (journal_prepare(j->wdb, "UPDATE certs SET status = ?1,"
+	    " revoked_at = ack_deadline, revocation_reason = ?2 WHERE rowid IN"
+	    " (SELECT rowid FROM certs WHERE status = 2 AND ack_deadline > 0"
+	    " AND ack_deadline <= ?3 ORDER BY ack_deadline LIMIT ?4)"
+	    " RETURNING ca_id, serial, device_id", &st,
+	    "prepare expire pending") != 0)
+		goto out;
+	sqlite3_bind_int(st, 1, CERT_REVOKED);
+	sqlite3_bind_int(st, 2, reason);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+	rc = collect_revoked(j, st, out, n);
+out:
+	sqlite3_finalize(st);
+	if ((rc = journal_tx_end(j, rc)) != 0) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
 	return rc;
 }

@@ -131,6 +131,31 @@ journal_device_get(journal *j, const char *device_id, uint8_t key_sha256[32],
 	return rc;
 }
 
+int
+journal_device_by_key(journal *j, const uint8_t key_sha256[32], char id[65])
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, r;
+
+	id[0] = '\0';
+	pthread_mutex_lock(&j->rlock);
+	if (journal_prepare(j->rdb, "SELECT device_id FROM devices WHERE"
+	    " key_sha256 = ?", &st, "prepare device by key") != 0)
+		goto out;
+	sqlite3_bind_blob(st, 1, key_sha256, 32, SQLITE_STATIC);
+	if ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		sf_strlcpy(id, (const char *)sqlite3_column_text(st, 0), 65);
+		rc = 0;
+	} else if (r == SQLITE_DONE)
+		rc = SF_ENOTFOUND;
+	else
+		rc = journal_db_err(j->rdb, "device by key");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rc;
+}
+
 /* ---- state ---- */
 
 /*
@@ -300,6 +325,31 @@ journal_device_state_tx(journal *j, const journal_device_state *d,
 		rc = journal_db_err(j->wdb, "device state");
 	else
 		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+journal_device_key_tx(journal *j, const char *device_id,
+    const uint8_t *key_sha256, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, r;
+
+	if (journal_prepare(j->wdb, "UPDATE devices SET key_sha256 = ?,"
+	    " updated_at = ? WHERE device_id = ?", &st,
+	    "prepare device key") != 0)
+		return rc;
+	sqlite3_bind_blob(st, 1, key_sha256, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	journal_bind_text(st, 3, device_id);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE)
+		rc = sqlite3_changes(j->wdb) == 1 ? 0 : SF_ENOTFOUND;
+	else if (r == SQLITE_CONSTRAINT_UNIQUE)
+		rc = SF_ECONFLICT;   /* key_sha256 is UNIQUE */
+	else
+		rc = journal_db_err(j->wdb, "device key");
 	sqlite3_finalize(st);
 	return rc;
 }

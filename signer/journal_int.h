@@ -62,4 +62,10 @@ uint8_t *journal_col_blobdup(sqlite3_stmt *st, int i, size_t *len);
 int journal_device_state_tx(journal *j, const journal_device_state *d,
     int64_t now);
 
+/* journal_device.c: make key_sha256 (32 bytes) device_id's registered key,
+ * in the caller's transaction (the caller holds wlock). SF_ENOTFOUND;
+ * SF_ECONFLICT when another device has that key. */
+int journal_device_key_tx(journal *j, const char *device_id,
+    const uint8_t *key_sha256, int64_t now);
+
 #endif

@@ -400,6 +400,8 @@ rpc_admin_fill_cert(rpc_call *call, const journal_cert_row *row,
 	ci->profile = rpc_call_strdup(call, row->profile);
 	ci->enrollment_id = rpc_call_strdup(call, row->enrollment_id);
 	ci->replaces_serial = rpc_call_strdup(call, row->replaces_serial);
+	ci->ack_deadline = row->ack_deadline;
+	ci->acknowledged_at = row->acked_at;
 	ci->certificate_pem = "";
 	if (x && (b = BIO_new(BIO_s_mem())) != NULL) {
 		if (PEM_write_bio_X509(b, x) &&

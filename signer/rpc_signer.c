@@ -8,6 +8,7 @@
 #include "devrec.h"
 #include "err.h"
 #include "log.h"
+#include "renew.h"
 #include "rpc_admin.h"
 #include "secretfree/v1/signer.pb-c.h"
 #include "signer.h"
@@ -35,6 +36,8 @@ h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	r.peer = rpc_call_peer(call);
 	r.enrollment_id = req->enrollment_id;
 	r.replaces_serial = req->replaces_serial;
+	r.current_key_signature = req->current_key_signature.data;
+	r.current_key_signature_len = req->current_key_signature.len;
 	if ((rc = issue_device(&ctx->ic, &r, &res, why, sizeof why)) != 0) {
 		log_info("issue refused for %s: %s", *res.device_id ?
 		    res.device_id : "(no device id)", why);
@@ -50,6 +53,7 @@ h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	rpc_call_set_bytes(call, &resp->key_sha256, res.key_sha256, 32);
 	resp->replayed = res.replayed;
 	resp->status = res.status;
+	resp->ack_deadline = res.ack_deadline;
 	issue_result_fini(&res);
 	return RPC_OK;
 }
@@ -104,12 +108,38 @@ h_ocsp_respond(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
+/*
+ * Signer.Acknowledge: the device installed its renewed certificate
+ * (renew.h). authz asks only once the device proved it holds the new
+ * certificate's key; the signer checks the rest itself.
+ */
+static int
+h_acknowledge(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	const Secretfree__V1__SignerAcknowledgeRequest *req =
+	    (const void *)reqm;
+	journal_cert_row row;
+	char why[256] = "";
+	int rc;
+
+	if ((rc = renew_acknowledge(arg, req->device_id, req->serial, &row,
+	    why, sizeof why)) != 0) {
+		log_info("acknowledge refused for %s (%s): %s", req->device_id,
+		    req->serial, why);
+		return rpc_fail_err(call, rc, "%s", why);
+	}
+	rpc_admin_fill_cert(call, &row, (Secretfree__V1__CertificateInfo *)respm);
+	journal_cert_row_fini(&row);
+	return RPC_OK;
+}
+
 static const rpc_method signer_methods[] = {
 	{ "Issue", RPC_UNARY, h_issue, SIGNER_ISSUANCE },
 	{ "GetCrl", RPC_UNARY, rpc_crl_get, SIGNER_ISSUANCE },
 	{ "OcspRespond", RPC_UNARY, h_ocsp_respond, SIGNER_ISSUANCE },
 	{ "GetCaChain", RPC_UNARY, h_get_ca_chain, SIGNER_ISSUANCE },
-	{ "Acknowledge", RPC_UNARY, NULL, SIGNER_ISSUANCE },
+	{ "Acknowledge", RPC_UNARY, h_acknowledge, SIGNER_ISSUANCE },
 	{ "GetCrlIndex", RPC_UNARY, rpc_crl_index, SIGNER_ISSUANCE },
 };
 

@@ -5,6 +5,7 @@
  */
 #include "crl.h"
 #include "err.h"
+#include "renew.h"
 #include "signer.h"
 
 int
@@ -12,6 +13,11 @@ signer_maint_tasks(signer_ctx *ctx)
 {
 	int rc;
 
+	/* First, so that the same run's CRL and OCSP work sees what it
+	 * revoked. */
+	if ((rc = maint_add(ctx->mt, "renew", renew_task, ctx,
+	    renew_task_period(ctx->conf))) != 0)
+		return rc;
 	if ((rc = ocsp_maint_add(ctx->oc, ctx->mt)) != 0)
 		return rc;
 	if ((rc = maint_add(ctx->mt, "crl", crl_task, ctx,

@@ -385,7 +385,7 @@ tls_key = {tls_key}
 default_region = {default_region}
 workers = 8
 log_level = info
-
+{authz_extra}
 [limits]
 csr_max_bytes = {csr_max}
 device_requests_per_window = {device_max}
@@ -412,7 +412,8 @@ class Authz(Daemon):
     conf_template = AUTHZ_CONF
 
     def __init__(self, dir, signer, tls_cert, tls_key, default_region="us-east-1",
-                 device_max=1000, csr_max=16384, http_extra="", signer_timeout_ms=10000):
+                 device_max=1000, csr_max=16384, http_extra="", signer_timeout_ms=10000,
+                 authz_extra=""):
         self.port = free_port()
         self.http_port = free_port()
         self.http = "http://127.0.0.1:%d" % self.http_port
@@ -424,7 +425,7 @@ class Authz(Daemon):
             http_port=self.http_port,
             tls_cert=tls_cert, tls_key=tls_key, default_region=default_region,
             device_max=device_max, csr_max=csr_max, http_extra=http_extra,
-            signer_timeout_ms=signer_timeout_ms))
+            signer_timeout_ms=signer_timeout_ms, authz_extra=authz_extra))
 
     def ready(self):
         return os.path.exists(self.admin[5:]) and "serving" in self.log_text()

@@ -6,8 +6,10 @@
  * Covered: import outcomes, device get / list / paging / filters / state /
  * count, policies, templates, enroll_commit (device, thing, attributes,
  * group, policies; lookups by id, key and CSR; SF_EEXIST; rollback),
- * certificates and their status, things and groups, four threads writing
- * and reading at once, and a file reopened.
+ * certificates and their status, renewal (windows, the acknowledgement
+ * with a new key, the sweep of renewals past their deadline, windows
+ * pulled forward), things and groups, four threads writing and reading
+ * at once, and a file reopened.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -229,6 +231,8 @@ test_upgrade(void)
 	registry_close(r);
 	r = NULL;
 	OK(sqlite3_open(path, &db) == SQLITE_OK, "upgrade: open it with SQLite");
+	IS_INT(sqlite3_exec(db, "DROP INDEX certificates_pending", NULL, NULL,
+	    NULL), SQLITE_OK, "upgrade: take version 2's index away");
 	for (size_t i = 0; i < sizeof V2_COLUMNS / sizeof V2_COLUMNS[0]; i++) {
 		snprintf(sql, sizeof sql, "ALTER TABLE certificates DROP COLUMN"
 		    " %s", V2_COLUMNS[i]);
@@ -1424,6 +1428,252 @@ test_reopen(void)
 	registry_close(r);
 }
 
+/* ---- renewal with acknowledgement (registry_renew.c) ---- */
+
+/* devA holds 01; its renewal 02 (deadline t0 + 100) is acknowledged with
+ * a new key; devB's key is refused as that new key. */
+static void
+renewal_ack(registry *r, const registry_template *tmpl, int64_t t0)
+{
+	registry_enrollment e, g;
+	registry_device d;
+	registry_cert c;
+	registry_key kb, kn;
+	struct key b, n;
+	char *sup = NULL;
+	int64_t a, z;
+
+	key_make(&b, 2);
+	key_make(&n, 77);
+	kb = (registry_key){ b.spki, sizeof b.spki, b.fp };
+	kn = (registry_key){ n.spki, sizeof n.spki, n.fp };
+	e = enr("enr-1", "devA", "", 1, "01", t0, ENROLLMENT_ISSUED, "");
+	IS_INT(registry_enroll_commit(r, &e, tmpl), 0, "renewal: enroll 01");
+	e = enr("e2", "devA", "", 2, "02", t0 + 10, ENROLLMENT_PENDING_ACK,
+	    "01");
+	e.ack_deadline = t0 + 100;
+	IS_INT(registry_enroll_commit(r, &e, tmpl), 0, "renewal: renew to 02");
+	registry_enrollment_get(r, "enr-1", &g);
+	registry_renew_window(g.not_before, g.not_after, &a, &z);
+	IS_INT(g.renew_after, a, "renewal: the enrollment reads its"
+	    " certificate's window");
+	IS_INT(g.renew_before, z, "renewal: both ends");
+	registry_enrollment_fini(&g);
+	registry_enrollment_get(r, "e2", &g);
+	IS_INT(g.ack_deadline, t0 + 100, "renewal: and its deadline");
+	registry_enrollment_fini(&g);
+	IS_INT(registry_cert_get(r, "02", &c), 0, "renewal: the certificate");
+	IS_INT(c.status, CERT_PENDING_ACK, "renewal: PENDING_ACK");
+	IS_STR(c.replaces_serial, "01", "renewal: replaces 01");
+	IS_INT(c.ack_deadline, t0 + 100, "renewal: with its deadline");
+	IS_INT(c.renew_after, t0 + 10 + 86400 * 365 / 3 * 2,
+	    "renewal: its window opens at two thirds");
+	registry_cert_fini(&c);
+	IS_INT(registry_cert_get(r, "99", &c), SF_ENOTFOUND,
+	    "renewal: an unknown serial");
+
+	IS_INT(registry_renew_ack(r, "enr-1", t0, NULL, &sup), SF_ESTATE,
+	    "renewal: a first enrollment is no renewal");
+	IS_INT(registry_renew_ack(r, "e9", t0, NULL, &sup), SF_ENOTFOUND,
+	    "renewal: an unknown enrollment");
+	IS_INT(registry_renew_ack(r, "e2", t0 + 50, &kb, &sup), SF_EEXIST,
+	    "renewal: another device's key");
+	registry_cert_get(r, "02", &c);
+	IS_INT(c.status, CERT_PENDING_ACK, "renewal: nothing changed then");
+	registry_cert_fini(&c);
+
+	IS_INT(registry_renew_ack(r, "e2", t0 + 50, &kn, &sup), 0,
+	    "renewal: acknowledged with a new key");
+	IS_STR(sup, "01", "renewal: 01 superseded");
+	free(sup);
+	sup = NULL;
+	registry_cert_get(r, "02", &c);
+	IS_INT(c.status, CERT_ACTIVE, "renewal: 02 ACTIVE");
+	registry_cert_fini(&c);
+	registry_cert_get(r, "01", &c);
+	IS_INT(c.status, CERT_SUPERSEDED, "renewal: 01 SUPERSEDED");
+	IS_INT(c.revocation_reason, 4, "renewal: reason superseded");
+	IS_INT(c.revoked_at, t0 + 50, "renewal: at the acknowledgement");
+	registry_cert_fini(&c);
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "02", "renewal: the device holds 02");
+	OK(same_bytes(d.key_sha256, n.fp, 32) && d.spki_len == sizeof n.spki,
+	    "renewal: and its new key");
+	registry_device_fini(&d);
+	registry_enrollment_get(r, "e2", &g);
+	IS_INT(g.state, ENROLLMENT_ACKNOWLEDGED, "renewal: ACKNOWLEDGED");
+	registry_enrollment_fini(&g);
+	IS_INT(registry_renew_ack(r, "e2", t0 + 70, NULL, &sup), 0,
+	    "renewal: acknowledged again");
+	IS_STR(sup, "01", "renewal: the same answer");
+	free(sup);
+	registry_cert_get(r, "01", &c);
+	IS_INT(c.revoked_at, t0 + 50, "renewal: and nothing changed");
+	registry_cert_fini(&c);
+}
+
+/* devA's renewal 03 of 02 is not acknowledged by t0 + 200. */
+static void
+renewal_sweep(registry *r, const registry_template *tmpl, int64_t t0)
+{
+	registry_enrollment e, g;
+	registry_device d;
+	registry_cert c;
+	char **v = NULL, *sup = NULL;
+	size_t n = 0;
+	int outcome = 0;
+
+	e = enr("e3", "devA", "", 3, "03", t0 + 20, ENROLLMENT_PENDING_ACK,
+	    "02");
+	e.ack_deadline = t0 + 200;
+	IS_INT(registry_enroll_commit(r, &e, tmpl), 0, "sweep: renew to 03");
+	IS_INT(registry_renew_sweep(r, t0 + 199, 5, 10, &v, &n), 0,
+	    "sweep: before the deadline");
+	IS_INT(n, 0, "sweep: nothing");
+	registry_strings_free(v, n);
+	IS_INT(registry_renew_sweep(r, t0 + 200, 5, 10, &v, &n), 0,
+	    "sweep: at the deadline");
+	IS_INT(n, 1, "sweep: one renewal");
+	IS_STR(STR_AT(v, n, 0), "03", "sweep: 03");
+	registry_strings_free(v, n);
+	registry_cert_get(r, "03", &c);
+	IS_INT(c.status, CERT_REVOKED, "sweep: 03 REVOKED");
+	IS_INT(c.revocation_reason, 5, "sweep: for the reason given");
+	IS_INT(c.revoked_at, t0 + 200, "sweep: at its deadline");
+	registry_cert_fini(&c);
+	registry_enrollment_get(r, "e3", &g);
+	IS_INT(g.state, ENROLLMENT_FAILED, "sweep: its enrollment FAILED");
+	registry_enrollment_fini(&g);
+	registry_device_get(r, "devA", &d);
+	IS_STR(d.current_serial, "02", "sweep: the device keeps 02");
+	registry_device_fini(&d);
+	IS_INT(registry_renew_sweep(r, t0 + 300, 5, 10, &v, &n), 0,
+	    "sweep: again");
+	IS_INT(n, 0, "sweep: nothing left");
+	registry_strings_free(v, n);
+	/* The signer acknowledged it after all: authz follows. */
+	IS_INT(registry_renew_ack(r, "e3", t0 + 201, NULL, &sup), 0,
+	    "sweep: a FAILED renewal the signer acknowledged");
+	free(sup);
+	registry_cert_get(r, "03", &c);
+	IS_INT(c.status, CERT_ACTIVE, "sweep: is ACTIVE");
+	IS_INT(c.revocation_reason, 0, "sweep: its revocation undone");
+	registry_cert_fini(&c);
+	IS_INT(registry_cert_mirror(r, "02", CERT_SUPERSEDED, 4, t0 + 201,
+	    &outcome), 0, "sweep: mirror 02 superseded");
+	registry_cert_get(r, "02", &c);
+	IS_INT(c.revoked_at, t0 + 201, "sweep: a superseded certificate"
+	    " keeps its time");
+	IS_INT(c.revocation_reason, 4, "sweep: and its reason");
+	registry_cert_fini(&c);
+}
+
+static void
+renewal_pull(registry *r, int64_t t0)
+{
+	char *devs[] = { "devA" }, *none[] = { "" };
+	registry_renew_sel sel = { devs, 1, "", "" };
+	registry_cert c;
+	uint32_t n = 9;
+
+	IS_INT(registry_renew_pull(r, &sel, t0 + 1000, t0 + 2000, "incident",
+	    &n), 0, "pull: devA");
+	IS_INT(n, 1, "pull: its one active certificate");
+	registry_cert_get(r, "03", &c);
+	IS_INT(c.renew_after, t0 + 1000, "pull: opens earlier");
+	IS_INT(c.renew_before, t0 + 2000, "pull: closes earlier");
+	IS_STR(c.renew_note, "incident", "pull: with the note");
+	registry_cert_fini(&c);
+	IS_INT(registry_renew_pull(r, &sel, t0 + 5000, t0 + 6000, "later",
+	    &n), 0, "pull: later");
+	IS_INT(n, 0, "pull: moves nothing later");
+	registry_cert_get(r, "03", &c);
+	IS_INT(c.renew_after, t0 + 1000, "pull: the window stays");
+	IS_STR(c.renew_note, "incident", "pull: and its note");
+	registry_cert_fini(&c);
+	sel = (registry_renew_sel){ NULL, 0, "gadget", "" };
+	IS_INT(registry_renew_pull(r, &sel, t0, t0 + 10, "", &n), 0,
+	    "pull: another product line");
+	IS_INT(n, 0, "pull: none of its certificates");
+	sel = (registry_renew_sel){ NULL, 0, "widgiot", "us-east-1.widgiot" };
+	IS_INT(registry_renew_pull(r, &sel, t0, t0 + 10, "", &n), 0,
+	    "pull: product line and CA");
+	IS_INT(n, 1, "pull: devA's active certificate");
+	sel = (registry_renew_sel){ NULL, 0, "", "" };
+	IS_INT(registry_renew_pull(r, &sel, t0, t0 + 10, "", &n), SF_EINVAL,
+	    "pull: no selector");
+	sel = (registry_renew_sel){ none, 1, "", "" };
+	IS_INT(registry_renew_pull(r, &sel, t0, t0 + 10, "", &n), SF_EINVAL,
+	    "pull: an empty device id");
+	sel = (registry_renew_sel){ devs, 1, "", "" };
+	IS_INT(registry_renew_pull(r, &sel, t0 + 10, t0 + 10, "", &n),
+	    SF_EINVAL, "pull: an empty window");
+}
+
+/* What the signer says settles a renewal authz has pending (the mirror
+ * `audit reconcile` sends). */
+static void
+renewal_settle(registry *r, const registry_template *tmpl, int64_t t0)
+{
+	registry_enrollment e, g;
+	registry_device d;
+	int outcome = 0;
+
+	e = enr("eb1", "devB", "", 11, "11", t0, ENROLLMENT_ISSUED, "");
+	registry_enroll_commit(r, &e, tmpl);
+	e = enr("eb2", "devB", "", 12, "12", t0 + 1, ENROLLMENT_PENDING_ACK,
+	    "11");
+	registry_enroll_commit(r, &e, tmpl);
+	IS_INT(registry_cert_mirror(r, "12", CERT_ACTIVE, 0, 0, &outcome), 0,
+	    "settle: the signer has the renewal ACTIVE");
+	registry_enrollment_get(r, "eb2", &g);
+	IS_INT(g.state, ENROLLMENT_ACKNOWLEDGED, "settle: ACKNOWLEDGED");
+	registry_enrollment_fini(&g);
+	registry_device_get(r, "devB", &d);
+	IS_STR(d.current_serial, "12", "settle: the device holds it");
+	registry_device_fini(&d);
+	e = enr("eb3", "devB", "", 13, "13", t0 + 2, ENROLLMENT_PENDING_ACK,
+	    "12");
+	registry_enroll_commit(r, &e, tmpl);
+	IS_INT(registry_cert_mirror(r, "13", CERT_REVOKED, 5, t0 + 3,
+	    &outcome), 0, "settle: the signer has the next one REVOKED");
+	registry_enrollment_get(r, "eb3", &g);
+	IS_INT(g.state, ENROLLMENT_FAILED, "settle: FAILED");
+	registry_enrollment_fini(&g);
+	registry_device_get(r, "devB", &d);
+	IS_STR(d.current_serial, "12", "settle: the device keeps 12");
+	registry_device_fini(&d);
+	IS_INT(registry_cert_mirror(r, "11", CERT_REVOKED, 1, t0 + 3,
+	    &outcome), 0, "settle: a first enrollment's certificate revoked");
+	registry_enrollment_get(r, "eb1", &g);
+	IS_INT(g.state, ENROLLMENT_ISSUED, "settle: its enrollment stays");
+	registry_enrollment_fini(&g);
+}
+
+static void
+test_renewal(void)
+{
+	registry_template tmpl;
+	registry *r;
+	int64_t t0 = sf_now(), a, z;
+
+	registry_renew_window(0, 600, &a, &z);
+	IS_INT(a, 400, "window: opens at two thirds");
+	IS_INT(z, 500, "window: closes at five sixths");
+	registry_renew_window(10, 10, &a, &z);
+	OK(a == 10 && z == 10, "window: of nothing");
+	if ((r = enroll_setup("renewal", &tmpl)) == NULL) {
+		OK(0, "renewal: setup");
+		return;
+	}
+	renewal_ack(r, &tmpl, t0);
+	renewal_sweep(r, &tmpl, t0);
+	renewal_pull(r, t0);
+	renewal_settle(r, &tmpl, t0);
+	registry_template_fini(&tmpl);
+	registry_close(r);
+}
+
 static void
 rm_tmpdir(void)
 {
@@ -1469,6 +1719,7 @@ main(void)
 		test_rollback();
 		test_certs();
 		test_adopt();
+		test_renewal();
 		test_things();
 		test_concurrency();
 		test_reopen();
