@@ -73,6 +73,8 @@ cmd_ca_print(const CaInfo *ca)
 	out_kv(stdout, "role", "%s", role_name(ca->role, role, sizeof role));
 	out_kv(stdout, "state", "%s", state_name(ca->state, state,
 	    sizeof state));
+	if (*ca->unavailable)
+		out_kv(stdout, "unavailable", "%s", ca->unavailable);
 	if (ca->external_parent)
 		out_kv(stdout, "parent", "(external)");
 	else
@@ -151,6 +153,8 @@ cmd_ca_json(const CaInfo *ca)
 	    "certificate_pem", out_jstr(ca->certificate_pem));
 	/* Those of a CA's generations: null while they do not apply. */
 	out_jset(&v, "parent_generation", out_jstr(ca->parent_generation));
+	out_jset(&v, "unavailable", *ca->unavailable ?
+	    out_jstr(ca->unavailable) : json_null());
 	out_jset(&v, "retired_at", out_jtime(ca->retired_at));
 	out_jset(&v, "revoked_at", out_jtime(ca->revoked_at));
 	out_jset(&v, "revocation_reason", ca->revoked_at ?
@@ -644,7 +648,10 @@ static const char HELP_LIST[] =
 "An active CA that expires within --warn-days gets \"expires in N days\"\n"
 "(or \"expired\") in the WARNING column and a line on standard error\n"
 "saying what to do. The signer itself refuses to issue from a CA with\n"
-"less than its [limits] ca_min_remaining_days left.\n"
+"less than its [limits] ca_min_remaining_days left. A CA whose key in\n"
+"the token is missing or is not the key its certificate names (the\n"
+"signer checks at start-up and on SIGHUP) gets \"unavailable\" there,\n"
+"and a line on standard error saying why: it signs nothing.\n"
 "\n"
 "Options:\n"
 "  --product-line ID   only this product line's CAs\n"
@@ -654,7 +661,8 @@ static const char HELP_LIST[] =
 "                      (default 90; 0: never)\n"
 "\n"
 "Output: a table; with --json an object {\"cas\": [...]} whose items carry\n"
-"the CA's fields and \"expiry_warning\" (a string, or null).\n"
+"the CA's fields (\"unavailable\": why it signs nothing, or null) and\n"
+"\"expiry_warning\" (a string, or null).\n"
 "\n"
 "Example:\n"
 "  secretfree ca list --product-line widgiot\n"
@@ -684,6 +692,19 @@ expiry_warning(const CaInfo *ca, int64_t now, long long warn_days,
 	return buf;
 }
 
+/* The WARNING column: "unavailable" (its key cannot sign), else the
+ * expiry warning. */
+static const char *
+row_warning(const CaInfo *ca, int64_t now, long long warn_days, char *buf,
+    size_t len)
+{
+	if (*ca->unavailable) {
+		snprintf(buf, len, "unavailable");
+		return buf;
+	}
+	return expiry_warning(ca, now, warn_days, buf, len);
+}
+
 /* One line on stderr per warning, after the table. */
 static void
 expiry_lines(cli *c, const Secretfree__V1__ListCasResponse *resp,
@@ -694,10 +715,14 @@ expiry_lines(cli *c, const Secretfree__V1__ListCasResponse *resp,
 	for (size_t i = 0; i < resp->n_cas; i++) {
 		const CaInfo *ca = resp->cas[i];
 
-		if (*expiry_warning(ca, sf_now(), warn_days, w, sizeof w) ==
-		    '\0')
+		if (*row_warning(ca, sf_now(), warn_days, w, sizeof w) == '\0')
 			continue;
-		if (ca->role == SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT)
+		if (*ca->unavailable)
+			fprintf(stderr, "secretfree: %s: warning: CA %s"
+			    " generation %s is unavailable: it signs nothing:"
+			    " %s\n", c->cmd, ca->name, ca->generation,
+			    ca->unavailable);
+		else if (ca->role == SECRETFREE__V1__CA_ROLE__CA_ROLE_ROOT)
 			fprintf(stderr, "secretfree: %s: warning: the root CA"
 			    " %s (%s): devices that trust only it stop"
 			    " verifying then; plan a new trust anchor\n",
@@ -744,7 +769,7 @@ list_table(cli *c, const Secretfree__V1__ListCasResponse *resp,
 		    ca->external_parent ? "(external)" : ca->parent,
 		    ca->generation, key_name(ca->key_type),
 		    out_time(ca->not_after, t, sizeof t),
-		    expiry_warning(ca, sf_now(), warn_days, w, sizeof w) };
+		    row_warning(ca, sf_now(), warn_days, w, sizeof w) };
 
 		out_table_add(tb, row);
 	}
@@ -812,8 +837,9 @@ static const char HELP_SHOW[] =
 "Show one CA (CaAdmin.GetCa): role, state, parent (and the generation of\n"
 "it that signed this one), key type and the PKCS#11 URI of its key,\n"
 "subject, serial, validity, path length, name constraints, the URLs it\n"
-"puts in what it issues, and when it began retiring or was revoked. NAME\n"
-"is root, a product line (its intermediate) or <region>.<product line>\n"
+"puts in what it issues, and when it began retiring or was revoked; for\n"
+"a CA whose key in the token cannot sign for it, \"unavailable\" and why.\n"
+"NAME is root, a product line (its intermediate) or <region>.<product line>\n"
 "(an issuing CA). With --json the certificate's PEM is included.\n"
 "\n"
 "Options:\n"

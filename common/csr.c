@@ -16,6 +16,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "csr.h"
@@ -203,6 +204,64 @@ out:
 	return rc;
 }
 
+/*
+ * The signature algorithm of a request, refused when it hashes with MD5
+ * or SHA-1 (or older): a collision lets one self-signature stand for
+ * another request. RSASSA-PSS names its hash in its parameters, SHA-1
+ * when they leave it out.
+ */
+static int
+weak_sigalg(const X509_ALGOR *alg, char *why, size_t whylen)
+{
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	RSA_PSS_PARAMS *pss = NULL;
+	int ptype, nid, md = NID_undef, rc = 0;
+
+	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+	nid = OBJ_obj2nid(obj);
+	if (nid == NID_rsassaPss) {
+		md = NID_sha1;
+		if (ptype == V_ASN1_SEQUENCE && (pss = ASN1_item_unpack(pval,
+		    ASN1_ITEM_rptr(RSA_PSS_PARAMS))) != NULL &&
+		    pss->hashAlgorithm)
+			md = OBJ_obj2nid(pss->hashAlgorithm->algorithm);
+		RSA_PSS_PARAMS_free(pss);
+	} else if (!OBJ_find_sigid_algs(nid, &md, NULL))
+		md = NID_undef;
+	if (md == NID_md5 || md == NID_sha1 || md == NID_md4 ||
+	    md == NID_md2 || md == NID_mdc2 || md == NID_ripemd160) {
+		sf_why(why, whylen, "the CSR is signed with %s (%s): MD5 and"
+		    " SHA-1 signatures are refused", OBJ_nid2sn(md),
+		    OBJ_nid2ln(nid));
+		rc = SF_EINVAL;
+	}
+	return rc;
+}
+
+int
+csr_verify(X509_REQ *req, EVP_PKEY *pk, char *why, size_t whylen)
+{
+	const X509_ALGOR *alg;
+	int rc;
+
+	X509_REQ_get0_signature(req, NULL, &alg);
+	if ((rc = weak_sigalg(alg, why, whylen)) != 0)
+		return rc;
+	if (pk == NULL || X509_REQ_verify(req, pk) != 1) {
+		ERR_clear_error();
+		sf_why(why, whylen, "the CSR's self-signature does not "
+		    "verify");
+		return SF_EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The cheap checks first, the signature last: a request whose key the
+ * policy refuses (a huge RSA public exponent makes the verification cost
+ * as much as a private-key operation) never gets as far as a verify.
+ */
 static int
 parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
     size_t whylen)
@@ -229,24 +288,16 @@ parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
 		goto out;
 	}
 	xpk = X509_REQ_get_X509_PUBKEY(req);
-	if ((pk = X509_REQ_get0_pubkey(req)) == NULL) {
-		/* Nothing to verify with: say what is wrong with the key. */
-		if ((rc = pubkey_from_x509_pubkey(xpk, &out->key, why,
-		    whylen)) == 0) {
-			sf_why(why, whylen, "the CSR's key cannot verify "
-			    "its signature");
-			rc = SF_EINVAL;
-		}
-		goto out;
-	}
-	if (X509_REQ_verify(req, pk) != 1) {
-		sf_why(why, whylen, "the CSR's self-signature does not "
-		    "verify");
-		goto out;
-	}
-	if ((rc = take_cn(req, out->cn, why, whylen)) != 0)
-		goto out;
 	if ((rc = pubkey_from_x509_pubkey(xpk, &out->key, why, whylen)) != 0)
+		goto out;
+	if ((pk = X509_REQ_get0_pubkey(req)) == NULL) {
+		sf_why(why, whylen, "the CSR's key cannot verify its "
+		    "signature");
+		rc = SF_EINVAL;
+		goto out;
+	}
+	if ((rc = take_cn(req, out->cn, why, whylen)) != 0 ||
+	    (rc = csr_verify(req, pk, why, whylen)) != 0)
 		goto out;
 	if ((rc = pubkey_sha256(der, len, out->sha256)) != 0)
 		goto out;

@@ -354,6 +354,17 @@ take_rsa(const EVP_PKEY *pk, const uint8_t *kb, size_t kblen,
 			sf_why(why, whylen, "RSA public exponent is even");
 		goto out;
 	}
+	/*
+	 * FIPS 186-4 B.3.1: e < 2^256. A larger one costs a verifier as much
+	 * as a private-key operation (OpenSSL bounds it only for moduli over
+	 * 3072 bits), for every request anyone sends.
+	 */
+	if (BN_num_bits(e) > PUBKEY_RSA_MAX_EXP_BITS) {
+		sf_why(why, whylen, "RSA public exponent of %d bits: at most"
+		    " %d are accepted", BN_num_bits(e),
+		    PUBKEY_RSA_MAX_EXP_BITS);
+		goto out;
+	}
 	len = BN_bn2bin(n, nbuf);
 	if (pubkey_rsa_is_roca(nbuf, (size_t)len)) {
 		sf_why(why, whylen, "RSA modulus carries the ROCA "

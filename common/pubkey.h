@@ -33,6 +33,7 @@ enum {
 #define PUBKEY_FP_LEN 32
 #define PUBKEY_RSA_MIN_BITS 2048
 #define PUBKEY_RSA_MAX_BITS 8192
+#define PUBKEY_RSA_MAX_EXP_BITS 256   /* the public exponent is below 2^256 */
 #define DEVICE_ID_MAX 64
 
 typedef struct {
@@ -58,8 +59,9 @@ typedef struct {
 /*
  * Parse DER SubjectPublicKeyInfo (nothing may follow it), canonicalise,
  * fingerprint and apply the device key policy: ECDSA P-256 / P-384 (named
- * curve), RSA 2048..8192 bits with an odd public exponent >= 65537 whose
- * modulus does not carry the ROCA fingerprint (CVE-2017-15361), Ed25519.
+ * curve), RSA 2048..8192 bits with an odd public exponent of at least
+ * 65537 and below 2^256 (FIPS 186-4) whose modulus does not carry the
+ * ROCA fingerprint (CVE-2017-15361), Ed25519.
  * Returns 0; SF_EINVAL if the bytes are not an SPKI; SF_EKEYTYPE if the key
  * is of a type or size the policy refuses. why (if not NULL) gets a
  * sentence naming the problem ("RSA key of 1024 bits: below the 2048-bit

@@ -19,6 +19,7 @@
 #include "ca_int.h"
 #include "crl.h"
 #include "err.h"
+#include "lint.h"
 #include "log.h"
 #include "pbenum.h"
 #include "profile.h"
@@ -79,6 +80,7 @@ ca_free(ca *c)
 int
 ca_prepare(ca *c)
 {
+	ASN1_OCTET_STRING *ski;
 	pubkey_info pk;
 	char why[160];
 	char *pem;
@@ -86,7 +88,8 @@ ca_prepare(ca *c)
 	int rc;
 
 	memset(&pk, 0, sizeof pk);
-	if (c->pub == NULL && c->cert)
+	/* What the CA signs is verified with its certificate's key. */
+	if (c->cert)
 		c->pub = X509_get0_pubkey(c->cert);
 	if (c->pub && pubkey_from_evp(c->pub, &pk, why, sizeof why) == 0) {
 		profile_key_id(pk.key_bits, pk.key_bits_len, c->ski);
@@ -94,6 +97,12 @@ ca_prepare(ca *c)
 	}
 	if (c->cert == NULL)
 		return 0;
+	/* An outside parent may have made the SKI another way: the AKI of
+	 * what this CA issues names the SKI its certificate carries. */
+	if ((ski = X509_get_ext_d2i(c->cert, NID_subject_key_identifier, NULL,
+	    NULL)) != NULL && ASN1_STRING_length(ski) == sizeof c->ski)
+		memcpy(c->ski, ASN1_STRING_get0_data(ski), sizeof c->ski);
+	ASN1_OCTET_STRING_free(ski);
 	X509_EXTENSION_free(c->ext_aki);
 	X509_EXTENSION_free(c->ext_crldp);
 	X509_EXTENSION_free(c->ext_aia);
@@ -150,8 +159,8 @@ ca_store_append(ca_store *s, ca *c, ca *retire)
 }
 
 /* One journal row into the store; the row's contents become the CA's. A
- * key missing from the token is logged, not fatal: the CA is listed but
- * cannot sign. Parents come before their children in the journal. */
+ * key missing from the token is not fatal here: ca_store_check_keys makes
+ * the CA unavailable. Parents come before their children in the journal. */
 static int
 load_ca(ca_store *s, journal_ca *row, char *why, size_t whylen)
 {
@@ -163,11 +172,7 @@ load_ca(ca_store *s, journal_ca *row, char *why, size_t whylen)
 		return SF_ENOMEM;
 	c->rec = *row;
 	memset(row, 0, sizeof *row);  /* transferred */
-	if (token_find_key(s->tok, c->rec.key_label, &c->key) != 0)
-		log_warnx("CA %s %s: key %s not found in the token; it"
-		    " cannot sign", c->rec.name, c->rec.generation,
-		    c->rec.key_label);
-	else
+	if (token_find_key(s->tok, c->rec.key_label, &c->key) == 0)
 		c->pub = token_key_public(c->key);
 	if (c->rec.cert_der) {
 		p = c->rec.cert_der;
@@ -197,6 +202,7 @@ ca_store_open(const signer_conf *conf, token *t, journal *j, ca_store **out,
 {
 	ca_store *s;
 	journal_ca *rows = NULL;
+	char first[sizeof ((ca *)0)->key_problem + 64];
 	size_t n = 0;
 	int rc;
 
@@ -215,6 +221,13 @@ ca_store_open(const signer_conf *conf, token *t, journal *j, ca_store **out,
 	for (size_t i = 0; i < n; i++)
 		if ((rc = load_ca(s, &rows[i], why, whylen)) != 0)
 			goto out;
+	if (ca_store_check_keys(s, first, sizeof first) > 0 &&
+	    conf->bad_key_refuse) {
+		sf_why(why, whylen, "%s; [token] bad_key = refuse: not"
+		    " starting", first);
+		rc = SF_ESTATE;
+		goto out;
+	}
 	*out = s;
 	s = NULL;  /* transferred */
 out:
@@ -368,7 +381,7 @@ int
 ca_usable(ca_store *s, const ca *c, char *why, size_t whylen)
 {
 	int64_t now = sf_now(), min;
-	char t[32];
+	char t[sizeof c->key_problem];
 	int state, rc = 0;
 
 	pthread_rwlock_rdlock(&s->lock);
@@ -398,9 +411,10 @@ ca_usable(ca_store *s, const ca *c, char *why, size_t whylen)
 		    time_text(c->rec.not_after, t),
 		    s->conf->ca_min_remaining_days, c->rec.name);
 		rc = SF_ESTATE;
-	} else if (c->key == NULL) {
-		sf_why(why, whylen, "the key of CA %s (generation %s) is not in"
-		    " the token", c->rec.name, c->rec.generation);
+	} else if (!ca_key_usable(c)) {
+		ca_key_problem(c, t, sizeof t);
+		sf_why(why, whylen, "CA %s (generation %s) is unavailable: %s",
+		    c->rec.name, c->rec.generation, t);
 		rc = SF_EUNAVAIL;
 	}
 	return rc;
@@ -461,27 +475,65 @@ issue_allowed(ca_store *s, const ca *issuer, const X509 *x)
 	return 0;
 }
 
+/*
+ * Cut x's validity to the issuer's: a certificate never outlives its
+ * issuer nor begins before it (an outside parent's certificate for a CA
+ * may begin a little in the future).
+ */
+static int
+cut_validity(const ca *issuer, X509 *x)
+{
+	const ASN1_TIME *na = X509_get0_notAfter(issuer->cert);
+	const ASN1_TIME *nb = X509_get0_notBefore(issuer->cert);
+	int day, sec;
+
+	if (issuer->cert == x)
+		return 0;
+	if (ASN1_TIME_diff(&day, &sec, na, X509_get0_notAfter(x)) &&
+	    (day > 0 || sec > 0) && !X509_set1_notAfter(x, na))
+		return SF_ECRYPTO;
+	if (ASN1_TIME_diff(&day, &sec, X509_get0_notBefore(x), nb) &&
+	    (day > 0 || sec > 0) && !X509_set1_notBefore(x, nb))
+		return SF_ECRYPTO;
+	return 0;
+}
+
+/* x checked against its profile (lint.h), its algorithm set first. */
+static int
+lint(const ca *issuer, X509 *x, const char *profile, const char *serial_hex)
+{
+	const char *rule = NULL;
+	char why[256];
+	int rc;
+
+	if ((rc = sign_cert_alg(issuer->key, x)) != 0)
+		return rc;
+	if ((rc = lint_cert(x, lint_profile(profile), issuer->cert,
+	    token_key_sig_nid(issuer->key), &rule, why, sizeof why)) != 0)
+		log_warnx("CA %s %s: certificate %s (profile %s) refused"
+		    " before signing: lint rule %s: %s", issuer->rec.name,
+		    issuer->rec.generation, serial_hex, profile ? profile :
+		    "none", rule, why);
+	return rc;
+}
+
 int
-ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, char serial_hex[64])
+ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, const char *profile,
+    char serial_hex[64])
 {
 	uint8_t serial[SERIAL_LEN];
-	const ASN1_TIME *na;
 	const X509_EXTENSION *crldp;
-	int rc, day, sec, shard;
+	int rc, shard;
 
 	serial_hex[0] = '\0';
-	if (issuer->key == NULL || issuer->cert == NULL)
+	if (!ca_key_usable(issuer) || issuer->cert == NULL)
 		return SF_EUNAVAIL;
 	if ((rc = profile_serial_new(serial, serial_hex)) != 0 ||
 	    (rc = profile_set_serial(x, serial, sizeof serial)) != 0)
 		goto out;
 	rc = SF_ECRYPTO;
-	if (!X509_set_issuer_name(x, X509_get_subject_name(issuer->cert)))
-		goto out;
-	/* A certificate never outlives its issuer. */
-	na = X509_get0_notAfter(issuer->cert);
-	if (ASN1_TIME_diff(&day, &sec, na, X509_get0_notAfter(x)) &&
-	    (day > 0 || sec > 0) && !X509_set1_notAfter(x, na))
+	if (!X509_set_issuer_name(x, X509_get_subject_name(issuer->cert)) ||
+	    (rc = cut_validity(issuer, x)) != 0)
 		goto out;
 	if ((rc = issue_allowed(s, issuer, x)) != 0) {
 		log_warnx("CA %s %s: refused to sign: it is not active, has"
@@ -497,12 +549,15 @@ ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, char serial_hex[64])
 	    (crldp && (rc = profile_add(x, crldp))) ||
 	    (issuer->ext_aia && (rc = profile_add(x, issuer->ext_aia))))
 		goto out;
-	if ((rc = sign_cert(s->tok, issuer->key, x)) != 0)
+	if ((rc = lint(issuer, x, profile, serial_hex)) != 0 ||
+	    (rc = sign_cert(s->tok, issuer->key, x)) != 0)
 		goto out;
-	/* A faulty token must not put a bad certificate into the world. */
-	if (!sign_verify_cert(x, issuer->pub)) {
-		log_warnx("CA %s: signature from the token does not verify;"
-		    " certificate %s discarded", issuer->rec.name, serial_hex);
+	/* A faulty token, or a key that is not the certificate's, must not
+	 * put a bad certificate into the world. */
+	if (!sign_verify_cert(x, X509_get0_pubkey(issuer->cert))) {
+		log_warnx("CA %s: signature from the token does not verify"
+		    " with the CA certificate's key; certificate %s discarded",
+		    issuer->rec.name, serial_hex);
 		rc = SF_ECRYPTO;
 	}
 out:
@@ -582,7 +637,7 @@ ca_issue(ca_store *s, ca *issuer, X509 *x, const ca_issue_meta *m,
 {
 	int rc;
 
-	if ((rc = ca_issue_sign(s, issuer, x, serial_hex)) == 0 &&
+	if ((rc = ca_issue_sign(s, issuer, x, m->profile, serial_hex)) == 0 &&
 	    (rc = ca_issue_record(s, issuer, x, m, serial_hex)) == 0)
 		rc = revoked_meanwhile(s, issuer, serial_hex);
 	if (rc)

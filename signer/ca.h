@@ -32,8 +32,16 @@ struct ca {
 	journal_ca rec;          /* the journal row (rec.state may change) */
 	token_key *key;          /* NULL if the token lacks the key */
 	X509 *cert;              /* NULL while pending */
-	EVP_PKEY *pub;           /* the key's public half (borrowed from key) */
-	uint8_t ski[20];         /* key identifier (SHA-1 of the key bits) */
+	/* The CA's public key: its certificate's (borrowed from cert), or
+	 * while pending the token's (borrowed from key). What the CA signs
+	 * is verified with the certificate's key, never the token's. */
+	EVP_PKEY *pub;
+	uint8_t ski[20];         /* its certificate's SKI, else SHA-1 of
+	                          * the key bits */
+	/* Set by the key checks (ca_keys.c); read through ca_key_usable()
+	 * and ca_key_problem(). */
+	int key_bad;             /* the key is not bound to the certificate */
+	char key_problem[256];   /* why the CA cannot sign; "" if it can */
 	/* Extensions every certificate it issues carries. */
 	X509_EXTENSION *ext_aki, *ext_crldp, *ext_aia;
 	/* rec.crl_shards > 1: shard k's CRL DP at [k - 1] (crl.h), used
@@ -109,10 +117,13 @@ int ca_import_cert(ca_store *s, ca *c, const char *cert_pem,
 
 /*
  * Finish and issue x under issuer: serial, issuer name, AKI, CRL DP, AIA,
- * notAfter capped at the issuer's; sign in the token; verify with the
- * issuer's public key; journal durably. Only then is x returned usable.
- * serial_hex gets the serial. SF_EUNAVAIL (token), SF_EDB (journal),
- * SF_ECRYPTO (the signature did not verify: nothing was journaled).
+ * validity cut to the issuer's; check it against meta->profile (lint.h);
+ * sign in the token; verify with the public key of the issuer's
+ * certificate; journal durably. Only then is x returned usable.
+ * serial_hex gets the serial. SF_EUNAVAIL (token, or the issuer's key is
+ * not bound to its certificate), SF_EINTERNAL (the linter refused x: the
+ * log names the rule; nothing was signed), SF_EDB (journal), SF_ECRYPTO
+ * (the signature did not verify: nothing was journaled).
  */
 int ca_issue(ca_store *s, ca *issuer, X509 *x, const ca_issue_meta *meta,
     char serial_hex[64]);
@@ -125,6 +136,26 @@ int ca_issue(ca_store *s, ca *issuer, X509 *x, const ca_issue_meta *meta,
  * issuer on its own, without the message.
  */
 int ca_usable(ca_store *s, const ca *c, char *why, size_t whylen);
+
+/* ---- the CA keys bound to their certificates (ca_keys.c) ---- */
+
+/*
+ * Check every CA's key in the token against the CA: the private key's
+ * attributes read back (token_key_check), and for a CA with an unexpired
+ * certificate the public key the token holds under its label equal to the
+ * certificate's, and a challenge signed by the private key verified with
+ * the certificate's key. A CA that fails (or whose key is missing) is
+ * unavailable: it signs nothing (certificates, CRLs, OCSP responses, CSRs)
+ * until a later check passes; each is logged with the reason, and one that
+ * passes again is logged too. ca_store_open runs it; SIGHUP runs it again.
+ * Returns the number of unavailable CAs (expired ones are not counted);
+ * first (may be NULL) names the first of them and why.
+ */
+size_t ca_store_check_keys(ca_store *s, char *first, size_t firstlen);
+/* 1 if c's key is in the token and passed the last check. */
+int ca_key_usable(const ca *c);
+/* Why c cannot sign into buf ("" if it can). */
+void ca_key_problem(const ca *c, char *buf, size_t len);
 
 /* Subject of a CA's certificate in "/C=../CN=.." form (malloc'd). */
 char *ca_subject_text(const ca *c);

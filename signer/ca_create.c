@@ -412,7 +412,8 @@ certify(ca_store *s, ca_create_plan *p, int external, char **csr_pem,
 	    whylen)) == NULL)
 		return SF_ECRYPTO;
 	if (p->parent == NULL) {
-		if ((rc = ca_issue_sign(s, c, c->cert, serial)) != 0) {
+		if ((rc = ca_issue_sign(s, c, c->cert, p->meta.profile,
+		    serial)) != 0) {
 			sf_why(why, whylen, "cannot self-sign the root"
 			    " certificate");
 			return rc;

@@ -64,9 +64,11 @@ ca_export_csr(ca_store *s, ca *c, const char *subject, char **csr_pem,
 	int rc = SF_EINVAL;
 
 	*csr_pem = NULL;
-	if (c->key == NULL) {
-		sf_why(why, whylen, "the key of CA %s is not in the token",
-		    c->rec.name);
+	if (!ca_key_usable(c)) {
+		char t[sizeof c->key_problem];
+
+		ca_key_problem(c, t, sizeof t);
+		sf_why(why, whylen, "CA %s is unavailable: %s", c->rec.name, t);
 		return SF_EUNAVAIL;
 	}
 	if (subject && *subject)

@@ -90,14 +90,15 @@ void ca_create_plan_fini(ca_create_plan *p, int rc, char **csr_pem);
 
 /*
  * The two halves of ca_issue. ca_issue_sign sets a fresh serial (into
- * serial_hex), the issuer's name, notAfter capped at the issuer's, those
- * of the issuer's AKI, CRL DP and AIA extensions it has, and the token's
- * signature, checked with the issuer's public key. A root is its own
+ * serial_hex), the issuer's name, the validity cut to the issuer's, those
+ * of the issuer's AKI, CRL DP and AIA extensions it has, checks x against
+ * profile (a journal profile name: lint.h) and then has the token sign,
+ * checked with the issuer's certificate's public key. A root is its own
  * issuer: issuer->cert may be x itself. ca_issue_record journals x as
  * issued by issuer (whose record must already be in the journal).
  */
 int ca_issue_sign(ca_store *s, const ca *issuer, X509 *x,
-    char serial_hex[64]);
+    const char *profile, char serial_hex[64]);
 int ca_issue_record(ca_store *s, const ca *issuer, X509 *x,
     const ca_issue_meta *m, const char *serial_hex);
 

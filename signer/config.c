@@ -19,7 +19,7 @@ static const char *const SIGNER_KEYS[] = { "journal", "issuance_socket",
     "admin_group", "user", "workers", "log_level", "csr_max_bytes",
     "change_delay_ms", NULL };
 static const char *const TOKEN_KEYS[] = { "module", "uri", "pin_file",
-    "sessions", NULL };
+    "sessions", "bad_key", NULL };
 static const char *const LIMIT_KEYS[] = { "device_certs_per_window",
     "device_window_seconds", "global_per_second", "global_burst",
     "ca_min_remaining_days", "device_live_certificates",
@@ -416,6 +416,14 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	if ((rc = get_int(cf, "token", "sessions", 4, 1, 64,
 	    &c->token_sessions, why, whylen)) != 0)
 		goto out;
+	v = conf_get_str(cf, "token", "bad_key", "unavailable");
+	if (strcmp(v, "unavailable") != 0 && strcmp(v, "refuse") != 0) {
+		sf_why(why, whylen, "%s: [token] bad_key: \"%s\" is neither"
+		    " unavailable nor refuse", path, v);
+		rc = SF_ECONFIG;
+		goto out;
+	}
+	c->bad_key_refuse = strcmp(v, "refuse") == 0;
 
 	if ((rc = get_int(cf, "limits", "device_certs_per_window", 10, 1,
 	    1000000, &c->device_max, why, whylen)) != 0 ||

@@ -47,6 +47,9 @@ typedef struct {
 	/* [token] */
 	char *token_module, *token_uri, *token_pin_file;
 	int token_sessions;
+	/* [token] bad_key = refuse: do not start while a CA cannot sign
+	 * (ca_store_check_keys); default unavailable: that CA alone. */
+	int bad_key_refuse;
 	/* [limits] */
 	int device_max;           /* certificates per device per window */
 	int device_window;        /* seconds */

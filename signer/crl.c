@@ -272,9 +272,11 @@ can_sign(const ca *c, char *why, size_t whylen)
 		    c->rec.name);
 		return SF_ESTATE;
 	}
-	if (c->key == NULL) {
-		sf_why(why, whylen, "CA %s: its key is not in the token",
-		    c->rec.name);
+	if (!ca_key_usable(c)) {
+		char t[sizeof c->key_problem];
+
+		ca_key_problem(c, t, sizeof t);
+		sf_why(why, whylen, "CA %s is unavailable: %s", c->rec.name, t);
 		return SF_EUNAVAIL;
 	}
 	return 0;
@@ -361,7 +363,7 @@ crl_due(signer_ctx *ctx, const ca *c, int64_t now)
 	int64_t revocations;
 	int state = c->rec.state, due;
 
-	if (c->cert == NULL || c->key == NULL ||
+	if (c->cert == NULL || !ca_key_usable(c) ||
 	    state == SECRETFREE__V1__CA_STATE__CA_STATE_PENDING ||
 	    now > c->rec.not_after)
 		return 0;

@@ -341,12 +341,14 @@ server_key(const uint8_t *data, size_t len, pubkey_info *pk, char *why,
 		sf_why(why, whylen, "csr is not a PKCS#10 request");
 		goto out;
 	}
-	if ((pub = X509_REQ_get0_pubkey(req)) == NULL ||
-	    X509_REQ_verify(req, pub) != 1) {
-		sf_why(why, whylen, "the CSR's signature does not verify");
+	/* The key policy before the signature (csr.h). */
+	if ((pub = X509_REQ_get0_pubkey(req)) == NULL) {
+		sf_why(why, whylen, "the CSR's key cannot be decoded");
 		goto out;
 	}
-	rc = pubkey_from_evp(pub, pk, why, whylen);
+	if ((rc = pubkey_from_evp(pub, pk, why, whylen)) == 0 &&
+	    (rc = csr_verify(req, pub, why, whylen)) != 0)
+		pubkey_info_free(pk);
 out:
 	ERR_clear_error();
 	X509_REQ_free(req);

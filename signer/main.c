@@ -39,12 +39,18 @@ static const char *USAGE =
 "Signals:\n"
 "  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
 "  SIGHUP             reload profiles and rate limits from the file\n"
-"                     (sockets, token and journal need a restart)\n"
+"                     (sockets, token and journal need a restart) and\n"
+"                     check every CA's key against its certificate again\n"
 "\n"
 "The token PIN is read from [token] pin_file (mode 0600, owned by the\n"
 "signer's user) or a pin-source in [token] uri; never from the command\n"
 "line. Started as root with [signer] user set, the signer drops to that\n"
 "user after opening the token.\n"
+"\n"
+"At start-up each CA's key in the token is checked against the CA's\n"
+"certificate (public key, a signed challenge, the key's attributes); a CA\n"
+"that fails signs nothing and is shown as unavailable in 'secretfree ca\n"
+"list', or with [token] bad_key = refuse the signer does not start.\n"
 "\n"
 "Exit status: 0 clean shutdown (or --check passed), 1 start-up error,\n"
 "2 usage error.\n"
@@ -176,6 +182,8 @@ reload(void *arg, const char *path)
 	ca_store_set_conf(ctx->cas, nc);
 	ocsp_set_conf(ctx->oc, nc);
 	log_setlevel(nc->log_level);
+	/* A key changed in the token since start-up is caught here too. */
+	(void)ca_store_check_keys(ctx->cas, NULL, 0);
 	log_info("reloaded %s (profiles and limits; socket, token and journal"
 	    " settings need a restart)", path);
 	ctx->conf = nc;

@@ -75,7 +75,7 @@ ocsp_conf(ocsp *o)
 int
 ocsp_ca_usable(const ca *c, int64_t now)
 {
-	return c->cert != NULL && c->key != NULL && c->rec.not_after > now;
+	return c->cert != NULL && ca_key_usable(c) && c->rec.not_after > now;
 }
 
 /* ---- signing ---- */
@@ -167,10 +167,12 @@ ocsp_sign(ocsp *o, const signer_conf *cf, ca *c, const ocsp_single *v,
 		rc = SF_ENOMEM;
 		goto out;
 	}
-	/* A faulty token must not put a bad response into the world. */
-	if (!verify(bs, token_key_public(key))) {
-		log_warnx("OCSP: CA %s: the token's signature does not verify;"
-		    " response discarded", c->rec.name);
+	/* A faulty token, or a key that is not the certificate's, must not
+	 * put a bad response into the world. */
+	if (!verify(bs, X509_get0_pubkey(cert))) {
+		log_warnx("OCSP: CA %s: the token's signature does not verify"
+		    " with the signer's certificate; response discarded",
+		    c->rec.name);
 		rc = SF_ECRYPTO;
 		goto out;
 	}

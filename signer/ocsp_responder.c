@@ -52,14 +52,15 @@ ocsp_responders_free(struct responder *r)
 }
 
 /* The responder the journal names for c (after a restart), if its key is
- * in the token and its certificate is the key's; else NULL. */
+ * in the token with the CA key attributes and its certificate is the
+ * key's; else NULL. */
 static struct responder *
 load(ocsp *o, ca *c)
 {
 	struct responder *r = NULL;
 	journal_cert_row row;
 	const unsigned char *p;
-	char *serial = NULL, *label = NULL;
+	char *serial = NULL, *label = NULL, why[160];
 	int64_t not_after;
 	int ok = 0;
 
@@ -72,6 +73,11 @@ load(ocsp *o, ca *c)
 	if (token_find_key(o->tok, label, &r->key) != 0) {
 		log_warnx("OCSP: CA %s: responder key %s is not in the token;"
 		    " a new responder will be made", c->rec.name, label);
+		goto out;
+	}
+	if (token_key_check(o->tok, r->key, why, sizeof why) != 0) {
+		log_warnx("OCSP: CA %s: responder key %s: %s; a new responder"
+		    " will be made", c->rec.name, label, why);
 		goto out;
 	}
 	if (journal_cert_get(o->jn, serial, c->rec.id, &row) != 0)
@@ -144,7 +150,7 @@ build(const ca *c, const pubkey_info *pk, int days)
 	if (x == NULL || n == NULL || !X509_set_version(x, X509_VERSION_3) ||
 	    !X509_set_subject_name(x, n) ||
 	    profile_set_validity(x, days) != 0 ||
-	    profile_set_pubkey_fast(x, pk) != 0 ||
+	    profile_set_pubkey(x, pk) != 0 ||
 	    profile_add0(x, profile_ext_basic(0, -1)) != 0 ||
 	    profile_add0(x, profile_ext_key_usage(KU_DIGITAL_SIGNATURE)) != 0 ||
 	    profile_add0(x, profile_ext_eku(&eku, 1)) != 0 ||
@@ -230,7 +236,7 @@ ocsp_responder_get(ocsp *o, const signer_conf *cf, ca *c, int64_t now,
 
 	*key = NULL;
 	*cert = NULL;
-	if (c->key == NULL || c->cert == NULL)
+	if (!ca_key_usable(c) || c->cert == NULL)
 		return SF_EUNAVAIL;
 	if (!cf->ocsp_delegated) {
 		*key = c->key;

@@ -20,7 +20,7 @@
 void
 rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 {
-	char *subj = ca_subject_text(c);
+	char *subj = ca_subject_text(c), problem[sizeof c->key_problem];
 
 	ci->name = rpc_call_strdup(call, c->rec.name);
 	ci->role = c->rec.role;
@@ -69,6 +69,8 @@ rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 	ci->crl_shards = (uint32_t)(c->rec.crl_shards > 1 ?
 	    c->rec.crl_shards : 1);
 	ci->key_uri = rpc_call_strdup(call, "");
+	ca_key_problem(c, problem, sizeof problem);
+	ci->unavailable = rpc_call_strdup(call, problem);
 	for (int which = 0; which < 2; which++) {
 		const char *lines = which ? c->rec.excluded : c->rec.permitted;
 		size_t n = 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
 #include "err.h"
 #include "log.h"
@@ -52,17 +53,29 @@ sign_der(token *t, token_key *k, unsigned char *tbs, int tbslen,
 }
 
 int
+sign_cert_alg(token_key *k, X509 *x)
+{
+	const ASN1_BIT_STRING *csig;
+	const X509_ALGOR *calg;
+	int nid = token_key_sig_nid(k), rc;
+
+	X509_get0_signature(&csig, &calg, x);
+	if ((rc = set_alg((X509_ALGOR *)X509_get0_tbs_sigalg(x), nid)) == 0)
+		rc = set_alg((X509_ALGOR *)calg, nid);
+	return rc;
+}
+
+int
 sign_cert(token *t, token_key *k, X509 *x)
 {
 	const ASN1_BIT_STRING *csig;
 	const X509_ALGOR *calg;
 	unsigned char *tbs = NULL;
-	int nid = token_key_sig_nid(k), len, rc;
+	int len, rc;
 
-	X509_get0_signature(&csig, &calg, x);
-	if ((rc = set_alg((X509_ALGOR *)X509_get0_tbs_sigalg(x), nid)) != 0 ||
-	    (rc = set_alg((X509_ALGOR *)calg, nid)) != 0)
+	if ((rc = sign_cert_alg(k, x)) != 0)
 		return rc;
+	X509_get0_signature(&csig, &calg, x);
 	if ((len = i2d_re_X509_tbs(x, &tbs)) <= 0)
 		return SF_ECRYPTO;
 	rc = sign_der(t, k, tbs, len, (ASN1_BIT_STRING *)csig);
@@ -81,31 +94,34 @@ sign_cert(token *t, token_key *k, X509 *x)
 static pthread_mutex_t dummy_lock = PTHREAD_MUTEX_INITIALIZER;
 static EVP_PKEY *dummy_ec, *dummy_rsa, *dummy_ed;
 
+/* The digest a signature algorithm hashes with (NULL for Ed25519). */
+static int
+sig_md(int sig_nid, const EVP_MD **md)
+{
+	*md = NULL;
+	switch (sig_nid) {
+	case NID_ecdsa_with_SHA256:
+	case NID_sha256WithRSAEncryption:
+		*md = EVP_sha256();
+		return 0;
+	case NID_ecdsa_with_SHA384:
+		*md = EVP_sha384();
+		return 0;
+	case NID_ED25519:
+		return 0;
+	}
+	return SF_EKEYTYPE;
+}
+
 static EVP_PKEY *
 dummy_key(int sig_nid, const EVP_MD **md)
 {
 	EVP_PKEY **slot, *k;
 
-	*md = NULL;
-	switch (sig_nid) {
-	case NID_ecdsa_with_SHA256:
-		*md = EVP_sha256();
-		slot = &dummy_ec;
-		break;
-	case NID_ecdsa_with_SHA384:
-		*md = EVP_sha384();
-		slot = &dummy_ec;
-		break;
-	case NID_sha256WithRSAEncryption:
-		*md = EVP_sha256();
-		slot = &dummy_rsa;
-		break;
-	case NID_ED25519:
-		slot = &dummy_ed;
-		break;
-	default:
+	if (sig_md(sig_nid, md) != 0)
 		return NULL;
-	}
+	slot = sig_nid == NID_sha256WithRSAEncryption ? &dummy_rsa :
+	    sig_nid == NID_ED25519 ? &dummy_ed : &dummy_ec;
 	pthread_mutex_lock(&dummy_lock);
 	if (*slot == NULL) {
 		if (slot == &dummy_ec)
@@ -206,6 +222,38 @@ out:
 	OPENSSL_free(tbs);
 	X509_ALGOR_free(alg);
 	ASN1_BIT_STRING_free(bs);
+	return rc;
+}
+
+/*
+ * The probe's bytes: a fixed prefix and 32 random bytes. They start with
+ * a letter, not with the 0x30 of a DER SEQUENCE, so the signature is over
+ * nothing a certificate, CRL, OCSP response or request could be.
+ */
+#define PROBE_PREFIX "secretfree-signer key probe\n"
+
+int
+sign_probe(token *t, token_key *k, EVP_PKEY *pub)
+{
+	uint8_t msg[sizeof PROBE_PREFIX - 1 + 32], sig[SIG_MAX];
+	size_t siglen = sizeof sig;
+	const EVP_MD *md;
+	EVP_MD_CTX *ctx = NULL;
+	int rc;
+
+	memcpy(msg, PROBE_PREFIX, sizeof PROBE_PREFIX - 1);
+	if (sig_md(token_key_sig_nid(k), &md) != 0 ||
+	    RAND_bytes(msg + sizeof PROBE_PREFIX - 1, 32) != 1)
+		return SF_ECRYPTO;
+	if ((rc = token_sign(t, k, msg, sizeof msg, sig, &siglen)) != 0)
+		return rc;
+	rc = SF_EPERM;
+	if ((ctx = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(ctx, NULL, md, NULL, pub) == 1 &&
+	    EVP_DigestVerify(ctx, sig, siglen, msg, sizeof msg) == 1)
+		rc = 0;
+	ERR_clear_error();
+	EVP_MD_CTX_free(ctx);
 	return rc;
 }
 

@@ -137,6 +137,10 @@ static const struct {
 	{ CKA_UNWRAP, "CKA_UNWRAP", CK_FALSE },
 	{ CKA_SIGN_RECOVER, "CKA_SIGN_RECOVER", CK_FALSE },
 	{ CKA_DERIVE, "CKA_DERIVE", CK_FALSE },
+	/* Nobody holding the PIN may turn a usage on later or copy the key
+	 * into an object with other attributes. */
+	{ CKA_MODIFIABLE, "CKA_MODIFIABLE", CK_FALSE },
+	{ CKA_COPYABLE, "CKA_COPYABLE", CK_FALSE },
 };
 #define NPOLICY (sizeof key_policy / sizeof key_policy[0])
 
@@ -1245,6 +1249,8 @@ op_generate(token *t, const tsess *s, void *arg, CK_RV *crv)
 	ADD(priv, npriv, CKA_UNWRAP, &no, sizeof no);
 	ADD(priv, npriv, CKA_SIGN_RECOVER, &no, sizeof no);
 	ADD(priv, npriv, CKA_DERIVE, &no, sizeof no);
+	ADD(priv, npriv, CKA_MODIFIABLE, &no, sizeof no);
+	ADD(priv, npriv, CKA_COPYABLE, &no, sizeof no);
 	ADD(priv, npriv, CKA_LABEL, g->label, lablen);
 	ADD(priv, npriv, CKA_ID, id, sizeof id);
 

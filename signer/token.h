@@ -59,10 +59,12 @@ const char *token_label(const token *t);
  * PUBKEY_RSA_2048/3072/4096 or PUBKEY_ED25519 (pubkey.h), with CKA_LABEL
  * label and a random 16-byte CKA_ID. Private key template: CKA_TOKEN,
  * CKA_PRIVATE, CKA_SENSITIVE = TRUE, CKA_EXTRACTABLE = FALSE, CKA_SIGN =
- * TRUE and CKA_DECRYPT, CKA_UNWRAP, CKA_SIGN_RECOVER, CKA_DERIVE = FALSE
- * explicitly. The attributes are read back (CKA_ALWAYS_SENSITIVE,
- * CKA_NEVER_EXTRACTABLE and CKA_LOCAL must be TRUE too); a key that does
- * not match is destroyed and SF_ECRYPTO returned. SF_EEXIST if label is
+ * TRUE and CKA_DECRYPT, CKA_UNWRAP, CKA_SIGN_RECOVER, CKA_DERIVE,
+ * CKA_MODIFIABLE, CKA_COPYABLE = FALSE explicitly (SoftHSM2 2.6.1 then
+ * answers C_SetAttributeValue and C_CopyObject with
+ * CKR_ACTION_PROHIBITED). The attributes are read back
+ * (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and CKA_LOCAL must be TRUE
+ * too); a key that does not match is destroyed and SF_ECRYPTO returned. SF_EEXIST if label is
  * taken, SF_EKEYTYPE for a type the token cannot make.
  */
 int token_generate_key(token *t, const char *label, int type,

@@ -67,6 +67,22 @@ for kv in $keys; do
   tap_unlike "$label: not extractable" ", extractable" ", $access"
 done
 
+# What neither stock tool lists: the keys cannot be changed or copied.
+if [ -x "${SF_TOKEN_TAMPER:-}" ]; then
+  for kv in $keys; do
+    label=${kv%%=*}
+    at=$("$SF_TOKEN_TAMPER" "$module" secretfree "$tmp/hsm/user.pin" "$label" attrs | tr '\n' ' ')
+    tap_like "$label: CKA_MODIFIABLE FALSE" "CKA_MODIFIABLE=FALSE" "$at"
+    tap_like "$label: CKA_COPYABLE FALSE" "CKA_COPYABLE=FALSE" "$at"
+    out=$("$SF_TOKEN_TAMPER" "$module" secretfree "$tmp/hsm/user.pin" "$label" set CKA_DERIVE=TRUE)
+    tap_is "$label: the token refuses to turn CKA_DERIVE on" "$out" "CKR_ACTION_PROHIBITED"
+  done
+  ctl_at=$("$SF_TOKEN_TAMPER" "$module" secretfree "$tmp/hsm/user.pin" control attrs | tr '\n' ' ')
+  tap_like "control key is modifiable" "CKA_MODIFIABLE=TRUE" "$ctl_at"
+else
+  tap_skip "CKA_MODIFIABLE and CKA_COPYABLE" "no token-tamper"
+fi
+
 # A second stock tool, with the PIN from the environment rather than argv.
 if command -v p11tool >/dev/null; then
   url=$(p11tool --provider "$module" --list-tokens 2>/dev/null | awk '/URL:.*token=secretfree/ { print $2; exit }')

@@ -1,20 +1,27 @@
 /*
  * Unit tests of common/csr.c: the four wrappings (PEM, DER, base64 of
  * either) give the same result; the checks fail in the documented order
- * with the documented codes (size, form, signature, CN, key policy);
- * extensions are ignored; garbage and truncations never crash.
+ * with the documented codes (size, form, key policy, CN, signature
+ * algorithm, signature); a key with a huge RSA exponent is refused before
+ * any verification; MD5 and SHA-1 signatures are refused; extensions are
+ * ignored; garbage and truncations never crash.
  *
  * Keys and requests are made here at run time with OpenSSL's X509_REQ API.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include "csr.h"
 #include "err.h"
@@ -448,15 +455,15 @@ next:
 		X509_REQ_free(req);
 		EVP_PKEY_free(key);
 	}
-	/* The signature is checked before the key policy. */
+	/* The key policy is checked before the signature. */
 	{
 		EVP_PKEY *key = gen("EC", "P-521", 0);
 		X509_REQ *req = make_req(key, cn, NULL, 0);
 		struct blob der = der_of(req);
 
 		der.p[der.len - 3] ^= 0x10;
-		refused("P-521 with a bad signature", &der, SF_EINVAL,
-		    "self-signature");
+		refused("P-521 with a bad signature", &der, SF_EKEYTYPE,
+		    "only P-256 and P-384");
 		blob_free(&der);
 		X509_REQ_free(req);
 		EVP_PKEY_free(key);
@@ -682,6 +689,207 @@ test_garbage(void)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * An RSA key of bits with a public exponent of ebits bits: p and q from
+ * an ordinary key, e random and prime to phi, d its inverse. OpenSSL's
+ * key generation refuses such an e (SP 800-56B); its verification does
+ * not, for moduli up to 3072 bits, and pays for every bit of e.
+ */
+static EVP_PKEY *
+huge_exponent_key(size_t bits, int ebits)
+{
+	EVP_PKEY *base = gen("RSA", NULL, bits), *out = NULL;
+	BIGNUM *n = NULL, *p = NULL, *q = NULL, *e = BN_new(), *d = BN_new();
+	BIGNUM *p1 = BN_new(), *q1 = BN_new(), *phi = BN_new();
+	BIGNUM *g = BN_new(), *dp = BN_new(), *dq = BN_new(), *qi = BN_new();
+	BN_CTX *bc = BN_CTX_new();
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+
+	if (!base || !e || !d || !p1 || !q1 || !phi || !g || !dp || !dq ||
+	    !qi || !bc ||
+	    !EVP_PKEY_get_bn_param(base, OSSL_PKEY_PARAM_RSA_N, &n) ||
+	    !EVP_PKEY_get_bn_param(base, OSSL_PKEY_PARAM_RSA_FACTOR1, &p) ||
+	    !EVP_PKEY_get_bn_param(base, OSSL_PKEY_PARAM_RSA_FACTOR2, &q) ||
+	    !BN_sub(p1, p, BN_value_one()) || !BN_sub(q1, q, BN_value_one()) ||
+	    !BN_mul(phi, p1, q1, bc))
+		goto out;
+	do {
+		if (!BN_rand(e, ebits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD) ||
+		    !BN_gcd(g, e, phi, bc))
+			goto out;
+	} while (!BN_is_one(g));
+	if (!BN_mod_inverse(d, e, phi, bc) || !BN_mod(dp, d, p1, bc) ||
+	    !BN_mod(dq, d, q1, bc) || !BN_mod_inverse(qi, q, p, bc))
+		goto out;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, d) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, p) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, q) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, dp) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, dq) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+	    qi) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &out, EVP_PKEY_KEYPAIR, params) <= 0)
+		out = NULL;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_CTX_free(bc);
+	BN_free(n); BN_free(p); BN_free(q); BN_free(e); BN_free(d);
+	BN_free(p1); BN_free(q1); BN_free(phi); BN_free(g);
+	BN_free(dp); BN_free(dq); BN_free(qi);
+	EVP_PKEY_free(base);
+	return out;
+}
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Mean microseconds of n calls of what (0: csr_parse of b, 1: its
+ * X509_REQ_verify alone). */
+static double
+time_us(int what, const struct blob *b, X509_REQ *req, EVP_PKEY *key, int n)
+{
+	int64_t t0 = mono_us();
+	csr_info ci;
+
+	for (int i = 0; i < n; i++) {
+		if (what == 0) {
+			(void)parse(b, &ci, NULL, 0);
+			csr_info_fini(&ci);
+		} else
+			(void)X509_REQ_verify(req, key);
+	}
+	ERR_clear_error();
+	return (double)(mono_us() - t0) / n;
+}
+
+/*
+ * A 3072-bit RSA key whose public exponent has 3000 bits: verifying its
+ * self-signature costs a private-key operation. The policy refuses the
+ * key first: with a valid signature, with a broken one (the same refusal
+ * shows the signature was never looked at), and at a cost that is a
+ * small fraction of the one verification it saves.
+ */
+static void
+test_huge_exponent(void)
+{
+	static const char *const cn[] = { "dev-huge", NULL };
+	EVP_PKEY *key = huge_exponent_key(3072, 3000);
+	X509_REQ *req = key ? make_req(key, cn, NULL, 0) : NULL;
+	struct blob der = der_of(req);
+	double parse_us, verify_us;
+
+	ok(req != NULL, "a CSR for RSA-3072 with a 3000-bit exponent");
+	if (req == NULL)
+		goto out;
+	ok(X509_REQ_verify(req, key) == 1,
+	    "  its self-signature is valid (OpenSSL verifies it)");
+	refused("RSA-3072, 3000-bit exponent", &der, SF_EKEYTYPE,
+	    "RSA public exponent of 3000 bits: at most 256 are accepted");
+	der.p[der.len - 7] ^= 0x01;
+	refused("the same with a broken signature", &der, SF_EKEYTYPE,
+	    "public exponent");
+	der.p[der.len - 7] ^= 0x01;
+	verify_us = time_us(1, &der, req, key, 5);
+	parse_us = time_us(0, &der, req, key, 50);
+	tap_diag("huge exponent: one X509_REQ_verify %.0f us; csr_parse's"
+	    " refusal %.0f us", verify_us, parse_us);
+	ok(parse_us * 5 < verify_us, "  refused at under a fifth of one"
+	    " verification's cost (%.0f us vs %.0f us)", parse_us, verify_us);
+out:
+	blob_free(&der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+}
+
+/* A CSR for key signed with md (NULL: the key's default), RSA-PSS when
+ * pss (its hash md, or SHA-1 by default when md is NULL). */
+static X509_REQ *
+make_req_md(EVP_PKEY *key, const EVP_MD *md, int pss)
+{
+	static const char *const cn[] = { "dev-md", NULL };
+	X509_REQ *req = make_req(key, cn, NULL, 0);
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	int ok = req && mctx && EVP_DigestSignInit(mctx, &pctx, md, NULL,
+	    key) == 1;
+
+	if (ok && pss)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx,
+		    RSA_PKCS1_PSS_PADDING) > 0;
+	if (!ok || X509_REQ_sign_ctx(req, mctx) <= 0) {
+		ERR_print_errors_fp(stdout);
+		X509_REQ_free(req);
+		req = NULL;
+	}
+	EVP_MD_CTX_free(mctx);
+	return req;
+}
+
+static void
+test_weak_signatures(void)
+{
+	EVP_PKEY *rsa = gen("RSA", NULL, 2048), *ec = gen("EC", "P-256", 0);
+	static const struct {
+		const char *label;
+		int rsa, pss;
+		const char *md, *want;
+	} c[] = {
+		{ "md5WithRSAEncryption", 1, 0, "MD5", "MD5" },
+		{ "sha1WithRSAEncryption", 1, 0, "SHA1", "SHA1" },
+		{ "ecdsa-with-SHA1", 0, 0, "SHA1", "SHA1" },
+		{ "RSASSA-PSS with SHA-1", 1, 1, "SHA1", "SHA1" },
+		{ "sha256WithRSAEncryption", 1, 0, "SHA256", NULL },
+		{ "ecdsa-with-SHA384", 0, 0, "SHA384", NULL },
+		{ "RSASSA-PSS with SHA-256", 1, 1, "SHA256", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		EVP_MD *md = EVP_MD_fetch(NULL, c[i].md, NULL);
+		X509_REQ *req = md ? make_req_md(c[i].rsa ? rsa : ec, md,
+		    c[i].pss) : NULL;
+		struct blob der = der_of(req);
+		char why[256] = "";
+		csr_info ci;
+		int rc;
+
+		ok(req != NULL, "a CSR signed with %s", c[i].label);
+		if (req != NULL && c[i].want != NULL)
+			refused(c[i].label, &der, SF_EINVAL, c[i].want);
+		else if (req != NULL) {
+			rc = parse(&der, &ci, why, sizeof why);
+			is_int(rc, 0, "%s: accepted (%s)", c[i].label, why);
+			csr_info_fini(&ci);
+		}
+		if (req != NULL && c[i].want != NULL) {
+			rc = parse(&der, &ci, why, sizeof why);
+			ok(strstr(why, "are refused") != NULL, "%s: why names"
+			    " the rule (%s)", c[i].label, why);
+			csr_info_fini(&ci);
+		}
+		blob_free(&der);
+		X509_REQ_free(req);
+		EVP_MD_free(md);
+	}
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ec);
+}
+
 int
 main(void)
 {
@@ -690,6 +898,8 @@ main(void)
 	test_signature();
 	test_subjects();
 	test_keys();
+	test_huge_exponent();
+	test_weak_signatures();
 	test_bad_point();
 	test_extensions();
 	test_der_blank_end();

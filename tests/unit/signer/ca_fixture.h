@@ -31,6 +31,8 @@
 #include "config.h"
 #include "err.h"
 #include "journal.h"
+#include "profile.h"
+#include "pubkey.h"
 #include "secretfree/v1/common.pb-c.h"
 #include "token.h"
 #include "util.h"
@@ -154,6 +156,56 @@ ca_fixture_create(ca_fixture *fx, int role, const char *pl, const char *rg)
 	    pl ? pl : "root", why);
 	free(csr);
 	return rc == 0 ? c : NULL;
+}
+
+/*
+ * A leaf ready for ca_issue under profile ("device:<pl>", "server",
+ * "ocsp-responder"), as the signer builds one (signer/lint.h): subject
+ * CN = cn, a fresh EC P-256 key, valid days, CA:FALSE, KU
+ * digitalSignature, the profile's EKU, SKI; a server's SANs (dns and ip,
+ * each optional; neither: DNS = cn). NULL on failure.
+ */
+static __attribute__((unused)) X509 *
+ca_fixture_leaf(const char *profile, const char *cn, int days,
+    const char *dns, const char *ip)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	char *const dv[] = { (char *)(dns || ip ? dns : cn) };
+	char *const iv[] = { (char *)ip };
+	int server = strcmp(profile, "server") == 0;
+	int eku = server ? NID_server_auth : strncmp(profile, "device:", 7) ==
+	    0 ? NID_client_auth : NID_OCSP_sign;
+	X509_NAME *n = X509_NAME_new();
+	X509 *x = X509_new();
+	pubkey_info pk;
+	uint8_t ski[20];
+	char why[256];
+	int okk;
+
+	memset(&pk, 0, sizeof pk);
+	okk = k && n && x && pubkey_from_evp(k, &pk, why, sizeof why) == 0 &&
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0) &&
+	    X509_set_version(x, X509_VERSION_3) &&
+	    X509_set_subject_name(x, n) && profile_set_pubkey(x, &pk) == 0 &&
+	    profile_set_validity(x, days) == 0 &&
+	    profile_add0(x, profile_ext_basic(0, -1)) == 0 &&
+	    profile_add0(x, profile_ext_key_usage(KU_DIGITAL_SIGNATURE)) == 0 &&
+	    profile_add0(x, profile_ext_eku(&eku, 1)) == 0;
+	if (okk) {
+		profile_key_id(pk.key_bits, pk.key_bits_len, ski);
+		okk = profile_add0(x, profile_ext_ski(ski)) == 0 &&
+		    (!server || profile_add0(x, profile_ext_san(dv,
+		    dv[0] != NULL, iv, ip != NULL, why, sizeof why)) == 0);
+	}
+	pubkey_info_free(&pk);
+	X509_NAME_free(n);
+	EVP_PKEY_free(k);
+	if (!okk) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
 }
 
 /* The first certificate of a PEM text (owned by the caller), or NULL. */

@@ -125,32 +125,11 @@ crldp_uri(X509 *x)
 	return out;
 }
 
-/* A leaf for a fresh software key with these SANs, valid days. */
+/* A server leaf for a fresh software key with these SANs, valid days. */
 static X509 *
 leaf(const char *dns, const char *ip, int days)
 {
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	char *const dv[] = { (char *)dns }, *const iv[] = { (char *)ip };
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	char why[256];
-	int okk;
-
-	okk = k && x && n && X509_set_version(x, X509_VERSION_3) &&
-	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"leaf", -1, -1, 0) &&
-	    X509_set_subject_name(x, n) && X509_set_pubkey(x, k) &&
-	    profile_set_validity(x, days) == 0 &&
-	    profile_add0(x, profile_ext_basic(0, -1)) == 0 &&
-	    profile_add0(x, profile_ext_san(dv, dns != NULL, iv, ip != NULL,
-	    why, sizeof why)) == 0;
-	EVP_PKEY_free(k);
-	X509_NAME_free(n);
-	if (!okk) {
-		X509_free(x);
-		return NULL;
-	}
-	return x;
+	return ca_fixture_leaf("server", "leaf", days, dns, ip);
 }
 
 /* Issue a leaf under c through ca_issue; NULL if that failed. */

@@ -37,22 +37,12 @@ pem_count(const char *text)
 static X509 *
 issue_leaf(ca *c, int *rc)
 {
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	ca_issue_meta m = { "server", "", (const uint8_t *)
+	ca_issue_meta m = { "device:widgiot", "leaf", (const uint8_t *)
 	    "0123456789abcdef0123456789abcdef", "test", "", "" };
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
+	X509 *x = ca_fixture_leaf(m.profile, "leaf", 30, NULL, NULL);
 	char serial[64];
 
-	*rc = SF_ENOMEM;
-	if (k && x && n && X509_set_version(x, X509_VERSION_3) &&
-	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"leaf", -1, -1, 0) &&
-	    X509_set_subject_name(x, n) && X509_set_pubkey(x, k) &&
-	    profile_set_validity(x, 30) == 0)
-		*rc = ca_issue(fx.cas, c, x, &m, serial);
-	EVP_PKEY_free(k);
-	X509_NAME_free(n);
+	*rc = x ? ca_issue(fx.cas, c, x, &m, serial) : SF_ENOMEM;
 	if (*rc != 0) {
 		X509_free(x);
 		return NULL;

@@ -161,6 +161,7 @@ test_minimal(void)
 	is_int(c->issuing_validity_days, 1825, "issuing validity default"
 	    " 1825");
 	is_int(c->ocsp_delegated, 0, "[ocsp] responder default: ca");
+	is_int(c->bad_key_refuse, 0, "[token] bad_key default: unavailable");
 	is_int(c->ocsp_validity, 4 * 86400, "[ocsp] validity_seconds default"
 	    " 4 days");
 	is_int(c->ocsp_refresh, 2 * 86400, "[ocsp] refresh_seconds default:"
@@ -207,6 +208,7 @@ every_key_file(void)
 	    "uri = pkcs11:token=other;manufacturer=x\n"
 	    "pin_file = /srv/sf/pin\n"
 	    "sessions = 8\n"
+	    "bad_key = refuse\n"
 	    "[limits]\n"
 	    "device_certs_per_window = 3\n"
 	    "device_window_seconds = 60\n"
@@ -333,6 +335,7 @@ test_every_key(void)
 	is_int(c->issuing_key_type, PUBKEY_ED25519, "issuing key_type");
 	is_int(c->issuing_validity_days, 700, "issuing validity_days");
 	is_int(c->ocsp_delegated, 1, "[ocsp] responder = delegated");
+	is_int(c->bad_key_refuse, 1, "[token] bad_key = refuse");
 	is_int(c->ocsp_validity, 86400, "[ocsp] validity_seconds");
 	is_int(c->ocsp_refresh, 3600, "[ocsp] refresh_seconds");
 	is_int(c->ocsp_interval, 5, "[ocsp] interval_seconds");
@@ -609,6 +612,9 @@ static const struct bad bads[] = {
 	    { "section [limits] repeated" } },
 	{ "repeated key", "workers = 2\nworkers = 3\n", NULL, NULL,
 	    { "key \"workers\" repeated" } },
+	{ "bad_key neither unavailable nor refuse", NULL,
+	    "bad_key = ignore\n", NULL,
+	    { "[token] bad_key", "\"ignore\"", "neither unavailable nor refuse" } },
 	{ "OCSP responder neither ca nor delegated", NULL,
 	    "[ocsp]\nresponder = self\n", NULL,
 	    { "[ocsp] responder", "\"self\"", "neither ca nor delegated" } },

@@ -44,30 +44,23 @@ static int64_t t0;
 static X509 *
 issue_leaf(int days, char serial[64])
 {
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	X509_NAME *n = X509_NAME_new();
-	X509 *x = X509_new();
 	ca_issue_meta m = { "device:widgiot", "dev", NULL, "test", "", "" };
+	X509 *x = ca_fixture_leaf(m.profile, "leaf", days, NULL, NULL);
 	pubkey_info pk;
 	char why[128];
-	int ok;
 
 	memset(&pk, 0, sizeof pk);
-	ok = k && n && x && pubkey_from_evp(k, &pk, why, sizeof why) == 0 &&
-	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"leaf", -1, -1, 0) &&
-	    X509_set_version(x, X509_VERSION_3) &&
-	    X509_set_subject_name(x, n) &&
-	    profile_set_validity(x, days) == 0 &&
-	    profile_set_pubkey_fast(x, &pk) == 0;
+	if (x == NULL || pubkey_from_evp(X509_get0_pubkey(x), &pk, why,
+	    sizeof why) != 0) {
+		X509_free(x);
+		return NULL;
+	}
 	m.key_sha256 = pk.sha256;
-	if (!ok || ca_issue(fx.cas, iss, x, &m, serial) != 0) {
+	if (ca_issue(fx.cas, iss, x, &m, serial) != 0) {
 		X509_free(x);
 		x = NULL;
 	}
 	pubkey_info_free(&pk);
-	X509_NAME_free(n);
-	EVP_PKEY_free(k);
 	return x;
 }
 

@@ -261,6 +261,17 @@ test_cert_other_key(token *t, token_key *k, token_key *other,
 	X509_free(x);
 }
 
+/* The start-up probe: k signs for its own public key, for no other. */
+static void
+test_probe(token *t, token_key *k, token_key *other, const char *name)
+{
+	is_int(sign_probe(t, k, token_key_public(k)), 0, "%s: the probe"
+	    " verifies with its own public key", name);
+	is_int(sign_probe(t, k, token_key_public(other)), SF_EPERM,
+	    "%s: the probe does not verify with another key: SF_EPERM",
+	    name);
+}
+
 #define CRL_SERIAL 0x1234567890abcdefULL
 #define CRL_SERIAL_DER "\x12\x34\x56\x78\x90\xab\xcd\xef"
 
@@ -563,6 +574,8 @@ main(void)
 			if (keys[(i + d) % NTYPES] != NULL) {
 				test_cert_other_key(t, keys[i],
 				    keys[(i + d) % NTYPES], types[i].label);
+				test_probe(t, keys[i], keys[(i + d) % NTYPES],
+				    types[i].label);
 				break;
 			}
 		test_crl(t, keys[i], types[i].label, types[i].nid);
