@@ -155,6 +155,15 @@ fault_class(CK_RV rv)
 	case CKR_USER_NOT_LOGGED_IN:
 	case CKR_KEY_HANDLE_INVALID:
 	case CKR_OBJECT_HANDLE_INVALID:
+	/*
+	 * The token's own trouble, in no better words: the session's state
+	 * is unknown (an operation may still be active on it), so the pool
+	 * is rebuilt and the caller hears UNAVAILABLE.
+	 */
+	case CKR_GENERAL_ERROR:
+	case CKR_FUNCTION_FAILED:
+	/* An operation someone left unfinished on the session. */
+	case CKR_OPERATION_ACTIVE:
 		return FAULT_SESSION;
 	case CKR_DEVICE_ERROR:
 	case CKR_DEVICE_REMOVED:
@@ -1579,8 +1588,14 @@ op_sign(token *t, const tsess *s, void *arg, CK_RV *crv)
 		return SF_EUNAVAIL;
 	}
 	if (rv != CKR_OK) {
-		*crv = rv;
-		return rv_err(rv);
+		/*
+		 * Whether the operation ended is the module's word against
+		 * its own failure: close the session, so that nothing is left
+		 * pending on it, and let the pool be rebuilt.
+		 */
+		(void)t->f->C_CloseSession(s->h);
+		*crv = fault_class(rv) != FAULT_NONE ? rv : CKR_SESSION_CLOSED;
+		return SF_EUNAVAIL;
 	}
 	return 0;
 }
