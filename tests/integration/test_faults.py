@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
 from sfharness import (Device, RpcError, Stack, TempDir, openssl_verify,  # noqa: E402
-                       protos)
+                       protos, show)
 
 import grpc  # noqa: E402
 
@@ -165,6 +165,7 @@ def main():
         tap.eq(run.enroll_once(d, "warm"), "OK", "enrollment works through the fault module")
         run.load(1.0)
 
+        check_status(st, sched)
         for action, func in KINDS:
             before = dict(run.codes)
             faults_before = count_lines(faultlog)
@@ -197,6 +198,30 @@ def main():
             st.stop()
         td.cleanup()
     tap.done()
+
+
+def check_status(st, sched):
+    """secretfree status: UNAVAILABLE (exit 6) while the token is pulled,
+    available again (exit 0) with the fault and the repair counted."""
+    import json
+    p = st.cli("--json", "status")
+    tap.eq(p.returncode, 0, "status: exit 0 while all is well", show(p))
+    before = json.loads(p.stdout)
+    tap.ok(before["token"]["available"] and before["authz"] == "ok"
+           and before["cas_unavailable"] == 0,
+           "status: token available, authz ok, no CA unavailable")
+    schedule(sched, "* CKR_TOKEN_NOT_PRESENT from=1\n")
+    p = st.cli("status")
+    tap.eq(p.returncode, 6, "status: exit 6 while the token is pulled", show(p))
+    tap.ok("UNAVAILABLE" in p.stdout, "status: says the token is UNAVAILABLE", show(p))
+    schedule(sched, "")
+    p = st.cli("--json", "status")
+    after = json.loads(p.stdout) if p.returncode == 0 else None
+    tap.ok(after is not None and after["token"]["available"]
+           and after["token"]["faults"] > before["token"]["faults"]
+           and after["token"]["repairs"] > before["token"]["repairs"]
+           and after["token"]["last_fault"] != "",
+           "status: available again, the fault and the repair counted", show(p))
 
 
 def count_lines(path):
