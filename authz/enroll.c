@@ -347,6 +347,11 @@ enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 			    " could not be recorded; retry with the same"
 			    " idempotency key");
 			rc = SF_EUNAVAIL;
+		} else if (rc == SF_EUNAVAIL) {
+			/* The registry's disk: full, failing, or its fsync
+			 * failed (logged). Reconcile adopts the orphan. */
+			sf_why(why, whylen, "the registry cannot record"
+			    " certificates now; retry later");
 		} else {
 			sf_why(why, whylen, "the certificate could not be"
 			    " recorded");

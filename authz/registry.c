@@ -208,6 +208,39 @@ static const char *const SQL[NQ] = {
 
 /* ---- helpers shared through registry_int.h ---- */
 
+/* Set once an fsync of the registry failed: nothing more is written until
+ * authz restarts (the page cache can no longer be trusted). */
+static int fsync_failed;
+
+/*
+ * The disk's failures, with the line an operator needs: SF_EUNAVAIL for a
+ * full disk or an I/O error (a failed fsync also stops every later write
+ * transaction); 0 when code is none of them.
+ */
+static int
+disk_err(sqlite3 *db, int code, const char *what)
+{
+	if (code == SQLITE_IOERR_FSYNC || code == SQLITE_IOERR_DIR_FSYNC) {
+		if (!__atomic_exchange_n(&fsync_failed, 1, __ATOMIC_ACQ_REL))
+			log_warnx("registry: %s: fsync failed (%s): what was"
+			    " written may not be on disk; authz writes nothing"
+			    " more and answers UNAVAILABLE until it is"
+			    " restarted", what, sqlite3_errmsg(db));
+		return SF_EUNAVAIL;
+	}
+	if ((code & 0xff) == SQLITE_FULL) {
+		log_warnx("registry: %s: the disk is full (%s): enrollments"
+		    " fail until space is freed", what, sqlite3_errmsg(db));
+		return SF_EUNAVAIL;
+	}
+	if ((code & 0xff) == SQLITE_IOERR) {
+		log_warnx("registry: %s: I/O error (%s)", what,
+		    sqlite3_errmsg(db));
+		return SF_EUNAVAIL;
+	}
+	return 0;
+}
+
 /*
  * Map a failed step's result code onto ours. Constraint failures are the
  * caller's input (a duplicate, a dangling name, a bad value) and logged at
@@ -229,6 +262,8 @@ registry_sql_err(sqlite3 *db, int code, const char *what)
 		log_debug("registry: %s: %s", what, sqlite3_errmsg(db));
 		return SF_EINVAL;
 	}
+	if (disk_err(db, code, what) != 0)
+		return SF_EUNAVAIL;
 	log_warnx("registry: %s: %s", what, sqlite3_errmsg(db));
 	if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)
 		return SF_EUNAVAIL;
@@ -337,10 +372,15 @@ registry_tx(struct dbconn *c, int q)
 	sqlite3_stmt *st;
 	int code, rc;
 
+	if ((q == Q_BEGIN_IMMEDIATE) &&
+	    __atomic_load_n(&fsync_failed, __ATOMIC_ACQUIRE))
+		return SF_EUNAVAIL;
 	if ((rc = registry_stmt(c, SQL, q, &st)) != 0)
 		return rc;
 	if ((code = sqlite3_step(st)) == SQLITE_DONE)
 		rc = 0;
+	else if (disk_err(c->db, code, SQL[q]) != 0)
+		rc = SF_EUNAVAIL;
 	else {
 		log_warnx("registry: %s: %s", SQL[q], sqlite3_errmsg(c->db));
 		rc = ((code & 0xff) == SQLITE_BUSY) ? SF_EUNAVAIL : SF_EDB;

@@ -177,6 +177,7 @@ extern const cli_cmd cmd_ca_server_table[];
 extern const cli_cmd cmd_device_table[];
 extern const cli_cmd cmd_devstate_table[];
 extern const cli_cmd cmd_audit_table[];
+extern const cli_cmd cmd_status_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];
 extern const cli_cmd cmd_crl_table[];

@@ -558,7 +558,8 @@ ca_issue_sign(ca_store *s, const ca *issuer, X509 *x, const char *profile,
 		log_warnx("CA %s: signature from the token does not verify"
 		    " with the CA certificate's key; certificate %s discarded",
 		    issuer->rec.name, serial_hex);
-		rc = SF_ECRYPTO;
+		/* The token misbehaves: UNAVAILABLE, as for its other faults. */
+		rc = SF_EUNAVAIL;
 	}
 out:
 	if (rc)

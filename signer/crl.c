@@ -237,7 +237,7 @@ crl_one(const struct making *m, int shard, journal_crl *out, char *why,
 		sf_why(why, whylen, "CA %s: the CRL's signature from the token"
 		    " does not verify with the CA certificate's key",
 		    m->c->rec.name);
-		rc = SF_ECRYPTO;
+		rc = SF_EUNAVAIL;   /* the token misbehaves */
 		goto out;
 	}
 	if ((len = i2d_X509_CRL(crl, &der)) <= 0) {

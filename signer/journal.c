@@ -147,11 +147,55 @@ static const char *MIGRATE_2 =
     "PRAGMA user_version = 2;";
 
 
+/*
+ * Set once an fsync of the journal has failed: the page cache can no
+ * longer be trusted to hold what was written (PostgreSQL's lesson), so
+ * nothing more is written until the signer is restarted.
+ */
+static int fsync_failed;
+
+int
+journal_broken(void)
+{
+	return __atomic_load_n(&fsync_failed, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * The SF_E* for SQLite's last error on db, with the log line that says
+ * what an operator must do: a full disk or a failed write is
+ * SF_EUNAVAIL (issuing resumes when space returns); a failed fsync stops
+ * every write until a restart; anything else is SF_EDB.
+ */
+static int
+db_code(sqlite3 *db, const char *what, const char *msg)
+{
+	int ext = sqlite3_extended_errcode(db);
+
+	if (ext == SQLITE_IOERR_FSYNC || ext == SQLITE_IOERR_DIR_FSYNC) {
+		if (!__atomic_exchange_n(&fsync_failed, 1, __ATOMIC_ACQ_REL))
+			log_warnx("journal: %s: fsync failed (%s): what was"
+			    " written may not be on disk; the signer writes"
+			    " nothing more and answers UNAVAILABLE until it is"
+			    " restarted", what, msg);
+		return SF_EUNAVAIL;
+	}
+	if ((ext & 0xff) == SQLITE_FULL) {
+		log_warnx("journal: %s: the disk is full (%s): nothing is"
+		    " issued until space is freed", what, msg);
+		return SF_EUNAVAIL;
+	}
+	if ((ext & 0xff) == SQLITE_IOERR) {
+		log_warnx("journal: %s: I/O error (%s)", what, msg);
+		return SF_EUNAVAIL;
+	}
+	log_warnx("journal: %s: %s", what, msg);
+	return SF_EDB;
+}
+
 int
 journal_db_err(sqlite3 *db, const char *what)
 {
-	log_warnx("journal: %s: %s", what, sqlite3_errmsg(db));
-	return SF_EDB;
+	return db_code(db, what, sqlite3_errmsg(db));
 }
 
 static int
@@ -186,11 +230,15 @@ int
 journal_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
+	int rc;
 
+	/* After a failed fsync, no new write transaction. */
+	if (strncmp(sql, "BEGIN", 5) == 0 && journal_broken())
+		return SF_EUNAVAIL;
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_warnx("journal: %s: %s", sql, msg ? msg : "?");
+		rc = db_code(db, sql, msg ? msg : "?");
 		sqlite3_free(msg);
-		return SF_EDB;
+		return rc;
 	}
 	return 0;
 }
@@ -325,10 +373,12 @@ journal_close(journal *j)
 int
 journal_tx_begin(journal *j)
 {
+	int rc;
+
 	pthread_mutex_lock(&j->wlock);
-	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0) {
+	if ((rc = journal_exec(j->wdb, "BEGIN IMMEDIATE")) != 0) {
 		pthread_mutex_unlock(&j->wlock);
-		return SF_EDB;
+		return rc;
 	}
 	return 0;
 }
@@ -336,8 +386,8 @@ journal_tx_begin(journal *j)
 int
 journal_tx_end(journal *j, int rc)
 {
-	if (rc == 0 && journal_exec(j->wdb, "COMMIT") != 0)
-		rc = SF_EDB;
+	if (rc == 0)
+		rc = journal_exec(j->wdb, "COMMIT");
 	if (rc != 0)
 		journal_exec(j->wdb, "ROLLBACK");
 	pthread_mutex_unlock(&j->wlock);
@@ -414,16 +464,20 @@ insert_cert(journal *j, const journal_cert *c)
 static void
 run_batch(journal *j, struct pending *batch)
 {
-	int commit_rc = 0;
+	int commit_rc;
 
 	pthread_mutex_lock(&j->wlock);
-	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0)
-		commit_rc = SF_EDB;
-	for (struct pending *p = batch; p; p = p->next)
-		p->rc = commit_rc ? commit_rc : insert_cert(j, p->c);
-	if (commit_rc == 0 && journal_exec(j->wdb, "COMMIT") != 0) {
-		journal_exec(j->wdb, "ROLLBACK");
-		commit_rc = SF_EDB;
+	if ((commit_rc = journal_exec(j->wdb, "BEGIN IMMEDIATE")) == 0) {
+		for (struct pending *p = batch; p; p = p->next) {
+			p->rc = insert_cert(j, p->c);
+			/* The disk's trouble fails the whole batch. */
+			if (p->rc == SF_EUNAVAIL)
+				commit_rc = SF_EUNAVAIL;
+		}
+		if (commit_rc == 0)
+			commit_rc = journal_exec(j->wdb, "COMMIT");
+		if (commit_rc != 0)
+			journal_exec(j->wdb, "ROLLBACK");
 	}
 	pthread_mutex_unlock(&j->wlock);
 	if (commit_rc)
@@ -473,6 +527,8 @@ journal_cert_record(journal *j, const journal_cert *c)
 {
 	struct pending p = { c, 0, 0, NULL };
 
+	if (journal_broken())
+		return SF_EUNAVAIL;
 	pthread_mutex_lock(&j->qlock);
 	if (j->stop) {
 		pthread_mutex_unlock(&j->qlock);

@@ -36,18 +36,24 @@ struct journal {
 	int writer_started;
 };
 
-/* Log "journal: what: <sqlite error>" and return SF_EDB. */
+/* Log "journal: what: <sqlite error>" and return SF_EDB; SF_EUNAVAIL for
+ * a full disk, an I/O error or a failed fsync (which also stops every
+ * later write: journal_broken). */
 int journal_db_err(sqlite3 *db, const char *what);
+/* 1 once an fsync of the journal failed: nothing more is written until the
+ * signer restarts (every write transaction answers SF_EUNAVAIL). */
+int journal_broken(void);
 /* Prepare sql on db; SF_EDB (logged as what) if it fails. Callers start
  * with rc = SF_EDB, so on failure they only have to goto out. */
 int journal_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
     const char *what);
-/* Run sql (no result rows); SF_EDB, logged, if it fails. */
+/* Run sql (no result rows); SF_EDB (or SF_EUNAVAIL, as journal_db_err),
+ * logged, if it fails. A BEGIN after a failed fsync: SF_EUNAVAIL. */
 int journal_exec(sqlite3 *db, const char *sql);
 /* An explicit write transaction on wdb: journal_tx_begin takes wlock and
- * begins (SF_EDB, lock released, if it cannot); journal_tx_end commits
- * when rc is 0, else rolls back, releases wlock and returns rc (SF_EDB
- * if the commit failed). */
+ * begins (journal_exec's code, lock released, if it cannot); journal_tx_end
+ * commits when rc is 0, else rolls back, releases wlock and returns rc (the
+ * commit's code if the commit failed). */
 int journal_tx_begin(journal *j);
 int journal_tx_end(journal *j, int rc);
 /* Bind s (NULL as ""), copied. */

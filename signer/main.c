@@ -14,6 +14,7 @@
 #include "log.h"
 #include "privdrop.h"
 #include "signer.h"
+#include "util.h"
 
 static const char *USAGE =
 "Usage: secretfree-signer -c FILE [-d] [--check]\n"
@@ -200,6 +201,7 @@ main(int argc, char **argv)
 	daemon_opts_parse(&o, argc, argv, "secretfree-signer", USAGE);
 	daemon_init("signer", &o);
 	memset(&ctx, 0, sizeof ctx);
+	ctx.started_at = sf_now();
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);

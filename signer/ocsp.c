@@ -173,7 +173,7 @@ ocsp_sign(ocsp *o, const signer_conf *cf, ca *c, const ocsp_single *v,
 		log_warnx("OCSP: CA %s: the token's signature does not verify"
 		    " with the signer's certificate; response discarded",
 		    c->rec.name);
-		rc = SF_ECRYPTO;
+		rc = SF_EUNAVAIL;   /* the token misbehaves */
 		goto out;
 	}
 	rc = resp_der(bs, der, len);

@@ -486,6 +486,44 @@ h_list_certs(rpc_call *call, const ProtobufCMessage *reqm,
 	return RPC_OK;
 }
 
+/* CaAdmin.GetStatus: the token probed now, the CAs, uptime. */
+static int
+h_status(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg)
+{
+	Secretfree__V1__GetStatusResponse *resp = (void *)respm;
+	Secretfree__V1__TokenStatus *ts;
+	signer_ctx *ctx = arg;
+	token_state st;
+	ca **all;
+	size_t n;
+
+	(void)reqm;
+	ts = rpc_call_alloc(call, sizeof *ts);
+	secretfree__v1__token_status__init(ts);
+	(void)token_status(ctx->tok, &st);
+	ts->label = rpc_call_strdup(call, token_label(ctx->tok));
+	ts->available = st.available;
+	ts->faults = st.faults;
+	ts->repairs = st.repairs;
+	ts->failed_repairs = st.failed_repairs;
+	ts->last_fault = rpc_call_strdup(call, st.last_fault);
+	ts->last_fault_at = st.last_fault_at;
+	ts->last_repair_at = st.last_repair_at;
+	ts->sessions = (uint32_t)st.sessions;
+	ts->sessions_busy = (uint32_t)st.sessions_busy;
+	resp->token = ts;
+	resp->started_at = ctx->started_at;
+	n = ca_list(ctx->cas, &all);
+	resp->cas = (uint32_t)n;
+	for (size_t i = 0; i < n; i++)
+		if (!ca_key_usable(all[i]))
+			resp->cas_unavailable++;
+	free(all);
+	resp->version = SF_VERSION;
+	return RPC_OK;
+}
+
 static const rpc_method admin_methods[] = {
 	{ "CreateCa", RPC_UNARY, h_create_ca, SIGNER_ADMIN },
 	{ "ExportCaCsr", RPC_UNARY, h_export_csr, SIGNER_ADMIN },
@@ -510,6 +548,7 @@ static const rpc_method admin_methods[] = {
 	{ "EnableDevice", RPC_UNARY, rpc_admin_enable_device, SIGNER_ADMIN },
 	{ "RevokeDevice", RPC_UNARY, rpc_admin_revoke_device, SIGNER_ADMIN },
 	{ "RetireCa", RPC_UNARY, rpc_admin_retire_ca, SIGNER_ADMIN },
+	{ "GetStatus", RPC_UNARY, h_status, SIGNER_ADMIN },
 };
 
 int

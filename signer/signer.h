@@ -37,6 +37,7 @@ typedef struct {
 	 * signer_maint_tasks() before it starts, and kick it on changes. */
 	maint *mt;
 	ocsp *oc;                  /* the OCSP responder (ocsp.h) */
+	int64_t started_at;        /* for CaAdmin.GetStatus */
 } signer_ctx;
 
 /* Register every background task on ctx->mt (before maint_start). */

@@ -83,6 +83,11 @@ struct token {
 	int exclusive;             /* a repair is running or waiting to */
 	int need;                  /* FAULT_* the next taker must repair */
 	uint64_t gen;              /* bumped by every repair */
+	/* For token_status (under mu). */
+	uint64_t faults, repairs, failed_repairs;
+	CK_RV last_fault;
+	int64_t last_fault_at, last_repair_at;
+	int repair_failing;        /* the last repair failed */
 };
 
 struct token_key {
@@ -155,6 +160,15 @@ fault_class(CK_RV rv)
 	case CKR_USER_NOT_LOGGED_IN:
 	case CKR_KEY_HANDLE_INVALID:
 	case CKR_OBJECT_HANDLE_INVALID:
+	/*
+	 * The token's own trouble, in no better words: the session's state
+	 * is unknown (an operation may still be active on it), so the pool
+	 * is rebuilt and the caller hears UNAVAILABLE.
+	 */
+	case CKR_GENERAL_ERROR:
+	case CKR_FUNCTION_FAILED:
+	/* An operation someone left unfinished on the session. */
+	case CKR_OPERATION_ACTIVE:
 		return FAULT_SESSION;
 	case CKR_DEVICE_ERROR:
 	case CKR_DEVICE_REMOVED:
@@ -543,8 +557,15 @@ session_take(token *t, tsess *s)
 			if (rc == 0) {
 				t->need = FAULT_NONE;
 				t->gen++;
-			} else if (fault_class(bad) > t->need)
-				t->need = fault_class(bad);
+				t->repairs++;
+				t->repair_failing = 0;
+				t->last_repair_at = sf_now();
+			} else {
+				t->failed_repairs++;
+				t->repair_failing = 1;
+				if (fault_class(bad) > t->need)
+					t->need = fault_class(bad);
+			}
 		}
 		t->exclusive = 0;
 		pthread_cond_broadcast(&t->cv);
@@ -572,6 +593,11 @@ session_put(token *t, const tsess *s, CK_RV rv)
 	 * A fault seen on sessions of an older generation has been repaired
 	 * already; do not rebuild the pool twice for it.
 	 */
+	if (level != FAULT_NONE) {
+		t->faults++;
+		t->last_fault = rv;
+		t->last_fault_at = sf_now();
+	}
 	if (level != FAULT_NONE && s->gen == t->gen && level > t->need)
 		t->need = level;
 	t->idle[t->nidle++] = s->idx;
@@ -1138,6 +1164,50 @@ token_label(const token *t)
 	return t->label;
 }
 
+/* A look at the session: the cheapest call that needs the token. */
+static int
+op_probe(token *t, const tsess *s, void *arg, CK_RV *crv)
+{
+	CK_SESSION_INFO si;
+	CK_RV rv;
+
+	(void)arg;
+	if ((rv = t->f->C_GetSessionInfo(s->h, &si)) != CKR_OK) {
+		*crv = rv;
+		return rv_err(rv);
+	}
+	if (si.state != CKS_RO_USER_FUNCTIONS &&
+	    si.state != CKS_RW_USER_FUNCTIONS) {
+		*crv = CKR_USER_NOT_LOGGED_IN;
+		return SF_EUNAVAIL;
+	}
+	return 0;
+}
+
+int
+token_status(token *t, token_state *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	/* Through the pool, so that a pending repair is tried now. */
+	rc = token_run(t, op_probe, NULL, "probe", NULL);
+	pthread_mutex_lock(&t->mu);
+	out->available = rc == 0;
+	out->faults = t->faults;
+	out->repairs = t->repairs;
+	out->failed_repairs = t->failed_repairs;
+	if (t->last_fault != CKR_OK)
+		sf_strlcpy(out->last_fault, p11_kit_strerror(t->last_fault),
+		    sizeof out->last_fault);
+	out->last_fault_at = t->last_fault_at;
+	out->last_repair_at = t->last_repair_at;
+	out->sessions = t->nsess;
+	out->sessions_busy = t->busy;
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Keys                                                                 */
 
@@ -1579,8 +1649,14 @@ op_sign(token *t, const tsess *s, void *arg, CK_RV *crv)
 		return SF_EUNAVAIL;
 	}
 	if (rv != CKR_OK) {
-		*crv = rv;
-		return rv_err(rv);
+		/*
+		 * Whether the operation ended is the module's word against
+		 * its own failure: close the session, so that nothing is left
+		 * pending on it, and let the pool be rebuilt.
+		 */
+		(void)t->f->C_CloseSession(s->h);
+		*crv = fault_class(rv) != FAULT_NONE ? rv : CKR_SESSION_CLOSED;
+		return SF_EUNAVAIL;
 	}
 	return 0;
 }

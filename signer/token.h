@@ -49,6 +49,24 @@ typedef struct {
  * SF_EPERM (wrong PIN), SF_EUNAVAIL (module fails); why says which.
  */
 int token_open(const token_opts *o, token **out, char *why, size_t whylen);
+
+/* What token_status reports. */
+typedef struct {
+	int available;             /* a probe just now succeeded */
+	uint64_t faults;           /* fault answers seen since start */
+	uint64_t repairs;          /* session pool rebuilds that worked */
+	uint64_t failed_repairs;
+	char last_fault[80];       /* the last fault's text; "" if none */
+	int64_t last_fault_at, last_repair_at;   /* Unix time; 0 never */
+	int sessions, sessions_busy;
+} token_state;
+
+/*
+ * The token's state into *out, after a probe through the session pool
+ * (C_GetSessionInfo; a repair the pool owes is attempted first, so asking
+ * also heals). 0 when the probe worked, else its SF_E* (SF_EUNAVAIL).
+ */
+int token_status(token *t, token_state *out);
 /* Logs out, closes sessions, finalises; NULL-safe. No call on t may be in
  * progress. token_keys may be freed before or after. */
 void token_close(token *t);
