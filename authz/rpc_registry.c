@@ -556,6 +556,9 @@ static const rpc_method registry_methods[] = {
 	{ "AdoptCertificate", RPC_UNARY, rpc_registry_adopt, AUTHZ_ADMIN },
 	{ "SetRenewalWindow", RPC_UNARY, rpc_registry_renewal_window,
 	    AUTHZ_ADMIN },
+	{ "RegisterManufacturer", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "SetManufacturerCrl", RPC_UNARY, NULL, AUTHZ_ADMIN },
+	{ "ListManufacturers", RPC_UNARY, NULL, AUTHZ_ADMIN },
 };
 
 int
