@@ -13,6 +13,7 @@
 
 #include "devrec.h"
 #include "err.h"
+#include "jitp.h"
 #include "keysig.h"
 #include "leaf.h"
 #include "log.h"
@@ -243,6 +244,16 @@ renewal_renew(authz_ctx *ctx, const renewal_req *r, registry_enrollment *out,
 	    whylen)) != 0 ||
 	    (rc = current_of(r, &ci, serial, why, whylen)) != 0)
 		goto out;
+	/* Over TLS the current certificate is one we issued, byte for byte:
+	 * never a birth certificate (good for a first enrollment only) nor
+	 * another CA's that happens to carry one of our serials. */
+	if (r->peer_cert && !jitp_cert_ours(ctx->reg, r->peer_cert)) {
+		sf_why(why, whylen, "the TLS client certificate is not a"
+		    " certificate we issued: renew with the current one (a"
+		    " birth certificate is good for a first enrollment only)");
+		rc = SF_EPERM;
+		goto out;
+	}
 	rc = registry_device_get(ctx->reg, ci.cn, &dev);
 	if (rc == SF_ENOTFOUND)
 		sf_why(why, whylen, "device %s is not registered", ci.cn);
@@ -272,6 +283,7 @@ renewal_renew(authz_ctx *ctx, const renewal_req *r, registry_enrollment *out,
 		rc = SF_EINVAL;
 		goto out;
 	}
+	memset(&er, 0, sizeof er);
 	er.csr = r->csr;
 	er.csr_len = r->csr_len;
 	er.idempotency_key = r->idempotency_key;
