@@ -138,7 +138,9 @@ typedef struct {
 	int require_client_cert;    /* 0: optional (verified when presented) */
 	/*
 	 * More trust anchors for client certificates, that may change while
-	 * the listener runs (authz: the registered manufacturer CAs). At each
+	 * the listener runs (authz: the registered manufacturer CAs); only
+	 * with tls_client_ca_file (without, no client certificate is asked
+	 * for, and these are not either). At each
 	 * new TLS connection gRPC asks; client_ca_generation(arg) is cheap
 	 * and called every time, and when it differs from the last one,
 	 * client_ca_extra(arg) gives the PEM to trust besides

@@ -142,13 +142,16 @@ tls_server_creds(struct rpc_listener *l, const rpc_listener_opts *o)
 	}
 	pair.private_key = key;
 	pair.cert_chain = cert;
-	if (ca == NULL && o->client_ca_generation == NULL)
+	if (ca == NULL)
 		req = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
 	else if (o->require_client_cert)
 		req = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
 	else
 		req = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
-	if (o->client_ca_generation == NULL || o->client_ca_extra == NULL) {
+	/* gRPC needs client CAs whenever it verifies client certificates:
+	 * the extra ones only beside tls_client_ca_file. */
+	if (ca == NULL || o->client_ca_generation == NULL ||
+	    o->client_ca_extra == NULL) {
 		creds = grpc_ssl_server_credentials_create_ex(ca, &pair, 1,
 		    req, NULL);
 		goto out;
