@@ -46,6 +46,8 @@ C, A, P, R, S = pb.common, pb.ca_admin, pb.provisioning, pb.registry, pb.signer
 SC = grpc.StatusCode
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
+GADGET = ("[product.gadget]\ndisplay_name = Gadget\n"
+          "device_subject = /O=Automatra/OU=Gadget/CN=${device_id}\n")
 
 
 def write(path, data):
@@ -108,8 +110,9 @@ class Env:
     def __init__(self, tmp):
         self.tmp = tmp
         # Room for the live certificates the reuse cases make.
+        # A second product line, for a manufacturer registered elsewhere.
         self.st = Stack(tmp, regions=("us-east-1",), signer_kw={
-            "device_live": 4})
+            "device_live": 4}, signer_extra=GADGET)
         # Client certificates: our root, and the manufacturer CAs.
         self.root_file = write(os.path.join(tmp, "root.pem"), self.st.root_pem)
         self.st.authz.stop()
@@ -263,7 +266,41 @@ def refusals(env, acme, other):
         csr=d.csr(), product_line="widgiot", region="us-east-1",
         birth_certificate=old.encode()), S.IssueResponse), SC.PERMISSION_DENIED, "expired")
     tap.ok(good, "  sent straight to Signer.Issue: PERMISSION_DENIED (expired)", out)
-    # Hostile authz: a CA not registered for the product line.
+    # Hostile authz: a CA registered for another product line only.
+    a = st.sadmin
+    a.call("CaAdmin", "CreateCa", A.CreateCaRequest(role=C.CA_ROLE_INTERMEDIATE,
+           product_line="gadget"), A.CreateCaResponse)
+    a.call("CaAdmin", "CreateCa", A.CreateCaRequest(role=C.CA_ROLE_ISSUING,
+           product_line="gadget", region="us-east-1"), A.CreateCaResponse)
+    zeta = Mfr("Zeta Root CA")
+    zf = write(os.path.join(env.tmp, "zeta.pem"), zeta.pem)
+    p = st.cli("ca", "register-manufacturer", zf, "--product-line", "gadget")
+    tap.eq(p.returncode, 0, "a manufacturer registered for product line gadget", show(p))
+    dz = Device(env.tmp, "zeta-0001")
+    zb = pem(zeta.birth(dz.id, pubkey(dz))).encode()
+    good, out = refused(lambda: env.hostile.call("Signer", "Issue", S.IssueRequest(
+        csr=dz.csr(), product_line="widgiot", region="us-east-1",
+        birth_certificate=zb), S.IssueResponse), SC.PERMISSION_DENIED,
+        "registered manufacturer")
+    tap.ok(good, "a hostile authz sends Signer.Issue its birth certificate for widgiot,"
+           " whose manufacturers do not include it: PERMISSION_DENIED", out)
+    tap.ok(expect_error(lambda: env.sdevice(dz.id), SC.NOT_FOUND) is not None,
+           "  nothing registered at the signer")
+    r = env.hostile.call("Signer", "Issue", S.IssueRequest(
+        csr=dz.csr(), product_line="gadget", region="us-east-1", birth_certificate=zb),
+        S.IssueResponse)
+    tap.ok(r.serial != "" and env.sdevice(dz.id).product_line == "gadget",
+           "  for gadget the signer issues and registers it there", r.serial)
+    good, out = refused(lambda: env.enroll(dz, zb.decode(), key="z1"),
+                        SC.PERMISSION_DENIED, "allow-birth")
+    tap.ok(good, "  which used its birth certificate: the device itself is then refused",
+           out)
+    dz2 = Device(env.tmp, "zeta-0002")
+    rz = env.enroll(dz2, pem(zeta.birth(dz2.id, pubkey(dz2))), key="z2")
+    tap.eq((rz.serial != "", env.adevice(dz2.id).product_line, env.adevice(dz2.id).origin),
+           (True, "gadget", "birth:zeta-root-ca"),
+           "authz: JITP into the manufacturer's product line")
+    # A CA registered nowhere.
     d2 = Device(env.tmp, "other-0002")
     ob = pem(other.birth(d2.id, pubkey(d2)))
     good, out = refused(lambda: env.hostile.call("Signer", "Issue", S.IssueRequest(
@@ -325,7 +362,11 @@ def cli(env, acme, other):
     p = st.cli("ca", "manufacturers", "--json")
     j = json.loads(p.stdout) if p.returncode == 0 else []
     tap.eq([(m["name"], m["product_line"], m["crl_number"]) for m in j],
-           [("acme-root-ca", "widgiot", 2)], "ca manufacturers --json", show(p))
+           [("acme-root-ca", "widgiot", 2), ("zeta-root-ca", "gadget", 0)],
+           "ca manufacturers --json", show(p))
+    p = st.cli("ca", "manufacturers", "--product-line", "gadget", "--json")
+    j = json.loads(p.stdout) if p.returncode == 0 else []
+    tap.eq([m["name"] for m in j], ["zeta-root-ca"], "  --product-line gadget", show(p))
     p = st.cli("ca", "manufacturers")
     tap.ok(p.returncode == 0 and "acme-root-ca" in p.stdout and "NAME" in p.stdout,
            "ca manufacturers (table)", show(p))
