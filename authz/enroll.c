@@ -535,6 +535,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	if (rc == SF_ENOTFOUND && birth) {
 		/* Just-in-time provisioning: registered on first contact. */
 		registry_device_fini(&dev);
+		sf_why(why, whylen, "%s", "");
 		if ((rc = birth_device(e, r, &ci, &dev, &region, why,
 		    whylen)) != 0)
 			goto out;
