@@ -102,28 +102,34 @@ first_cert(const char *pem)
 }
 
 int
+jitp_same_cert(const char *pa, const char *pb)
+{
+	X509 *a = pa ? first_cert(pa) : NULL, *b = pb ? first_cert(pb) : NULL;
+	int same = a && b && X509_cmp(a, b) == 0;
+
+	X509_free(a);
+	X509_free(b);
+	ERR_clear_error();
+	return same;
+}
+
+int
 jitp_cert_ours(registry *reg, const char *pem)
 {
 	registry_cert c;
 	registry_enrollment en;
 	leaf_info l;
-	X509 *a = NULL, *b = NULL;
 	int ours = 0;
 
 	if (pem == NULL || leaf_read(pem, &l, NULL, 0) != 0)
 		return 0;
 	if (registry_cert_get(reg, l.serial, &c) == 0) {
 		if (registry_enrollment_get(reg, c.enrollment_id, &en) == 0) {
-			a = first_cert(pem);
-			b = first_cert(en.certificate_pem);
-			ours = a && b && X509_cmp(a, b) == 0;
+			ours = jitp_same_cert(pem, en.certificate_pem);
 			registry_enrollment_fini(&en);
 		}
 		registry_cert_fini(&c);
 	}
 	leaf_fini(&l);
-	X509_free(a);
-	X509_free(b);
-	ERR_clear_error();
 	return ours;
 }

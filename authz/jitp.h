@@ -35,5 +35,8 @@ int jitp_verify(enroll_ctx *e, const char *pem, birth_info *bi,
  * else 0 (a birth certificate, another CA's, or garbage).
  */
 int jitp_cert_ours(registry *reg, const char *pem);
+/* 1 if the first certificates of PEM a and b are the same certificate
+ * (byte for byte), else 0. */
+int jitp_same_cert(const char *a, const char *b);
 
 #endif

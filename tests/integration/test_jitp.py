@@ -222,7 +222,7 @@ def first_contact(env, acme, other):
     return d, birth, r
 
 
-def reuse(env, d, birth, r1):
+def reuse(env, acme, d, birth, r1):
     st = env.st
     r = env.enroll(d, birth, key="j1")
     tap.eq((r.serial, r.replayed), (r1.serial, True),
@@ -253,6 +253,37 @@ def reuse(env, d, birth, r1):
     finally:
         cl.close()
     tap.ok(good, "Renew over TLS with the birth certificate: PERMISSION_DENIED", out)
+    # A renewal with our certificate; the manufacturer's CA, trusted on the
+    # listener, mints one with the pending serial: no acknowledgement.
+    cl = env.tls(d, r3.certificate_pem + r3.chain_pem)
+    try:
+        rn = cl.call("Provisioning", "Renew", P.RenewRequest(csr=d.csr(),
+                     idempotency_key="rn-2"), P.EnrollResponse)
+    finally:
+        cl.close()
+    tap.eq(rn.state, P.ENROLLMENT_STATE_PENDING_ACK, "Renew over TLS with our certificate")
+    forged = pem(acme.birth(d.id, pubkey(d), serial=int(rn.serial, 16)))
+    cl = env.tls(d, forged)
+    try:
+        good, out = refused(lambda: cl.call("Provisioning", "Acknowledge",
+                            P.AcknowledgeRequest(enrollment_id=rn.enrollment_id),
+                            P.AcknowledgeResponse), SC.PERMISSION_DENIED)
+    finally:
+        cl.close()
+    tap.ok(good, "  a manufacturer's certificate with the pending serial does not"
+           " acknowledge it", out)
+    sc = st.sadmin.call("CaAdmin", "GetCertificate", A.GetCertificateRequest(
+        serial=rn.serial), C.CertificateInfo)
+    tap.eq(sc.status, C.CERTIFICATE_STATUS_PENDING_ACK, "  the renewal is still pending")
+    cl = env.tls(d, rn.certificate_pem + rn.chain_pem)
+    try:
+        cl.call("Provisioning", "Acknowledge", P.AcknowledgeRequest(
+            enrollment_id=rn.enrollment_id), P.AcknowledgeResponse)
+    finally:
+        cl.close()
+    sc = st.sadmin.call("CaAdmin", "GetCertificate", A.GetCertificateRequest(
+        serial=rn.serial), C.CertificateInfo)
+    tap.eq(sc.status, C.CERTIFICATE_STATUS_ACTIVE, "  the certificate itself does")
 
 
 def refusals(env, acme, other):
@@ -403,7 +434,7 @@ def main():
         env = Env(td.path)
         acme, other = Mfr("Acme Root CA"), Mfr("Other Root CA")
         d, birth, r1 = first_contact(env, acme, other)
-        reuse(env, d, birth, r1)
+        reuse(env, acme, d, birth, r1)
         refusals(env, acme, other)
         cli(env, acme, other)
     except Exception as e:  # noqa: BLE001
