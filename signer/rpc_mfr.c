@@ -98,9 +98,11 @@ rpc_mfr_register(rpc_call *call, const ProtobufCMessage *reqm,
 		birth_name_from_cn(bc.cn, name);
 	if (strlen(req->name) > 32 || !sf_name_valid(name)) {
 		birth_ca_fini(&bc);
+		if (*req->name == '\0')
+			return rpc_fail(call, RPC_INVALID_ARGUMENT, "the CA's CN"
+			    " gives no name (1-32 of a-z, 0-9, -): give one");
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "manufacturer name"
-		    " \"%s\" must be 1-32 of a-z, 0-9, -", *req->name ?
-		    req->name : name);
+		    " \"%s\" must be 1-32 of a-z, 0-9, -", req->name);
 	}
 	memset(&m, 0, sizeof m);
 	m.name = name;
