@@ -54,6 +54,13 @@ int rpc_provisioning_renewal_info(rpc_call *call,
     const ProtobufCMessage *reqm, ProtobufCMessage *respm, void *arg);
 int rpc_registry_renewal_window(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
+/* Registry's manufacturer methods (rpc_registry_mfr.c). */
+int rpc_registry_mfr_register(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_registry_mfr_set_crl(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_registry_mfr_list(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
 /* An enrollment as EnrollResponse (rpc_provisioning.c), for Enroll and
  * Renew. */
 void rpc_provisioning_fill(rpc_call *call, const registry_enrollment *en,

@@ -18,6 +18,7 @@
 #include "devrec.h"
 #include "enroll.h"
 #include "err.h"
+#include "jitp.h"
 #include "log.h"
 #include "pbenum.h"
 #include "pubkey.h"
@@ -248,14 +249,18 @@ replay_find(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	return rc;
 }
 
-/* Signer.Issue for a first enrollment, or for the renewal rn. */
+/* Signer.Issue for a first enrollment (with birth, the device's birth
+ * certificate), or for the renewal rn. */
 static int
 ask_signer(enroll_ctx *e, const enroll_req *r, const registry_device *dev,
     const char *region, const char *eid, const enroll_renewal *rn,
-    sclient_cert *sc, char *why, size_t whylen)
+    const char *birth, sclient_cert *sc, char *why, size_t whylen)
 {
 	sclient_renewal q;
 
+	if (rn == NULL && birth)
+		return sclient_issue_birth(e->signer, r->csr, r->csr_len,
+		    dev->product_line, region, eid, birth, sc, why, whylen);
 	if (rn == NULL)
 		return sclient_issue(e->signer, r->csr, r->csr_len,
 		    dev->product_line, region, eid, "", sc, why, whylen);
@@ -270,10 +275,56 @@ ask_signer(enroll_ctx *e, const enroll_req *r, const registry_device *dev,
 	return sclient_renew(e->signer, &q, sc, why, whylen);
 }
 
+/*
+ * A device registered by its birth certificate, in the registry once the
+ * signer issued its certificate (the signer registered it first).
+ */
+static int
+birth_import(enroll_ctx *e, const csr_info *ci, const registry_device *dev,
+    char *why, size_t whylen)
+{
+	registry_import_rec rec;
+	int rc, outcome = 0;
+
+	memset(&rec, 0, sizeof rec);
+	rec.device_id = ci->cn;
+	rec.spki = ci->key.spki;
+	rec.spki_len = ci->key.spki_len;
+	rec.key_sha256 = ci->key.sha256;
+	rec.product_line = dev->product_line;
+	rec.region = "";
+	rc = registry_import_birth(e->reg, &rec, dev->origin, &outcome);
+	if (rc == 0 && outcome != REGISTRY_IMPORTED &&
+	    outcome != REGISTRY_UNCHANGED) {
+		sf_why(why, whylen, "device %s cannot be registered: its id or"
+		    " key is registered otherwise", ci->cn);
+		return SF_ECONFLICT;
+	}
+	if (rc)
+		sf_why(why, whylen, "device %s cannot be registered", ci->cn);
+	return rc;
+}
+
+static int
+issue_with(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    const registry_device *dev, const char *region, const enroll_renewal *rn,
+    const char *birth, int newdev, registry_enrollment *out, int *replayed,
+    char *why, size_t whylen);
+
 int
 enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
     const registry_device *dev, const char *region, const enroll_renewal *rn,
     registry_enrollment *out, int *replayed, char *why, size_t whylen)
+{
+	return issue_with(e, r, ci, dev, region, rn, NULL, 0, out, replayed,
+	    why, whylen);
+}
+
+static int
+issue_with(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    const registry_device *dev, const char *region, const enroll_renewal *rn,
+    const char *birth, int newdev, registry_enrollment *out, int *replayed,
+    char *why, size_t whylen)
 {
 	registry_template tmpl;
 	registry_enrollment en;
@@ -295,10 +346,24 @@ enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		sf_why(why, whylen, "cannot make an enrollment id");
 		goto out;
 	}
-	if ((rc = ask_signer(e, r, dev, region, eid, rn, &sc, why,
+	if ((rc = ask_signer(e, r, dev, region, eid, rn, birth, &sc, why,
 	    whylen)) != 0) {
 		log_info("%s %s: signer refused: %s (%s)", what, ci->cn, why,
 		    sf_strerror(rc));
+		goto out;
+	}
+	/* Just-in-time provisioning: the signer registered the device and
+	 * issued; authz registers it before it records the certificate. */
+	if (newdev && (rc = birth_import(e, ci, dev, why, whylen)) != 0) {
+		log_warnx("%s %s: certificate %s (enrollment %s) issued but the"
+		    " device not registered: %s", what, ci->cn, sc.serial,
+		    eid, sf_strerror(rc));
+		if (*r->idempotency_key) {
+			sf_why(why, whylen, "the certificate was issued but"
+			    " could not be recorded; retry with the same"
+			    " idempotency key");
+			rc = SF_EUNAVAIL;
+		}
 		goto out;
 	}
 	memset(&en, 0, sizeof en);
@@ -377,6 +442,77 @@ out:
 	return rc;
 }
 
+/*
+ * The birth certificate is good by authz's manufacturer CAs (jitp.h) and
+ * names the CSR's device and key; *pl (malloc'd) is the product line of
+ * its manufacturer, origin[80] "birth:<manufacturer>". SF_EPERM with why.
+ */
+static int
+birth_check(enroll_ctx *e, const char *birth, const csr_info *ci, char **pl,
+    char origin[80], char *why, size_t whylen)
+{
+	birth_info bi;
+	int rc;
+
+	if ((rc = jitp_verify(e, birth, &bi, pl, why, whylen)) != 0) {
+		if (rc == SF_EINVAL)
+			rc = SF_EPERM;
+		return rc;
+	}
+	rc = SF_EPERM;
+	if (strcmp(bi.device_id, ci->cn) != 0)
+		sf_why(why, whylen, "the birth certificate is device %s's, the"
+		    " CSR names device %s", bi.device_id, ci->cn);
+	else if (memcmp(bi.key_sha256, ci->key.sha256, 32) != 0)
+		sf_why(why, whylen, "the CSR key is not the key of device"
+		    " %s's birth certificate", ci->cn);
+	else {
+		snprintf(origin, 80, "birth:%s", bi.manufacturer);
+		return 0;
+	}
+	free(*pl);
+	*pl = NULL;
+	return rc;
+}
+
+/*
+ * A device authz does not know, with a birth certificate: the device as
+ * it will be registered (*dev, the caller finalizes it) and its region.
+ */
+static int
+birth_device(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
+    registry_device *dev, const char **region, char *why, size_t whylen)
+{
+	char origin[80];
+	char *pl = NULL;
+	int rc;
+
+	if ((rc = birth_check(e, r->birth_cert_pem, ci, &pl, origin, why,
+	    whylen)) != 0) {
+		log_warnx("enroll %s: birth certificate refused: %s", ci->cn,
+		    why);
+		return rc;
+	}
+	memset(dev, 0, sizeof *dev);
+	dev->product_line = pl;
+	dev->device_id = strdup(ci->cn);
+	dev->region = strdup("");
+	dev->current_serial = strdup("");
+	dev->origin = strdup(origin);
+	memcpy(dev->key_sha256, ci->key.sha256, 32);
+	dev->state = DEVICE_REGISTERED;
+	if (!dev->device_id || !dev->region || !dev->current_serial ||
+	    !dev->origin)
+		return SF_ENOMEM;
+	*region = *r->region ? r->region : e->conf->default_region;
+	if (*region == NULL || **region == '\0') {
+		sf_why(why, whylen, "no region: the request names none and"
+		    " authz has no default_region");
+		return SF_EINVAL;
+	}
+	return 0;
+}
+
 int
 enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
     int *replayed, char *why, size_t whylen)
@@ -384,8 +520,9 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	csr_info ci;
 	registry_device dev;
 	pthread_mutex_t *lk = NULL;
-	const char *region = NULL;
-	int rc;
+	const char *region = NULL, *birth = NULL;
+	char *pl = NULL, origin[80];
+	int rc, newdev = 0;
 
 	memset(out, 0, sizeof *out);
 	memset(&ci, 0, sizeof ci);
@@ -393,11 +530,31 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	*replayed = 0;
 	sf_why(why, whylen, "%s", "");
 
+	if (r->birth_cert_pem && *r->birth_cert_pem)
+		birth = r->birth_cert_pem;
 	if ((rc = request_check(e, r, why, whylen)) != 0 ||
 	    (rc = csr_parse(r->csr, r->csr_len, e->conf->csr_max, &ci, why,
-	    whylen)) != 0 ||
-	    (rc = device_check(e, r, &ci, &dev, &region, why, whylen)) != 0)
+	    whylen)) != 0)
 		goto out;
+	rc = device_check(e, r, &ci, &dev, &region, why, whylen);
+	if (rc == SF_ENOTFOUND && birth) {
+		/* Just-in-time provisioning: registered on first contact. */
+		registry_device_fini(&dev);
+		sf_why(why, whylen, "%s", "");
+		if ((rc = birth_device(e, r, &ci, &dev, &region, why,
+		    whylen)) != 0)
+			goto out;
+		newdev = 1;
+	} else if (rc)
+		goto out;
+	else if (birth && strncmp(dev.origin, "birth:", 6) != 0)
+		birth = NULL;  /* a factory device's client certificate */
+	else if (birth && (rc = birth_check(e, birth, &ci, &pl, origin, why,
+	    whylen)) != 0) {
+		log_warnx("enroll %s: birth certificate refused: %s", ci.cn,
+		    why);
+		goto out;
+	}
 	lk = enroll_device_lock(e, ci.cn);
 	pthread_mutex_lock(lk);
 	/* A retry returns what the first attempt got. */
@@ -414,9 +571,10 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 		goto out;
 	}
 	if (rc == SF_ENOTFOUND)
-		rc = enroll_issue(e, r, &ci, &dev, region, NULL, out, replayed,
-		    why, whylen);
+		rc = issue_with(e, r, &ci, &dev, region, NULL, birth, newdev,
+		    out, replayed, why, whylen);
 out:
+	free(pl);
 	if (lk)
 		pthread_mutex_unlock(lk);
 	if (rc != 0)

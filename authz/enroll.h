@@ -27,6 +27,9 @@ typedef struct {
 	/* Enrollments of one device are serialised, so that two concurrent
 	 * retries do not both reach the signer. */
 	pthread_mutex_t locks[ENROLL_LOCKS];
+	/* Just-in-time provisioning: bumped at each change of the
+	 * manufacturer CAs (jitp.h). */
+	uint64_t mfr_generation;
 } enroll_ctx;
 
 int enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
@@ -38,6 +41,14 @@ typedef struct {
 	size_t csr_len;
 	const char *idempotency_key;   /* "" = none */
 	const char *region;            /* "" = the device's, else the default */
+	/*
+	 * Just-in-time provisioning, whatever door the request came by (gRPC
+	 * over TLS, EST, MQTT): the device's birth certificate (PEM, leaf
+	 * first) as its transport authenticated it; NULL or "" = none. A
+	 * device authz does not know is registered by it (jitp.h); for a
+	 * device registered so, it goes to the signer with the request.
+	 */
+	const char *birth_cert_pem;
 } enroll_req;
 
 /*

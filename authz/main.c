@@ -11,6 +11,7 @@
 #include "authz.h"
 #include "daemon.h"
 #include "err.h"
+#include "jitp.h"
 #include "log.h"
 #include "privdrop.h"
 #include "renewal.h"
@@ -175,6 +176,11 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		dev.tls_cert_file = ctx->conf->tls_cert;
 		dev.tls_key_file = ctx->conf->tls_key;
 		dev.tls_client_ca_file = ctx->conf->tls_client_ca;
+		/* Just-in-time provisioning: the manufacturer CAs too,
+		 * followed live (jitp.h). */
+		dev.client_ca_generation = jitp_client_ca_generation;
+		dev.client_ca_extra = jitp_client_ca_pem;
+		dev.client_ca_arg = &ctx->en;
 		dev.workers = ctx->conf->workers;
 		dev.max_message = ctx->conf->max_message;
 		dev.max_concurrent_streams = ctx->conf->max_streams;

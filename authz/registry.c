@@ -28,8 +28,8 @@
  * commits can be lost on power loss. Imports are one transaction per
  * batch, so FULL costs one fsync per batch, not per record.
  *
- * The schema (user_version 2) is SCHEMA below; a version 1 file is
- * upgraded in place (MIGRATE_2). Foreign keys are enforced;
+ * The schema (user_version 3) is SCHEMA below; a version 1 or 2 file is
+ * upgraded in place (MIGRATE_2, MIGRATE_3). Foreign keys are enforced;
  * CHECKs keep fingerprints 32 bytes and policy documents JSON. Constraint
  * failures map onto our codes (registry_sql_err): UNIQUE and PRIMARY KEY
  * -> SF_EEXIST, FOREIGN KEY -> SF_ENOTFOUND, CHECK and NOT NULL ->
@@ -46,7 +46,26 @@
 #include "registry_int.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
+
+/*
+ * Version 3 (just-in-time provisioning): the manufacturer CAs mirrored
+ * from the signer, and where each device came from ("" a factory import,
+ * "birth:<manufacturer>" registered by its birth certificate).
+ */
+#define MFR_TABLE_3 \
+    "CREATE TABLE IF NOT EXISTS manufacturers (" \
+    " name TEXT PRIMARY KEY NOT NULL," \
+    " product_line TEXT NOT NULL," \
+    " certificate_pem TEXT NOT NULL," \
+    " crl_pem TEXT NOT NULL DEFAULT ''," \
+    " crl_number INTEGER NOT NULL DEFAULT 0," \
+    " created_at INTEGER NOT NULL," \
+    " updated_at INTEGER NOT NULL);"
+static const char *MIGRATE_3 =
+    "ALTER TABLE devices ADD COLUMN origin TEXT NOT NULL DEFAULT '';"
+    MFR_TABLE_3
+    "PRAGMA user_version = 3;";
 
 /*
  * Version 2 (the lifecycle): a certificate's revocation, what it replaces,
@@ -102,7 +121,9 @@ static const char *SCHEMA =
     " state INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL,"
-    " current_serial TEXT NOT NULL DEFAULT '');"
+    " current_serial TEXT NOT NULL DEFAULT '',"
+    " origin TEXT NOT NULL DEFAULT '');"
+    MFR_TABLE_3
     /* One row per issued certificate, for retries and later fetches. */
     "CREATE TABLE IF NOT EXISTS enrollments ("
     " enrollment_id TEXT PRIMARY KEY NOT NULL,"
@@ -595,7 +616,8 @@ schema_init(struct dbconn *c, char *why, size_t whylen)
 		goto out;
 	}
 	if (version > 0 && version < SCHEMA_VERSION) {
-		if ((rc = exec(db, MIGRATE_2)) != 0) {
+		if ((version < 2 && (rc = exec(db, MIGRATE_2)) != 0) ||
+		    (rc = exec(db, MIGRATE_3)) != 0) {
 			sf_why(why, whylen, "cannot upgrade the registry from"
 			    " version %d: %s", version, sqlite3_errmsg(db));
 			goto out;

@@ -52,6 +52,7 @@ typedef struct {
 	int state;               /* DEVICE_* (pbenum.h) */
 	int64_t created_at, updated_at;
 	char *current_serial;    /* "" if none */
+	char *origin;            /* "": factory import; "birth:<manufacturer>" */
 } registry_device;
 
 void registry_device_fini(registry_device *d);   /* zeroes *d */
@@ -88,6 +89,10 @@ enum { REGISTRY_IMPORTED = 1, REGISTRY_UNCHANGED = 2,
  */
 int registry_import(registry *r, const registry_import_rec *recs, size_t n,
     int *outcome);
+/* registry_import of one device registered by its birth certificate,
+ * with its origin ("birth:<manufacturer>"). */
+int registry_import_birth(registry *r, const registry_import_rec *rec,
+    const char *origin, int *outcome);
 
 /* Devices in id order after `after` ("" = from the start), at most limit
  * (0 = all); filters are ignored when empty / 0. *out (n of them) is the
@@ -357,5 +362,27 @@ int registry_thing_list(registry *r, const char *group, const char *after,
  * *names, free() on *counts. */
 int registry_group_list(registry *r, char ***names, uint32_t **counts,
     size_t *n);
+
+/* ---- manufacturer CAs, mirrored from the signer (registry_mfr.c) ---- */
+
+typedef struct {
+	char *name;
+	char *product_line;
+	char *certificate_pem;
+	char *crl_pem;            /* "" = none */
+	int64_t crl_number;
+	int64_t created_at, updated_at;
+} registry_mfr;
+
+void registry_mfrs_free(registry_mfr *v, size_t n);
+/* Record (or replace: the signer decided) the manufacturer name. */
+int registry_mfr_put(registry *r, const char *name, const char *product_line,
+    const char *certificate_pem);
+/* Replace its CRL. SF_ENOTFOUND. */
+int registry_mfr_set_crl(registry *r, const char *name, const char *crl_pem,
+    int64_t crl_number);
+/* The manufacturers of product_line ("" or NULL: all), by name. */
+int registry_mfr_list(registry *r, const char *product_line,
+    registry_mfr **out, size_t *n);
 
 #endif

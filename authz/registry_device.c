@@ -15,7 +15,7 @@
 #include "util.h"
 
 #define DEVICE_COLS "device_id, spki, key_sha256, product_line, region," \
-	" state, created_at, updated_at, current_serial"
+	" state, created_at, updated_at, current_serial, origin"
 
 /* Q_DEVICE_LIST's "?3 = 0" is "no state filter": DeviceState UNSPECIFIED. */
 _Static_assert(DEVICE_UNSPECIFIED == 0, "no state filter is UNSPECIFIED");
@@ -28,7 +28,7 @@ static const char *const SQL[NQ] = {
 	[Q_IMPORT_BY_KEY] = "SELECT 1 FROM devices WHERE key_sha256 = ?",
 	[Q_IMPORT_INSERT] = "INSERT INTO devices (device_id, spki,"
 	    " key_sha256, product_line, region, state, created_at,"
-	    " updated_at) VALUES (?,?,?,?,?,?,?,?)",
+	    " updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?)",
 	[Q_DEVICE_LIST] = "SELECT " DEVICE_COLS " FROM devices"
 	    " WHERE (?1 = '' OR product_line = ?1)"
 	    " AND (?2 = '' OR region = ?2) AND (?3 = 0 OR state = ?3)"
@@ -50,6 +50,7 @@ registry_device_fini(registry_device *d)
 	free(d->product_line);
 	free(d->region);
 	free(d->current_serial);
+	free(d->origin);
 	memset(d, 0, sizeof *d);
 }
 
@@ -78,8 +79,9 @@ device_row(sqlite3_stmt *st, void *elem, void *arg)
 	d->created_at = sqlite3_column_int64(st, 6);
 	d->updated_at = sqlite3_column_int64(st, 7);
 	d->current_serial = col_strdup(st, 8);
+	d->origin = col_strdup(st, 9);
 	if (!d->device_id || !d->spki || !d->product_line || !d->region ||
-	    !d->current_serial) {
+	    !d->current_serial || !d->origin) {
 		registry_device_fini(d);
 		return SF_ENOMEM;
 	}
@@ -157,9 +159,9 @@ import_outcome(sqlite3 *db, sqlite3_stmt *by_id, sqlite3_stmt *by_key,
 	return out;
 }
 
-int
-registry_import(registry *r, const registry_import_rec *recs, size_t n,
-    int *outcome)
+static int
+import_batch(registry *r, const registry_import_rec *recs, size_t n,
+    const char *origin, int *outcome)
 {
 	sqlite3_stmt *by_id = NULL, *by_key = NULL, *ins = NULL;
 	int64_t now = sf_now();
@@ -201,6 +203,7 @@ registry_import(registry *r, const registry_import_rec *recs, size_t n,
 		sqlite3_bind_int(ins, 6, DEVICE_REGISTERED);
 		sqlite3_bind_int64(ins, 7, now);
 		sqlite3_bind_int64(ins, 8, now);
+		bind_text(ins, 9, origin);
 		if ((rc = registry_run(db, ins, "import: insert device")) != 0)
 			goto out;
 	}
@@ -219,6 +222,20 @@ out:
 			outcome[i] = 0;
 	}
 	return rc;
+}
+
+int
+registry_import(registry *r, const registry_import_rec *recs, size_t n,
+    int *outcome)
+{
+	return import_batch(r, recs, n, "", outcome);
+}
+
+int
+registry_import_birth(registry *r, const registry_import_rec *rec,
+    const char *origin, int *outcome)
+{
+	return import_batch(r, rec, 1, origin, outcome);
 }
 
 int

@@ -13,6 +13,7 @@
 
 #include "devrec.h"
 #include "err.h"
+#include "jitp.h"
 #include "keysig.h"
 #include "leaf.h"
 #include "log.h"
@@ -243,6 +244,16 @@ renewal_renew(authz_ctx *ctx, const renewal_req *r, registry_enrollment *out,
 	    whylen)) != 0 ||
 	    (rc = current_of(r, &ci, serial, why, whylen)) != 0)
 		goto out;
+	/* Over TLS the current certificate is one we issued, byte for byte:
+	 * never a birth certificate (good for a first enrollment only) nor
+	 * another CA's that happens to carry one of our serials. */
+	if (r->peer_cert && !jitp_cert_ours(ctx->reg, r->peer_cert)) {
+		sf_why(why, whylen, "the TLS client certificate is not a"
+		    " certificate we issued: renew with the current one (a"
+		    " birth certificate is good for a first enrollment only)");
+		rc = SF_EPERM;
+		goto out;
+	}
 	rc = registry_device_get(ctx->reg, ci.cn, &dev);
 	if (rc == SF_ENOTFOUND)
 		sf_why(why, whylen, "device %s is not registered", ci.cn);
@@ -272,6 +283,7 @@ renewal_renew(authz_ctx *ctx, const renewal_req *r, registry_enrollment *out,
 		rc = SF_EINVAL;
 		goto out;
 	}
+	memset(&er, 0, sizeof er);
 	er.csr = r->csr;
 	er.csr_len = r->csr_len;
 	er.idempotency_key = r->idempotency_key;
@@ -308,12 +320,10 @@ ack_proof(const renewal_ack_req *r, const registry_enrollment *en, char *why,
 
 	if (r->local)
 		return 0;
-	if (r->peer_cert && leaf_read(r->peer_cert, &l, NULL, 0) == 0) {
-		rc = strcmp(l.serial, en->serial);
-		leaf_fini(&l);
-		if (rc == 0)
-			return 0;
-	}
+	/* The very certificate, not only its serial: the device listener
+	 * also trusts manufacturer CAs, whose serials are theirs to choose. */
+	if (r->peer_cert && jitp_same_cert(r->peer_cert, en->certificate_pem))
+		return 0;
 	if (r->key_signature_len == 0) {
 		sf_why(why, whylen, "prove the new certificate: call over TLS"
 		    " with it as the client certificate, or send key_signature,"

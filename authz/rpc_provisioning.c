@@ -14,6 +14,7 @@
 
 #include "authz.h"
 #include "err.h"
+#include "jitp.h"
 #include "log.h"
 #include "renewal.h"
 #include "secretfree/v1/provisioning.pb-c.h"
@@ -59,14 +60,22 @@ h_enroll(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	authz_ctx *ctx = arg;
 	enroll_req r;
 	registry_enrollment en;
+	const char *peer;
 	char why[512];
 	int rc, replayed;
 
 	renewal_first_use(ctx, call);
+	memset(&r, 0, sizeof r);
 	r.csr = req->csr.data;
 	r.csr_len = req->csr.len;
 	r.idempotency_key = req->idempotency_key;
 	r.region = req->region;
+	/* A client certificate we did not issue is a birth certificate
+	 * (the listener verified it against tls_client_ca and the
+	 * manufacturer CAs; enroll.c checks it again). */
+	peer = rpc_call_peer_cert(call);
+	if (peer && !jitp_cert_ours(ctx->reg, peer))
+		r.birth_cert_pem = peer;
 	if ((rc = enroll_device(&ctx->en, &r, &en, &replayed, why,
 	    sizeof why)) != 0) {
 		log_info("enroll refused (%s, from %s): %s",

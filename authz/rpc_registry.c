@@ -79,6 +79,7 @@ fill_device(rpc_call *call, const registry_device *d, Secretfree__V1__Device *o)
 	o->current_serial = rpc_call_strdup(call, d->current_serial);
 	o->thing_name = rpc_call_strdup(call, d->state == DEVICE_ACTIVE ?
 	    d->device_id : "");
+	o->origin = rpc_call_strdup(call, d->origin ? d->origin : "");
 }
 
 static int
@@ -555,6 +556,12 @@ static const rpc_method registry_methods[] = {
 	    AUTHZ_ADMIN },
 	{ "AdoptCertificate", RPC_UNARY, rpc_registry_adopt, AUTHZ_ADMIN },
 	{ "SetRenewalWindow", RPC_UNARY, rpc_registry_renewal_window,
+	    AUTHZ_ADMIN },
+	{ "RegisterManufacturer", RPC_UNARY, rpc_registry_mfr_register,
+	    AUTHZ_ADMIN },
+	{ "SetManufacturerCrl", RPC_UNARY, rpc_registry_mfr_set_crl,
+	    AUTHZ_ADMIN },
+	{ "ListManufacturers", RPC_UNARY, rpc_registry_mfr_list,
 	    AUTHZ_ADMIN },
 };
 

@@ -133,6 +133,25 @@ sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
 }
 
 int
+sclient_issue_birth(sclient *c, const uint8_t *csr, size_t csr_len,
+    const char *product_line, const char *region, const char *enrollment_id,
+    const char *birth_pem, sclient_cert *out, char *why, size_t whylen)
+{
+	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
+
+	req.csr.data = (uint8_t *)csr;
+	req.csr.len = csr_len;
+	req.product_line = (char *)product_line;
+	req.region = (char *)region;
+	req.requester = "authz:enroll";
+	req.enrollment_id = (char *)(enrollment_id ? enrollment_id : "");
+	req.replaces_serial = "";
+	req.birth_certificate.data = (uint8_t *)birth_pem;
+	req.birth_certificate.len = birth_pem ? strlen(birth_pem) : 0;
+	return issue_call(c, &req, out, why, whylen);
+}
+
+int
 sclient_ocsp(sclient *c, const uint8_t *req, size_t len, uint8_t **resp,
     size_t *resp_len, int64_t *next_update, char *why, size_t whylen)
 {

@@ -48,6 +48,14 @@ int sclient_issue(sclient *c, const uint8_t *csr, size_t csr_len,
     const char *product_line, const char *region, const char *enrollment_id,
     const char *replaces_serial, sclient_cert *out, char *why, size_t whylen);
 void sclient_cert_fini(sclient_cert *sc);   /* NULL-safe; zeroes *sc */
+/*
+ * sclient_issue of a first enrollment with the device's birth certificate
+ * (PEM; just-in-time provisioning): the signer verifies it against its
+ * own manufacturer CAs and registers a device it does not know.
+ */
+int sclient_issue_birth(sclient *c, const uint8_t *csr, size_t csr_len,
+    const char *product_line, const char *region, const char *enrollment_id,
+    const char *birth_pem, sclient_cert *out, char *why, size_t whylen);
 
 /*
  * Ask the signer to answer the DER OCSP request req (Signer.OcspRespond).

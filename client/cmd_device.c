@@ -159,6 +159,8 @@ cmd_device_json(const Secretfree__V1__Device *d)
 	    "created_at", out_jtime(d->created_at),
 	    "updated_at", out_jtime(d->updated_at));
 	pubkey_info_free(&pk);
+	out_jset(&v, "origin", json_string(*d->origin ? d->origin :
+	    "factory"));
 	return v;
 }
 
@@ -367,11 +369,14 @@ signer_json(const Secretfree__V1__DeviceKeyInfo *k)
 
 	if (k == NULL)
 		return json_null();
-	return json_pack("{s:s, s:i, s:o, s:o}",
+	return json_pack("{s:s, s:i, s:o, s:o, s:s, s:o, s:b}",
 	    "state", cmd_device_state_name(k->state, st, sizeof st),
 	    "live_certificates", (int)k->live_certificates,
 	    "current_serial", out_jstr(k->current_serial),
-	    "updated_at", out_jtime(k->updated_at));
+	    "updated_at", out_jtime(k->updated_at),
+	    "origin", *k->origin ? k->origin : "factory",
+	    "birth_serial", out_jstr(k->birth_serial),
+	    "birth_reuse", k->birth_reuse);
 }
 
 static void
@@ -392,6 +397,7 @@ show_human(const Secretfree__V1__Device *d,
 	    sizeof st));
 	out_kv(stdout, "product line", "%s", d->product_line);
 	out_kv(stdout, "region", "%s", *d->region ? d->region : "(any)");
+	out_kv(stdout, "origin", "%s", *d->origin ? d->origin : "factory");
 	if (pubkey_from_spki(d->spki_der.data, d->spki_der.len, &pk, NULL,
 	    0) == 0)
 		out_kv(stdout, "key type", "%s", pubkey_type_name(pk.type));
@@ -407,6 +413,9 @@ show_human(const Secretfree__V1__Device *d,
 		    cmd_device_state_name(k->state, st, sizeof st));
 		out_kv(stdout, "live certs", "%u", k->live_certificates);
 		out_kv(stdout, "signer serial", "%s", k->current_serial);
+		if (*k->origin)
+			out_kv(stdout, "birth cert", "%s%s", k->birth_serial,
+			    k->birth_reuse ? " (allowed once more)" : "");
 	}
 	if (t) {
 		printf("\nthing %s\n", t->name);

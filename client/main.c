@@ -73,6 +73,7 @@ static const cli_cmd *const tables[] = {
 	cmd_ca_table, cmd_ca_rotate_table, cmd_ca_server_table,
 	cmd_device_table, cmd_devstate_table, cmd_renew_table, cmd_enroll_table,
 	cmd_cert_table, cmd_crl_table, cmd_audit_table, cmd_status_table,
+	cmd_mfr_table,
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 

@@ -136,6 +136,20 @@ typedef struct {
 	const char *tls_key_file;
 	const char *tls_client_ca_file; /* trust anchors for client certificates */
 	int require_client_cert;    /* 0: optional (verified when presented) */
+	/*
+	 * More trust anchors for client certificates, that may change while
+	 * the listener runs (authz: the registered manufacturer CAs); only
+	 * with tls_client_ca_file (without, no client certificate is asked
+	 * for, and these are not either). At each
+	 * new TLS connection gRPC asks; client_ca_generation(arg) is cheap
+	 * and called every time, and when it differs from the last one,
+	 * client_ca_extra(arg) gives the PEM to trust besides
+	 * tls_client_ca_file (malloc'd; NULL: none), and the connection and
+	 * the later ones verify against both. NULL: tls_client_ca_file only.
+	 */
+	uint64_t (*client_ca_generation)(void *arg);
+	char *(*client_ca_extra)(void *arg);
+	void *client_ca_arg;
 	int insecure_tcp;           /* tests only: TCP without TLS */
 	/* Limits; 0 = default. */
 	int workers;                /* calls served at once; default 4 */

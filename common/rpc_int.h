@@ -55,6 +55,7 @@ struct rpc_listener {
 	struct rpc_conns *conns; /* TCP listeners */
 	struct rpc_unix *ux;     /* Unix listeners */
 	int port;                /* TCP listeners */
+	struct rpc_tls_fetch *tls;  /* TLS with client CAs fetched at handshake */
 	size_t max_message;
 	int started;             /* grpc_server_start done */
 	int shut;

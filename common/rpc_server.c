@@ -38,11 +38,84 @@ rpc_server_new(void)
 	return calloc(1, sizeof(rpc_server));
 }
 
+/*
+ * A TLS listener whose client CAs may change (rpc_listener_opts'
+ * client_ca_generation): gRPC calls fetch() at each handshake, and it
+ * hands out a new configuration when the generation moved.
+ */
+struct rpc_tls_fetch {
+	char *name;
+	char *cert, *key, *ca;       /* ca: tls_client_ca_file's PEM, or NULL */
+	uint64_t (*gen_fn)(void *);
+	char *(*extra_fn)(void *);
+	void *arg;
+	pthread_mutex_t mu;
+	uint64_t gen;
+	int have;
+};
+
+static void
+tls_fetch_free(struct rpc_tls_fetch *f)
+{
+	if (f == NULL)
+		return;
+	pthread_mutex_destroy(&f->mu);
+	rpc_free_secret(f->key);
+	free(f->cert);
+	free(f->ca);
+	free(f->name);
+	free(f);
+}
+
+static grpc_ssl_certificate_config_reload_status
+tls_fetch(void *user_data, grpc_ssl_server_certificate_config **config)
+{
+	struct rpc_tls_fetch *f = user_data;
+	grpc_ssl_certificate_config_reload_status st =
+	    GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+	grpc_ssl_pem_key_cert_pair pair;
+	char *extra = NULL, *roots = NULL;
+	uint64_t g;
+
+	*config = NULL;
+	pthread_mutex_lock(&f->mu);
+	g = f->gen_fn(f->arg);
+	if (f->have && g == f->gen)
+		goto out;
+	extra = f->extra_fn(f->arg);
+	roots = sf_aprintf("%s%s%s", f->ca ? f->ca : "",
+	    f->ca && extra && *extra ? "\n" : "", extra ? extra : "");
+	if (roots == NULL) {
+		st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+		goto out;
+	}
+	pair.private_key = f->key;
+	pair.cert_chain = f->cert;
+	if ((*config = grpc_ssl_server_certificate_config_create(*roots ?
+	    roots : NULL, &pair, 1)) == NULL) {
+		st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+		goto out;
+	}
+	if (f->have)
+		log_info("listener %s: client CAs reloaded (generation %llu)",
+		    f->name, (unsigned long long)g);
+	f->gen = g;
+	f->have = 1;
+	st = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+out:
+	pthread_mutex_unlock(&f->mu);
+	free(extra);
+	free(roots);
+	return st;
+}
+
 static grpc_server_credentials *
-tls_server_creds(const rpc_listener_opts *o)
+tls_server_creds(struct rpc_listener *l, const rpc_listener_opts *o)
 {
 	grpc_ssl_pem_key_cert_pair pair;
 	grpc_server_credentials *creds = NULL;
+	grpc_ssl_server_credentials_options *opts;
+	struct rpc_tls_fetch *f;
 	char *cert = NULL, *key = NULL, *ca = NULL;
 	grpc_ssl_client_certificate_request_type req;
 
@@ -75,7 +148,31 @@ tls_server_creds(const rpc_listener_opts *o)
 		req = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
 	else
 		req = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
-	creds = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, req, NULL);
+	/* gRPC needs client CAs whenever it verifies client certificates:
+	 * the extra ones only beside tls_client_ca_file. */
+	if (ca == NULL || o->client_ca_generation == NULL ||
+	    o->client_ca_extra == NULL) {
+		creds = grpc_ssl_server_credentials_create_ex(ca, &pair, 1,
+		    req, NULL);
+		goto out;
+	}
+	if ((f = calloc(1, sizeof *f)) == NULL ||
+	    (f->name = strdup(l->name)) == NULL) {
+		free(f);
+		goto out;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	f->cert = cert;
+	f->key = key;
+	f->ca = ca;
+	cert = key = ca = NULL;  /* transferred */
+	f->gen_fn = o->client_ca_generation;
+	f->extra_fn = o->client_ca_extra;
+	f->arg = o->client_ca_arg;
+	l->tls = f;
+	if ((opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+	    req, tls_fetch, f)) != NULL)
+		creds = grpc_ssl_server_credentials_create_with_options(opts);
 out:
 	rpc_free_secret(key);
 	free(cert);
@@ -92,7 +189,7 @@ tcp_listen(struct rpc_listener *l, const rpc_listener_opts *o)
 	if (o->insecure_tcp)
 		creds = grpc_insecure_server_credentials_create();
 	else
-		creds = tls_server_creds(o);
+		creds = tls_server_creds(l, o);
 	if (creds == NULL)
 		return SF_ECONFIG;
 	l->port = grpc_server_add_http2_port(l->gs, o->address, creds);
@@ -359,6 +456,7 @@ listener_free(struct rpc_listener *l)
 	if (l->shutdown_cq)
 		rpc_cq_drain(l->shutdown_cq);
 	rpc_unix_close(l->ux);
+	tls_fetch_free(l->tls);
 	free(l->name);
 	free(l);
 }

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "birth.h"
 #include "csr.h"
 #include "devrec.h"
 #include "devstate.h"
@@ -141,6 +142,129 @@ out:
 	return rc;
 }
 
+/*
+ * Just-in-time provisioning: the birth certificate r carries is good (the
+ * manufacturer CAs registered for r->product_line, birth.h) and names the
+ * CSR's device id and key; its manufacturer into mfr, its serial into
+ * serial. SF_EPERM with why.
+ */
+static int
+birth_check(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
+    char mfr[64], char serial[64], char *why, size_t whylen)
+{
+	journal_mfr *v = NULL;
+	birth_anchor *a = NULL;
+	birth_info bi;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = journal_mfr_list(ic->jn, r->product_line, &v, &n)) != 0) {
+		sf_why(why, whylen, "manufacturer lookup failed");
+		return rc;
+	}
+	if (n && (a = calloc(n, sizeof *a)) == NULL) {
+		rc = SF_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		a[i].name = v[i].name;
+		a[i].cert = v[i].cert_der;
+		a[i].cert_len = v[i].cert_len;
+		a[i].crl = v[i].crl_der;
+		a[i].crl_len = v[i].crl_len;
+	}
+	if ((rc = birth_verify((const char *)r->birth_cert, r->birth_cert_len,
+	    a, n, sf_now(), &bi, why, whylen)) != 0) {
+		rc = SF_EPERM;
+		goto out;
+	}
+	rc = SF_EPERM;
+	if (strcmp(bi.device_id, ci->cn) != 0) {
+		sf_why(why, whylen, "the birth certificate is device %s's, the"
+		    " CSR names device %s", bi.device_id, ci->cn);
+		goto out;
+	}
+	if (memcmp(bi.key_sha256, ci->key.sha256, 32) != 0) {
+		sf_why(why, whylen, "the CSR key is not the key of device"
+		    " %s's birth certificate", ci->cn);
+		goto out;
+	}
+	sf_strlcpy(mfr, bi.manufacturer, 64);
+	sf_strlcpy(serial, bi.serial, 64);
+	rc = 0;
+out:
+	if (rc)
+		log_warnx("issue: birth certificate for %s refused: %s",
+		    ci->cn, why);
+	free(a);
+	journal_mfrs_free(v, n);
+	return rc;
+}
+
+/*
+ * Register the device of a good birth certificate if the table does not
+ * have it (under the device's lock).
+ */
+static int
+birth_register(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
+    const char *mfr, const char *serial, char *why, size_t whylen)
+{
+	char origin[80];
+	int rc;
+
+	snprintf(origin, sizeof origin, "birth:%s", mfr);
+	rc = journal_device_register_birth(ic->jn, ci->cn, ci->key.sha256,
+	    r->product_line, "", origin, serial);
+	if (rc == SF_EEXIST)
+		return 0;
+	if (rc == SF_ECONFLICT) {
+		sf_why(why, whylen, "the key of device %s's birth certificate"
+		    " is registered to another device", ci->cn);
+		return SF_EPERM;
+	}
+	if (rc) {
+		sf_why(why, whylen, "cannot register device %s", ci->cn);
+		return rc;
+	}
+	log_info("issue: device %s registered by its birth certificate %s"
+	    " (manufacturer %s)", ci->cn, serial, mfr);
+	return 0;
+}
+
+/*
+ * A device registered by its birth certificate gets a first certificate
+ * again only if the admin allowed it (*allowed says so, to be reset once
+ * issued). Renewals prove the current certificate and are not concerned.
+ */
+static int
+birth_reuse_check(issuer_ctx *ic, const issue_req *r, const char *id,
+    int *allowed, char *why, size_t whylen)
+{
+	char *origin = NULL;
+	int rc, reuse, has;
+
+	*allowed = 0;
+	if (*r->replaces_serial)
+		return 0;
+	if ((rc = journal_device_birth(ic->jn, id, &origin, &reuse,
+	    &has)) != 0) {
+		sf_why(why, whylen, "device lookup failed");
+		return rc;
+	}
+	if (strncmp(origin, "birth:", 6) == 0 && has) {
+		if (reuse)
+			*allowed = 1;
+		else {
+			sf_why(why, whylen, "birth certificate already used;"
+			    " renew with the issued certificate, or an admin"
+			    " runs `secretfree device allow-birth %s`", id);
+			rc = SF_EPERM;
+		}
+	}
+	free(origin);
+	return rc;
+}
+
 /* What the caller sends for the journal: its free text, the enrollment id
  * and the certificate a renewal replaces, each of a known form. */
 static int
@@ -201,12 +325,12 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	const signer_conf *cf = ic->conf;
 	const product_conf *pc;
 	csr_info ci;
-	char profile[64], requester[160];
+	char profile[64], requester[160], mfr[64] = "", bserial[64] = "";
 	X509_NAME *subject = NULL;
 	X509 *x = NULL;
 	ca *issuer;
 	ca_issue_meta m;
-	int rc, counted = 0, locked = 0;
+	int rc, counted = 0, locked = 0, reuse = 0;
 
 	memset(out, 0, sizeof *out);
 	memset(&ci, 0, sizeof ci);
@@ -232,9 +356,16 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	memcpy(out->key_sha256, ci.key.sha256, 32);
 	sf_strlcpy(out->device_id, ci.cn, sizeof out->device_id);
 
+	if (r->birth_cert_len && (rc = birth_check(ic, r, &ci, mfr, bserial,
+	    why, whylen)) != 0)
+		goto out;
+
 	/* From the first look at the device to the journal's commit. */
 	devstate_lock(ci.cn);
 	locked = 1;
+	if (*mfr && (rc = birth_register(ic, r, &ci, mfr, bserial, why,
+	    whylen)) != 0)
+		goto out;
 	if ((rc = check_device(ic, r, &ci, why, whylen)) != 0 ||
 	    (rc = devstate_admit(ic, r, ci.cn, ci.key.sha256, out, why,
 	    whylen)) != DEVSTATE_ISSUE) {
@@ -242,6 +373,10 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 			rc = 0;
 		goto out;
 	}
+	/* After the replay: a retry of the same enrollment gets its
+	 * certificate back even though the birth certificate is used. */
+	if ((rc = birth_reuse_check(ic, r, ci.cn, &reuse, why, whylen)) != 0)
+		goto out;
 	rc = SF_ESTATE;
 	if ((pc = signer_conf_product(cf, r->product_line)) == NULL) {
 		sf_why(why, whylen, "product line %s has no profile in the"
@@ -296,6 +431,9 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 		goto out;
 	out->status = m.ack_deadline ? CERT_PENDING_ACK : CERT_ACTIVE;
 	out->ack_deadline = m.ack_deadline;
+	/* The admin's leave to use the birth certificate is used up. */
+	if (reuse && journal_device_allow_birth(ic->jn, ci.cn, 0) != 0)
+		log_warnx("issue: device %s: cannot reset birth_reuse", ci.cn);
 	log_info("issue: device %s certificate %s from %s%s%s", ci.cn,
 	    out->serial, issuer->rec.name, m.ack_deadline ? ", renewing " :
 	    "", r->replaces_serial);

@@ -35,6 +35,10 @@ typedef struct {
 	 * replaces_serial's certificate over the CSR's DER (keysig.h). */
 	const uint8_t *current_key_signature;
 	size_t current_key_signature_len;
+	/* Just-in-time provisioning: the device's birth certificate (PEM,
+	 * leaf first; birth.h), or NULL. */
+	const uint8_t *birth_cert;
+	size_t birth_cert_len;
 } issue_req;
 
 typedef struct {
@@ -59,7 +63,15 @@ typedef struct {
  * [limits] ack_timeout_seconds away (out->status, out->ack_deadline); a
  * CSR with a key other than the registered one is a key change, allowed
  * only in a renewal whose current_key_signature verifies (renew.h).
- * Issuance for one device is serialised (devstate.h). Each refusal
+ * Issuance for one device is serialised (devstate.h).
+ * With a birth certificate (r->birth_cert) the signer verifies it against
+ * the manufacturer CAs registered for r->product_line (birth.h); its CN
+ * and key must be the CSR's; a device not in the table is then
+ * registered (origin "birth:<manufacturer>"). A device registered so
+ * that holds any certificate already gets no first certificate again
+ * (SF_EPERM) unless the admin allowed its birth certificate once more;
+ * a retry of the same enrollment id still gets its certificate back.
+ * Each refusal
  * returns its code with a sentence in why (DESIGN.md's table):
  *   SF_EINVAL / SF_ETOOBIG / SF_EKEYTYPE  malformed CSR, bad signature,
  *                                         bad CN, key not allowed; a bad

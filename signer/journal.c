@@ -21,7 +21,23 @@
 
 #define BATCH_MAX 256
 
-#define JOURNAL_VERSION 2
+#define JOURNAL_VERSION 3
+
+/* What version 3 adds beside new columns: shared by SCHEMA and MIGRATE_3. */
+#define SCHEMA_3 \
+    "CREATE TABLE IF NOT EXISTS manufacturers (" \
+    " id INTEGER PRIMARY KEY," \
+    " name TEXT NOT NULL UNIQUE," \
+    " product_line TEXT NOT NULL," \
+    " subject TEXT NOT NULL," \
+    " spki_sha256 BLOB NOT NULL UNIQUE," \
+    " cert_der BLOB NOT NULL," \
+    " crl_der BLOB," \
+    " crl_number INTEGER NOT NULL DEFAULT 0," \
+    " created_at INTEGER NOT NULL," \
+    " updated_at INTEGER NOT NULL DEFAULT 0);" \
+    "CREATE INDEX IF NOT EXISTS manufacturers_pl" \
+    " ON manufacturers(product_line);"
 
 /* What version 2 adds beside new columns: shared by SCHEMA and MIGRATE_2. */
 #define SCHEMA_2 \
@@ -122,9 +138,13 @@ static const char *SCHEMA =
     " created_at INTEGER NOT NULL,"
     " state INTEGER NOT NULL DEFAULT 2,"
     " state_reason TEXT NOT NULL DEFAULT '',"
-    " updated_at INTEGER NOT NULL DEFAULT 0);"
+    " updated_at INTEGER NOT NULL DEFAULT 0,"
+    " origin TEXT NOT NULL DEFAULT '',"
+    " birth_serial TEXT NOT NULL DEFAULT '',"
+    " birth_reuse INTEGER NOT NULL DEFAULT 0);"
     SCHEMA_2
-    "PRAGMA user_version = 2;";
+    SCHEMA_3
+    "PRAGMA user_version = 3;";
 
 /*
  * Version 2 (the lifecycle): CA rotation and revocation, CRL partitions,
@@ -146,6 +166,20 @@ static const char *MIGRATE_2 =
     SCHEMA_2
     "PRAGMA user_version = 2;";
 
+/*
+ * Version 3 (just-in-time provisioning): the registered manufacturer CAs
+ * and, for each device, where it came from (origin: "" a factory import,
+ * "birth:<manufacturer>" registered on first contact with a birth
+ * certificate), that certificate's serial, and whether the admin lets
+ * the birth certificate be used once more (birth_reuse).
+ */
+static const char *MIGRATE_3 =
+    "ALTER TABLE devices ADD COLUMN origin TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices ADD COLUMN birth_serial TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices ADD COLUMN birth_reuse INTEGER NOT NULL"
+    " DEFAULT 0;"
+    SCHEMA_3
+    "PRAGMA user_version = 3;";
 
 /*
  * Set once an fsync of the journal has failed: the page cache can no
@@ -270,7 +304,9 @@ schema(sqlite3 *db, const char *path, char *why, size_t whylen)
 		return 0;
 	if (journal_exec(db, "BEGIN IMMEDIATE") != 0)
 		return SF_EDB;
-	if (journal_exec(db, version == 0 ? SCHEMA : MIGRATE_2) == 0 &&
+	if ((version == 0 ? journal_exec(db, SCHEMA) :
+	    (version >= 2 || journal_exec(db, MIGRATE_2) == 0) ?
+	    journal_exec(db, MIGRATE_3) : SF_EDB) == 0 &&
 	    journal_exec(db, "COMMIT") == 0) {
 		if (version > 0)
 			log_info("journal %s: upgraded from version %d to %d",

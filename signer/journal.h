@@ -390,6 +390,10 @@ typedef struct {
 	uint32_t live;             /* live certificates */
 	char *current_serial;      /* the live ACTIVE one that expires last;
 	                              "" if none */
+	char *origin;              /* "": factory import; "birth:<manufacturer>" */
+	char *birth_serial;        /* the birth certificate's serial, or "" */
+	int birth_reuse;           /* the admin allows its birth certificate
+	                              once more (journal_device_allow_birth) */
 } journal_device_row;
 
 void journal_device_row_fini(journal_device_row *d);   /* zeroes *d */
@@ -410,5 +414,54 @@ int journal_device_list(journal *j, const char *after, int state,
  */
 int journal_device_set_state(journal *j, const char *device_id, int state,
     const char *reason, int64_t now, int *changed);
+
+/* ---- just-in-time provisioning (journal_mfr.c) ---- */
+
+/*
+ * Register a device on first contact with its birth certificate: origin
+ * "birth:<manufacturer>", birth_serial. SF_EEXIST when the id is
+ * registered already, SF_ECONFLICT when another device has the key.
+ */
+int journal_device_register_birth(journal *j, const char *device_id,
+    const uint8_t key_sha256[32], const char *product_line,
+    const char *region, const char *origin, const char *birth_serial);
+/*
+ * A device's origin (malloc'd), its birth_reuse flag and whether the
+ * journal holds any certificate of it (*has_cert). SF_ENOTFOUND.
+ */
+int journal_device_birth(journal *j, const char *device_id, char **origin,
+    int *reuse, int *has_cert);
+/* Set a device's birth_reuse flag. SF_ENOTFOUND. */
+int journal_device_allow_birth(journal *j, const char *device_id, int reuse);
+
+/* A registered manufacturer CA. */
+typedef struct {
+	char *name;
+	char *product_line;
+	char *subject;
+	uint8_t spki_sha256[32];
+	uint8_t *cert_der;
+	size_t cert_len;
+	uint8_t *crl_der;          /* NULL: no CRL registered */
+	size_t crl_len;
+	int64_t crl_number;
+	int64_t created_at, updated_at;
+} journal_mfr;
+
+void journal_mfr_fini(journal_mfr *m);          /* zeroes *m */
+void journal_mfrs_free(journal_mfr *v, size_t n);
+/* Insert m (its crl fields ignored). SF_EEXIST for a taken name or a CA
+ * (by its key) registered already; *other (may be NULL; 64 bytes) gets
+ * the name it is registered under. */
+int journal_mfr_insert(journal *j, const journal_mfr *m, char other[64]);
+/* The manufacturers of product_line (NULL or "": all), by name. */
+int journal_mfr_list(journal *j, const char *product_line, journal_mfr **out,
+    size_t *n);
+/* One manufacturer. SF_ENOTFOUND. */
+int journal_mfr_get(journal *j, const char *name, journal_mfr *out);
+/* Replace the manufacturer's CRL, only by a newer number: SF_ENOTFOUND;
+ * SF_ESTATE when number is not above the stored one. */
+int journal_mfr_set_crl(journal *j, const char *name, const uint8_t *der,
+    size_t len, int64_t number);
 
 #endif

@@ -170,7 +170,8 @@ out:
 	"  AND c.status IN (?1, ?2) AND c.not_after > ?3)," \
 	" (SELECT c.serial FROM certs c WHERE c.device_id = d.device_id" \
 	"  AND c.status = ?1 AND c.not_after > ?3" \
-	"  ORDER BY c.not_after DESC LIMIT 1)" \
+	"  ORDER BY c.not_after DESC LIMIT 1)," \
+	" d.origin, d.birth_serial, d.birth_reuse" \
 	" FROM devices d "
 
 void
@@ -183,6 +184,8 @@ journal_device_row_fini(journal_device_row *d)
 	free(d->region);
 	free(d->state_reason);
 	free(d->current_serial);
+	free(d->origin);
+	free(d->birth_serial);
 	memset(d, 0, sizeof *d);
 }
 
@@ -209,8 +212,12 @@ device_from_row(sqlite3_stmt *st, journal_device_row *d)
 	d->updated_at = sqlite3_column_int64(st, 7);
 	d->live = (uint32_t)sqlite3_column_int64(st, 8);
 	d->current_serial = journal_col_strdup(st, 9);
+	d->origin = journal_col_strdup(st, 10);
+	d->birth_serial = journal_col_strdup(st, 11);
+	d->birth_reuse = sqlite3_column_int(st, 12);
 	if (!d->device_id || !d->product_line || !d->region ||
-	    !d->state_reason || !d->current_serial) {
+	    !d->state_reason || !d->current_serial || !d->origin ||
+	    !d->birth_serial) {
 		journal_device_row_fini(d);
 		return SF_ENOMEM;
 	}

@@ -549,6 +549,11 @@ static const rpc_method admin_methods[] = {
 	{ "RevokeDevice", RPC_UNARY, rpc_admin_revoke_device, SIGNER_ADMIN },
 	{ "RetireCa", RPC_UNARY, rpc_admin_retire_ca, SIGNER_ADMIN },
 	{ "GetStatus", RPC_UNARY, h_status, SIGNER_ADMIN },
+	{ "RegisterManufacturer", RPC_UNARY, rpc_mfr_register, SIGNER_ADMIN },
+	{ "ListManufacturers", RPC_UNARY, rpc_mfr_list, SIGNER_ADMIN },
+	{ "SetManufacturerCrl", RPC_UNARY, rpc_mfr_set_crl, SIGNER_ADMIN },
+	{ "AllowBirthCertificate", RPC_UNARY, rpc_mfr_allow_birth,
+	    SIGNER_ADMIN },
 };
 
 int

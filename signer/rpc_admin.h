@@ -58,4 +58,14 @@ int rpc_admin_enable_device(rpc_call *call, const ProtobufCMessage *reqm,
 int rpc_admin_revoke_device(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
 
+/* rpc_mfr.c: just-in-time provisioning */
+int rpc_mfr_register(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_mfr_list(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_mfr_set_crl(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_mfr_allow_birth(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+
 #endif

@@ -35,6 +35,9 @@ fill_device(rpc_call *call, const journal_device_row *d,
 	o->live_certificates = d->live;
 	o->current_serial = rpc_call_strdup(call, d->current_serial);
 	o->updated_at = d->updated_at;
+	o->origin = rpc_call_strdup(call, d->origin);
+	o->birth_serial = rpc_call_strdup(call, d->birth_serial);
+	o->birth_reuse = d->birth_reuse != 0;
 }
 
 /* A valid device id, else the call's failure (its status returned). */

@@ -38,6 +38,8 @@ h_issue(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	r.replaces_serial = req->replaces_serial;
 	r.current_key_signature = req->current_key_signature.data;
 	r.current_key_signature_len = req->current_key_signature.len;
+	r.birth_cert = req->birth_certificate.data;
+	r.birth_cert_len = req->birth_certificate.len;
 	if ((rc = issue_device(&ctx->ic, &r, &res, why, sizeof why)) != 0) {
 		log_info("issue refused for %s: %s", *res.device_id ?
 		    res.device_id : "(no device id)", why);

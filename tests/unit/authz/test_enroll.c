@@ -15,13 +15,22 @@
  * signer's second, independent key check refuses a key authz accepted
  * (a registry that disagrees with the signer's table); the signer being
  * away is SF_EUNAVAIL; the bundle's hash is the SHA-256 of leaf + chain.
+ * Just-in-time provisioning through the door-neutral entry (enroll_req's
+ * birth_cert_pem, as EST and MQTT doors will use it, no TLS here): a
+ * device unknown to both is registered by its birth certificate on both
+ * sides with its origin, a retry is replayed, a second first enrollment
+ * refused; without one an unknown device is SF_ENOTFOUND; a birth
+ * certificate of an unregistered CA, or one whose key is not the CSR's,
+ * is SF_EPERM and registers nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "enroll.h"
 #include "log.h"
@@ -358,6 +367,161 @@ test_bundle(EVP_PKEY *k1)
 	registry_enrollment_fini(&en);
 }
 
+/* ---- just-in-time provisioning ---- */
+
+static void
+add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&v, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &v, nid, value);
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+}
+
+/* A certificate of k for cn, by issuer (NULL: self-signed) with ik; as
+ * PEM (malloc'd) in *pem and as the X509 returned. */
+static X509 *
+make_cert(const char *cn, EVP_PKEY *k, X509 *issuer, EVP_PKEY *ik, int is_ca,
+    long serial, char **pem)
+{
+	X509 *x = X509_new();
+	X509_NAME *nm = X509_NAME_new();
+	BIO *m = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, nm);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : nm);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	add_ext(x, issuer, NID_basic_constraints, is_ca ? "critical,CA:TRUE" :
+	    "critical,CA:FALSE");
+	if (is_ca)
+		add_ext(x, issuer, NID_key_usage, "critical,keyCertSign");
+	X509_sign(x, ik, EVP_sha256());
+	X509_NAME_free(nm);
+	PEM_write_bio_X509(m, x);
+	n = BIO_get_mem_data(m, &p);
+	*pem = strndup(p, (size_t)n);
+	BIO_free(m);
+	return x;
+}
+
+/* enroll_device of a fresh CSR by key for id with a birth certificate. */
+static int
+enroll_birth(EVP_PKEY *key, const char *id, const char *ikey,
+    const char *birth, registry_enrollment *out, int *replayed, char *why,
+    size_t whylen)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (make_csr(key, id, 0, &der, &len) != 0)
+		return -100;
+	{
+		enroll_req r = { der, len, ikey, "", birth };
+
+		rc = enroll_device(&ectx, &r, out, replayed, why, whylen);
+	}
+	OPENSSL_free(der);
+	return rc;
+}
+
+static void
+test_jitp(void)
+{
+	EVP_PKEY *mk = new_key(), *xk = new_key(), *dk = new_key(),
+	    *ok2 = new_key();
+	char *mpem = NULL, *xpem = NULL, *bpem = NULL, *b2pem = NULL,
+	    *b3pem = NULL, why[512] = "";
+	X509 *mca = make_cert("Acme Root CA", mk, NULL, mk, 1, 1, &mpem);
+	X509 *xca = make_cert("Rogue CA", xk, NULL, xk, 1, 2, &xpem);
+	X509 *b = make_cert("born-1", dk, mca, mk, 0, 100, &bpem);
+	X509 *b2 = make_cert("born-2", dk, xca, xk, 0, 101, &b2pem);
+	X509 *b3 = make_cert("born-3", ok2, mca, mk, 0, 102, &b3pem);
+	unsigned char *der = NULL;
+	journal_mfr m;
+	journal_device_row jd;
+	registry_device rd;
+	registry_enrollment en, en2;
+	int dl, replayed = 0, rc;
+
+	memset(&m, 0, sizeof m);
+	m.name = "acme";
+	m.product_line = "widgiot";
+	m.subject = "CN=Acme Root CA";
+	m.cert_len = (size_t)(dl = i2d_X509(mca, &der));
+	m.cert_der = der;
+	m.created_at = 1;
+	is_int(journal_mfr_insert(fx.jn, &m, NULL), 0,
+	    "jitp: manufacturer acme at the signer");
+	is_int(registry_mfr_put(reg, "acme", "widgiot", mpem), 0,
+	    "jitp: and in authz");
+	rc = enroll_birth(dk, "born-1", "bk-1", bpem, &en, &replayed, why,
+	    sizeof why);
+	is_int(rc, 0, "jitp: enroll_device with birth_cert_pem registers and"
+	    " issues (%s)", why);
+	is_int(registry_device_get(reg, "born-1", &rd), 0,
+	    "jitp: the device is in the registry");
+	is_str(rd.origin, "birth:acme", "jitp: origin birth:acme in authz");
+	registry_device_fini(&rd);
+	is_int(journal_device_info(fx.jn, "born-1", 0, &jd), 0,
+	    "jitp: and in the signer's journal");
+	is_str(jd.origin, "birth:acme", "jitp: origin birth:acme there");
+	is_str(jd.birth_serial, "64", "jitp: with the birth serial");
+	journal_device_row_fini(&jd);
+	rc = enroll_birth(dk, "born-1", "bk-1", bpem, &en2, &replayed, why,
+	    sizeof why);
+	ok(rc == 0 && replayed && strcmp(en.serial, en2.serial) == 0,
+	    "jitp: the retry is replayed (%s)", why);
+	if (rc == 0)
+		registry_enrollment_fini(&en2);
+	is_int(enroll_birth(dk, "born-1", "bk-2", bpem, &en2, &replayed, why,
+	    sizeof why), SF_EPERM, "jitp: a second first enrollment: SF_EPERM");
+	ok(strstr(why, "allow-birth") != NULL, "jitp: naming allow-birth (%s)",
+	    why);
+	if (rc == 0)
+		registry_enrollment_fini(&en);
+	is_int(enroll_birth(dk, "born-2", "", NULL, &en, &replayed, why,
+	    sizeof why), SF_ENOTFOUND,
+	    "jitp: unknown device without a birth certificate: SF_ENOTFOUND");
+	is_int(enroll_birth(dk, "born-2", "", b2pem, &en, &replayed, why,
+	    sizeof why), SF_EPERM,
+	    "jitp: a birth certificate of an unregistered CA: SF_EPERM (%s)",
+	    why);
+	is_int(enroll_birth(dk, "born-3", "", b3pem, &en, &replayed, why,
+	    sizeof why), SF_EPERM,
+	    "jitp: a CSR key other than the birth certificate's: SF_EPERM"
+	    " (%s)", why);
+	ok(registry_device_get(reg, "born-3", &rd) == SF_ENOTFOUND &&
+	    journal_device_info(fx.jn, "born-3", 0, &jd) == SF_ENOTFOUND,
+	    "jitp: neither registered");
+	OPENSSL_free(der);
+	free(mpem);
+	free(xpem);
+	free(bpem);
+	free(b2pem);
+	free(b3pem);
+	X509_free(mca);
+	X509_free(xca);
+	X509_free(b);
+	X509_free(b2);
+	X509_free(b3);
+	EVP_PKEY_free(mk);
+	EVP_PKEY_free(xk);
+	EVP_PKEY_free(dk);
+	EVP_PKEY_free(ok2);
+}
+
 static void
 test_signer_away(EVP_PKEY *k1)
 {
@@ -401,6 +565,7 @@ main(void)
 	test_refusals(k1, other);
 	test_signer_second_check();
 	test_bundle(k1);
+	test_jitp();
 	test_signer_away(k1);
 out:
 	enroll_ctx_fini(&ectx);

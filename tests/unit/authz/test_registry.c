@@ -215,35 +215,51 @@ static const char *const V2_COLUMNS[] = { "revoked_at", "revocation_reason",
     "replaces_serial", "ack_deadline", "renew_after", "renew_before",
     "renew_note" };
 
-/* A version 1 file (made by taking version 2's columns away) is upgraded
- * when opened. */
+/* A version 1 or 2 file (made by taking the later versions' columns
+ * away) is upgraded when opened. */
 static void
-test_upgrade(void)
+test_upgrade_from(int from)
 {
 	char path[300], why[256] = "", sql[128];
 	registry *r = NULL;
+	registry_mfr *m = NULL;
+	size_t n = 9;
 	sqlite3 *db = NULL;
 	int rc;
 
-	snprintf(path, sizeof path, "%s/%02d-v1.db", tmpdir, ++caseno);
+	snprintf(path, sizeof path, "%s/%02d-v%d.db", tmpdir, ++caseno, from);
 	IS_INT(registry_open(path, &r, why, sizeof why), 0,
 	    "upgrade: make a registry (%s)", why);
 	registry_close(r);
 	r = NULL;
 	OK(sqlite3_open(path, &db) == SQLITE_OK, "upgrade: open it with SQLite");
-	IS_INT(sqlite3_exec(db, "DROP INDEX certificates_pending", NULL, NULL,
-	    NULL), SQLITE_OK, "upgrade: take version 2's index away");
-	for (size_t i = 0; i < sizeof V2_COLUMNS / sizeof V2_COLUMNS[0]; i++) {
-		snprintf(sql, sizeof sql, "ALTER TABLE certificates DROP COLUMN"
-		    " %s", V2_COLUMNS[i]);
-		IS_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK,
-		    "upgrade: take %s away", V2_COLUMNS[i]);
+	IS_INT(sqlite3_exec(db, "DROP TABLE manufacturers;"
+	    " ALTER TABLE devices DROP COLUMN origin", NULL, NULL, NULL),
+	    SQLITE_OK, "upgrade: take version 3's table and column away");
+	if (from == 1) {
+		IS_INT(sqlite3_exec(db, "DROP INDEX certificates_pending",
+		    NULL, NULL, NULL), SQLITE_OK,
+		    "upgrade: take version 2's index away");
+		for (size_t i = 0; i < sizeof V2_COLUMNS / sizeof V2_COLUMNS[0];
+		    i++) {
+			snprintf(sql, sizeof sql, "ALTER TABLE certificates"
+			    " DROP COLUMN %s", V2_COLUMNS[i]);
+			IS_INT(sqlite3_exec(db, sql, NULL, NULL, NULL),
+			    SQLITE_OK, "upgrade: take %s away", V2_COLUMNS[i]);
+		}
 	}
-	IS_INT(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL),
-	    SQLITE_OK, "upgrade: call it version 1");
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", from);
+	IS_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK,
+	    "upgrade: call it version %d", from);
 	sqlite3_close(db);
 	rc = registry_open(path, &r, why, sizeof why);
-	IS_INT(rc, 0, "upgrade: a version 1 registry opens (%s)", why);
+	IS_INT(rc, 0, "upgrade: a version %d registry opens (%s)", from, why);
+	if (r) {
+		IS_INT(registry_mfr_list(r, "", &m, &n), 0,
+		    "upgrade: manufacturers list");
+		IS_INT(n, 0, "upgrade: none yet");
+		registry_mfrs_free(m, n);
+	}
 	registry_close(r);
 	db = NULL;
 	OK(sqlite3_open(path, &db) == SQLITE_OK, "upgrade: open it again");
@@ -251,7 +267,60 @@ test_upgrade(void)
 	    " replaces_serial, ack_deadline, renew_after, renew_before,"
 	    " renew_note FROM certificates", NULL, NULL, NULL), SQLITE_OK,
 	    "upgrade: the version 2 columns are there");
+	IS_INT(sqlite3_exec(db, "SELECT origin FROM devices; SELECT crl_pem"
+	    " FROM manufacturers", NULL, NULL, NULL), SQLITE_OK,
+	    "upgrade: the version 3 column and table are there");
 	sqlite3_close(db);
+}
+
+static void
+test_upgrade(void)
+{
+	test_upgrade_from(1);
+	test_upgrade_from(2);
+}
+
+/* Manufacturers (mirrored) and a device registered by its birth
+ * certificate. */
+static void
+test_mfr(registry *r)
+{
+	registry_mfr *m = NULL;
+	registry_device d;
+	registry_import_rec ri;
+	struct key k;
+	size_t n = 0;
+	int out = 0;
+
+	IS_INT(registry_mfr_put(r, "acme", "widgiot", "PEM1"), 0,
+	    "mfr: put");
+	IS_INT(registry_mfr_put(r, "acme", "widgiot", "PEM2"), 0,
+	    "mfr: put again replaces");
+	IS_INT(registry_mfr_put(r, "zeta", "gadget", "PEM3"), 0,
+	    "mfr: another");
+	IS_INT(registry_mfr_set_crl(r, "acme", "CRL", 4), 0, "mfr: a CRL");
+	IS_INT(registry_mfr_set_crl(r, "nobody", "CRL", 4), SF_ENOTFOUND,
+	    "mfr: CRL of nobody: SF_ENOTFOUND");
+	IS_INT(registry_mfr_list(r, "widgiot", &m, &n), 0, "mfr: list");
+	IS_INT(n, 1, "mfr: one of widgiot");
+	if (n == 1) {
+		OK(strcmp(m[0].certificate_pem, "PEM2") == 0 &&
+		    strcmp(m[0].crl_pem, "CRL") == 0 && m[0].crl_number == 4,
+		    "mfr: replaced, with its CRL");
+	}
+	registry_mfrs_free(m, n);
+	IS_INT(registry_mfr_list(r, NULL, &m, &n), 0, "mfr: list all");
+	IS_INT(n, 2, "mfr: two");
+	registry_mfrs_free(m, n);
+	key_make(&k, 777);
+	ri = rec("born-1", &k, "widgiot", "");
+	IS_INT(registry_import_birth(r, &ri, "birth:acme", &out), 0,
+	    "mfr: a device by its birth certificate");
+	IS_INT(out, REGISTRY_IMPORTED, "mfr: imported");
+	IS_INT(registry_device_get(r, "born-1", &d), 0, "mfr: read it");
+	OK(d.origin && strcmp(d.origin, "birth:acme") == 0,
+	    "mfr: its origin");
+	registry_device_fini(&d);
 }
 
 /* 1111 (key a, us-east-1) and 1112 (key b, any region), just imported. */
@@ -500,6 +569,7 @@ test_devices(void)
 	IS_INT(count, 25, "devices: count");
 	device_pages(r);
 	device_filters(r);
+	test_mfr(r);
 	registry_close(r);
 }
 

@@ -152,7 +152,7 @@ test_pragmas(void)
 	s = pragma_text(db, "PRAGMA journal_mode");
 	is_str(s, "wal", "the file is in WAL mode (persistent)");
 	free(s);
-	is_int(query_int(db, "PRAGMA user_version"), 2, "schema version 2");
+	is_int(query_int(db, "PRAGMA user_version"), 3, "schema version 3");
 	is_int(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type ="
 	    " 'table' AND name IN ('cas', 'certs', 'devices')"), 3,
 	    "tables cas, certs, devices");
@@ -1091,7 +1091,7 @@ test_migration(void)
 	if (j == NULL)
 		return;
 	is_int(sql_at(path, NULL, &version), 0, "read its version");
-	is_int(version, 2, "it is version 2 now");
+	is_int(version, 3, "it is version 3 now");
 	is_int(journal_ca_list(j, &cas, &n), 0, "its CAs list");
 	is_int((int)n, 1, "the CA is still there");
 	if (n == 1)
@@ -1110,14 +1110,146 @@ test_migration(void)
 	journal_close(j);
 	j = NULL;
 	is_int(journal_open(path, &j, why, sizeof why), 0,
-	    "it opens again as version 2 (%s)", why);
+	    "it opens again as version 3 (%s)", why);
 	journal_close(j);
 	j = NULL;
-	is_int(sql_at(path, "PRAGMA user_version = 3;", NULL), 0,
+	is_int(sql_at(path, "SELECT origin, birth_serial, birth_reuse FROM"
+	    " devices; SELECT name, crl_der FROM manufacturers;", NULL), 0,
+	    "version 3's columns and table exist");
+	is_int(sql_at(path, "PRAGMA user_version = 4;", NULL), 0,
 	    "pretend a newer secretfree wrote it");
 	is_int(journal_open(path, &j, why, sizeof why), SF_ECONFIG,
 	    "a newer journal is refused");
-	ok(strstr(why, "version 3") != NULL, "saying its version (%s)", why);
+	ok(strstr(why, "version 4") != NULL, "saying its version (%s)", why);
+	journal_close(j);
+}
+
+/* A version 2 journal (version 1 and what version 2 added) becomes
+ * version 3 with its devices kept, each a factory import. */
+static const char *V2_ADD =
+    "ALTER TABLE cas ADD COLUMN crl_shards INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE cas ADD COLUMN retired_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE cas ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE cas ADD COLUMN revocation_reason INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE certs ADD COLUMN ack_deadline INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE certs ADD COLUMN acked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN state INTEGER NOT NULL DEFAULT 2;"
+    "ALTER TABLE devices ADD COLUMN state_reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE devices ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE crls (ca_id INTEGER NOT NULL REFERENCES cas(id),"
+    " shard INTEGER NOT NULL, crl_number INTEGER NOT NULL,"
+    " this_update INTEGER NOT NULL, next_update INTEGER NOT NULL,"
+    " revoked_count INTEGER NOT NULL DEFAULT 0,"
+    " revocations INTEGER NOT NULL DEFAULT 0, der BLOB NOT NULL,"
+    " PRIMARY KEY (ca_id, shard));"
+    "PRAGMA user_version = 2;";
+
+static void
+test_migration_v2(void)
+{
+	char path[300], why[256] = "", *origin = NULL;
+	journal *j = NULL;
+	journal_device_row d;
+	int version = 0, reuse = -1, has = -1;
+
+	snprintf(path, sizeof path, "%s/v2.db", tmpdir);
+	is_int(sql_at(path, V1_SCHEMA, NULL), 0, "make a version 1 journal");
+	is_int(sql_at(path, V2_ADD, &version), 0, "make it version 2");
+	is_int(version, 2, "it is version 2");
+	is_int(journal_open(path, &j, why, sizeof why), 0,
+	    "a version 2 journal opens (%s)", why);
+	if (j == NULL)
+		return;
+	is_int(sql_at(path, NULL, &version), 0, "read its version");
+	is_int(version, 3, "it is version 3 now");
+	is_int(journal_device_info(j, "1111", 0, &d), 0,
+	    "the device is still there");
+	is_str(d.origin, "", "a factory import");
+	journal_device_row_fini(&d);
+	is_int(journal_device_birth(j, "1111", &origin, &reuse, &has), 0,
+	    "its birth fields read");
+	ok(origin && *origin == '\0' && reuse == 0 && has == 0,
+	    "no origin, no reuse, no certificate");
+	free(origin);
+	journal_close(j);
+}
+
+/* Manufacturers and devices registered by birth certificates. */
+static void
+test_manufacturers(void)
+{
+	char path[300], why[256] = "", other[64], *origin = NULL;
+	uint8_t k1[32], k2[32], der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	journal *j = NULL;
+	journal_mfr m, *v = NULL;
+	journal_device_row d;
+	size_t n = 0;
+	int reuse = -1, has = -1;
+
+	snprintf(path, sizeof path, "%s/mfr.db", tmpdir);
+	if (journal_open(path, &j, why, sizeof why) != 0) {
+		ok(0, "open %s: %s", path, why);
+		return;
+	}
+	memset(&m, 0, sizeof m);
+	memset(k1, 0x11, 32);
+	memset(k2, 0x22, 32);
+	m.name = "acme";
+	m.product_line = "widgiot";
+	m.subject = "CN=Acme Root";
+	memcpy(m.spki_sha256, k1, 32);
+	m.cert_der = der;
+	m.cert_len = sizeof der;
+	m.created_at = 100;
+	is_int(journal_mfr_insert(j, &m, other), 0, "a manufacturer");
+	is_int(journal_mfr_insert(j, &m, other), SF_EEXIST,
+	    "the same again: SF_EEXIST");
+	m.name = "acme2";
+	is_int(journal_mfr_insert(j, &m, other), SF_EEXIST,
+	    "the same CA under another name: SF_EEXIST");
+	is_str(other, "acme", "naming the first");
+	memcpy(m.spki_sha256, k2, 32);
+	m.product_line = "gadget";
+	is_int(journal_mfr_insert(j, &m, other), 0, "another CA");
+	is_int(journal_mfr_list(j, "widgiot", &v, &n), 0, "list by line");
+	is_int(n, 1, "one for widgiot");
+	journal_mfrs_free(v, n);
+	is_int(journal_mfr_list(j, NULL, &v, &n), 0, "list all");
+	is_int(n, 2, "two in all");
+	if (n == 2)
+		is_str(v[1].name, "acme2", "by name");
+	journal_mfrs_free(v, n);
+	is_int(journal_mfr_set_crl(j, "acme", der, sizeof der, 5), 0,
+	    "a CRL");
+	is_int(journal_mfr_set_crl(j, "acme", der, sizeof der, 5), SF_ESTATE,
+	    "the same number again: SF_ESTATE");
+	is_int(journal_mfr_set_crl(j, "acme", der, sizeof der, 6), 0,
+	    "a newer one");
+	is_int(journal_mfr_set_crl(j, "nobody", der, sizeof der, 6),
+	    SF_ENOTFOUND, "an unknown manufacturer: SF_ENOTFOUND");
+	is_int(journal_mfr_get(j, "acme", &m), 0, "get");
+	ok(m.crl_len == sizeof der && m.crl_number == 6, "with its CRL");
+	journal_mfr_fini(&m);
+
+	is_int(journal_device_register_birth(j, "b-1", k1, "widgiot", "",
+	    "birth:acme", "0A"), 0, "a device by its birth certificate");
+	is_int(journal_device_register_birth(j, "b-1", k2, "widgiot", "",
+	    "birth:acme", "0B"), SF_EEXIST, "again: SF_EEXIST");
+	is_int(journal_device_register_birth(j, "b-2", k1, "widgiot", "",
+	    "birth:acme", "0C"), SF_ECONFLICT,
+	    "another id with its key: SF_ECONFLICT");
+	is_int(journal_device_info(j, "b-1", 0, &d), 0, "its row");
+	is_str(d.origin, "birth:acme", "its origin");
+	is_str(d.birth_serial, "0A", "its birth serial");
+	journal_device_row_fini(&d);
+	is_int(journal_device_allow_birth(j, "b-1", 1), 0, "allow birth");
+	is_int(journal_device_birth(j, "b-1", &origin, &reuse, &has), 0,
+	    "read back");
+	ok(reuse == 1 && has == 0, "reuse set, no certificate");
+	free(origin);
+	is_int(journal_device_allow_birth(j, "nobody", 1), SF_ENOTFOUND,
+	    "unknown device: SF_ENOTFOUND");
 	journal_close(j);
 }
 
@@ -1264,6 +1396,8 @@ main(void)
 		test_reopen();
 	}
 	test_migration();
+	test_migration_v2();
+	test_manufacturers();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		tap_diag("could not remove %s", tmpdir);
