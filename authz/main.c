@@ -42,6 +42,11 @@ static const char *USAGE =
 "  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
 "  SIGHUP             reload templates, policies and limits\n"
 "\n"
+"Started as root, authz runs as [authz] user for good before it opens\n"
+"the registry or a listener. That key is required when started as\n"
+"root: authz refuses to start without it, and stays root only when told\n"
+"so (user = root).\n"
+"\n"
 "Exit status: 0 clean shutdown (or --check passed), 1 start-up error,\n"
 "2 usage error.\n"
 "\n"
@@ -105,6 +110,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
     rpc_server **srvp)
 {
 	rpc_listener_opts dev = { 0 }, adm = { 0 };
+	privdrop_user pu;
 	rpc_server *srv;
 	char why[512] = "";
 	int rc;
@@ -114,10 +120,16 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		return rc;
 	}
 	log_setlevel(debug ? LOG_LEVEL_DEBUG : ctx->conf->log_level);
-	if ((rc = privdrop(ctx->conf->user, why, sizeof why)) != 0) {
+	if ((rc = privdrop_resolve("[authz] user", ctx->conf->user, &pu, why,
+	    sizeof why)) != 0 ||
+	    (rc = privdrop_apply(&pu, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
+	if (pu.change)
+		log_info("running as user %s (uid %u)%s", pu.name,
+		    (unsigned)pu.uid, pu.uid == 0 ? ": [authz] user = root" :
+		    "");
 	if ((rc = registry_open(ctx->conf->registry, &ctx->reg, why,
 	    sizeof why)) != 0) {
 		log_warnx("%s", why);

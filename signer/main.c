@@ -42,10 +42,12 @@ static const char *USAGE =
 "                     (sockets, token and journal need a restart) and\n"
 "                     check every CA's key against its certificate again\n"
 "\n"
-"The token PIN is read from [token] pin_file (mode 0600, owned by the\n"
-"signer's user) or a pin-source in [token] uri; never from the command\n"
-"line. Started as root with [signer] user set, the signer drops to that\n"
-"user after opening the token.\n"
+"Started as root, the signer opens the token and reads the PIN as root,\n"
+"then runs as [signer] user for good. That key is required when started\n"
+"as root: the signer refuses to start without it, and stays root only\n"
+"when told so (user = root). The token PIN is read from [token] pin_file\n"
+"(mode 0600, owned by the signer's user or root) or a pin-source in\n"
+"[token] uri; never from the command line.\n"
 "\n"
 "At start-up each CA's key in the token is checked against the CA's\n"
 "certificate (public key, a signed challenge, the key's attributes); a CA\n"
@@ -64,6 +66,7 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 {
 	rpc_listener_opts iss = { 0 }, adm = { 0 };
 	token_opts to = { 0 };
+	privdrop_user pu;
 	rpc_server *srv = NULL;
 	char why[512] = "";
 	int rc;
@@ -73,9 +76,17 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 		return rc;
 	}
 	log_setlevel(debug ? LOG_LEVEL_DEBUG : ctx->conf->log_level);
+	/* Before anything is opened: whom we become decides who may own the
+	 * PIN file, and root without [signer] user stops here. */
+	if ((rc = privdrop_resolve("[signer] user", ctx->conf->user, &pu, why,
+	    sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
 	to.module = ctx->conf->token_module;
 	to.uri = ctx->conf->token_uri;
 	to.pin_file = ctx->conf->token_pin_file;
+	to.pin_owner = pu.uid;
 	to.sessions = ctx->conf->token_sessions;
 	if ((rc = token_open(&to, &ctx->tok, why, sizeof why)) != 0) {
 		log_warnx("token: %s", why);
@@ -83,10 +94,14 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	}
 	log_info("token \"%s\" open (%s)", token_label(ctx->tok),
 	    ctx->conf->token_module);
-	if ((rc = privdrop(ctx->conf->user, why, sizeof why)) != 0) {
+	if ((rc = privdrop_apply(&pu, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
+	if (pu.change)
+		log_info("running as user %s (uid %u)%s", pu.name,
+		    (unsigned)pu.uid, pu.uid == 0 ? ": [signer] user = root" :
+		    "");
 	if ((rc = journal_open(ctx->conf->journal, &ctx->jn, why,
 	    sizeof why)) != 0) {
 		log_warnx("%s", why);

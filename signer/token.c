@@ -229,12 +229,14 @@ pin_source_path(const char *src, const char **path, char *why, size_t whylen)
 }
 
 /*
- * Read the PIN into the locked page. The file is checked through the
- * descriptor we read from, so it cannot be swapped in between; O_NONBLOCK
- * keeps a FIFO planted at the path from blocking start-up.
+ * Read the PIN into the locked page. owner is the user the signer runs as
+ * (privdrop.h), which is not the euid while root opens the token. The file
+ * is checked through the descriptor we read from, so it cannot be swapped
+ * in between; O_NONBLOCK keeps a FIFO planted at the path from blocking
+ * start-up.
  */
 static int
-pin_load(token *t, const char *path, char *why, size_t whylen)
+pin_load(token *t, const char *path, uid_t owner, char *why, size_t whylen)
 {
 	struct stat st;
 	size_t n = 0;
@@ -254,9 +256,12 @@ pin_load(token *t, const char *path, char *why, size_t whylen)
 		sf_why(why, whylen, "PIN file %s is not a regular file", path);
 		goto out;
 	}
-	if (st.st_uid != geteuid()) {
-		sf_why(why, whylen, "PIN file %s is owned by uid %u, not by "
-		    "us (%u)", path, (unsigned)st.st_uid, (unsigned)geteuid());
+	/* Root's own file is safe too: with the mode checked below, only
+	 * root can read it. */
+	if (st.st_uid != owner && st.st_uid != geteuid() && st.st_uid != 0) {
+		sf_why(why, whylen, "PIN file %s is owned by uid %u: it must "
+		    "belong to the signer's user (uid %u) or root (chown)",
+		    path, (unsigned)st.st_uid, (unsigned)owner);
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {
@@ -1065,7 +1070,8 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 		if ((rc = pin_source_path(src, &pin_path, why, whylen)) != 0)
 			goto out;
 	}
-	if ((rc = pin_load(t, pin_path, why, whylen)) != 0)
+	if ((rc = pin_load(t, pin_path, o->pin_owner ? o->pin_owner :
+	    geteuid(), why, whylen)) != 0)
 		goto out;
 
 	/* A bare name is p11-kit's to resolve in its module directory. */
