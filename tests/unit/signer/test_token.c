@@ -110,6 +110,31 @@ test_open_errors(void)
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "PIN file mode 0640: SF_ECONFIG");
 
+	/* As root: a PIN file of the user the signer will become (pin_owner)
+	 * opens, one of another user does not. */
+	if (geteuid() == 0) {
+		token_opts o = { 0 };
+
+		chmod(path, 0600);
+		if (chown(path, 65534, 65534) != 0)
+			tap_diag("chown: %s", strerror(errno));
+		rc = open_with(uri_good, path, 0, &t, why, sizeof why);
+		is_int(rc, SF_ECONFIG, "PIN file of another user: SF_ECONFIG");
+		ok(strstr(why, "owned by uid 65534") != NULL &&
+		    strstr(why, "signer's user (uid 0)") != NULL,
+		    "why names the owner and the expected user (%s)", why);
+		o.module = module;
+		o.uri = uri_good;
+		o.pin_file = path;
+		o.pin_owner = 65534;
+		rc = token_open(&o, &t, why, sizeof why);
+		is_int(rc, 0, "PIN file of pin_owner (0600), read as root: opens"
+		    " (%s)", why);
+		token_close(t);
+		t = NULL;
+	} else
+		tap_skip("PIN file owners: needs root");
+
 	snprintf(path, sizeof path, "%s/missing.pin", hsm_dir);
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "missing PIN file: SF_ECONFIG");
