@@ -351,6 +351,18 @@ ca_list(ca_store *s, ca ***out)
 	return n;
 }
 
+void
+ca_store_read_lock(ca_store *s)
+{
+	pthread_rwlock_rdlock(&s->lock);
+}
+
+void
+ca_store_read_unlock(ca_store *s)
+{
+	pthread_rwlock_unlock(&s->lock);
+}
+
 const char *
 ca_state_name(int state)
 {
