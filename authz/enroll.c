@@ -280,13 +280,15 @@ enroll_issue(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	sclient_cert sc;
 	const char *what = rn ? "renew" : "enroll";
 	char eid[64];
+	int64_t retry_ms = 0;
 	int rc, have_tmpl = 0;
 
 	memset(&tmpl, 0, sizeof tmpl);
 	memset(&sc, 0, sizeof sc);
-	if (rate_take_device(e->rl, ci->cn) != 0) {
+	if (rate_take_device(e->rl, ci->cn, &retry_ms) != 0) {
 		sf_why(why, whylen, "too many enrollment requests for device"
-		    " %s; retry later", ci->cn);
+		    " %s; retry in %lld s", ci->cn,
+		    (long long)(retry_ms + 999) / 1000);
 		rc = SF_ELIMIT;
 		goto out;
 	}
