@@ -36,6 +36,40 @@ issue_result_fini(issue_result *r)
 	memset(r, 0, sizeof *r);
 }
 
+struct replay {
+	rate *rl;
+	size_t n;
+};
+
+static int
+replay_one(const char *device_id, int64_t issued_at, void *arg)
+{
+	struct replay *rp = arg;
+
+	/* An id the rate limit cannot hold was never issued to: skip it. */
+	switch (rate_replay_device(rp->rl, device_id, issued_at)) {
+	case 0:
+		rp->n++;
+		return 0;
+	case SF_ENOMEM:
+		return SF_ENOMEM;
+	}
+	return 0;
+}
+
+int
+issue_rate_replay(issuer_ctx *ic, size_t *n)
+{
+	struct replay rp = { ic->rl, 0 };
+	int rc;
+
+	rc = journal_cert_issued_since(ic->jn, sf_now() -
+	    ic->conf->device_window, replay_one, &rp);
+	if (n)
+		*n = rp.n;
+	return rc;
+}
+
 /* The end-entity part every leaf shares; eku is clientAuth or serverAuth. */
 static X509 *
 build_leaf(X509_NAME *subject, const pubkey_info *pk, int days, int eku_nid,
@@ -206,6 +240,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	X509 *x = NULL;
 	ca *issuer;
 	ca_issue_meta m;
+	int64_t retry_ms = 0;
 	int rc, counted = 0, locked = 0;
 
 	memset(out, 0, sizeof *out);
@@ -262,10 +297,11 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	}
 	if ((rc = ca_usable(ic->cas, issuer, why, whylen)) != 0)
 		goto out;
-	if ((rc = rate_take_device(ic->rl, ci.cn)) != 0) {
+	if ((rc = rate_take_device(ic->rl, ci.cn, &retry_ms)) != 0) {
 		sf_why(why, whylen, "too many certificates for device %s:"
-		    " at most %d per %d s", ci.cn, cf->device_max,
-		    cf->device_window);
+		    " at most %d per %d s; the next in %lld s", ci.cn,
+		    cf->device_max, cf->device_window,
+		    (long long)(retry_ms + 999) / 1000);
 		goto out;
 	}
 	counted = 1;

@@ -102,4 +102,12 @@ int issue_server(issuer_ctx *ic, const issue_server_req *r,
 
 void issue_result_fini(issue_result *r);
 
+/*
+ * Replay into ic->rl every device certificate the journal records issued
+ * in the last [limits] device_window_seconds (rate_replay_device), so that
+ * a restart hands no device a fresh burst. *n (may be NULL) gets how many.
+ * SF_EDB.
+ */
+int issue_rate_replay(issuer_ctx *ic, size_t *n);
+
 #endif

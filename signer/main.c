@@ -120,6 +120,19 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	ctx->ic.cas = ctx->cas;
 	ctx->ic.jn = ctx->jn;
 	ctx->ic.rl = ctx->rl;
+	/* The per-device limit outlives a restart: what the journal says was
+	 * issued in the last window counts again. */
+	{
+		size_t n = 0;
+
+		if ((rc = issue_rate_replay(&ctx->ic, &n)) != 0) {
+			log_warnx("cannot read the last window's issuance from"
+			    " the journal");
+			return rc;
+		}
+		log_info("rate limits: %zu device certificates of the last %d s"
+		    " counted", n, ctx->conf->device_window);
+	}
 	if ((ctx->oc = ocsp_new(ctx->conf, ctx->tok, ctx->jn, ctx->cas)) ==
 	    NULL)
 		return SF_ENOMEM;

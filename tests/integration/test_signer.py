@@ -8,6 +8,7 @@ import concurrent.futures
 import datetime
 import hashlib
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -464,6 +465,47 @@ def test_restart(sg, tmp, devs, region):
     tap.eq(stat.S_IMODE(dst.st_mode), 0o750, "in a 0750 directory")
 
 
+def test_rate_restart(sg, tmp):
+    """The per-device limit survives a restart: the signer counts what its
+    journal says it issued in the last window again."""
+    sg.stop()
+    sg.write_conf(device_max=3)
+    sg.start()
+    tap.ok(re.search(r"rate limits: \d+ device certificates of the last 3600 s counted",
+                     sg.log_text()), "the signer says it counted the last window's certificates")
+    admin = sg.admin_client()
+    iss = sg.issuance_client()
+    try:
+        d = Device(tmp, "rate-0003", "ec-p256")
+        register(admin, [C.DeviceKeyRecord(device_id=d.id, spki_der=d.spki_der(),
+                                           product_line="widgiot", region="us-east-1")])
+        csr = d.csr()
+        got = []
+        for _ in range(3):
+            try:
+                issue(iss, csr)
+                got.append("OK")
+            except RpcError as e:
+                got.append(e.code.name)
+        tap.eq(got, ["OK"] * 3, "a new device: 3 issued, up to its cap of 3")
+        iss.close()
+        sg.stop()
+        sg.start()
+        iss = sg.issuance_client()
+        e = expect_error(lambda: issue(iss, csr), SC.RESOURCE_EXHAUSTED)
+        tap.ok(e is not None and "rate-0003" in e.details and "at most 3 per 3600 s" in e.details,
+               "after a restart the 4th is RESOURCE_EXHAUSTED, naming the device and the cap",
+               e and e.details)
+        tap.ok(e is not None and re.search(r"the next in (119[0-9]|1200) s", e.details),
+               "and saying when the next may come (one interval, 3600 s / 3)", e and e.details)
+    finally:
+        admin.close()
+        iss.close()
+    sg.stop()
+    sg.write_conf(device_max=1000)
+    sg.start()
+
+
 def test_external_parent(tmp):
     """The "parent issuer outside" case: the root's key is made in the token,
     its CSR signed by an outside CA (openssl), the certificate imported."""
@@ -614,6 +656,7 @@ def main():
         admin.close()
         iss.close()
         test_restart(sg, tmp, devs, region)
+        test_rate_restart(sg, tmp)
         test_external_parent(tmp)
         test_token_unavailable(tmp)
     except Exception as e:  # a crash in the test is a failure, not a silence
