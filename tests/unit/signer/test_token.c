@@ -180,6 +180,43 @@ test_open_errors(void)
 		is_int(rc, SF_ECONFIG, "missing module: SF_ECONFIG");
 	}
 
+	/* The token chosen by its CK_TOKEN_INFO fields (token_uri.h). */
+	rc = open_with("pkcs11:token=secretfree;manufacturer=SoftHSM%20project"
+	    ";model=SoftHSM%20v2", hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, 0, "token, manufacturer and model (percent-encoded) match"
+	    " the token (%s)", why);
+	token_close(t);
+	t = NULL;
+	rc = open_with("pkcs11:token=secretfree;model=Other", hsm_pin_path, 0,
+	    &t, why, sizeof why);
+	is_int(rc, SF_ECONFIG, "another model: no token matches");
+	rc = open_with("pkcs11:token=secret", hsm_pin_path, 0, &t, why,
+	    sizeof why);
+	is_int(rc, SF_ECONFIG, "a prefix of the label is not the label");
+	rc = open_with("pkcs11:token=secretfree;object=root-2026a;type=private",
+	    hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, SF_ECONFIG, "a key's URI as [token] uri: SF_ECONFIG");
+	ok(strstr(why, "names the token only") != NULL, "  saying why (%s)",
+	    why);
+	rc = open_with("pkcs11:token=secretfree;library-version=2",
+	    hsm_pin_path, 0, &t, why, sizeof why);
+	ok(rc == SF_ECONFIG && strstr(why, "library-version is not supported"),
+	    "library-version: refused by name (%s)", why);
+	snprintf(uri, sizeof uri, "pkcs11:token=secretfree?module-path=%s",
+	    module);
+	rc = open_with(uri, hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, 0, "module-path equal to [token] module: opens (%s)", why);
+	token_close(t);
+	t = NULL;
+	rc = open_with("pkcs11:token=secretfree?module-path=/lib/other.so",
+	    hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, SF_ECONFIG, "another module-path: SF_ECONFIG");
+	rc = open_with("pkcs11:token=secret free", hsm_pin_path, 0, &t, why,
+	    sizeof why);
+	ok(rc == SF_ECONFIG && strstr(why, "offset 19") &&
+	    strstr(why, "%20"), "an unencoded space: SF_ECONFIG, where and"
+	    " how to encode it (%s)", why);
+
 	/* pin-source, both forms, with no pin file. */
 	snprintf(uri, sizeof uri, "pkcs11:token=secretfree?pin-source=file:%s",
 	    hsm_pin_path);
