@@ -183,7 +183,7 @@ static int
 device_check(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
     registry_device *dev, const char **region, char *why, size_t whylen)
 {
-	const authz_conf *cf = e->conf;
+	const authz_conf *cf = enroll_conf(e);
 	int rc;
 
 	rc = registry_device_get(e->reg, ci->cn, dev);
@@ -242,7 +242,7 @@ replay_find(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		    r->idempotency_key, out);
 	else
 		rc = registry_enrollment_by_csr(e->reg, ci->cn, ci->sha256,
-		    sf_now() - e->conf->idempotency_window, out);
+		    sf_now() - enroll_conf(e)->idempotency_window, out);
 	if (rc != 0 && rc != SF_ENOTFOUND)
 		sf_why(why, whylen, "registry lookup failed");
 	return rc;
@@ -391,7 +391,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	sf_why(why, whylen, "%s", "");
 
 	if ((rc = request_check(e, r, why, whylen)) != 0 ||
-	    (rc = csr_parse(r->csr, r->csr_len, e->conf->csr_max, &ci, why,
+	    (rc = csr_parse(r->csr, r->csr_len, enroll_conf(e)->csr_max, &ci, why,
 	    whylen)) != 0 ||
 	    (rc = device_check(e, r, &ci, &dev, &region, why, whylen)) != 0)
 		goto out;

@@ -235,8 +235,8 @@ reload(void *arg, const char *path)
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
 	    nc->global_burst);
 	/* Running calls may read the old configuration: kept until exit. */
-	ctx->en.conf = nc;
-	ctx->conf = nc;
+	__atomic_store_n(&ctx->en.conf, nc, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctx->conf, nc, __ATOMIC_RELEASE);
 	log_setlevel(nc->log_level);
 	log_info("reloaded %s (templates, policies, limits; listeners and the"
 	    " registry path need a restart)", path);

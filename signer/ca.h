@@ -110,6 +110,14 @@ size_t ca_list(ca_store *s, ca ***out);
  */
 void ca_store_read_lock(ca_store *s);
 void ca_store_read_unlock(ca_store *s);
+/*
+ * c's certificate (NULL while pending) and state, read under the read
+ * lock. A certificate, once there, never changes, and neither do the
+ * chain, validity and extensions ca_import_cert set with it: after
+ * ca_cert returned non-NULL they may be read without the lock.
+ */
+X509 *ca_cert(ca_store *s, const ca *c);
+int ca_state(ca_store *s, const ca *c);
 
 /*
  * Create a CA (key generated in the token). On success *out is the new CA;

@@ -64,7 +64,7 @@ issue_rate_replay(issuer_ctx *ic, size_t *n)
 	int rc;
 
 	rc = journal_cert_issued_since(ic->jn, sf_now() -
-	    ic->conf->device_window, replay_one, &rp);
+	    issue_conf(ic)->device_window, replay_one, &rp);
 	if (n)
 		*n = rp.n;
 	return rc;
@@ -232,7 +232,7 @@ int
 issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
     char *why, size_t whylen)
 {
-	const signer_conf *cf = ic->conf;
+	const signer_conf *cf = issue_conf(ic);
 	const product_conf *pc;
 	csr_info ci;
 	char profile[64], requester[160];
@@ -401,6 +401,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	X509 *x = NULL;
 	ca *issuer = NULL;
 	ca_issue_meta m = { "server", "", NULL, "ca-admin", "", "" };
+	const signer_conf *cf = issue_conf(ic);
 	const char *cn;
 	int rc, days;
 
@@ -413,10 +414,10 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 		return SF_EINVAL;
 	}
 	days = r->validity_days ? r->validity_days :
-	    ic->conf->server_validity_days;
-	if (days < 1 || days > ic->conf->server_validity_days) {
+	    cf->server_validity_days;
+	if (days < 1 || days > cf->server_validity_days) {
 		sf_why(why, whylen, "validity must be 1..%d days",
-		    ic->conf->server_validity_days);
+		    cf->server_validity_days);
 		return SF_EINVAL;
 	}
 	if (r->ca_name && *r->ca_name) {
@@ -432,7 +433,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 		for (size_t i = 0; i < n && !issuer; i++)
 			if (all[i]->rec.role ==
 			    SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING &&
-			    all[i]->rec.state ==
+			    ca_state(ic->cas, all[i]) ==
 			    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE)
 				issuer = all[i];
 		free(all);
@@ -441,7 +442,8 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 			return SF_ESTATE;
 		}
 	}
-	if (issuer->rec.state != SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
+	if (ca_state(ic->cas, issuer) !=
+	    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
 	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
 		sf_why(why, whylen, "CA %s does not issue server"
 		    " certificates (not an active issuing CA)",
@@ -457,7 +459,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	    (r->ndns ? r->dns[0] : r->ips[0]);
 	if ((subject = X509_NAME_new()) == NULL ||
 	    !X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8,
-	    (const unsigned char *)ic->conf->organization, -1, -1, 0) ||
+	    (const unsigned char *)cf->organization, -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
 	    (const unsigned char *)cn, -1, -1, 0)) {
 		sf_why(why, whylen, "bad common name");

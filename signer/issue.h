@@ -20,6 +20,13 @@ typedef struct {
 	rate *rl;
 } issuer_ctx;
 
+/* ic->conf as SIGHUP last published it (see signer_conf_now). */
+static inline const signer_conf *
+issue_conf(const issuer_ctx *ic)
+{
+	return __atomic_load_n(&ic->conf, __ATOMIC_ACQUIRE);
+}
+
 typedef struct {
 	const uint8_t *csr;
 	size_t csr_len;

@@ -206,7 +206,7 @@ reload(void *arg, const char *path)
 	 */
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
 	    nc->global_burst);
-	ctx->ic.conf = nc;
+	__atomic_store_n(&ctx->ic.conf, nc, __ATOMIC_RELEASE);
 	ca_store_set_conf(ctx->cas, nc);
 	ocsp_set_conf(ctx->oc, nc);
 	log_setlevel(nc->log_level);
@@ -214,7 +214,7 @@ reload(void *arg, const char *path)
 	(void)ca_store_check_keys(ctx->cas, NULL, 0);
 	log_info("reloaded %s (profiles and limits; socket, token and journal"
 	    " settings need a restart)", path);
-	ctx->conf = nc;
+	__atomic_store_n(&ctx->conf, nc, __ATOMIC_RELEASE);
 }
 
 int
