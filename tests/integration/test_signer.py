@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
-from sfharness import (BUILD, SOFTHSM_MODULE, Client, Device, RpcError,  # noqa: E402
+from sfharness import (BUILD, SCALE, SOFTHSM_MODULE, Client, Device, RpcError,  # noqa: E402
                        Signer, TempDir, Token, build_hierarchy, expect_error,
                        openssl_verify, protos, run, split_pem)
 
@@ -651,7 +651,7 @@ def main():
         test_name_constraints(admin, iss, tmp)
         test_journal(sg, serials)
         test_server_cert(admin, tmp)
-        test_bulk(sg, admin, iss, tmp)
+        test_bulk(sg, admin, iss, tmp, n=max(800, int(10000 * SCALE)) // 8 * 8)
         test_reload_and_rate(sg, admin, iss, tmp)
         admin.close()
         iss.close()

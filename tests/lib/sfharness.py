@@ -18,6 +18,10 @@ SRC = os.environ.get("SF_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build")
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+# Volume tests scale their counts by this (scripts/test --tsan sets 0.1:
+# under ThreadSanitizer it is the concurrency that matters, not 10,000
+# issuances at a tenth of the speed).
+SCALE = float(os.environ.get("SF_TEST_SCALE") or "1")
 
 _pb = None
 
