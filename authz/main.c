@@ -256,11 +256,13 @@ main(int argc, char **argv)
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
+	/* Everything that serves calls stops before what the calls use
+	 * (the OCSP cache, the CRLs) is freed. */
 	renewal_sweeper_stop(ctx.sweep);
 	http_server_free(ctx.http);
+	daemon_shutdown(srv);
 	ocsp_cache_free(ctx.ocsp);
 	crl_pub_free(ctx.crls);
-	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);
 	sclient_close(ctx.signer);
