@@ -411,16 +411,22 @@ token_uri_fini(token_uri *u)
 	memset(u, 0, sizeof *u);
 }
 
-/* Append "name=" and the encoded value (n bytes) at *p. */
+/*
+ * Append "name=" and the value (n bytes) at *p, percent-encoding only
+ * what the component does not allow as it is: never longer than the text
+ * the value was parsed from, so that a URI within TOKEN_URI_MAX formats
+ * within it too (fuzz_p11uri found the case where encoding every
+ * reserved character made it longer).
+ */
 static char *
-put(char *p, const char *name, const uint8_t *v, size_t n)
+put(char *p, const char *name, const uint8_t *v, size_t n, int where)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
 	p = stpcpy(p, name);
 	*p++ = '=';
 	for (size_t i = 0; i < n; i++) {
-		if (unreserved(v[i]))
+		if (allowed(v[i], where))
 			*p++ = (char)v[i];
 		else {
 			*p++ = '%';
@@ -478,7 +484,7 @@ token_uri_fmt(const token_uri *u)
 		if (!first)
 			*p++ = attrs[a].where == PATH ? ';' : '&';
 		first = 0;
-		p = put(p, attrs[a].name, val, n);
+		p = put(p, attrs[a].name, val, n, attrs[a].where);
 	}
 	*p = '\0';
 	return s;

@@ -68,9 +68,10 @@ void token_uri_fini(token_uri *u);   /* NULL-safe; zeroes *u */
 
 /*
  * u as a URI (malloc'd; NULL if out of memory): the path attributes in
- * the order of the struct, then the query ones, every byte outside
- * RFC 3986's unreserved set percent-encoded, so that token_uri_parse
- * gives u back.
+ * the order of the struct, then the query ones, each byte the component
+ * does not allow as it is percent-encoded (%XX, upper case) and no other,
+ * so that token_uri_parse gives u back, and a URI that token_uri_parse
+ * read formats no longer than it was.
  */
 char *token_uri_fmt(const token_uri *u);
 

@@ -4,8 +4,8 @@
  *
  * Input: the URI's bytes (a NUL cuts it, as it would a configuration
  * value). Whatever token_uri_parse accepts must format (token_uri_fmt)
- * into a URI that parses again to the same attributes and formats to the
- * same text; a difference aborts. A refusal must leave nothing behind
+ * into a URI no longer than the input that parses again to the same
+ * attributes and formats to the same text; a difference aborts. A refusal must leave nothing behind
  * and say why. The matcher is run on each text attribute against a
  * blank-padded field.
  */
@@ -64,6 +64,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	(void)token_uri_match_field(a.serial, field, 16);
 	if ((s1 = token_uri_fmt(&a)) == NULL)
 		goto out_a;
+	/* Formatting never lengthens what was parsed. */
+	if (strlen(s1) > strlen(text)) {
+		fprintf(stderr, "fuzz_p11uri: %s formats longer: %s\n", text,
+		    s1);
+		abort();
+	}
 	if (token_uri_parse(s1, &b, why, sizeof why) != 0) {
 		fprintf(stderr, "fuzz_p11uri: %s formats as %s, which does not"
 		    " parse: %s\n", text, s1, why);
