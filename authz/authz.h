@@ -37,6 +37,14 @@ typedef struct {
 	struct renewal_sweeper *sweep;  /* renewal.h; NULL = not started */
 } authz_ctx;
 
+/* The configuration now: SIGHUP publishes a new one while calls read it;
+ * the old one stays until exit. */
+static inline const authz_conf *
+authz_conf_now(authz_ctx *ctx)
+{
+	return __atomic_load_n(&ctx->conf, __ATOMIC_ACQUIRE);
+}
+
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);
 int rpc_registry_register(rpc_server *srv, authz_ctx *ctx);
 /* Registry.AdoptCertificate (rpc_adopt.c), named by rpc_registry.c's

@@ -184,7 +184,7 @@ static int
 device_check(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
     registry_device *dev, const char **region, char *why, size_t whylen)
 {
-	const authz_conf *cf = e->conf;
+	const authz_conf *cf = enroll_conf(e);
 	int rc;
 
 	rc = registry_device_get(e->reg, ci->cn, dev);
@@ -243,7 +243,7 @@ replay_find(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 		    r->idempotency_key, out);
 	else
 		rc = registry_enrollment_by_csr(e->reg, ci->cn, ci->sha256,
-		    sf_now() - e->conf->idempotency_window, out);
+		    sf_now() - enroll_conf(e)->idempotency_window, out);
 	if (rc != 0 && rc != SF_ENOTFOUND)
 		sf_why(why, whylen, "registry lookup failed");
 	return rc;
@@ -331,13 +331,15 @@ issue_with(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	sclient_cert sc;
 	const char *what = rn ? "renew" : "enroll";
 	char eid[64];
+	int64_t retry_ms = 0;
 	int rc, have_tmpl = 0;
 
 	memset(&tmpl, 0, sizeof tmpl);
 	memset(&sc, 0, sizeof sc);
-	if (rate_take_device(e->rl, ci->cn) != 0) {
+	if (rate_take_device(e->rl, ci->cn, &retry_ms) != 0) {
 		sf_why(why, whylen, "too many enrollment requests for device"
-		    " %s; retry later", ci->cn);
+		    " %s; retry in %lld s", ci->cn,
+		    (long long)(retry_ms + 999) / 1000);
 		rc = SF_ELIMIT;
 		goto out;
 	}
@@ -504,7 +506,7 @@ birth_device(enroll_ctx *e, const enroll_req *r, const csr_info *ci,
 	if (!dev->device_id || !dev->region || !dev->current_serial ||
 	    !dev->origin)
 		return SF_ENOMEM;
-	*region = *r->region ? r->region : e->conf->default_region;
+	*region = *r->region ? r->region : enroll_conf(e)->default_region;
 	if (*region == NULL || **region == '\0') {
 		sf_why(why, whylen, "no region: the request names none and"
 		    " authz has no default_region");
@@ -533,7 +535,7 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	if (r->birth_cert_pem && *r->birth_cert_pem)
 		birth = r->birth_cert_pem;
 	if ((rc = request_check(e, r, why, whylen)) != 0 ||
-	    (rc = csr_parse(r->csr, r->csr_len, e->conf->csr_max, &ci, why,
+	    (rc = csr_parse(r->csr, r->csr_len, enroll_conf(e)->csr_max, &ci, why,
 	    whylen)) != 0)
 		goto out;
 	rc = device_check(e, r, &ci, &dev, &region, why, whylen);

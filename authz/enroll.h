@@ -32,6 +32,13 @@ typedef struct {
 	uint64_t mfr_generation;
 } enroll_ctx;
 
+/* e->conf as SIGHUP last published it (release there, acquire here). */
+static inline const authz_conf *
+enroll_conf(const enroll_ctx *e)
+{
+	return __atomic_load_n(&e->conf, __ATOMIC_ACQUIRE);
+}
+
 int enroll_ctx_init(enroll_ctx *e, const authz_conf *conf, registry *reg,
     sclient *signer, rate *rl);
 void enroll_ctx_fini(enroll_ctx *e);

@@ -43,6 +43,11 @@ static const char *USAGE =
 "  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
 "  SIGHUP             reload templates, policies and limits\n"
 "\n"
+"Started as root, authz runs as [authz] user for good before it opens\n"
+"the registry or a listener. That key is required when started as\n"
+"root: authz refuses to start without it, and stays root only when told\n"
+"so (user = root).\n"
+"\n"
 "Exit status: 0 clean shutdown (or --check passed), 1 start-up error,\n"
 "2 usage error.\n"
 "\n"
@@ -106,6 +111,7 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
     rpc_server **srvp)
 {
 	rpc_listener_opts dev = { 0 }, adm = { 0 };
+	privdrop_user pu;
 	rpc_server *srv;
 	char why[512] = "";
 	int rc;
@@ -115,10 +121,16 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 		return rc;
 	}
 	log_setlevel(debug ? LOG_LEVEL_DEBUG : ctx->conf->log_level);
-	if ((rc = privdrop(ctx->conf->user, why, sizeof why)) != 0) {
+	if ((rc = privdrop_resolve("[authz] user", ctx->conf->user, &pu, why,
+	    sizeof why)) != 0 ||
+	    (rc = privdrop_apply(&pu, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
+	if (pu.change)
+		log_info("running as user %s (uid %u)%s", pu.name,
+		    (unsigned)pu.uid, pu.uid == 0 ? ": [authz] user = root" :
+		    "");
 	if ((rc = registry_open(ctx->conf->registry, &ctx->reg, why,
 	    sizeof why)) != 0) {
 		log_warnx("%s", why);
@@ -229,8 +241,8 @@ reload(void *arg, const char *path)
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
 	    nc->global_burst);
 	/* Running calls may read the old configuration: kept until exit. */
-	ctx->en.conf = nc;
-	ctx->conf = nc;
+	__atomic_store_n(&ctx->en.conf, nc, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctx->conf, nc, __ATOMIC_RELEASE);
 	log_setlevel(nc->log_level);
 	log_info("reloaded %s (templates, policies, limits; listeners and the"
 	    " registry path need a restart)", path);
@@ -250,11 +262,13 @@ main(int argc, char **argv)
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
+	/* Everything that serves calls stops before what the calls use
+	 * (the OCSP cache, the CRLs) is freed. */
 	renewal_sweeper_stop(ctx.sweep);
 	http_server_free(ctx.http);
+	daemon_shutdown(srv);
 	ocsp_cache_free(ctx.ocsp);
 	crl_pub_free(ctx.crls);
-	daemon_shutdown(srv);
 	if (ctx.rl)
 		enroll_ctx_fini(&ctx.en);
 	sclient_close(ctx.signer);

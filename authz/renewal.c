@@ -145,7 +145,7 @@ replay_find(authz_ctx *ctx, const renewal_req *r, const csr_info *ci,
 		    r->idempotency_key, out);
 	else
 		rc = registry_enrollment_by_csr(ctx->reg, ci->cn, ci->sha256,
-		    sf_now() - ctx->conf->idempotency_window, out);
+		    sf_now() - authz_conf_now(ctx)->idempotency_window, out);
 	if (rc != 0) {
 		if (rc != SF_ENOTFOUND)
 			sf_why(why, whylen, "registry lookup failed");
@@ -218,7 +218,7 @@ region_of(authz_ctx *ctx, const registry_device *dev, const char *serial,
 		registry_enrollment_fini(&en);
 	}
 	registry_cert_fini(&c);
-	return *buf ? buf : ctx->conf->default_region;
+	return *buf ? buf : authz_conf_now(ctx)->default_region;
 }
 
 int
@@ -240,7 +240,7 @@ renewal_renew(authz_ctx *ctx, const renewal_req *r, registry_enrollment *out,
 	*replayed = 0;
 	sf_why(why, whylen, "%s", "");
 	if ((rc = request_check(ctx, r, why, whylen)) != 0 ||
-	    (rc = csr_parse(r->csr, r->csr_len, ctx->conf->csr_max, &ci, why,
+	    (rc = csr_parse(r->csr, r->csr_len, authz_conf_now(ctx)->csr_max, &ci, why,
 	    whylen)) != 0 ||
 	    (rc = current_of(r, &ci, serial, why, whylen)) != 0)
 		goto out;

@@ -16,25 +16,26 @@
 #include "log.h"
 
 static const char *log_procname = "secretfree";
+/* Set by SIGHUP while other threads log: read and written atomically. */
 static int log_level = LOG_LEVEL_INFO;
 
 void
 log_init(const char *procname, int level)
 {
 	log_procname = procname;
-	log_level = level;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 void
 log_setlevel(int level)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 int
 log_getlevel(void)
 {
-	return log_level;
+	return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 static void log_vwrite(const char *tag, const char *fmt, va_list ap,
@@ -99,14 +100,14 @@ log_vwrite(const char *tag, const char *fmt, va_list ap, int errnum)
 void
 log_info(const char *fmt, ...)
 {
-	if (log_level >= LOG_LEVEL_INFO)
+	if (log_getlevel() >= LOG_LEVEL_INFO)
 		LOG_BODY("info", 0);
 }
 
 void
 log_debug(const char *fmt, ...)
 {
-	if (log_level >= LOG_LEVEL_DEBUG)
+	if (log_getlevel() >= LOG_LEVEL_DEBUG)
 		LOG_BODY("debug", 0);
 }
 

@@ -398,6 +398,20 @@ intake_answer(struct rpc_intake *in, struct rpc_icall *c)
 	c->state = IC_DONE;
 }
 
+/*
+ * A copy of bytes gRPC filled on one of its own threads (a call's
+ * method). A function of its own, never inlined, so that tests/tsan.supp
+ * can name exactly this copy: gRPC hands the call over through
+ * synchronisation ThreadSanitizer cannot see, and once TSan has lost the
+ * stack of gRPC's write the report names no gRPC frame.
+ */
+static __attribute__((noinline)) char *
+intake_copy_grpc(rpc_call *rc, const grpc_slice *s)
+{
+	return rpc_call_strndup(rc, (const char *)GRPC_SLICE_START_PTR(*s),
+	    GRPC_SLICE_LENGTH(*s));
+}
+
 /* A call's headers are in: check it, charge it, ask for its message. */
 static void
 intake_arrived(struct rpc_intake *in, struct rpc_icall *c)
@@ -411,9 +425,7 @@ intake_arrived(struct rpc_intake *in, struct rpc_icall *c)
 	rc->gcall = c->gcall;
 	rc->wire = c;
 	rc->deadline = c->det.deadline;
-	rc->method = rpc_call_strndup(rc,
-	    (const char *)GRPC_SLICE_START_PTR(c->det.method),
-	    GRPC_SLICE_LENGTH(c->det.method));
+	rc->method = intake_copy_grpc(rc, &c->det.method);
 	if (rc->method == NULL) {
 		rc->code = RPC_INTERNAL;
 		goto out;

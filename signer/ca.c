@@ -252,8 +252,12 @@ ca_store_close(ca_store *s)
 void
 ca_store_set_conf(ca_store *s, const signer_conf *conf)
 {
+	/* Readers hold either lock: the admin paths the mutex, ca_usable
+	 * the read lock. */
 	pthread_mutex_lock(&s->admin);
+	pthread_rwlock_wrlock(&s->lock);
 	s->conf = conf;
+	pthread_rwlock_unlock(&s->lock);
 	pthread_mutex_unlock(&s->admin);
 }
 
@@ -351,6 +355,40 @@ ca_list(ca_store *s, ca ***out)
 	return n;
 }
 
+void
+ca_store_read_lock(ca_store *s)
+{
+	pthread_rwlock_rdlock(&s->lock);
+}
+
+void
+ca_store_read_unlock(ca_store *s)
+{
+	pthread_rwlock_unlock(&s->lock);
+}
+
+X509 *
+ca_cert(ca_store *s, const ca *c)
+{
+	X509 *x;
+
+	pthread_rwlock_rdlock(&s->lock);
+	x = c->cert;
+	pthread_rwlock_unlock(&s->lock);
+	return x;
+}
+
+int
+ca_state(ca_store *s, const ca *c)
+{
+	int st;
+
+	pthread_rwlock_rdlock(&s->lock);
+	st = c->rec.state;
+	pthread_rwlock_unlock(&s->lock);
+	return st;
+}
+
 const char *
 ca_state_name(int state)
 {
@@ -380,36 +418,40 @@ time_text(int64_t t, char buf[32])
 int
 ca_usable(ca_store *s, const ca *c, char *why, size_t whylen)
 {
-	int64_t now = sf_now(), min;
+	int64_t now = sf_now(), min, not_after;
 	char t[sizeof c->key_problem];
-	int state, rc = 0;
+	int state, days, has_cert, rc = 0;
 
+	/* What an import, a revocation or SIGHUP may change, read at once. */
 	pthread_rwlock_rdlock(&s->lock);
 	state = c->rec.state;
-	min = (int64_t)s->conf->ca_min_remaining_days * 86400;
+	has_cert = c->cert != NULL;
+	not_after = c->rec.not_after;
+	days = s->conf->ca_min_remaining_days;
 	pthread_rwlock_unlock(&s->lock);
+	min = (int64_t)days * 86400;
 	if (state != CA_ACTIVE) {
 		sf_why(why, whylen, "CA %s (generation %s) is %s: it issues"
 		    " nothing new", c->rec.name, c->rec.generation,
 		    ca_state_name(state));
 		rc = SF_ESTATE;
-	} else if (c->cert == NULL) {
+	} else if (!has_cert) {
 		sf_why(why, whylen, "CA %s (generation %s) has no certificate"
 		    " yet", c->rec.name, c->rec.generation);
 		rc = SF_ESTATE;
-	} else if (c->rec.not_after <= now) {
+	} else if (not_after <= now) {
 		sf_why(why, whylen, "CA %s (generation %s) expired at %s:"
 		    " rotate it (secretfree ca rotate %s)", c->rec.name,
-		    c->rec.generation, time_text(c->rec.not_after, t),
+		    c->rec.generation, time_text(not_after, t),
 		    c->rec.name);
 		rc = SF_ESTATE;
-	} else if (c->rec.not_after - now < min) {
+	} else if (not_after - now < min) {
 		sf_why(why, whylen, "CA %s (generation %s) expires at %s, in"
 		    " less than the configured minimum of %d days ([limits]"
 		    " ca_min_remaining_days): rotate it (secretfree ca rotate"
 		    " %s)", c->rec.name, c->rec.generation,
-		    time_text(c->rec.not_after, t),
-		    s->conf->ca_min_remaining_days, c->rec.name);
+		    time_text(not_after, t),
+		    days, c->rec.name);
 		rc = SF_ESTATE;
 	} else if (!ca_key_usable(c)) {
 		ca_key_problem(c, t, sizeof t);

@@ -98,6 +98,26 @@ ca *ca_find_state(ca_store *s, const char *name, int state);
 ca *ca_find_issuing(ca_store *s, const char *product_line, const char *region);
 /* A snapshot of every CA (malloc'd array of pointers; free the array). */
 size_t ca_list(ca_store *s, ca ***out);
+/*
+ * The store's read lock. A CA's record (state, serial, validity, the
+ * external chain, retirement and revocation), its certificate, chain and
+ * extensions change under the write lock (ca_import_cert, rotation,
+ * retirement, revocation) and old strings are freed then: whoever reads
+ * more than the fields that never change (name, generation, role, product
+ * line, region, key label, key, parent) holds the read lock meanwhile.
+ * No ca_* call may be made while holding it, except ca_key_usable,
+ * ca_key_problem, ca_subject_text and ca_state_name.
+ */
+void ca_store_read_lock(ca_store *s);
+void ca_store_read_unlock(ca_store *s);
+/*
+ * c's certificate (NULL while pending) and state, read under the read
+ * lock. A certificate, once there, never changes, and neither do the
+ * chain, validity and extensions ca_import_cert set with it: after
+ * ca_cert returned non-NULL they may be read without the lock.
+ */
+X509 *ca_cert(ca_store *s, const ca *c);
+int ca_state(ca_store *s, const ca *c);
 
 /*
  * Create a CA (key generated in the token). On success *out is the new CA;

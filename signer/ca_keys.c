@@ -59,7 +59,7 @@ set_problem(ca *c, const char *text)
 /* The public key the token holds under c's label now, against the
  * certificate's. 0 or SF_EPERM with why. */
 static int
-check_public(ca_store *s, const ca *c, char *why, size_t whylen)
+check_public(ca_store *s, const ca *c, X509 *cert, char *why, size_t whylen)
 {
 	token_key *now = NULL;
 	int rc;
@@ -69,9 +69,9 @@ check_public(ca_store *s, const ca *c, char *why, size_t whylen)
 		    " token: %s", c->rec.key_label, sf_strerror(rc));
 		return rc;
 	}
-	if (EVP_PKEY_eq(token_key_public(now), X509_get0_pubkey(c->cert)) !=
+	if (EVP_PKEY_eq(token_key_public(now), X509_get0_pubkey(cert)) !=
 	    1 || EVP_PKEY_eq(token_key_public(c->key),
-	    X509_get0_pubkey(c->cert)) != 1) {
+	    X509_get0_pubkey(cert)) != 1) {
 		sf_why(why, whylen, "the public key in the token under label"
 		    " %s is not the one its certificate (serial %s) names",
 		    c->rec.key_label, c->rec.serial);
@@ -89,7 +89,7 @@ check_public(ca_store *s, const ca *c, char *why, size_t whylen)
  * certificate yet: its key's attributes alone. 0, or an SF_E* with why.
  */
 static int
-check_one(ca_store *s, const ca *c, char *why, size_t whylen)
+check_one(ca_store *s, const ca *c, X509 *cert, char *why, size_t whylen)
 {
 	char attr[160];
 	int rc;
@@ -99,14 +99,14 @@ check_one(ca_store *s, const ca *c, char *why, size_t whylen)
 		    c->rec.key_label);
 		return SF_ENOTFOUND;
 	}
-	if (c->cert && (rc = check_public(s, c, why, whylen)) != 0)
+	if (cert && (rc = check_public(s, c, cert, why, whylen)) != 0)
 		return rc;
 	if ((rc = token_key_check(s->tok, c->key, attr, sizeof attr)) != 0) {
 		sf_why(why, whylen, "key %s: %s", c->rec.key_label, attr);
 		return rc;
 	}
-	if (c->cert && (rc = sign_probe(s->tok, c->key,
-	    X509_get0_pubkey(c->cert))) != 0) {
+	if (cert && (rc = sign_probe(s->tok, c->key,
+	    X509_get0_pubkey(cert))) != 0) {
 		sf_why(why, whylen, "the private key %s does not sign for the"
 		    " public key of its certificate (serial %s)%s%s",
 		    c->rec.key_label, c->rec.serial, rc == SF_EPERM ? "" : ": ",
@@ -127,12 +127,14 @@ ca_store_check_keys(ca_store *s, char *first, size_t firstlen)
 	n = ca_list(s, &all);
 	for (size_t i = 0; i < n; i++) {
 		ca *c = all[i];
+		/* An import may give a pending CA its certificate meanwhile. */
+		X509 *cert = ca_cert(s, c);
 
 		/* An expired CA signs nothing: not checked, not counted. */
-		if (c->cert && c->rec.not_after <= now)
+		if (cert && c->rec.not_after <= now)
 			continue;
 		why[0] = '\0';
-		if (check_one(s, c, why, sizeof why) != 0) {
+		if (check_one(s, c, cert, why, sizeof why) != 0) {
 			if (bad++ == 0)
 				sf_why(first, firstlen, "CA %s %s cannot sign:"
 				    " %s", c->rec.name, c->rec.generation, why);

@@ -265,9 +265,9 @@ out:
 }
 
 static int
-can_sign(const ca *c, char *why, size_t whylen)
+can_sign(signer_ctx *ctx, const ca *c, char *why, size_t whylen)
 {
-	if (c->cert == NULL) {
+	if (ca_cert(ctx->cas, c) == NULL) {
 		sf_why(why, whylen, "CA %s has no certificate yet",
 		    c->rec.name);
 		return SF_ESTATE;
@@ -298,16 +298,16 @@ make_locked(signer_ctx *ctx, ca *c, int64_t now, char *why, size_t whylen)
 	journal_crl *v = NULL;
 	int64_t t0 = sf_mono_ms(), revocations = 0, bytes = 0;
 
-	if ((rc = can_sign(c, why, whylen)) != 0)
+	if ((rc = can_sign(ctx, c, why, whylen)) != 0)
 		return rc;
-	m.next = now + ctx->conf->crl_validity_s;
+	m.next = now + signer_conf_now(ctx)->crl_validity_s;
 	/* Counted before the entries are read: a revocation in between
 	 * makes the stored count stale, and so one more CRL, never one
 	 * fewer. */
 	if ((rc = journal_cert_revoked_count(ctx->jn, c->rec.id,
 	    &revocations)) != 0 ||
 	    (rc = journal_cert_revoked(ctx->jn, c->rec.id,
-	    now - ctx->conf->crl_validity_s, collect, &es)) != 0) {
+	    now - signer_conf_now(ctx)->crl_validity_s, collect, &es)) != 0) {
 		sf_why(why, whylen, "CA %s: cannot read its revoked"
 		    " certificates", c->rec.name);
 		goto out;
@@ -335,7 +335,7 @@ make_locked(signer_ctx *ctx, ca *c, int64_t now, char *why, size_t whylen)
 	log_info("CA %s %s: CRL %lld listing %zu revoked, %d CRL%s of %lld"
 	    " bytes in all, next update in %d s, made in %lld ms",
 	    c->rec.name, c->rec.generation, (long long)m.number, es.n, n,
-	    n > 1 ? "s" : "", (long long)bytes, ctx->conf->crl_validity_s,
+	    n > 1 ? "s" : "", (long long)bytes, signer_conf_now(ctx)->crl_validity_s,
 	    (long long)(sf_mono_ms() - t0));
 out:
 	for (int i = 0; v && i < n; i++)
@@ -360,12 +360,18 @@ int
 crl_due(signer_ctx *ctx, const ca *c, int64_t now)
 {
 	journal_crl head;
-	int64_t revocations;
-	int state = c->rec.state, due;
+	int64_t revocations, not_after;
+	int state, due, has_cert;
 
-	if (c->cert == NULL || !ca_key_usable(c) ||
+	/* An import or a revocation may change these meanwhile. */
+	ca_store_read_lock(ctx->cas);
+	state = c->rec.state;
+	has_cert = c->cert != NULL;
+	not_after = c->rec.not_after;
+	ca_store_read_unlock(ctx->cas);
+	if (!has_cert || !ca_key_usable(c) ||
 	    state == SECRETFREE__V1__CA_STATE__CA_STATE_PENDING ||
-	    now > c->rec.not_after)
+	    now > not_after)
 		return 0;
 	if (journal_crl_get(ctx->jn, c->rec.id, 0, 0, &head) != 0)
 		return 1;
@@ -373,7 +379,7 @@ crl_due(signer_ctx *ctx, const ca *c, int64_t now)
 		return 0;
 	due = revocations != head.revocations ||
 	    (state != SECRETFREE__V1__CA_STATE__CA_STATE_REVOKED &&
-	    now >= head.next_update - ctx->conf->crl_refresh_s);
+	    now >= head.next_update - signer_conf_now(ctx)->crl_refresh_s);
 	journal_crl_fini(&head);
 	return due;
 }

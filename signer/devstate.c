@@ -110,7 +110,9 @@ replay_fill(issuer_ctx *ic, const journal_cert_row *c, issue_result *out)
 	int rc = SF_ENOMEM;
 
 	for (size_t i = 0; i < n; i++)
-		if (all[i]->rec.id == c->ca_id) {
+		/* The CA issued c: it has its certificate and chain. */
+		if (all[i]->rec.id == c->ca_id &&
+		    ca_cert(ic->cas, all[i]) != NULL) {
 			out->chain_pem = all[i]->chain_pem;
 			out->ca_name = all[i]->rec.name;
 		}
@@ -254,7 +256,7 @@ devstate_admit(issuer_ctx *ic, const issue_req *r, const char *device_id,
     size_t whylen)
 {
 	uint32_t live = 0;
-	int rc, exempt = 0, cap = ic->conf->device_live;
+	int rc, exempt = 0, cap = issue_conf(ic)->device_live;
 
 	if ((rc = state_check(ic, device_id, &live, why, whylen)) != 0 ||
 	    (rc = replay_check(ic, r, device_id, key_sha256, out, why,

@@ -37,6 +37,40 @@ issue_result_fini(issue_result *r)
 	memset(r, 0, sizeof *r);
 }
 
+struct replay {
+	rate *rl;
+	size_t n;
+};
+
+static int
+replay_one(const char *device_id, int64_t issued_at, void *arg)
+{
+	struct replay *rp = arg;
+
+	/* An id the rate limit cannot hold was never issued to: skip it. */
+	switch (rate_replay_device(rp->rl, device_id, issued_at)) {
+	case 0:
+		rp->n++;
+		return 0;
+	case SF_ENOMEM:
+		return SF_ENOMEM;
+	}
+	return 0;
+}
+
+int
+issue_rate_replay(issuer_ctx *ic, size_t *n)
+{
+	struct replay rp = { ic->rl, 0 };
+	int rc;
+
+	rc = journal_cert_issued_since(ic->jn, sf_now() -
+	    issue_conf(ic)->device_window, replay_one, &rp);
+	if (n)
+		*n = rp.n;
+	return rc;
+}
+
 /* The end-entity part every leaf shares; eku is clientAuth or serverAuth. */
 static X509 *
 build_leaf(X509_NAME *subject, const pubkey_info *pk, int days, int eku_nid,
@@ -322,7 +356,7 @@ int
 issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
     char *why, size_t whylen)
 {
-	const signer_conf *cf = ic->conf;
+	const signer_conf *cf = issue_conf(ic);
 	const product_conf *pc;
 	csr_info ci;
 	char profile[64], requester[160], mfr[64] = "", bserial[64] = "";
@@ -330,6 +364,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	X509 *x = NULL;
 	ca *issuer;
 	ca_issue_meta m;
+	int64_t retry_ms = 0;
 	int rc, counted = 0, locked = 0, reuse = 0;
 
 	memset(out, 0, sizeof *out);
@@ -397,10 +432,11 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	}
 	if ((rc = ca_usable(ic->cas, issuer, why, whylen)) != 0)
 		goto out;
-	if ((rc = rate_take_device(ic->rl, ci.cn)) != 0) {
+	if ((rc = rate_take_device(ic->rl, ci.cn, &retry_ms)) != 0) {
 		sf_why(why, whylen, "too many certificates for device %s:"
-		    " at most %d per %d s", ci.cn, cf->device_max,
-		    cf->device_window);
+		    " at most %d per %d s; the next in %lld s", ci.cn,
+		    cf->device_max, cf->device_window,
+		    (long long)(retry_ms + 999) / 1000);
 		goto out;
 	}
 	counted = 1;
@@ -503,6 +539,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	X509 *x = NULL;
 	ca *issuer = NULL;
 	ca_issue_meta m = { "server", "", NULL, "ca-admin", "", "" };
+	const signer_conf *cf = issue_conf(ic);
 	const char *cn;
 	int rc, days;
 
@@ -515,10 +552,10 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 		return SF_EINVAL;
 	}
 	days = r->validity_days ? r->validity_days :
-	    ic->conf->server_validity_days;
-	if (days < 1 || days > ic->conf->server_validity_days) {
+	    cf->server_validity_days;
+	if (days < 1 || days > cf->server_validity_days) {
 		sf_why(why, whylen, "validity must be 1..%d days",
-		    ic->conf->server_validity_days);
+		    cf->server_validity_days);
 		return SF_EINVAL;
 	}
 	if (r->ca_name && *r->ca_name) {
@@ -534,7 +571,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 		for (size_t i = 0; i < n && !issuer; i++)
 			if (all[i]->rec.role ==
 			    SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING &&
-			    all[i]->rec.state ==
+			    ca_state(ic->cas, all[i]) ==
 			    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE)
 				issuer = all[i];
 		free(all);
@@ -543,7 +580,8 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 			return SF_ESTATE;
 		}
 	}
-	if (issuer->rec.state != SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
+	if (ca_state(ic->cas, issuer) !=
+	    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
 	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
 		sf_why(why, whylen, "CA %s does not issue server"
 		    " certificates (not an active issuing CA)",
@@ -559,7 +597,7 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 	    (r->ndns ? r->dns[0] : r->ips[0]);
 	if ((subject = X509_NAME_new()) == NULL ||
 	    !X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8,
-	    (const unsigned char *)ic->conf->organization, -1, -1, 0) ||
+	    (const unsigned char *)cf->organization, -1, -1, 0) ||
 	    !X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
 	    (const unsigned char *)cn, -1, -1, 0)) {
 		sf_why(why, whylen, "bad common name");

@@ -20,6 +20,13 @@ typedef struct {
 	rate *rl;
 } issuer_ctx;
 
+/* ic->conf as SIGHUP last published it (see signer_conf_now). */
+static inline const signer_conf *
+issue_conf(const issuer_ctx *ic)
+{
+	return __atomic_load_n(&ic->conf, __ATOMIC_ACQUIRE);
+}
+
 typedef struct {
 	const uint8_t *csr;
 	size_t csr_len;
@@ -113,5 +120,13 @@ int issue_server(issuer_ctx *ic, const issue_server_req *r,
     issue_result *out, char *why, size_t whylen);
 
 void issue_result_fini(issue_result *r);
+
+/*
+ * Replay into ic->rl every device certificate the journal records issued
+ * in the last [limits] device_window_seconds (rate_replay_device), so that
+ * a restart hands no device a fresh burst. *n (may be NULL) gets how many.
+ * SF_EDB.
+ */
+int issue_rate_replay(issuer_ctx *ic, size_t *n);
 
 #endif

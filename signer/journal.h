@@ -188,6 +188,15 @@ int journal_cert_revoked(journal *j, int64_t ca_id, int64_t expired_before,
  */
 int journal_cert_live(journal *j, const char *device_id, int64_t now,
     journal_cert_row **out, size_t *n);
+/*
+ * The device certificates (device_id not "") issued at or after since,
+ * oldest first: cb(device_id, issued_at, arg) per certificate, whatever
+ * its status now. A non-zero return from cb stops and is returned. The
+ * rate limits replay them at start-up (rate_replay_device).
+ */
+int journal_cert_issued_since(journal *j, int64_t since,
+    int (*cb)(const char *device_id, int64_t issued_at, void *arg),
+    void *arg);
 /* The certificates recorded under enrollment_id (at most limit), oldest
  * first: journal_cert_rows_free. */
 int journal_cert_by_enrollment(journal *j, const char *enrollment_id,

@@ -388,6 +388,36 @@ out:
 }
 
 int
+journal_cert_issued_since(journal *j, int64_t since,
+    int (*cb)(const char *, int64_t, void *), void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, r;
+
+	pthread_mutex_lock(&j->rlock);
+	/* The literal "!= ''" lets SQLite use the partial index
+	 * certs_issued. */
+	if (journal_prepare(j->rdb, "SELECT device_id, issued_at FROM certs"
+	    " WHERE issued_at >= ? AND device_id != ''"
+	    " ORDER BY issued_at, rowid", &st,
+	    "prepare issued since") != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, since);
+	rc = 0;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = cb((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int64(st, 1), arg)) != 0)
+			goto out;
+	}
+	if (r != SQLITE_DONE)
+		rc = journal_db_err(j->rdb, "issued since");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rc;
+}
+
+int
 journal_cert_revoked_count(journal *j, int64_t ca_id, int64_t *out)
 {
 	/* 3 = CERTIFICATE_STATUS_SUPERSEDED, 4 = REVOKED */

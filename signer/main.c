@@ -43,10 +43,12 @@ static const char *USAGE =
 "                     (sockets, token and journal need a restart) and\n"
 "                     check every CA's key against its certificate again\n"
 "\n"
-"The token PIN is read from [token] pin_file (mode 0600, owned by the\n"
-"signer's user) or a pin-source in [token] uri; never from the command\n"
-"line. Started as root with [signer] user set, the signer drops to that\n"
-"user after opening the token.\n"
+"Started as root, the signer opens the token and reads the PIN as root,\n"
+"then runs as [signer] user for good. That key is required when started\n"
+"as root: the signer refuses to start without it, and stays root only\n"
+"when told so (user = root). The token PIN is read from [token] pin_file\n"
+"(mode 0600, owned by the signer's user or root) or a pin-source in\n"
+"[token] uri; never from the command line.\n"
 "\n"
 "At start-up each CA's key in the token is checked against the CA's\n"
 "certificate (public key, a signed challenge, the key's attributes); a CA\n"
@@ -65,6 +67,7 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 {
 	rpc_listener_opts iss = { 0 }, adm = { 0 };
 	token_opts to = { 0 };
+	privdrop_user pu;
 	rpc_server *srv = NULL;
 	char why[512] = "";
 	int rc;
@@ -74,9 +77,17 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 		return rc;
 	}
 	log_setlevel(debug ? LOG_LEVEL_DEBUG : ctx->conf->log_level);
+	/* Before anything is opened: whom we become decides who may own the
+	 * PIN file, and root without [signer] user stops here. */
+	if ((rc = privdrop_resolve("[signer] user", ctx->conf->user, &pu, why,
+	    sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
 	to.module = ctx->conf->token_module;
 	to.uri = ctx->conf->token_uri;
 	to.pin_file = ctx->conf->token_pin_file;
+	to.pin_owner = pu.uid;
 	to.sessions = ctx->conf->token_sessions;
 	if ((rc = token_open(&to, &ctx->tok, why, sizeof why)) != 0) {
 		log_warnx("token: %s", why);
@@ -84,10 +95,14 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	}
 	log_info("token \"%s\" open (%s)", token_label(ctx->tok),
 	    ctx->conf->token_module);
-	if ((rc = privdrop(ctx->conf->user, why, sizeof why)) != 0) {
+	if ((rc = privdrop_apply(&pu, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
+	if (pu.change)
+		log_info("running as user %s (uid %u)%s", pu.name,
+		    (unsigned)pu.uid, pu.uid == 0 ? ": [signer] user = root" :
+		    "");
 	if ((rc = journal_open(ctx->conf->journal, &ctx->jn, why,
 	    sizeof why)) != 0) {
 		log_warnx("%s", why);
@@ -106,6 +121,19 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	ctx->ic.cas = ctx->cas;
 	ctx->ic.jn = ctx->jn;
 	ctx->ic.rl = ctx->rl;
+	/* The per-device limit outlives a restart: what the journal says was
+	 * issued in the last window counts again. */
+	{
+		size_t n = 0;
+
+		if ((rc = issue_rate_replay(&ctx->ic, &n)) != 0) {
+			log_warnx("cannot read the last window's issuance from"
+			    " the journal");
+			return rc;
+		}
+		log_info("rate limits: %zu device certificates of the last %d s"
+		    " counted", n, ctx->conf->device_window);
+	}
 	if ((ctx->oc = ocsp_new(ctx->conf, ctx->tok, ctx->jn, ctx->cas)) ==
 	    NULL)
 		return SF_ENOMEM;
@@ -179,7 +207,7 @@ reload(void *arg, const char *path)
 	 */
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
 	    nc->global_burst);
-	ctx->ic.conf = nc;
+	__atomic_store_n(&ctx->ic.conf, nc, __ATOMIC_RELEASE);
 	ca_store_set_conf(ctx->cas, nc);
 	ocsp_set_conf(ctx->oc, nc);
 	log_setlevel(nc->log_level);
@@ -187,7 +215,7 @@ reload(void *arg, const char *path)
 	(void)ca_store_check_keys(ctx->cas, NULL, 0);
 	log_info("reloaded %s (profiles and limits; socket, token and journal"
 	    " settings need a restart)", path);
-	ctx->conf = nc;
+	__atomic_store_n(&ctx->conf, nc, __ATOMIC_RELEASE);
 }
 
 int

@@ -73,9 +73,10 @@ ocsp_conf(ocsp *o)
 }
 
 int
-ocsp_ca_usable(const ca *c, int64_t now)
+ocsp_ca_usable(ocsp *o, const ca *c, int64_t now)
 {
-	return c->cert != NULL && ca_key_usable(c) && c->rec.not_after > now;
+	return ca_cert(o->cas, c) != NULL && ca_key_usable(c) &&
+	    c->rec.not_after > now;
 }
 
 /* ---- signing ---- */
@@ -226,7 +227,7 @@ ocsp_sign_stored(ocsp *o, const signer_conf *cf, ca *c,
 	int rc = SF_EUNAVAIL;
 
 	memset(out, 0, sizeof *out);
-	if (c->cert == NULL)
+	if (ca_cert(o->cas, c) == NULL)
 		goto out;
 	rc = SF_ENOMEM;
 	if (md == NULL || (serial = serial_int(jc->serial)) == NULL)
@@ -268,7 +269,7 @@ find_ca(ocsp *o, OCSP_CERTID *id, const EVP_MD *md)
 	for (size_t i = 0; i < n && found == NULL; i++) {
 		OCSP_CERTID *mine;
 
-		if (all[i]->cert == NULL)
+		if (ca_cert(o->cas, all[i]) == NULL)
 			continue;
 		mine = OCSP_cert_id_new(md, X509_get_subject_name(all[i]->cert),
 		    X509_get0_pubkey_bitstr(all[i]->cert), NULL);

@@ -62,7 +62,7 @@ int ocsp_sign(ocsp *o, const signer_conf *cf, ca *c, const ocsp_single *v,
 int ocsp_sign_stored(ocsp *o, const signer_conf *cf, ca *c,
     const journal_ocsp_cert *jc, int64_t now, journal_ocsp_resp *out);
 /* 1 if c can sign responses at now (a certificate, a key, not expired). */
-int ocsp_ca_usable(const ca *c, int64_t now);
+int ocsp_ca_usable(ocsp *o, const ca *c, int64_t now);
 
 /* The configuration in force (o->conf under o->lock; it outlives o). */
 const signer_conf *ocsp_conf(ocsp *o);

@@ -236,7 +236,7 @@ ocsp_responder_get(ocsp *o, const signer_conf *cf, ca *c, int64_t now,
 
 	*key = NULL;
 	*cert = NULL;
-	if (!ca_key_usable(c) || c->cert == NULL)
+	if (!ca_key_usable(c) || ca_cert(o->cas, c) == NULL)
 		return SF_EUNAVAIL;
 	if (!cf->ocsp_delegated) {
 		*key = c->key;

@@ -66,7 +66,7 @@ store_batch(run *r, const journal_ocsp_cert *v, size_t n, size_t *stored)
 			out[k].ca_id = v[i].ca_id;
 			out[k].serial = v[i].serial;
 			out[k++].cert_id_hash = v[i].cert_id_hash;
-		} else if (c == NULL || !ocsp_ca_usable(c, r->now))
+		} else if (c == NULL || !ocsp_ca_usable(r->o, c, r->now))
 			r->skipped++;
 		else if ((rc = ocsp_sign_stored(r->o, r->cf, c, &v[i], r->now,
 		    &out[k])) == 0) {
@@ -161,16 +161,16 @@ ocsp_refresh(void *arg, int64_t now)
 	r.budget = BUDGET;
 	r.ncas = ca_list(o->cas, &r.cas);
 	for (size_t i = 0; r.cf->ocsp_delegated && i < r.ncas; i++)
-		if (ocsp_ca_usable(r.cas[i], now))
+		if (ocsp_ca_usable(o, r.cas[i], now))
 			keep(&first, ocsp_responder_get(o, r.cf, r.cas[i], now,
 			    (int64_t)r.cf->ocsp_responder_renew_days * 86400,
 			    &k, &x));
 	for (size_t i = 0; i < r.ncas; i++)
-		if (ocsp_ca_usable(r.cas[i], now))
+		if (ocsp_ca_usable(o, r.cas[i], now))
 			keep(&first, resign(&r, r.cas[i], 0));
 	keep(&first, sign_new(&r));
 	for (size_t i = 0; i < r.ncas; i++)
-		if (ocsp_ca_usable(r.cas[i], now))
+		if (ocsp_ca_usable(o, r.cas[i], now))
 			keep(&first, resign(&r, r.cas[i], 1));
 	if (r.skipped)
 		log_warnx("OCSP: %zu certificates of CAs that cannot sign"

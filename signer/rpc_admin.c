@@ -17,8 +17,9 @@
 #include "signer.h"
 #include "util.h"
 
-void
-rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
+/* With the store's read lock held. */
+static void
+fill_locked(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 {
 	char *subj = ca_subject_text(c), problem[sizeof c->key_problem];
 
@@ -97,21 +98,29 @@ rpc_admin_fill_ca(rpc_call *call, const ca *c, Secretfree__V1__CaInfo *ci)
 	free(subj);
 }
 
+void
+rpc_admin_fill_ca(rpc_call *call, signer_ctx *ctx, const ca *c,
+    Secretfree__V1__CaInfo *ci)
+{
+	char *uri = c->key ? token_key_uri(ctx->tok, c->key) : NULL;
+
+	ca_store_read_lock(ctx->cas);
+	fill_locked(call, c, ci);
+	ca_store_read_unlock(ctx->cas);
+	if (uri) {
+		ci->key_uri = rpc_call_strdup(call, uri);
+		free(uri);
+	}
+}
+
 Secretfree__V1__CaInfo *
 rpc_admin_ca_info(rpc_call *call, signer_ctx *ctx, const ca *c)
 {
 	Secretfree__V1__CaInfo *ci = rpc_call_new_message(call,
 	    &secretfree__v1__ca_info__descriptor);
 
-	if (ci) {
-		char *uri = c->key ? token_key_uri(ctx->tok, c->key) : NULL;
-
-		rpc_admin_fill_ca(call, c, ci);
-		if (uri) {
-			ci->key_uri = rpc_call_strdup(call, uri);
-			free(uri);
-		}
-	}
+	if (ci)
+		rpc_admin_fill_ca(call, ctx, c, ci);
 	return ci;
 }
 
@@ -224,7 +233,7 @@ h_import_cert(rpc_call *call, const ProtobufCMessage *reqm,
 	if ((rc = ca_import_cert(ctx->cas, c, req->certificate_pem,
 	    req->chain_pem, why, sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
-	rpc_admin_fill_ca(call, c, resp);
+	rpc_admin_fill_ca(call, ctx, c, resp);
 	maint_kick(ctx->mt);  /* its first CRL */
 	return RPC_OK;
 }
@@ -242,15 +251,19 @@ h_list_cas(rpc_call *call, const ProtobufCMessage *reqm,
 	resp->cas = rpc_call_alloc(call, (n ? n : 1) * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		const ca *c = all[i];
+		int state;
 
 		if (*req->product_line &&
 		    strcmp(c->rec.product_line, req->product_line) != 0)
 			continue;
 		if (*req->region && strcmp(c->rec.region, req->region) != 0)
 			continue;
-		if (!req->include_retired && (c->rec.state ==
-		    SECRETFREE__V1__CA_STATE__CA_STATE_RETIRED ||
-		    c->rec.state == SECRETFREE__V1__CA_STATE__CA_STATE_REVOKED))
+		ca_store_read_lock(ctx->cas);
+		state = c->rec.state;
+		ca_store_read_unlock(ctx->cas);
+		if (!req->include_retired &&
+		    (state == SECRETFREE__V1__CA_STATE__CA_STATE_RETIRED ||
+		    state == SECRETFREE__V1__CA_STATE__CA_STATE_REVOKED))
 			continue;
 		resp->cas[k++] = rpc_admin_ca_info(call, ctx, c);
 	}
@@ -267,16 +280,10 @@ h_get_ca(rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
 	signer_ctx *ctx = arg;
 	int code;
 	ca *c;
-	char *uri;
 
 	if ((c = lookup(call, ctx, req->name, req->generation, &code)) == NULL)
 		return code;
-	rpc_admin_fill_ca(call, c, (Secretfree__V1__CaInfo *)respm);
-	if (c->key && (uri = token_key_uri(ctx->tok, c->key)) != NULL) {
-		((Secretfree__V1__CaInfo *)respm)->key_uri =
-		    rpc_call_strdup(call, uri);
-		free(uri);
-	}
+	rpc_admin_fill_ca(call, ctx, c, (Secretfree__V1__CaInfo *)respm);
 	return RPC_OK;
 }
 

@@ -13,8 +13,9 @@
 #include "secretfree/v1/ca_admin.pb-c.h"
 #include "signer.h"
 
-/* A CA as CaInfo, into ci / a new message (NULL if out of memory). */
-void rpc_admin_fill_ca(rpc_call *call, const ca *c,
+/* A CA as CaInfo, into ci / a new message (NULL if out of memory), read
+ * under the store's read lock (an import may change the CA meanwhile). */
+void rpc_admin_fill_ca(rpc_call *call, signer_ctx *ctx, const ca *c,
     Secretfree__V1__CaInfo *ci);
 Secretfree__V1__CaInfo *rpc_admin_ca_info(rpc_call *call, signer_ctx *ctx,
     const ca *c);

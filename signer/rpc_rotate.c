@@ -73,7 +73,7 @@ rpc_admin_retire_ca(rpc_call *call, const ProtobufCMessage *reqm,
 	    sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
 	maint_kick(ctx->mt);
-	rpc_admin_fill_ca(call, c, (Secretfree__V1__CaInfo *)respm);
+	rpc_admin_fill_ca(call, ctx, c, (Secretfree__V1__CaInfo *)respm);
 	return RPC_OK;
 }
 

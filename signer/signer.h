@@ -40,6 +40,14 @@ typedef struct {
 	int64_t started_at;        /* for CaAdmin.GetStatus */
 } signer_ctx;
 
+/* The configuration now: SIGHUP publishes a new one (release) while
+ * calls and background tasks read it (acquire); the old one stays. */
+static inline const signer_conf *
+signer_conf_now(signer_ctx *ctx)
+{
+	return __atomic_load_n(&ctx->conf, __ATOMIC_ACQUIRE);
+}
+
 /* Register every background task on ctx->mt (before maint_start). */
 int signer_maint_tasks(signer_ctx *ctx);
 

@@ -16,12 +16,12 @@ signer_maint_tasks(signer_ctx *ctx)
 	/* First, so that the same run's CRL and OCSP work sees what it
 	 * revoked. */
 	if ((rc = maint_add(ctx->mt, "renew", renew_task, ctx,
-	    renew_task_period(ctx->conf))) != 0)
+	    renew_task_period(signer_conf_now(ctx)))) != 0)
 		return rc;
 	if ((rc = ocsp_maint_add(ctx->oc, ctx->mt)) != 0)
 		return rc;
 	if ((rc = maint_add(ctx->mt, "crl", crl_task, ctx,
-	    ctx->conf->crl_check_s)) != 0)
+	    signer_conf_now(ctx)->crl_check_s)) != 0)
 		return rc;
 	return 0;
 }

@@ -45,12 +45,12 @@
 
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/pkcs11.h>
-#include <p11-kit/uri.h>
 
 #include "err.h"
 #include "log.h"
 #include "pubkey.h"
 #include "token.h"
+#include "token_uri.h"
 #include "util.h"
 
 #define DEFAULT_SESSIONS 4
@@ -67,7 +67,7 @@ enum { FAULT_NONE = 0, FAULT_SESSION = 1, FAULT_MODULE = 2 };
 struct token {
 	CK_FUNCTION_LIST *f;
 	int initialized;           /* token_open's C_Initialize succeeded */
-	P11KitUri *uri;
+	token_uri uri;             /* [token] uri: which token */
 	CK_SLOT_ID slot;
 	char label[33];            /* CKA token label, trailing blanks cut */
 	char *pin;                 /* PIN_PAGE bytes, mlock'd, NUL-terminated */
@@ -243,12 +243,14 @@ pin_source_path(const char *src, const char **path, char *why, size_t whylen)
 }
 
 /*
- * Read the PIN into the locked page. The file is checked through the
- * descriptor we read from, so it cannot be swapped in between; O_NONBLOCK
- * keeps a FIFO planted at the path from blocking start-up.
+ * Read the PIN into the locked page. owner is the user the signer runs as
+ * (privdrop.h), which is not the euid while root opens the token. The file
+ * is checked through the descriptor we read from, so it cannot be swapped
+ * in between; O_NONBLOCK keeps a FIFO planted at the path from blocking
+ * start-up.
  */
 static int
-pin_load(token *t, const char *path, char *why, size_t whylen)
+pin_load(token *t, const char *path, uid_t owner, char *why, size_t whylen)
 {
 	struct stat st;
 	size_t n = 0;
@@ -268,9 +270,12 @@ pin_load(token *t, const char *path, char *why, size_t whylen)
 		sf_why(why, whylen, "PIN file %s is not a regular file", path);
 		goto out;
 	}
-	if (st.st_uid != geteuid()) {
-		sf_why(why, whylen, "PIN file %s is owned by uid %u, not by "
-		    "us (%u)", path, (unsigned)st.st_uid, (unsigned)geteuid());
+	/* Root's own file is safe too: with the mode checked below, only
+	 * root can read it. */
+	if (st.st_uid != owner && st.st_uid != geteuid() && st.st_uid != 0) {
+		sf_why(why, whylen, "PIN file %s is owned by uid %u: it must "
+		    "belong to the signer's user (uid %u) or root (chown)",
+		    path, (unsigned)st.st_uid, (unsigned)owner);
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {
@@ -361,23 +366,12 @@ static int
 slot_find(token *t, CK_SLOT_ID *slot, char label[33], char *why,
     size_t whylen)
 {
-	CK_SLOT_ID want = p11_kit_uri_get_slot_id(t->uri), *slots = NULL;
+	CK_SLOT_ID *slots = NULL;
 	CK_ULONG n = 0, i, matches = 0;
-	CK_INFO mi;
-	CK_SLOT_INFO si;
 	CK_TOKEN_INFO ti;
 	CK_RV rv;
 	int rc = SF_EUNAVAIL;
 
-	if ((rv = t->f->C_GetInfo(&mi)) != CKR_OK) {
-		sf_why(why, whylen, "C_GetInfo: %s", p11_kit_strerror(rv));
-		goto out;
-	}
-	if (!p11_kit_uri_match_module_info(t->uri, &mi)) {
-		rc = SF_ECONFIG;
-		sf_why(why, whylen, "the URI does not match the module");
-		goto out;
-	}
 	for (;;) {
 		if ((rv = t->f->C_GetSlotList(CK_TRUE, NULL, &n)) != CKR_OK)
 			break;
@@ -398,14 +392,18 @@ slot_find(token *t, CK_SLOT_ID *slot, char label[33], char *why,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (want != (CK_SLOT_ID)-1 && slots[i] != want)
-			continue;
-		if (t->f->C_GetSlotInfo(slots[i], &si) != CKR_OK ||
-		    !p11_kit_uri_match_slot_info(t->uri, &si))
+		if (t->uri.has_slot_id && slots[i] != t->uri.slot_id)
 			continue;
 		if (t->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
 		    !(ti.flags & CKF_TOKEN_INITIALIZED) ||
-		    !p11_kit_uri_match_token_info(t->uri, &ti))
+		    !token_uri_match_field(t->uri.token, ti.label,
+		    sizeof ti.label) ||
+		    !token_uri_match_field(t->uri.manufacturer,
+		    ti.manufacturerID, sizeof ti.manufacturerID) ||
+		    !token_uri_match_field(t->uri.serial, ti.serialNumber,
+		    sizeof ti.serialNumber) ||
+		    !token_uri_match_field(t->uri.model, ti.model,
+		    sizeof ti.model))
 			continue;
 		if (matches++ == 0) {
 			*slot = slots[i];
@@ -1023,6 +1021,51 @@ key_handle(token *t, const tsess *s, token_key *k, CK_OBJECT_HANDLE *h,
 /* ------------------------------------------------------------------ */
 /* Open and close                                                       */
 
+/*
+ * Parse [token] uri into t->uri and check it names a token the way the
+ * signer uses one: no key attributes (keys are found by label), no PIN in
+ * the URI, a module only if it is [token] module. *pin_path: the PIN
+ * file, o->pin_file or the URI's pin-source. SF_ECONFIG with why.
+ */
+static int
+uri_check(token *t, const token_opts *o, const char **pin_path, char *why,
+    size_t whylen)
+{
+	char msg[256];
+	int rc;
+
+	if ((rc = token_uri_parse(o->uri, &t->uri, msg, sizeof msg)) != 0) {
+		sf_why(why, whylen, "token URI: %s", msg);
+		return rc == SF_ENOMEM ? SF_ENOMEM : SF_ECONFIG;
+	}
+	if (t->uri.object || t->uri.id || t->uri.type) {
+		sf_why(why, whylen, "token URI: object, id and type name a key;"
+		    " [token] uri names the token only (the signer finds its"
+		    " keys by label)");
+		return SF_ECONFIG;
+	}
+	if (t->uri.pin_value) {
+		sf_why(why, whylen, "token URI carries a pin-value: give the PIN "
+		    "in a file or a pin-source instead");
+		return SF_ECONFIG;
+	}
+	if (t->uri.module_name || (t->uri.module_path &&
+	    strcmp(t->uri.module_path, o->module) != 0)) {
+		sf_why(why, whylen, "token URI: the module is [token] module"
+		    " (%s); a module-name or another module-path in the URI"
+		    " is refused", o->module);
+		return SF_ECONFIG;
+	}
+	if ((*pin_path = o->pin_file) != NULL)
+		return 0;
+	if (t->uri.pin_source == NULL) {
+		sf_why(why, whylen, "no PIN: give a PIN file or a pin-source in"
+		    " the URI");
+		return SF_ECONFIG;
+	}
+	return pin_source_path(t->uri.pin_source, pin_path, why, whylen);
+}
+
 int
 token_open(const token_opts *o, token **out, char *why, size_t whylen)
 {
@@ -1030,7 +1073,7 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 	const char *pin_path;
 	token *t = NULL;
 	CK_RV rv;
-	int rc, r;
+	int rc;
 
 	*out = NULL;
 	sf_why(why, whylen, "%s", "");
@@ -1053,10 +1096,9 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 	t->nsess = o->sessions ? o->sessions : DEFAULT_SESSIONS;
 	t->sess = calloc((size_t)t->nsess, sizeof *t->sess);
 	t->idle = calloc((size_t)t->nsess, sizeof *t->idle);
-	t->uri = p11_kit_uri_new();
 	t->sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 	t->sha384 = EVP_MD_fetch(NULL, "SHA2-384", NULL);
-	if (t->sess == NULL || t->idle == NULL || t->uri == NULL ||
+	if (t->sess == NULL || t->idle == NULL ||
 	    t->sha256 == NULL || t->sha384 == NULL ||
 	    (rc = pin_alloc(t)) != 0) {
 		rc = SF_ENOMEM;
@@ -1065,33 +1107,10 @@ token_open(const token_opts *o, token **out, char *why, size_t whylen)
 	for (int i = 0; i < t->nsess; i++)
 		t->sess[i] = CK_INVALID_HANDLE;
 
-	rc = SF_ECONFIG;
-	if ((r = p11_kit_uri_parse(o->uri, P11_KIT_URI_FOR_ANY, t->uri)) !=
-	    P11_KIT_URI_OK) {
-		sf_why(why, whylen, "token URI: %s", p11_kit_uri_message(r));
+	if ((rc = uri_check(t, o, &pin_path, why, whylen)) != 0)
 		goto out;
-	}
-	if (p11_kit_uri_any_unrecognized(t->uri)) {
-		sf_why(why, whylen, "token URI has attributes we do not know");
-		goto out;
-	}
-	if (p11_kit_uri_get_pin_value(t->uri) != NULL) {
-		sf_why(why, whylen, "token URI carries a pin-value: give the PIN "
-		    "in a file or a pin-source instead");
-		goto out;
-	}
-	if ((pin_path = o->pin_file) == NULL) {
-		const char *src = p11_kit_uri_get_pin_source(t->uri);
-
-		if (src == NULL) {
-			sf_why(why, whylen, "no PIN: give a PIN file or a "
-			    "pin-source in the URI");
-			goto out;
-		}
-		if ((rc = pin_source_path(src, &pin_path, why, whylen)) != 0)
-			goto out;
-	}
-	if ((rc = pin_load(t, pin_path, why, whylen)) != 0)
+	if ((rc = pin_load(t, pin_path, o->pin_owner ? o->pin_owner :
+	    geteuid(), why, whylen)) != 0)
 		goto out;
 
 	/* A bare name is p11-kit's to resolve in its module directory. */
@@ -1146,8 +1165,7 @@ token_close(token *t)
 		p11_kit_module_release(t->f);
 	}
 	pin_free(t);
-	if (t->uri != NULL)
-		p11_kit_uri_free(t->uri);
+	token_uri_fini(&t->uri);
 	EVP_MD_free(t->sha256);
 	EVP_MD_free(t->sha384);
 	free(t->sess);
@@ -1567,43 +1585,16 @@ token_key_sig_nid(const token_key *k)
 	return NID_undef;
 }
 
-/* RFC 7512: everything outside the unreserved set percent-encoded. */
-static char *
-pct(char *p, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~')
-			*p++ = (char)c;
-		else {
-			*p++ = '%';
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 15];
-		}
-	}
-	return p;
-}
-
 char *
 token_key_uri(const token *t, const token_key *k)
 {
-	size_t n = strlen("pkcs11:token=;object=;type=private") +
-	    3 * (strlen(t->label) + strlen(k->label)) + 1;
-	char *uri, *p;
+	token_uri u;
 
-	if ((uri = malloc(n)) == NULL)
-		return NULL;
-	p = stpcpy(uri, "pkcs11:token=");
-	p = pct(p, t->label);
-	p = stpcpy(p, ";object=");
-	p = pct(p, k->label);
-	stpcpy(p, ";type=private");
-	return uri;
+	memset(&u, 0, sizeof u);
+	u.token = (char *)t->label;
+	u.object = k->label;
+	u.type = TOKEN_URI_TYPE_PRIVATE;
+	return token_uri_fmt(&u);
 }
 
 /* ------------------------------------------------------------------ */

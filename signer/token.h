@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 
@@ -34,15 +35,18 @@ typedef struct token_key token_key;
 typedef struct {
 	const char *module;    /* path of the PKCS#11 module (.so) */
 	const char *uri;       /* "pkcs11:token=secretfree" (may carry pin-source=) */
-	const char *pin_file;  /* user PIN file: owned by us, mode 0600 or stricter */
+	const char *pin_file;  /* user PIN file: mode 0600 or stricter */
+	/* Who may own the PIN file besides the euid and root: the user the
+	 * signer runs as once started (it reads the file as root first). */
+	uid_t pin_owner;
 	int sessions;          /* signing sessions; default 4 */
 } token_opts;
 
 /*
  * Load the module, find the one token the URI matches, open the session
  * pool and log in once as the user. The PIN comes from pin_file (refused
- * unless it is a regular file owned by the euid with no group/other
- * permission bits) or, if pin_file is NULL, from the URI's pin-source
+ * unless it is a regular file owned by the euid, root or pin_owner, with
+ * no group/other permission bits) or, if pin_file is NULL, from the URI's pin-source
  * ("file:/path" or a path; same checks). The PIN is never logged; a URI
  * carrying pin-value is refused.
  * Errors: SF_ECONFIG (bad URI, no/several tokens, PIN file unsafe),

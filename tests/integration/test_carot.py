@@ -29,12 +29,12 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
-from sfharness import (CLI_PATH, RpcError, Stack, TempDir, openssl_verify, protos,  # noqa: E402
-                       run, show, split_pem)
+from sfharness import (CLI_PATH, SCALE, RpcError, Stack, TempDir, openssl_verify,  # noqa: E402
+                       protos, run, show, split_pem)
 
 pb = protos()
 C, A, R, P, S = pb.common, pb.ca_admin, pb.registry, pb.provisioning, pb.signer
-N = int(os.environ.get("SF_CAROT_DEVICES", "1000"))
+N = int(os.environ.get("SF_CAROT_DEVICES") or max(100, int(1000 * SCALE)))
 CA = "us-east-1.widgiot"
 
 

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
-from sfharness import (Device, Stack, TempDir, free_port, protos, run,  # noqa: E402
+from sfharness import (SCALE, Device, Stack, TempDir, free_port, protos, run,  # noqa: E402
                        run_bytes, server_cert, show)
 
 from cryptography import x509  # noqa: E402
@@ -32,7 +32,7 @@ VALIDITY, REFRESH = 120, 100          # [crl]: a new CRL every ~20 s anyway
 SIGNER_EXTRA = ("[crl]\nvalidity_seconds = %d\nrefresh_before_seconds = %d\n"
                 "check_seconds = 2\n" % (VALIDITY, REFRESH))
 BURST = 40
-BIG, SHARDS = 10000, 16
+BIG, SHARDS = max(1000, int(10000 * SCALE)), 16
 BIG_CA = "ap-south-1.widgiot"
 
 

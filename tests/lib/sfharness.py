@@ -18,6 +18,10 @@ SRC = os.environ.get("SF_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build")
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+# Volume tests scale their counts by this (scripts/test --tsan sets 0.1:
+# under ThreadSanitizer it is the concurrency that matters, not 10,000
+# issuances at a tenth of the speed).
+SCALE = float(os.environ.get("SF_TEST_SCALE") or "1")
 
 _pb = None
 
@@ -118,6 +122,7 @@ class Token:
 
 SIGNER_CONF = """\
 [signer]
+user = {user}
 journal = {dir}/signer/journal.db
 issuance_socket = unix:{dir}/run/issuance/signer.sock
 admin_socket = unix:{dir}/run/admin/signer.sock
@@ -154,6 +159,15 @@ device_subject = /C=US/ST=VA/L=Anywhere/O=Automatra/OU=WidgIoT/CN=${{device_id}}
 device_validity_days = 365
 {extra}
 """
+
+
+def current_user():
+    """The name of the user running the tests: a daemon's [signer] user /
+    [authz] user in the templates. As root that is "root", which a daemon
+    started as root needs to stay root on purpose; as anyone else it is a
+    no-op (the daemon runs as that user)."""
+    import pwd
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 class Daemon:
@@ -235,7 +249,8 @@ class Signer(Daemon):
 
     def __init__(self, dir, token, device_max=1000, global_rate=100000,
                  global_burst=100000, extra="", log_level="info",
-                 module=SOFTHSM_MODULE, env=None, limits_extra="", device_live=2):
+                 module=SOFTHSM_MODULE, env=None, limits_extra="", device_live=2,
+                 user=None):
         self.token = token
         self.extra_env = env or {}
         self.issuance = "unix:%s/run/issuance/signer.sock" % dir
@@ -245,7 +260,8 @@ class Signer(Daemon):
             dir=dir, module=module, label=token.label, pin_file=token.pin_file,
             device_max=device_max, global_rate=global_rate,
             global_burst=global_burst, extra=extra, log_level=log_level,
-            limits_extra=limits_extra, device_live=device_live))
+            limits_extra=limits_extra, device_live=device_live,
+            user=user or current_user()))
 
     def env(self):
         return dict(self.token.env(), **self.extra_env)
@@ -375,6 +391,7 @@ def free_port():
 
 AUTHZ_CONF = """\
 [authz]
+user = {user}
 registry = {dir}/authz/registry.db
 signer_socket = {signer_socket}
 signer_timeout_ms = {signer_timeout_ms}
@@ -413,7 +430,7 @@ class Authz(Daemon):
 
     def __init__(self, dir, signer, tls_cert, tls_key, default_region="us-east-1",
                  device_max=1000, csr_max=16384, http_extra="", signer_timeout_ms=10000,
-                 authz_extra=""):
+                 authz_extra="", user=None):
         self.port = free_port()
         self.http_port = free_port()
         self.http = "http://127.0.0.1:%d" % self.http_port
@@ -425,7 +442,8 @@ class Authz(Daemon):
             http_port=self.http_port,
             tls_cert=tls_cert, tls_key=tls_key, default_region=default_region,
             device_max=device_max, csr_max=csr_max, http_extra=http_extra,
-            signer_timeout_ms=signer_timeout_ms, authz_extra=authz_extra))
+            signer_timeout_ms=signer_timeout_ms, authz_extra=authz_extra,
+            user=user or current_user()))
 
     def ready(self):
         return os.path.exists(self.admin[5:]) and "serving" in self.log_text()

@@ -26,11 +26,12 @@ put(ocsp_cache *c, const char *key, const char *serials, const char *der,
 	    (const uint8_t *)der, strlen(der), next, NOW);
 }
 
-/* The response kept for key at now as a string ("" if none). */
+/* The response kept for key at now as a string ("" if none), in a buffer
+ * of the calling thread's (test_threads calls it from four). */
 static const char *
 get(ocsp_cache *c, const char *key, int64_t now, int64_t *next)
 {
-	static char buf[64];
+	static __thread char buf[64];
 	uint8_t *der = NULL;
 	size_t len = 0;
 	int64_t nu = 0;

@@ -809,8 +809,14 @@ test_huge_exponent(void)
 	parse_us = time_us(0, &der, req, key, 50);
 	tap_diag("huge exponent: one X509_REQ_verify %.0f us; csr_parse's"
 	    " refusal %.0f us", verify_us, parse_us);
+	/* Under ThreadSanitizer our code is instrumented and OpenSSL's
+	 * verification is not: the ratio says nothing there. */
+#if defined(__SANITIZE_THREAD__)
+	tap_skip("cost ratio: ThreadSanitizer build");
+#else
 	ok(parse_us * 5 < verify_us, "  refused at under a fifth of one"
 	    " verification's cost (%.0f us vs %.0f us)", parse_us, verify_us);
+#endif
 out:
 	blob_free(&der);
 	X509_REQ_free(req);

@@ -143,7 +143,13 @@ test_other_key(void)
 	before = journaled(iss);
 	is_int(issue_one(iss), SF_EUNAVAIL, "ca_issue: SF_EUNAVAIL");
 	is_int((int)journaled(iss), (int)before, "  nothing journaled");
-	ok(!ocsp_ca_usable(iss, sf_now()), "OCSP: the CA signs no response");
+	{
+		ocsp *o = ocsp_new(fx.conf, fx.tok, fx.jn, fx.cas);
+
+		ok(o && !ocsp_ca_usable(o, iss, sf_now()), "OCSP: the CA signs"
+		    " no response");
+		ocsp_free(o);
+	}
 	ok(ca_key_usable(inter) && ca_key_usable(root), "the other CAs stay"
 	    " available");
 

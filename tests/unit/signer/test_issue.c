@@ -418,8 +418,24 @@ test_device_cap(void)
 	}
 	is_int(got, 5, "five certificates, after three refused CSRs");
 	expect_issue(k, "dev-cap", "widgiot", "us-east-1", SF_ELIMIT, "too many"
-	    " certificates for device dev-cap: at most 5 per 3600 s",
-	    "the sixth");
+	    " certificates for device dev-cap: at most 5 per 3600 s; the next"
+	    " in 720 s", "the sixth");
+
+	/* A restart: a new limit that replays the journal refuses it too. */
+	{
+		rate *was = ic.rl;
+		size_t n = 0;
+
+		ic.rl = rate_new(fx.conf->device_max, fx.conf->device_window,
+		    1e6, 1000000);
+		is_int(issue_rate_replay(&ic, &n), 0, "issue_rate_replay");
+		ok(n >= 5, "  counts the journal's last hour (%zu, dev-cap's 5"
+		    " among them)", n);
+		expect_issue(k, "dev-cap", "widgiot", "us-east-1", SF_ELIMIT,
+		    NULL, "after the replay the sixth is still refused");
+		rate_free(ic.rl);
+		ic.rl = was;
+	}
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(other);
 }

@@ -148,7 +148,6 @@ test_same_key(void)
 	is_int(row.ack_deadline, b.ack_deadline, "  with its deadline");
 	is_str(row.replaces_serial, a.serial, "  replacing the first");
 	journal_cert_row_fini(&row);
-	issue_result_fini(&c);
 	is_int(issue_as(k, "rn-1", "rn-1-b", a.serial, NULL, &c, why,
 	    sizeof why), 0, "the same enrollment id again");
 	ok(c.replayed && strcmp(c.serial, b.serial) == 0 &&

@@ -110,6 +110,31 @@ test_open_errors(void)
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "PIN file mode 0640: SF_ECONFIG");
 
+	/* As root: a PIN file of the user the signer will become (pin_owner)
+	 * opens, one of another user does not. */
+	if (geteuid() == 0) {
+		token_opts o = { 0 };
+
+		chmod(path, 0600);
+		if (chown(path, 65534, 65534) != 0)
+			tap_diag("chown: %s", strerror(errno));
+		rc = open_with(uri_good, path, 0, &t, why, sizeof why);
+		is_int(rc, SF_ECONFIG, "PIN file of another user: SF_ECONFIG");
+		ok(strstr(why, "owned by uid 65534") != NULL &&
+		    strstr(why, "signer's user (uid 0)") != NULL,
+		    "why names the owner and the expected user (%s)", why);
+		o.module = module;
+		o.uri = uri_good;
+		o.pin_file = path;
+		o.pin_owner = 65534;
+		rc = token_open(&o, &t, why, sizeof why);
+		is_int(rc, 0, "PIN file of pin_owner (0600), read as root: opens"
+		    " (%s)", why);
+		token_close(t);
+		t = NULL;
+	} else
+		tap_skip("PIN file owners: needs root");
+
 	snprintf(path, sizeof path, "%s/missing.pin", hsm_dir);
 	rc = open_with(uri_good, path, 0, &t, why, sizeof why);
 	is_int(rc, SF_ECONFIG, "missing PIN file: SF_ECONFIG");
@@ -154,6 +179,43 @@ test_open_errors(void)
 		rc = token_open(&o, &t, why, sizeof why);
 		is_int(rc, SF_ECONFIG, "missing module: SF_ECONFIG");
 	}
+
+	/* The token chosen by its CK_TOKEN_INFO fields (token_uri.h). */
+	rc = open_with("pkcs11:token=secretfree;manufacturer=SoftHSM%20project"
+	    ";model=SoftHSM%20v2", hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, 0, "token, manufacturer and model (percent-encoded) match"
+	    " the token (%s)", why);
+	token_close(t);
+	t = NULL;
+	rc = open_with("pkcs11:token=secretfree;model=Other", hsm_pin_path, 0,
+	    &t, why, sizeof why);
+	is_int(rc, SF_ECONFIG, "another model: no token matches");
+	rc = open_with("pkcs11:token=secret", hsm_pin_path, 0, &t, why,
+	    sizeof why);
+	is_int(rc, SF_ECONFIG, "a prefix of the label is not the label");
+	rc = open_with("pkcs11:token=secretfree;object=root-2026a;type=private",
+	    hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, SF_ECONFIG, "a key's URI as [token] uri: SF_ECONFIG");
+	ok(strstr(why, "names the token only") != NULL, "  saying why (%s)",
+	    why);
+	rc = open_with("pkcs11:token=secretfree;library-version=2",
+	    hsm_pin_path, 0, &t, why, sizeof why);
+	ok(rc == SF_ECONFIG && strstr(why, "library-version is not supported"),
+	    "library-version: refused by name (%s)", why);
+	snprintf(uri, sizeof uri, "pkcs11:token=secretfree?module-path=%s",
+	    module);
+	rc = open_with(uri, hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, 0, "module-path equal to [token] module: opens (%s)", why);
+	token_close(t);
+	t = NULL;
+	rc = open_with("pkcs11:token=secretfree?module-path=/lib/other.so",
+	    hsm_pin_path, 0, &t, why, sizeof why);
+	is_int(rc, SF_ECONFIG, "another module-path: SF_ECONFIG");
+	rc = open_with("pkcs11:token=secret free", hsm_pin_path, 0, &t, why,
+	    sizeof why);
+	ok(rc == SF_ECONFIG && strstr(why, "offset 19") &&
+	    strstr(why, "%20"), "an unencoded space: SF_ECONFIG, where and"
+	    " how to encode it (%s)", why);
 
 	/* pin-source, both forms, with no pin file. */
 	snprintf(uri, sizeof uri, "pkcs11:token=secretfree?pin-source=file:%s",
