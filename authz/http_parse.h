@@ -72,9 +72,10 @@ int http_parse_range(const char *hdr, size_t total, size_t *off,
     size_t *len);
 
 /*
- * The enrollment id in a path "/enrollments/<id>" (id as
- * sf_enrollment_id_valid: "enr-" and 32 lowercase hex digits). 0 with
- * id, SF_ENOTFOUND (not such a path), SF_EINVAL (an id that is not one).
+ * The enrollment id in a path "/enrollments/<id>" (what
+ * sf_enrollment_id_valid takes; authz makes "enr-" and 32 lowercase hex
+ * digits). 0 with id, SF_ENOTFOUND (not such a path), SF_EINVAL (an id
+ * that is not one).
  */
 int http_parse_enrollment_path(const char *path, char id[64]);
 

@@ -76,17 +76,31 @@ http_rest_refuse(http_resp *rs, int status, const char *msg)
 	    status_name(status), "message", msg));
 }
 
-/* A refusal as a JSON error, Retry-After on the ones worth retrying. */
+/*
+ * A refusal as a JSON error, Retry-After on the ones worth retrying; the
+ * enrollment's id and idempotency key when it has them (lr), so that a
+ * retry can name them.
+ */
 static int
-rest_error(http_resp *rs, authz_ctx *ctx, int rc, const char *why)
+rest_error(http_resp *rs, authz_ctx *ctx, int rc, const char *why,
+    const latent_result *lr)
 {
 	int status = http_status_from_err(rc);
 	char ra[16];
+	json_t *o;
 
 	if (status == 500)
 		log_warnx("http: internal error: %s (%s)", why,
 		    sf_strerror(rc));
-	if (http_rest_refuse(rs, status, *why ? why : sf_strerror(rc)) != 0)
+	o = json_pack("{s:s, s:s}", "error", status_name(status), "message",
+	    *why ? why : sf_strerror(rc));
+	if (o && lr && *lr->enrollment_id)
+		json_object_set_new(o, "EnrollmentId",
+		    json_string(lr->enrollment_id));
+	if (o && lr && *lr->idempotency_key)
+		json_object_set_new(o, "IdempotencyKey",
+		    json_string(lr->idempotency_key));
+	if (json_body(rs, status, o) != 0)
 		return SF_ENOMEM;
 	if (status == 429 || status == 503) {
 		snprintf(ra, sizeof ra, "%d", ctx->conf->retry_after_s);
@@ -142,7 +156,7 @@ http_rest_new(const http_req *rq, http_resp *rs, void *arg)
 	    &csr, &csrlen, why, sizeof why)) != 0) {
 		log_info("http /new refused (%d, from %s): %s",
 		    http_status_from_err(rc), http_req_peer(rq), why);
-		return rest_error(rs, ctx, rc, why);
+		return rest_error(rs, ctx, rc, why, NULL);
 	}
 	memset(&lq, 0, sizeof lq);
 	lq.csr = csr;
@@ -160,7 +174,7 @@ http_rest_new(const http_req *rq, http_resp *rs, void *arg)
 	} else if (lr.rc != 0) {
 		log_info("http /new refused (%d, from %s): %s",
 		    http_status_from_err(lr.rc), http_req_peer(rq), lr.why);
-		rc = rest_error(rs, ctx, lr.rc, lr.why);
+		rc = rest_error(rs, ctx, lr.rc, lr.why, &lr);
 	} else
 		/* The reference's two fields, then ours. */
 		rc = json_body(rs, 200, json_pack("{s:s, s:s, s:s, s:s}",
@@ -231,22 +245,23 @@ http_rest_enrollment(const http_req *rq, http_resp *rs, void *arg)
 	first_use(rq, ctx);
 	rc = http_parse_enrollment_path(http_req_path(rq), id);
 	if (rc == SF_EINVAL)
-		return http_rest_refuse(rs, 400, "an enrollment id is \"enr-\""
-		    " and 32 lowercase hex digits");
+		return http_rest_refuse(rs, 400, "that is not an enrollment"
+		    " id (\"enr-\" and 32 lowercase hex digits)");
 	if (rc != 0)
 		return http_rest_refuse(rs, 404, "no such resource");
 	if (latent_lookup(ctx->latent, id, &lr) == 0 && (!lr.done ||
 	    lr.rc != 0)) {
 		rc = !lr.done ? accepted(rs, ctx, &lr) :
-		    rest_error(rs, ctx, lr.rc, lr.why);
+		    rest_error(rs, ctx, lr.rc, lr.why, &lr);
 		latent_result_fini(&lr);
 		return rc;
 	}
 	rc = registry_enrollment_get(ctx->reg, id, &en);
 	if (rc == SF_ENOTFOUND)
-		return rest_error(rs, ctx, rc, "no such enrollment");
+		return rest_error(rs, ctx, rc, "no such enrollment", NULL);
 	if (rc != 0)
-		return rest_error(rs, ctx, rc, "registry lookup failed");
+		return rest_error(rs, ctx, rc, "registry lookup failed",
+		    NULL);
 	rc = bundle_reply(rq, rs, &en);
 	registry_enrollment_fini(&en);
 	return rc;

@@ -346,8 +346,13 @@ latent_run(latent *l, const latent_req *r, int wait_ms, latent_result *out)
 		refuse(out, SF_ENOMEM, "out of memory");
 		goto done;
 	}
-	/* A retry of one that succeeded asks again under its key. */
-	if (old && old->rc == 0 && !*r->idempotency_key)
+	/*
+	 * A retry of an earlier request asks again under its key: one that
+	 * succeeded gets its certificate back, and one whose certificate the
+	 * signer issued but authz could not record (an orphan) gets that
+	 * one from the signer, which knows the enrollment id.
+	 */
+	if (old && !*r->idempotency_key)
 		sf_strlcpy(j->key, old->key, sizeof j->key);
 	pthread_mutex_unlock(&l->lock);
 	rc = name_job(l, r, &ci, renews, j);

@@ -12,7 +12,9 @@
  * same CSR made within the idempotency window, else a random one
  * ("http-" and 32 hex digits). A request repeating one still running
  * (same device, same CSR bytes) waits for that one instead of starting
- * another. Outcomes are kept in memory for LATENT_KEEP_S seconds, so that
+ * another, and one repeating a request that is done reuses its key: it
+ * gets the same certificate back, also when the first was issued by the
+ * signer but not recorded (an orphan; see enroll.c). Outcomes are kept in memory for LATENT_KEEP_S seconds, so that
  * a device polling for an enrollment that failed learns why.
  */
 #ifndef SF_LATENT_H
