@@ -95,6 +95,21 @@ loopback_only(const char *hostport)
 	return ok;
 }
 
+/* "<region>.<product line>", each a valid name. */
+static int
+ca_label_valid(const char *s)
+{
+	const char *dot = strchr(s, '.');
+	char region[40];
+	size_t n;
+
+	if (dot == NULL || (n = (size_t)(dot - s)) == 0 || n >= sizeof region)
+		return 0;
+	memcpy(region, s, n);
+	region[n] = '\0';
+	return sf_name_valid(region) && sf_name_valid(dot + 1);
+}
+
 /* [http]'s front doors (REST, EST). */
 static int
 load_front_doors(const conf *cf, authz_conf *c, const char *path, char *why,
@@ -121,6 +136,12 @@ load_front_doors(const conf *cf, authz_conf *c, const char *path, char *why,
 	if ((c->est_default_ca = strdup(conf_get_str(cf, "http",
 	    "est_default_ca", ""))) == NULL)
 		return SF_ENOMEM;
+	if (*c->est_default_ca && !ca_label_valid(c->est_default_ca)) {
+		sf_why(why, whylen, "%s: [http] est_default_ca \"%s\" is not a"
+		    " CA name (<region>.<product line>, as us-east-1.widgiot)",
+		    path, c->est_default_ca);
+		return SF_ECONFIG;
+	}
 	if (c->https_listen && (!c->tls_cert || !c->tls_key)) {
 		sf_why(why, whylen, "%s: [http] tls_listen needs [authz]"
 		    " tls_cert and tls_key", path);
