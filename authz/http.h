@@ -1,8 +1,8 @@
 /*
- * http.h - authz's HTTP server (libmicrohttpd): the listener behind the
- * CRL and OCSP endpoints and, later, the REST and EST front doors. Only
- * http.c includes microhttpd.h; everything else sees a request and fills a
- * response.
+ * http.h - authz's HTTP server (libmicrohttpd): the listeners behind the
+ * CRL and OCSP endpoints and the REST and EST front doors. Only http.c
+ * includes microhttpd.h (and GnuTLS's headers); everything else sees a
+ * request and fills a response.
  *
  * Routes are (method, path prefix) -> handler. The longest prefix that
  * matches the path decides; among the routes with that prefix the first
