@@ -535,7 +535,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
-static void
+/* MHD's messages are printf formats of its own. */
+static void __attribute__((format(printf, 2, 0)))
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
