@@ -32,6 +32,8 @@ typedef struct {
 	rate *rl;
 	enroll_ctx en;
 	http_server *http;         /* [http] listen; NULL = none */
+	http_server *https;        /* [http] tls_listen; NULL = none */
+	struct latent *latent;     /* the front doors' enrollments (latent.h) */
 	ocsp_cache *ocsp;          /* OCSP responses served over HTTP */
 	crl_pub *crls;             /* [http] listen or crl_dir; NULL = none */
 	struct renewal_sweeper *sweep;  /* renewal.h; NULL = not started */
@@ -77,5 +79,20 @@ void rpc_provisioning_fill(rpc_call *call, const registry_enrollment *en,
 int authz_http_routes(http_server *srv, authz_ctx *ctx);
 /* OCSP over HTTP, GET and POST at any path (http_ocsp.c); arg: the ctx. */
 int http_ocsp(const http_req *rq, http_resp *rs, void *arg);
+/*
+ * The device front doors (http_routes.c): REST and EST on srv when serve,
+ * else routes that refuse them (403: plain HTTP off loopback). Before
+ * authz_http_routes.
+ */
+int authz_http_front_doors(http_server *srv, authz_ctx *ctx, int serve);
+/* REST (http_rest.c): POST /new, GET /enrollments/{id}; arg: the ctx. */
+int http_rest_new(const http_req *rq, http_resp *rs, void *arg);
+int http_rest_enrollment(const http_req *rq, http_resp *rs, void *arg);
+/* The refusal of a front door on plain HTTP. */
+int http_rest_plain(const http_req *rq, http_resp *rs, void *arg);
+/* rs = a JSON error {"error", "message"} with status. */
+int http_rest_refuse(http_resp *rs, int status, const char *msg);
+/* EST (http_est.c): /.well-known/est/[<label>/]<op>; arg: the ctx. */
+int http_est(const http_req *rq, http_resp *rs, void *arg);
 
 #endif

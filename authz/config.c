@@ -5,8 +5,11 @@
  * checked here, once, so that the rest of authz reads a validated
  * authz_conf (see config.h, authz/README.md).
  */
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "conf.h"
 #include "config.h"
@@ -26,7 +29,11 @@ static const char *const LIMIT_KEYS[] = { "csr_max_bytes",
     "max_concurrent_streams", "body_timeout_ms", "pending_per_address",
     NULL };
 static const char *const HTTP_KEYS[] = { "listen", "threads",
-    "ocsp_cache_entries", "crl_dir", "crl_refresh_seconds", NULL };
+    "ocsp_cache_entries", "crl_dir", "crl_refresh_seconds", "tls_listen",
+    "plain_front_doors", "enroll_wait_ms", "retry_after_seconds",
+    "connection_timeout_seconds", "max_connections",
+    "connections_per_address", "max_pending_enrollments", "est_default_ca",
+    NULL };
 static const char *const TEMPLATE_KEYS[] = { "thing_group", "policies",
     "attributes", NULL };
 static const char *const POLICY_KEYS[] = { "document", "document_file",
@@ -41,6 +48,120 @@ geti(const conf *cf, const char *sec, const char *key, long long def,
 
 	*out = (int)v;
 	return rc;
+}
+
+/*
+ * Every address "host:port" names is a loopback address (127.0.0.0/8,
+ * ::1); 0 when one is not, or when it does not resolve.
+ */
+static int
+loopback_only(const char *hostport)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	const char *colon = strrchr(hostport, ':');
+	char host[256];
+	size_t hl;
+	int ok = 1;
+
+	if (colon == NULL || colon == hostport)
+		return 0;
+	hl = (size_t)(colon - hostport);
+	if (hostport[0] == '[' && hl >= 2 && hostport[hl - 1] == ']') {
+		hostport++;
+		hl -= 2;
+	}
+	if (hl >= sizeof host)
+		return 0;
+	memcpy(host, hostport, hl);
+	host[hl] = '\0';
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+		return 0;
+	for (ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *in = (const void *)ai->ai_addr;
+
+			ok &= (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *in6 =
+			    (const void *)ai->ai_addr;
+
+			ok &= IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+		} else
+			ok = 0;
+	}
+	freeaddrinfo(res);
+	return ok;
+}
+
+/* "<region>.<product line>", each a valid name. */
+static int
+ca_label_valid(const char *s)
+{
+	const char *dot = strchr(s, '.');
+	char region[40];
+	size_t n;
+
+	if (dot == NULL || (n = (size_t)(dot - s)) == 0 || n >= sizeof region)
+		return 0;
+	memcpy(region, s, n);
+	region[n] = '\0';
+	return sf_name_valid(region) && sf_name_valid(dot + 1);
+}
+
+/* [http]'s front doors (REST, EST). */
+static int
+load_front_doors(const conf *cf, authz_conf *c, const char *path, char *why,
+    size_t whylen)
+{
+	int rc;
+
+	if ((rc = conf_get_bool(cf, "http", "plain_front_doors", 0,
+	    &c->plain_front_doors, why, whylen)) ||
+	    (rc = geti(cf, "http", "enroll_wait_ms", 5000, 0, 600000,
+	    &c->enroll_wait_ms, why, whylen)) ||
+	    (rc = geti(cf, "http", "retry_after_seconds", 5, 1, 3600,
+	    &c->retry_after_s, why, whylen)) ||
+	    (rc = geti(cf, "http", "connection_timeout_seconds", 10, 1, 3600,
+	    &c->http_conn_timeout_s, why, whylen)) ||
+	    (rc = geti(cf, "http", "max_connections", 256, 1, 100000,
+	    &c->http_max_conns, why, whylen)) ||
+	    (rc = geti(cf, "http", "connections_per_address", 32, 1, 100000,
+	    &c->http_conns_per_addr, why, whylen)) ||
+	    (rc = geti(cf, "http", "max_pending_enrollments", 64, 1, 10000,
+	    &c->latent_max, why, whylen)))
+		return rc;
+	c->https_listen = sf_strdup(conf_get(cf, "http", "tls_listen"));
+	if ((c->est_default_ca = strdup(conf_get_str(cf, "http",
+	    "est_default_ca", ""))) == NULL)
+		return SF_ENOMEM;
+	if (*c->est_default_ca && !ca_label_valid(c->est_default_ca)) {
+		sf_why(why, whylen, "%s: [http] est_default_ca \"%s\" is not a"
+		    " CA name (<region>.<product line>, as us-east-1.widgiot)",
+		    path, c->est_default_ca);
+		return SF_ECONFIG;
+	}
+	if (c->https_listen && (!c->tls_cert || !c->tls_key)) {
+		sf_why(why, whylen, "%s: [http] tls_listen needs [authz]"
+		    " tls_cert and tls_key", path);
+		return SF_ECONFIG;
+	}
+	if (c->plain_front_doors && c->http_listen == NULL) {
+		sf_why(why, whylen, "%s: [http] plain_front_doors needs [http]"
+		    " listen", path);
+		return SF_ECONFIG;
+	}
+	/* Device requests travel in clear only where nobody can listen. */
+	if (c->plain_front_doors && !loopback_only(c->http_listen)) {
+		sf_why(why, whylen, "%s: [http] plain_front_doors: the REST and"
+		    " EST front doors are served over plain HTTP only on a"
+		    " loopback address (127.0.0.1, ::1), and listen = %s is"
+		    " not one; serve them over TLS with tls_listen", path,
+		    c->http_listen);
+		return SF_ECONFIG;
+	}
+	return 0;
 }
 
 static int
@@ -242,6 +363,8 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 		goto out;
 	c->http_listen = sf_strdup(conf_get(cf, "http", "listen"));
 	c->crl_dir = sf_strdup(conf_get(cf, "http", "crl_dir"));
+	if ((rc = load_front_doors(cf, c, path, why, whylen)) != 0)
+		goto out;
 	if (c->crl_dir && c->crl_dir[0] != '/') {
 		sf_why(why, whylen, "%s: [http] crl_dir must be an absolute"
 		    " path", path);
@@ -322,6 +445,8 @@ authz_conf_free(authz_conf *c)
 	free(c->tls_key);
 	free(c->tls_client_ca);
 	free(c->http_listen);
+	free(c->https_listen);
+	free(c->est_default_ca);
 	free(c->crl_dir);
 	free(c->default_region);
 	free(c->user);

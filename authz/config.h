@@ -44,6 +44,16 @@ typedef struct {
 	int ocsp_cache_entries;    /* OCSP responses kept in memory; 0: none */
 	char *crl_dir;             /* CRLs written here too; NULL = none */
 	int crl_refresh_s;         /* ask the signer what changed this often */
+	/* [http] front doors (REST, EST): HTTPS; NULL = none */
+	char *https_listen;        /* "host:port" */
+	int plain_front_doors;     /* also on `listen` (loopback only) */
+	int enroll_wait_ms;        /* answer 202 when not done by then */
+	int retry_after_s;         /* Retry-After of a 202, 429, 503 */
+	int http_conn_timeout_s;   /* idle connection timeout */
+	int http_max_conns;
+	int http_conns_per_addr;
+	int latent_max;            /* enrollments running for the front doors */
+	char *est_default_ca;      /* EST without a label; "" = derived */
 	/* [limits] */
 	size_t csr_max;
 	size_t max_message;

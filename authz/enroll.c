@@ -119,6 +119,15 @@ enrollment_id(const char *device_id, const char *renews, const char *key,
 }
 
 int
+enroll_id_for(const char *device_id, const char *renews, const char *key,
+    char out[64])
+{
+	if (*key == '\0')
+		return SF_EINVAL;
+	return enrollment_id(device_id, renews, key, out);
+}
+
+int
 enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,
     uint8_t sha256[32])
 {

@@ -100,6 +100,16 @@ pthread_mutex_t *enroll_device_lock(enroll_ctx *e, const char *device_id);
 int enroll_request_check(enroll_ctx *e, size_t csr_len,
     const char *idempotency_key, char *why, size_t whylen);
 
+/*
+ * The enrollment id enroll_issue gives a request with idempotency key key
+ * (not "") of device_id: a first enrollment (renews "") or a renewal of
+ * the certificate serial renews. For front doors that must name an
+ * enrollment before it is done (http latent issuance). 0, SF_EINVAL (no
+ * key), SF_ECRYPTO, SF_ENOMEM.
+ */
+int enroll_id_for(const char *device_id, const char *renews, const char *key,
+    char out[64]);
+
 /* The PEM bundle FetchCertificate serves (leaf, then chain), malloc'd,
  * with its length and SHA-256. */
 int enroll_bundle(const registry_enrollment *en, char **bundle, size_t *len,

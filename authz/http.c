@@ -7,6 +7,10 @@
  * MHD runs its own polling threads (a pool of opts->threads); a handler
  * runs in one of them and may block (a call to the signer), holding only
  * that thread's connections.
+ *
+ * Over TLS (GnuTLS, inside MHD) with a trust file, client certificates
+ * are asked for; one that verifies up to the trust file is handed to the
+ * handlers as PEM (converted from the DER GnuTLS holds with OpenSSL).
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -16,7 +20,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "err.h"
 #include "http.h"
@@ -25,12 +33,18 @@
 
 #define MAX_ROUTES 32
 #define DEFAULT_MAX_BODY (64 * 1024)
+#define DEFAULT_MAX_HEADER (32 * 1024)
+#define MAX_PEER_CERTS 8
+/* TLS 1.2 and 1.3 only. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct route {
 	char *method;           /* NULL: any */
 	char *prefix;
 	http_handler fn;
 	void *arg;
+	size_t max_body;        /* 0: the server's */
+	int (*refuse)(http_resp *rs, int status, const char *msg);
 };
 
 struct http_server {
@@ -38,8 +52,10 @@ struct http_server {
 	struct route routes[MAX_ROUTES];
 	size_t nroutes;
 	size_t max_body;
+	int body_timeout_ms;
+	int tls, trust;
 	char name[32];
-	char *cert_pem, *key_pem;
+	char *cert_pem, *key_pem, *trust_pem;
 	int port;
 };
 
@@ -48,9 +64,16 @@ struct http_req {
 	struct MHD_Connection *conn;
 	const char *method;
 	const char *path;
+	const struct route *route;  /* NULL: refused (status) */
+	int status;                 /* 404 / 405 when there is no route */
+	size_t max_body;
 	uint8_t *body;
 	size_t len, cap;
 	int too_big;
+	int64_t deadline_ms;        /* the body must have arrived by then */
+	int tls;
+	int peer_state;             /* HTTP_PEER_* */
+	char *peer_cert;            /* PEM when HTTP_PEER_VERIFIED */
 	char peer[80];
 };
 
@@ -86,14 +109,73 @@ http_req_peer(const http_req *rq)
 }
 
 int
+http_req_tls(const http_req *rq)
+{
+	return rq->tls;
+}
+
+int
+http_req_peer_state(const http_req *rq)
+{
+	return rq->peer_state;
+}
+
+const char *
+http_req_peer_cert(const http_req *rq)
+{
+	return rq->peer_state == HTTP_PEER_VERIFIED ? rq->peer_cert : NULL;
+}
+
+int
 http_resp_header(http_resp *rs, const char *name, const char *value)
 {
+	char *n, *v;
+
 	if (rs->nheaders == sizeof rs->headers / sizeof rs->headers[0])
 		return SF_ENOMEM;
-	rs->headers[rs->nheaders][0] = name;
-	rs->headers[rs->nheaders][1] = value;
+	n = strdup(name);
+	v = strdup(value);
+	if (n == NULL || v == NULL) {
+		free(n);
+		free(v);
+		return SF_ENOMEM;
+	}
+	rs->headers[rs->nheaders][0] = n;
+	rs->headers[rs->nheaders][1] = v;
 	rs->nheaders++;
 	return 0;
+}
+
+/* Free what rs owns. */
+static void
+resp_fini(http_resp *rs)
+{
+	free(rs->body);
+	rs->body = NULL;
+	for (size_t i = 0; i < rs->nheaders; i++) {
+		free(rs->headers[i][0]);
+		free(rs->headers[i][1]);
+	}
+	rs->nheaders = 0;
+}
+
+int
+http_status_from_err(int err)
+{
+	switch (err) {
+	case 0: return 200;
+	case SF_EINVAL:
+	case SF_EKEYTYPE: return 400;
+	case SF_ETOOBIG: return 413;
+	case SF_ENOTFOUND: return 404;
+	case SF_EPERM:
+	case SF_ECONFLICT: return 403;
+	case SF_ELIMIT: return 429;
+	case SF_ESTATE: return 409;
+	case SF_EUNAVAIL:
+	case SF_ETIMEOUT: return 503;
+	}
+	return 500;
 }
 
 int
@@ -126,6 +208,13 @@ int
 http_server_route(http_server *s, const char *method, const char *prefix,
     http_handler fn, void *arg)
 {
+	return http_server_route_ex(s, method, prefix, fn, arg, NULL);
+}
+
+int
+http_server_route_ex(http_server *s, const char *method, const char *prefix,
+    http_handler fn, void *arg, const http_route_opts *o)
+{
 	struct route *r;
 
 	if (s == NULL || s->d != NULL || prefix == NULL || fn == NULL)
@@ -142,6 +231,8 @@ http_server_route(http_server *s, const char *method, const char *prefix,
 	}
 	r->fn = fn;
 	r->arg = arg;
+	r->max_body = o ? o->max_body : 0;
+	r->refuse = o ? o->refuse : NULL;
 	s->nroutes++;
 	return 0;
 }
@@ -183,8 +274,7 @@ send_resp(struct MHD_Connection *conn, http_resp *rs)
 	r = MHD_create_response_from_buffer(rs->len, rs->body,
 	    MHD_RESPMEM_MUST_FREE);
 	if (r == NULL) {
-		free(rs->body);
-		rs->body = NULL;
+		resp_fini(rs);
 		return MHD_NO;
 	}
 	rs->body = NULL;  /* transferred */
@@ -201,7 +291,74 @@ send_resp(struct MHD_Connection *conn, http_resp *rs)
 	}
 	ret = MHD_queue_response(conn, (unsigned)rs->status, r);
 	MHD_destroy_response(r);
+	resp_fini(rs);
 	return ret;
+}
+
+/* A refusal by the server itself (413, 404, 405), in the route's form. */
+static enum MHD_Result
+send_refusal(struct MHD_Connection *conn, const struct route *r, int status,
+    const char *msg)
+{
+	http_resp rs;
+
+	memset(&rs, 0, sizeof rs);
+	if (r == NULL || r->refuse == NULL || r->refuse(&rs, status, msg) != 0) {
+		resp_fini(&rs);
+		memset(&rs, 0, sizeof rs);
+		http_resp_text(&rs, status, "%s\n", msg);
+	}
+	if (status == 405)
+		http_resp_header(&rs, "Allow", "GET, POST");
+	return send_resp(conn, &rs);
+}
+
+/*
+ * The TLS client certificate of conn: verified up to the trust file
+ * (GnuTLS's own verification, which MHD's trust list feeds), then each
+ * DER certificate the peer sent turned into PEM with OpenSSL.
+ */
+static void
+peer_cert(http_server *s, http_req *rq)
+{
+	const union MHD_ConnectionInfo *ci;
+	const gnutls_datum_t *certs;
+	unsigned int n = 0, status = 0;
+	gnutls_session_t ss;
+	BIO *b = NULL;
+	BUF_MEM *bm;
+	X509 *x;
+
+	if (!s->tls || !s->trust || (ci = MHD_get_connection_info(rq->conn,
+	    MHD_CONNECTION_INFO_GNUTLS_SESSION)) == NULL ||
+	    (ss = ci->tls_session) == NULL ||
+	    (certs = gnutls_certificate_get_peers(ss, &n)) == NULL || n == 0)
+		return;
+	if (gnutls_certificate_verify_peers2(ss, &status) != 0 ||
+	    status != 0) {
+		rq->peer_state = HTTP_PEER_REJECTED;
+		log_debug("http %s: client certificate from %s does not verify"
+		    " (GnuTLS status %#x)", s->name, rq->peer, status);
+		return;
+	}
+	rq->peer_state = HTTP_PEER_REJECTED;
+	if ((b = BIO_new(BIO_s_mem())) == NULL)
+		return;
+	for (unsigned int i = 0; i < n && i < MAX_PEER_CERTS; i++) {
+		const unsigned char *p = certs[i].data;
+
+		x = d2i_X509(NULL, &p, (long)certs[i].size);
+		if (x == NULL || PEM_write_bio_X509(b, x) != 1) {
+			X509_free(x);
+			goto out;
+		}
+		X509_free(x);
+	}
+	BIO_get_mem_ptr(b, &bm);
+	if ((rq->peer_cert = strndup(bm->data, bm->length)) != NULL)
+		rq->peer_state = HTTP_PEER_VERIFIED;
+out:
+	BIO_free(b);
 }
 
 /*
@@ -238,11 +395,11 @@ find_route(http_server *s, const http_req *rq, const struct route **r)
 
 /* Append a chunk of the body, or mark the request too big. */
 static void
-take_body(http_server *s, http_req *rq, const char *data, size_t n)
+take_body(http_req *rq, const char *data, size_t n)
 {
 	if (rq->too_big || n == 0)
 		return;
-	if (rq->len + n > s->max_body) {
+	if (rq->len + n > rq->max_body) {
 		rq->too_big = 1;
 		free(rq->body);
 		rq->body = NULL;
@@ -266,6 +423,44 @@ take_body(http_server *s, http_req *rq, const char *data, size_t n)
 	rq->len += n;
 }
 
+/* The first call for a request (its headers are in): the route, the
+ * body's budget, the TLS peer. */
+static http_req *
+req_new(http_server *s, struct MHD_Connection *conn, const char *url,
+    const char *method)
+{
+	http_req *rq;
+
+	if ((rq = calloc(1, sizeof *rq)) == NULL)
+		return NULL;
+	rq->conn = conn;
+	rq->method = method;
+	rq->path = url;
+	rq->tls = s->tls;
+	peer_text(conn, rq->peer, sizeof rq->peer);
+	rq->status = find_route(s, rq, &rq->route);
+	rq->max_body = rq->route && rq->route->max_body ?
+	    rq->route->max_body : s->max_body;
+	rq->deadline_ms = sf_mono_ms() + s->body_timeout_ms;
+	peer_cert(s, rq);
+	return rq;
+}
+
+/* The request's Content-Length is over its route's budget. */
+static int
+announced_too_big(const http_req *rq)
+{
+	const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	char *end;
+	unsigned long long n;
+
+	if (cl == NULL || *cl < '0' || *cl > '9')
+		return 0;
+	n = strtoull(cl, &end, 10);
+	return n > rq->max_body;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -274,42 +469,49 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	http_server *s = cls;
 	http_req *rq = *con_cls;
 	http_resp rs;
-	const struct route *r;
-	int status, rc;
+	char msg[80];
+	int rc;
 
 	(void)version;
 	if (rq == NULL) {
-		if ((rq = calloc(1, sizeof *rq)) == NULL)
+		if ((rq = req_new(s, conn, url, method)) == NULL)
 			return MHD_NO;
-		rq->conn = conn;
-		rq->method = method;
-		rq->path = url;
-		peer_text(conn, rq->peer, sizeof rq->peer);
 		*con_cls = rq;
+		/* Refused before the body is read: MHD closes afterwards. */
+		if (rq->route == NULL)
+			return send_refusal(conn, NULL, rq->status,
+			    rq->status == 404 ? "no such resource" :
+			    "method not allowed");
+		if (announced_too_big(rq)) {
+			snprintf(msg, sizeof msg, "request body over %zu bytes",
+			    rq->max_body);
+			return send_refusal(conn, rq->route, 413, msg);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		take_body(s, rq, upload_data, *upload_data_size);
+		if (sf_mono_ms() > rq->deadline_ms) {
+			log_info("http %s: %s %s from %s: the body did not arrive"
+			    " within %d ms; closing", s->name, method, url,
+			    rq->peer, s->body_timeout_ms);
+			return MHD_NO;
+		}
+		take_body(rq, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	memset(&rs, 0, sizeof rs);
 	if (rq->too_big) {
-		http_resp_text(&rs, 413, "request body over %zu bytes\n",
-		    s->max_body);
-		return send_resp(conn, &rs);
+		snprintf(msg, sizeof msg, "request body over %zu bytes",
+		    rq->max_body);
+		return send_refusal(conn, rq->route, 413, msg);
 	}
-	if ((status = find_route(s, rq, &r)) != 200) {
-		http_resp_text(&rs, status, status == 404 ? "no such"
-		    " resource\n" : "method not allowed\n");
-		if (status == 405)
-			http_resp_header(&rs, "Allow", "GET, POST");
-		return send_resp(conn, &rs);
-	}
-	if ((rc = r->fn(rq, &rs, r->arg)) != 0 || rs.status == 0) {
+	if ((rc = rq->route->fn(rq, &rs, rq->route->arg)) != 0 ||
+	    rs.status == 0) {
 		log_warnx("http %s: %s %s from %s: %s", s->name, method, url,
 		    rq->peer, rc ? sf_strerror(rc) : "no status");
-		http_resp_text(&rs, 500, "internal error\n");
+		resp_fini(&rs);
+		return send_refusal(conn, rq->route, 500, "internal error");
 	}
 	log_debug("http %s: %s %s from %s: %d", s->name, method, url,
 	    rq->peer, rs.status);
@@ -327,12 +529,14 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (rq) {
 		free(rq->body);
+		free(rq->peer_cert);
 		free(rq);
 		*con_cls = NULL;
 	}
 }
 
-static void
+/* MHD's messages are printf formats of its own. */
+static void __attribute__((format(printf, 2, 0)))
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -389,6 +593,8 @@ http_server_start(http_server *s, const http_opts *o, char *why,
 		return SF_EINVAL;
 	sf_strlcpy(s->name, o->name ? o->name : "http", sizeof s->name);
 	s->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+	s->body_timeout_ms = o->body_timeout_ms > 0 ? o->body_timeout_ms :
+	    10000;
 	if (parse_address(o->address, &ss, &v6) != 0) {
 		sf_why(why, whylen, "%s: \"%s\" is not host:port", s->name,
 		    o->address);
@@ -406,6 +612,14 @@ http_server_start(http_server *s, const http_opts *o, char *why,
 			return SF_ECONFIG;
 		}
 		flags |= MHD_USE_TLS;
+		s->tls = 1;
+		if (o->tls_trust_file && sf_read_file(o->tls_trust_file,
+		    1 << 20, (uint8_t **)&s->trust_pem, &len) != 0) {
+			sf_why(why, whylen, "%s: cannot read %s", s->name,
+			    o->tls_trust_file);
+			return SF_ECONFIG;
+		}
+		s->trust = s->trust_pem != NULL;
 	}
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
@@ -419,10 +633,14 @@ http_server_start(http_server *s, const http_opts *o, char *why,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 	    (unsigned int)(o->per_ip_connections > 0 ?
 	    o->per_ip_connections : 32),
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(o->max_header ? o->max_header : DEFAULT_MAX_HEADER),
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	    s->cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
 	    s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
-	    MHD_OPTION_END);
+	    MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+	    s->trust_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+	    s->trust_pem, MHD_OPTION_END);
 	if (s->d == NULL) {
 		sf_why(why, whylen, "%s: cannot listen on %s", s->name,
 		    o->address);
@@ -455,5 +673,6 @@ http_server_free(http_server *s)
 		free(s->key_pem);
 	}
 	free(s->cert_pem);
+	free(s->trust_pem);
 	free(s);
 }

@@ -14,6 +14,7 @@
 #include "jitp.h"
 #include "log.h"
 #include "privdrop.h"
+#include "latent.h"
 #include "renewal.h"
 
 static const char *USAGE =
@@ -37,7 +38,12 @@ static const char *USAGE =
 "                     uid is not in admin_uids (default: authz's own uid)\n"
 "  [http] listen      plain HTTP: GET /health, GET /crl/<file> (the\n"
 "                     signer's CRLs, fetched as they change; also written\n"
-"                     into [http] crl_dir)\n"
+"                     into [http] crl_dir), OCSP at any other path; the\n"
+"                     front doors too with plain_front_doors (loopback only)\n"
+"  [http] tls_listen  HTTPS: the same, and the device front doors:\n"
+"                     POST /new (the reference's REST call, CSR in the\n"
+"                     device-csr header), GET /enrollments/<id>, and EST\n"
+"                     (RFC 7030) at /.well-known/est/[<ca>/]<op>\n"
 "\n"
 "Signals:\n"
 "  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
@@ -80,29 +86,65 @@ seed_registry(authz_ctx *ctx, const authz_conf *c)
 	return 0;
 }
 
-/* [http] listen: CRLs, OCSP and the health check over plain HTTP. */
+/* One HTTP listener: the front doors (or their refusal), then CRLs, OCSP
+ * and the health check. */
 static int
-start_http(authz_ctx *ctx)
+start_listener(authz_ctx *ctx, http_server **srvp, const char *name,
+    const char *address, int tls, int front_doors)
 {
+	const authz_conf *c = ctx->conf;
 	http_opts o = { 0 };
 	char why[512] = "";
 	int rc;
 
-	if (ctx->conf->http_listen == NULL)
-		return 0;
-	if ((ctx->http = http_server_new()) == NULL)
+	if ((*srvp = http_server_new()) == NULL)
 		return SF_ENOMEM;
-	if ((rc = authz_http_routes(ctx->http, ctx)) != 0)
+	if ((rc = authz_http_front_doors(*srvp, ctx, front_doors)) != 0 ||
+	    (rc = authz_http_routes(*srvp, ctx)) != 0)
 		return rc;
-	o.name = "http";
-	o.address = ctx->conf->http_listen;
-	o.threads = ctx->conf->http_threads;
-	if ((rc = http_server_start(ctx->http, &o, why, sizeof why)) != 0) {
+	o.name = name;
+	o.address = address;
+	o.threads = c->http_threads;
+	o.timeout_s = c->http_conn_timeout_s;
+	o.max_connections = c->http_max_conns;
+	o.per_ip_connections = c->http_conns_per_addr;
+	o.body_timeout_ms = c->body_timeout_ms;
+	/* A device-csr header carries up to csr_max_bytes of base64. */
+	o.max_header = c->csr_max / 3 * 4 + 16384;
+	if (o.max_header < 32768)
+		o.max_header = 32768;
+	if (tls) {
+		o.tls_cert_file = c->tls_cert;
+		o.tls_key_file = c->tls_key;
+		o.tls_trust_file = c->tls_client_ca;
+	}
+	if ((rc = http_server_start(*srvp, &o, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
 		return rc;
 	}
-	log_info("serving HTTP on %s (port %d)", ctx->conf->http_listen,
-	    http_server_port(ctx->http));
+	log_info("serving %s on %s (port %d)%s", tls ? "HTTPS" : "HTTP",
+	    address, http_server_port(*srvp), front_doors ? " with the REST"
+	    " and EST front doors" : "");
+	return 0;
+}
+
+/* [http] listen (plain: CRLs, OCSP, health; the front doors only on
+ * loopback) and tls_listen (HTTPS: all of it). */
+static int
+start_http(authz_ctx *ctx)
+{
+	const authz_conf *c = ctx->conf;
+	int rc;
+
+	if ((c->http_listen || c->https_listen) && (rc = latent_new(ctx,
+	    c->latent_max, &ctx->latent)) != 0)
+		return rc;
+	if (c->http_listen && (rc = start_listener(ctx, &ctx->http, "http",
+	    c->http_listen, 0, c->plain_front_doors)) != 0)
+		return rc;
+	if (c->https_listen && (rc = start_listener(ctx, &ctx->https, "https",
+	    c->https_listen, 1, 1)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -156,7 +198,8 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	    ctx->conf->global_rate, ctx->conf->global_burst)) == NULL)
 		return SF_ENOMEM;
 	enroll_ctx_init(&ctx->en, ctx->conf, ctx->reg, ctx->signer, ctx->rl);
-	if ((ctx->conf->http_listen || ctx->conf->crl_dir) &&
+	if ((ctx->conf->http_listen || ctx->conf->https_listen ||
+	    ctx->conf->crl_dir) &&
 	    (rc = crl_pub_new(ctx->signer, ctx->conf->crl_dir,
 	    ctx->conf->crl_refresh_s, &ctx->crls, why, sizeof why)) != 0) {
 		log_warnx("%s", why);
@@ -266,7 +309,9 @@ main(int argc, char **argv)
 	 * (the OCSP cache, the CRLs) is freed. */
 	renewal_sweeper_stop(ctx.sweep);
 	http_server_free(ctx.http);
+	http_server_free(ctx.https);
 	daemon_shutdown(srv);
+	latent_free(ctx.latent);
 	ocsp_cache_free(ctx.ocsp);
 	crl_pub_free(ctx.crls);
 	if (ctx.rl)

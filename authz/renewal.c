@@ -473,7 +473,12 @@ out:
 void
 renewal_first_use(authz_ctx *ctx, rpc_call *call)
 {
-	const char *pem = rpc_call_peer_cert(call);
+	renewal_first_use_pem(ctx, rpc_call_peer_cert(call));
+}
+
+void
+renewal_first_use_pem(authz_ctx *ctx, const char *pem)
+{
 	renewal_ack_req r;
 	registry_cert c;
 	leaf_info l;

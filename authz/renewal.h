@@ -83,6 +83,9 @@ int renewal_acknowledge(authz_ctx *ctx, const renewal_ack_req *r,
  * goes on).
  */
 void renewal_first_use(authz_ctx *ctx, rpc_call *call);
+/* The same for a verified TLS client certificate (PEM) met elsewhere (the
+ * HTTPS front doors); NULL: nothing. */
+void renewal_first_use_pem(authz_ctx *ctx, const char *pem);
 
 /*
  * authz's sweep: renewals whose deadline has passed become FAILED, their

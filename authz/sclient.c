@@ -332,3 +332,33 @@ sclient_acknowledge(sclient *c, const char *device_id, const char *serial,
 	protobuf_c_message_free_unpacked(m, NULL);
 	return rc;
 }
+
+int
+sclient_ca_chain(sclient *c, const char *product_line, const char *region,
+    char **ca_name, char **chain_pem, char *why, size_t whylen)
+{
+	Secretfree__V1__GetCaChainRequest req =
+	    SECRETFREE__V1__GET_CA_CHAIN_REQUEST__INIT;
+	Secretfree__V1__GetCaChainResponse *r;
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	*ca_name = *chain_pem = NULL;
+	req.product_line = (char *)product_line;
+	req.region = (char *)region;
+	if ((rc = call_signer(c, "GetCaChain", &req.base, &m, why,
+	    whylen)) != 0)
+		return rc;
+	r = (Secretfree__V1__GetCaChainResponse *)m;
+	if (*r->chain_pem == '\0') {
+		sf_why(why, whylen, "the signer's reply has no chain");
+		rc = SF_EINTERNAL;
+	} else if ((*ca_name = strdup(r->ca_name)) == NULL ||
+	    (*chain_pem = strdup(r->chain_pem)) == NULL) {
+		free(*ca_name);
+		*ca_name = NULL;
+		rc = SF_ENOMEM;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return rc;
+}

@@ -138,4 +138,15 @@ int sclient_renew(sclient *c, const sclient_renewal *r, sclient_cert *out,
 int sclient_acknowledge(sclient *c, const char *device_id,
     const char *serial, int64_t *acked_at, char *why, size_t whylen);
 
+/* ---- the CA chain, for front doors that publish it ---- */
+
+/*
+ * The chain of the active issuing CA of product_line in region
+ * (Signer.GetCaChain): *ca_name and *chain_pem (the issuing CA first, the
+ * root last), both malloc'd. Errors as sclient_issue (SF_ENOTFOUND: no
+ * such CA).
+ */
+int sclient_ca_chain(sclient *c, const char *product_line, const char *region,
+    char **ca_name, char **chain_pem, char *why, size_t whylen);
+
 #endif

@@ -72,6 +72,8 @@ def main():
         st, hdr, _ = az.http_post("/health", b"x", "text/plain")
         tap.eq(st, 405, "POST to a GET-only path: 405")
         st, _, _ = az.http_post("/health", b"x" * (65 * 1024), "text/plain")
+        tap.eq(st, 405, "a big body to a GET-only path: 405 before it is read")
+        st, _, _ = az.http_post("/ocsp", b"x" * (65 * 1024), "application/ocsp-request")
         tap.eq(st, 413, "a body over the limit: 413 before any handler runs")
 
         devs = [Device(tmp, i, KEYS[i]) for i in sorted(REGION)]
