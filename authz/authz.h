@@ -35,6 +35,7 @@ typedef struct {
 	ocsp_cache *ocsp;          /* OCSP responses served over HTTP */
 	crl_pub *crls;             /* [http] listen or crl_dir; NULL = none */
 	struct renewal_sweeper *sweep;  /* renewal.h; NULL = not started */
+	struct mqtt_door *mqtt;    /* [mqtt] (mqtt.h); NULL = none */
 } authz_ctx;
 
 int rpc_provisioning_register(rpc_server *srv, authz_ctx *ctx);

@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "log.h"
+#include "mqtt.h"
 #include "privdrop.h"
 #include "renewal.h"
 
@@ -37,10 +38,17 @@ static const char *USAGE =
 "  [http] listen      plain HTTP: GET /health, GET /crl/<file> (the\n"
 "                     signer's CRLs, fetched as they change; also written\n"
 "                     into [http] crl_dir)\n"
+"  [mqtt] broker      not a listener: authz connects to this MQTT broker\n"
+"                     (TLS) and answers devices' requests published on\n"
+"                     <topic_prefix>/<device id>/csr and .../ack on\n"
+"                     .../cert; it reconnects with back-off\n"
 "\n"
 "Signals:\n"
-"  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
-"  SIGHUP             reload templates, policies and limits\n"
+"  SIGTERM, SIGINT    finish running calls (5 s grace) and MQTT requests,\n"
+"                     then exit\n"
+"  SIGHUP             reload templates, policies and limits; reconnect to\n"
+"                     the MQTT broker with the [mqtt] settings (files and\n"
+"                     password re-read)\n"
 "\n"
 "Exit status: 0 clean shutdown (or --check passed), 1 start-up error,\n"
 "2 usage error.\n"
@@ -200,6 +208,11 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	if ((rc = renewal_sweeper_start(ctx, ctx->conf->renewal_sweep_s,
 	    &ctx->sweep)) != 0)
 		return rc;
+	if (ctx->conf->mqtt && (rc = mqtt_door_start(ctx, ctx->conf->mqtt,
+	    &ctx->mqtt, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
 	return ctx->crls ? crl_pub_start(ctx->crls) : 0;
 }
 
@@ -220,12 +233,15 @@ reload(void *arg, const char *path)
 		authz_conf_free(nc);
 		return;
 	}
+	if ((nc->mqtt == NULL) != (ctx->mqtt == NULL))
+		log_warnx("reload: adding or removing [mqtt] needs a restart");
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
 	    nc->global_burst);
 	/* Running calls may read the old configuration: kept until exit. */
 	ctx->en.conf = nc;
 	ctx->conf = nc;
 	log_setlevel(nc->log_level);
+	mqtt_door_reload(ctx->mqtt, nc->mqtt);
 	log_info("reloaded %s (templates, policies, limits; listeners and the"
 	    " registry path need a restart)", path);
 }
@@ -244,6 +260,7 @@ main(int argc, char **argv)
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
+	mqtt_door_stop(ctx.mqtt);
 	renewal_sweeper_stop(ctx.sweep);
 	http_server_free(ctx.http);
 	ocsp_cache_free(ctx.ocsp);

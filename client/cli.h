@@ -181,5 +181,6 @@ extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];
 extern const cli_cmd cmd_crl_table[];
 extern const cli_cmd cmd_renew_table[];
+extern const cli_cmd cmd_mqtt_table[];
 
 #endif
