@@ -51,7 +51,7 @@ mqtt_msg_topic(const char *prefix, const char *topic, char *id, size_t idlen,
 		return SF_EINVAL;
 	memcpy(id, p, n);
 	id[n] = '\0';
-	return device_id_valid(id, NULL, 0) ? SF_EINVAL : 0;
+	return device_id_valid(id, NULL, 0) ? 0 : SF_EINVAL;
 }
 
 /* ---- requests ---- */
@@ -464,7 +464,7 @@ mqtt_msg_error(const mqtt_msg_req *r, int err, const char *message,
     mqtt_msg_out *out)
 {
 	const char *t = r ? mqtt_msg_type_name(r->type) : NULL;
-	size_t n = strlen(message), cut;
+	size_t n = strlen(message), cut, over;
 	char *m, *s = NULL;
 
 	if ((m = malloc(n + 1)) == NULL)
@@ -491,8 +491,9 @@ mqtt_msg_error(const mqtt_msg_req *r, int err, const char *message,
 		if ((s = dump(o)) == NULL || strlen(s) <= MQTT_MSG_ERROR_MAX ||
 		    cut == 0)
 			break;
-		cut = strlen(s) - MQTT_MSG_ERROR_MAX < cut ? cut -
-		    (strlen(s) - MQTT_MSG_ERROR_MAX) : 0;
+		/* An escaped character takes at most two bytes. */
+		over = (strlen(s) - MQTT_MSG_ERROR_MAX + 1) / 2;
+		cut = over < cut ? cut - over : 0;
 		free(s);
 		s = NULL;
 	}
