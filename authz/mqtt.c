@@ -29,6 +29,7 @@
 
 #define BACKOFF_MIN_MS 1000
 #define LOOP_MS 250            /* how often the loop thread looks up */
+#define STOP_WAIT_MS 5000      /* for the loop thread at shutdown */
 
 struct job {
 	struct job *next;
@@ -49,7 +50,8 @@ struct mqtt_door {
 	size_t queued;
 	size_t queue_max;
 	int stop_workers, stop_loop;
-	int connected;             /* CONNACK accepted in this session */
+	int had_session;           /* CONNACK accepted since the last try */
+	int loop_done;             /* the loop thread has ended */
 	int sub_mid[2];
 	uint64_t rnd;              /* back-off jitter */
 	/* The session; replies are published under pub_mu. */
@@ -158,7 +160,7 @@ on_connect(struct mosquitto *m, void *arg, int rc)
 	}
 	pthread_mutex_lock(&d->mu);
 	mc = d->mc;
-	d->connected = 1;
+	d->had_session = 1;
 	pthread_mutex_unlock(&d->mu);
 	snprintf(csr, sizeof csr, "%s/+/csr", mc->topic_prefix);
 	snprintf(ack, sizeof ack, "%s/+/ack", mc->topic_prefix);
@@ -181,18 +183,6 @@ on_subscribe(struct mosquitto *m, void *arg, int mid, int n,
 			log_warnx("mqtt: the broker refused subscription %d"
 			    " (%s): check its ACL for this client", mid,
 			    mid == d->sub_mid[0] ? "csr" : "ack");
-}
-
-static void
-on_disconnect(struct mosquitto *m, void *arg, int rc)
-{
-	mqtt_door *d = arg;
-
-	(void)m;
-	(void)rc;
-	pthread_mutex_lock(&d->mu);
-	d->connected = 0;
-	pthread_mutex_unlock(&d->mu);
 }
 
 static void
@@ -284,7 +274,6 @@ session_new(mqtt_door *d, const mqtt_conf *mc)
 	mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION,
 	    MQTT_PROTOCOL_V311);
 	mosquitto_connect_callback_set(m, on_connect);
-	mosquitto_disconnect_callback_set(m, on_disconnect);
 	mosquitto_subscribe_callback_set(m, on_subscribe);
 	mosquitto_message_callback_set(m, on_message);
 	mosquitto_log_callback_set(m, on_log);
@@ -373,7 +362,8 @@ loop_main(void *arg)
 	mqtt_door *d = arg;
 	struct mosquitto *m = NULL;
 	const mqtt_conf *mc;
-	int backoff = BACKOFF_MIN_MS, rc, was, err;
+	char host[256];
+	int backoff = BACKOFF_MIN_MS, rc, was, err, port, keepalive, cap;
 
 	for (;;) {
 		pthread_mutex_lock(&d->mu);
@@ -393,17 +383,29 @@ loop_main(void *arg)
 			pthread_mutex_lock(&d->mu);
 		}
 		mc = d->mc;
-		d->connected = 0;
+		d->had_session = 0;
 		pthread_mutex_unlock(&d->mu);
+		/* What the connection needs, copied: a connect that hangs
+		 * past shutdown (mqtt_door_stop gives up on it) must not read
+		 * a configuration freed meanwhile. */
+		sf_strlcpy(host, mc->host, sizeof host);
+		port = mc->port;
+		keepalive = mc->keepalive_s;
+		cap = mc->reconnect_max_s * 1000;
 
+		/*
+		 * A blocking TCP connect (the TLS handshake goes on in the
+		 * loop): libmosquitto 2.0.11's asynchronous connect can stall
+		 * until the keepalive when the connection does not complete
+		 * at once.
+		 */
 		if (m == NULL) {
 			if ((m = session_new(d, mc)) == NULL)
 				goto wait;
 			session_set(d, m);
-			rc = mosquitto_connect_async(m, mc->host, mc->port,
-			    mc->keepalive_s);
+			rc = mosquitto_connect(m, host, port, keepalive);
 		} else
-			rc = mosquitto_reconnect_async(m);
+			rc = mosquitto_reconnect(m);
 		err = errno;
 		while (rc == MOSQ_ERR_SUCCESS && !interrupted(d)) {
 			rc = mosquitto_loop(m, LOOP_MS, 1);
@@ -412,22 +414,24 @@ loop_main(void *arg)
 		if (interrupted(d))
 			continue;
 		pthread_mutex_lock(&d->mu);
-		was = d->connected;
-		d->connected = 0;
+		was = d->had_session;
 		pthread_mutex_unlock(&d->mu);
 		if (was)
 			backoff = BACKOFF_MIN_MS;
-		log_warnx("mqtt: %s broker %s:%d: %s; trying again in about"
+		log_warnx("mqtt: %s broker %s:%d (%s); trying again in about"
 		    " %d s", was ? "lost the connection to" :
-		    "cannot connect to", mc->host, mc->port, why_lost(rc, err),
+		    "cannot connect to", host, port, why_lost(rc, err),
 		    (backoff + 999) / 1000);
 wait:
 		backoff_wait(d, backoff);
-		backoff = backoff * 2 > mc->reconnect_max_s * 1000 ?
-		    mc->reconnect_max_s * 1000 : backoff * 2;
+		backoff = backoff * 2 > cap ? cap : backoff * 2;
 	}
 	if (m)
 		session_end(d, m);
+	pthread_mutex_lock(&d->mu);
+	d->loop_done = 1;
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->mu);
 	return NULL;
 }
 
@@ -492,6 +496,28 @@ mqtt_door_reload(mqtt_door *d, const mqtt_conf *mc)
 	    mc->host, mc->port);
 }
 
+/* Stop the loop thread: 1 when it ended within STOP_WAIT_MS. */
+static int
+loop_stop(mqtt_door *d)
+{
+	struct timespec ts;
+	int done;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += STOP_WAIT_MS / 1000;
+	pthread_mutex_lock(&d->mu);
+	d->stop_loop = 1;
+	pthread_cond_broadcast(&d->wake);
+	while (!d->loop_done && pthread_cond_timedwait(&d->wake, &d->mu,
+	    &ts) == 0)
+		;
+	done = d->loop_done;
+	pthread_mutex_unlock(&d->mu);
+	if (done)
+		pthread_join(d->loop, NULL);
+	return done;
+}
+
 void
 mqtt_door_stop(mqtt_door *d)
 {
@@ -506,12 +532,12 @@ mqtt_door_stop(mqtt_door *d)
 	pthread_mutex_unlock(&d->mu);
 	for (int i = 0; i < d->nworkers; i++)
 		pthread_join(d->workers[i], NULL);
-	pthread_mutex_lock(&d->mu);
-	d->stop_loop = 1;
-	pthread_cond_signal(&d->wake);
-	pthread_mutex_unlock(&d->mu);
-	if (d->loop_started)
-		pthread_join(d->loop, NULL);
+	if (d->loop_started && !loop_stop(d)) {
+		/* Still in a TCP connect to a broker that does not answer:
+		 * authz is exiting, so leave the thread (and d) be. */
+		log_warnx("mqtt: still connecting to the broker; not waiting");
+		return;
+	}
 	while ((j = d->head) != NULL) {
 		d->head = j->next;
 		free(j->payload);
