@@ -367,7 +367,7 @@ cmd_mqtt_config(cli *c, int argc, char **argv)
 		}
 	ec = CLI_EXIT_OK;
 	if (c->json) {
-		json_t *doc = NULL;
+		json_t *doc = json_object();
 
 		for (int i = 0; i < 5; i++)
 			if (files[i])

@@ -487,11 +487,24 @@ def survives_broker(env, d):
 
 
 def cli_help(env):
-    p = run([os.environ.get("SF_CLI") or os.path.join(os.path.dirname(__file__), "..", "..",
-                                                      "build", "client", "secretfree"),
-             "mqtt", "config", "--help"], check=False)
+    cli = os.environ.get("SF_CLI") or os.path.join(os.path.dirname(__file__), "..", "..",
+                                                   "build", "client", "secretfree")
+    p = run([cli, "mqtt", "config", "--help"], check=False)
     tap.ok(p.returncode == 0 and "--claim-cafile" in p.stdout and "Example:" in p.stdout,
            "secretfree mqtt config --help", p.stdout + p.stderr)
+    base = ["mqtt", "config", "--cafile", env.cas, "--certfile", env.bcrt, "--keyfile", env.bkey]
+    p = run([cli, "--json"] + base + ["--claim-cafile", env.claim_ca], check=False)
+    doc = json.loads(p.stdout) if p.returncode == 0 else {}
+    tap.eq(sorted(doc), ["authz-mqtt.conf", "claim.acl", "devices.acl", "mosquitto.conf",
+                         "service.acl"], "mqtt config --json: file name -> contents", p.stderr)
+    p = run([cli] + base, check=False)
+    tap.ok(p.returncode == 0 and "# ---- claim.acl" not in p.stdout
+           and "# ---- service.acl ----" in p.stdout,
+           "without --claim-cafile: no claim listener, printed with file headers", p.stdout)
+    p = run([cli] + base + ["--listen", "0"], check=False)
+    tap.eq(p.returncode, 2, "a listener on port 0: usage error", p.stderr)
+    p = run([cli] + base + ["--topic-prefix", "a/+/b"], check=False)
+    tap.eq(p.returncode, 2, "a topic prefix with a wildcard: usage error", p.stderr)
     with open(os.path.join(env.mq.dir, "devices.acl")) as f:
         acl = f.read()
     tap.ok("pattern read %s/%%u/cert" % PREFIX in acl and "pattern write %s/%%u/csr" % PREFIX
