@@ -20,7 +20,8 @@ SoftHSM2, a real mosquitto broker on loopback with TLS, configured by
   no certificate;
 - device A never reads device B's certificate topic: with its own
   certificate or with the claim certificate, by name or with wildcards,
-  A receives nothing while B renews and receives its certificate;
+  A receives nothing while B enrolls, renews and acknowledges (and both
+  of A's connections were up: each gets its own replies);
 - renewal with acknowledgement over MQTT: B, connected with its
   certificate, renews (PENDING_ACK, deadline, the certificate it
   replaces), cannot acknowledge without a proof or with a wrong one
@@ -344,17 +345,48 @@ def malformed(env, d):
     m.close()
 
 
-def isolation_and_renewal(env, a, a_cert, b, b_cert, b_head):
-    """A (own certificate, and the claim certificate) never reads B's
-    topic while B renews over MQTT and acknowledges."""
-    st = env.st
-    spy = env.own(a, a_cert)
-    tap.ok(spy.connected(), "device A connects with its certificate")
-    granted = [spy.subscribe(t) for t in (topic(b.id, "cert"), PREFIX + "/+/cert", "#")]
-    spy_claim = env.claim(a.id)
-    spy_claim.subscribe(topic(b.id, "cert"))
-    spy_claim.subscribe(PREFIX + "/#")
+class Spies:
+    """Device A listening for device B's replies: with its own certificate
+    (by name, with +, with #), and a claim client under its own client id
+    (by name and with #), from before B enrolls until after B renewed."""
 
+    def __init__(self, env, a, a_cert, claim_id, b):
+        self.env, self.a, self.claim_id, self.b = env, a, claim_id, b
+        self.own = env.own(a, a_cert)
+        tap.ok(self.own.connected(), "device A connects with its certificate")
+        self.granted = [self.own.subscribe(t)
+                        for t in (topic(b.id, "cert"), PREFIX + "/+/cert", "#")]
+        self.claim = env.claim(claim_id)
+        self.claim.subscribe(topic(b.id, "cert"))
+        self.claim.subscribe(PREFIX + "/#")
+
+    def check(self, a_eid):
+        time.sleep(0.5)
+        leaked = []
+        for m in (self.own, self.claim):
+            while True:
+                x = m.next(0.2)
+                if x is None:
+                    break
+                leaked.append(x[0])
+        tap.eq(leaked, [], "device A received none of B's messages while B enrolled, renewed and"
+               " acknowledged (own certificate, subscriptions granted %s; claim certificate,"
+               " by name and with #)" % self.granted)
+        # Both were listening all along: each gets what is its own.
+        r = exchange(self.own, self.a.id, {"type": "fetch", "enrollment_id": a_eid})
+        tap.eq(json.loads(r[0]).get("enrollment_id") if r else None, a_eid,
+               "  A's own connection was up: it gets its own certificate again")
+        r = exchange(self.claim, self.claim_id, b"{}")
+        tap.eq(json.loads(r[0]).get("status") if r else None, "INVALID_ARGUMENT",
+               "  the claim spy was up: it gets the answer on its own topic")
+        self.own.close()
+        self.claim.close()
+
+
+def isolation_and_renewal(env, b, b_cert, b_head, other):
+    """B, with its own certificate, renews over MQTT and acknowledges
+    (other: a device whose key is not B's)."""
+    st = env.st
     mb = env.own(b, b_cert)
     tap.ok(mb.connected(), "device B connects with its certificate")
     mb.subscribe(topic(b.id, "cert"))
@@ -382,7 +414,7 @@ def isolation_and_renewal(env, a, a_cert, b, b_cert, b_head):
     e = json.loads((exchange(mb, b.id, {"enrollment_id": eid}, kind="ack") or [b"{}"])[0])
     tap.eq((e.get("status"), e.get("code"), e.get("request")), ("PERMISSION_DENIED", 403, "ack"),
            "an acknowledgement without a proof: PERMISSION_DENIED, 403", e)
-    bad = base64.b64encode(sign(a.key, eid.encode())).decode()
+    bad = base64.b64encode(sign(other.key, eid.encode())).decode()
     e = json.loads((exchange(mb, b.id, {"enrollment_id": eid, "key_signature": bad},
                              kind="ack") or [b"{}"])[0])
     tap.eq(e.get("status"), "PERMISSION_DENIED", "  with another key's signature: refused", e)
@@ -432,23 +464,6 @@ def isolation_and_renewal(env, a, a_cert, b, b_cert, b_head):
                and dev.key_sha256 == hashlib.sha256(newkey.spki_der()).digest(),
                "  acknowledged: the new key is the device's registered key", (a2, dev))
     nb.close()
-
-    time.sleep(0.5)
-    leaked = []
-    while True:
-        x = spy.next(0.2)
-        if x is None:
-            break
-        leaked.append(x[0])
-    while True:
-        x = spy_claim.next(0.2)
-        if x is None:
-            break
-        leaked.append(x[0])
-    tap.eq(leaked, [], "device A received none of B's messages (own certificate: subscriptions"
-           " %s; claim certificate: by name and wildcard)" % granted)
-    spy.close()
-    spy_claim.close()
 
 
 def survives_broker(env, d):
@@ -520,13 +535,15 @@ def main():
         stranger = Device(td.path, "stranger")
         env.st.register(devs)
         got = claim_flow(env, devs[0], devs[1])
+        spies = Spies(env, devs[0], got[0], devs[5].id, devs[1]) if got else None
         b_cert = whole_delivery(env, devs[1])
         refusals(env, devs[2], stranger)
         malformed(env, devs[3])
         if got and b_cert:
             b_certs = env.certs(devs[1].id)
             b_head = {"serial": list(b_certs)[0]}
-            isolation_and_renewal(env, devs[0], got[0], devs[1], b_cert, b_head)
+            isolation_and_renewal(env, devs[1], b_cert, b_head, devs[0])
+            spies.check(got[1]["enrollment_id"])
         cli_help(env)
         survives_broker(env, devs[4])
     except Exception as e:  # noqa: BLE001
