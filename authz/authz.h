@@ -37,6 +37,7 @@ typedef struct {
 	ocsp_cache *ocsp;          /* OCSP responses served over HTTP */
 	crl_pub *crls;             /* [http] listen or crl_dir; NULL = none */
 	struct renewal_sweeper *sweep;  /* renewal.h; NULL = not started */
+	struct mqtt_door *mqtt;    /* [mqtt] (mqtt.h); NULL = none */
 } authz_ctx;
 
 /* The configuration now: SIGHUP publishes a new one while calls read it;

@@ -1,9 +1,10 @@
 /*
  * config.c - authz's configuration file: [authz] (sockets, listeners,
- * region, workers), [limits], and the [template.*] and [policy.*] sections
- * that main.c seeds into the registry at start and on SIGHUP. Every key is
- * checked here, once, so that the rest of authz reads a validated
- * authz_conf (see config.h, authz/README.md).
+ * region, workers), [limits], [http], [mqtt] (mqtt_conf.c), and the
+ * [template.*] and [policy.*] sections that main.c seeds into the
+ * registry at start and on SIGHUP. Every key is checked here, once, so
+ * that the rest of authz reads a validated authz_conf (see config.h,
+ * authz/README.md).
  */
 #include <netdb.h>
 #include <netinet/in.h>
@@ -274,6 +275,7 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 		if (secs[i][0] == '\0' || strcmp(secs[i], "authz") == 0 ||
 		    strcmp(secs[i], "limits") == 0 ||
 		    strcmp(secs[i], "http") == 0 ||
+		    strcmp(secs[i], "mqtt") == 0 ||
 		    strncmp(secs[i], "template.", 9) == 0 ||
 		    strncmp(secs[i], "policy.", 7) == 0)
 			continue;
@@ -383,6 +385,8 @@ authz_conf_load(const char *path, authz_conf **out, char *why,
 	    16 << 20, &ll, why, whylen)) != 0)
 		goto out;
 	c->max_message = (size_t)ll;
+	if ((rc = mqtt_conf_load(cf, path, &c->mqtt, why, whylen)) != 0)
+		goto out;
 
 	c->ntemplates = conf_sections(cf, "template.", &secs);
 	c->templates = calloc(c->ntemplates ? c->ntemplates : 1,
@@ -450,5 +454,6 @@ authz_conf_free(authz_conf *c)
 	free(c->crl_dir);
 	free(c->default_region);
 	free(c->user);
+	mqtt_conf_free(c->mqtt);
 	free(c);
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "mqtt_conf.h"
 #include "registry.h"
 
 #define AUTHZ_MAX_UIDS 16
@@ -70,6 +71,8 @@ typedef struct {
 	/* [policy.<name>] */
 	authz_policy *policies;
 	size_t npolicies;
+	/* [mqtt]: the MQTT door (mqtt.h); NULL = none */
+	mqtt_conf *mqtt;
 } authz_conf;
 
 /*

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "jitp.h"
 #include "log.h"
+#include "mqtt.h"
 #include "privdrop.h"
 #include "latent.h"
 #include "renewal.h"
@@ -44,10 +45,17 @@ static const char *USAGE =
 "                     POST /new (the reference's REST call, CSR in the\n"
 "                     device-csr header), GET /enrollments/<id>, and EST\n"
 "                     (RFC 7030) at /.well-known/est/[<ca>/]<op>\n"
+"  [mqtt] broker      not a listener: authz connects to this MQTT broker\n"
+"                     (TLS) and answers devices' requests published on\n"
+"                     <topic_prefix>/<device id>/csr and .../ack on\n"
+"                     .../cert; it reconnects with back-off\n"
 "\n"
 "Signals:\n"
-"  SIGTERM, SIGINT    finish running calls (5 s grace), then exit\n"
-"  SIGHUP             reload templates, policies and limits\n"
+"  SIGTERM, SIGINT    finish running calls (5 s grace) and MQTT requests,\n"
+"                     then exit\n"
+"  SIGHUP             reload templates, policies and limits; reconnect to\n"
+"                     the MQTT broker with the [mqtt] settings (files and\n"
+"                     password re-read)\n"
 "\n"
 "Started as root, authz runs as [authz] user for good before it opens\n"
 "the registry or a listener. That key is required when started as\n"
@@ -261,6 +269,11 @@ start(authz_ctx *ctx, const char *path, int debug, int check,
 	if ((rc = renewal_sweeper_start(ctx, ctx->conf->renewal_sweep_s,
 	    &ctx->sweep)) != 0)
 		return rc;
+	if (ctx->conf->mqtt && (rc = mqtt_door_start(ctx, ctx->conf->mqtt,
+	    &ctx->mqtt, why, sizeof why)) != 0) {
+		log_warnx("%s", why);
+		return rc;
+	}
 	return ctx->crls ? crl_pub_start(ctx->crls) : 0;
 }
 
@@ -281,12 +294,15 @@ reload(void *arg, const char *path)
 		authz_conf_free(nc);
 		return;
 	}
+	if ((nc->mqtt == NULL) != (ctx->mqtt == NULL))
+		log_warnx("reload: adding or removing [mqtt] needs a restart");
 	rate_set(ctx->rl, nc->device_max, nc->device_window, nc->global_rate,
 	    nc->global_burst);
 	/* Running calls may read the old configuration: kept until exit. */
 	__atomic_store_n(&ctx->en.conf, nc, __ATOMIC_RELEASE);
 	__atomic_store_n(&ctx->conf, nc, __ATOMIC_RELEASE);
 	log_setlevel(nc->log_level);
+	mqtt_door_reload(ctx->mqtt, nc->mqtt);
 	log_info("reloaded %s (templates, policies, limits; listeners and the"
 	    " registry path need a restart)", path);
 }
@@ -305,6 +321,7 @@ main(int argc, char **argv)
 	rc = start(&ctx, o.path, o.debug, o.check, &srv);
 	if (rc == 0 && !o.check)
 		daemon_wait(reload, &ctx, o.path);
+	mqtt_door_stop(ctx.mqtt);
 	/* Everything that serves calls stops before what the calls use
 	 * (the OCSP cache, the CRLs) is freed. */
 	renewal_sweeper_stop(ctx.sweep);

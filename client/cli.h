@@ -183,5 +183,6 @@ extern const cli_cmd cmd_cert_table[];
 extern const cli_cmd cmd_crl_table[];
 extern const cli_cmd cmd_renew_table[];
 extern const cli_cmd cmd_mfr_table[];
+extern const cli_cmd cmd_mqtt_table[];
 
 #endif

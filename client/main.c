@@ -74,6 +74,7 @@ static const cli_cmd *const tables[] = {
 	cmd_device_table, cmd_devstate_table, cmd_renew_table, cmd_enroll_table,
 	cmd_cert_table, cmd_crl_table, cmd_audit_table, cmd_status_table,
 	cmd_mfr_table,
+	cmd_mqtt_table,
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 
@@ -114,7 +115,7 @@ group_usage(FILE *f, const char *group)
 	fprintf(f, "\nEach has its own help: secretfree %s SUBCOMMAND --help\n"
 	    "\nExample:\n  secretfree %s %s --help\n", group, group,
 	    strcmp(group, "ca") == 0 ? "init" : strcmp(group, "audit") == 0 ?
-	    "reconcile" : "list");
+	    "reconcile" : strcmp(group, "mqtt") == 0 ? "config" : "list");
 }
 
 static const cli_cmd *

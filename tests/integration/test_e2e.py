@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """End to end: README's demo command (scripts/demo) run as a test, each of
-its steps asserted from the state it leaves; then the daemons restarted on
-that state for what a stock Python grpcio client and a real mosquitto
-broker see."""
+its steps asserted from the state it leaves (device 1117 enrolled over MQTT
+with the claim certificate among them); then the daemons restarted on that
+state for what a stock Python grpcio client and a real mosquitto broker
+see."""
 import glob
 import os
 import re
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 pb = protos()
 P = pb.provisioning
-DEVICES = ["1111", "1112", "1113", "1114", "1115", "1116"]
+DEVICES = ["1111", "1112", "1113", "1114", "1115", "1116", "1117"]
 
 
 def spki(pubkey):
@@ -77,7 +78,7 @@ def main():
         tap.ok("Demo complete." in out, "the demo says it completed")
         for step in ("Tokens:", "Signer:", "CA hierarchy", "Server certificates", "authz:",
                      "Factory:", "Import", "Enrollment over gRPC:", "Enrollment over REST:",
-                     "Verify", "MQTT:", "Summary"):
+                     "Verify", "MQTT:", "MQTT provisioning", "Summary"):
             tap.ok(step in out, "the demo reports the step %r" % step)
         tap.eq(len(re.findall(r"device 1[0-9]{3}: OK", out)), 6, "six chains verified in the demo")
         rest = os.path.join(state, "devices", "1116.json")
@@ -86,6 +87,12 @@ def main():
                "device 1116 got the reference's JSON over REST (curl, device-csr header)")
         tap.ok(re.search(r"device 1111 published on telemetry/1111; device 1114 received", out),
                "device 1111 published over MQTT and device 1114 received it")
+        tap.ok(re.search(r"device 1117 over MQTT: certificate [0-9A-F]+ .* in \d+ chunks, every"
+                         r" message at most 1024 bytes .* as announced", out),
+               "device 1117 enrolled over MQTT with the claim certificate, in 1 KiB chunks")
+        tap.ok(re.search(r"device 1117 connected with its new certificate and published; device"
+                         r" 1114 received", out),
+               "device 1117's new certificate connects it to the broker")
         tap.ok(os.path.isfile(os.path.join(state, ".secretfree-demo")), "all state in the directory named")
 
         # Nothing left running, sockets gone.
@@ -98,8 +105,9 @@ def main():
         dev_keys = {d: token_pubkey(state, d) for d in DEVICES}
         keys = private_keys_in(state)
         tap.eq(sorted(os.path.relpath(k[0], state) for k in keys),
-               ["tls/authz.key", "tls/broker.key"],
-               "the only private key files are the two servers' TLS keys")
+               ["claim/claim.key", "tls/authz.key", "tls/broker.key"],
+               "the only private key files are the two servers' TLS keys and the shared"
+               " claim key")
         tap.ok(not any(k[1] in dev_keys.values() for k in keys),
                "no device private key exists as a file in the demo's state")
         for d in DEVICES:
@@ -157,26 +165,26 @@ def main():
         with open(pin_file) as f:
             pin = f.read().strip()
         run(p11 + ["--login", "--pin", pin, "--keypairgen", "--key-type", "EC:prime256v1",
-                   "--label", "1117", "--id", "1117"], env=dev_env)
+                   "--label", "1118", "--id", "1118"], env=dev_env)
         pem = os.path.join(tmp, "keys")
         os.makedirs(pem)
-        with open(os.path.join(pem, "1117.der"), "wb") as f:
-            f.write(token_pubkey(state, "1117"))
-        run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", os.path.join(pem, "1117.der"),
-             "-out", os.path.join(pem, "1117.pem")])
-        os.unlink(os.path.join(pem, "1117.der"))
+        with open(os.path.join(pem, "1118.der"), "wb") as f:
+            f.write(token_pubkey(state, "1118"))
+        run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", os.path.join(pem, "1118.der"),
+             "-out", os.path.join(pem, "1118.pem")])
+        os.unlink(os.path.join(pem, "1118.der"))
         sf_env = dict(os.environ, SECRETFREE_SIGNER="unix:%s/run/admin/signer.sock" % state,
                       SECRETFREE_AUTHZ="unix:%s/run/authz-admin/authz.sock" % state)
         imp = run([os.path.join(BUILD, "client", "secretfree"), "device", "import", pem,
                    "--product-line", "widgiot", "--region", "eu-west-1"], env=sf_env, check=False)
         tap.eq(imp.returncode, 0, "secretfree device import of a directory of PEM keys", imp.stderr)
         csr = subprocess.run(["openssl", "req", "-new", "-engine", "pkcs11", "-keyform", "engine",
-                              "-key", "pkcs11:token=devices;object=1117;type=private;pin-source=file:" + pin_file,
-                              "-subj", "/CN=1117", "-outform", "DER"], env=dev_env,
+                              "-key", "pkcs11:token=devices;object=1118;type=private;pin-source=file:" + pin_file,
+                              "-subj", "/CN=1118", "-outform", "DER"], env=dev_env,
                              capture_output=True, check=True).stdout
         r = cli.call("Provisioning", "Enroll", P.EnrollRequest(csr=csr), P.EnrollResponse)
         cert = x509.load_pem_x509_certificate(r.certificate_pem.encode())
-        tap.eq(spki(cert.public_key()), token_pubkey(state, "1117"),
+        tap.eq(spki(cert.public_key()), token_pubkey(state, "1118"),
                "grpcio enrollment of a new device: certificate for its token key")
         tap.ok("eu-west-1.widgiot" in cert.issuer.rfc4514_string(), "issued by its region's CA")
         cli.close()
@@ -185,8 +193,9 @@ def main():
         conf = os.path.join(tmp, "mosquitto.conf")
         with open(os.path.join(state, "mqtt", "mosquitto.conf")) as f:
             mconf = f.read()
-        mport = free_port()
-        mconf = re.sub(r"listener \d+ ", "listener %d " % mport, mconf)
+        # Each listener on a port of its own; the first is the devices'.
+        mconf = re.sub(r"listener \d+ ", lambda m: "listener %d " % free_port(), mconf)
+        mport = int(re.search(r"listener (\d+) ", mconf).group(1))
         with open(conf, "w") as f:
             f.write(mconf)
         mlog = os.path.join(tmp, "mosquitto.log")

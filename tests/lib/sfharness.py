@@ -575,3 +575,141 @@ class Stack:
         for d in (self.authz, self.signer):
             if d is not None:
                 d.stop()
+
+
+# ---- an MQTT broker for authz's MQTT door ----
+
+class Mosquitto:
+    """A mosquitto broker on free loopback ports, configured by `secretfree
+    mqtt config` (so that the configuration the CLI prints is the one
+    tested): a devices listener (client certificates from cafile), a claim
+    listener (claim_cafile, if given) and authz's service listener (TLS and
+    a password made here, in the broker's hashed file and authz's plain
+    one). All in dir; logs to dir/mosquitto.log."""
+
+    def __init__(self, dir, cafile, certfile, keyfile, claim_cafile=None,
+                 crlfile=None, prefix="secretfree/provisioning"):
+        import secrets
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        self.port, self.claim_port, self.service_port = free_port(), free_port(), free_port()
+        self.prefix = prefix
+        self.user = "secretfree-authz"
+        self.password_file = os.path.join(dir, "mqtt-password")
+        with open(self.password_file, "w") as f:
+            f.write(secrets.token_hex(16) + "\n")
+        os.chmod(self.password_file, 0o600)
+        args = [CLI_PATH, "mqtt", "config", "--cafile", cafile, "--certfile", certfile,
+                "--keyfile", keyfile, "--listen", "127.0.0.1:%d" % self.port,
+                "--claim-listen", "127.0.0.1:%d" % self.claim_port,
+                "--service-listen", "127.0.0.1:%d" % self.service_port,
+                "--topic-prefix", prefix, "--password-file", self.password_file,
+                "--out-dir", dir]
+        if claim_cafile:
+            args += ["--claim-cafile", claim_cafile]
+        if crlfile:
+            args += ["--crlfile", crlfile]
+        self.config_run = run(args)
+        with open(self.password_file) as f:
+            pw = f.read().strip()
+        run(["mosquitto_passwd", "-c", "-b", os.path.join(dir, "service.passwd"),
+             self.user, pw])
+        self.conf = os.path.join(dir, "mosquitto.conf")
+        with open(self.conf, "a") as f:
+            # Started as root, mosquitto would become user mosquitto and
+            # lose the temporary files; stay who we are.
+            import pwd
+            f.write("user %s\n" % pwd.getpwuid(os.getuid()).pw_name)
+        self.log_path = os.path.join(dir, "mosquitto.log")
+        self.proc = None
+
+    def authz_section(self):
+        """The [mqtt] section for authz, as the CLI wrote it."""
+        with open(os.path.join(self.dir, "authz-mqtt.conf")) as f:
+            return f.read()
+
+    def start(self, timeout=10):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mosquitto exited: " + self.log_text())
+            if " running" in self.log_text():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start: " + self.log_text())
+
+    def log_text(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        self.log.close()
+
+
+class MqttDevice:
+    """A device's MQTT connection (paho-mqtt 1.6, MQTT 3.1.1, TLS) with
+    every message it receives kept in order, and the outcome of each
+    subscription."""
+
+    def __init__(self, port, ca_pem_file, cert=None, key=None, client_id=""):
+        import queue
+        import paho.mqtt.client as mqtt
+        self.got = queue.Queue()
+        self.granted = {}
+        self.connack = []
+        self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311,
+                             clean_session=True)
+        self.c.tls_set(ca_certs=ca_pem_file, certfile=cert, keyfile=key)
+        self.c.on_message = lambda c, u, m: self.got.put((m.topic, m.payload))
+        self.c.on_subscribe = lambda c, u, mid, q: self.granted.__setitem__(mid, q)
+        self.c.on_connect = lambda c, u, f, rc: self.connack.append(rc)
+        self.c.connect("127.0.0.1", port, keepalive=30)
+        self.c.loop_start()
+        deadline = time.time() + 10
+        while not self.connack and time.time() < deadline:
+            time.sleep(0.02)
+
+    def connected(self):
+        return self.connack[:1] == [0] and self.c.is_connected()
+
+    def subscribe(self, topic, timeout=5):
+        """Subscribe with QoS 1; the granted QoS (128: refused), or None."""
+        rc, mid = self.c.subscribe(topic, 1)
+        deadline = time.time() + timeout
+        while mid not in self.granted and time.time() < deadline:
+            time.sleep(0.02)
+        g = self.granted.get(mid)
+        return g[0] if g else None
+
+    def publish(self, topic, payload):
+        info = self.c.publish(topic, payload, qos=1)
+        info.wait_for_publish(5)
+        return info
+
+    def next(self, timeout=15):
+        """The next message received: (topic, payload bytes), or None."""
+        import queue
+        try:
+            return self.got.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
