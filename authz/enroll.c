@@ -544,8 +544,8 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 	if (r->birth_cert_pem && *r->birth_cert_pem)
 		birth = r->birth_cert_pem;
 	if ((rc = request_check(e, r, why, whylen)) != 0 ||
-	    (rc = csr_parse(r->csr, r->csr_len, enroll_conf(e)->csr_max, &ci, why,
-	    whylen)) != 0)
+	    (rc = csr_parse(r->csr, r->csr_len, enroll_conf(e)->csr_max, &ci,
+	    why, whylen)) != 0)
 		goto out;
 	rc = device_check(e, r, &ci, &dev, &region, why, whylen);
 	if (rc == SF_ENOTFOUND && birth) {
@@ -558,7 +558,15 @@ enroll_device(enroll_ctx *e, const enroll_req *r, registry_enrollment *out,
 		newdev = 1;
 	} else if (rc)
 		goto out;
-	else if (birth && strncmp(dev.origin, "birth:", 6) != 0)
+	else if (birth && strncmp(dev.origin, "birth:", 6) != 0 &&
+	    r->birth_only) {
+		rc = SF_EPERM;
+		sf_why(why, whylen, "device %s is registered from a factory"
+		    " list, not by a birth certificate: it enrolls with its"
+		    " registered key alone (or its current certificate to"
+		    " renew)", ci.cn);
+		goto out;
+	} else if (birth && strncmp(dev.origin, "birth:", 6) != 0)
 		birth = NULL;  /* a factory device's client certificate */
 	else if (birth && (rc = birth_check(e, birth, &ci, &pl, origin, why,
 	    whylen)) != 0) {

@@ -56,6 +56,13 @@ typedef struct {
 	 * device registered so, it goes to the signer with the request.
 	 */
 	const char *birth_cert_pem;
+	/* 1: birth_cert_pem is only ever a birth certificate (EST
+	 * simplereenroll with a client certificate that is not ours, the
+	 * MQTT door's birth_certificate field), so a device registered
+	 * from a factory list is refused with it; 0 (gRPC: the listener
+	 * verified our CAs and the manufacturers' alike): such a device's
+	 * client certificate is ours and is ignored here. */
+	int birth_only;
 } enroll_req;
 
 /*

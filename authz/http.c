@@ -73,7 +73,7 @@ struct http_req {
 	int64_t deadline_ms;        /* the body must have arrived by then */
 	int tls;
 	int peer_state;             /* HTTP_PEER_* */
-	char *peer_cert;            /* PEM when HTTP_PEER_VERIFIED */
+	char *peer_cert;            /* PEM: VERIFIED, or REJECTED */
 	char peer[80];
 };
 
@@ -124,6 +124,12 @@ const char *
 http_req_peer_cert(const http_req *rq)
 {
 	return rq->peer_state == HTTP_PEER_VERIFIED ? rq->peer_cert : NULL;
+}
+
+const char *
+http_req_unverified_cert(const http_req *rq)
+{
+	return rq->peer_state == HTTP_PEER_REJECTED ? rq->peer_cert : NULL;
 }
 
 int
@@ -316,7 +322,11 @@ send_refusal(struct MHD_Connection *conn, const struct route *r, int status,
 /*
  * The TLS client certificate of conn: verified up to the trust file
  * (GnuTLS's own verification, which MHD's trust list feeds), then each
- * DER certificate the peer sent turned into PEM with OpenSSL.
+ * DER certificate the peer sent turned into PEM with OpenSSL. A chain
+ * that does not verify is kept too (HTTP_PEER_REJECTED, PEM in
+ * peer_cert): the handshake proved the peer holds its key, and a birth
+ * certificate from a manufacturer's CA is checked by the enrollment
+ * itself (jitp.h), not by this trust file.
  */
 static void
 peer_cert(http_server *s, http_req *rq)
@@ -328,19 +338,18 @@ peer_cert(http_server *s, http_req *rq)
 	BIO *b = NULL;
 	BUF_MEM *bm;
 	X509 *x;
+	int verified;
 
 	if (!s->tls || !s->trust || (ci = MHD_get_connection_info(rq->conn,
 	    MHD_CONNECTION_INFO_GNUTLS_SESSION)) == NULL ||
 	    (ss = ci->tls_session) == NULL ||
 	    (certs = gnutls_certificate_get_peers(ss, &n)) == NULL || n == 0)
 		return;
-	if (gnutls_certificate_verify_peers2(ss, &status) != 0 ||
-	    status != 0) {
-		rq->peer_state = HTTP_PEER_REJECTED;
+	verified = gnutls_certificate_verify_peers2(ss, &status) == 0 &&
+	    status == 0;
+	if (!verified)
 		log_debug("http %s: client certificate from %s does not verify"
 		    " (GnuTLS status %#x)", s->name, rq->peer, status);
-		return;
-	}
 	rq->peer_state = HTTP_PEER_REJECTED;
 	if ((b = BIO_new(BIO_s_mem())) == NULL)
 		return;
@@ -355,7 +364,8 @@ peer_cert(http_server *s, http_req *rq)
 		X509_free(x);
 	}
 	BIO_get_mem_ptr(b, &bm);
-	if ((rq->peer_cert = strndup(bm->data, bm->length)) != NULL)
+	if ((rq->peer_cert = strndup(bm->data, bm->length)) != NULL &&
+	    verified)
 		rq->peer_state = HTTP_PEER_VERIFIED;
 out:
 	BIO_free(b);

@@ -61,6 +61,11 @@ int http_req_peer_state(const http_req *rq);
 /* The verified client certificate as PEM (the certificate, then the
  * chain the peer sent), or NULL unless HTTP_PEER_VERIFIED. */
 const char *http_req_peer_cert(const http_req *rq);
+/* A client certificate (and chain) the peer presented that does not
+ * verify up to tls_trust_file, as PEM; NULL unless HTTP_PEER_REJECTED.
+ * The handshake proved the peer holds its key; nothing more: only a
+ * check of its own (a birth certificate's, jitp.h) may trust it. */
+const char *http_req_unverified_cert(const http_req *rq);
 
 /* Set a header on a response (name and value copied); 0 or SF_ENOMEM
  * (also when the response has no room for another header). */

@@ -6,7 +6,13 @@
  *   POST simpleenroll     a first enrollment: enroll.c's registered-key
  *                         check, nothing else (no password, no secret)
  *   POST simplereenroll   a renewal by the current certificate over mutual
- *                         TLS: renewal.c's (PENDING_ACK until first use)
+ *                         TLS: renewal.c's (PENDING_ACK until first use);
+ *                         or, when the client certificate is not ours, a
+ *                         first enrollment by a manufacturer's birth
+ *                         certificate (jitp.h: an unknown device is
+ *                         registered if it chains to a registered
+ *                         manufacturer CA; a known factory device is
+ *                         enrolled as by simpleenroll)
  *   GET  csrattrs         what the CSR should carry
  *
  * Certificates go out as base64 of a certs-only PKCS#7 (RFC 7030 4.1.3,
@@ -240,6 +246,7 @@ est_enroll(const http_req *rq, http_resp *rs, authz_ctx *ctx,
 {
 	const char *op = re ? "simplereenroll" : "simpleenroll";
 	const char *ks = http_req_header(rq, "current-key-signature");
+	const char *birth = NULL;
 	char region[40] = "", product[40], why[512] = "";
 	uint8_t *csr = NULL, *sig = NULL;
 	size_t len, csrlen, siglen = 0;
@@ -253,11 +260,16 @@ est_enroll(const http_req *rq, http_resp *rs, authz_ctx *ctx,
 	if (*label && http_parse_ca_label(label, region, product) != 0)
 		return est_text(rs, ctx, 404, "not a CA name (<region>.<product"
 		    " line>)");
-	if (re && http_req_peer_state(rq) != HTTP_PEER_VERIFIED)
-		return est_text(rs, ctx, 403, http_req_peer_state(rq) ==
-		    HTTP_PEER_REJECTED ? "the TLS client certificate does not"
-		    " verify up to our CA" : "simplereenroll needs the current"
-		    " certificate as the TLS client certificate");
+	/* A client certificate that is not ours may be a manufacturer's
+	 * birth certificate: just-in-time provisioning (jitp.h), which
+	 * checks it against the registered manufacturer CAs. */
+	if (re && http_req_peer_state(rq) == HTTP_PEER_REJECTED)
+		birth = http_req_unverified_cert(rq);
+	if (re && http_req_peer_state(rq) != HTTP_PEER_VERIFIED &&
+	    birth == NULL)
+		return est_text(rs, ctx, 403, "simplereenroll needs the"
+		    " current certificate (or a manufacturer's birth"
+		    " certificate) as the TLS client certificate");
 	if ((rc = http_parse_est_csr(body, len, http_req_header(rq,
 	    "Content-Type"), authz_conf_now(ctx)->csr_max, &csr, &csrlen, why,
 	    sizeof why)) != 0)
@@ -272,13 +284,15 @@ est_enroll(const http_req *rq, http_resp *rs, authz_ctx *ctx,
 	lq.csr_len = csrlen;
 	lq.idempotency_key = "";
 	lq.region = region;
-	if (re) {
+	if (birth)
+		lq.birth_cert = birth;
+	else if (re) {
 		lq.peer_cert = http_req_peer_cert(rq);
 		lq.current_key_signature = sig;
 		lq.current_key_signature_len = siglen;
 	}
-	if ((rc = latent_run(ctx->latent, &lq, authz_conf_now(ctx)->enroll_wait_ms,
-	    &lr)) == 0) {
+	if ((rc = latent_run(ctx->latent, &lq,
+	    authz_conf_now(ctx)->enroll_wait_ms, &lr)) == 0) {
 		/* A label names the CA: a device of another product line
 		 * gets its own CA's certificate, and is told so. */
 		if (lr.done && lr.rc == 0 && *label &&

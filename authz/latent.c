@@ -40,6 +40,7 @@ struct job {
 	size_t csr_len;
 	char region[64];
 	char *peer_cert;
+	char *birth_cert;
 	uint8_t *keysig;
 	size_t keysig_len;
 };
@@ -59,6 +60,7 @@ job_free(struct job *j)
 		return;
 	free(j->csr);
 	free(j->peer_cert);
+	free(j->birth_cert);
 	free(j->keysig);
 	free(j);
 }
@@ -108,10 +110,13 @@ job_main(void *arg)
 	} else {
 		enroll_req r;
 
+		memset(&r, 0, sizeof r);
 		r.csr = j->csr;
 		r.csr_len = j->csr_len;
 		r.idempotency_key = j->key;
 		r.region = j->region;
+		r.birth_cert_pem = j->birth_cert;
+		r.birth_only = j->birth_cert != NULL;
 		rc = enroll_device(&l->ctx->en, &r, &en, &replayed, why,
 		    sizeof why);
 	}
@@ -126,6 +131,7 @@ job_main(void *arg)
 	j->done_at = sf_now();
 	free(j->csr);
 	free(j->peer_cert);
+	free(j->birth_cert);
 	free(j->keysig);
 	j->csr = j->keysig = NULL;
 	j->peer_cert = NULL;
@@ -252,11 +258,14 @@ job_new(latent *l, const latent_req *r, const csr_info *ci,
 	j->csr_len = r->csr_len;
 	if (r->peer_cert)
 		j->peer_cert = strdup(r->peer_cert);
+	if (r->birth_cert)
+		j->birth_cert = strdup(r->birth_cert);
 	if (r->current_key_signature_len) {
 		j->keysig = malloc(r->current_key_signature_len);
 		j->keysig_len = r->current_key_signature_len;
 	}
 	if (j->csr == NULL || (r->peer_cert && j->peer_cert == NULL) ||
+	    (r->birth_cert && j->birth_cert == NULL) ||
 	    (j->keysig_len && j->keysig == NULL)) {
 		job_free(j);
 		return NULL;
@@ -317,8 +326,8 @@ latent_run(latent *l, const latent_req *r, int wait_ms, latent_result *out)
 	memset(out, 0, sizeof *out);
 	memset(&ci, 0, sizeof ci);
 	/* The CSR names the device; csr_parse is enroll's own check. */
-	if ((rc = csr_parse(r->csr, r->csr_len, authz_conf_now(l->ctx)->csr_max, &ci,
-	    why, sizeof why)) != 0)
+	if ((rc = csr_parse(r->csr, r->csr_len,
+	    authz_conf_now(l->ctx)->csr_max, &ci, why, sizeof why)) != 0)
 		return refuse(out, rc, why);
 	if (r->peer_cert) {
 		if (leaf_read(r->peer_cert, &lf, why, sizeof why) != 0) {

@@ -39,6 +39,10 @@ typedef struct {
 	const char *peer_cert;
 	const uint8_t *current_key_signature;   /* a new key: keysig.h */
 	size_t current_key_signature_len;
+	/* A first enrollment by a manufacturer's birth certificate (PEM,
+	 * the TLS client certificate on EST simplereenroll): jitp.h.
+	 * NULL: none. Never with peer_cert. */
+	const char *birth_cert;
 } latent_req;
 
 typedef struct {

@@ -24,6 +24,7 @@
 #include "util.h"
 
 #define STR_MAX 256          /* any string field but csr */
+#define BIRTH_MAX 16384      /* birth_certificate: a PEM chain */
 
 /* ---- topics ---- */
 
@@ -80,12 +81,13 @@ mqtt_msg_req_fini(mqtt_msg_req *r)
 	free(r->key_signature);
 	free(r->enrollment_id);
 	free(r->serial);
+	free(r->birth_certificate);
 	memset(r, 0, sizeof *r);
 }
 
 /* The fields each request may carry ("type" and "id" always may). */
 static const char *const ENROLL_FIELDS[] = { "csr", "idempotency_key",
-    "region", "chunk_size", NULL };
+    "region", "chunk_size", "birth_certificate", NULL };
 static const char *const RENEW_FIELDS[] = { "csr", "idempotency_key",
     "current_serial", "current_key_signature", "chunk_size", NULL };
 static const char *const FETCH_FIELDS[] = { "enrollment_id", "chunk_size",
@@ -259,6 +261,8 @@ parse_fields(json_t *o, mqtt_msg_req *r, char *why, size_t whylen)
 	    why, whylen)) != 0 ||
 	    (rc = get_str(o, "serial", STR_MAX, &r->serial, why,
 	    whylen)) != 0 ||
+	    (rc = get_str(o, "birth_certificate", BIRTH_MAX,
+	    &r->birth_certificate, why, whylen)) != 0 ||
 	    (rc = get_sig(o, r->type == MQTT_REQ_ACK ? "key_signature" :
 	    "current_key_signature", &r->key_signature,
 	    &r->key_signature_len, why, whylen)) != 0 ||

@@ -52,6 +52,9 @@ typedef struct {
 	char *serial;                      /* ack */
 	size_t chunk_size;                 /* 0: the certificate whole */
 	long long index;                   /* fetch: one chunk; -1: all */
+	char *birth_certificate;           /* enroll: PEM, a manufacturer's
+	                                      birth certificate (and its
+	                                      chain); "" = none */
 } mqtt_msg_req;
 
 /*

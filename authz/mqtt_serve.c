@@ -77,6 +77,12 @@ do_enroll(authz_ctx *ctx, const char *device_id, const mqtt_msg_req *r,
 	er.csr_len = r->csr_len;
 	er.idempotency_key = r->idempotency_key;
 	er.region = r->region;
+	/* Just-in-time provisioning: the CSR proves the key, the birth
+	 * certificate (checked by authz, then by the signer) that a
+	 * registered manufacturer made the device. */
+	er.birth_cert_pem = *r->birth_certificate ? r->birth_certificate :
+	    NULL;
+	er.birth_only = 1;
 	if ((rc = enroll_device(&ctx->en, &er, &en, &replayed, why,
 	    whylen)) != 0)
 		return rc;

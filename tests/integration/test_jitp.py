@@ -22,13 +22,19 @@ manufacturer's CA, birth certificates and CRL made here at test time):
   for a product line whose manufacturers do not include its CA is refused
   by the signer, and without one an unknown device is NOT_FOUND;
 - Renew over TLS with the birth certificate is refused;
+- EST simplereenroll (curl, mutual TLS) with a birth certificate as the
+  client certificate registers an unknown device the same way; one from
+  an unregistered CA is 403 and registers nothing; a factory device's
+  CSR with a birth certificate is 403 (it enrolls by its registered key);
 - the CLI: register-manufacturer refuses a non-CA, a key and an unknown
   product line; manufacturers lists (--json); manufacturer-crl refuses an
   older CRL; --help of each."""
+import base64
 import datetime
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -39,7 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 from sfharness import (Client, Device, Stack, TempDir, expect_error,  # noqa: E402
-                       openssl_verify, protos, show)
+                       free_port, openssl_verify, protos, show)
 
 pb = protos()
 C, A, P, R, S = pb.common, pb.ca_admin, pb.provisioning, pb.registry, pb.signer
@@ -115,8 +121,10 @@ class Env:
             "device_live": 4}, signer_extra=GADGET)
         # Client certificates: our root, and the manufacturer CAs.
         self.root_file = write(os.path.join(tmp, "root.pem"), self.st.root_pem)
+        self.https_port = free_port()
         self.st.authz.stop()
-        self.st.authz.write_conf(authz_extra="tls_client_ca = %s\n" % self.root_file)
+        self.st.authz.write_conf(authz_extra="tls_client_ca = %s\n" % self.root_file,
+                                 http_extra="tls_listen = 127.0.0.1:%d\n" % self.https_port)
         self.st.authz.start()
         self.hostile = self.st.signer.issuance_client()
 
@@ -286,6 +294,66 @@ def reuse(env, acme, d, birth, r1):
     tap.eq(sc.status, C.CERTIFICATE_STATUS_ACTIVE, "  the certificate itself does")
 
 
+def est(env, path, dev, cert_pem, csr_der):
+    """curl POST of an EST request with cert_pem and dev's key as the
+    TLS client certificate: (status, body)."""
+    n = len(os.listdir(env.tmp))
+    certf = write(os.path.join(env.tmp, "est%d.crt" % n), cert_pem)
+    body = write(os.path.join(env.tmp, "est%d.b64" % n), base64.encodebytes(csr_der).decode())
+    out = os.path.join(env.tmp, "est%d.out" % n)
+    p = subprocess.run(["curl", "-sS", "--cacert", env.root_file, "--cert", certf, "--key",
+                        dev.key, "-o", out, "-w", "%{http_code}", "-X", "POST",
+                        "-H", "Content-Type: application/pkcs10", "--data-binary", "@" + body,
+                        "https://localhost:%d/.well-known/est/%s" % (env.https_port, path)],
+                       capture_output=True, text=True, timeout=60)
+    data = open(out, "rb").read() if os.path.exists(out) else p.stderr.encode()
+    return int(p.stdout or 0), data
+
+
+def est_doors(env, acme, other):
+    """Just-in-time provisioning through EST simplereenroll."""
+    d = Device(env.tmp, "acme-0100")
+    birth = pem(acme.birth(d.id, pubkey(d)))
+    st, body = est(env, "simplereenroll", d, birth, d.csr(der=True))
+    tap.eq(st, 200, "EST simplereenroll with a birth certificate of a registered"
+           " manufacturer: 200", body[:300])
+    p7 = write(os.path.join(env.tmp, "acme-0100.p7"), body.decode(errors="replace"))
+    p = subprocess.run("openssl base64 -d -in %s | openssl pkcs7 -inform DER -print_certs" % p7,
+                       shell=True, capture_output=True, text=True)
+    certs = [c for c in p.stdout.split("-----END CERTIFICATE-----") if "BEGIN" in c]
+    leaf = x509.load_pem_x509_certificate(
+        (certs[0][certs[0].index("-----BEGIN"):] + "-----END CERTIFICATE-----\n").encode()) \
+        if certs else None
+    tap.ok(leaf is not None and leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        == d.spki_der(), "  openssl pkcs7 -print_certs: our certificate for the birth"
+           " certificate's key", p.stdout[:300] + p.stderr)
+    k = env.sdevice(d.id)
+    tap.eq((k.origin, k.product_line), ("birth:acme-root-ca", "widgiot"),
+           "  registered at the signer, origin birth")
+    tap.eq(env.adevice(d.id).origin, "birth:acme-root-ca", "  and in authz")
+    st, body = est(env, "simplereenroll", d, birth, d.csr(der=True))
+    tap.eq(st, 403, "  the birth certificate again (a second first enrollment): 403",
+           body[:300])
+    d2 = Device(env.tmp, "other-0100")
+    st, body = est(env, "simplereenroll", d2, pem(other.birth(d2.id, pubkey(d2))),
+                   d2.csr(der=True))
+    tap.eq(st, 403, "EST simplereenroll with a birth certificate of an unregistered CA:"
+           " 403", body[:300])
+    tap.ok(expect_error(lambda: env.sdevice(d2.id), SC.NOT_FOUND) is not None,
+           "  and nothing registered")
+    # A factory device (imported key) with a birth certificate: refused.
+    f = Device(env.tmp, "fact-0100")
+    env.st.register([f])
+    st, body = est(env, "simplereenroll", f, pem(acme.birth(f.id, pubkey(f))),
+                   f.csr(der=True))
+    tap.eq(st, 403, "a factory device's CSR with a birth certificate: 403", body[:300])
+    tap.ok(b"factory list" in body, "  saying it enrolls by its registered key", body[:300])
+    tap.ok(not env.adevice(f.id).origin.startswith("birth:"),
+           "  and it stays a factory device", env.adevice(f.id).origin)
+    return d
+
+
 def refusals(env, acme, other):
     st = env.st
     # Expired: the TLS handshake, and the signer itself.
@@ -435,6 +503,7 @@ def main():
         acme, other = Mfr("Acme Root CA"), Mfr("Other Root CA")
         d, birth, r1 = first_contact(env, acme, other)
         reuse(env, acme, d, birth, r1)
+        est_doors(env, acme, other)
         refusals(env, acme, other)
         cli(env, acme, other)
     except Exception as e:  # noqa: BLE001

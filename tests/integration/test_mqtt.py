@@ -32,11 +32,19 @@ SoftHSM2, a real mosquitto broker on loopback with TLS, configured by
 - malformed payloads (not JSON, an array, unknown fields, bad chunk
   sizes, a payload over max_payload_bytes, an unknown enrollment) are
   answered with typed errors, and the door keeps serving;
+- just-in-time provisioning over MQTT: a device unknown to authz, with
+  the claim certificate, sends its CSR and a birth certificate from a
+  manufacturer CA registered with `secretfree ca register-manufacturer`
+  (made here with cryptography): certificate issued for the birth
+  certificate's key, device registered with origin birth; a birth
+  certificate from an unregistered CA is PERMISSION_DENIED and registers
+  nothing; a factory device with a birth certificate is PERMISSION_DENIED;
 - the door survives the broker: a broker restart is followed by a
   reconnection and requests are served again; a wrong password is
   logged and retried, and SIGHUP with the right one reconnects;
   SIGTERM stops authz cleanly."""
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -46,7 +54,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import tap  # noqa: E402
+from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: E402
 from sfharness import (Device, Mosquitto, MqttDevice, Stack, TempDir,  # noqa: E402
                        openssl_verify, protos, run, run_bytes, server_cert,
@@ -315,6 +325,81 @@ def refusals(env, d_wrong_key, other_key):
     m.close()
 
 
+def mfr_ca(cn):
+    """A manufacturer's root CA: (key, certificate)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
+                                         False, False), True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def birth_pem(ca, device):
+    """A birth certificate from ca (key, cert) for device's key."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    with open(device.key, "rb") as f:
+        pub = serialization.load_pem_private_key(f.read(), None).public_key()
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device.id)]))
+         .issuer_name(ca[1].subject).public_key(pub)
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=3650))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), True))
+    return b.sign(ca[0], hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def jitp(env, factory_dev):
+    """Just-in-time provisioning: a birth certificate in the enroll request."""
+    acme, other = mfr_ca("Acme MQTT Root CA"), mfr_ca("Other MQTT Root CA")
+    f = write(os.path.join(env.tmp, "acme-mqtt.pem"), acme[1].public_bytes(
+        serialization.Encoding.PEM).decode())
+    p = env.st.cli("ca", "register-manufacturer", f, "--product-line", "widgiot")
+    tap.eq(p.returncode, 0, "ca register-manufacturer (for MQTT JITP)", p.stdout + p.stderr)
+    d = Device(env.tmp, "acme-mq-0001")
+    m = env.claim(d.id)
+    m.subscribe(topic(d.id, "cert"))
+    msgs = exchange(m, d.id, {"csr": d.csr().decode(), "birth_certificate": birth_pem(acme, d)})
+    r = json.loads(msgs[0]) if msgs else {}
+    tap.eq((r.get("type"), r.get("device_id")), ("certificate", d.id),
+           "an unknown device with the claim certificate and a registered manufacturer's"
+           " birth certificate: its certificate over MQTT", msgs[:1])
+    if r.get("type") == "certificate":
+        good, out = openssl_verify(env.tmp, r["chain_pem"], r["certificate_pem"])
+        tap.ok(good, "  openssl verify accepts it", out)
+        k = env.st.sadmin.call("CaAdmin", "GetDeviceKey", A.GetDeviceKeyRequest(
+            device_id=d.id), C.DeviceKeyInfo)
+        tap.eq((k.origin, k.product_line), ("birth:acme-mqtt-root-ca", "widgiot"),
+               "  registered at the signer on first contact, origin birth")
+    m.close()
+    d2 = Device(env.tmp, "other-mq-0001")
+    m = env.claim(d2.id)
+    m.subscribe(topic(d2.id, "cert"))
+    e = json.loads((exchange(m, d2.id, {"csr": d2.csr().decode(),
+                                        "birth_certificate": birth_pem(other, d2)})
+                    or [b"{}"])[0])
+    tap.eq((e.get("type"), e.get("status"), e.get("code")), ("error", "PERMISSION_DENIED", 403),
+           "a birth certificate from an unregistered CA: PERMISSION_DENIED, 403", e)
+    m.close()
+    m = env.claim(factory_dev.id)
+    m.subscribe(topic(factory_dev.id, "cert"))
+    e = json.loads((exchange(m, factory_dev.id, {"csr": factory_dev.csr().decode(),
+                                                 "birth_certificate": birth_pem(acme,
+                                                                                factory_dev)})
+                    or [b"{}"])[0])
+    tap.eq((e.get("status"), e.get("code")), ("PERMISSION_DENIED", 403),
+           "a factory device with a birth certificate: PERMISSION_DENIED, 403", e)
+    tap.ok("factory list" in e.get("message", ""), "  saying it enrolls by its registered key", e)
+    m.close()
+
+
 def malformed(env, d):
     """Malformed payloads: typed errors, and the door keeps serving."""
     m = env.claim(d.id)
@@ -545,6 +630,7 @@ def main():
             isolation_and_renewal(env, devs[1], b_cert, b_head, devs[0])
             spies.check(got[1]["enrollment_id"])
         cli_help(env)
+        jitp(env, devs[2])
         survives_broker(env, devs[4])
     except Exception as e:  # noqa: BLE001
         import traceback
