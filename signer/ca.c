@@ -347,10 +347,10 @@ ca_list(ca_store *s, ca ***out)
 	pthread_rwlock_rdlock(&s->lock);
 	n = s->n;
 	*out = malloc((n ? n : 1) * sizeof **out);
-	if (*out)
-		memcpy(*out, s->v, n * sizeof **out);
-	else
+	if (*out == NULL)
 		n = 0;
+	else if (n)
+		memcpy(*out, s->v, n * sizeof **out);
 	pthread_rwlock_unlock(&s->lock);
 	return n;
 }
