@@ -515,5 +515,6 @@ int journal_audit_checkpoint_put(journal *j, const journal_audit_checkpoint *c);
 int journal_audit_checkpoints(journal *j, int64_t from_seq, int64_t to_seq,
     size_t limit, journal_audit_checkpoint **out, size_t *n);
 void journal_audit_checkpoints_free(journal_audit_checkpoint *v, size_t n);
+void journal_audit_checkpoint_fini(journal_audit_checkpoint *c);  /* zeroes */
 
 #endif

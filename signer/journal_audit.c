@@ -642,6 +642,16 @@ journal_audit_checkpoint_put(journal *j, const journal_audit_checkpoint *c)
 }
 
 void
+journal_audit_checkpoint_fini(journal_audit_checkpoint *c)
+{
+	if (c == NULL)
+		return;
+	free(c->key_label);
+	free(c->signature);
+	memset(c, 0, sizeof *c);
+}
+
+void
 journal_audit_checkpoints_free(journal_audit_checkpoint *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++) {
@@ -670,7 +680,8 @@ journal_audit_checkpoints(journal *j, int64_t from_seq, int64_t to_seq,
 	/* to_seq < 0: the last limit checkpoints, in order. */
 	if (journal_prepare(j->rdb, "SELECT * FROM (SELECT seq, head, at,"
 	    " key_label, signature FROM audit_checkpoints WHERE seq >= ?1 AND"
-	    " (?2 < 0 OR seq <= ?2) ORDER BY seq DESC LIMIT ?3) ORDER BY seq",
+	    " (?2 < 0 OR seq <= ?2) ORDER BY CASE WHEN ?2 < 0 THEN -seq ELSE"
+	    " seq END LIMIT ?3) ORDER BY seq",
 	    &st, "prepare checkpoints") != 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, from_seq);
