@@ -350,8 +350,11 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	int rc = SF_EDB;
 
 	*out = NULL;
-	if ((j = calloc(1, sizeof *j)) == NULL)
+	if ((j = calloc(1, sizeof *j)) == NULL ||
+	    (j->path = strdup(path)) == NULL) {
+		free(j);
 		return SF_ENOMEM;
+	}
 	pthread_mutex_init(&j->wlock, NULL);
 	pthread_mutex_init(&j->rlock, NULL);
 	pthread_mutex_init(&j->qlock, NULL);
@@ -427,6 +430,7 @@ journal_close(journal *j)
 	pthread_mutex_destroy(&j->qlock);
 	pthread_cond_destroy(&j->qwork);
 	pthread_cond_destroy(&j->qdone);
+	free(j->path);
 	free(j);
 }
 

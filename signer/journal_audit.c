@@ -420,7 +420,7 @@ out:
 /* ---- verification: the chain as audit_source ---- */
 
 struct walk {
-	journal *j;
+	sqlite3 *db;
 	sqlite3_stmt *all, *by_hash, *after;
 	char *kind, *subject, *detail;
 };
@@ -434,7 +434,7 @@ walk_next(void *arg, audit_row *r)
 	if (s == SQLITE_DONE)
 		return 0;
 	if (s != SQLITE_ROW)
-		return journal_db_err(w->j->rdb, "verify audit");
+		return journal_db_err(w->db, "verify audit");
 	free(w->kind);
 	free(w->subject);
 	free(w->detail);
@@ -465,7 +465,7 @@ walk_find_hash(void *arg, const char *hash, int64_t *seq)
 		*seq = sqlite3_column_int64(w->by_hash, 0);
 		return 1;
 	}
-	return s == SQLITE_DONE ? 0 : journal_db_err(w->j->rdb,
+	return s == SQLITE_DONE ? 0 : journal_db_err(w->db,
 	    "verify audit");
 }
 
@@ -481,39 +481,39 @@ walk_next_prev(void *arg, int64_t seq, char prev[65])
 		copy_hex(prev, w->after, 0);
 		return 1;
 	}
-	return s == SQLITE_DONE ? 0 : journal_db_err(w->j->rdb,
+	return s == SQLITE_DONE ? 0 : journal_db_err(w->db,
 	    "verify audit");
 }
 
-/* audit_head's seq (0 if the row is gone), on rdb, lock held. */
+/* audit_head's seq (0 if the row is gone). */
 static int
-head_seq(journal *j, int64_t *seq)
+head_seq(sqlite3 *db, int64_t *seq)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
 
 	*seq = 0;
-	if (journal_prepare(j->rdb, "SELECT seq FROM audit_head WHERE id = 1",
+	if (journal_prepare(db, "SELECT seq FROM audit_head WHERE id = 1",
 	    &st, "prepare audit head") != 0)
 		return SF_EDB;
 	if ((r = sqlite3_step(st)) == SQLITE_ROW)
 		*seq = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return r == SQLITE_ROW || r == SQLITE_DONE ? 0 :
-	    journal_db_err(j->rdb, "read audit head");
+	    journal_db_err(db, "read audit head");
 }
 
 /* After an intact walk: what the signer wrote last (audit_head) and the
  * checkpoints must agree with the chain. */
 static int
-verify_ends(journal *j, audit_report *rep, int64_t *checkpoints)
+verify_ends(sqlite3 *db, audit_report *rep, int64_t *checkpoints)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc = SF_EDB;
 	int64_t hseq = 0;
 	char hhash[65] = "";
 
-	if (journal_prepare(j->rdb, "SELECT seq, hash FROM audit_head WHERE"
+	if (journal_prepare(db, "SELECT seq, hash FROM audit_head WHERE"
 	    " id = 1", &st, "prepare audit head") != 0)
 		return rc;
 	if ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -546,7 +546,7 @@ verify_ends(journal *j, audit_report *rep, int64_t *checkpoints)
 		rc = 0;
 		goto out;
 	}
-	if (journal_prepare(j->rdb, "SELECT c.seq, c.at, e.hash IS c.head"
+	if (journal_prepare(db, "SELECT c.seq, c.at, e.hash IS c.head"
 	    " FROM audit_checkpoints c LEFT JOIN audit_events e ON e.seq ="
 	    " c.seq ORDER BY c.seq", &st, "prepare audit checkpoints") != 0)
 		goto out;
@@ -567,7 +567,7 @@ verify_ends(journal *j, audit_report *rep, int64_t *checkpoints)
 	rc = 0;
 out:
 	if (rc)
-		rc = journal_db_err(j->rdb, "verify audit");
+		rc = journal_db_err(db, "verify audit");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -578,40 +578,51 @@ journal_audit_verify(journal *j, audit_report *rep, int64_t *checkpoints)
 	struct walk w;
 	audit_source src = { &w, walk_next, walk_find_hash, walk_next_prev,
 	    0 };
+	sqlite3 *db = NULL;
 	int rc = SF_EDB;
 
 	memset(&w, 0, sizeof w);
-	w.j = j;
 	*checkpoints = 0;
 	memset(rep, 0, sizeof *rep);
-	pthread_mutex_lock(&j->rlock);
-	/* One snapshot for the whole walk. */
-	if (journal_exec(j->rdb, "SAVEPOINT audit_verify") != 0)
+	/*
+	 * A connection of its own: the walk reads the whole chain, and the
+	 * reading connection's lock would keep issuance waiting meanwhile.
+	 */
+	if (sqlite3_open_v2(j->path, &db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_warnx("journal: verify audit: cannot open %s", j->path);
 		goto out;
-	if (journal_prepare(j->rdb, "SELECT " EVENT_COLS " FROM audit_events"
+	}
+	sqlite3_busy_timeout(db, 10000);
+	sqlite3_extended_result_codes(db, 1);
+	w.db = db;
+	/* One snapshot for the whole walk. */
+	if (journal_exec(db, "SAVEPOINT audit_verify") != 0)
+		goto out;
+	if (journal_prepare(db, "SELECT " EVENT_COLS " FROM audit_events"
 	    " ORDER BY seq", &w.all, "prepare audit verify") != 0 ||
-	    journal_prepare(j->rdb, "SELECT seq FROM audit_events WHERE"
+	    journal_prepare(db, "SELECT seq FROM audit_events WHERE"
 	    " hash = ? ORDER BY seq LIMIT 1", &w.by_hash,
 	    "prepare audit verify") != 0 ||
-	    journal_prepare(j->rdb, "SELECT prev FROM audit_events WHERE"
+	    journal_prepare(db, "SELECT prev FROM audit_events WHERE"
 	    " seq > ? ORDER BY seq LIMIT 1", &w.after,
 	    "prepare audit verify") != 0)
 		goto end;
-	if (head_seq(j, &src.end) != 0)
+	if (head_seq(db, &src.end) != 0)
 		goto end;
 	if ((rc = audit_chain_verify(&src, 1, AUDIT_ZERO_HASH, rep)) == 0 &&
 	    rep->first_bad == 0)
-		rc = verify_ends(j, rep, checkpoints);
+		rc = verify_ends(db, rep, checkpoints);
 end:
 	sqlite3_finalize(w.all);
 	sqlite3_finalize(w.by_hash);
 	sqlite3_finalize(w.after);
-	journal_exec(j->rdb, "RELEASE audit_verify");
+	journal_exec(db, "RELEASE audit_verify");
 out:
+	sqlite3_close(db);
 	free(w.kind);
 	free(w.subject);
 	free(w.detail);
-	pthread_mutex_unlock(&j->rlock);
 	return rc;
 }
 

@@ -23,6 +23,7 @@ struct pending {
 };
 
 struct journal {
+	char *path;                 /* the file (audit verification's own connection) */
 	sqlite3 *wdb, *rdb;
 	pthread_mutex_t wlock, rlock;
 	sqlite3_stmt *ins_cert;     /* wdb */
