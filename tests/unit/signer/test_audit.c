@@ -429,10 +429,16 @@ test_upgrade(void)
 		return;
 	}
 	journal_close(j);
-	is_int(sql(path, "DROP TRIGGER audit_ca_created; DROP TABLE"
-	    " audit_events; DROP TABLE audit_head; DROP TABLE"
+	is_int(sql(path, "DROP TRIGGER audit_ca_created; DROP TRIGGER"
+	    " audit_ca_changed; DROP TRIGGER audit_cert_issued; DROP TRIGGER"
+	    " audit_cert_status; DROP TRIGGER audit_device_registered; DROP"
+	    " TRIGGER audit_device_changed; DROP TRIGGER audit_crl_signed;"
+	    " DROP TRIGGER audit_mfr_registered; DROP TRIGGER audit_mfr_crl;"
+	    " DROP TABLE audit_events; DROP TABLE audit_head; DROP TABLE"
 	    " audit_checkpoints; PRAGMA user_version = 3;", NULL, 0), 0,
 	    "make it a version 3 journal");
+	is_int((int)sql_int(path, "SELECT count(*) FROM sqlite_master WHERE"
+	    " name LIKE 'audit%'"), 0, "nothing of the audit left in it");
 	is_int(sql(path, "INSERT INTO cas (name, generation, role, state,"
 	    " key_label, key_type, subject, created_at) VALUES ('root',"
 	    " '2026a', 1, 2, 'root-2026a', 2, '/CN=Root', 1)", NULL, 0), 0,
