@@ -28,6 +28,9 @@
 #define AUDIT_ZERO_HASH \
     "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* SHA-256 of p as 64 lower-case hex digits. 0 or SF_ECRYPTO. */
+int audit_sha256_hex(const void *p, size_t n, char out[65]);
+
 /* The text a checkpoint signs: SHA-256 with the audit key (ECDSA P-256),
  * so `openssl dgst -sha256 -verify` checks it. */
 #define AUDIT_CHECKPOINT_MAGIC "secretfree-audit-checkpoint v1"

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "auditchain.h"
@@ -203,20 +202,14 @@ fn_chain(sqlite3_context *cx, int argc, sqlite3_value **argv)
 static void
 fn_sha256(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
-	static const char hx[] = "0123456789abcdef";
-	unsigned char md[32];
 	char out[65];
 	const void *p = sqlite3_value_blob(argv[0]);
 	int n = sqlite3_value_bytes(argv[0]);
 
 	(void)argc;
-	if (!EVP_Digest(p ? p : "", (size_t)n, md, NULL, EVP_sha256(), NULL)) {
+	if (audit_sha256_hex(p ? p : "", (size_t)n, out) != 0) {
 		sqlite3_result_error(cx, "sf_sha256: digest failed", -1);
 		return;
-	}
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hx[md[i] >> 4];
-		out[2 * i + 1] = hx[md[i] & 15];
 	}
 	sqlite3_result_text(cx, out, 64, SQLITE_TRANSIENT);
 }
