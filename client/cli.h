@@ -33,6 +33,7 @@ enum {
 	CLI_EXIT_STATE = 8,      /* ALREADY_EXISTS, FAILED_PRECONDITION */
 	CLI_EXIT_REFUSED = 9,    /* an import finished with refused records */
 	CLI_EXIT_MIRROR = 10,    /* the signer changed, authz did not follow */
+	CLI_EXIT_TAMPERED = 11,  /* audit verify: the audit trail is broken */
 };
 
 /* The three places the CLI talks to. */
@@ -177,6 +178,7 @@ extern const cli_cmd cmd_ca_server_table[];
 extern const cli_cmd cmd_device_table[];
 extern const cli_cmd cmd_devstate_table[];
 extern const cli_cmd cmd_audit_table[];
+extern const cli_cmd cmd_audit_trail_table[];
 extern const cli_cmd cmd_status_table[];
 extern const cli_cmd cmd_enroll_table[];
 extern const cli_cmd cmd_cert_table[];

@@ -61,6 +61,8 @@ static const char *USAGE_TAIL =
 "  10 the signer made a change that authz did not mirror (authz\n"
 "     unreachable): run `secretfree audit reconcile`; from audit\n"
 "     reconcile: the two still disagree\n"
+"  11 audit verify: the audit trail is broken (the message names the\n"
+"     first broken event)\n"
 "\n"
 "Example:\n"
 "  export SECRETFREE_SIGNER=unix:/run/secretfree/admin/signer.sock\n"
@@ -72,7 +74,8 @@ static const char *USAGE_TAIL =
 static const cli_cmd *const tables[] = {
 	cmd_ca_table, cmd_ca_rotate_table, cmd_ca_server_table,
 	cmd_device_table, cmd_devstate_table, cmd_renew_table, cmd_enroll_table,
-	cmd_cert_table, cmd_crl_table, cmd_audit_table, cmd_status_table,
+	cmd_cert_table, cmd_crl_table, cmd_audit_table, cmd_audit_trail_table,
+	cmd_status_table,
 	cmd_mfr_table,
 	cmd_mqtt_table,
 };

@@ -29,6 +29,8 @@ static const char *const DEFAULT_KEYS[] = { "organization", "country",
     "server_validity_days", "crl_shards", NULL };
 static const char *const CRL_KEYS[] = { "validity_seconds",
     "refresh_before_seconds", "check_seconds", NULL };
+static const char *const AUDIT_KEYS[] = { "key_label",
+    "checkpoint_seconds", NULL };
 static const char *const ROOT_KEYS[] = { "subject", "key_type",
     "validity_days", "path_len", NULL };
 static const char *const ISSUING_KEYS[] = { "subject", "key_type",
@@ -260,6 +262,31 @@ load_crl(const conf *cf, signer_conf *c, char *why, size_t whylen)
 	return 0;
 }
 
+/* [audit]: the checkpoints' key and how often one is made. */
+static int
+load_audit(const conf *cf, signer_conf *c, char *why, size_t whylen)
+{
+	const char *v = conf_get_str(cf, "audit", "key_label",
+	    "audit-checkpoint");
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 64) {
+		sf_why(why, whylen, "%s: [audit] key_label must be 1-64"
+		    " characters", c->path);
+		return SF_ECONFIG;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x21 || v[i] == 0x7f) {
+			sf_why(why, whylen, "%s: [audit] key_label: no spaces"
+			    " or control characters", c->path);
+			return SF_ECONFIG;
+		}
+	if ((c->audit_key_label = strdup(v)) == NULL)
+		return SF_ENOMEM;
+	return get_int(cf, "audit", "checkpoint_seconds", 3600, 0,
+	    30 * 86400, &c->audit_checkpoint_s, why, whylen);
+}
+
 static void
 product_fini(product_conf *p)
 {
@@ -276,7 +303,7 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
     size_t whylen)
 {
 	static const char *const known[] = { "signer", "token", "limits",
-	    "defaults", "root", "issuing", "ocsp", "crl", NULL };
+	    "defaults", "root", "issuing", "ocsp", "crl", "audit", NULL };
 	conf *cf = NULL;
 	signer_conf *c = NULL;
 	const char **secs = NULL;
@@ -324,6 +351,8 @@ signer_conf_load(const char *path, signer_conf **out, char *why,
 	    (rc = conf_check_keys(cf, "issuing", ISSUING_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "crl", CRL_KEYS, why, whylen)) ||
 	    (rc = conf_check_keys(cf, "ocsp", OCSP_KEYS, why, whylen)) ||
+	    (rc = conf_check_keys(cf, "audit", AUDIT_KEYS, why, whylen)) ||
+	    (rc = load_audit(cf, c, why, whylen)) ||
 	    (rc = load_ocsp(cf, c, why, whylen)))
 		goto out;
 
@@ -530,6 +559,7 @@ signer_conf_free(signer_conf *c)
 	free(c->crl_url);
 	free(c->ocsp_url);
 	free(c->ca_issuers_url);
+	free(c->audit_key_label);
 	free(c->root_subject);
 	free(c->issuing_subject);
 	free(c);

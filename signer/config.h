@@ -82,6 +82,9 @@ typedef struct {
 	int ocsp_responder_days;  /* a delegated responder certificate's validity */
 	int ocsp_responder_renew_days;  /* renewed with fewer days left */
 	int ocsp_on_demand;       /* signatures per second on the request path */
+	/* [audit] (signer/README.md) */
+	char *audit_key_label;    /* the checkpoints' key in the token */
+	int audit_checkpoint_s;   /* a checkpoint this often; 0: on demand */
 	/* [product.<id>] */
 	product_conf *products;
 	size_t nproducts;

@@ -21,7 +21,9 @@
 
 #define BATCH_MAX 256
 
-#define JOURNAL_VERSION 3
+#define JOURNAL_VERSION 4
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* What version 3 adds beside new columns: shared by SCHEMA and MIGRATE_3. */
 #define SCHEMA_3 \
@@ -182,6 +184,13 @@ static const char *MIGRATE_3 =
     "PRAGMA user_version = 3;";
 
 /*
+ * Version 4 (the audit trail, journal_audit.c): audit_events, audit_head,
+ * audit_checkpoints and the triggers that append an event for every change;
+ * the chain starts with a journal-upgraded event (journal-created for a new
+ * journal). Installed by journal_audit_install after the steps above.
+ */
+
+/*
  * Set once an fsync of the journal has failed: the page cache can no
  * longer be trusted to hold what was written (PostgreSQL's lesson), so
  * nothing more is written until the signer is restarted.
@@ -247,6 +256,12 @@ db_open(const char *path, sqlite3 **out, int flags, char *why, size_t whylen)
 	}
 	sqlite3_busy_timeout(db, 10000);
 	sqlite3_extended_result_codes(db, 1);
+	if (journal_audit_functions(db) != 0) {
+		sf_why(why, whylen, "cannot open journal %s: %s", path,
+		    sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return SF_EDB;
+	}
 	*out = db;
 	return 0;
 }
@@ -314,16 +329,27 @@ schema(sqlite3 *db, const char *path, char *why, size_t whylen)
 		return 0;
 	if (journal_exec(db, "BEGIN IMMEDIATE") != 0)
 		return SF_EDB;
-	if ((version == 0 ? journal_exec(db, SCHEMA) :
-	    (version >= 2 || journal_exec(db, MIGRATE_2) == 0) ?
-	    journal_exec(db, MIGRATE_3) : SF_EDB) == 0 &&
-	    journal_exec(db, "COMMIT") == 0) {
+	if (version == 0)
+		rc = journal_exec(db, SCHEMA);
+	else {
+		rc = version >= 2 ? 0 : journal_exec(db, MIGRATE_2);
+		if (rc == 0 && version < 3)
+			rc = journal_exec(db, MIGRATE_3);
+	}
+	if (rc == 0)
+		rc = journal_audit_install(db, version, JOURNAL_VERSION);
+	if (rc == 0)
+		rc = journal_exec(db, "PRAGMA user_version = "
+		    STR(JOURNAL_VERSION));
+	if (rc == 0 && (rc = journal_exec(db, "COMMIT")) == 0) {
 		if (version > 0)
-			log_info("journal %s: upgraded from version %d to %d",
-			    path, version, JOURNAL_VERSION);
-		rc = 0;
-	} else
+			log_info("journal %s: upgraded from version %d to %d;"
+			    " the audit trail starts here", path, version,
+			    JOURNAL_VERSION);
+	} else {
 		journal_exec(db, "ROLLBACK");
+		rc = SF_EDB;
+	}
 	return rc;
 }
 
@@ -334,8 +360,11 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	int rc = SF_EDB;
 
 	*out = NULL;
-	if ((j = calloc(1, sizeof *j)) == NULL)
+	if ((j = calloc(1, sizeof *j)) == NULL ||
+	    (j->path = strdup(path)) == NULL) {
+		free(j);
 		return SF_ENOMEM;
+	}
 	pthread_mutex_init(&j->wlock, NULL);
 	pthread_mutex_init(&j->rlock, NULL);
 	pthread_mutex_init(&j->qlock, NULL);
@@ -412,6 +441,7 @@ journal_close(journal *j)
 	pthread_mutex_destroy(&j->qlock);
 	pthread_cond_destroy(&j->qwork);
 	pthread_cond_destroy(&j->qdone);
+	free(j->path);
 	free(j);
 }
 

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auditchain.h"
+
 typedef struct journal journal;
 
 int journal_open(const char *path, journal **out, char *why, size_t whylen);
@@ -472,5 +474,56 @@ int journal_mfr_get(journal *j, const char *name, journal_mfr *out);
  * SF_ESTATE when number is not above the stored one. */
 int journal_mfr_set_crl(journal *j, const char *name, const uint8_t *der,
     size_t len, int64_t number);
+
+/* ---- the audit trail (journal_audit.c; DESIGN.md, "Audit trail") ---- */
+
+/*
+ * Every change to CAs, certificates, device keys, CRLs and manufacturer CAs
+ * appends an event, in the same transaction, from an SQLite trigger; each
+ * event's hash chains it to the one before (auditchain.h). Version 4 of
+ * the journal starts the chain with a journal-created or journal-upgraded
+ * event: what happened before an upgrade is not in it.
+ */
+typedef struct {
+	int64_t seq, at;
+	char *kind;            /* "certificate-issued" */
+	char *subject;         /* a serial, device id, CA name/generation */
+	char *detail;          /* a JSON object, exactly as hashed */
+	char prev[65], hash[65];
+} journal_audit_event;
+
+/* Up to limit events after after_seq, in seq order; since > 0: from the
+ * first event at or after that time on. */
+int journal_audit_list(journal *j, int64_t after_seq, int64_t since,
+    size_t limit, journal_audit_event **out, size_t *n);
+void journal_audit_events_free(journal_audit_event *v, size_t n);
+/* The last event the signer wrote (seq 0 and zeros before any). */
+int journal_audit_head(journal *j, int64_t *seq, char head[65]);
+/*
+ * Walk the whole chain in one snapshot: rep names the first broken link
+ * (first_bad 0: intact), and then checks that the chain ends where the
+ * signer last wrote and that every checkpoint's head is its event's hash
+ * (*checkpoints: how many are). Signatures are the caller's (audit.c).
+ */
+int journal_audit_verify(journal *j, audit_report *rep,
+    int64_t *checkpoints);
+
+typedef struct {
+	int64_t seq, at;
+	char head[65];
+	char *key_label;
+	uint8_t *signature;    /* DER ECDSA over audit_checkpoint_text() */
+	size_t signature_len;
+} journal_audit_checkpoint;
+
+/* Record a checkpoint (one per seq: a second for the same seq is kept
+ * out). */
+int journal_audit_checkpoint_put(journal *j, const journal_audit_checkpoint *c);
+/* Up to limit checkpoints with from_seq <= seq <= to_seq (to_seq < 0: no
+ * bound; then the last limit of them), in seq order. */
+int journal_audit_checkpoints(journal *j, int64_t from_seq, int64_t to_seq,
+    size_t limit, journal_audit_checkpoint **out, size_t *n);
+void journal_audit_checkpoints_free(journal_audit_checkpoint *v, size_t n);
+void journal_audit_checkpoint_fini(journal_audit_checkpoint *c);  /* zeroes */
 
 #endif

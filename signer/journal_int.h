@@ -23,6 +23,7 @@ struct pending {
 };
 
 struct journal {
+	char *path;                 /* the file (audit verification's own connection) */
 	sqlite3 *wdb, *rdb;
 	pthread_mutex_t wlock, rlock;
 	sqlite3_stmt *ins_cert;     /* wdb */
@@ -73,5 +74,13 @@ int journal_device_state_tx(journal *j, const journal_device_state *d,
  * SF_ECONFLICT when another device has that key. */
 int journal_device_key_tx(journal *j, const char *device_id,
     const uint8_t *key_sha256, int64_t now);
+
+/* journal_audit.c: register sf_chain, sf_sha256, sf_kind and sf_now (the
+ * audit triggers' functions) on db. SF_EDB. */
+int journal_audit_functions(sqlite3 *db);
+/* journal_audit.c: the audit tables and triggers, and the first event
+ * (journal-created, or journal-upgraded from from_version), in the
+ * caller's transaction. */
+int journal_audit_install(sqlite3 *db, int from_version, int to_version);
 
 #endif

@@ -137,6 +137,9 @@ start(signer_ctx *ctx, const char *path, int debug, int check,
 	if ((ctx->oc = ocsp_new(ctx->conf, ctx->tok, ctx->jn, ctx->cas)) ==
 	    NULL)
 		return SF_ENOMEM;
+	if ((ctx->au = audit_new(ctx->tok, ctx->jn, ctx->conf->audit_key_label,
+	    ctx->conf->audit_checkpoint_s)) == NULL)
+		return SF_ENOMEM;
 	if (check) {
 		ca **all;
 		size_t n = ca_list(ctx->cas, &all);
@@ -236,6 +239,7 @@ main(int argc, char **argv)
 	daemon_shutdown(srv);
 	maint_free(ctx.mt);
 	ocsp_free(ctx.oc);
+	audit_free(ctx.au);
 	ca_store_close(ctx.cas);
 	journal_close(ctx.jn);
 	token_close(ctx.tok);

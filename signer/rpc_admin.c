@@ -561,6 +561,9 @@ static const rpc_method admin_methods[] = {
 	{ "SetManufacturerCrl", RPC_UNARY, rpc_mfr_set_crl, SIGNER_ADMIN },
 	{ "AllowBirthCertificate", RPC_UNARY, rpc_mfr_allow_birth,
 	    SIGNER_ADMIN },
+	{ "VerifyAudit", RPC_UNARY, rpc_audit_verify, SIGNER_ADMIN },
+	{ "ExportAudit", RPC_UNARY, rpc_audit_export, SIGNER_ADMIN },
+	{ "AuditCheckpoint", RPC_UNARY, rpc_audit_checkpoint, SIGNER_ADMIN },
 };
 
 int

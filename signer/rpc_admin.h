@@ -69,4 +69,12 @@ int rpc_mfr_set_crl(rpc_call *call, const ProtobufCMessage *reqm,
 int rpc_mfr_allow_birth(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
 
+/* rpc_audit.c: the audit trail */
+int rpc_audit_verify(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_audit_export(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_audit_checkpoint(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+
 #endif

@@ -10,6 +10,7 @@
 #ifndef SF_SIGNER_H
 #define SF_SIGNER_H
 
+#include "audit.h"
 #include "ca.h"
 #include "config.h"
 #include "issue.h"
@@ -37,6 +38,7 @@ typedef struct {
 	 * signer_maint_tasks() before it starts, and kick it on changes. */
 	maint *mt;
 	ocsp *oc;                  /* the OCSP responder (ocsp.h) */
+	audit *au;                 /* audit checkpoints (audit.h) */
 	int64_t started_at;        /* for CaAdmin.GetStatus */
 } signer_ctx;
 

@@ -23,5 +23,10 @@ signer_maint_tasks(signer_ctx *ctx)
 	if ((rc = maint_add(ctx->mt, "crl", crl_task, ctx,
 	    signer_conf_now(ctx)->crl_check_s)) != 0)
 		return rc;
+	/* Last, so that a checkpoint covers what the others wrote. */
+	if (ctx->conf->audit_checkpoint_s > 0 && (rc = maint_add(ctx->mt,
+	    "audit", audit_task, ctx->au, ctx->conf->audit_checkpoint_s < 60 ?
+	    ctx->conf->audit_checkpoint_s : 60)) != 0)
+		return rc;
 	return 0;
 }

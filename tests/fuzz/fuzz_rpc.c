@@ -185,11 +185,12 @@ open_signer(void)
 	fz.s.ic.jn = fz.s.jn;
 	fz.s.ic.rl = fz.s.rl;
 	fz.s.oc = ocsp_new(fz.s.conf, fz.s.tok, fz.s.jn, fz.s.cas);
+	fz.s.au = audit_new(fz.s.tok, fz.s.jn, fz.s.conf->audit_key_label, 0);
 	l.name = "issuance";
 	l.address = fz.s.conf->issuance_socket;
 	l.id = SIGNER_ISSUANCE;
 	l.workers = 2;
-	if (fz.s.rl == NULL || fz.s.oc == NULL ||
+	if (fz.s.rl == NULL || fz.s.oc == NULL || fz.s.au == NULL ||
 	    (fz.ssrv = rpc_server_new()) == NULL ||
 	    rpc_signer_register(fz.ssrv, &fz.s) != 0 ||
 	    rpc_admin_register(fz.ssrv, &fz.s) != 0 ||

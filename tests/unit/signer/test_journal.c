@@ -152,7 +152,7 @@ test_pragmas(void)
 	s = pragma_text(db, "PRAGMA journal_mode");
 	is_str(s, "wal", "the file is in WAL mode (persistent)");
 	free(s);
-	is_int(query_int(db, "PRAGMA user_version"), 3, "schema version 3");
+	is_int(query_int(db, "PRAGMA user_version"), 4, "schema version 4");
 	is_int(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type ="
 	    " 'table' AND name IN ('cas', 'certs', 'devices')"), 3,
 	    "tables cas, certs, devices");
@@ -1091,7 +1091,7 @@ test_migration(void)
 	if (j == NULL)
 		return;
 	is_int(sql_at(path, NULL, &version), 0, "read its version");
-	is_int(version, 3, "it is version 3 now");
+	is_int(version, 4, "it is version 4 now");
 	is_int(journal_ca_list(j, &cas, &n), 0, "its CAs list");
 	is_int((int)n, 1, "the CA is still there");
 	if (n == 1)
@@ -1110,17 +1110,17 @@ test_migration(void)
 	journal_close(j);
 	j = NULL;
 	is_int(journal_open(path, &j, why, sizeof why), 0,
-	    "it opens again as version 3 (%s)", why);
+	    "it opens again as version 4 (%s)", why);
 	journal_close(j);
 	j = NULL;
 	is_int(sql_at(path, "SELECT origin, birth_serial, birth_reuse FROM"
 	    " devices; SELECT name, crl_der FROM manufacturers;", NULL), 0,
 	    "version 3's columns and table exist");
-	is_int(sql_at(path, "PRAGMA user_version = 4;", NULL), 0,
+	is_int(sql_at(path, "PRAGMA user_version = 5;", NULL), 0,
 	    "pretend a newer secretfree wrote it");
 	is_int(journal_open(path, &j, why, sizeof why), SF_ECONFIG,
 	    "a newer journal is refused");
-	ok(strstr(why, "version 4") != NULL, "saying its version (%s)", why);
+	ok(strstr(why, "version 5") != NULL, "saying its version (%s)", why);
 	journal_close(j);
 }
 
@@ -1162,7 +1162,7 @@ test_migration_v2(void)
 	if (j == NULL)
 		return;
 	is_int(sql_at(path, NULL, &version), 0, "read its version");
-	is_int(version, 3, "it is version 3 now");
+	is_int(version, 4, "it is version 4 now");
 	is_int(journal_device_info(j, "1111", 0, &d), 0,
 	    "the device is still there");
 	is_str(d.origin, "", "a factory import");
