@@ -175,6 +175,7 @@ typedef struct {
 extern const cli_cmd cmd_ca_table[];
 extern const cli_cmd cmd_ca_rotate_table[];
 extern const cli_cmd cmd_ca_server_table[];
+extern const cli_cmd cmd_ca_claim_table[];
 extern const cli_cmd cmd_device_table[];
 extern const cli_cmd cmd_devstate_table[];
 extern const cli_cmd cmd_audit_table[];

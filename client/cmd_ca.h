@@ -1,6 +1,6 @@
 /*
  * cmd_ca.h - what the files of `secretfree ca` share (cmd_ca.c,
- * cmd_ca_rotate.c, cmd_ca_server.c): a CA printed for people and as JSON,
+ * cmd_ca_rotate.c, cmd_ca_server.c, cmd_ca_claim.c): a CA printed for people and as JSON,
  * fetching one, and the options and operands several take.
  */
 #ifndef SF_CMD_CA_H
@@ -31,5 +31,14 @@ int cmd_ca_key_type(cli *c, const char *opt, const char *v, int *out);
  * message) after the options: 0 with *name, or CLI_EXIT_USAGE. */
 int cmd_ca_one_name(cli *c, int argc, char **argv, const char *what,
     const char **name);
+/* A certificate for a key of our own (issue-server, issue-claim): the
+ * key file opened (made first when gen, EC P-256, mode 0600) and a CSR
+ * with CN cn signed by it into *csr (free it). The exit code. */
+int cmd_ca_key_csr(cli *c, const char *keyf, int gen, const char *cn,
+    char **csr, size_t *csrlen);
+/* cert followed by chain into out, or cert into out and chain into
+ * chain_out when that is not NULL. The exit code. */
+int cmd_ca_write_cert(cli *c, const char *out, const char *chain_out,
+    const char *cert, const char *chain);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_ca.h"
 #include "devkey.h"
 #include "err.h"
 #include "out.h"
@@ -48,6 +49,47 @@ static const char HELP_SERVER[] =
 "      --ip 192.0.2.10 --key /etc/secretfree/authz.key --generate-key \\\n"
 "      --out /etc/secretfree/authz.crt\n";
 
+int
+cmd_ca_key_csr(cli *c, const char *keyf, int gen, const char *cn, char **csr,
+    size_t *csrlen)
+{
+	devkey_opts ko = { 0 };
+	devkey *k = NULL;
+	char why[512];
+	int rc, ec = 0;
+
+	if (gen && (rc = devkey_generate(keyf, why, sizeof why)) != 0)
+		return cli_error(c, rc == SF_EEXIST ? CLI_EXIT_STATE :
+		    CLI_EXIT_ERROR, "%s", why);
+	ko.key_file = keyf;
+	if (devkey_open(&ko, &k, why, sizeof why) != 0)
+		return cli_error(c, CLI_EXIT_INPUT, "%s", why);
+	if (devkey_csr(k, cn, csr, csrlen, why, sizeof why) != 0)
+		ec = cli_error(c, CLI_EXIT_ERROR, "%s", why);
+	devkey_close(k);
+	return ec;
+}
+
+int
+cmd_ca_write_cert(cli *c, const char *out, const char *chain_out,
+    const char *cert, const char *chain)
+{
+	char *bundle;
+	int ec;
+
+	if (chain_out)
+		return (ec = cli_write_file(c, out, cert, strlen(cert),
+		    0644)) != 0 ? ec : cli_write_file(c, chain_out, chain,
+		    strlen(chain), 0644);
+	if ((bundle = malloc(strlen(cert) + strlen(chain) + 1)) == NULL)
+		return cli_error(c, CLI_EXIT_ERROR, "out of memory");
+	strcpy(bundle, cert);
+	strcat(bundle, chain);
+	ec = cli_write_file(c, out, bundle, strlen(bundle), 0644);
+	free(bundle);
+	return ec;
+}
+
 static int
 cmd_ca_issue_server(cli *c, int argc, char **argv)
 {
@@ -65,14 +107,12 @@ cmd_ca_issue_server(cli *c, int argc, char **argv)
 	Secretfree__V1__IssueServerCertificateRequest req =
 	    SECRETFREE__V1__ISSUE_SERVER_CERTIFICATE_REQUEST__INIT;
 	Secretfree__V1__IssueServerCertificateResponse *resp = NULL;
-	devkey_opts ko = { 0 };
-	devkey *k = NULL;
 	cli_list dns = { 0 }, ips = { 0 };
 	const char *keyf = NULL, *out = NULL, *chain_out = NULL;
-	char why[512], *csr = NULL, *bundle = NULL;
+	char *csr = NULL;
 	size_t csrlen;
 	long long n;
-	int ch, gen = 0, ec = CLI_EXIT_USAGE, rc;
+	int ch, gen = 0, ec = CLI_EXIT_USAGE;
 
 	while ((ch = cli_getopt(c, argc, argv, opts)) != -1) {
 		switch (ch) {
@@ -122,21 +162,9 @@ cmd_ca_issue_server(cli *c, int argc, char **argv)
 		cli_usage(c, "--key and --out are required");
 		goto out;
 	}
-	if (gen && (rc = devkey_generate(keyf, why, sizeof why)) != 0) {
-		ec = cli_error(c, rc == SF_EEXIST ? CLI_EXIT_STATE :
-		    CLI_EXIT_ERROR, "%s", why);
+	if ((ec = cmd_ca_key_csr(c, keyf, gen, dns.n ? dns.v[0] : ips.v[0],
+	    &csr, &csrlen)) != 0)
 		goto out;
-	}
-	ko.key_file = keyf;
-	if ((rc = devkey_open(&ko, &k, why, sizeof why)) != 0) {
-		ec = cli_error(c, CLI_EXIT_INPUT, "%s", why);
-		goto out;
-	}
-	if ((rc = devkey_csr(k, dns.n ? dns.v[0] : ips.v[0], &csr, &csrlen,
-	    why, sizeof why)) != 0) {
-		ec = cli_error(c, CLI_EXIT_ERROR, "%s", why);
-		goto out;
-	}
 	req.csr.data = (uint8_t *)csr;
 	req.csr.len = csrlen;
 	req.dns_names = dns.v;
@@ -146,24 +174,9 @@ cmd_ca_issue_server(cli *c, int argc, char **argv)
 	if ((ec = cli_call(c, CLI_SIGNER, SVC, "IssueServerCertificate",
 	    &req.base, (ProtobufCMessage **)&resp)) != 0)
 		goto out;
-	if (chain_out) {
-		if ((ec = cli_write_file(c, out, resp->certificate_pem,
-		    strlen(resp->certificate_pem), 0644)) != 0 ||
-		    (ec = cli_write_file(c, chain_out, resp->chain_pem,
-		    strlen(resp->chain_pem), 0644)) != 0)
-			goto out;
-	} else {
-		if ((bundle = malloc(strlen(resp->certificate_pem) +
-		    strlen(resp->chain_pem) + 1)) == NULL) {
-			ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
-			goto out;
-		}
-		strcpy(bundle, resp->certificate_pem);
-		strcat(bundle, resp->chain_pem);
-		if ((ec = cli_write_file(c, out, bundle, strlen(bundle),
-		    0644)) != 0)
-			goto out;
-	}
+	if ((ec = cmd_ca_write_cert(c, out, chain_out, resp->certificate_pem,
+	    resp->chain_pem)) != 0)
+		goto out;
 	if (c->json)
 		ec = out_json(c, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o, "
 		    "s:o}",
@@ -185,9 +198,7 @@ cmd_ca_issue_server(cli *c, int argc, char **argv)
 out:
 	if (resp)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	devkey_close(k);
 	free(csr);
-	free(bundle);
 	cli_list_free(&dns);
 	cli_list_free(&ips);
 	return ec;

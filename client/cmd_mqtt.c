@@ -56,13 +56,16 @@ static const char HELP_CONFIG[] =
 "                        host authz connects to\n"
 "  --keyfile FILE        the broker's private key\n"
 "  --listen [ADDR:]PORT  the devices listener (default 8883)\n"
-"  --claim-cafile FILE   the CA of the claim certificates: adds the claim\n"
-"                        listener\n"
+"  --claim-cafile FILE   the CA chain of the claim certificates (the\n"
+"                        --chain-out of secretfree ca issue-claim): adds\n"
+"                        the claim listener\n"
 "  --claim-listen [ADDR:]PORT  the claim listener (default 8884)\n"
 "  --service-listen [ADDR:]PORT  authz's listener (default 127.0.0.1:8885)\n"
 "  --service-user NAME   authz's user name (default secretfree-authz)\n"
-"  --crlfile FILE        revoked device certificates: authz's crls.pem\n"
-"                        ([http] crl_dir); mosquitto reads it at start\n"
+"  --crlfile FILE        revoked device and claim certificates: authz's\n"
+"                        crls.pem ([http] crl_dir), on the devices and\n"
+"                        the claim listener; mosquitto reads it at start\n"
+"                        (restart it to apply a new CRL)\n"
 "  --topic-prefix PREFIX topics are PREFIX/<device id>/{csr,ack,cert}\n"
 "                        (default secretfree/provisioning)\n"
 "  --dir DIR             where the ACL and password files are to live, an\n"
@@ -163,11 +166,12 @@ make_conf(const mqtt_opts *o, const char *dev, const char *claim,
 "cafile %s\n"
 "certfile %s\n"
 "keyfile %s\n"
+"%s"
 "require_certificate true\n"
 "use_identity_as_username true\n"
 "allow_anonymous false\n"
 "acl_file %s/claim.acl\n",
-		    claim, o->claim_cafile, o->certfile, o->keyfile, o->dir);
+		    claim, o->claim_cafile, o->certfile, o->keyfile, crl, o->dir);
 	else
 		claim_part = sf_aprintf(
 "\n"

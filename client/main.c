@@ -72,7 +72,7 @@ static const char *USAGE_TAIL =
 "  secretfree device list --state registered\n";
 
 static const cli_cmd *const tables[] = {
-	cmd_ca_table, cmd_ca_rotate_table, cmd_ca_server_table,
+	cmd_ca_table, cmd_ca_rotate_table, cmd_ca_server_table, cmd_ca_claim_table,
 	cmd_device_table, cmd_devstate_table, cmd_renew_table, cmd_enroll_table,
 	cmd_cert_table, cmd_crl_table, cmd_audit_table, cmd_audit_trail_table,
 	cmd_status_table,

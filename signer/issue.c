@@ -529,6 +529,66 @@ out:
 	return rc;
 }
 
+/*
+ * The issuing CA named ca_name ("" or NULL: the first active one) for a
+ * certificate of kind ("server", "claim"): ACTIVE and an issuing CA.
+ */
+static int
+pick_issuer(issuer_ctx *ic, const char *ca_name, const char *kind,
+    ca **out, char *why, size_t whylen)
+{
+	ca *issuer = NULL;
+
+	*out = NULL;
+	if (ca_name && *ca_name) {
+		issuer = ca_find(ic->cas, ca_name, NULL);
+		if (issuer == NULL) {
+			sf_why(why, whylen, "no CA %s", ca_name);
+			return SF_ENOTFOUND;
+		}
+	} else {
+		ca **all;
+		size_t n = ca_list(ic->cas, &all);
+
+		for (size_t i = 0; i < n && !issuer; i++)
+			if (all[i]->rec.role ==
+			    SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING &&
+			    ca_state(ic->cas, all[i]) ==
+			    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE)
+				issuer = all[i];
+		free(all);
+		if (issuer == NULL) {
+			sf_why(why, whylen, "no active issuing CA yet");
+			return SF_ESTATE;
+		}
+	}
+	if (ca_state(ic->cas, issuer) !=
+	    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
+	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
+		sf_why(why, whylen, "CA %s does not issue %s"
+		    " certificates (not an active issuing CA)",
+		    issuer->rec.name, kind);
+		return SF_ESTATE;
+	}
+	*out = issuer;
+	return 0;
+}
+
+/* A certificate for a key of our own (server, claim): its issuer, usable
+ * now, and the CSR's key. */
+static int
+own_key_prep(issuer_ctx *ic, const char *ca_name, const char *kind,
+    const uint8_t *csr, size_t csr_len, ca **issuer, pubkey_info *pk,
+    char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = pick_issuer(ic, ca_name, kind, issuer, why, whylen)) != 0 ||
+	    (rc = ca_usable(ic->cas, *issuer, why, whylen)) != 0)
+		return rc;
+	return server_key(csr, csr_len, pk, why, whylen);
+}
+
 int
 issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
     char *why, size_t whylen)
@@ -558,39 +618,8 @@ issue_server(issuer_ctx *ic, const issue_server_req *r, issue_result *out,
 		    cf->server_validity_days);
 		return SF_EINVAL;
 	}
-	if (r->ca_name && *r->ca_name) {
-		issuer = ca_find(ic->cas, r->ca_name, NULL);
-		if (issuer == NULL) {
-			sf_why(why, whylen, "no CA %s", r->ca_name);
-			return SF_ENOTFOUND;
-		}
-	} else {
-		ca **all;
-		size_t n = ca_list(ic->cas, &all);
-
-		for (size_t i = 0; i < n && !issuer; i++)
-			if (all[i]->rec.role ==
-			    SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING &&
-			    ca_state(ic->cas, all[i]) ==
-			    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE)
-				issuer = all[i];
-		free(all);
-		if (issuer == NULL) {
-			sf_why(why, whylen, "no active issuing CA yet");
-			return SF_ESTATE;
-		}
-	}
-	if (ca_state(ic->cas, issuer) !=
-	    SECRETFREE__V1__CA_STATE__CA_STATE_ACTIVE ||
-	    issuer->rec.role != SECRETFREE__V1__CA_ROLE__CA_ROLE_ISSUING) {
-		sf_why(why, whylen, "CA %s does not issue server"
-		    " certificates (not an active issuing CA)",
-		    issuer->rec.name);
-		return SF_ESTATE;
-	}
-	if ((rc = ca_usable(ic->cas, issuer, why, whylen)) != 0)
-		return rc;
-	if ((rc = server_key(r->csr, r->csr_len, &pk, why, whylen)) != 0)
+	if ((rc = own_key_prep(ic, r->ca_name, "server", r->csr, r->csr_len,
+	    &issuer, &pk, why, whylen)) != 0)
 		return rc;
 	rc = SF_EINVAL;
 	cn = r->common_name && *r->common_name ? r->common_name :
@@ -620,6 +649,85 @@ out:
 		issue_result_fini(out);
 	ERR_clear_error();
 	X509_EXTENSION_free(san);
+	X509_free(x);
+	X509_NAME_free(subject);
+	pubkey_info_free(&pk);
+	return rc;
+}
+
+int
+issue_claim_batch_ok(const char *batch)
+{
+	size_t n = 0;
+
+	if (batch == NULL)
+		return 0;
+	for (; batch[n]; n++)
+		if (!((batch[n] >= 'a' && batch[n] <= 'z') ||
+		    (batch[n] >= 'A' && batch[n] <= 'Z') ||
+		    (batch[n] >= '0' && batch[n] <= '9') ||
+		    batch[n] == '-' || batch[n] == '_' || batch[n] == '.'))
+			return 0;
+	return n >= 1 && n <= ISSUE_CLAIM_BATCH_MAX;
+}
+
+int
+issue_claim(issuer_ctx *ic, const issue_claim_req *r, issue_result *out,
+    char *why, size_t whylen)
+{
+	pubkey_info pk;
+	X509_NAME *subject = NULL;
+	X509 *x = NULL;
+	ca *issuer = NULL;
+	char eid[16 + ISSUE_CLAIM_BATCH_MAX], cn[16 + ISSUE_CLAIM_BATCH_MAX];
+	ca_issue_meta m = { "claim", "", NULL, "ca-admin", eid, "", 0 };
+	const signer_conf *cf = issue_conf(ic);
+	int rc, days;
+
+	memset(out, 0, sizeof *out);
+	memset(&pk, 0, sizeof pk);
+	why[0] = '\0';
+	if (!issue_claim_batch_ok(r->batch)) {
+		sf_why(why, whylen, "a batch name is 1-%d of [A-Za-z0-9._-]",
+		    ISSUE_CLAIM_BATCH_MAX);
+		return SF_EINVAL;
+	}
+	days = r->validity_days ? r->validity_days : ISSUE_CLAIM_DAYS;
+	if (days < 1 || days > ISSUE_CLAIM_DAYS_MAX) {
+		sf_why(why, whylen, "validity must be 1..%d days",
+		    ISSUE_CLAIM_DAYS_MAX);
+		return SF_EINVAL;
+	}
+	if ((rc = own_key_prep(ic, r->ca_name, "claim", r->csr, r->csr_len,
+	    &issuer, &pk, why, whylen)) != 0)
+		return rc;
+	snprintf(eid, sizeof eid, "%s%s", ISSUE_CLAIM_PREFIX, r->batch);
+	snprintf(cn, sizeof cn, "claim-%s", r->batch);
+	rc = SF_EINVAL;
+	if ((subject = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8,
+	    (const unsigned char *)cf->organization, -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(subject, "OU", MBSTRING_UTF8,
+	    (const unsigned char *)"claim", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0)) {
+		sf_why(why, whylen, "bad batch name");
+		goto out;
+	}
+	rc = SF_ECRYPTO;
+	if ((x = build_leaf(subject, &pk, days, NID_client_auth, NULL)) ==
+	    NULL)
+		goto out;
+	m.key_sha256 = pk.sha256;
+	if ((rc = finish(ic, issuer, x, &m, out, why, whylen)) != 0)
+		goto out;
+	memcpy(out->key_sha256, pk.sha256, 32);
+	log_info("issue: claim certificate %s for batch %s from %s",
+	    out->serial, r->batch, issuer->rec.name);
+out:
+	if (rc)
+		issue_result_fini(out);
+	ERR_clear_error();
 	X509_free(x);
 	X509_NAME_free(subject);
 	pubkey_info_free(&pk);

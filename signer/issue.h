@@ -119,6 +119,34 @@ typedef struct {
 int issue_server(issuer_ctx *ic, const issue_server_req *r,
     issue_result *out, char *why, size_t whylen);
 
+/*
+ * A claim certificate (MQTT provisioning, reference 004): one key shared
+ * by a batch of devices to reach their own provisioning topics on the
+ * broker's claim listener; never a device's certificate (authz issues
+ * only for a registered key, whatever the connection). clientAuth,
+ * subject O=<organization>, OU=claim, CN=claim-<batch>, from an issuing
+ * CA; journaled with profile "claim", no device, and enrollment id
+ * ISSUE_CLAIM_PREFIX<batch>, by which a batch is revoked at once
+ * (CaAdmin.RevokeClaimBatch).
+ */
+#define ISSUE_CLAIM_PREFIX "claim:"
+/* Days of a claim certificate by default, and at most (always cut to
+ * its issuer's own validity). */
+#define ISSUE_CLAIM_DAYS 365
+#define ISSUE_CLAIM_DAYS_MAX 3650
+#define ISSUE_CLAIM_BATCH_MAX 48
+typedef struct {
+	const uint8_t *csr;      /* PKCS#10: only its key is used */
+	size_t csr_len;
+	const char *ca_name;     /* "" = the first active issuing CA */
+	const char *batch;       /* 1-48 of [A-Za-z0-9._-] */
+	int validity_days;       /* 0: ISSUE_CLAIM_DAYS */
+} issue_claim_req;
+
+int issue_claim_batch_ok(const char *batch);
+int issue_claim(issuer_ctx *ic, const issue_claim_req *r,
+    issue_result *out, char *why, size_t whylen);
+
 void issue_result_fini(issue_result *r);
 
 /*

@@ -564,6 +564,9 @@ static const rpc_method admin_methods[] = {
 	{ "VerifyAudit", RPC_UNARY, rpc_audit_verify, SIGNER_ADMIN },
 	{ "ExportAudit", RPC_UNARY, rpc_audit_export, SIGNER_ADMIN },
 	{ "AuditCheckpoint", RPC_UNARY, rpc_audit_checkpoint, SIGNER_ADMIN },
+	{ "IssueClaimCertificate", RPC_UNARY, rpc_claim_issue, SIGNER_ADMIN },
+	{ "RevokeClaimBatch", RPC_UNARY, rpc_claim_revoke_batch,
+	    SIGNER_ADMIN },
 };
 
 int

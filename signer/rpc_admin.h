@@ -31,6 +31,12 @@ int rpc_admin_ca_id(rpc_call *call, signer_ctx *ctx, const char *name,
 int rpc_admin_revoke_cert(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);
 
+/* rpc_claim.c */
+int rpc_claim_issue(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+int rpc_claim_revoke_batch(rpc_call *call, const ProtobufCMessage *reqm,
+    ProtobufCMessage *respm, void *arg);
+
 /* rpc_rotate.c */
 int rpc_admin_rotate_ca(rpc_call *call, const ProtobufCMessage *reqm,
     ProtobufCMessage *respm, void *arg);

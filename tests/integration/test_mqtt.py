@@ -4,7 +4,7 @@ SoftHSM2, a real mosquitto broker on loopback with TLS, configured by
 `secretfree mqtt config`, paho-mqtt devices):
 
 - claim certificates: a device holding only the shared claim certificate
-  (made here with openssl) connects to the claim listener with its device
+  (issued by our issuing CA: `secretfree ca issue-claim`) connects to the claim listener with its device
   id as client id, publishes its CSR and gets its certificate in chunks of
   at most 1024 bytes, reassembled as a device with a 1 KiB buffer would
   (each message in the buffer, the data written at its offset, a running
@@ -39,6 +39,11 @@ SoftHSM2, a real mosquitto broker on loopback with TLS, configured by
   certificate's key, device registered with origin birth; a birth
   certificate from an unregistered CA is PERMISSION_DENIED and registers
   nothing; a factory device with a birth certificate is PERMISSION_DENIED;
+- claim batches: `ca issue-claim` bad input (batch name, days) refused;
+  `ca revoke-claim` revokes a batch at once (again: nothing more, an
+  unknown batch: exit 3); the issuing CA's CRL lists it; a broker with
+  that CRL (`mqtt config --crlfile`) refuses the revoked batch's claim
+  certificate and admits another batch's;
 - the door survives the broker: a broker restart is followed by a
   reconnection and requests are served again; a wrong password is
   logged and retried, and SIGHUP with the right one reconnects;
@@ -49,6 +54,7 @@ import hashlib
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 
@@ -60,7 +66,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: E402
 from sfharness import (Device, Mosquitto, MqttDevice, Stack, TempDir,  # noqa: E402
                        openssl_verify, protos, run, run_bytes, server_cert,
-                       split_pem)
+                       show, split_pem)
 
 pb = protos()
 C, A, R = pb.common, pb.ca_admin, pb.registry
@@ -95,21 +101,16 @@ def wait_for(fn, timeout=30, step=0.2):
     return got
 
 
-def claim_ca(tmp):
-    """A claim CA and the claim certificate every device would carry."""
-    ca_key, ca = os.path.join(tmp, "claim-ca.key"), os.path.join(tmp, "claim-ca.pem")
-    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", ca_key, "-out", ca, "-subj", "/CN=WidgIoT claim CA", "-days", "2",
-         "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-    key, csr = os.path.join(tmp, "claim.key"), os.path.join(tmp, "claim.csr")
-    crt, ext = os.path.join(tmp, "claim.crt"), write(os.path.join(tmp, "claim.ext"),
-                                                     "extendedKeyUsage=clientAuth\n")
-    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=claim-widgiot"])
-    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-         "-CAcreateserial", "-days", "1", "-out", crt, "-extfile", ext])
-    return ca, crt, key
+def claim_cert(st, tmp, batch):
+    """The claim certificate of a batch, from our issuing CA (ca
+    issue-claim): (chain file, certificate file, key file, CLI run)."""
+    ca = os.path.join(tmp, "claim-%s-ca.pem" % batch)
+    key, crt = os.path.join(tmp, "claim-%s.key" % batch), os.path.join(tmp, "claim-%s.crt" % batch)
+    p = st.cli("ca", "issue-claim", "--batch", batch, "--key", key, "--generate-key",
+               "--out", crt, "--chain-out", ca)
+    if p.returncode != 0:
+        raise RuntimeError("ca issue-claim: " + show(p))
+    return ca, crt, key, p
 
 
 class Env:
@@ -123,7 +124,8 @@ class Env:
         chain = st.sadmin.call("CaAdmin", "GetCaChain", A.GetCaRequest(
             name="us-east-1.widgiot"), A.GetChainResponse).chain_pem
         self.cas = write(os.path.join(tmp, "device-cas.pem"), chain)
-        self.claim_ca, self.claim_crt, self.claim_key = claim_ca(tmp)
+        self.claim_ca, self.claim_crt, self.claim_key, self.claim_run = \
+            claim_cert(st, tmp, "w49")
         self.mq = Mosquitto(os.path.join(tmp, "mqtt"), self.cas, self.bcrt, self.bkey,
                             claim_cafile=self.claim_ca).start()
         st.authz.stop()
@@ -611,6 +613,75 @@ def cli_help(env):
            in acl, "the devices ACL is per user name (%u)", acl)
 
 
+def claim_batches(env, d):
+    """ca issue-claim / revoke-claim, and a broker that reads the CRL."""
+    st, tmp = env.st, env.tmp
+    p = env.claim_run
+    tap.ok("batch" in p.stdout and "(generated)" in p.stdout,
+           "ca issue-claim: batch, serial, the key generated", show(p))
+    subj = run(["openssl", "x509", "-in", env.claim_crt, "-noout", "-subject", "-ext",
+                "extendedKeyUsage,basicConstraints"]).stdout
+    tap.ok("OU = claim" in subj and "CN = claim-w49" in subj and "TLS Web Client" in subj
+           and "Server" not in subj, "  subject OU=claim, CN=claim-<batch>; clientAuth only",
+           subj)
+    good, out = openssl_verify(tmp, open(env.claim_ca).read(), open(env.claim_crt).read())
+    tap.ok(good, "  openssl verify: it chains to our root (the --chain-out file)", out)
+    serial = run(["openssl", "x509", "-in", env.claim_crt, "-noout", "-serial"]
+                 ).stdout.strip().split("=")[1]
+    p = st.cli("--json", "cert", "show", serial)
+    j = json.loads(p.stdout) if p.returncode == 0 else {}
+    tap.eq((j.get("profile"), j.get("enrollment_id"), j.get("device_id", "")),
+           ("claim", "claim:w49", ""), "  journaled: profile claim, enrollment id"
+           " claim:<batch>, no device", show(p))
+    for args, code, what in (
+            (["--batch", "bad/name"], 5, "a batch name with '/': INVALID_ARGUMENT"),
+            (["--batch", "x" * 49], 5, "a batch name of 49 characters: INVALID_ARGUMENT"),
+            (["--batch", "w51", "--days", "3651"], 2, "--days 3651: usage error"),
+            (["--batch", "w51", "--ca", "nope"], 3, "an unknown CA: NOT_FOUND")):
+        p = st.cli("ca", "issue-claim", "--key", env.claim_key,
+                   "--out", os.path.join(tmp, "x.crt"), *args)
+        tap.eq(p.returncode, code, "ca issue-claim: " + what, show(p))
+    other_ca, other_crt, other_key, _ = claim_cert(st, tmp, "w50")
+    p = st.cli("ca", "revoke-claim", "--batch", "w49", "--reason", "key-compromise")
+    tap.ok(p.returncode == 0 and "1 certificate(s) revoked now" in p.stdout
+           and serial in p.stdout and "  revoked  " in p.stdout,
+           "ca revoke-claim --batch w49: the batch's certificate revoked", show(p))
+    p = st.cli("--json", "ca", "revoke-claim", "--batch", "w49")
+    j = json.loads(p.stdout) if p.returncode == 0 else {}
+    tap.eq((j.get("revoked"), [c.get("status") for c in j.get("certificates", [])]),
+           (0, ["revoked"]), "  again: nothing more revoked, succeeds", show(p))
+    p = st.cli("ca", "revoke-claim", "--batch", "w99")
+    tap.eq(p.returncode, 3, "  an unknown batch: exit 3 (NOT_FOUND)", show(p))
+    crl = os.path.join(tmp, "claim-crl.pem")
+
+    def listed():
+        q = st.cli("ca", "crl", "us-east-1.widgiot", "--out", crl)
+        return q.returncode == 0 and serial in run(
+            ["openssl", "crl", "-in", crl, "-noout", "-text"]).stdout.replace(":", "")
+    tap.ok(wait_for(listed, timeout=30), "  the issuing CA's CRL lists the claim certificate")
+    mq = Mosquitto(os.path.join(tmp, "mqtt-crl"), env.cas, env.bcrt, env.bkey,
+                   claim_cafile=env.claim_ca, crlfile=crl).start()
+    try:
+        try:
+            bad = MqttDevice(mq.claim_port, env.root, env.claim_crt, env.claim_key, d.id)
+            refused = not bad.connected()
+        except (OSError, ssl.SSLError):   # the handshake fails
+            bad, refused = None, True
+        ok = MqttDevice(mq.claim_port, env.root, other_crt, other_key, d.id)
+        tap.ok(refused and ok.connected(),
+               "a broker with that CRL (mqtt config --crlfile) refuses batch w49's claim"
+               " certificate and admits batch w50's", mq.log_text()[-1500:])
+        for m in (bad, ok):
+            try:
+                if m is None:
+                    continue
+                m.close()
+            except Exception:  # noqa: BLE001
+                pass
+    finally:
+        mq.stop()
+
+
 def main():
     td = TempDir("sf-mqtt-")
     env = None
@@ -631,6 +702,7 @@ def main():
             spies.check(got[1]["enrollment_id"])
         cli_help(env)
         jitp(env, devs[2])
+        claim_batches(env, devs[4])
         survives_broker(env, devs[4])
     except Exception as e:  # noqa: BLE001
         import traceback
