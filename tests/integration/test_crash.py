@@ -218,15 +218,24 @@ def check_round(w, st, fetched):
     finally:
         db.close()
     for eid, (d, serial, cert) in todo:
-        try:
-            r = st.device.call("Provisioning", "FetchCertificate",
-                               P.FetchCertificateRequest(enrollment_id=eid),
-                               P.FetchCertificateResponse, timeout=DEADLINE)
-            if not r.data.decode().startswith(cert.strip()[:200]):
-                bad.append("enrollment %s fetched other bytes" % eid)
-            fetched.add(eid)
-        except RpcError as e:
-            bad.append("enrollment %s cannot be fetched: %s" % (eid, e))
+        # A connection still being made after a restart is not a loss:
+        # UNAVAILABLE is retried for a few seconds; anything else counts.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                r = st.device.call("Provisioning", "FetchCertificate",
+                                   P.FetchCertificateRequest(enrollment_id=eid),
+                                   P.FetchCertificateResponse, timeout=DEADLINE)
+                if not r.data.decode().startswith(cert.strip()[:200]):
+                    bad.append("enrollment %s fetched other bytes" % eid)
+                fetched.add(eid)
+                break
+            except RpcError as e:
+                if e.code.name == "UNAVAILABLE" and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                bad.append("enrollment %s cannot be fetched: %s" % (eid, e))
+                break
     return bad
 
 
