@@ -131,7 +131,9 @@ main(int argc, char **argv)
 		len += got;
 	}
 	fclose(f);
-	bench_loop(csr, data, len, warmup);
+	/* Not through bench_loop: callgrind counts only the timed calls. */
+	for (size_t i = 0; i < warmup; i++)
+		one(csr, data, len);
 	t0 = now_s();
 	bench_loop(csr, data, len, n);
 	t1 = now_s();
