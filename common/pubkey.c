@@ -119,6 +119,8 @@ static EC_GROUP *group_p256, *group_p384;
 static EVP_PKEY *tmpl_p256, *tmpl_p384;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+static void ec_prefix_init(int i, const EC_GROUP *group, int nid);
+
 static EVP_PKEY *
 ec_fromdata(const char *group, const uint8_t *point, size_t len)
 {
@@ -169,6 +171,8 @@ init(void)
 	group_p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
 	tmpl_p256 = ec_template(group_p256, NID_X9_62_prime256v1);
 	tmpl_p384 = ec_template(group_p384, NID_secp384r1);
+	ec_prefix_init(0, group_p256, NID_X9_62_prime256v1);
+	ec_prefix_init(1, group_p384, NID_secp384r1);
 }
 
 int
@@ -501,19 +505,25 @@ take_ed25519(const X509_ALGOR *alg, const uint8_t *kb, size_t kblen,
 	return set_key_bits(out, kb, kblen);
 }
 
-/* The canonical SPKI from the parts, and its fingerprint. */
+/*
+ * The DER SubjectPublicKeyInfo of the parts, as i2d_X509_PUBKEY writes
+ * it (X509_PUBKEY_set0_param, no key decoded): *der malloc'd.
+ */
 static int
-build_spki(pubkey_info *out)
+encode_spki(int alg_nid, int curve_nid, const uint8_t *key_bits,
+    size_t key_bits_len, uint8_t **der, size_t *derlen)
 {
 	X509_PUBKEY *xpk = NULL;
-	unsigned char *kb = NULL, *p;
+	unsigned char *kb = NULL, *d = NULL;
 	void *pval = NULL;
 	int ptype, len, rc = SF_ECRYPTO;
 
-	switch (out->alg_nid) {
+	*der = NULL;
+	*derlen = 0;
+	switch (alg_nid) {
 	case NID_X9_62_id_ecPublicKey:
 		ptype = V_ASN1_OBJECT;
-		pval = OBJ_nid2obj(out->curve_nid);
+		pval = OBJ_nid2obj(curve_nid);
 		break;
 	case NID_rsaEncryption:
 		ptype = V_ASN1_NULL;
@@ -523,27 +533,78 @@ build_spki(pubkey_info *out)
 		break;
 	}
 	if ((xpk = X509_PUBKEY_new()) == NULL ||
-	    (kb = OPENSSL_memdup(out->key_bits, out->key_bits_len)) == NULL)
+	    (kb = OPENSSL_memdup(key_bits, key_bits_len)) == NULL)
 		goto out;
-	if (!X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(out->alg_nid), ptype,
-	    pval, kb, (int)out->key_bits_len))
+	if (!X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(alg_nid), ptype,
+	    pval, kb, (int)key_bits_len))
 		goto out;
 	kb = NULL;  /* owned by xpk */
-	if ((len = i2d_X509_PUBKEY(xpk, NULL)) <= 0)
+	if ((len = i2d_X509_PUBKEY(xpk, &d)) <= 0)
 		goto out;
-	if ((out->spki = malloc((size_t)len)) == NULL) {
+	if ((*der = malloc((size_t)len)) == NULL) {
 		rc = SF_ENOMEM;
 		goto out;
 	}
-	p = out->spki;
-	if (i2d_X509_PUBKEY(xpk, &p) != len)
-		goto out;
-	out->spki_len = (size_t)len;
-	rc = pubkey_sha256(out->spki, out->spki_len, out->sha256);
+	memcpy(*der, d, (size_t)len);
+	*derlen = (size_t)len;
+	rc = 0;
 out:
+	OPENSSL_free(d);
 	OPENSSL_free(kb);
 	X509_PUBKEY_free(xpk);
 	return rc;
+}
+
+/*
+ * What comes before the point in the canonical SPKI of an uncompressed
+ * P-256 or P-384 key: the same bytes for every key of the curve, taken
+ * from OpenSSL's own encoding of the curve's generator at start.
+ */
+static struct {
+	uint8_t b[32];
+	size_t len;
+} ec_prefix[2];
+
+static void
+ec_prefix_init(int i, const EC_GROUP *group, int nid)
+{
+	uint8_t g[1 + 2 * 48], *der = NULL;
+	size_t glen, len;
+
+	if (group == NULL || (glen = EC_POINT_point2oct(group,
+	    EC_GROUP_get0_generator(group), POINT_CONVERSION_UNCOMPRESSED, g,
+	    sizeof g, NULL)) == 0 ||
+	    encode_spki(NID_X9_62_id_ecPublicKey, nid, g, glen, &der,
+	    &len) != 0)
+		return;
+	if (len > glen && len - glen <= sizeof ec_prefix[i].b &&
+	    memcmp(der + len - glen, g, glen) == 0) {
+		memcpy(ec_prefix[i].b, der, len - glen);
+		ec_prefix[i].len = len - glen;
+	}
+	free(der);
+}
+
+/* The canonical SPKI from the parts, and its fingerprint. */
+static int
+build_spki(pubkey_info *out)
+{
+	int i = out->type == PUBKEY_EC_P256 ? 0 : 1, rc;
+
+	if ((out->type == PUBKEY_EC_P256 || out->type == PUBKEY_EC_P384) &&
+	    ec_prefix[i].len > 0) {
+		/* The key bits are the uncompressed point by now. */
+		out->spki_len = ec_prefix[i].len + out->key_bits_len;
+		if ((out->spki = malloc(out->spki_len)) == NULL)
+			return SF_ENOMEM;
+		memcpy(out->spki, ec_prefix[i].b, ec_prefix[i].len);
+		memcpy(out->spki + ec_prefix[i].len, out->key_bits,
+		    out->key_bits_len);
+	} else if ((rc = encode_spki(out->alg_nid, out->curve_nid,
+	    out->key_bits, out->key_bits_len, &out->spki,
+	    &out->spki_len)) != 0)
+		return rc;
+	return pubkey_sha256(out->spki, out->spki_len, out->sha256);
 }
 
 /* Bad input leaves nothing on OpenSSL's queue; a failure of ours is logged. */
