@@ -26,9 +26,11 @@ static const char *const SQL[NQ] = {
 	[Q_IMPORT_BY_ID] = "SELECT key_sha256, product_line, region"
 	    " FROM devices WHERE device_id = ?",
 	[Q_IMPORT_BY_KEY] = "SELECT 1 FROM devices WHERE key_sha256 = ?",
+	/* A device id or key already there: no row, then import_outcome. */
 	[Q_IMPORT_INSERT] = "INSERT INTO devices (device_id, spki,"
 	    " key_sha256, product_line, region, state, created_at,"
-	    " updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?)",
+	    " updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?)"
+	    " ON CONFLICT DO NOTHING",
 	[Q_DEVICE_LIST] = "SELECT " DEVICE_COLS " FROM devices"
 	    " WHERE (?1 = '' OR product_line = ?1)"
 	    " AND (?2 = '' OR region = ?2) AND (?3 = 0 OR state = ?3)"
@@ -188,12 +190,13 @@ import_batch(registry *r, const registry_import_rec *recs, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const registry_import_rec *d = &recs[i];
 
-		/* One transaction: later records see the earlier ones. */
-		if ((rc = import_outcome(db, by_id, by_key, d)) < 0)
-			goto out;
-		outcome[i] = rc;
-		if (outcome[i] != REGISTRY_IMPORTED)
-			continue;
+		/*
+		 * One transaction: later records see the earlier ones. The
+		 * insert comes first, since nearly every record of an import
+		 * is new: a device id or key that is there already (the
+		 * table's PRIMARY KEY and UNIQUE) inserts nothing, and only
+		 * then do the look-ups say which of the two and how.
+		 */
 		bind_text(ins, 1, d->device_id);
 		sqlite3_bind_blob(ins, 2, d->spki, (int)d->spki_len,
 		    SQLITE_STATIC);
@@ -206,6 +209,18 @@ import_batch(registry *r, const registry_import_rec *recs, size_t n,
 		bind_text(ins, 9, origin);
 		if ((rc = registry_run(db, ins, "import: insert device")) != 0)
 			goto out;
+		if (sqlite3_changes(db) == 1) {
+			outcome[i] = REGISTRY_IMPORTED;
+			continue;
+		}
+		if ((rc = import_outcome(db, by_id, by_key, d)) < 0)
+			goto out;
+		if (rc == REGISTRY_IMPORTED) {
+			/* A conflict neither look-up finds. */
+			rc = SF_EDB;
+			goto out;
+		}
+		outcome[i] = rc;
 	}
 	rc = 0;
 out:

@@ -64,7 +64,7 @@ static const char HELP_IMPORT[] =
 "  --product-line P   the product line of records that name none\n"
 "  --region R         the region of records that name none (a device with\n"
 "                     a region enrolls only there)\n"
-"  --batch N          records per call (default 1000, at most 10000)\n"
+"  --batch N          records per call (default 5000, at most 10000)\n"
 "  --dry-run          read and check the records here; send nothing\n"
 "\n"
 "Exit status 9 when the import finished but refused records.\n"
@@ -84,7 +84,7 @@ cmd_device_import(cli *c, int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
-	devimport_opts o = { .fmt = IMPORT_AUTO, .batch = 1000 };
+	devimport_opts o = { .fmt = IMPORT_AUTO, .batch = 5000 };
 	long long batch;
 	int ch;
 

@@ -19,9 +19,17 @@
  * local checks of --dry-run), held until its batch is answered so that
  * refusals come out in file order. Re-running an import is idempotent:
  * what both already hold with the same key is "unchanged", and counts as
- * imported when either of them took it new. Only one batch and its
- * refusals are held, so memory does not grow with the file.
+ * imported when either of them took it new.
+ *
+ * Reading and checking the file (JSON or CSV, each key decoded and
+ * checked) costs about as much as either daemon's share, so a reader
+ * thread fills the next batch while the main thread sends the last one
+ * and reports its refusals: two batch slots, handed back and forth, so
+ * at most two batches and their refusals are held and memory does not
+ * grow with the file. Only the reader touches the file; only the main
+ * thread calls the daemons and writes the output.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +76,22 @@ typedef struct {
 	char message[200];
 } pending;
 
+/* A batch: its records, copies of what they point at, and refusals. */
+typedef struct {
+	size_t n;
+	KeyRecord *recs;
+	KeyRecord **ptrs;
+	rec_where *where;
+	pending *pend;           /* at most cap, with the batch's records */
+	size_t npend;
+	uint64_t nread;          /* records read when the batch was closed */
+	int last;                /* the reader's last batch */
+	int read_rc;             /* last: import_next's error, or 0 */
+	char read_why[256];      /* ... and its sentence */
+} batch;
+
+#define NSLOTS 2
+
 typedef struct {
 	cli *c;
 	out_stream js;
@@ -77,14 +101,15 @@ typedef struct {
 	int dry_run;
 	int progress_shown;
 	size_t cap;
-	/* The batch being filled: records and copies of what they point at. */
-	size_t n;
-	KeyRecord *recs;
-	KeyRecord **ptrs;
-	rec_where *where;
-	pending *pend;           /* at most cap, with the batch's records */
-	size_t npend;
+	batch slot[NSLOTS];
+	batch *pend_to;          /* where refusals go (NULL: emit at once) */
 	uint64_t nread, imported, unchanged, refused;
+	/* Reader thread <-> main thread: full[i] says slot i is ready. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int full[NSLOTS];
+	int stop;                /* the main thread gave up */
+	import_reader *rd;
 } importer;
 
 static void
@@ -188,23 +213,23 @@ emit(importer *im, const rec_where *w, const char *id, int reason,
 		fprintf(stderr, "%s: %s (%s)\n", loc, text, by_name[by]);
 }
 
-/* Hold a refusal for its batch (or report it now, with no batch). */
+/* Hold a refusal for its batch b (or report it now, with no batch). */
 static void
-refusal(importer *im, const rec_where *w, const char *id, int reason,
-    const char *message, int by)
+refusal(importer *im, batch *b, const rec_where *w, const char *id,
+    int reason, const char *message, int by)
 {
 	pending *p;
 
-	if (im->pend == NULL) {
+	if (b == NULL) {
 		emit(im, w, id, reason, message, by);
 		return;
 	}
-	p = &im->pend[im->npend];
+	p = &b->pend[b->npend];
 	p->w = *w;
 	snprintf(p->id, sizeof p->id, "%s", id ? id : "");
 	p->reason = reason;
 	p->by = by;
-	p->seq = im->npend++;
+	p->seq = b->npend++;
 	snprintf(p->message, sizeof p->message, "%s", message ? message : "");
 }
 
@@ -219,25 +244,25 @@ pending_cmp(const void *a, const void *b)
 }
 
 static void
-pending_emit(importer *im)
+pending_emit(importer *im, batch *b)
 {
-	qsort(im->pend, im->npend, sizeof *im->pend, pending_cmp);
-	for (size_t i = 0; i < im->npend; i++)
-		emit(im, &im->pend[i].w, im->pend[i].id, im->pend[i].reason,
-		    im->pend[i].message, im->pend[i].by);
-	im->npend = 0;
+	qsort(b->pend, b->npend, sizeof *b->pend, pending_cmp);
+	for (size_t i = 0; i < b->npend; i++)
+		emit(im, &b->pend[i].w, b->pend[i].id, b->pend[i].reason,
+		    b->pend[i].message, b->pend[i].by);
+	b->npend = 0;
 }
 
 static void
-batch_clear(importer *im)
+batch_clear(batch *b)
 {
-	for (size_t i = 0; i < im->n; i++) {
-		free(im->recs[i].device_id);
-		free(im->recs[i].product_line);
-		free(im->recs[i].region);
-		free(im->recs[i].spki_der.data);
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->recs[i].device_id);
+		free(b->recs[i].product_line);
+		free(b->recs[i].region);
+		free(b->recs[i].spki_der.data);
 	}
-	im->n = 0;
+	b->n = 0;
 }
 
 /* Where a record is, as the refusal lines say it. */
@@ -255,10 +280,11 @@ where_of(importer *im, const import_record *r, rec_where *w)
 		    r->source : im->path);
 }
 
+/* 0, or SF_ENOMEM (the reader thread reports nothing itself). */
 static int
-batch_add(importer *im, const import_record *r)
+batch_add(importer *im, batch *b, const import_record *r)
 {
-	KeyRecord *k = &im->recs[im->n];
+	KeyRecord *k = &b->recs[b->n];
 
 	secretfree__v1__device_key_record__init(k);
 	k->device_id = strdup(r->device_id);
@@ -266,12 +292,12 @@ batch_add(importer *im, const import_record *r)
 	k->region = strdup(r->region);
 	k->spki_der.data = malloc(r->key.spki_len ? r->key.spki_len : 1);
 	k->line = r->line;
-	im->ptrs[im->n] = k;
-	where_of(im, r, &im->where[im->n]);
-	im->n++;
+	b->ptrs[b->n] = k;
+	where_of(im, r, &b->where[b->n]);
+	b->n++;
 	if (!k->device_id || !k->product_line || !k->region ||
 	    !k->spki_der.data)
-		return cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
+		return SF_ENOMEM;
 	memcpy(k->spki_der.data, r->key.spki, r->key.spki_len);
 	k->spki_der.len = r->key.spki_len;
 	return 0;
@@ -294,7 +320,7 @@ check_results(importer *im, const char *who, const ImportResult *res,
 /* Send the batch: the signer first, then authz with what the signer
  * accepted. */
 static int
-batch_flush(importer *im)
+batch_flush(importer *im, batch *b)
 {
 	Secretfree__V1__RegisterDeviceKeysRequest sreq =
 	    SECRETFREE__V1__REGISTER_DEVICE_KEYS_REQUEST__INIT;
@@ -305,30 +331,30 @@ batch_flush(importer *im)
 	size_t *idx = NULL, np = 0;
 	int ec;
 
-	if (im->n == 0) {
-		pending_emit(im);
+	if (b->n == 0) {
+		pending_emit(im, b);
 		return 0;
 	}
-	sreq.records = im->ptrs;
-	sreq.n_records = im->n;
+	sreq.records = b->ptrs;
+	sreq.n_records = b->n;
 	if ((ec = cli_call(im->c, CLI_SIGNER, CA_SVC, "RegisterDeviceKeys",
 	    &sreq.base, (ProtobufCMessage **)&sres)) != 0 ||
-	    (ec = check_results(im, "the signer", sres, im->n)) != 0)
+	    (ec = check_results(im, "the signer", sres, b->n)) != 0)
 		goto out;
-	if ((pass = calloc(im->n, sizeof *pass)) == NULL ||
-	    (idx = calloc(im->n, sizeof *idx)) == NULL) {
+	if ((pass = calloc(b->n, sizeof *pass)) == NULL ||
+	    (idx = calloc(b->n, sizeof *idx)) == NULL) {
 		ec = cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < im->n; i++) {
+	for (size_t i = 0; i < b->n; i++) {
 		const Secretfree__V1__RecordResult *r = sres->results[i];
 
 		if (r->outcome == OUTCOME_IMPORTED ||
 		    r->outcome == OUTCOME_UNCHANGED) {
-			pass[np] = im->ptrs[i];
+			pass[np] = b->ptrs[i];
 			idx[np++] = i;
 		} else
-			refusal(im, &im->where[i], im->ptrs[i]->device_id,
+			refusal(im, b, &b->where[i], b->ptrs[i]->device_id,
 			    r->reason, r->message, BY_SIGNER);
 	}
 	if (np > 0) {
@@ -345,7 +371,7 @@ batch_flush(importer *im)
 
 		if (a->outcome != OUTCOME_IMPORTED &&
 		    a->outcome != OUTCOME_UNCHANGED)
-			refusal(im, &im->where[idx[k]], pass[k]->device_id,
+			refusal(im, b, &b->where[idx[k]], pass[k]->device_id,
 			    a->reason, a->message, BY_AUTHZ);
 		else if (a->outcome == OUTCOME_IMPORTED ||
 		    s->outcome == OUTCOME_IMPORTED)
@@ -361,8 +387,8 @@ out:
 		protobuf_c_message_free_unpacked(&ares->base, NULL);
 	free(pass);
 	free(idx);
-	batch_clear(im);
-	pending_emit(im);
+	batch_clear(b);
+	pending_emit(im, b);
 	progress(im);
 	return ec;
 }
@@ -381,15 +407,14 @@ dry_check(importer *im, const import_record *r)
 	pubkey_info_free(&pk);
 	if (reason) {
 		where_of(im, r, &w);
-		refusal(im, &w, r->device_id, reason, why, BY_CHECK);
+		refusal(im, NULL, &w, r->device_id, reason, why, BY_CHECK);
 	} else
 		im->imported++;
 }
 
-/* Read every record, sending a batch whenever batch records (good or
- * refused) have gathered. 0 or the exit code of what stopped it. */
+/* --dry-run: read and check every record here, one at a time. */
 static int
-run_batches(importer *im, import_reader *rd, size_t batch)
+run_dry(importer *im, import_reader *rd)
 {
 	import_record rec;
 	rec_where w;
@@ -400,32 +425,128 @@ run_batches(importer *im, import_reader *rd, size_t batch)
 		im->nread++;
 		if (rec.reason != 0) {
 			where_of(im, &rec, &w);
-			refusal(im, &w, rec.device_id, rec.reason, rec.why,
-			    BY_FILE);
-			if (im->pend && im->n + im->npend >= batch &&
-			    (ec = batch_flush(im)) != 0)
-				break;
+			refusal(im, NULL, &w, rec.device_id, rec.reason,
+			    rec.why, BY_FILE);
 			continue;
 		}
-		if (im->dry_run) {
-			dry_check(im, &rec);
-			continue;
-		}
-		if ((ec = batch_add(im, &rec)) != 0)
-			break;
-		if (im->n + im->npend >= batch && (ec = batch_flush(im)) != 0)
-			break;
+		dry_check(im, &rec);
 	}
-	if (rc < 0 && ec == 0)
+	if (rc < 0)
 		ec = cli_error(im->c, CLI_EXIT_INPUT, "%s: %s (after record"
 		    " %llu)", im->path, *rec.why ? rec.why : "read error",
 		    (unsigned long long)im->nread);
-	if (ec == 0 && !im->dry_run)
-		ec = batch_flush(im);
-	else if (im->pend)
-		pending_emit(im);
 	import_record_fini(&rec);
-	batch_clear(im);
+	return ec;
+}
+
+/*
+ * The reader thread: fill a free slot until batch records (good or
+ * refused) have gathered, hand it over, take the other. The last batch
+ * says why the file ended (its end, or import_next's error).
+ */
+static void *
+reader_main(void *arg)
+{
+	importer *im = arg;
+	import_record rec;
+	uint64_t nread = 0;
+	rec_where w;
+	batch *b;
+	int rc = 1, i = 0;
+
+	memset(&rec, 0, sizeof rec);
+	for (;;) {
+		pthread_mutex_lock(&im->mu);
+		while (im->full[i] && !im->stop)
+			pthread_cond_wait(&im->cv, &im->mu);
+		pthread_mutex_unlock(&im->mu);
+		if (im->stop)
+			break;
+		b = &im->slot[i];
+		b->last = 0;
+		b->read_rc = 0;
+		b->read_why[0] = '\0';
+		while (b->n + b->npend < im->cap &&
+		    (rc = import_next(im->rd, &rec)) == 1) {
+			nread++;
+			if (rec.reason != 0) {
+				where_of(im, &rec, &w);
+				refusal(im, b, &w, rec.device_id, rec.reason,
+				    rec.why, BY_FILE);
+			} else if (batch_add(im, b, &rec) != 0) {
+				rc = SF_ENOMEM;
+				snprintf(rec.why, sizeof rec.why, "out of "
+				    "memory");
+				break;
+			}
+		}
+		b->nread = nread;
+		if (rc != 1) {
+			b->last = 1;
+			b->read_rc = rc;
+			snprintf(b->read_why, sizeof b->read_why, "%s",
+			    rec.why);
+		}
+		pthread_mutex_lock(&im->mu);
+		im->full[i] = 1;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->mu);
+		if (b->last)
+			break;
+		i = (i + 1) % NSLOTS;
+	}
+	import_record_fini(&rec);
+	return NULL;
+}
+
+/*
+ * Send each batch the reader hands over, in file order. 0 or the exit code
+ * of what stopped it.
+ */
+static int
+run_batches(importer *im)
+{
+	pthread_t th;
+	batch *b;
+	int ec = 0, i = 0, last = 0;
+
+	if (pthread_create(&th, NULL, reader_main, im) != 0)
+		return cli_error(im->c, CLI_EXIT_ERROR, "cannot start the "
+		    "reader thread");
+	while (!last) {
+		pthread_mutex_lock(&im->mu);
+		while (!im->full[i])
+			pthread_cond_wait(&im->cv, &im->mu);
+		pthread_mutex_unlock(&im->mu);
+		b = &im->slot[i];
+		last = b->last;
+		im->nread = b->nread;
+		if (last && b->read_rc == SF_ENOMEM)
+			ec = cli_error(im->c, CLI_EXIT_ERROR, "out of memory");
+		else if (last && b->read_rc < 0)
+			/* The batch the error cut short is not sent. */
+			ec = cli_error(im->c, CLI_EXIT_INPUT, "%s: %s (after "
+			    "record %llu)", im->path, *b->read_why ?
+			    b->read_why : "read error",
+			    (unsigned long long)im->nread);
+		else
+			ec = batch_flush(im, b);
+		batch_clear(b);
+		if (b->npend)
+			pending_emit(im, b);
+		pthread_mutex_lock(&im->mu);
+		im->full[i] = 0;
+		if (ec != 0)
+			im->stop = 1;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->mu);
+		if (ec != 0)
+			break;
+		i = (i + 1) % NSLOTS;
+	}
+	pthread_join(th, NULL);
+	for (int k = 0; k < NSLOTS; k++)
+		batch_clear(&im->slot[k]);
 	return ec;
 }
 
@@ -497,26 +618,37 @@ devimport_run(cli *c, const devimport_opts *o)
 	im.fmt = import_format(rd);
 	im.tty = !c->json && isatty(STDERR_FILENO);
 	im.cap = o->batch;
-	if (!im.dry_run && ((im.recs = calloc(im.cap, sizeof *im.recs)) ==
-	    NULL || (im.ptrs = calloc(im.cap, sizeof *im.ptrs)) == NULL ||
-	    (im.where = calloc(im.cap, sizeof *im.where)) == NULL ||
-	    (im.pend = calloc(im.cap, sizeof *im.pend)) == NULL)) {
-		ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
-		goto out;
+	im.rd = rd;
+	pthread_mutex_init(&im.mu, NULL);
+	pthread_cond_init(&im.cv, NULL);
+	for (int k = 0; !im.dry_run && k < NSLOTS; k++) {
+		batch *b = &im.slot[k];
+
+		if ((b->recs = calloc(im.cap, sizeof *b->recs)) == NULL ||
+		    (b->ptrs = calloc(im.cap, sizeof *b->ptrs)) == NULL ||
+		    (b->where = calloc(im.cap, sizeof *b->where)) == NULL ||
+		    (b->pend = calloc(im.cap, sizeof *b->pend)) == NULL) {
+			ec = cli_error(c, CLI_EXIT_ERROR, "out of memory");
+			goto out;
+		}
 	}
 	if (c->json)
 		out_stream_open(&im.js, stdout, json_pack("{s:o, s:s}",
 		    "source", out_jstr(im.path),
 		    "format", import_format_name(im.fmt)), "refusals");
-	ec = run_batches(&im, rd, im.cap);
+	ec = im.dry_run ? run_dry(&im, rd) : run_batches(&im);
 	summary(&im, ec);
 	if (ec == 0 && im.refused > 0)
 		ec = CLI_EXIT_REFUSED;
 out:
 	import_close(rd);
-	free(im.recs);
-	free(im.ptrs);
-	free(im.where);
-	free(im.pend);
+	for (int k = 0; k < NSLOTS; k++) {
+		free(im.slot[k].recs);
+		free(im.slot[k].ptrs);
+		free(im.slot[k].where);
+		free(im.slot[k].pend);
+	}
+	pthread_cond_destroy(&im.cv);
+	pthread_mutex_destroy(&im.mu);
 	return ec;
 }

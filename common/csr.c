@@ -1,11 +1,18 @@
 /*
  * csr.c - PKCS#10 requests as authz and the signer check them (see csr.h).
  *
- * Every form is brought down to DER and parsed with d2i_X509_REQ. The PEM
- * and base64 wrappers are undone here (PEM_read_bio, strict base64), which
- * keeps OpenSSL 3.0's decoder framework out of it; and the request's key is
- * taken from its parsed X509_PUBKEY, which d2i has already decoded once, so
- * the key is not decoded again for the policy and the fingerprint.
+ * Every form is brought down to DER and parsed with an ASN.1 template of
+ * our own that reads exactly what X509_REQ's does (the same fields, types
+ * and OPTIONAL attributes, the CertificationRequestInfo's encoding kept for
+ * the signature), except that the SubjectPublicKeyInfo is SF_SPKI
+ * (pubkey_int.h): d2i_X509_REQ would decode the key through OpenSSL 3.0's
+ * provider decoders, which cost more than the rest of the request's checks
+ * together (README, "Benchmarks"). The key is checked from its parts
+ * (pubkey.c), made into an EVP_PKEY with EVP_PKEY_fromdata, and the
+ * signature verified over the request info's DER with ASN1_item_verify_ex,
+ * the call X509_REQ_verify makes. The PEM and base64 wrappers are undone
+ * here (PEM_read_bio, strict base64), which keeps the decoders out of
+ * that too.
  *
  * Nothing here logs: every refusal is the client's input, and the caller
  * logs it with the device id and the reason in why.
@@ -14,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -26,6 +34,40 @@
 #include "pubkey_int.h"
 
 #define DER_SEQUENCE 0x30
+
+/*
+ * CertificationRequest (RFC 2986) as crypto/x509/x_req.c reads it: the
+ * attributes OPTIONAL, because some requests leave the empty set out; the
+ * info's encoding is kept (ASN1_SEQUENCE_enc), so the signature is
+ * checked over the bytes received.
+ */
+typedef struct {
+	ASN1_ENCODING enc;
+	ASN1_INTEGER *version;
+	X509_NAME *subject;
+	SF_SPKI *spki;
+	STACK_OF(X509_ATTRIBUTE) *attributes;
+} SF_REQ_INFO;
+
+ASN1_SEQUENCE_enc(SF_REQ_INFO, enc, NULL) = {
+	ASN1_SIMPLE(SF_REQ_INFO, version, ASN1_INTEGER),
+	ASN1_SIMPLE(SF_REQ_INFO, subject, X509_NAME),
+	ASN1_SIMPLE(SF_REQ_INFO, spki, SF_SPKI),
+	ASN1_IMP_SET_OF_OPT(SF_REQ_INFO, attributes, X509_ATTRIBUTE, 0)
+} static_ASN1_SEQUENCE_END_ref(SF_REQ_INFO, SF_REQ_INFO)
+
+struct csr_req {
+	SF_REQ_INFO *info;
+	X509_ALGOR *sig_alg;
+	ASN1_BIT_STRING *signature;
+};
+typedef struct csr_req SF_REQ;
+
+ASN1_SEQUENCE(SF_REQ) = {
+	ASN1_SIMPLE(SF_REQ, info, SF_REQ_INFO),
+	ASN1_SIMPLE(SF_REQ, sig_alg, X509_ALGOR),
+	ASN1_SIMPLE(SF_REQ, signature, ASN1_BIT_STRING)
+} static_ASN1_SEQUENCE_END(SF_REQ)
 
 static int
 is_space(int ch)
@@ -165,9 +207,9 @@ unwrap(const uint8_t *data, size_t len, uint8_t **owned, const uint8_t **der,
 
 /* The subject's one CN, which must be a device id, into cn. */
 static int
-take_cn(X509_REQ *req, char cn[DEVICE_ID_MAX + 1], char *why, size_t whylen)
+take_cn(const X509_NAME *subj, char cn[DEVICE_ID_MAX + 1], char *why,
+    size_t whylen)
 {
-	const X509_NAME *subj = X509_REQ_get_subject_name(req);
 	unsigned char *utf8 = NULL;
 	char reason[160];
 	int idx, n, rc = SF_EINVAL;
@@ -257,6 +299,24 @@ csr_verify(X509_REQ *req, EVP_PKEY *pk, char *why, size_t whylen)
 	return 0;
 }
 
+/* csr_verify for our own parse: what X509_REQ_verify does, on our info. */
+static int
+verify_req(const SF_REQ *req, EVP_PKEY *pk, char *why, size_t whylen)
+{
+	int rc;
+
+	if ((rc = weak_sigalg(req->sig_alg, why, whylen)) != 0)
+		return rc;
+	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(SF_REQ_INFO), req->sig_alg,
+	    req->signature, req->info, NULL, pk, NULL, NULL) != 1) {
+		ERR_clear_error();
+		sf_why(why, whylen, "the CSR's self-signature does not "
+		    "verify");
+		return SF_EINVAL;
+	}
+	return 0;
+}
+
 /*
  * The cheap checks first, the signature last: a request whose key the
  * policy refuses (a huge RSA public exponent makes the verification cost
@@ -267,13 +327,12 @@ parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
     size_t whylen)
 {
 	const unsigned char *p = der;
-	X509_PUBKEY *xpk;
-	EVP_PKEY *pk;
-	X509_REQ *req = NULL;
+	EVP_PKEY *pk = NULL;
+	SF_REQ *req = NULL;
 	int rc = SF_EINVAL;
 
-	if (len > LONG_MAX ||
-	    (req = d2i_X509_REQ(NULL, &p, (long)len)) == NULL) {
+	if (len > LONG_MAX || (req = (SF_REQ *)ASN1_item_d2i(NULL, &p,
+	    (long)len, ASN1_ITEM_rptr(SF_REQ))) == NULL) {
 		sf_why(why, whylen, "not a PKCS#10 certificate request");
 		goto out;
 	}
@@ -282,30 +341,41 @@ parse_der(const uint8_t *der, size_t len, csr_info *out, char *why,
 		    "certificate request", (size_t)(der + len - p));
 		goto out;
 	}
-	if (X509_REQ_get_version(req) != X509_REQ_VERSION_1) {
+	if (ASN1_INTEGER_get(req->info->version) != X509_REQ_VERSION_1) {
 		sf_why(why, whylen, "CSR version field %ld: only 0 "
-		    "(version 1) is defined", X509_REQ_get_version(req));
+		    "(version 1) is defined",
+		    ASN1_INTEGER_get(req->info->version));
 		goto out;
 	}
-	xpk = X509_REQ_get_X509_PUBKEY(req);
-	if ((rc = pubkey_from_x509_pubkey(xpk, &out->key, why, whylen)) != 0)
+	if ((rc = pubkey_from_sf_spki(req->info->spki, &out->key, why,
+	    whylen)) != 0 ||
+	    (rc = take_cn(req->info->subject, out->cn, why, whylen)) != 0)
 		goto out;
-	if ((pk = X509_REQ_get0_pubkey(req)) == NULL) {
+	if ((rc = pubkey_evp(&out->key, &pk)) != 0) {
 		sf_why(why, whylen, "the CSR's key cannot verify its "
 		    "signature");
-		rc = SF_EINVAL;
 		goto out;
 	}
-	if ((rc = take_cn(req, out->cn, why, whylen)) != 0 ||
-	    (rc = csr_verify(req, pk, why, whylen)) != 0)
+	if ((rc = verify_req(req, pk, why, whylen)) != 0)
 		goto out;
 	if ((rc = pubkey_sha256(der, len, out->sha256)) != 0)
 		goto out;
 	out->req = req;
 	req = NULL;  /* transferred */
 out:
-	X509_REQ_free(req);
+	EVP_PKEY_free(pk);
+	ASN1_item_free((ASN1_VALUE *)req, ASN1_ITEM_rptr(SF_REQ));
 	return rc;
+}
+
+int
+csr_encode(const csr_info *ci, unsigned char **der)
+{
+	*der = NULL;
+	if (ci == NULL || ci->req == NULL)
+		return -1;
+	return ASN1_item_i2d((const ASN1_VALUE *)ci->req, der,
+	    ASN1_ITEM_rptr(SF_REQ));
 }
 
 int
@@ -352,7 +422,7 @@ csr_info_fini(csr_info *ci)
 {
 	if (ci == NULL)
 		return;
-	X509_REQ_free(ci->req);
+	ASN1_item_free((ASN1_VALUE *)ci->req, ASN1_ITEM_rptr(SF_REQ));
 	pubkey_info_free(&ci->key);
 	memset(ci, 0, sizeof *ci);
 }

@@ -14,8 +14,10 @@
 
 #define CSR_MAX_DEFAULT (16 * 1024)
 
+struct csr_req;                 /* csr.c's parse of a request */
+
 typedef struct {
-	X509_REQ *req;            /* the parsed request (owned) */
+	struct csr_req *req;      /* the parsed request (owned) */
 	char cn[DEVICE_ID_MAX + 1];  /* the subject's single CN: the device id */
 	pubkey_info key;          /* canonical key, fingerprint, policy applied */
 	uint8_t sha256[32];       /* SHA-256 of the DER CSR: the CSR fingerprint */
@@ -44,6 +46,13 @@ typedef struct {
 int csr_parse(const uint8_t *data, size_t len, size_t max_len, csr_info *out,
     char *why, size_t whylen);
 void csr_info_fini(csr_info *ci);   /* NULL-safe; zeroes *ci */
+
+/*
+ * The request csr_parse parsed, written again in DER (the info as
+ * received, the rest re-encoded, as i2d_X509_REQ would write it) into
+ * *der (OPENSSL_malloc'd). Its length, or -1.
+ */
+int csr_encode(const csr_info *ci, unsigned char **der);
 
 /*
  * The last two checks of csr_parse, for a request parsed elsewhere (the

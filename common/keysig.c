@@ -108,7 +108,7 @@ keysig_csr_der(const csr_info *ci, uint8_t **der, size_t *len, char *why,
 
 	*der = NULL;
 	*len = 0;
-	if (ci->req == NULL || (n = i2d_X509_REQ(ci->req, &d)) <= 0) {
+	if ((n = csr_encode(ci, &d)) <= 0) {
 		ERR_clear_error();
 		sf_why(why, whylen, "the CSR cannot be encoded");
 		return SF_EINVAL;

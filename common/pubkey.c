@@ -2,15 +2,22 @@
  * pubkey.c - canonical SubjectPublicKeyInfo, fingerprint, the device key
  * policy and the device id syntax (see pubkey.h).
  *
- * Every key goes one way: an X509_PUBKEY that OpenSSL parsed, and whose key
- * it decoded (that decode is what checks that an EC point lies on its curve
- * and that an RSA key is well formed), is taken apart into algorithm, curve
- * and key bits; the policy is applied to those parts; and the canonical SPKI
- * is built from them again with X509_PUBKEY_set0_param. Building from parts
- * instead of calling i2d_PUBKEY keeps OpenSSL 3.0's provider encoders (slow,
- * see notes/baselines.md) off the CSR path, and it fixes the encoding
- * whatever the input's was: compressed points, BER lengths, bytes after the
- * RSAPublicKey inside its BIT STRING.
+ * Every key goes one way: its SubjectPublicKeyInfo is parsed with an ASN.1
+ * template of our own (algorithm and BIT STRING, as X509_PUBKEY's internal
+ * one), taken apart into algorithm, curve and key bits, checked, and the
+ * canonical SPKI is built from those parts again with
+ * X509_PUBKEY_set0_param. No EVP_PKEY is made: OpenSSL 3.0's d2i_PUBKEY,
+ * d2i_X509_PUBKEY and d2i_X509_REQ all decode the key through the provider
+ * decoder framework (OSSL_DECODER_CTX_new_for_pkey, about 110 us a key),
+ * and the checks that decode made are made here directly: an EC point is
+ * decoded onto its curve with EC_POINT_oct2point, which refuses a point
+ * that is not on it; an RSAPublicKey is parsed with the same BIGNUM
+ * template OpenSSL's RSA decoder uses, then checked and written again in
+ * DER. Building from parts instead of calling i2d_PUBKEY keeps the
+ * provider encoders off the path too, and it fixes the encoding whatever
+ * the input's was: compressed points, BER lengths, bytes after the
+ * RSAPublicKey inside its BIT STRING. pubkey_evp() makes an EVP_PKEY from
+ * the checked parts (EVP_PKEY_fromdata) for whoever must verify with it.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -28,6 +35,8 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <openssl/param_build.h>
 
 #include "err.h"
 #include "log.h"
@@ -55,6 +64,30 @@ ASN1_SEQUENCE(sf_rsa_pub) = {
 } static_ASN1_SEQUENCE_END(sf_rsa_pub)
 
 /*
+ * The same read as OpenSSL's RSA decoder reads it (RSAPublicKey with
+ * BIGNUM members, crypto/rsa/rsa_asn1.c): it accepts what that decoder
+ * accepted, and take_rsa refuses all but DER by writing it again.
+ */
+typedef struct {
+	BIGNUM *n;
+	BIGNUM *e;
+} sf_rsa_pub_bn;
+
+ASN1_SEQUENCE(sf_rsa_pub_bn) = {
+	ASN1_SIMPLE(sf_rsa_pub_bn, n, BIGNUM),
+	ASN1_SIMPLE(sf_rsa_pub_bn, e, BIGNUM),
+} static_ASN1_SEQUENCE_END(sf_rsa_pub_bn)
+
+/* SubjectPublicKeyInfo as X509_PUBKEY's own template reads it, without
+ * the callback that decodes the key (pubkey_int.h). */
+ASN1_SEQUENCE(SF_SPKI) = {
+	ASN1_SIMPLE(SF_SPKI, alg, X509_ALGOR),
+	ASN1_SIMPLE(SF_SPKI, key, ASN1_BIT_STRING),
+} ASN1_SEQUENCE_END(SF_SPKI)
+
+IMPLEMENT_ASN1_FUNCTIONS(SF_SPKI)
+
+/*
  * The small primes of the ROCA detector (Nemec et al., CCS 2017). A modulus
  * made by the flawed library is, modulo each of them, a power of 65537; a
  * random modulus is in all of those subgroups with negligible probability.
@@ -75,7 +108,51 @@ static const uint16_t roca_primes[] = {
 /* Bit r of roca_sub[i] is set when r is a power of 65537 mod prime i. */
 static uint64_t roca_sub[ROCA_NPRIMES][ROCA_WORDS];
 static EVP_MD *sha256_md;
+/* Shared read-only: EC_POINT_oct2point takes the group const. */
+static EC_GROUP *group_p256, *group_p384;
+/*
+ * A key on each curve (its generator as the point), duplicated for each
+ * EVP_PKEY pubkey_evp makes: EVP_PKEY_fromdata builds the curve's group
+ * from its name every time, which costs more than the duplicate and the
+ * point together.
+ */
+static EVP_PKEY *tmpl_p256, *tmpl_p384;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void ec_prefix_init(int i, const EC_GROUP *group, int nid);
+
+static EVP_PKEY *
+ec_fromdata(const char *group, const uint8_t *point, size_t len)
+{
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pk = NULL;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+	    OSSL_PKEY_PARAM_PUB_KEY, (void *)point, len);
+	params[2] = OSSL_PARAM_construct_end();
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pk = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pk;
+}
+
+static EVP_PKEY *
+ec_template(const EC_GROUP *group, int nid)
+{
+	uint8_t g[1 + 2 * 48];
+	size_t len;
+
+	if (group == NULL || (len = EC_POINT_point2oct(group,
+	    EC_GROUP_get0_generator(group), POINT_CONVERSION_UNCOMPRESSED, g,
+	    sizeof g, NULL)) == 0)
+		return NULL;
+	return ec_fromdata(OBJ_nid2sn(nid), g, len);
+}
 
 static void
 init(void)
@@ -90,6 +167,12 @@ init(void)
 	}
 	/* Fetched once: an implicit fetch per digest costs a store lookup. */
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	group_p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
+	tmpl_p256 = ec_template(group_p256, NID_X9_62_prime256v1);
+	tmpl_p384 = ec_template(group_p384, NID_secp384r1);
+	ec_prefix_init(0, group_p256, NID_X9_62_prime256v1);
+	ec_prefix_init(1, group_p384, NID_secp384r1);
 }
 
 int
@@ -234,12 +317,12 @@ obj_name(const ASN1_OBJECT *obj, char *buf, size_t len)
 }
 
 static int
-take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
-    size_t kblen, pubkey_info *out, char *why, size_t whylen)
+take_ec(const X509_ALGOR *alg, const uint8_t *kb, size_t kblen,
+    pubkey_info *out, char *why, size_t whylen)
 {
 	const ASN1_OBJECT *aobj;
 	const void *pval;
-	EC_GROUP *group = NULL;
+	const EC_GROUP *group;
 	EC_POINT *pt = NULL;
 	uint8_t point[1 + 2 * 48];
 	size_t flen;
@@ -259,21 +342,31 @@ take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 		out->type = PUBKEY_EC_P256;
 		out->bits = 256;
 		flen = 32;
+		group = group_p256;
 		break;
 	case NID_secp384r1:
 		out->type = PUBKEY_EC_P384;
 		out->bits = 384;
 		flen = 48;
+		group = group_p384;
 		break;
 	default:
 		sf_why(why, whylen, "EC key on curve %s: only P-256 and "
 		    "P-384 are accepted", obj_name(pval, buf, sizeof buf));
 		return SF_EKEYTYPE;
 	}
-	rc = SF_EINVAL;
-	if (pk == NULL) {
+	rc = SF_ECRYPTO;
+	if (group == NULL || (pt = EC_POINT_new(group)) == NULL)
+		goto out;
+	/*
+	 * What OpenSSL's EC decoder does with the bits (o2i_ECPublicKey): it
+	 * takes every form oct2point takes, and refuses a point that is not
+	 * on the curve.
+	 */
+	if (!EC_POINT_oct2point(group, pt, kb, kblen, NULL)) {
 		sf_why(why, whylen, "EC public key is not a point on %s",
 		    OBJ_nid2sn(out->curve_nid));
+		rc = SF_EINVAL;
 		goto out;
 	}
 	if (kblen == 1 + 2 * flen && kb[0] == POINT_CONVERSION_UNCOMPRESSED) {
@@ -284,48 +377,38 @@ take_ec(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 	    kb[0] != (POINT_CONVERSION_COMPRESSED | 1))) {
 		sf_why(why, whylen, "EC point is neither compressed nor "
 		    "uncompressed");
-		goto out;
-	}
-	/* Compressed: the fingerprint is over the uncompressed form. */
-	rc = SF_ECRYPTO;
-	if ((group = EC_GROUP_new_by_curve_name(out->curve_nid)) == NULL ||
-	    (pt = EC_POINT_new(group)) == NULL)
-		goto out;
-	if (!EC_POINT_oct2point(group, pt, kb, kblen, NULL)) {
-		sf_why(why, whylen, "EC public key is not a point on %s",
-		    OBJ_nid2sn(out->curve_nid));
 		rc = SF_EINVAL;
 		goto out;
 	}
+	/* Compressed: the fingerprint is over the uncompressed form. */
 	if (EC_POINT_point2oct(group, pt, POINT_CONVERSION_UNCOMPRESSED,
 	    point, 1 + 2 * flen, NULL) != 1 + 2 * flen)
 		goto out;
 	rc = set_key_bits(out, point, 1 + 2 * flen);
 out:
 	EC_POINT_free(pt);
-	EC_GROUP_free(group);
 	return rc;
 }
 
 static int
-take_rsa(const EVP_PKEY *pk, const uint8_t *kb, size_t kblen,
-    pubkey_info *out, char *why, size_t whylen)
+take_rsa(const uint8_t *kb, size_t kblen, pubkey_info *out, char *why,
+    size_t whylen)
 {
 	uint8_t nbuf[PUBKEY_RSA_MAX_BITS / 8];
 	sf_rsa_pub parts = { NULL, NULL };
+	sf_rsa_pub_bn *ne = NULL;
+	const unsigned char *p = kb;
 	unsigned char *der = NULL;
-	BIGNUM *n = NULL, *e = NULL;
+	const BIGNUM *n, *e;
 	int len, rc = SF_EINVAL;
 
-	if (pk == NULL) {
+	if (kblen > LONG_MAX || (ne = (sf_rsa_pub_bn *)ASN1_item_d2i(NULL, &p,
+	    (long)kblen, ASN1_ITEM_rptr(sf_rsa_pub_bn))) == NULL) {
 		sf_why(why, whylen, "not a valid RSA public key");
 		goto out;
 	}
-	if (!EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) ||
-	    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e)) {
-		sf_why(why, whylen, "RSA key without modulus or exponent");
-		goto out;
-	}
+	n = ne->n;
+	e = ne->e;
 	if (BN_is_negative(n) || BN_is_negative(e)) {
 		sf_why(why, whylen, "RSA key with a negative modulus or "
 		    "exponent");
@@ -377,8 +460,8 @@ take_rsa(const EVP_PKEY *pk, const uint8_t *kb, size_t kblen,
 	case 4096: out->type = PUBKEY_RSA_4096; break;
 	}
 	/*
-	 * Re-encoded from n and e, as i2d_PUBKEY writes it. OpenSSL's decoder
-	 * takes BER and ignores bytes after the RSAPublicKey; such a key is
+	 * Re-encoded from n and e, as i2d_PUBKEY writes it. The BIGNUM read
+	 * takes BER and whatever follows the RSAPublicKey; such a key is
 	 * refused rather than quietly given the fingerprint of another text.
 	 */
 	rc = SF_ECRYPTO;
@@ -398,20 +481,22 @@ out:
 	OPENSSL_free(der);
 	ASN1_INTEGER_free(parts.n);
 	ASN1_INTEGER_free(parts.e);
-	BN_free(n);
-	BN_free(e);
+	ASN1_item_free((ASN1_VALUE *)ne, ASN1_ITEM_rptr(sf_rsa_pub_bn));
 	return rc;
 }
 
 static int
-take_ed25519(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
-    size_t kblen, pubkey_info *out, char *why, size_t whylen)
+take_ed25519(const X509_ALGOR *alg, const uint8_t *kb, size_t kblen,
+    pubkey_info *out, char *why, size_t whylen)
 {
 	int ptype;
 
 	X509_ALGOR_get0(NULL, &ptype, NULL, alg);
-	/* RFC 8410: the parameters are absent; the key is 32 raw bytes. */
-	if (pk == NULL || ptype != V_ASN1_UNDEF || kblen != 32) {
+	/*
+	 * RFC 8410: the parameters are absent; the key is 32 raw bytes (what
+	 * OpenSSL's decoder checks; any 32 bytes decode).
+	 */
+	if (ptype != V_ASN1_UNDEF || kblen != 32) {
 		sf_why(why, whylen, "not a valid Ed25519 public key");
 		return SF_EINVAL;
 	}
@@ -420,19 +505,25 @@ take_ed25519(const X509_ALGOR *alg, const EVP_PKEY *pk, const uint8_t *kb,
 	return set_key_bits(out, kb, kblen);
 }
 
-/* The canonical SPKI from the parts, and its fingerprint. */
+/*
+ * The DER SubjectPublicKeyInfo of the parts, as i2d_X509_PUBKEY writes
+ * it (X509_PUBKEY_set0_param, no key decoded): *der malloc'd.
+ */
 static int
-build_spki(pubkey_info *out)
+encode_spki(int alg_nid, int curve_nid, const uint8_t *key_bits,
+    size_t key_bits_len, uint8_t **der, size_t *derlen)
 {
 	X509_PUBKEY *xpk = NULL;
-	unsigned char *kb = NULL, *p;
+	unsigned char *kb = NULL, *d = NULL;
 	void *pval = NULL;
 	int ptype, len, rc = SF_ECRYPTO;
 
-	switch (out->alg_nid) {
+	*der = NULL;
+	*derlen = 0;
+	switch (alg_nid) {
 	case NID_X9_62_id_ecPublicKey:
 		ptype = V_ASN1_OBJECT;
-		pval = OBJ_nid2obj(out->curve_nid);
+		pval = OBJ_nid2obj(curve_nid);
 		break;
 	case NID_rsaEncryption:
 		ptype = V_ASN1_NULL;
@@ -442,27 +533,78 @@ build_spki(pubkey_info *out)
 		break;
 	}
 	if ((xpk = X509_PUBKEY_new()) == NULL ||
-	    (kb = OPENSSL_memdup(out->key_bits, out->key_bits_len)) == NULL)
+	    (kb = OPENSSL_memdup(key_bits, key_bits_len)) == NULL)
 		goto out;
-	if (!X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(out->alg_nid), ptype,
-	    pval, kb, (int)out->key_bits_len))
+	if (!X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(alg_nid), ptype,
+	    pval, kb, (int)key_bits_len))
 		goto out;
 	kb = NULL;  /* owned by xpk */
-	if ((len = i2d_X509_PUBKEY(xpk, NULL)) <= 0)
+	if ((len = i2d_X509_PUBKEY(xpk, &d)) <= 0)
 		goto out;
-	if ((out->spki = malloc((size_t)len)) == NULL) {
+	if ((*der = malloc((size_t)len)) == NULL) {
 		rc = SF_ENOMEM;
 		goto out;
 	}
-	p = out->spki;
-	if (i2d_X509_PUBKEY(xpk, &p) != len)
-		goto out;
-	out->spki_len = (size_t)len;
-	rc = pubkey_sha256(out->spki, out->spki_len, out->sha256);
+	memcpy(*der, d, (size_t)len);
+	*derlen = (size_t)len;
+	rc = 0;
 out:
+	OPENSSL_free(d);
 	OPENSSL_free(kb);
 	X509_PUBKEY_free(xpk);
 	return rc;
+}
+
+/*
+ * What comes before the point in the canonical SPKI of an uncompressed
+ * P-256 or P-384 key: the same bytes for every key of the curve, taken
+ * from OpenSSL's own encoding of the curve's generator at start.
+ */
+static struct {
+	uint8_t b[32];
+	size_t len;
+} ec_prefix[2];
+
+static void
+ec_prefix_init(int i, const EC_GROUP *group, int nid)
+{
+	uint8_t g[1 + 2 * 48], *der = NULL;
+	size_t glen, len;
+
+	if (group == NULL || (glen = EC_POINT_point2oct(group,
+	    EC_GROUP_get0_generator(group), POINT_CONVERSION_UNCOMPRESSED, g,
+	    sizeof g, NULL)) == 0 ||
+	    encode_spki(NID_X9_62_id_ecPublicKey, nid, g, glen, &der,
+	    &len) != 0)
+		return;
+	if (len > glen && len - glen <= sizeof ec_prefix[i].b &&
+	    memcmp(der + len - glen, g, glen) == 0) {
+		memcpy(ec_prefix[i].b, der, len - glen);
+		ec_prefix[i].len = len - glen;
+	}
+	free(der);
+}
+
+/* The canonical SPKI from the parts, and its fingerprint. */
+static int
+build_spki(pubkey_info *out)
+{
+	int i = out->type == PUBKEY_EC_P256 ? 0 : 1, rc;
+
+	if ((out->type == PUBKEY_EC_P256 || out->type == PUBKEY_EC_P384) &&
+	    ec_prefix[i].len > 0) {
+		/* The key bits are the uncompressed point by now. */
+		out->spki_len = ec_prefix[i].len + out->key_bits_len;
+		if ((out->spki = malloc(out->spki_len)) == NULL)
+			return SF_ENOMEM;
+		memcpy(out->spki, ec_prefix[i].b, ec_prefix[i].len);
+		memcpy(out->spki + ec_prefix[i].len, out->key_bits,
+		    out->key_bits_len);
+	} else if ((rc = encode_spki(out->alg_nid, out->curve_nid,
+	    out->key_bits, out->key_bits_len, &out->spki,
+	    &out->spki_len)) != 0)
+		return rc;
+	return pubkey_sha256(out->spki, out->spki_len, out->sha256);
 }
 
 /* Bad input leaves nothing on OpenSSL's queue; a failure of ours is logged. */
@@ -480,35 +622,34 @@ finish(int rc, pubkey_info *out)
 }
 
 static int
-from_xpk(const X509_PUBKEY *xpk, pubkey_info *out, char *why, size_t whylen)
+from_parts(const SF_SPKI *spki, pubkey_info *out, char *why, size_t whylen)
 {
-	ASN1_OBJECT *aobj = NULL;
-	const unsigned char *kb = NULL;
-	X509_ALGOR *alg = NULL;
-	EVP_PKEY *pk;
+	const ASN1_OBJECT *aobj = NULL;
+	const unsigned char *kb;
 	char buf[80];
-	int kblen = 0, rc;
+	int kblen, rc;
 
 	memset(out, 0, sizeof *out);
 	pthread_once(&init_once, init);
-	if (xpk == NULL || !X509_PUBKEY_get0_param(&aobj, &kb, &kblen, &alg,
-	    xpk) || kb == NULL || kblen <= 0) {
+	if (spki == NULL || spki->alg == NULL || spki->key == NULL ||
+	    (kb = ASN1_STRING_get0_data(spki->key)) == NULL ||
+	    (kblen = ASN1_STRING_length(spki->key)) <= 0) {
 		sf_why(why, whylen, "no public key");
 		return SF_EINVAL;
 	}
-	/* NULL when OpenSSL could not decode the key; each case says why. */
-	pk = X509_PUBKEY_get0(xpk);
+	X509_ALGOR_get0(&aobj, NULL, NULL, spki->alg);
 	out->alg_nid = OBJ_obj2nid(aobj);
 	out->curve_nid = NID_undef;
 	switch (out->alg_nid) {
 	case NID_X9_62_id_ecPublicKey:
-		rc = take_ec(alg, pk, kb, (size_t)kblen, out, why, whylen);
+		rc = take_ec(spki->alg, kb, (size_t)kblen, out, why, whylen);
 		break;
 	case NID_rsaEncryption:
-		rc = take_rsa(pk, kb, (size_t)kblen, out, why, whylen);
+		rc = take_rsa(kb, (size_t)kblen, out, why, whylen);
 		break;
 	case NID_ED25519:
-		rc = take_ed25519(alg, pk, kb, (size_t)kblen, out, why, whylen);
+		rc = take_ed25519(spki->alg, kb, (size_t)kblen, out, why,
+		    whylen);
 		break;
 	default:
 		sf_why(why, whylen, "key algorithm %s is not accepted: "
@@ -528,7 +669,7 @@ from_der(const uint8_t *der, size_t len, pubkey_info *out, char *why,
     size_t whylen)
 {
 	const unsigned char *p = der;
-	X509_PUBKEY *xpk = NULL;
+	SF_SPKI *spki = NULL;
 	int rc = SF_EINVAL;
 
 	memset(out, 0, sizeof *out);
@@ -541,7 +682,7 @@ from_der(const uint8_t *der, size_t len, pubkey_info *out, char *why,
 		    len);
 		goto out;
 	}
-	if ((xpk = d2i_X509_PUBKEY(NULL, &p, (long)len)) == NULL) {
+	if ((spki = d2i_SF_SPKI(NULL, &p, (long)len)) == NULL) {
 		sf_why(why, whylen, "not a DER SubjectPublicKeyInfo");
 		goto out;
 	}
@@ -551,17 +692,17 @@ from_der(const uint8_t *der, size_t len, pubkey_info *out, char *why,
 		    "SubjectPublicKeyInfo", (size_t)(der + len - p));
 		goto out;
 	}
-	rc = from_xpk(xpk, out, why, whylen);
+	rc = from_parts(spki, out, why, whylen);
 out:
-	X509_PUBKEY_free(xpk);
+	SF_SPKI_free(spki);
 	return rc;
 }
 
 int
-pubkey_from_x509_pubkey(const X509_PUBKEY *xpk, pubkey_info *out,
-    char *why, size_t whylen)
+pubkey_from_sf_spki(const SF_SPKI *spki, pubkey_info *out, char *why,
+    size_t whylen)
 {
-	return finish(from_xpk(xpk, out, why, whylen), out);
+	return finish(from_parts(spki, out, why, whylen), out);
 }
 
 int
@@ -569,6 +710,67 @@ pubkey_from_spki(const uint8_t *der, size_t len, pubkey_info *out,
     char *why, size_t whylen)
 {
 	return finish(from_der(der, len, out, why, whylen), out);
+}
+
+/* The parts of a checked key as an EVP_PKEY, with no decoder. */
+int
+pubkey_evp(const pubkey_info *pk, EVP_PKEY **out)
+{
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	sf_rsa_pub_bn *ne = NULL;
+	const unsigned char *p;
+	EVP_PKEY *tmpl;
+	int rc = SF_ECRYPTO;
+
+	*out = NULL;
+	if (pk == NULL || pk->key_bits == NULL)
+		return SF_EINVAL;
+	pthread_once(&init_once, init);
+	switch (pk->type) {
+	case PUBKEY_ED25519:
+		*out = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL,
+		    pk->key_bits, pk->key_bits_len);
+		return *out ? 0 : SF_ECRYPTO;
+	case PUBKEY_EC_P256:
+	case PUBKEY_EC_P384:
+		/* The point goes in as EC_KEY_oct2key: checked on the curve. */
+		tmpl = pk->type == PUBKEY_EC_P256 ? tmpl_p256 : tmpl_p384;
+		if (tmpl == NULL || (*out = EVP_PKEY_dup(tmpl)) == NULL ||
+		    EVP_PKEY_set_octet_string_param(*out,
+		    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pk->key_bits,
+		    pk->key_bits_len) != 1)
+			goto out;
+		rc = 0;
+		goto out;
+	}
+	if (pk->alg_nid != NID_rsaEncryption) {
+		rc = SF_EINVAL;
+		goto out;
+	}
+	p = pk->key_bits;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    (ne = (sf_rsa_pub_bn *)ASN1_item_d2i(NULL, &p,
+	    (long)pk->key_bits_len, ASN1_ITEM_rptr(sf_rsa_pub_bn))) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, ne->n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, ne->e) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		goto out;
+	rc = 0;
+out:
+	ASN1_item_free((ASN1_VALUE *)ne, ASN1_ITEM_rptr(sf_rsa_pub_bn));
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	if (rc != 0) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int
@@ -579,8 +781,9 @@ pubkey_from_evp(EVP_PKEY *pk, pubkey_info *out, char *why, size_t whylen)
 
 	memset(out, 0, sizeof *out);
 	/*
-	 * One encode and one decode: simple, and the policy stays in one
-	 * place. The CSR path does not come here (pubkey_from_x509_pubkey).
+	 * One encode and one parse: simple, and the policy stays in one
+	 * place. Keys OpenSSL decoded already (a certificate's, a token's)
+	 * come here; CSRs and factory files do not.
 	 */
 	if (pk == NULL || (len = i2d_PUBKEY(pk, &der)) <= 0) {
 		sf_why(why, whylen, "the key cannot be written as a "

@@ -9,17 +9,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/x509.h>
 
 #include "pubkey.h"
 
 /*
- * As pubkey_from_spki, from an SPKI OpenSSL has already parsed (and whose
- * key it has already decoded), such as a CSR's: the request's key is taken
- * apart from its parsed fields, without an encode/decode round trip.
+ * SubjectPublicKeyInfo as an ASN.1 template of ours: X509_PUBKEY's fields
+ * without its d2i callback, which makes OpenSSL 3.0 decode the key through
+ * the provider decoders. csr.c embeds it in its CertificationRequestInfo.
  */
-int pubkey_from_x509_pubkey(const X509_PUBKEY *xpk, pubkey_info *out,
-    char *why, size_t whylen);
+typedef struct {
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *key;
+} SF_SPKI;
+DECLARE_ASN1_FUNCTIONS(SF_SPKI)
+
+/*
+ * As pubkey_from_spki, from an SPKI already parsed with SF_SPKI (a CSR's).
+ */
+int pubkey_from_sf_spki(const SF_SPKI *spki, pubkey_info *out, char *why,
+    size_t whylen);
+
+/*
+ * An EVP_PKEY (public) for a key pubkey_from_* accepted, made from its
+ * parts with EVP_PKEY_fromdata (group name and point; n and e) or, for
+ * Ed25519, from the raw bytes: no decoder. 0, SF_EINVAL, SF_ECRYPTO.
+ */
+int pubkey_evp(const pubkey_info *pk, EVP_PKEY **out);
 
 /*
  * Strict standard base64 (padding required, blanks and newlines anywhere

@@ -65,16 +65,18 @@ journal_device_register(journal *j, const journal_device *d, size_t n,
 	    journal_prepare(j->wdb, "SELECT device_id FROM devices WHERE"
 	    " key_sha256 = ?", &by_key, "prepare device register") != 0 ||
 	    journal_prepare(j->wdb, "INSERT INTO devices (device_id, key_sha256,"
-	    " product_line, region, created_at) VALUES (?,?,?,?,?)", &ins,
-	    "prepare device register") != 0)
+	    " product_line, region, created_at) VALUES (?,?,?,?,?)"
+	    " ON CONFLICT DO NOTHING", &ins, "prepare device register") != 0)
 		goto out;
 	if (journal_exec(j->wdb, "BEGIN IMMEDIATE") != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		/* Earlier records of this batch are visible: same transaction. */
-		outcome[i] = device_outcome(j, by_id, by_key, &d[i]);
-		if (outcome[i] != JOURNAL_DEV_IMPORTED)
-			continue;
+		/*
+		 * Earlier records of this batch are visible: same transaction.
+		 * The insert first (nearly every record of an import is new);
+		 * a device id or key already there (PRIMARY KEY, UNIQUE)
+		 * inserts nothing, and the look-ups then say which and how.
+		 */
 		sqlite3_reset(ins);
 		journal_bind_text(ins, 1, d[i].device_id);
 		sqlite3_bind_blob(ins, 2, d[i].key_sha256, 32, SQLITE_STATIC);
@@ -83,6 +85,18 @@ journal_device_register(journal *j, const journal_device *d, size_t n,
 		sqlite3_bind_int64(ins, 5, now);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			journal_db_err(j->wdb, "insert device");
+			journal_exec(j->wdb, "ROLLBACK");
+			goto out;
+		}
+		if (sqlite3_changes(j->wdb) == 1) {
+			outcome[i] = JOURNAL_DEV_IMPORTED;
+			continue;
+		}
+		outcome[i] = device_outcome(j, by_id, by_key, &d[i]);
+		if (outcome[i] == JOURNAL_DEV_IMPORTED) {
+			/* A conflict neither look-up finds. */
+			log_warnx("journal: device %s: insert ignored, yet no"
+			    " row has its id or key", d[i].device_id);
 			journal_exec(j->wdb, "ROLLBACK");
 			goto out;
 		}

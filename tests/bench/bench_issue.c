@@ -11,6 +11,8 @@
  *
  *   common: --seconds S (default 3) --threads T (default 1)
  *           --warmup N (calls per thread before the clock starts; default 10)
+ *           --calls N (each thread stops after N timed calls, or at the
+ *           end of S seconds, whichever comes first; for callgrind)
  *
  * sign:   token_generate_key (P-256) once, then token_sign of a 300-byte
  *         TBS in a loop: the token's raw signing rate, the baseline.
@@ -65,6 +67,7 @@ static struct {
 	double seconds;
 	int threads;
 	int warmup;
+	long calls;       /* per thread; 0: no limit */
 	/* sign */
 	const char *module, *uri, *pin_file, *label;
 	/* issue / enroll */
@@ -273,7 +276,7 @@ worker_main(void *arg)
 	while (ok && !atomic_load(&stop_now)) {
 		double t0 = now_s(), t1;
 
-		if (t0 >= t_end)
+		if (t0 >= t_end || (opt.calls > 0 && w->n >= (size_t)opt.calls))
 			break;
 		if (one_call(w, &cc) != 0) {
 			w->errors++;
@@ -388,7 +391,7 @@ usage(void)
 "       bench-issue enroll --target HOST:PORT|unix:PATH [--ca-file F]"
 " --csr FILE\n"
 "                   [--server-name N] [--region R] [--key-prefix K]\n"
-"  common: --seconds S --threads T --warmup N; --csr may repeat\n");
+"  common: --seconds S --threads T --warmup N --calls N; --csr may repeat\n");
 	exit(2);
 }
 
@@ -439,6 +442,8 @@ parse_args(int argc, char **argv)
 			opt.threads = atoi(v);
 		else if (strcmp(a, "--warmup") == 0)
 			opt.warmup = atoi(v);
+		else if (strcmp(a, "--calls") == 0)
+			opt.calls = atol(v);
 		else if (strcmp(a, "--module") == 0)
 			opt.module = v;
 		else if (strcmp(a, "--uri") == 0)

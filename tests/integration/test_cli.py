@@ -324,6 +324,8 @@ def test_import(cli, tmp, sg, az):
            and any(l.startswith(jl + ":3: device weak: ") for l in err)
            and any(l.startswith(jl + ":5: device -bad: ") for l in err),
            "JSONL import in batches of 2: 2 imported, 3 refused with their lines", show(p))
+    tap.eq([l[len(jl) + 1:].split(":")[0] for l in err], ["2", "3", "5"],
+           "batches of 2 (the next one read while one is sent): refusals in file order")
 
     # A directory of PEM keys, one of them not a key.
     kdir = os.path.join(tmp, "keys")

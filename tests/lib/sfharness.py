@@ -179,6 +179,8 @@ class Daemon:
 
     name = None
     conf_template = None
+    # Put before the program (["valgrind", "--tool=callgrind", ...]).
+    prefix = []
 
     def __init__(self, dir, params):
         self.dir = dir
@@ -204,7 +206,8 @@ class Daemon:
     def start(self, timeout=15):
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [os.path.join(BUILD, self.name, "secretfree-" + self.name), "-c", self.conf_path],
+            self.prefix + [os.path.join(BUILD, self.name, "secretfree-" + self.name),
+                           "-c", self.conf_path],
             env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -896,6 +896,106 @@ test_weak_signatures(void)
 	EVP_PKEY_free(ec);
 }
 
+/*
+ * csr_parse reads the request with a template of its own and never lets
+ * OpenSSL's decoder see the key; the reference is what it did before:
+ * d2i_X509_REQ (whose key goes through the decoder), the key policy on
+ * that decoded key (pubkey_from_evp) with the key bits as sent, one valid
+ * CN, and csr_verify (weak algorithms, X509_REQ_verify). For every
+ * one-bit change of a request, both must give the same verdict, and when
+ * both accept, the same device id and key.
+ */
+static int
+ref_parse(const uint8_t *der, size_t len, uint8_t fp[32], char cn[65])
+{
+	const unsigned char *p = der;
+	X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)len);
+	unsigned char *spki = NULL, *utf8 = NULL;
+	const X509_NAME *subj;
+	pubkey_info info;
+	EVP_PKEY *pk;
+	int ok = 0, idx, n;
+
+	memset(&info, 0, sizeof info);
+	if (req == NULL || p != der + len ||
+	    X509_REQ_get_version(req) != X509_REQ_VERSION_1 ||
+	    (pk = X509_REQ_get0_pubkey(req)) == NULL ||
+	    pubkey_from_evp(pk, &info, NULL, 0) != 0 ||
+	    (n = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req), &spki)) <= 0 ||
+	    (size_t)n != info.spki_len || memcmp(spki, info.spki, info.spki_len))
+		goto out;
+	subj = X509_REQ_get_subject_name(req);
+	if ((idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1)) < 0 ||
+	    X509_NAME_get_index_by_NID(subj, NID_commonName, idx) >= 0 ||
+	    (n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(
+	    X509_NAME_get_entry(subj, idx)))) < 0 ||
+	    memchr(utf8, '\0', (size_t)n) != NULL ||
+	    !device_id_valid((const char *)utf8, NULL, 0) ||
+	    csr_verify(req, pk, NULL, 0) != 0)
+		goto out;
+	memcpy(fp, info.sha256, 32);
+	memcpy(cn, utf8, (size_t)n + 1);
+	ok = 1;
+out:
+	OPENSSL_free(utf8);
+	OPENSSL_free(spki);
+	pubkey_info_free(&info);
+	X509_REQ_free(req);
+	ERR_clear_error();
+	return ok;
+}
+
+static void
+test_against_x509_req(void)
+{
+	static const struct {
+		const char *label, *alg, *curve;
+		size_t bits;
+	} k[] = {
+		{ "P-256", "EC", "P-256", 0 },
+		{ "RSA-2048", "RSA", NULL, 2048 },
+		{ "Ed25519", "ED25519", NULL, 0 },
+	};
+	static const char *const cn[] = { "dev-0042", NULL };
+
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		EVP_PKEY *key = gen(k[i].alg, k[i].curve, k[i].bits);
+		X509_REQ *req = key ? make_req(key, cn, NULL, CSR_CA_EXT) :
+		    NULL;
+		struct blob der = der_of(req);
+		int differ = 0, accepted = 0;
+
+		for (size_t bit = 0; bit < 8 * der.len; bit++) {
+			char why[256], rcn[65];
+			uint8_t fp[32];
+			csr_info ci;
+			int rc, ref;
+
+			der.p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			rc = csr_parse(der.p, der.len, CSR_MAX_DEFAULT, &ci,
+			    why, sizeof why);
+			ref = ref_parse(der.p, der.len, fp, rcn);
+			if ((rc == 0) != ref || (ref && (memcmp(fp,
+			    ci.key.sha256, 32) != 0 || strcmp(rcn, ci.cn)))) {
+				if (differ++ < 5)
+					tap_diag("%s: bit %zu: csr_parse %d (%s),"
+					    " the X509_REQ path %s", k[i].label,
+					    bit, rc, why, ref ? "accepts" :
+					    "refuses");
+			}
+			accepted += rc == 0;
+			csr_info_fini(&ci);
+			der.p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
+		ok(der.len > 0 && differ == 0, "%s: every one-bit change of "
+		    "the CSR gets the X509_REQ path's verdict (%d of %zu "
+		    "accepted)", k[i].label, accepted, 8 * der.len);
+		blob_free(&der);
+		X509_REQ_free(req);
+		EVP_PKEY_free(key);
+	}
+}
+
 int
 main(void)
 {
@@ -910,5 +1010,6 @@ main(void)
 	test_extensions();
 	test_der_blank_end();
 	test_garbage();
+	test_against_x509_req();
 	return tap_done();
 }

@@ -824,6 +824,121 @@ test_names(void)
 	pubkey_info_free(NULL);
 }
 
+/*
+ * pubkey_from_spki parses the SPKI itself (no OpenSSL decoder); OpenSSL's
+ * d2i_PUBKEY is the reference. For every one-bit change of a key's SPKI:
+ * whatever we accept, the decoder accepts too, as the same key (its
+ * i2d_PUBKEY is our canonical SPKI); and whatever the decoder accepts
+ * that is canonical already and within the policy (P-256/P-384 with a
+ * compressed or uncompressed point; RSA of 2048..8192 bits with an odd
+ * exponent of 17..256 bits, not ROCA; Ed25519 with no parameters), we
+ * accept.
+ */
+static int
+policy_ok(EVP_PKEY *k)
+{
+	BIGNUM *n = NULL, *e = NULL;
+	char group[32], form[32];
+	int ok = 0;
+
+	if (EVP_PKEY_is_a(k, "ED25519"))
+		return 1;
+	if (EVP_PKEY_is_a(k, "EC"))
+		return EVP_PKEY_get_utf8_string_param(k,
+		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) &&
+		    (strcmp(group, "prime256v1") == 0 ||
+		    strcmp(group, "secp384r1") == 0) &&
+		    EVP_PKEY_get_utf8_string_param(k,
+		    OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, form,
+		    sizeof form, NULL) && strcmp(form, "hybrid") != 0;
+	if (EVP_PKEY_is_a(k, "RSA") && !EVP_PKEY_is_a(k, "RSA-PSS") &&
+	    EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n) &&
+	    EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &e)) {
+		uint8_t buf[1024];
+		int len = BN_bn2bin(n, buf);
+
+		ok = BN_num_bits(n) >= 2048 && BN_num_bits(n) <= 8192 &&
+		    BN_is_odd(e) && BN_num_bits(e) >= 17 &&
+		    BN_num_bits(e) <= 256 && !pubkey_rsa_is_roca(buf,
+		    (size_t)len);
+	}
+	BN_free(n);
+	BN_free(e);
+	return ok;
+}
+
+static void
+test_against_decoder(const char *label, EVP_PKEY *pk)
+{
+	size_t len, n;
+	uint8_t *der = spki_of(pk, &len), *ref;
+	int ours_only = 0, theirs_only = 0, differ = 0, accepted = 0;
+
+	if (der == NULL) {
+		ok(0, "%s: SPKI made", label);
+		return;
+	}
+	for (size_t bit = 0; bit < 8 * len; bit++) {
+		const unsigned char *p = der;
+		char why[200];
+		pubkey_info info;
+		EVP_PKEY *k;
+		int rc, dec;
+
+		der[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		rc = pubkey_from_spki(der, len, &info, why, sizeof why);
+		k = d2i_PUBKEY(NULL, &p, (long)len);
+		dec = k != NULL && p == der + len;
+		ref = dec ? spki_of(k, &n) : NULL;
+		if (rc == 0) {
+			accepted++;
+			if (!dec)
+				ours_only++;
+			else if (ref == NULL || n != info.spki_len ||
+			    memcmp(ref, info.spki, n) != 0)
+				differ++;
+		} else if (dec && ref != NULL && n == len &&
+		    memcmp(ref, der, len) == 0 && policy_ok(k)) {
+			theirs_only++;
+			tap_diag("%s: bit %zu: refused (%s), OpenSSL decodes"
+			    " it", label, bit, why);
+		}
+		free(ref);
+		EVP_PKEY_free(k);
+		pubkey_info_free(&info);
+		der[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		ERR_clear_error();
+	}
+	is_int(ours_only, 0, "%s: every bit flip we accept, OpenSSL's decoder"
+	    " accepts (%d of %zu accepted)", label, accepted, 8 * len);
+	is_int(differ, 0, "%s: ... as the same key", label);
+	is_int(theirs_only, 0, "%s: every canonical bit flip the decoder "
+	    "accepts within the policy, we accept", label);
+	free(der);
+}
+
+static void
+test_decoder_agrees(void)
+{
+	static const struct {
+		const char *label, *alg, *curve;
+		size_t bits;
+	} k[] = {
+		{ "P-256", "EC", "P-256", 0 },
+		{ "P-384", "EC", "P-384", 0 },
+		{ "RSA-2048", "RSA", NULL, 2048 },
+		{ "Ed25519", "ED25519", NULL, 0 },
+		{ "P-521", "EC", "P-521", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		EVP_PKEY *pk = gen(k[i].alg, k[i].curve, k[i].bits);
+
+		test_against_decoder(k[i].label, pk);
+		EVP_PKEY_free(pk);
+	}
+}
+
 int
 main(void)
 {
@@ -841,6 +956,7 @@ main(void)
 	test_roca();
 	test_device_ids();
 	test_names();
+	test_decoder_agrees();
 	rmdir(tmpdir);
 	return tap_done();
 }
