@@ -3,8 +3,9 @@
  *
  * The module is loaded through p11-kit and called through its function
  * list (no libp11 here: libp11 0.4.12 cannot generate EC keys and its
- * PKCS11_open_session closes every session of the process). The only file
- * in the project that includes pkcs11.h; CK_RV values become SF_E* codes.
+ * PKCS11_open_session closes every session of the process). token.c and
+ * token_session.c (with their private token_int.h) are the only files in
+ * the project that include pkcs11.h; CK_RV values become SF_E* codes.
  *
  * Keys are named by label (CKA_LABEL) and by RFC 7512 URI
  * ("pkcs11:token=<token label>;object=<label>;type=private").

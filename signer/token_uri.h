@@ -19,7 +19,7 @@
  * that secretfree does not use (library-manufacturer, library-description,
  * library-version, slot-manufacturer, slot-description), vendor
  * attributes (x-...), any other name, and a URI longer than
- * TOKEN_URI_MAX. Parsing touches no token; only token.c matches.
+ * TOKEN_URI_MAX. Parsing touches no token; only token_session.c matches.
  */
 #ifndef SF_TOKEN_URI_H
 #define SF_TOKEN_URI_H

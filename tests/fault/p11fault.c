@@ -23,7 +23,7 @@
  * probability P). A faulted call does not reach the real module (except
  * delay and flip).
  *
- * This is test code: it is the one file besides signer/token.c that
+ * This is test code: it is the one file besides signer/token*.c that
  * includes pkcs11.h, and the product never loads it.
  */
 #include <dlfcn.h>

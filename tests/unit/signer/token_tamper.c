@@ -17,7 +17,7 @@
  * Prints the CK_RV for set and copy (CKR_OK, CKR_ACTION_PROHIBITED,
  * CKR_ATTRIBUTE_READ_ONLY by name, others in hex); exits 0 when the token did
  * it, 1 when it refused, 2 on a usage or set-up error. A test helper:
- * the signer's own code keeps pkcs11.h inside signer/token.c.
+ * the signer's own code keeps pkcs11.h inside signer/token*.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
