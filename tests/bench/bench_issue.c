@@ -9,10 +9,21 @@
  *                      [--server-name N] [--region R] [--key-prefix K]
  *   bench-issue enroll --target unix:PATH --csr FILE ...   (authz admin socket)
  *
- *   common: --seconds S (default 3) --threads T (default 1)
+ *   common: --seconds S (default 3) --threads T (default 1, at most 64)
  *           --warmup N (calls per thread before the clock starts; default 10)
  *           --calls N (each thread stops after N timed calls, or at the
  *           end of S seconds, whichever comes first; for callgrind)
+ *           --rate R (open loop: R calls/s in all, spread evenly over the
+ *           threads; a call's latency counts from when it was due, not
+ *           from when a busy thread got round to it, so a server that
+ *           falls behind shows it in p99)
+ *           --cpu-pid NAME=PID (may repeat, up to 4: the CPU time that
+ *           process used during the timed window, per timed call, and its
+ *           resident set at the end: cpu_NAME_us=, rss_NAME_kb=)
+ *           --csr-bundle FILE (issue / enroll: a file of concatenated PEM
+ *           requests, each sent exactly once, warm-up included, in order
+ *           over all threads; the run ends when they are used up or at
+ *           the end of S seconds: a fleet where every device enrolls once)
  *
  * sign:   token_generate_key (P-256) once, then token_sign of a 300-byte
  *         TBS in a loop: the token's raw signing rate, the baseline.
@@ -27,6 +38,7 @@
  * Prints one line per run:
  *   result mode=issue transport=unix threads=2 seconds=3.001 calls=6000
  *   errors=0 rate=1999.3 p50_us=950 p99_us=2100 max_us=9000
+ *   client_cpu_us=120 [target_rate=500] [cpu_signer_us=900 rss_signer_kb=30000]
  * and exits 1 if any call failed (the first failure goes to stderr).
  */
 #include <errno.h>
@@ -51,6 +63,7 @@
 
 #define MAX_THREADS 64
 #define MAX_CSRS 64
+#define MAX_PIDS 4
 #define TBS_LEN 300
 #define CALL_TIMEOUT_MS 30000
 
@@ -75,7 +88,19 @@ static struct {
 	const char *product_line, *region, *key_prefix;
 	blob csr[MAX_CSRS];
 	int ncsr;
+	double rate;      /* 0: closed loop */
+	struct {
+		const char *name;
+		long pid;
+		double cpu0, cpu1;   /* seconds of CPU at the start / end */
+		long rss_kb;
+	} pid[MAX_PIDS];
+	int npid;
+	blob *bundle;     /* --csr-bundle: each used once */
+	size_t nbundle;
 } opt = { .seconds = 3, .threads = 1, .warmup = 10 };
+
+static atomic_size_t bundle_next;
 
 /* Shared state of a run. */
 static token *tok;
@@ -103,6 +128,69 @@ now_s(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_until(double t)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)t;
+	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	    EINTR)
+		;
+}
+
+/* utime + stime of a process, in seconds; -1 if it cannot be read. */
+static double
+proc_cpu(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name may hold spaces and ')': fields start after the
+	 * last ')'. utime and stime are fields 14 and 15, the 12th and 13th
+	 * after it. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2,
+	    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	    &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long
+proc_rss_kb(long pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/status", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static double
+self_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -231,9 +319,17 @@ one_enroll(worker *w, call_ctx *cc)
 	return 0;
 }
 
+/* 0 on success, -1 on failure, 1 when the bundle is used up. */
 static int
 one_call(worker *w, call_ctx *cc)
 {
+	if (opt.bundle != NULL) {
+		size_t i = atomic_fetch_add(&bundle_next, 1);
+
+		if (i >= opt.nbundle)
+			return 1;
+		cc->csr = &opt.bundle[i];
+	}
 	switch (opt.mode) {
 	case MODE_SIGN:
 		return one_sign(w, cc);
@@ -267,7 +363,7 @@ worker_main(void *arg)
 	}
 	/* Warm-up: connection, TLS handshake, caches; not timed. */
 	for (int i = 0; ok && i < opt.warmup; i++)
-		if (one_call(w, &cc) != 0)
+		if (one_call(w, &cc) < 0)
 			ok = 0;
 	w->setup_failed = !ok;
 	pthread_barrier_wait(&start_barrier);
@@ -275,11 +371,26 @@ worker_main(void *arg)
 	pthread_barrier_wait(&start_barrier);
 	while (ok && !atomic_load(&stop_now)) {
 		double t0 = now_s(), t1;
+		int rc;
 
+		if (opt.rate > 0) {
+			/* Due times: this thread's k-th call at
+			 * t_start + (k + idx / threads) * threads / rate. */
+			double every = (double)opt.threads / opt.rate;
+			double due = t_start + ((double)w->n +
+			    (double)w->idx / opt.threads) * every;
+
+			if (due >= t_end)
+				break;
+			if (due > t0)
+				sleep_until(due);
+			t0 = due;
+		}
 		if (t0 >= t_end || (opt.calls > 0 && w->n >= (size_t)opt.calls))
 			break;
-		if (one_call(w, &cc) != 0) {
-			w->errors++;
+		if ((rc = one_call(w, &cc)) != 0) {
+			if (rc < 0)
+				w->errors++;
 			break;
 		}
 		t1 = now_s();
@@ -320,7 +431,7 @@ run(void)
 	uint32_t *all;
 	size_t total = 0, k = 0;
 	uint64_t errors = 0;
-	double last = 0, elapsed;
+	double last = 0, elapsed, cpu0, cpu1;
 	const char *transport;
 	int setup_failed = 0;
 
@@ -341,11 +452,19 @@ run(void)
 	/* Workers finish their warm-up (first barrier), the clock is set,
 	 * and all start together (second barrier). */
 	pthread_barrier_wait(&start_barrier);
+	for (int i = 0; i < opt.npid; i++)
+		opt.pid[i].cpu0 = proc_cpu(opt.pid[i].pid);
+	cpu0 = self_cpu();
 	t_start = now_s();
 	t_end = t_start + opt.seconds;
 	pthread_barrier_wait(&start_barrier);
 	for (int i = 0; i < opt.threads; i++)
 		pthread_join(th[i], NULL);
+	cpu1 = self_cpu();
+	for (int i = 0; i < opt.npid; i++) {
+		opt.pid[i].cpu1 = proc_cpu(opt.pid[i].pid);
+		opt.pid[i].rss_kb = proc_rss_kb(opt.pid[i].pid);
+	}
 	for (int i = 0; i < opt.threads; i++) {
 		total += ws[i].n;
 		errors += ws[i].errors;
@@ -365,11 +484,26 @@ run(void)
 	transport = opt.mode == MODE_SIGN ? "pkcs11" :
 	    strncmp(opt.target, "unix:", 5) == 0 ? "unix" : "tls";
 	printf("result mode=%s transport=%s threads=%d seconds=%.3f calls=%zu"
-	    " errors=%llu rate=%.1f p50_us=%u p99_us=%u max_us=%u\n",
+	    " errors=%llu rate=%.1f p50_us=%u p99_us=%u max_us=%u",
 	    opt.mode_name, transport, opt.threads, elapsed, total,
 	    (unsigned long long)errors, total ? (double)total / elapsed : 0.0,
 	    pct(all, total, 0.50), pct(all, total, 0.99),
 	    total ? all[total - 1] : 0);
+	printf(" client_cpu_us=%.0f", total ? (cpu1 - cpu0) * 1e6 /
+	    (double)total : 0.0);
+	if (opt.rate > 0)
+		printf(" target_rate=%.1f", opt.rate);
+	for (int i = 0; i < opt.npid; i++) {
+		double d = opt.pid[i].cpu1 - opt.pid[i].cpu0;
+
+		if (opt.pid[i].cpu0 < 0 || opt.pid[i].cpu1 < 0 || total == 0)
+			printf(" cpu_%s_us=-1", opt.pid[i].name);
+		else
+			printf(" cpu_%s_us=%.0f", opt.pid[i].name,
+			    d * 1e6 / (double)total);
+		printf(" rss_%s_kb=%ld", opt.pid[i].name, opt.pid[i].rss_kb);
+	}
+	printf("\n");
 	fflush(stdout);
 	free(all);
 	free(ws);
@@ -391,7 +525,9 @@ usage(void)
 "       bench-issue enroll --target HOST:PORT|unix:PATH [--ca-file F]"
 " --csr FILE\n"
 "                   [--server-name N] [--region R] [--key-prefix K]\n"
-"  common: --seconds S --threads T --warmup N --calls N; --csr may repeat\n");
+"  common: --seconds S --threads T --warmup N --calls N --rate R\n"
+"          --cpu-pid NAME=PID (repeat); --csr may repeat;\n"
+"          --csr-bundle FILE instead of --csr: each request sent once\n");
 	exit(2);
 }
 
@@ -414,6 +550,69 @@ read_file(const char *path, blob *out)
 	out->len = n;
 	fclose(f);
 	return 0;
+}
+
+/* --csr-bundle: split a file of concatenated PEM requests. */
+static int
+read_bundle(const char *path)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE REQUEST-----";
+	static const char end[] = "-----END CERTIFICATE REQUEST-----";
+	FILE *f = fopen(path, "rb");
+	char *text = NULL, *p;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL) {
+		fprintf(stderr, "bench-issue: cannot read %s: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (cap - len < 65536) {
+			char *t = realloc(text, cap = cap ? cap * 2 : 1 << 20);
+
+			if (t == NULL)
+				goto oom;
+			text = t;
+		}
+		if ((n = fread(text + len, 1, cap - len - 1, f)) == 0)
+			break;
+		len += n;
+	}
+	fclose(f);
+	text[len] = '\0';
+	for (p = strstr(text, begin); p != NULL; p = strstr(p, begin)) {
+		char *e = strstr(p, end);
+		blob *b;
+
+		if (e == NULL)
+			break;
+		e += sizeof end - 1;
+		if ((b = realloc(opt.bundle, (opt.nbundle + 1) *
+		    sizeof *b)) == NULL)
+			goto oom_text;
+		opt.bundle = b;
+		b = &opt.bundle[opt.nbundle];
+		b->len = (size_t)(e - p) + 1;
+		if ((b->data = malloc(b->len)) == NULL)
+			goto oom_text;
+		memcpy(b->data, p, b->len - 1);
+		b->data[b->len - 1] = '\n';
+		opt.nbundle++;
+		p = e;
+	}
+	free(text);
+	if (opt.nbundle == 0) {
+		fprintf(stderr, "bench-issue: no PEM request in %s\n", path);
+		return -1;
+	}
+	return 0;
+oom:
+	fclose(f);
+oom_text:
+	free(text);
+	fprintf(stderr, "bench-issue: out of memory reading %s\n", path);
+	return -1;
 }
 
 static void
@@ -473,11 +672,32 @@ parse_args(int argc, char **argv)
 				exit(1);
 			}
 			opt.ncsr++;
+		} else if (strcmp(a, "--rate") == 0) {
+			opt.rate = atof(v);
+			if (opt.rate <= 0)
+				usage();
+		} else if (strcmp(a, "--cpu-pid") == 0) {
+			const char *eq = strchr(v, '=');
+
+			if (opt.npid == MAX_PIDS || eq == NULL || eq == v ||
+			    atol(eq + 1) <= 0)
+				usage();
+			opt.pid[opt.npid].name = strndup(v, (size_t)(eq - v));
+			opt.pid[opt.npid].pid = atol(eq + 1);
+			opt.npid++;
+		} else if (strcmp(a, "--csr-bundle") == 0) {
+			if (read_bundle(v) != 0)
+				exit(1);
 		} else
 			usage();
 	}
+	if (opt.bundle != NULL && opt.ncsr == 0) {
+		/* Every thread's first request, for the checks below. */
+		opt.csr[0] = opt.bundle[0];
+		opt.ncsr = 1;
+	}
 	if (opt.seconds <= 0 || opt.threads < 1 || opt.threads > MAX_THREADS ||
-	    opt.warmup < 0)
+	    opt.warmup < 0 || (opt.bundle && opt.mode == MODE_SIGN))
 		usage();
 	switch (opt.mode) {
 	case MODE_SIGN:
@@ -556,7 +776,14 @@ main(int argc, char **argv)
 	rpc_init();
 	status = run();
 	rpc_fini();
-	for (int i = 0; i < opt.ncsr; i++)
-		free(opt.csr[i].data);
+	if (opt.bundle != NULL) {
+		for (size_t i = 0; i < opt.nbundle; i++)
+			free(opt.bundle[i].data);
+		free(opt.bundle);
+	} else
+		for (int i = 0; i < opt.ncsr; i++)
+			free(opt.csr[i].data);
+	for (int i = 0; i < opt.npid; i++)
+		free((char *)opt.pid[i].name);
 	return status;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Benchmarks of the issuance path, layer by layer, with ratios measured in
-the same run (the machine is a noisy VM: absolute figures swing 30-40 %
-between runs, ratios of figures taken seconds apart much less).
+"""Benchmarks of the issuance path, layer by layer and side by side with
+cfssl, with ratios measured in the same run (the machine is a noisy VM:
+absolute figures swing 30-40 % between runs, ratios of figures taken
+seconds apart much less).
 
 Sets up, with tests/lib/sfharness.py:
   - a SoftHSM2 token of its own for the raw signing baseline;
@@ -9,24 +10,36 @@ Sets up, with tests/lib/sfharness.py:
     of it (TLS device listener + admin Unix socket), rate caps raised;
   - a second signer whose journal is on tmpfs (/dev/shm), the same in every
     other respect, to put a number on the journal's fsync;
-  - two P-256 bench devices registered in both signers and in authz
-    (bench-0001 for everything; bench-0002 so that a second enrolling
-    thread has a device of its own: authz serialises one device's
-    enrollments).
+  - 64 P-256 bench devices registered in both signers and in authz (one
+    per client thread: authz serialises one device's enrollments);
+  - `cfssl serve` (Debian's golang-cfssl) with a P-256 software CA made at
+    set-up, no registry and no journal, driven by `wrk` with
+    tests/bench/wrk_sign.lua cycling through the same devices' CSRs.
 Then runs every case --runs times, interleaved (one repetition runs each
 case once, so slow phases of the VM hit every case alike), and prints the
-medians and the median of each per-repetition ratio.
+medians, the median of each per-repetition ratio, the CPU each daemon
+spent per certificate (from /proc/PID/stat over the timed window), and
+the issue-13 targets with the figure measured against each. After the
+repetitions, two one-off cases:
+  - fleet: --fleet N distinct devices (generated, imported into the signer
+    and authz), each enrolling exactly once, 16 client threads;
+  - memory: --memory N enrollments at 16 threads, the resident set of the
+    signer and authz before and after.
 
   run_bench.py [--runs N] [--seconds S] [--quick] [--json-out FILE]
-               [--bench PATH] [--build DIR] [--only CASE,...] [--keep]
+               [--fleet N] [--memory N] [--bench PATH] [--build DIR]
+               [--only CASE,...] [--keep]
 """
 import argparse
 import datetime
 import json
 import os
 import platform
+import math
 import re
+import shutil
 import statistics
+import urllib.request
 import subprocess
 import sys
 import tempfile
@@ -35,7 +48,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 
+NDEV = 64
+PACED_SHARE = 0.8    # the latency case runs at this share of the peak
+
 # (name, mode, threads, stack, devices, description)
+# Modes: sign, issue, enroll (bench-issue); enroll with stack "tls-paced"
+# runs open loop at PACED_SHARE of the same repetition's enroll-tls-16
+# rate; cfssl (wrk against cfssl serve; "threads" are connections).
 CASES = [
     ("sign-1", "sign", 1, None, 0, "token_sign, SoftHSM2 P-256 (300-byte TBS)"),
     ("sign-2", "sign", 2, None, 0, "token_sign, SoftHSM2 P-256 (300-byte TBS)"),
@@ -49,6 +68,14 @@ CASES = [
      "Provisioning.Enroll, TLS, 2 threads, ONE device"),
     ("enroll-unix-1", "enroll", 1, "unix", 2, "Provisioning.Enroll, authz admin unix:"),
     ("enroll-unix-2", "enroll", 2, "unix", 2, "Provisioning.Enroll, authz admin unix:"),
+    ("cfssl-1", "cfssl", 1, None, NDEV, "cfssl serve /api/v1/cfssl/sign, wrk, HTTP"),
+    ("enroll-tls-16", "enroll", 16, "tls", 16, "Provisioning.Enroll, authz TLS listener"),
+    ("cfssl-2", "cfssl", 2, None, NDEV, "cfssl serve /api/v1/cfssl/sign, wrk, HTTP"),
+    ("enroll-tls-16-paced", "enroll", 16, "tls-paced", 16,
+     "Enroll, TLS, open loop at 80% of enroll-tls-16"),
+    ("cfssl-16", "cfssl", 16, None, NDEV, "cfssl serve /api/v1/cfssl/sign, wrk, HTTP"),
+    ("enroll-tls-64", "enroll", 64, "tls", 64, "Provisioning.Enroll, authz TLS listener"),
+    ("cfssl-64", "cfssl", 64, None, NDEV, "cfssl serve /api/v1/cfssl/sign, wrk, HTTP"),
 ]
 
 # (name, numerator case, denominator case, what it says)
@@ -72,6 +99,11 @@ RATIOS = [
     ("issue 2/1 threads", "issue-2", "issue-1", ""),
     ("issue tmpfs 2/1 threads", "issue-tmpfs-2", "issue-tmpfs-1", ""),
     ("enroll TLS 2/1 threads", "enroll-tls-2", "enroll-tls-1", ""),
+    ("enroll TLS/cfssl 1", "enroll-tls-1", "cfssl-1",
+     "our enrollment (TLS, both key checks, registry, journal) vs cfssl serve"),
+    ("enroll TLS/cfssl 2", "enroll-tls-2", "cfssl-2", ""),
+    ("enroll TLS/cfssl 16", "enroll-tls-16", "cfssl-16", ""),
+    ("enroll TLS/cfssl 64", "enroll-tls-64", "cfssl-64", ""),
 ]
 
 RESULT_RE = re.compile(r"^result (.*)$", re.M)
@@ -89,6 +121,78 @@ def parse_result(text):
         except ValueError:
             out[k] = v
     return out
+
+
+def proc_cpu(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+class Cfssl:
+    """cfssl serve with a P-256 CA made by `cfssl gencert -initca`."""
+
+    def __init__(self, dir, csr_paths):
+        self.dir = dir
+        self.proc = None
+        req = {"CN": "bench cfssl CA", "key": {"algo": "ecdsa", "size": 256},
+               "names": [{"O": "bench"}]}
+        p = subprocess.run(["cfssl", "gencert", "-initca", "-"], input=json.dumps(req),
+                           capture_output=True, text=True, check=True)
+        out = json.loads(p.stdout)
+        self.ca = os.path.join(dir, "cfssl-ca.pem")
+        self.ca_key = os.path.join(dir, "cfssl-ca-key.pem")
+        with open(self.ca, "w") as f:
+            f.write(out["cert"])
+        with open(os.open(self.ca_key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(out["key"])
+        self.bodies = os.path.join(dir, "cfssl-bodies.jsonl")
+        with open(self.bodies, "w") as f:
+            for path in csr_paths:
+                with open(path) as c:
+                    f.write(json.dumps({"certificate_request": c.read()}) + "\n")
+        self.first_body = json.dumps({"certificate_request": open(csr_paths[0]).read()})
+
+    def start(self, port):
+        self.url = "http://127.0.0.1:%d" % port
+        self.log = open(os.path.join(self.dir, "cfssl.log"), "w")
+        self.proc = subprocess.Popen(["cfssl", "serve", "-address", "127.0.0.1",
+                                      "-port", str(port), "-ca", self.ca,
+                                      "-ca-key", self.ca_key],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while True:
+            try:
+                r = urllib.request.urlopen(urllib.request.Request(
+                    self.url + "/api/v1/cfssl/sign", data=self.first_body.encode(),
+                    headers={"Content-Type": "application/json"}), timeout=5)
+                doc = json.loads(r.read())
+                if not doc.get("success") or "BEGIN CERTIFICATE" not in \
+                        doc["result"]["certificate"]:
+                    raise RuntimeError("cfssl serve did not sign: %s" % doc)
+                return self
+            except (OSError, ValueError) as e:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("cfssl serve did not start: %s" % e)
+                time.sleep(0.2)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def openssl_speed(seconds):
@@ -162,7 +266,7 @@ class Setup:
         # Devices: keys and CSRs made once (PEM, as devices send them).
         ddir = os.path.join(top, "devices")
         os.makedirs(ddir)
-        self.devs = [H.Device(ddir, "bench-%04d" % i, "ec-p256") for i in (1, 2)]
+        self.devs = [H.Device(ddir, "bench-%04d" % i, "ec-p256") for i in range(1, NDEV + 1)]
         self.csrs = []
         for d in self.devs:
             path = os.path.join(ddir, d.id + ".csr")
@@ -192,11 +296,51 @@ class Setup:
             self.tmpfs, tadmin = self.signer(tdir)
             self.register(tadmin, self.devs)
             tadmin.close()
+
+        # cfssl serve, when a case needs it.
+        self.cfssl = None
+        if self.args.cfssl:
+            self.cfssl = Cfssl(top, self.csrs).start(self.H.free_port())
+            self.procs.append(self.cfssl)
         return self
 
-    def command(self, case, seconds):
+    def pids(self, stack):
+        if stack in ("tls", "tls-paced", "unix"):
+            return [("signer", self.sg.proc.pid), ("authz", self.az.proc.pid)]
+        if stack == "disk":
+            return [("signer", self.sg.proc.pid)]
+        if stack == "tmpfs" and self.tmpfs is not None:
+            return [("signer", self.tmpfs.proc.pid)]
+        return []
+
+    def run_cfssl(self, conns, seconds):
+        """wrk against cfssl serve: the result dict (bench-issue's keys),
+        with cpu_cfssl_us per certificate."""
+        cmd = ["wrk", "-t", str(min(conns, 2)), "-c", str(conns),
+               "-d", "%ds" % max(1, int(round(seconds))),
+               "-s", os.path.join(HERE, "wrk_sign.lua"), self.cfssl.url,
+               "--", self.cfssl.bodies]
+        pid = self.cfssl.proc.pid
+        c0 = proc_cpu(pid)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        c1 = proc_cpu(pid)
+        r = parse_result(p.stdout)
+        if p.returncode != 0 or r is None:
+            return None, p.stdout + p.stderr
+        r["threads"] = conns
+        r["cpu_cfssl_us"] = (c1 - c0) * 1e6 / r["calls"] if r["calls"] else -1
+        r["rss_cfssl_kb"] = proc_rss_kb(pid)
+        if r["errors"]:
+            return None, "wrk: %d errors against cfssl serve" % r["errors"]
+        return r, None
+
+    def command(self, case, seconds, rate=None):
         name, mode, threads, stack, ndev, _ = case
         b = [self.args.bench, mode, "--seconds", str(seconds), "--threads", str(threads)]
+        for nm, pid in self.pids(stack):
+            b += ["--cpu-pid", "%s=%d" % (nm, pid)]
+        if rate:
+            b += ["--rate", "%.1f" % rate]
         csrs = []
         for p in self.csrs[:ndev]:
             csrs += ["--csr", p]
@@ -211,10 +355,82 @@ class Setup:
             return b + ["--target", sg.issuance, "--product-line", "widgiot",
                         "--region", "us-east-1"] + csrs, None
         prefix = "%s-%d" % (name, int(time.time() * 1000))
-        if stack == "tls":
+        if stack in ("tls", "tls-paced"):
             return b + ["--target", self.az.device, "--ca-file", self.root_pem,
                         "--key-prefix", prefix] + csrs, None
         return b + ["--target", self.az.admin, "--key-prefix", prefix] + csrs, None
+
+    def fleet(self, n, threads=16):
+        """n distinct devices, made and imported now, each enrolling once
+        over TLS: the bench-issue result."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        pb = self.pb
+        fdir = os.path.join(self.top, "fleet")
+        os.makedirs(fdir, exist_ok=True)
+        bundle = os.path.join(fdir, "csrs.pem")
+        recs = []
+        t0 = time.time()
+        with open(bundle, "wb") as f:
+            for i in range(n):
+                k = ec.generate_private_key(ec.SECP256R1())
+                dev = "fleet-%07d" % (i + 1)
+                csr = x509.CertificateSigningRequestBuilder().subject_name(
+                    x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dev)])).sign(
+                    k, hashes.SHA256())
+                f.write(csr.public_bytes(serialization.Encoding.PEM))
+                spki = k.public_key().public_bytes(
+                    serialization.Encoding.DER,
+                    serialization.PublicFormat.SubjectPublicKeyInfo)
+                recs.append(pb.common.DeviceKeyRecord(
+                    device_id=dev, spki_der=spki, product_line="widgiot",
+                    region="us-east-1", line=i + 1))
+        made = time.time() - t0
+        sadmin = self.sg.admin_client()
+        aadmin = self.az.admin_client()
+        for i in range(0, n, 5000):
+            part = recs[i:i + 5000]
+            r = sadmin.call("CaAdmin", "RegisterDeviceKeys",
+                            pb.ca_admin.RegisterDeviceKeysRequest(records=part),
+                            pb.common.ImportResult, timeout=300)
+            r2 = aadmin.call("Registry", "ImportDevices",
+                             pb.registry.ImportDevicesRequest(records=part),
+                             pb.common.ImportResult, timeout=300)
+            if r.imported != len(part) or r2.imported != len(part):
+                raise RuntimeError("fleet import: %s / %s" % (r, r2))
+        sadmin.close()
+        aadmin.close()
+        cmd = [self.args.bench, "enroll", "--seconds", "3600", "--threads", str(threads),
+               "--warmup", "0", "--target", self.az.device, "--ca-file", self.root_pem,
+               "--key-prefix", "fleet-%d" % int(time.time() * 1000),
+               "--csr-bundle", bundle]
+        for nm, pid in self.pids("tls"):
+            cmd += ["--cpu-pid", "%s=%d" % (nm, pid)]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600 + 120)
+        r = parse_result(p.stdout)
+        if p.returncode != 0 or r is None:
+            raise RuntimeError("fleet run failed: %s" % (p.stdout + p.stderr)[-500:])
+        r["devices"] = n
+        r["keys_made_s"] = round(made, 1)
+        return r
+
+    def memory(self, n, threads=16):
+        """n enrollments at `threads` threads (the first 16 devices): the
+        resident sets of the signer and authz before and after."""
+        before = {nm: proc_rss_kb(pid) for nm, pid in self.pids("tls")}
+        case = ("memory", "enroll", threads, "tls", threads, "")
+        cmd, _ = self.command(case, 3600)
+        cmd += ["--calls", str(max(1, n // threads))]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600 + 120)
+        r = parse_result(p.stdout)
+        if p.returncode != 0 or r is None:
+            raise RuntimeError("memory run failed: %s" % (p.stdout + p.stderr)[-500:])
+        after = {nm: proc_rss_kb(pid) for nm, pid in self.pids("tls")}
+        r["rss_before_kb"] = before
+        r["rss_after_kb"] = after
+        return r
 
     def stop(self):
         for p in reversed(self.procs):
@@ -223,7 +439,6 @@ class Setup:
             except Exception:
                 pass
         if not self.args.keep:
-            import shutil
             for d in self.dirs:
                 shutil.rmtree(d, ignore_errors=True)
 
@@ -248,11 +463,52 @@ def fmt_rate(x):
     return "%.0f" % x if x is not None else "-"
 
 
+def median_of(rs, key):
+    vals = [r[key] for r in rs if key in r and r[key] is not None and r[key] >= 0]
+    return statistics.median(vals) if vals else None
+
+
+# Issue 13's targets: (label, how the figure is read, comparison, bound).
+def targets(summary, ratios, extra):
+    out = []
+
+    def add(label, value, ok_if, bound):
+        if value is None:
+            out.append((label, None, None, bound, ok_if))
+        else:
+            out.append((label, value, (value >= bound) if ok_if == ">=" else (value <= bound),
+                        bound, ok_if))
+
+    r = ratios.get("enroll TLS/cfssl 16")
+    add("Enroll TLS, 16 clients / cfssl serve, 16 connections", r and r["median"], ">=", 0.4)
+    s = summary.get("enroll-tls-16", {})
+    add("signer CPU per enrollment at 16 threads (us)", s.get("median_cpu_signer_us"), "<=", 300)
+    add("authz CPU per enrollment at 16 threads (us)", s.get("median_cpu_authz_us"), "<=", 300)
+    r = ratios.get("issue/sign 2 threads")
+    add("Signer.Issue / token_sign, 2 threads", r and r["median"], ">=", 0.3)
+    s = summary.get("enroll-tls-16-paced", {})
+    add("p99 / p50 at 80% of peak (Enroll TLS, 16 threads)", s.get("median_p99_over_p50"),
+        "<=", 3.0)
+    m = extra.get("memory")
+    if m and m["calls"] >= 100000:
+        growth = max((m["rss_after_kb"][k] - m["rss_before_kb"][k]) / 1024.0
+                     for k in m["rss_after_kb"])
+        add("RSS growth over %d enrollments, worst daemon (MB)" % m["calls"], growth, "<=", 10)
+    else:
+        add("RSS growth over 100,000 enrollments (--memory 100000) (MB)", None, "<=", 10)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5, help="repetitions of every case (default 5)")
     ap.add_argument("--seconds", type=float, default=3.0, help="seconds per run (default 3)")
-    ap.add_argument("--quick", action="store_true", help="3 repetitions of 1 s")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 repetitions of 1 s, a fleet of 1,000, no memory case")
+    ap.add_argument("--fleet", type=int, default=None,
+                    help="distinct devices enrolling once each (default 10000; 0: none)")
+    ap.add_argument("--memory", type=int, default=None,
+                    help="enrollments of the memory case (default 100000; 0: none)")
     ap.add_argument("--json-out", help="write every run and the summary here")
     ap.add_argument("--build", default=os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build"))
     ap.add_argument("--bench", help="the bench-issue program (default BUILD/tests/bench/bench-issue)")
@@ -260,7 +516,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = ap.parse_args()
     if args.quick:
-        args.runs, args.seconds = 3, 1.0
+        args.runs, args.seconds = 2, 1.0
+        args.fleet = 1000 if args.fleet is None else args.fleet
+        args.memory = 0 if args.memory is None else args.memory
+    args.fleet = 10000 if args.fleet is None else args.fleet
+    args.memory = 100000 if args.memory is None else args.memory
     args.build = os.path.abspath(args.build)
     args.bench = args.bench or os.path.join(args.build, "tests", "bench", "bench-issue")
     if not os.access(args.bench, os.X_OK):
@@ -271,35 +531,75 @@ def main():
         cases = [c for c in CASES if c[0] in want]
         if not cases:
             sys.exit("run_bench: no such case; cases: %s" % ", ".join(c[0] for c in CASES))
+    args.cfssl = any(c[1] == "cfssl" for c in cases)
+    if args.cfssl:
+        for tool in ("cfssl", "wrk"):
+            if shutil.which(tool) is None:
+                sys.exit("run_bench: %s is not installed (scripts/install-deps installs it)" % tool)
 
     st = Setup(args)
     runs = {c[0]: [] for c in cases}
     speed = []
     failures = []
+    extra = {}
     t0 = time.time()
     load = [os.getloadavg()[0]]
     try:
-        print("setting up: tokens, signers, CA hierarchy, authz, bench devices ...", flush=True)
+        print("setting up: tokens, signers, CA hierarchy, authz, %d bench devices%s ..." % (
+            NDEV, ", cfssl serve" if args.cfssl else ""), flush=True)
         st.start()
         for rep in range(args.runs):
             s, v = openssl_speed(1)
             speed.append({"sign": s, "verify": v})
+            peak = {}
             for c in cases:
-                cmd, env = st.command(c, args.seconds)
-                if cmd is None:
-                    continue
-                p = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                   timeout=args.seconds + 120)
-                r = parse_result(p.stdout)
-                if p.returncode != 0 or r is None:
-                    failures.append((c[0], rep, p.returncode, p.stderr.strip()[-500:]))
-                    print("  %-20s run %d FAILED: %s" % (c[0], rep + 1, p.stderr.strip()[-300:]),
-                          flush=True)
+                err = None
+                if c[1] == "cfssl":
+                    r, err = st.run_cfssl(c[2], args.seconds)
+                else:
+                    rate = None
+                    if c[3] == "tls-paced":
+                        if "enroll-tls-16" not in peak:
+                            continue
+                        rate = PACED_SHARE * peak["enroll-tls-16"]
+                    cmd, env = st.command(c, args.seconds, rate)
+                    if cmd is None:
+                        continue
+                    p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                                       timeout=args.seconds + 120)
+                    r = parse_result(p.stdout)
+                    if p.returncode != 0 or r is None:
+                        err = "rc=%d %s" % (p.returncode, p.stderr.strip()[-500:])
+                        r = None
+                if r is None:
+                    failures.append((c[0], rep, err))
+                    print("  %-20s run %d FAILED: %s" % (c[0], rep + 1, err[-300:]), flush=True)
                     continue
                 r["rep"] = rep
+                if r["p50_us"]:
+                    r["p99_over_p50"] = r["p99_us"] / r["p50_us"]
                 runs[c[0]].append(r)
-                print("  %-20s run %d: %8.1f /s  p50 %6d us  p99 %6d us" % (
-                    c[0], rep + 1, r["rate"], r["p50_us"], r["p99_us"]), flush=True)
+                peak[c[0]] = r["rate"]
+                cpu = " ".join("%s %s us" % (k[4:-3], v) for k, v in sorted(r.items())
+                               if k.startswith("cpu_"))
+                print("  %-20s run %d: %8.1f /s  p50 %6d us  p99 %6d us  %s" % (
+                    c[0], rep + 1, r["rate"], r["p50_us"], r["p99_us"],
+                    ("cpu/cert: " + cpu) if cpu else ""), flush=True)
+        if args.fleet > 0:
+            print("fleet: %d distinct devices, each enrolling once, 16 threads ..." % args.fleet,
+                  flush=True)
+            extra["fleet"] = st.fleet(args.fleet)
+            print("  fleet: %(calls)d enrollments %(rate).1f /s p50 %(p50_us)d us"
+                  " p99 %(p99_us)d us" % extra["fleet"], flush=True)
+        if args.memory > 0:
+            print("memory: %d enrollments at 16 threads ..." % args.memory, flush=True)
+            extra["memory"] = st.memory(args.memory)
+            print("  memory: %d enrollments, RSS before %s after %s kB" % (
+                extra["memory"]["calls"], extra["memory"]["rss_before_kb"],
+                extra["memory"]["rss_after_kb"]), flush=True)
+    except Exception as e:
+        failures.append(("setup", -1, "%s: %s" % (type(e).__name__, e)))
+        print("FAILED: %s: %s" % (type(e).__name__, e), flush=True)
     finally:
         load.append(os.getloadavg()[0])
         st.stop()
@@ -316,8 +616,15 @@ def main():
             "max_rate": max(r["rate"] for r in rs),
             "median_p50_us": statistics.median(r["p50_us"] for r in rs),
             "median_p99_us": statistics.median(r["p99_us"] for r in rs),
+            "median_p99_over_p50": median_of(rs, "p99_over_p50"),
+            "median_cpu_signer_us": median_of(rs, "cpu_signer_us"),
+            "median_cpu_authz_us": median_of(rs, "cpu_authz_us"),
+            "median_cpu_cfssl_us": median_of(rs, "cpu_cfssl_us"),
+            "median_client_cpu_us": median_of(rs, "client_cpu_us"),
             "runs": len(rs),
         }
+        if c[3] == "tls-paced":
+            summary[c[0]]["median_target_rate"] = median_of(rs, "target_rate")
     ratios = {}
     for name, num, den, what in RATIOS:
         byrep_n = {r["rep"]: r["rate"] for r in runs.get(num, [])}
@@ -327,6 +634,11 @@ def main():
             ratios[name] = {"median": statistics.median(per), "min": min(per),
                             "max": max(per), "per_run": per, "num": num, "den": den,
                             "what": what}
+    if "fleet" in extra and "enroll-tls-16" in summary:
+        ratios["fleet/enroll TLS 16"] = {
+            "median": extra["fleet"]["rate"] / summary["enroll-tls-16"]["median_rate"],
+            "what": "%d distinct devices once each vs the same 16 devices again and again"
+            % extra["fleet"]["devices"]}
     # Per-call costs at one thread (µs of wall time per call, from the medians).
     costs = {}
 
@@ -337,10 +649,15 @@ def main():
              ("Signer.Issue minus token_sign", "issue-1", "sign-1"),
              ("journal fsync share (disk minus tmpfs)", "issue-1", "issue-tmpfs-1"),
              ("Enroll TLS", "enroll-tls-1", None),
-             ("authz's share (Enroll TLS minus Issue)", "enroll-tls-1", "issue-1")]
+             ("authz's share (Enroll TLS minus Issue)", "enroll-tls-1", "issue-1"),
+             ("cfssl serve", "cfssl-1", None)]
     for label, a, b in pairs:
         if us(a) is not None and (b is None or us(b) is not None):
             costs[label] = us(a) - (us(b) if b else 0)
+    tg = targets(summary, ratios, extra)
+
+    def cpu(v):
+        return "%.0f" % v if v is not None else "-"
 
     sp = [x["sign"] for x in speed if x["sign"]]
     print()
@@ -350,32 +667,64 @@ def main():
         print("machine right now: openssl speed ecdsap256 sign %.0f/s (median; baselines.md: 54,000);"
               " load average %.1f at the start, %.1f at the end" % (statistics.median(sp), load[0], load[-1]))
     print()
-    print("%-22s %-46s %3s %9s %17s %8s %8s" % ("case", "what", "thr", "median/s",
-                                              "min..max", "p50 us", "p99 us"))
+    print("%-20s %-46s %3s %8s %15s %7s %7s %6s %6s %6s" % (
+        "case", "what", "thr", "median/s", "min..max", "p50 us", "p99 us",
+        "cpu:sg", "authz", "cfssl"))
     for c in cases:
         s = summary.get(c[0])
         if s is None:
-            print("%-22s %-46s %3d %9s" % (c[0], c[5], c[2], "n/a"))
+            print("%-20s %-46s %3d %8s" % (c[0], c[5], c[2], "n/a"))
             continue
-        print("%-22s %-46s %3d %9s %17s %8.0f %8.0f" % (
+        print("%-20s %-46s %3d %8s %15s %7.0f %7.0f %6s %6s %6s" % (
             c[0], c[5], c[2], fmt_rate(s["median_rate"]),
             "%s..%s" % (fmt_rate(s["min_rate"]), fmt_rate(s["max_rate"])),
-            s["median_p50_us"], s["median_p99_us"]))
+            s["median_p50_us"], s["median_p99_us"], cpu(s["median_cpu_signer_us"]),
+            cpu(s["median_cpu_authz_us"]), cpu(s["median_cpu_cfssl_us"])))
+    print("(cpu: CPU microseconds per certificate of the signer, authz and cfssl serve,"
+          " from /proc over the timed window)")
+    f = extra.get("fleet")
+    if f:
+        print()
+        print("fleet: %d distinct devices (keys made in %.1f s, imported into both daemons),"
+              " each enrolling once over TLS, 16 threads: %.1f /s, p50 %d us, p99 %d us,"
+              " cpu signer %s us, authz %s us per certificate" % (
+                  f["devices"], f["keys_made_s"], f["rate"], f["p50_us"], f["p99_us"],
+                  f.get("cpu_signer_us"), f.get("cpu_authz_us")))
+    m = extra.get("memory")
+    if m:
+        print()
+        print("memory: %d enrollments at 16 threads (%.1f /s): resident set %s" % (
+            m["calls"], m["rate"], ", ".join(
+                "%s %.1f -> %.1f MB (%+.1f)" % (k, m["rss_before_kb"][k] / 1024.0,
+                                                 m["rss_after_kb"][k] / 1024.0,
+                                                 (m["rss_after_kb"][k] - m["rss_before_kb"][k])
+                                                 / 1024.0)
+                for k in sorted(m["rss_after_kb"]))))
     print()
     print("ratios (median of the per-repetition ratios; min..max)")
-    for name, num, den, what in RATIOS:
-        r = ratios.get(name)
-        if r:
-            print("  %-34s %6.2f  (%.2f..%.2f)  %s" % (name, r["median"], r["min"], r["max"], what))
+    for name, r in ratios.items():
+        if "min" in r:
+            print("  %-34s %6.2f  (%.2f..%.2f)  %s" % (name, r["median"], r["min"], r["max"],
+                                                     r["what"]))
+        else:
+            print("  %-34s %6.2f  %s" % (name, r["median"], r["what"]))
     print()
     print("wall time per call at one thread, from the medians")
     for k, v in costs.items():
         print("  %-44s %7.0f us" % (k, v))
+    print()
+    print("issue 13's targets")
+    for label, value, ok, bound, op in tg:
+        if value is None:
+            print("  %-58s %8s  (not measured in this run)" % (label, "-"))
+        else:
+            print("  %-58s %8.2f  %s %s  %s" % (label, value, op, bound,
+                                               "met" if ok else "NOT met"))
     if failures:
         print()
         print("FAILED runs: %d" % len(failures))
         for f in failures:
-            print("  %s run %d rc=%s: %s" % (f[0], f[1] + 1, f[2], f[3]))
+            print("  %s run %d: %s" % (f[0], f[1] + 1, f[2]))
 
     if args.json_out:
         doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -384,6 +733,10 @@ def main():
                "elapsed_s": round(time.time() - t0, 1),
                "openssl_speed_ecdsap256": speed, "loadavg_start_end": load,
                "cases": summary, "ratios": ratios, "per_call_us_1thread": costs,
+               "targets": [{"target": t[0], "value": t[1], "met": t[2], "bound": t[3],
+                            "op": t[4]}
+                           for t in tg],
+               "fleet": extra.get("fleet"), "memory": extra.get("memory"),
                "runs": runs, "failures": failures}
         with open(args.json_out, "w") as f:
             json.dump(doc, f, indent=2)
