@@ -26,15 +26,19 @@ case once, so slow phases of the VM hit every case alike), and prints the
 medians, the median of each per-repetition ratio, the CPU each daemon
 spent per certificate (from /proc/PID/stat over the timed window), and
 the issue-13 targets with the figure measured against each. After the
-repetitions, two one-off cases:
+repetitions, three one-off cases:
   - fleet: --fleet N distinct devices (generated, imported into the signer
     and authz), each enrolling exactly once, 16 client threads;
   - memory: --memory N enrollments at 16 threads, the resident set of the
-    signer and authz before and after.
+    signer and authz before and after;
+  - cascade (unless --no-cascade): the region's issuing CA is rotated and
+    its old generation, which issued everything the run enrolled, revoked
+    with `secretfree ca revoke --cascade`; timed until its CRL lists every
+    certificate.
 
   run_bench.py [--runs N] [--seconds S] [--quick] [--json-out FILE]
-               [--fleet N] [--memory N] [--pool N] [--bench PATH] [--build DIR]
-               [--only CASE,...] [--keep]
+               [--fleet N] [--memory N] [--pool N] [--no-cascade]
+               [--bench PATH] [--build DIR] [--only CASE,...] [--keep]
 """
 import argparse
 import datetime
@@ -459,6 +463,46 @@ class Setup:
         r["rss_after_kb"] = after
         return r
 
+    def cascade(self):
+        """Issue 13's lifecycle-at-scale case, on everything the run has
+        issued: rotate the region's issuing CA, then time `secretfree ca
+        revoke --cascade` of the old generation (every certificate it
+        issued) and, from the same start, until its complete CRL (shard 0)
+        lists them all. Last, since it revokes the CA the cases use."""
+        H, pb = self.H, self.pb
+        ca = "us-east-1.widgiot"
+        admin = self.sg.admin_client()
+        old = admin.call("CaAdmin", "GetCa", pb.ca_admin.GetCaRequest(name=ca),
+                         pb.common.CaInfo)
+        cli = H.Cli(self.top, {"SECRETFREE_SIGNER": self.sg.admin,
+                               "SECRETFREE_AUTHZ": self.az.admin})
+        p = cli("ca", "rotate", ca)
+        if p.returncode != 0:
+            raise RuntimeError("ca rotate: %s" % (p.stdout + p.stderr)[-500:])
+        t0 = time.time()
+        p = cli("ca", "revoke", ca, "--generation", old.generation, "--reason",
+                "key-compromise", "--cascade", timeout=3600)
+        t_revoke = time.time() - t0
+        m = re.search(r"revoked 1 CA and (\d+) certificates", p.stdout)
+        if p.returncode != 0 or not m:
+            raise RuntimeError("ca revoke --cascade: %s" % (p.stdout + p.stderr)[-500:])
+        n = int(m.group(1))
+        from cryptography import x509
+        listed = 0
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            r = admin.call("CaAdmin", "GetCrl", pb.ca_admin.GetCrlAdminRequest(
+                ca_name=ca, generation=old.generation), pb.ca_admin.GetCrlAdminResponse,
+                timeout=120)
+            listed = len(x509.load_der_x509_crl(r.crl_der))
+            if listed >= n:
+                break
+            time.sleep(0.1)
+        t_crl = time.time() - t0
+        admin.close()
+        return {"certificates": n, "revoke_s": round(t_revoke, 2),
+                "crl_s": round(t_crl, 2), "crl_entries": listed}
+
     def stop(self):
         for p in reversed(self.procs):
             try:
@@ -516,6 +560,13 @@ def targets(summary, ratios, extra):
     s = summary.get("enroll-tls-16-paced", {})
     add("p99 / p50 at 80% of peak (Enroll TLS, 16 threads)", s.get("median_p99_over_p50"),
         "<=", 3.0)
+    c = extra.get("cascade")
+    if c and c["certificates"] >= 100000:
+        add("cascade revocation of %d certificates + CRL regenerated (s)" % c["certificates"],
+            c["crl_s"], "<=", 10)
+    else:
+        add("cascade revocation of 100,000 certificates + CRL (s) (a full run issues them)",
+            None, "<=", 10)
     m = extra.get("memory")
     if m and m["calls"] >= 100000:
         growth = max((m["rss_after_kb"][k] - m["rss_before_kb"][k]) / 1024.0
@@ -539,6 +590,9 @@ def main():
     ap.add_argument("--pool", type=int, default=POOL,
                     help="bench devices the sustained cases cycle through (default %d;"
                     " a multiple of 64)" % POOL)
+    ap.add_argument("--no-cascade", dest="cascade", action="store_false",
+                    help="leave out the last case: revoking, with --cascade, the"
+                    " issuing CA generation everything was issued from")
     ap.add_argument("--json-out", help="write every run and the summary here")
     ap.add_argument("--build", default=os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build"))
     ap.add_argument("--bench", help="the bench-issue program (default BUILD/tests/bench/bench-issue)")
@@ -629,6 +683,12 @@ def main():
             print("  memory: %d enrollments, RSS before %s after %s kB" % (
                 extra["memory"]["calls"], extra["memory"]["rss_before_kb"],
                 extra["memory"]["rss_after_kb"]), flush=True)
+        if args.cascade:
+            print("cascade: rotate us-east-1.widgiot, revoke the old generation with"
+                  " --cascade ...", flush=True)
+            extra["cascade"] = st.cascade()
+            print("  cascade: %(certificates)d certificates revoked in %(revoke_s).2f s,"
+                  " CRL listing them after %(crl_s).2f s" % extra["cascade"], flush=True)
     except Exception as e:
         failures.append(("setup", -1, "%s: %s" % (type(e).__name__, e)))
         print("FAILED: %s: %s" % (type(e).__name__, e), flush=True)
@@ -722,6 +782,12 @@ def main():
               " cpu signer %s us, authz %s us per certificate" % (
                   f["devices"], f["keys_made_s"], f["rate"], f["p50_us"], f["p99_us"],
                   f.get("cpu_signer_us"), f.get("cpu_authz_us")))
+    c = extra.get("cascade")
+    if c:
+        print()
+        print("cascade: `ca revoke --cascade` of the issuing CA's old generation: %d"
+              " certificates revoked in %.2f s; its CRL listed all %d after %.2f s"
+              % (c["certificates"], c["revoke_s"], c["crl_entries"], c["crl_s"]))
     m = extra.get("memory")
     if m:
         print()
@@ -770,6 +836,7 @@ def main():
                             "op": t[4]}
                            for t in tg],
                "fleet": extra.get("fleet"), "memory": extra.get("memory"),
+               "cascade": extra.get("cascade"),
                "runs": runs, "failures": failures}
         with open(args.json_out, "w") as f:
             json.dump(doc, f, indent=2)
