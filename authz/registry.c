@@ -28,6 +28,22 @@
  * commits can be lost on power loss. Imports are one transaction per
  * batch, so FULL costs one fsync per batch, not per record.
  *
+ * Group commit (file registries). Concurrent write transactions share one
+ * SQLite transaction and one fsync, and none returns before that commit:
+ *   - registry_tx(Q_BEGIN_IMMEDIATE) opens the group's transaction, or
+ *     joins the one open, and takes a savepoint of its own;
+ *   - registry_tx_end() releases the savepoint (or rolls back to it: a
+ *     caller's failure undoes its own work only). Then, when other
+ *     threads are queued for the connection, it waits for the commit
+ *     (pthread_cond_wait hands the connection on); else it commits the
+ *     group and wakes the members with the result;
+ *   - registry_wunlock() commits a group left open with nobody queued,
+ *     and registry_wlock() commits one open before a caller that writes
+ *     outside a transaction (its statement must not join someone else's);
+ *   - SQLite rolls a whole transaction back on some errors (a full disk):
+ *     then every member gets the error.
+ * ":memory:" has nothing to fsync and commits each transaction alone.
+ *
  * The schema (user_version 3) is SCHEMA below; a version 1 or 2 file is
  * upgraded in place (MIGRATE_2, MIGRATE_3). Foreign keys are enforced;
  * CHECKs keep fingerprints 32 bytes and policy documents JSON. Constraint
@@ -225,6 +241,9 @@ static const char *const SQL[NQ] = {
 	[Q_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVEPOINT] = "SAVEPOINT g",
+	[Q_RELEASE] = "RELEASE g",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO g",
 };
 
 /* ---- helpers shared through registry_int.h ---- */
@@ -386,6 +405,67 @@ registry_run_one(sqlite3 *db, sqlite3_stmt *st, const char *what)
 	return rc;
 }
 
+/* Run kept statement q (a transaction statement) on c. */
+static int
+tx_step(struct dbconn *c, int q)
+{
+	sqlite3_stmt *st;
+	int code, rc;
+
+	if ((rc = registry_stmt(c, SQL, q, &st)) != 0)
+		return rc;
+	if ((code = sqlite3_step(st)) == SQLITE_DONE)
+		rc = 0;
+	else if (disk_err(c->db, code, SQL[q]) != 0)
+		rc = SF_EUNAVAIL;
+	else {
+		log_warnx("registry: %s: %s", SQL[q], sqlite3_errmsg(c->db));
+		rc = ((code & 0xff) == SQLITE_BUSY) ? SF_EUNAVAIL : SF_EDB;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The group's transaction is over (committed, rolled back, or lost):
+ * wake its members with rc. */
+static void
+group_done(struct dbconn *c, int rc)
+{
+	for (struct member *m = c->members; m; m = m->next) {
+		m->rc = rc;
+		m->done = 1;
+	}
+	c->members = NULL;
+	c->open = 0;
+	pthread_cond_broadcast(&c->committed);
+}
+
+/* Wait, as a member, until the group's transaction is over (me is off
+ * the list again when this returns; out of line, so that GCC sees no
+ * local's address left behind). */
+static __attribute__((noinline)) void
+group_wait(struct dbconn *c, struct member *me)
+{
+	me->next = c->members;
+	c->members = me;
+	while (!me->done)
+		pthread_cond_wait(&c->committed, &c->lock);
+}
+
+/* Commit the group's open transaction: its result. */
+static int
+group_commit(struct dbconn *c)
+{
+	int rc;
+
+	if (sqlite3_get_autocommit(c->db))
+		rc = SF_EUNAVAIL;        /* SQLite rolled it back */
+	else if ((rc = tx_step(c, Q_COMMIT)) != 0)
+		tx_step(c, Q_ROLLBACK);
+	group_done(c, rc);
+	return rc;
+}
+
 /* Transactions are kept statements too. */
 int
 registry_tx(struct dbconn *c, int q)
@@ -396,6 +476,19 @@ registry_tx(struct dbconn *c, int q)
 	if ((q == Q_BEGIN_IMMEDIATE) &&
 	    __atomic_load_n(&fsync_failed, __ATOMIC_ACQUIRE))
 		return SF_EUNAVAIL;
+	if (q == Q_BEGIN_IMMEDIATE && c->group) {
+		/* A group left open after SQLite dropped it: fail it. */
+		if (c->open && sqlite3_get_autocommit(c->db))
+			group_done(c, SF_EUNAVAIL);
+		if (!c->open) {
+			if ((rc = tx_step(c, Q_BEGIN_IMMEDIATE)) != 0)
+				return rc;
+			c->open = 1;
+		}
+		if ((rc = tx_step(c, Q_SAVEPOINT)) != 0 && c->members == NULL)
+			group_commit(c);     /* nothing of anyone's in it */
+		return rc;
+	}
 	if ((rc = registry_stmt(c, SQL, q, &st)) != 0)
 		return rc;
 	if ((code = sqlite3_step(st)) == SQLITE_DONE)
@@ -413,23 +506,61 @@ registry_tx(struct dbconn *c, int q)
 int
 registry_tx_end(struct dbconn *c, int rc)
 {
-	if (rc == 0 && (rc = registry_tx(c, Q_COMMIT)) == 0)
-		return 0;
-	registry_tx(c, Q_ROLLBACK);
-	return rc;
+	struct member me = { 0, 0, NULL };
+	int crc;
+
+	if (!(c->group && c->open)) {
+		if (rc == 0 && (rc = registry_tx(c, Q_COMMIT)) == 0)
+			return 0;
+		registry_tx(c, Q_ROLLBACK);
+		return rc;
+	}
+	/* The caller's part of the group's transaction. */
+	if (sqlite3_get_autocommit(c->db)) {
+		/* SQLite rolled the whole transaction back (a full disk):
+		 * everyone's work in it is gone. */
+		group_done(c, SF_EUNAVAIL);
+		return rc ? rc : SF_EUNAVAIL;
+	}
+	if (rc == 0)
+		rc = tx_step(c, Q_RELEASE);
+	if (rc != 0 && !sqlite3_get_autocommit(c->db)) {
+		tx_step(c, Q_ROLLBACK_TO);
+		tx_step(c, Q_RELEASE);
+	}
+	if (__atomic_load_n(&c->queued, __ATOMIC_ACQUIRE) > 0 && rc == 0 &&
+	    !sqlite3_get_autocommit(c->db)) {
+		/* Others are coming: let them add theirs, and wait for the
+		 * commit (the wait hands the connection on). */
+		group_wait(c, &me);
+		return me.rc;
+	}
+	crc = group_commit(c);
+	return rc ? rc : crc;
 }
 
 struct dbconn *
 registry_wlock(registry *r)
 {
-	pthread_mutex_lock(&r->w.lock);
-	return &r->w;
+	struct dbconn *c = &r->w;
+
+	__atomic_add_fetch(&c->queued, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_lock(&c->lock);
+	__atomic_sub_fetch(&c->queued, 1, __ATOMIC_ACQ_REL);
+	return c;
 }
 
 void
 registry_wunlock(registry *r)
 {
-	pthread_mutex_unlock(&r->w.lock);
+	struct dbconn *c = &r->w;
+
+	/* A group nobody else is coming to commit (its last member's
+	 * transaction did not begin, or was refused). */
+	if (c->group && c->open &&
+	    __atomic_load_n(&c->queued, __ATOMIC_ACQUIRE) == 0)
+		group_commit(c);
+	pthread_mutex_unlock(&c->lock);
 }
 
 struct dbconn *
@@ -662,6 +793,7 @@ registry_open(const char *path, registry **out, char *why, size_t whylen)
 		return SF_ENOMEM;
 	pthread_mutex_init(&r->w.lock, NULL);
 	pthread_mutex_init(&r->rd.lock, NULL);
+	pthread_cond_init(&r->w.committed, NULL);
 	r->reader = memory ? &r->w : &r->rd;
 	if ((rc = conn_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	    &r->w.db, why, whylen)) != 0)
@@ -694,6 +826,7 @@ registry_open(const char *path, registry **out, char *why, size_t whylen)
 	if (!memory && (rc = conn_open(path, SQLITE_OPEN_READONLY, &r->rd.db,
 	    why, whylen)) != 0)
 		goto out;
+	r->w.group = !memory;
 	log_debug("registry: %s open", path);
 	*out = r;
 	r = NULL;  /* transferred */
@@ -717,6 +850,7 @@ registry_close(registry *r)
 	sqlite3_close(r->w.db);
 	pthread_mutex_destroy(&r->rd.lock);
 	pthread_mutex_destroy(&r->w.lock);
+	pthread_cond_destroy(&r->w.committed);
 	free(r);
 }
 

@@ -292,12 +292,16 @@ registry_device_set_state(registry *r, const char *device_id, int state)
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
-	int rc;
+	int rc, intx = 0;
 
 	if (empty(device_id) || state < DEVICE_REGISTERED ||
 	    state > DEVICE_REVOKED)
 		return SF_EINVAL;
 	c = registry_wlock(r);
+	/* A transaction, to share the group's commit (registry.c). */
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
+		goto out;
+	intx = 1;
 	if ((rc = registry_stmt(c, SQL, Q_DEVICE_SET_STATE, &st)) != 0)
 		goto out;
 	sqlite3_bind_int(st, 1, state);
@@ -306,6 +310,8 @@ registry_device_set_state(registry *r, const char *device_id, int state)
 	rc = registry_run_one(c->db, st, "set device state");
 out:
 	registry_done(st);
+	if (intx)
+		rc = registry_tx_end(c, rc);
 	registry_wunlock(r);
 	return rc;
 }

@@ -210,12 +210,16 @@ registry_enrollment_set_state(registry *r, const char *enrollment_id,
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
-	int rc;
+	int rc, intx = 0;
 
 	if (empty(enrollment_id) || state < ENROLLMENT_ISSUED ||
 	    state > ENROLLMENT_FAILED)
 		return SF_EINVAL;
 	c = registry_wlock(r);
+	/* A transaction, to share the group's commit (registry.c). */
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
+		goto out;
+	intx = 1;
 	if ((rc = registry_stmt(c, SQL, Q_ENROLLMENT_SET_STATE, &st)) != 0)
 		goto out;
 	sqlite3_bind_int(st, 1, state);
@@ -223,6 +227,8 @@ registry_enrollment_set_state(registry *r, const char *enrollment_id,
 	rc = registry_run_one(c->db, st, "set enrollment state");
 out:
 	registry_done(st);
+	if (intx)
+		rc = registry_tx_end(c, rc);
 	registry_wunlock(r);
 	return rc;
 }

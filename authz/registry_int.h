@@ -27,6 +27,7 @@
 enum {
 	/* registry.c: transactions */
 	Q_BEGIN, Q_BEGIN_IMMEDIATE, Q_COMMIT, Q_ROLLBACK,
+	Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
 	/* registry_device.c */
 	Q_DEVICE_GET, Q_IMPORT_BY_ID, Q_IMPORT_BY_KEY, Q_IMPORT_INSERT,
 	Q_DEVICE_LIST, Q_DEVICE_SET_STATE, Q_DEVICE_COUNT, Q_DEVICE_BY_KEY,
@@ -57,11 +58,27 @@ enum {
 	NQ
 };
 
-/* A connection, used only under its mutex. */
+/* A caller whose write transaction waits for the group's commit. */
+struct member {
+	int rc;
+	int done;
+	struct member *next;
+};
+
+/*
+ * A connection, used only under its mutex. The writing connection of a
+ * file registry commits in groups (registry.c, "Group commit"): the
+ * fields after st are its state, all under lock but queued.
+ */
 struct dbconn {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	sqlite3_stmt *st[NQ];    /* kept statements (NULL until used) */
+	int group;               /* group commit on (file registries) */
+	int open;                /* a group's transaction is open */
+	int queued;              /* threads waiting for lock (atomic) */
+	struct member *members;  /* waiting for the open one's commit */
+	pthread_cond_t committed;
 };
 
 struct registry {
@@ -103,10 +120,14 @@ int registry_run(sqlite3 *db, sqlite3_stmt *st, const char *what);
 /* registry_run for an UPDATE of one row: SF_ENOTFOUND when it matched
  * none. */
 int registry_run_one(sqlite3 *db, sqlite3_stmt *st, const char *what);
-/* Run Q_BEGIN, Q_BEGIN_IMMEDIATE, Q_COMMIT or Q_ROLLBACK on c. */
+/* Run Q_BEGIN, Q_BEGIN_IMMEDIATE, Q_COMMIT or Q_ROLLBACK on c. With
+ * group commit, Q_BEGIN_IMMEDIATE joins the group's open transaction (a
+ * savepoint of its own) or opens one. */
 int registry_tx(struct dbconn *c, int q);
 /* End the transaction begun by the caller: COMMIT when rc is 0, else (or
- * when COMMIT fails) ROLLBACK. Returns rc, or COMMIT's error. */
+ * when COMMIT fails) ROLLBACK. Returns rc, or COMMIT's error. With group
+ * commit, a write transaction returns only once the commit that holds it
+ * is durable (or failed: its error). */
 int registry_tx_end(struct dbconn *c, int rc);
 /*
  * Step st to the end, collecting column 0 into *c0 and, if c1 is not

@@ -68,11 +68,15 @@ registry_mfr_put(registry *r, const char *name, const char *product_line,
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
-	int rc;
+	int rc, intx = 0;
 
 	if (empty(name) || empty(product_line) || empty(certificate_pem))
 		return SF_EINVAL;
 	c = registry_wlock(r);
+	/* A transaction, to share the group's commit (registry.c). */
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
+		goto out;
+	intx = 1;
 	if ((rc = registry_stmt(c, SQL, Q_MFR_PUT, &st)) != 0)
 		goto out;
 	bind_text(st, 1, name);
@@ -82,6 +86,8 @@ registry_mfr_put(registry *r, const char *name, const char *product_line,
 	rc = registry_run(c->db, st, "put manufacturer");
 out:
 	registry_done(st);
+	if (intx)
+		rc = registry_tx_end(c, rc);
 	registry_wunlock(r);
 	return rc;
 }
@@ -92,11 +98,15 @@ registry_mfr_set_crl(registry *r, const char *name, const char *crl_pem,
 {
 	sqlite3_stmt *st = NULL;
 	struct dbconn *c;
-	int rc;
+	int rc, intx = 0;
 
 	if (empty(name) || empty(crl_pem))
 		return SF_EINVAL;
 	c = registry_wlock(r);
+	/* A transaction, to share the group's commit (registry.c). */
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
+		goto out;
+	intx = 1;
 	if ((rc = registry_stmt(c, SQL, Q_MFR_SET_CRL, &st)) != 0)
 		goto out;
 	bind_text(st, 1, crl_pem);
@@ -106,6 +116,8 @@ registry_mfr_set_crl(registry *r, const char *name, const char *crl_pem,
 	rc = registry_run_one(c->db, st, "set manufacturer CRL");
 out:
 	registry_done(st);
+	if (intx)
+		rc = registry_tx_end(c, rc);
 	registry_wunlock(r);
 	return rc;
 }

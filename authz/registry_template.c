@@ -59,11 +59,15 @@ registry_policy_put(registry *r, const char *name, const char *document)
 	sqlite3_stmt *st = NULL;
 	int64_t now = sf_now();
 	struct dbconn *c;
-	int rc;
+	int rc, intx = 0;
 
 	if (empty(name) || document == NULL)
 		return SF_EINVAL;
 	c = registry_wlock(r);
+	/* A transaction, to share the group's commit (registry.c). */
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
+		goto out;
+	intx = 1;
 	if ((rc = registry_stmt(c, SQL, Q_POLICY_PUT, &st)) != 0)
 		goto out;
 	bind_text(st, 1, name);
@@ -72,6 +76,8 @@ registry_policy_put(registry *r, const char *name, const char *document)
 	rc = registry_run(c->db, st, "put policy");
 out:
 	registry_done(st);
+	if (intx)
+		rc = registry_tx_end(c, rc);
 	registry_wunlock(r);
 	return rc;
 }

@@ -74,28 +74,27 @@ live(const journal_cert_row *c, int64_t now)
 	    c->not_after > now;
 }
 
-/* The device's state allows issuance; *live: its live certificates. */
+/* The device's state allows issuance; *live: its live certificates,
+ * counted up to cap. */
 static int
-state_check(issuer_ctx *ic, const char *device_id, uint32_t *live,
-    char *why, size_t whylen)
+state_check(issuer_ctx *ic, const char *device_id, uint32_t cap,
+    uint32_t *live, char *why, size_t whylen)
 {
-	journal_device_row d;
-	int rc;
+	int rc, state;
 
-	if ((rc = journal_device_info(ic->jn, device_id, sf_now(), &d)) != 0) {
+	if ((rc = journal_device_admit(ic->jn, device_id, sf_now(), cap,
+	    &state, live)) != 0) {
 		sf_why(why, whylen, "device lookup failed");
 		return rc;
 	}
-	if (d.state == DEVICE_DISABLED || d.state == DEVICE_REVOKED) {
+	if (state == DEVICE_DISABLED || state == DEVICE_REVOKED) {
 		log_warnx("issue: device %s is %s at the signer (authz should"
-		    " have refused it)", device_id, d.state == DEVICE_REVOKED ?
+		    " have refused it)", device_id, state == DEVICE_REVOKED ?
 		    "revoked" : "disabled");
 		sf_why(why, whylen, "device %s is %s", device_id,
-		    d.state == DEVICE_REVOKED ? "revoked" : "disabled");
+		    state == DEVICE_REVOKED ? "revoked" : "disabled");
 		rc = SF_EPERM;
 	}
-	*live = d.live;
-	journal_device_row_fini(&d);
 	return rc;
 }
 
@@ -258,7 +257,8 @@ devstate_admit(issuer_ctx *ic, const issue_req *r, const char *device_id,
 	uint32_t live = 0;
 	int rc, exempt = 0, cap = issue_conf(ic)->device_live;
 
-	if ((rc = state_check(ic, device_id, &live, why, whylen)) != 0 ||
+	if ((rc = state_check(ic, device_id, (uint32_t)cap, &live, why,
+	    whylen)) != 0 ||
 	    (rc = replay_check(ic, r, device_id, key_sha256, out, why,
 	    whylen)) != DEVSTATE_ISSUE ||
 	    (rc = renewal_check(ic, r, device_id, &exempt, why, whylen)) != 0)

@@ -276,6 +276,45 @@ journal_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 }
 
 int
+journal_rstmt(journal *j, const char *sql, sqlite3_stmt **st,
+    const char *what)
+{
+	struct rcache *c;
+	char *copy;
+
+	for (size_t i = 0; i < JOURNAL_RCACHE; i++)
+		if (j->rcache[i].sql != NULL &&
+		    strcmp(j->rcache[i].sql, sql) == 0) {
+			*st = j->rcache[i].st;
+			return 0;
+		}
+	if (journal_prepare(j->rdb, sql, st, what) != 0)
+		return SF_EDB;
+	/* A statement the cache cannot keep would never be finalised. */
+	if ((copy = strdup(sql)) == NULL) {
+		sqlite3_finalize(*st);
+		*st = NULL;
+		return SF_ENOMEM;
+	}
+	c = &j->rcache[j->rcache_next];
+	j->rcache_next = (j->rcache_next + 1) % JOURNAL_RCACHE;
+	sqlite3_finalize(c->st);
+	free(c->sql);
+	c->sql = copy;
+	c->st = *st;
+	return 0;
+}
+
+void
+journal_rstmt_done(sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+int
 journal_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -291,8 +330,6 @@ journal_exec(sqlite3 *db, const char *sql)
 	}
 	return 0;
 }
-
-static void *writer_main(void *arg);
 
 /*
  * Indexes that change no row and no query's answer, made on every open
@@ -368,7 +405,6 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	pthread_mutex_init(&j->wlock, NULL);
 	pthread_mutex_init(&j->rlock, NULL);
 	pthread_mutex_init(&j->qlock, NULL);
-	pthread_cond_init(&j->qwork, NULL);
 	pthread_cond_init(&j->qdone, NULL);
 	if ((rc = db_open(path, &j->wdb, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE, why, whylen)) != 0)
@@ -400,18 +436,16 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	    NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(j->rdb,
 	    "SELECT key_sha256, product_line, region FROM devices"
-	    " WHERE device_id = ?", -1, &j->get_device, NULL) != SQLITE_OK) {
+	    " WHERE device_id = ?", -1, &j->get_device, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(j->wdb, "BEGIN IMMEDIATE", -1, &j->begin,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(j->wdb, "COMMIT", -1, &j->commit, NULL) !=
+	    SQLITE_OK) {
 		sf_why(why, whylen, "cannot prepare journal statements: %s",
 		    sqlite3_errmsg(j->wdb));
 		rc = SF_EDB;
 		goto out;
 	}
-	if (pthread_create(&j->writer, NULL, writer_main, j) != 0) {
-		sf_why(why, whylen, "cannot start the journal writer");
-		rc = SF_EINTERNAL;
-		goto out;
-	}
-	j->writer_started = 1;
 	*out = j;
 	j = NULL;  /* transferred */
 	rc = 0;
@@ -425,21 +459,19 @@ journal_close(journal *j)
 {
 	if (j == NULL)
 		return;
-	if (j->writer_started) {
-		pthread_mutex_lock(&j->qlock);
-		j->stop = 1;
-		pthread_cond_signal(&j->qwork);
-		pthread_mutex_unlock(&j->qlock);
-		pthread_join(j->writer, NULL);
-	}
 	sqlite3_finalize(j->ins_cert);
 	sqlite3_finalize(j->get_device);
+	sqlite3_finalize(j->begin);
+	sqlite3_finalize(j->commit);
+	for (size_t i = 0; i < JOURNAL_RCACHE; i++) {
+		sqlite3_finalize(j->rcache[i].st);
+		free(j->rcache[i].sql);
+	}
 	sqlite3_close(j->rdb);
 	sqlite3_close(j->wdb);
 	pthread_mutex_destroy(&j->wlock);
 	pthread_mutex_destroy(&j->rlock);
 	pthread_mutex_destroy(&j->qlock);
-	pthread_cond_destroy(&j->qwork);
 	pthread_cond_destroy(&j->qdone);
 	free(j->path);
 	free(j);
@@ -538,13 +570,26 @@ insert_cert(journal *j, const journal_cert *c)
 	return journal_db_err(j->wdb, "insert certificate");
 }
 
+/* BEGIN IMMEDIATE or COMMIT, kept prepared: journal_exec's codes. */
+static int
+tx_step(journal *j, sqlite3_stmt *st, const char *what)
+{
+	int r;
+
+	if (st == j->begin && journal_broken())
+		return SF_EUNAVAIL;
+	r = sqlite3_step(st);
+	sqlite3_reset(st);
+	return r == SQLITE_DONE ? 0 : journal_db_err(j->wdb, what);
+}
+
 static void
 run_batch(journal *j, struct pending *batch)
 {
 	int commit_rc;
 
 	pthread_mutex_lock(&j->wlock);
-	if ((commit_rc = journal_exec(j->wdb, "BEGIN IMMEDIATE")) == 0) {
+	if ((commit_rc = tx_step(j, j->begin, "BEGIN IMMEDIATE")) == 0) {
 		for (struct pending *p = batch; p; p = p->next) {
 			p->rc = insert_cert(j, p->c);
 			/* The disk's trouble fails the whole batch. */
@@ -552,7 +597,7 @@ run_batch(journal *j, struct pending *batch)
 				commit_rc = SF_EUNAVAIL;
 		}
 		if (commit_rc == 0)
-			commit_rc = journal_exec(j->wdb, "COMMIT");
+			commit_rc = tx_step(j, j->commit, "COMMIT");
 		if (commit_rc != 0)
 			journal_exec(j->wdb, "ROLLBACK");
 	}
@@ -562,21 +607,37 @@ run_batch(journal *j, struct pending *batch)
 			p->rc = commit_rc;
 }
 
-static void *
-writer_main(void *arg)
+/*
+ * Group commit without a thread of its own: a caller queues its record
+ * and, when no commit is under way, becomes the leader, takes what is
+ * queued (up to BATCH_MAX), commits it in one transaction and wakes the
+ * others; a caller whose record is not done yet when a commit ends tries
+ * to lead the next one. With one client a record is committed by the
+ * thread that made it (no hand-off to a writer thread and back); under
+ * load the records that queued during a commit share the next fsync.
+ */
+int
+journal_cert_record(journal *j, const journal_cert *c)
 {
-	journal *j = arg;
+	struct pending p = { c, 0, 0, NULL };
 
+	if (journal_broken())
+		return SF_EUNAVAIL;
 	pthread_mutex_lock(&j->qlock);
-	for (;;) {
+	if (j->tail)
+		j->tail->next = &p;
+	else
+		j->head = &p;
+	j->tail = &p;
+	while (!p.done) {
 		struct pending *batch, *last;
 		int n = 1;
 
-		while (j->head == NULL && !j->stop)
-			pthread_cond_wait(&j->qwork, &j->qlock);
-		if (j->head == NULL && j->stop)
-			break;
-		/* Take up to BATCH_MAX waiting records. */
+		if (j->committing) {
+			pthread_cond_wait(&j->qdone, &j->qlock);
+			continue;
+		}
+		j->committing = 1;
 		batch = last = j->head;
 		while (last->next && n < BATCH_MAX) {
 			last = last->next;
@@ -591,34 +652,11 @@ writer_main(void *arg)
 		run_batch(j, batch);
 
 		pthread_mutex_lock(&j->qlock);
-		for (struct pending *p = batch; p; p = p->next)
-			p->done = 1;
+		for (struct pending *q = batch; q; q = q->next)
+			q->done = 1;
+		j->committing = 0;
 		pthread_cond_broadcast(&j->qdone);
 	}
-	pthread_mutex_unlock(&j->qlock);
-	return NULL;
-}
-
-int
-journal_cert_record(journal *j, const journal_cert *c)
-{
-	struct pending p = { c, 0, 0, NULL };
-
-	if (journal_broken())
-		return SF_EUNAVAIL;
-	pthread_mutex_lock(&j->qlock);
-	if (j->stop) {
-		pthread_mutex_unlock(&j->qlock);
-		return SF_EUNAVAIL;
-	}
-	if (j->tail)
-		j->tail->next = &p;
-	else
-		j->head = &p;
-	j->tail = &p;
-	pthread_cond_signal(&j->qwork);
-	while (!p.done)
-		pthread_cond_wait(&j->qdone, &j->qlock);
 	pthread_mutex_unlock(&j->qlock);
 	return p.rc;
 }

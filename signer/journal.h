@@ -5,8 +5,8 @@
  *
  * Durability: journal_cert_record() returns only once the row is committed
  * with synchronous=FULL. Concurrent callers are grouped into one
- * transaction by a writer thread (group commit): one fsync serves a batch,
- * and no caller returns before its batch is on disk.
+ * transaction (group commit, led by one of the callers): one fsync serves
+ * a batch, and no caller returns before its batch is on disk.
  *
  * One writing connection per database (SQLite 3.40's WAL-reset bug needs
  * two writers), plus one reading connection. The only file of the signer
@@ -412,6 +412,14 @@ void journal_device_rows_free(journal_device_row *v, size_t n);
 /* A device as of now, into *out. SF_ENOTFOUND. */
 int journal_device_info(journal *j, const char *device_id, int64_t now,
     journal_device_row *out);
+/*
+ * What issuance needs to admit a device: its state and how many live
+ * (active or pending acknowledgement, unexpired) certificates it holds,
+ * counted up to cap only (the admission question is "cap reached?", and
+ * a bounded count stays cheap however many a device has). SF_ENOTFOUND.
+ */
+int journal_device_admit(journal *j, const char *device_id, int64_t now,
+    uint32_t cap, int *state, uint32_t *live);
 /* Devices by id after `after` ("" = from the start), in state (0 = any),
  * at most limit, as of now: journal_device_rows_free. */
 int journal_device_list(journal *j, const char *after, int state,

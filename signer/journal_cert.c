@@ -98,7 +98,7 @@ journal_cert_get(journal *j, const char *serial, int64_t ca_id,
 	if (sql == NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, sql, &st, "prepare certificate lookup") != 0)
+	if (journal_rstmt(j, sql, &st, "prepare certificate lookup") != 0)
 		goto out;
 	journal_bind_text(st, 1, serial);
 	sqlite3_bind_int64(st, 2, ca_id);
@@ -110,7 +110,7 @@ journal_cert_get(journal *j, const char *serial, int64_t ca_id,
 	else
 		rc = journal_db_err(j->rdb, "certificate lookup");
 out:
-	sqlite3_finalize(st);
+	journal_rstmt_done(st);
 	pthread_mutex_unlock(&j->rlock);
 	free(sql);
 	return rc;
@@ -139,7 +139,7 @@ cert_select(journal *j, journal_cert_row **out, size_t *n, const char *what,
 	if (sql == NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, sql, &st, what) != 0)
+	if (journal_rstmt(j, sql, &st, what) != 0)
 		goto out;
 	va_start(ap, types);
 	for (int i = 0; types[i]; i++) {
@@ -170,7 +170,7 @@ cert_select(journal *j, journal_cert_row **out, size_t *n, const char *what,
 	rc = 0;
 out:
 	journal_cert_rows_free(v, cnt);
-	sqlite3_finalize(st);
+	journal_rstmt_done(st);
 	pthread_mutex_unlock(&j->rlock);
 	free(sql);
 	return rc;

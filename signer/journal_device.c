@@ -255,7 +255,7 @@ device_select(journal *j, const char *where, const char *id, int state,
 	if ((sql = sf_aprintf("%s%s", DEVICE_SELECT, where)) == NULL)
 		return SF_ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, sql, &st, "prepare device state") != 0)
+	if (journal_rstmt(j, sql, &st, "prepare device state") != 0)
 		goto out;
 	sqlite3_bind_int(st, 1, CERT_ACTIVE);
 	sqlite3_bind_int(st, 2, CERT_PENDING_ACK);
@@ -286,7 +286,7 @@ device_select(journal *j, const char *where, const char *id, int state,
 	rc = 0;
 out:
 	journal_device_rows_free(v, cnt);
-	sqlite3_finalize(st);
+	journal_rstmt_done(st);
 	pthread_mutex_unlock(&j->rlock);
 	free(sql);
 	return rc;
@@ -311,6 +311,40 @@ journal_device_info(journal *j, const char *device_id, int64_t now,
 		memset(&v[0], 0, sizeof v[0]);  /* transferred */
 	}
 	journal_device_rows_free(v, n);
+	return rc;
+}
+
+int
+journal_device_admit(journal *j, const char *device_id, int64_t now,
+    uint32_t cap, int *state, uint32_t *live)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SF_EDB, r;
+
+	*state = 0;
+	*live = 0;
+	pthread_mutex_lock(&j->rlock);
+	if (journal_rstmt(j, "SELECT d.state, (SELECT count(*) FROM (SELECT 1"
+	    " FROM certs c WHERE c.device_id = ?1 AND c.status IN (?2, ?3)"
+	    " AND c.not_after > ?4 LIMIT ?5)) FROM devices d"
+	    " WHERE d.device_id = ?1", &st, "prepare device admission") != 0)
+		goto out;
+	journal_bind_text(st, 1, device_id);
+	sqlite3_bind_int(st, 2, CERT_ACTIVE);
+	sqlite3_bind_int(st, 3, CERT_PENDING_ACK);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int64(st, 5, cap);
+	if ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		*state = sqlite3_column_int(st, 0);
+		*live = (uint32_t)sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else if (r == SQLITE_DONE)
+		rc = SF_ENOTFOUND;
+	else
+		rc = journal_db_err(j->rdb, "device admission");
+out:
+	journal_rstmt_done(st);
+	pthread_mutex_unlock(&j->rlock);
 	return rc;
 }
 

@@ -15,6 +15,10 @@
 
 #include "journal.h"
 
+/* Read statements kept prepared: the ones each issuance runs, and room
+ * for the admin calls' without evicting them at every call. */
+#define JOURNAL_RCACHE 32
+
 struct pending {
 	const journal_cert *c;
 	int rc;
@@ -28,13 +32,19 @@ struct journal {
 	pthread_mutex_t wlock, rlock;
 	sqlite3_stmt *ins_cert;     /* wdb */
 	sqlite3_stmt *get_device;   /* rdb */
-	/* Group commit. */
+	sqlite3_stmt *begin, *commit;  /* wdb: the group commit's */
+	/* rdb statements kept prepared (journal_rstmt), under rlock. */
+	struct rcache {
+		char *sql;
+		sqlite3_stmt *st;
+	} rcache[JOURNAL_RCACHE];
+	size_t rcache_next;         /* the slot to reuse when all are taken */
+	/* Group commit (journal_cert_record): the queue, and whether a
+	 * caller is committing a batch of it. */
 	pthread_mutex_t qlock;
-	pthread_cond_t qwork, qdone;
+	pthread_cond_t qdone;
 	struct pending *head, *tail;
-	int stop;
-	pthread_t writer;
-	int writer_started;
+	int committing;
 };
 
 /* Log "journal: what: <sqlite error>" and return SF_EDB; SF_EUNAVAIL for
@@ -48,6 +58,15 @@ int journal_broken(void);
  * with rc = SF_EDB, so on failure they only have to goto out. */
 int journal_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
     const char *what);
+/*
+ * sql prepared on rdb, from the cache of kept statements when it has run
+ * before: the caller holds rlock and, when done, calls journal_rstmt_done
+ * instead of sqlite3_finalize (which resets it, so that no read stays
+ * open and the WAL can be checkpointed). Same errors as journal_prepare.
+ */
+int journal_rstmt(journal *j, const char *sql, sqlite3_stmt **st,
+    const char *what);
+void journal_rstmt_done(sqlite3_stmt *st);
 /* Run sql (no result rows); SF_EDB (or SF_EUNAVAIL, as journal_db_err),
  * logged, if it fails. A BEGIN after a failed fsync: SF_EUNAVAIL. */
 int journal_exec(sqlite3 *db, const char *sql);

@@ -72,7 +72,7 @@ journal_device_birth(journal *j, const char *device_id, char **origin,
 	*origin = NULL;
 	*reuse = *has_cert = 0;
 	pthread_mutex_lock(&j->rlock);
-	if (journal_prepare(j->rdb, "SELECT d.origin, d.birth_reuse,"
+	if (journal_rstmt(j, "SELECT d.origin, d.birth_reuse,"
 	    " EXISTS (SELECT 1 FROM certs c WHERE c.device_id = d.device_id)"
 	    " FROM devices d WHERE d.device_id = ?", &st,
 	    "prepare device birth") != 0)
@@ -87,7 +87,7 @@ journal_device_birth(journal *j, const char *device_id, char **origin,
 	else
 		rc = journal_db_err(j->rdb, "device birth");
 out:
-	sqlite3_finalize(st);
+	journal_rstmt_done(st);
 	pthread_mutex_unlock(&j->rlock);
 	return rc;
 }

@@ -24,6 +24,11 @@
  *           requests, each sent exactly once, warm-up included, in order
  *           over all threads; the run ends when they are used up or at
  *           the end of S seconds: a fleet where every device enrolls once)
+ *           --csr-pool FILE (issue / enroll: the same kind of file, used
+ *           over and over: thread i sends requests i, i+T, i+2T, ... mod
+ *           n, so no two threads ever send one device's request and no
+ *           device piles up thousands of live certificates, as none does
+ *           in a fleet; n must be a multiple of the thread count)
  *
  * sign:   token_generate_key (P-256) once, then token_sign of a 300-byte
  *         TBS in a loop: the token's raw signing rate, the baseline.
@@ -98,6 +103,7 @@ static struct {
 	int npid;
 	blob *bundle;     /* --csr-bundle: each used once */
 	size_t nbundle;
+	int pool;         /* --csr-pool: the bundle cycled, per thread */
 } opt = { .seconds = 3, .threads = 1, .warmup = 10 };
 
 static atomic_size_t bundle_next;
@@ -234,6 +240,7 @@ push_latency(worker *w, double us)
 typedef struct {
 	rpc_client *cli;
 	const blob *csr;
+	size_t k;         /* --csr-pool: this thread's calls so far */
 	uint8_t tbs[TBS_LEN];
 } call_ctx;
 
@@ -323,7 +330,10 @@ one_enroll(worker *w, call_ctx *cc)
 static int
 one_call(worker *w, call_ctx *cc)
 {
-	if (opt.bundle != NULL) {
+	if (opt.pool)
+		cc->csr = &opt.bundle[((size_t)w->idx + cc->k++ *
+		    (size_t)opt.threads) % opt.nbundle];
+	else if (opt.bundle != NULL) {
 		size_t i = atomic_fetch_add(&bundle_next, 1);
 
 		if (i >= opt.nbundle)
@@ -527,7 +537,8 @@ usage(void)
 "                   [--server-name N] [--region R] [--key-prefix K]\n"
 "  common: --seconds S --threads T --warmup N --calls N --rate R\n"
 "          --cpu-pid NAME=PID (repeat); --csr may repeat;\n"
-"          --csr-bundle FILE instead of --csr: each request sent once\n");
+"          --csr-bundle FILE instead of --csr: each request sent once\n"
+"          --csr-pool FILE instead of --csr: thread i sends i, i+T, ...\n");
 	exit(2);
 }
 
@@ -685,9 +696,13 @@ parse_args(int argc, char **argv)
 			opt.pid[opt.npid].name = strndup(v, (size_t)(eq - v));
 			opt.pid[opt.npid].pid = atol(eq + 1);
 			opt.npid++;
-		} else if (strcmp(a, "--csr-bundle") == 0) {
+		} else if (strcmp(a, "--csr-bundle") == 0 ||
+		    strcmp(a, "--csr-pool") == 0) {
+			if (opt.bundle != NULL)
+				usage();
 			if (read_bundle(v) != 0)
 				exit(1);
+			opt.pool = strcmp(a, "--csr-pool") == 0;
 		} else
 			usage();
 	}
@@ -699,6 +714,12 @@ parse_args(int argc, char **argv)
 	if (opt.seconds <= 0 || opt.threads < 1 || opt.threads > MAX_THREADS ||
 	    opt.warmup < 0 || (opt.bundle && opt.mode == MODE_SIGN))
 		usage();
+	if (opt.pool && opt.nbundle % (size_t)opt.threads != 0) {
+		fprintf(stderr, "bench-issue: the pool's %zu requests are not a"
+		    " multiple of --threads %d: two threads would share a"
+		    " device\n", opt.nbundle, opt.threads);
+		exit(2);
+	}
 	switch (opt.mode) {
 	case MODE_SIGN:
 		if (!opt.module || !opt.uri || !opt.pin_file)

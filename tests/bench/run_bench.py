@@ -10,8 +10,14 @@ Sets up, with tests/lib/sfharness.py:
     of it (TLS device listener + admin Unix socket), rate caps raised;
   - a second signer whose journal is on tmpfs (/dev/shm), the same in every
     other respect, to put a number on the journal's fsync;
-  - 64 P-256 bench devices registered in both signers and in authz (one
-    per client thread: authz serialises one device's enrollments);
+  - a pool of --pool P-256 bench devices (default 4,096) registered in
+    both signers and in authz; thread i of T sends the requests of devices
+    i, i+T, i+2T, ... (bench-issue --csr-pool), so no two threads share a
+    device (authz serialises one device's enrollments) and no device piles
+    up thousands of live certificates, which no device of a fleet does
+    (the signer's admission counts a device's live certificates, up to
+    its cap);
+  - 64 more P-256 devices, the first of them for the one-device case;
   - `cfssl serve` (Debian's golang-cfssl) with a P-256 software CA made at
     set-up, no registry and no journal, driven by `wrk` with
     tests/bench/wrk_sign.lua cycling through the same devices' CSRs.
@@ -20,15 +26,19 @@ case once, so slow phases of the VM hit every case alike), and prints the
 medians, the median of each per-repetition ratio, the CPU each daemon
 spent per certificate (from /proc/PID/stat over the timed window), and
 the issue-13 targets with the figure measured against each. After the
-repetitions, two one-off cases:
+repetitions, three one-off cases:
   - fleet: --fleet N distinct devices (generated, imported into the signer
     and authz), each enrolling exactly once, 16 client threads;
   - memory: --memory N enrollments at 16 threads, the resident set of the
-    signer and authz before and after.
+    signer and authz before and after;
+  - cascade (unless --no-cascade): the region's issuing CA is rotated and
+    its old generation, which issued everything the run enrolled, revoked
+    with `secretfree ca revoke --cascade`; timed until its CRL lists every
+    certificate.
 
   run_bench.py [--runs N] [--seconds S] [--quick] [--json-out FILE]
-               [--fleet N] [--memory N] [--bench PATH] [--build DIR]
-               [--only CASE,...] [--keep]
+               [--fleet N] [--memory N] [--pool N] [--no-cascade]
+               [--bench PATH] [--build DIR] [--only CASE,...] [--keep]
 """
 import argparse
 import datetime
@@ -49,9 +59,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 NDEV = 64
+POOL = 4096          # default --pool: a multiple of every thread count
 PACED_SHARE = 0.8    # the latency case runs at this share of the peak
 
-# (name, mode, threads, stack, devices, description)
+# (name, mode, threads, stack, devices, description); devices 1: one
+# device for every call, else the pool.
 # Modes: sign, issue, enroll (bench-issue); enroll with stack "tls-paced"
 # runs open loop at PACED_SHARE of the same repetition's enroll-tls-16
 # rate; cfssl (wrk against cfssl serve; "threads" are connections).
@@ -297,6 +309,11 @@ class Setup:
             self.register(tadmin, self.devs)
             tadmin.close()
 
+        # The pool every multi-device case cycles through.
+        self.pool = os.path.join(ddir, "pool.pem")
+        recs = self.make_devices("pool", self.args.pool, self.pool)
+        self.import_records(recs, [s for s in (self.sg, self.tmpfs) if s], self.az)
+
         # cfssl serve, when a case needs it.
         self.cfssl = None
         if self.args.cfssl:
@@ -341,9 +358,7 @@ class Setup:
             b += ["--cpu-pid", "%s=%d" % (nm, pid)]
         if rate:
             b += ["--rate", "%.1f" % rate]
-        csrs = []
-        for p in self.csrs[:ndev]:
-            csrs += ["--csr", p]
+        csrs = ["--csr", self.csrs[0]] if ndev == 1 else ["--csr-pool", self.pool]
         if mode == "sign":
             return b + ["--module", self.H.SOFTHSM_MODULE, "--uri", "pkcs11:token=bench",
                         "--pin-file", self.sign_token.pin_file,
@@ -360,23 +375,19 @@ class Setup:
                         "--key-prefix", prefix] + csrs, None
         return b + ["--target", self.az.admin, "--key-prefix", prefix] + csrs, None
 
-    def fleet(self, n, threads=16):
-        """n distinct devices, made and imported now, each enrolling once
-        over TLS: the bench-issue result."""
+    def make_devices(self, prefix, n, bundle):
+        """n P-256 devices PREFIX-0000001..: their CSRs (PEM, one after
+        the other) into bundle, their registration records returned."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import NameOID
         pb = self.pb
-        fdir = os.path.join(self.top, "fleet")
-        os.makedirs(fdir, exist_ok=True)
-        bundle = os.path.join(fdir, "csrs.pem")
         recs = []
-        t0 = time.time()
         with open(bundle, "wb") as f:
             for i in range(n):
                 k = ec.generate_private_key(ec.SECP256R1())
-                dev = "fleet-%07d" % (i + 1)
+                dev = "%s-%07d" % (prefix, i + 1)
                 csr = x509.CertificateSigningRequestBuilder().subject_name(
                     x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dev)])).sign(
                     k, hashes.SHA256())
@@ -387,21 +398,41 @@ class Setup:
                 recs.append(pb.common.DeviceKeyRecord(
                     device_id=dev, spki_der=spki, product_line="widgiot",
                     region="us-east-1", line=i + 1))
-        made = time.time() - t0
-        sadmin = self.sg.admin_client()
-        aadmin = self.az.admin_client()
-        for i in range(0, n, 5000):
+        return recs
+
+    def import_records(self, recs, signers, authz=None):
+        """recs into each signer's RegisterDeviceKeys and authz's
+        ImportDevices, 5,000 per call."""
+        pb = self.pb
+        for i in range(0, len(recs), 5000):
             part = recs[i:i + 5000]
-            r = sadmin.call("CaAdmin", "RegisterDeviceKeys",
-                            pb.ca_admin.RegisterDeviceKeysRequest(records=part),
-                            pb.common.ImportResult, timeout=300)
-            r2 = aadmin.call("Registry", "ImportDevices",
-                             pb.registry.ImportDevicesRequest(records=part),
-                             pb.common.ImportResult, timeout=300)
-            if r.imported != len(part) or r2.imported != len(part):
-                raise RuntimeError("fleet import: %s / %s" % (r, r2))
-        sadmin.close()
-        aadmin.close()
+            for sg in signers:
+                admin = sg.admin_client()
+                r = admin.call("CaAdmin", "RegisterDeviceKeys",
+                               pb.ca_admin.RegisterDeviceKeysRequest(records=part),
+                               pb.common.ImportResult, timeout=300)
+                admin.close()
+                if r.imported != len(part):
+                    raise RuntimeError("signer import: %s" % r)
+            if authz is not None:
+                admin = authz.admin_client()
+                r = admin.call("Registry", "ImportDevices",
+                               pb.registry.ImportDevicesRequest(records=part),
+                               pb.common.ImportResult, timeout=300)
+                admin.close()
+                if r.imported != len(part):
+                    raise RuntimeError("authz import: %s" % r)
+
+    def fleet(self, n, threads=16):
+        """n distinct devices, made and imported now, each enrolling once
+        over TLS: the bench-issue result."""
+        fdir = os.path.join(self.top, "fleet")
+        os.makedirs(fdir, exist_ok=True)
+        bundle = os.path.join(fdir, "csrs.pem")
+        t0 = time.time()
+        recs = self.make_devices("fleet", n, bundle)
+        made = time.time() - t0
+        self.import_records(recs, [self.sg], self.az)
         cmd = [self.args.bench, "enroll", "--seconds", "3600", "--threads", str(threads),
                "--warmup", "0", "--target", self.az.device, "--ca-file", self.root_pem,
                "--key-prefix", "fleet-%d" % int(time.time() * 1000),
@@ -417,7 +448,7 @@ class Setup:
         return r
 
     def memory(self, n, threads=16):
-        """n enrollments at `threads` threads (the first 16 devices): the
+        """n enrollments at `threads` threads (over the pool): the
         resident sets of the signer and authz before and after."""
         before = {nm: proc_rss_kb(pid) for nm, pid in self.pids("tls")}
         case = ("memory", "enroll", threads, "tls", threads, "")
@@ -431,6 +462,46 @@ class Setup:
         r["rss_before_kb"] = before
         r["rss_after_kb"] = after
         return r
+
+    def cascade(self):
+        """Issue 13's lifecycle-at-scale case, on everything the run has
+        issued: rotate the region's issuing CA, then time `secretfree ca
+        revoke --cascade` of the old generation (every certificate it
+        issued) and, from the same start, until its complete CRL (shard 0)
+        lists them all. Last, since it revokes the CA the cases use."""
+        H, pb = self.H, self.pb
+        ca = "us-east-1.widgiot"
+        admin = self.sg.admin_client()
+        old = admin.call("CaAdmin", "GetCa", pb.ca_admin.GetCaRequest(name=ca),
+                         pb.common.CaInfo)
+        cli = H.Cli(self.top, {"SECRETFREE_SIGNER": self.sg.admin,
+                               "SECRETFREE_AUTHZ": self.az.admin})
+        p = cli("ca", "rotate", ca)
+        if p.returncode != 0:
+            raise RuntimeError("ca rotate: %s" % (p.stdout + p.stderr)[-500:])
+        t0 = time.time()
+        p = cli("ca", "revoke", ca, "--generation", old.generation, "--reason",
+                "key-compromise", "--cascade", timeout=3600)
+        t_revoke = time.time() - t0
+        m = re.search(r"revoked 1 CA and (\d+) certificates", p.stdout)
+        if p.returncode != 0 or not m:
+            raise RuntimeError("ca revoke --cascade: %s" % (p.stdout + p.stderr)[-500:])
+        n = int(m.group(1))
+        from cryptography import x509
+        listed = 0
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            r = admin.call("CaAdmin", "GetCrl", pb.ca_admin.GetCrlAdminRequest(
+                ca_name=ca, generation=old.generation), pb.ca_admin.GetCrlAdminResponse,
+                timeout=120)
+            listed = len(x509.load_der_x509_crl(r.crl_der))
+            if listed >= n:
+                break
+            time.sleep(0.1)
+        t_crl = time.time() - t0
+        admin.close()
+        return {"certificates": n, "revoke_s": round(t_revoke, 2),
+                "crl_s": round(t_crl, 2), "crl_entries": listed}
 
     def stop(self):
         for p in reversed(self.procs):
@@ -489,6 +560,13 @@ def targets(summary, ratios, extra):
     s = summary.get("enroll-tls-16-paced", {})
     add("p99 / p50 at 80% of peak (Enroll TLS, 16 threads)", s.get("median_p99_over_p50"),
         "<=", 3.0)
+    c = extra.get("cascade")
+    if c and c["certificates"] >= 100000:
+        add("cascade revocation of %d certificates + CRL regenerated (s)" % c["certificates"],
+            c["crl_s"], "<=", 10)
+    else:
+        add("cascade revocation of 100,000 certificates + CRL (s) (a full run issues them)",
+            None, "<=", 10)
     m = extra.get("memory")
     if m and m["calls"] >= 100000:
         growth = max((m["rss_after_kb"][k] - m["rss_before_kb"][k]) / 1024.0
@@ -509,6 +587,12 @@ def main():
                     help="distinct devices enrolling once each (default 10000; 0: none)")
     ap.add_argument("--memory", type=int, default=None,
                     help="enrollments of the memory case (default 100000; 0: none)")
+    ap.add_argument("--pool", type=int, default=POOL,
+                    help="bench devices the sustained cases cycle through (default %d;"
+                    " a multiple of 64)" % POOL)
+    ap.add_argument("--no-cascade", dest="cascade", action="store_false",
+                    help="leave out the last case: revoking, with --cascade, the"
+                    " issuing CA generation everything was issued from")
     ap.add_argument("--json-out", help="write every run and the summary here")
     ap.add_argument("--build", default=os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build"))
     ap.add_argument("--bench", help="the bench-issue program (default BUILD/tests/bench/bench-issue)")
@@ -521,6 +605,8 @@ def main():
         args.memory = 0 if args.memory is None else args.memory
     args.fleet = 10000 if args.fleet is None else args.fleet
     args.memory = 100000 if args.memory is None else args.memory
+    if args.pool < 64 or args.pool % 64:
+        sys.exit("run_bench: --pool must be a positive multiple of 64")
     args.build = os.path.abspath(args.build)
     args.bench = args.bench or os.path.join(args.build, "tests", "bench", "bench-issue")
     if not os.access(args.bench, os.X_OK):
@@ -545,8 +631,8 @@ def main():
     t0 = time.time()
     load = [os.getloadavg()[0]]
     try:
-        print("setting up: tokens, signers, CA hierarchy, authz, %d bench devices%s ..." % (
-            NDEV, ", cfssl serve" if args.cfssl else ""), flush=True)
+        print("setting up: tokens, signers, CA hierarchy, authz, %d + %d bench devices%s ..." % (
+            args.pool, NDEV, ", cfssl serve" if args.cfssl else ""), flush=True)
         st.start()
         for rep in range(args.runs):
             s, v = openssl_speed(1)
@@ -597,6 +683,12 @@ def main():
             print("  memory: %d enrollments, RSS before %s after %s kB" % (
                 extra["memory"]["calls"], extra["memory"]["rss_before_kb"],
                 extra["memory"]["rss_after_kb"]), flush=True)
+        if args.cascade:
+            print("cascade: rotate us-east-1.widgiot, revoke the old generation with"
+                  " --cascade ...", flush=True)
+            extra["cascade"] = st.cascade()
+            print("  cascade: %(certificates)d certificates revoked in %(revoke_s).2f s,"
+                  " CRL listing them after %(crl_s).2f s" % extra["cascade"], flush=True)
     except Exception as e:
         failures.append(("setup", -1, "%s: %s" % (type(e).__name__, e)))
         print("FAILED: %s: %s" % (type(e).__name__, e), flush=True)
@@ -637,7 +729,7 @@ def main():
     if "fleet" in extra and "enroll-tls-16" in summary:
         ratios["fleet/enroll TLS 16"] = {
             "median": extra["fleet"]["rate"] / summary["enroll-tls-16"]["median_rate"],
-            "what": "%d distinct devices once each vs the same 16 devices again and again"
+            "what": "%d distinct devices once each vs the pool's devices enrolling again and again"
             % extra["fleet"]["devices"]}
     # Per-call costs at one thread (µs of wall time per call, from the medians).
     costs = {}
@@ -690,6 +782,12 @@ def main():
               " cpu signer %s us, authz %s us per certificate" % (
                   f["devices"], f["keys_made_s"], f["rate"], f["p50_us"], f["p99_us"],
                   f.get("cpu_signer_us"), f.get("cpu_authz_us")))
+    c = extra.get("cascade")
+    if c:
+        print()
+        print("cascade: `ca revoke --cascade` of the issuing CA's old generation: %d"
+              " certificates revoked in %.2f s; its CRL listed all %d after %.2f s"
+              % (c["certificates"], c["revoke_s"], c["crl_entries"], c["crl_s"]))
     m = extra.get("memory")
     if m:
         print()
@@ -730,6 +828,7 @@ def main():
         doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                "host": platform.node(), "cpus": os.cpu_count(),
                "runs_per_case": args.runs, "seconds_per_run": args.seconds,
+               "pool_devices": args.pool,
                "elapsed_s": round(time.time() - t0, 1),
                "openssl_speed_ecdsap256": speed, "loadavg_start_end": load,
                "cases": summary, "ratios": ratios, "per_call_us_1thread": costs,
@@ -737,6 +836,7 @@ def main():
                             "op": t[4]}
                            for t in tg],
                "fleet": extra.get("fleet"), "memory": extra.get("memory"),
+               "cascade": extra.get("cascade"),
                "runs": runs, "failures": failures}
         with open(args.json_out, "w") as f:
             json.dump(doc, f, indent=2)

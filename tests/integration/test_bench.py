@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The issuance benchmark's smoke run: tests/bench/run_bench.py with one
 repetition of short cases, cfssl serve driven by wrk beside ours, a fleet
-of a few distinct devices and a short memory case. It checks that the
-harness works and prints every table, not a speed."""
+of a few distinct devices, a short memory case and the cascade revocation
+of what it issued. It checks that the harness works and prints every
+table, not a speed."""
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ def main():
         out = os.path.join(d, "bench.json")
         cmd = ["/usr/bin/python3", os.path.join(SRC, "tests", "bench", "run_bench.py"),
                "--runs", "1", "--seconds", "1", "--fleet", "40", "--memory", "320",
+               "--pool", "128",
                "--only", CASES, "--json-out", out]
         if os.environ.get("SF_BUILD_ROOT"):
             cmd += ["--build", os.environ["SF_BUILD_ROOT"]]
@@ -55,7 +57,13 @@ def main():
         tap.ok(mem.get("calls") == 320 and all(
             (mem.get("rss_after_kb") or {}).get(k, 0) > 0 for k in ("signer", "authz")),
             "the memory case: resident sets before and after", str(mem))
-        tap.ok(len(doc.get("targets", [])) == 6 and "issue 13's targets" in p.stdout,
+        cas = doc.get("cascade") or {}
+        tap.ok(cas.get("certificates", 0) > 320 and
+               cas.get("crl_entries", 0) >= cas.get("certificates", 0) and
+               0 < cas.get("revoke_s", 0) <= cas.get("crl_s", 0),
+               "the cascade: every certificate of the old generation revoked, and"
+               " its CRL lists them all", str(cas))
+        tap.ok(len(doc.get("targets", [])) == 7 and "issue 13's targets" in p.stdout,
                "the targets table", p.stdout[-1500:])
     tap.done()
 

@@ -1442,6 +1442,116 @@ test_concurrency(void)
 	registry_close(r);
 }
 
+/*
+ * Group commit (file registries): writers on eight threads share commits,
+ * yet each put is durable when it returns (another connection sees it at
+ * once), and a writer's failure undoes its own put only.
+ */
+#define GC_THREADS 8
+#define GC_PUTS 25
+
+struct gc {
+	registry *r;
+	const char *path;
+	int id, errors, invisible, refused_ok;
+};
+
+static void *
+gc_main(void *arg)
+{
+	struct gc *g = arg;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char name[32];
+
+	if (sqlite3_open_v2(g->path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK || sqlite3_prepare_v2(db, "SELECT count(*) FROM"
+	    " policies WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+		g->errors++;
+		sqlite3_close(db);
+		return NULL;
+	}
+	for (int i = 0; i < GC_PUTS; i++) {
+		int bad = g->id == 0 && i % 5 == 4, rc;
+
+		snprintf(name, sizeof name, "gc-%d-%02d", g->id, i);
+		rc = registry_policy_put(g->r, name, bad ? "{not json" :
+		    "{\"Version\":\"2012-10-17\"}");
+		if (bad) {
+			g->refused_ok += rc == SF_EINVAL;
+			continue;
+		}
+		if (rc != 0) {
+			g->errors++;
+			continue;
+		}
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_ROW ||
+		    sqlite3_column_int(st, 0) != 1)
+			g->invisible++;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return NULL;
+}
+
+static void
+test_group_commit(void)
+{
+	struct gc g[GC_THREADS];
+	pthread_t th[GC_THREADS];
+	char path[512], *doc = NULL;
+	int errors = 0, invisible = 0, refused = 0, started = 0, present = 0;
+	registry *r;
+
+	if (strcmp(mode, "file") != 0)
+		return;
+	if ((r = open_case("group")) == NULL) {
+		OK(0, "group commit: open");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/%02d-group.db", tmpdir, caseno);
+	for (int i = 0; i < GC_THREADS; i++) {
+		g[i] = (struct gc){ r, path, i, 0, 0, 0 };
+		if (pthread_create(&th[i], NULL, gc_main, &g[i]) == 0)
+			started++;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		errors += g[i].errors;
+		invisible += g[i].invisible;
+		refused += g[i].refused_ok;
+	}
+	IS_INT(started, GC_THREADS, "group commit: eight writers");
+	IS_INT(errors, 0, "group commit: every valid put succeeds");
+	IS_INT(invisible, 0, "group commit: each put is committed (seen by"
+	    " another connection) when it returns");
+	IS_INT(refused, GC_PUTS / 5, "group commit: the invalid puts are"
+	    " refused (SF_EINVAL)");
+	for (int t = 0; t < GC_THREADS; t++)
+		for (int i = 0; i < GC_PUTS; i++) {
+			char name[32];
+
+			snprintf(name, sizeof name, "gc-%d-%02d", t, i);
+			if (registry_policy_get(r, name, &doc) == 0)
+				present++;
+			free(doc);
+			doc = NULL;
+		}
+	IS_INT(present, GC_THREADS * GC_PUTS - GC_PUTS / 5, "group commit:"
+	    " every valid put is there, no refused one is");
+	registry_close(r);
+	/* And after a reopen: on disk, not only in a page cache. */
+	if (registry_open(path, &r, NULL, 0) == 0) {
+		IS_INT(registry_policy_get(r, "gc-7-24", &doc), 0,
+		    "group commit: the last put survives a reopen");
+		free(doc);
+		registry_close(r);
+	} else
+		OK(0, "group commit: reopen");
+}
+
 static void
 test_reopen(void)
 {
@@ -1792,6 +1902,7 @@ main(void)
 		test_renewal();
 		test_things();
 		test_concurrency();
+		test_group_commit();
 		test_reopen();
 	}
 	rm_tmpdir();

@@ -563,8 +563,8 @@ test_group_commit(journal *j)
 
 /*
  * One batch for certain: an outside connection holds the write lock, so
- * the writer thread waits in BEGIN IMMEDIATE with its first record while
- * the others queue up behind it; they become the next batch, a duplicate
+ * the caller leading the commit waits in BEGIN IMMEDIATE with its first
+ * record while the others queue up behind it; they become the next batch, a duplicate
  * among them.
  */
 struct one {
