@@ -38,6 +38,12 @@
 #include <protobuf-c/protobuf-c.h>
 
 /* gRPC status codes, numbered as gRPC numbers them. */
+/* The largest message a listener sends or a client receives: 16 MiB.
+ * A handler whose reply could pass it refuses with a status that says so
+ * (gRPC would otherwise fail the call with "Sent message larger than
+ * max"). */
+#define RPC_REPLY_MAX (16u * 1024 * 1024)
+
 enum {
 	RPC_OK = 0,
 	RPC_CANCELLED = 1,
@@ -260,7 +266,7 @@ typedef struct {
 	const char *tls_key_file;
 	const char *server_name;     /* TLS name to check, if not the host */
 	int insecure_tcp;            /* tests only */
-	size_t max_message;          /* default 16 MiB */
+	size_t max_message;          /* default RPC_REPLY_MAX */
 } rpc_client_opts;
 
 /* target: "unix:/path" or "host:port". opts may be NULL for Unix targets. */

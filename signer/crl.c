@@ -45,6 +45,15 @@ crl_shard_of(const char *serial_hex, int shards)
 	return (int)r + 1;
 }
 
+size_t
+crl_reply_bytes(size_t der_len, int with_pem)
+{
+	size_t b64 = (der_len + 2) / 3 * 4;
+
+	/* PEM: base64 in lines of 64, the BEGIN and END lines. */
+	return der_len + 4096 + (with_pem ? b64 + (b64 + 63) / 64 + 64 : 0);
+}
+
 char *
 crl_shard_url(const char *url, int shard)
 {

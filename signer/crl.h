@@ -54,6 +54,13 @@ int crl_shard_of(const char *serial_hex, int shards);
 char *crl_shard_url(const char *url, int shard);
 
 /*
+ * The bytes a reply carrying a CRL of der_len bytes takes, at most: the
+ * DER, its PEM form too when with_pem (CaAdmin.GetCrl), and room for the
+ * other fields. Compared with RPC_REPLY_MAX before a reply is sent.
+ */
+size_t crl_reply_bytes(size_t der_len, int with_pem);
+
+/*
  * Make every CRL of c with a new CRL number and thisUpdate now: sign each
  * in the token, verify it with the public key of c's certificate, then
  * store them all in one journal transaction. SF_ESTATE (c has no

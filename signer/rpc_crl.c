@@ -23,11 +23,12 @@ struct crl_reply {
 	char **distribution_point;
 };
 
-/* Fill r with the stored CRL of a CA's shard; *cp gets the CA. The
- * call's status (failed already) when not RPC_OK. */
+/* Fill r with the stored CRL of a CA's shard (with_pem: the reply will
+ * carry its PEM too); *cp gets the CA. The call's status (failed already)
+ * when not RPC_OK: RESOURCE_EXHAUSTED for a CRL the reply cannot carry. */
 static int
 reply(rpc_call *call, signer_ctx *ctx, const char *name, const char *gen,
-    uint32_t shard, const struct crl_reply *r, ca **cp)
+    uint32_t shard, int with_pem, const struct crl_reply *r, ca **cp)
 {
 	journal_crl crl;
 	char why[256] = "", *url = NULL;
@@ -45,6 +46,26 @@ reply(rpc_call *call, signer_ctx *ctx, const char *name, const char *gen,
 		    " range", shard);
 	if ((rc = crl_get(ctx, c, (int)shard, &crl, why, sizeof why)) != 0)
 		return rpc_fail_err(call, rc, "%s", why);
+	if (crl_reply_bytes(crl.der_len, with_pem) > RPC_REPLY_MAX) {
+		size_t len = crl.der_len;
+
+		journal_crl_fini(&crl);
+		if (c->rec.crl_shards > 1 && shard == 0)
+			return rpc_fail(call, RPC_RESOURCE_EXHAUSTED, "the"
+			    " complete CRL of CA %s/%s is %zu bytes%s, more"
+			    " than a reply carries (%u MiB): ask for its"
+			    " shards one at a time (1..%d)", c->rec.name,
+			    c->rec.generation, len, with_pem ? " in DER" :
+			    "", RPC_REPLY_MAX >> 20, c->rec.crl_shards);
+		return rpc_fail(call, RPC_RESOURCE_EXHAUSTED, "the CRL of CA"
+		    " %s/%s%s is %zu bytes%s, more than a reply carries (%u"
+		    " MiB)%s", c->rec.name, c->rec.generation, shard ?
+		    " (one shard)" : "", len, with_pem ? " in DER, and the"
+		    " reply carries its PEM too" : "", RPC_REPLY_MAX >> 20,
+		    c->rec.crl_shards > 1 ? "" : ": a CA this large needs"
+		    " CRL shards (crl_shards, set when a generation is"
+		    " made)");
+	}
 	/* A CA with one CRL publishes it at crl_url whatever shard was
 	 * asked for. */
 	if (*c->rec.crl_url && (url = crl_shard_url(c->rec.crl_url,
@@ -75,8 +96,8 @@ rpc_crl_get(rpc_call *call, const ProtobufCMessage *reqm,
 	    &resp->distribution_point };
 	ca *c;
 
-	return reply(call, arg, req->ca_name, req->generation, req->shard, &r,
-	    &c);
+	return reply(call, arg, req->ca_name, req->generation, req->shard, 0,
+	    &r, &c);
 }
 
 int
@@ -95,7 +116,7 @@ rpc_crl_admin_get(rpc_call *call, const ProtobufCMessage *reqm,
 	int code;
 
 	if ((code = reply(call, arg, req->ca_name, req->generation, req->shard,
-	    &r, &c)) != RPC_OK)
+	    1, &r, &c)) != RPC_OK)
 		return code;
 	resp->generation = rpc_call_strdup(call, c->rec.generation);
 	if ((b = BIO_new(BIO_s_mem())) == NULL ||

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "crl.h"
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "profile.h"
 #include "rate.h"
+#include "rpc.h"
 #include "ca_fixture.h"
 #include "../csr_fixture.h"
 
@@ -168,6 +170,38 @@ verify_with_crl(X509 *leaf, X509_CRL *crl)
 
 /* ---- the rules ---- */
 
+/* crl_reply_bytes: never less than what the reply really carries (the
+ * DER, and the PEM OpenSSL writes of it), so a CRL that passes the check
+ * fits; a CRL of 7 MiB fits alone, not with its PEM. */
+static void
+test_reply_bytes(void)
+{
+	static const size_t lens[] = { 1, 2, 47, 48, 49, 1000, 65536, 999999 };
+	unsigned char *der = calloc(1, 999999);
+	int under = 0;
+
+	for (size_t i = 0; der && i < sizeof lens / sizeof lens[0]; i++) {
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long n = 0;
+
+		if (b && PEM_write_bio(b, PEM_STRING_X509_CRL, "", der,
+		    (long)lens[i]))
+			n = BIO_get_mem_data(b, &data);
+		if (n <= 0 || crl_reply_bytes(lens[i], 1) <
+		    lens[i] + (size_t)n || crl_reply_bytes(lens[i], 0) <
+		    lens[i])
+			under++;
+		BIO_free(b);
+	}
+	free(der);
+	is_int(under, 0, "crl_reply_bytes: at least the DER and its PEM, for"
+	    " 8 sizes from 1 to 999,999 bytes");
+	ok(crl_reply_bytes(7u << 20, 0) <= RPC_REPLY_MAX &&
+	    crl_reply_bytes(7u << 20, 1) > RPC_REPLY_MAX, "a CRL of 7 MiB:"
+	    " Signer.GetCrl carries it, CaAdmin.GetCrl (with PEM) refuses it");
+}
+
 static void
 test_rules(void)
 {
@@ -193,6 +227,7 @@ test_rules(void)
 	u = crl_shard_url("http://crl.example.net/a.crl", 0);
 	is_str(u, "http://crl.example.net/a.crl", "shard 0: the URL itself");
 	free(u);
+	test_reply_bytes();
 }
 
 /* ---- one CA, one CRL ---- */
