@@ -470,8 +470,7 @@ group_commit(struct dbconn *c)
 int
 registry_tx(struct dbconn *c, int q)
 {
-	sqlite3_stmt *st;
-	int code, rc;
+	int rc;
 
 	if ((q == Q_BEGIN_IMMEDIATE) &&
 	    __atomic_load_n(&fsync_failed, __ATOMIC_ACQUIRE))
@@ -489,18 +488,7 @@ registry_tx(struct dbconn *c, int q)
 			group_commit(c);     /* nothing of anyone's in it */
 		return rc;
 	}
-	if ((rc = registry_stmt(c, SQL, q, &st)) != 0)
-		return rc;
-	if ((code = sqlite3_step(st)) == SQLITE_DONE)
-		rc = 0;
-	else if (disk_err(c->db, code, SQL[q]) != 0)
-		rc = SF_EUNAVAIL;
-	else {
-		log_warnx("registry: %s: %s", SQL[q], sqlite3_errmsg(c->db));
-		rc = ((code & 0xff) == SQLITE_BUSY) ? SF_EUNAVAIL : SF_EDB;
-	}
-	sqlite3_reset(st);
-	return rc;
+	return tx_step(c, q);
 }
 
 int

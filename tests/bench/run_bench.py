@@ -153,9 +153,10 @@ def proc_rss_kb(pid):
 class Cfssl:
     """cfssl serve with a P-256 CA made by `cfssl gencert -initca`."""
 
-    def __init__(self, dir, csr_paths):
+    def __init__(self, dir, csr_paths, stop_process):
         self.dir = dir
         self.proc = None
+        self.stop_process = stop_process    # sfharness's
         req = {"CN": "bench cfssl CA", "key": {"algo": "ecdsa", "size": 256},
                "names": [{"O": "bench"}]}
         p = subprocess.run(["cfssl", "gencert", "-initca", "-"], input=json.dumps(req),
@@ -198,13 +199,8 @@ class Cfssl:
                 time.sleep(0.2)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            self.stop_process(self.proc)
 
 
 def openssl_speed(seconds):
@@ -317,7 +313,7 @@ class Setup:
         # cfssl serve, when a case needs it.
         self.cfssl = None
         if self.args.cfssl:
-            self.cfssl = Cfssl(top, self.csrs).start(self.H.free_port())
+            self.cfssl = Cfssl(top, self.csrs, self.H.stop_process).start(self.H.free_port())
             self.procs.append(self.cfssl)
         return self
 
@@ -404,24 +400,19 @@ class Setup:
         """recs into each signer's RegisterDeviceKeys and authz's
         ImportDevices, 5,000 per call."""
         pb = self.pb
+        calls = [(sg, "CaAdmin", "RegisterDeviceKeys", pb.ca_admin.RegisterDeviceKeysRequest)
+                 for sg in signers]
+        if authz is not None:
+            calls.append((authz, "Registry", "ImportDevices", pb.registry.ImportDevicesRequest))
         for i in range(0, len(recs), 5000):
             part = recs[i:i + 5000]
-            for sg in signers:
-                admin = sg.admin_client()
-                r = admin.call("CaAdmin", "RegisterDeviceKeys",
-                               pb.ca_admin.RegisterDeviceKeysRequest(records=part),
-                               pb.common.ImportResult, timeout=300)
+            for daemon, service, method, req in calls:
+                admin = daemon.admin_client()
+                r = admin.call(service, method, req(records=part), pb.common.ImportResult,
+                               timeout=300)
                 admin.close()
                 if r.imported != len(part):
-                    raise RuntimeError("signer import: %s" % r)
-            if authz is not None:
-                admin = authz.admin_client()
-                r = admin.call("Registry", "ImportDevices",
-                               pb.registry.ImportDevicesRequest(records=part),
-                               pb.common.ImportResult, timeout=300)
-                admin.close()
-                if r.imported != len(part):
-                    raise RuntimeError("authz import: %s" % r)
+                    raise RuntimeError("%s.%s: %s" % (service, method, r))
 
     def fleet(self, n, threads=16):
         """n distinct devices, made and imported now, each enrolling once

@@ -523,6 +523,17 @@ class Cli:
                               text=True, env=e, input=input, timeout=timeout)
 
 
+def stop_process(proc):
+    """SIGTERM a child still running, SIGKILL it after 10 s; reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def show(p):
     """A finished CLI run as text, for a failed check's diagnostics."""
     return "rc=%d\nstdout:\n%s\nstderr:\n%s" % (p.returncode, p.stdout, p.stderr)
@@ -654,13 +665,7 @@ class Mosquitto:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         self.log.close()
 
