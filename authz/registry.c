@@ -437,6 +437,7 @@ group_done(struct dbconn *c, int rc)
 	}
 	c->members = NULL;
 	c->open = 0;
+	c->ckpt.bulk = 0;
 	pthread_cond_broadcast(&c->committed);
 }
 
@@ -800,7 +801,8 @@ registry_open(const char *path, registry **out, char *why, size_t whylen)
 		goto out;
 	}
 	if ((rc = exec(r->w.db, "PRAGMA synchronous=FULL")) != 0 ||
-	    (rc = exec(r->w.db, "PRAGMA foreign_keys=ON")) != 0) {
+	    (rc = exec(r->w.db, "PRAGMA foreign_keys=ON")) != 0 ||
+	    (rc = exec(r->w.db, "PRAGMA cache_size=-16384")) != 0) {
 		sf_why(why, whylen, "cannot set up registry %s: %s", path,
 		    sqlite3_errmsg(r->w.db));
 		goto out;
@@ -814,6 +816,8 @@ registry_open(const char *path, registry **out, char *why, size_t whylen)
 	if (!memory && (rc = conn_open(path, SQLITE_OPEN_READONLY, &r->rd.db,
 	    why, whylen)) != 0)
 		goto out;
+	if (!memory)
+		walckpt_install(&r->w.ckpt, r->w.db);
 	r->w.group = !memory;
 	log_debug("registry: %s open", path);
 	*out = r;

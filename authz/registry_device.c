@@ -187,6 +187,10 @@ import_batch(registry *r, const registry_import_rec *recs, size_t n,
 	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
 		goto out;
 	intx = 1;
+	/* A factory batch: its commit checkpoints only past the bulk bar
+	 * (common/walckpt.h); the group's commit clears the mark. */
+	if (n > 1)
+		c->ckpt.bulk = 1;
 	for (size_t i = 0; i < n; i++) {
 		const registry_import_rec *d = &recs[i];
 

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "registry.h"
+#include "walckpt.h"
 
 /*
  * The statements that run after registry_open, by the file that runs
@@ -79,6 +80,7 @@ struct dbconn {
 	int queued;              /* threads waiting for lock (atomic) */
 	struct member *members;  /* waiting for the open one's commit */
 	pthread_cond_t committed;
+	walckpt ckpt;            /* when the writer checkpoints its WAL */
 };
 
 struct registry {

@@ -416,6 +416,7 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 	if (journal_exec(j->wdb, "PRAGMA journal_mode=WAL") != 0 ||
 	    journal_exec(j->wdb, "PRAGMA synchronous=FULL") != 0 ||
 	    journal_exec(j->wdb, "PRAGMA foreign_keys=ON") != 0 ||
+	    journal_exec(j->wdb, "PRAGMA cache_size=-16384") != 0 ||
 	    (rc = schema(j->wdb, path, why, whylen)) != 0 ||
 	    (rc = journal_exec(j->wdb, INDEXES)) != 0) {
 		if (rc == SF_ECONFIG)
@@ -446,6 +447,7 @@ journal_open(const char *path, journal **out, char *why, size_t whylen)
 		rc = SF_EDB;
 		goto out;
 	}
+	walckpt_install(&j->ckpt, j->wdb);
 	*out = j;
 	j = NULL;  /* transferred */
 	rc = 0;

@@ -101,7 +101,13 @@ journal_device_register(journal *j, const journal_device *d, size_t n,
 			goto out;
 		}
 	}
-	if (journal_exec(j->wdb, "COMMIT") != 0) {
+	/* A factory batch: its commit checkpoints only past the bulk bar
+	 * (common/walckpt.h). */
+	j->ckpt.bulk = n > 1;
+	rc = journal_exec(j->wdb, "COMMIT");
+	j->ckpt.bulk = 0;
+	if (rc != 0) {
+		rc = SF_EDB;
 		journal_exec(j->wdb, "ROLLBACK");
 		goto out;
 	}

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "journal.h"
+#include "walckpt.h"
 
 /* Read statements kept prepared: the ones each issuance runs, and room
  * for the admin calls' without evicting them at every call. */
@@ -45,6 +46,7 @@ struct journal {
 	pthread_cond_t qdone;
 	struct pending *head, *tail;
 	int committing;
+	walckpt ckpt;               /* when wdb checkpoints its WAL (wlock) */
 };
 
 /* Log "journal: what: <sqlite error>" and return SF_EDB; SF_EUNAVAIL for

@@ -25,10 +25,12 @@
 #include "log.h"
 #include "pbenum.h"
 #include "registry.h"
+#include "registry_int.h"   /* the writer's walckpt */
 #include "util.h"
 #include "../../tap.h"
 
 static void test_upgrade(void);
+static void test_bulk_checkpoint(void);
 static char tmpdir[256];
 static const char *mode;      /* "memory" or "file" */
 static int caseno;
@@ -1496,6 +1498,56 @@ gc_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A factory batch commits without a checkpoint until the WAL holds the
+ * bulk bar (common/walckpt.h); the next ordinary commit checkpoints. The
+ * bars are lowered here: 64 pages, and a bulk bar no batch reaches; each
+ * batch of 2000 records is a few hundred pages.
+ */
+#define BULK_BATCH 2000
+static void
+test_bulk_checkpoint(void)
+{
+	static struct key k[BULK_BATCH];
+	static registry_import_rec v[BULK_BATCH];
+	static char ids[BULK_BATCH][16];
+	static int out[BULK_BATCH];
+	unsigned long before;
+	int rc = 0, imported = 0;
+	registry *r;
+
+	if (strcmp(mode, "file") != 0)
+		return;
+	if ((r = open_case("bulk")) == NULL) {
+		OK(0, "bulk checkpoint: open");
+		return;
+	}
+	r->w.ckpt.pages = 64;
+	r->w.ckpt.bulk_pages = 1 << 30;
+	before = r->w.ckpt.checkpoints;
+	for (int b = 0; b < 4 && rc == 0; b++) {
+		for (int i = 0; i < BULK_BATCH; i++) {
+			snprintf(ids[i], sizeof ids[i], "bulk-%d-%d", b, i);
+			key_make(&k[i], 100000 + b * BULK_BATCH + i);
+			v[i] = rec(ids[i], &k[i], "widgiot", "");
+		}
+		rc = registry_import(r, v, BULK_BATCH, out);
+		for (int i = 0; i < BULK_BATCH; i++)
+			imported += out[i] == REGISTRY_IMPORTED;
+	}
+	IS_INT(rc, 0, "bulk checkpoint: four batches of %d", BULK_BATCH);
+	IS_INT(imported, 4 * BULK_BATCH, "bulk checkpoint: all imported");
+	IS_INT((int)(r->w.ckpt.checkpoints - before), 0, "bulk checkpoint: no"
+	    " batch's commit checkpointed (one each without the bulk mark)");
+	IS_INT(r->w.ckpt.bulk, 0, "bulk checkpoint: the mark is cleared after"
+	    " the commit");
+	IS_INT(registry_device_set_state(r, "bulk-0-0", DEVICE_DISABLED), 0,
+	    "bulk checkpoint: an ordinary write");
+	IS_INT((int)(r->w.ckpt.checkpoints - before), 1, "bulk checkpoint: its"
+	    " commit checkpoints what the batches left");
+	registry_close(r);
+}
+
 static void
 test_group_commit(void)
 {
@@ -1903,6 +1955,7 @@ main(void)
 		test_things();
 		test_concurrency();
 		test_group_commit();
+		test_bulk_checkpoint();
 		test_reopen();
 	}
 	rm_tmpdir();

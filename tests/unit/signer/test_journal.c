@@ -22,10 +22,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
 #include <sqlite3.h>
 
 #include "err.h"
 #include "journal.h"
+#include "journal_int.h"   /* the writer's walckpt */
 #include "log.h"
 #include "util.h"
 #include "../../tap.h"
@@ -958,6 +960,57 @@ test_devices(journal *j)
 	is_int(journal_device_register(j, d, 0, out), 0, "an empty batch");
 }
 
+/*
+ * A factory batch commits without a checkpoint until the WAL holds the
+ * bulk bar (common/walckpt.h); the next ordinary commit checkpoints. The
+ * bars are lowered here: 64 pages, and a bulk bar no batch reaches; each
+ * batch of 2000 devices (with their audit events) is hundreds of pages.
+ */
+#define BULK_BATCH 2000
+static void
+test_bulk_checkpoint(journal *j)
+{
+	static uint8_t fp[BULK_BATCH + 1][32];
+	static char ids[BULK_BATCH + 1][16];
+	static journal_device d[BULK_BATCH + 1];
+	static int out[BULK_BATCH + 1];
+	unsigned long before;
+	int rc = 0, imported = 0;
+
+	j->ckpt.pages = 64;
+	j->ckpt.bulk_pages = 1 << 30;
+	before = j->ckpt.checkpoints;
+	for (int b = 0; b < 5 && rc == 0; b++) {
+		int n = b < 4 ? BULK_BATCH : 1;
+
+		for (int i = 0; i < n; i++) {
+			unsigned seed = 500000 + b * BULK_BATCH + i;
+
+			SHA256((const uint8_t *)&seed, sizeof seed, fp[i]);
+			snprintf(ids[i], sizeof ids[i], "bulk-%d-%d", b, i);
+			d[i] = (journal_device){ ids[i], fp[i], "widgiot", "" };
+		}
+		rc = journal_device_register(j, d, n, out);
+		for (int i = 0; i < n; i++)
+			imported += out[i] == JOURNAL_DEV_IMPORTED;
+		if (b == 3) {
+			is_int((int)(j->ckpt.checkpoints - before), 0, "bulk"
+			    " checkpoint: no batch's commit checkpointed (one"
+			    " each without the bulk mark)");
+			is_int(j->ckpt.bulk, 0, "bulk checkpoint: the mark is"
+			    " cleared after the commit");
+		}
+	}
+	is_int(rc, 0, "bulk checkpoint: four batches of %d, then one device",
+	    BULK_BATCH);
+	is_int(imported, 4 * BULK_BATCH + 1, "bulk checkpoint: all imported");
+	is_int((int)(j->ckpt.checkpoints - before), 1, "bulk checkpoint: the"
+	    " single device's commit checkpoints what the batches left");
+	j->ckpt.pages = WALCKPT_PAGES;
+	j->ckpt.bulk_pages = WALCKPT_BULK_PAGES;
+}
+
+
 static void
 test_reopen(void)
 {
@@ -1391,6 +1444,7 @@ main(void)
 		test_record_errors(j);
 		test_certs(j);
 		test_devices(j);
+		test_bulk_checkpoint(j);
 		journal_close(j);
 		test_generations();
 		test_reopen();
