@@ -22,12 +22,19 @@
  * imported when either of them took it new.
  *
  * Reading and checking the file (JSON or CSV, each key decoded and
- * checked) costs about as much as either daemon's share, so a reader
- * thread fills the next batch while the main thread sends the last one
- * and reports its refusals: two batch slots, handed back and forth, so
- * at most two batches and their refusals are held and memory does not
- * grow with the file. Only the reader touches the file; only the main
- * thread calls the daemons and writes the output.
+ * checked) costs about as much as either daemon's share, so the work is
+ * a pipeline of three threads, each batch passing through them in file
+ * order: the reader fills a batch; the signer thread sends it to the
+ * signer; the main thread sends what the signer accepted to authz and
+ * reports the refusals. While authz stores batch k, the signer stores
+ * batch k+1 and the reader reads batch k+2. Three batch slots go round,
+ * so at most three batches and their refusals are held and memory does
+ * not grow with the file. Only the reader touches the file; only the
+ * main thread writes the output (the signer thread keeps its answer or
+ * its error in the batch, for the main thread to report in order).
+ * Should authz fail on batch k, the import stops there; batch k+1 may
+ * then be registered at the signer alone, which is harmless (see above)
+ * and which re-running the import completes.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -88,9 +95,15 @@ typedef struct {
 	int last;                /* the reader's last batch */
 	int read_rc;             /* last: import_next's error, or 0 */
 	char read_why[256];      /* ... and its sentence */
+	/* The signer thread's answer: sec 0 and sres, or sec and sst. */
+	ImportResult *sres;
+	int sec;
+	rpc_status sst;
 } batch;
 
-#define NSLOTS 2
+/* Where a slot is in the pipeline. */
+enum { SLOT_FREE = 0, SLOT_READ, SLOT_SIGNED };
+#define NSLOTS 3
 
 typedef struct {
 	cli *c;
@@ -104,10 +117,10 @@ typedef struct {
 	batch slot[NSLOTS];
 	batch *pend_to;          /* where refusals go (NULL: emit at once) */
 	uint64_t nread, imported, unchanged, refused;
-	/* Reader thread <-> main thread: full[i] says slot i is ready. */
+	/* Reader -> signer thread -> main thread: state[i] of slot i. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int full[NSLOTS];
+	int state[NSLOTS];
 	int stop;                /* the main thread gave up */
 	import_reader *rd;
 } importer;
@@ -317,29 +330,46 @@ check_results(importer *im, const char *who, const ImportResult *res,
 	return 0;
 }
 
-/* Send the batch: the signer first, then authz with what the signer
- * accepted. */
-static int
-batch_flush(importer *im, batch *b)
+/* The signer thread: send the batch to the signer, keep the answer. */
+static void
+batch_sign(importer *im, batch *b)
 {
 	Secretfree__V1__RegisterDeviceKeysRequest sreq =
 	    SECRETFREE__V1__REGISTER_DEVICE_KEYS_REQUEST__INIT;
+
+	b->sres = NULL;
+	b->sec = 0;
+	if (b->n == 0)
+		return;
+	sreq.records = b->ptrs;
+	sreq.n_records = b->n;
+	b->sec = cli_call_quiet(im->c, CLI_SIGNER, CA_SVC,
+	    "RegisterDeviceKeys", &sreq.base, (ProtobufCMessage **)&b->sres,
+	    &b->sst);
+}
+
+/* The main thread, once the signer answered the batch: report its error,
+ * or send authz what the signer accepted. */
+static int
+batch_flush(importer *im, batch *b)
+{
 	Secretfree__V1__ImportDevicesRequest areq =
 	    SECRETFREE__V1__IMPORT_DEVICES_REQUEST__INIT;
-	ImportResult *sres = NULL, *ares = NULL;
+	ImportResult *sres = b->sres, *ares = NULL;
 	KeyRecord **pass = NULL;
 	size_t *idx = NULL, np = 0;
 	int ec;
 
+	b->sres = NULL;
 	if (b->n == 0) {
 		pending_emit(im, b);
 		return 0;
 	}
-	sreq.records = b->ptrs;
-	sreq.n_records = b->n;
-	if ((ec = cli_call(im->c, CLI_SIGNER, CA_SVC, "RegisterDeviceKeys",
-	    &sreq.base, (ProtobufCMessage **)&sres)) != 0 ||
-	    (ec = check_results(im, "the signer", sres, b->n)) != 0)
+	if (b->sec != 0) {
+		ec = cli_rpc_fail(im->c, CLI_SIGNER, &b->sst);
+		goto out;
+	}
+	if ((ec = check_results(im, "the signer", sres, b->n)) != 0)
 		goto out;
 	if ((pass = calloc(b->n, sizeof *pass)) == NULL ||
 	    (idx = calloc(b->n, sizeof *idx)) == NULL) {
@@ -439,6 +469,41 @@ run_dry(importer *im, import_reader *rd)
 	return ec;
 }
 
+/* Wait until slot i is in state st: 0, or -1 once the import stopped. */
+static int
+slot_take(importer *im, int i, int st)
+{
+	int stop;
+
+	pthread_mutex_lock(&im->mu);
+	while (im->state[i] != st && !im->stop)
+		pthread_cond_wait(&im->cv, &im->mu);
+	stop = im->stop;
+	pthread_mutex_unlock(&im->mu);
+	return stop ? -1 : 0;
+}
+
+/* Hand slot i on in state st. */
+static void
+slot_pass(importer *im, int i, int st)
+{
+	pthread_mutex_lock(&im->mu);
+	im->state[i] = st;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+}
+
+/* Stop the import: the reader and the signer thread end at their next
+ * slot. */
+static void
+import_stop(importer *im)
+{
+	pthread_mutex_lock(&im->mu);
+	im->stop = 1;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+}
+
 /*
  * The reader thread: fill a free slot until batch records (good or
  * refused) have gathered, hand it over, take the other. The last batch
@@ -456,11 +521,7 @@ reader_main(void *arg)
 
 	memset(&rec, 0, sizeof rec);
 	for (;;) {
-		pthread_mutex_lock(&im->mu);
-		while (im->full[i] && !im->stop)
-			pthread_cond_wait(&im->cv, &im->mu);
-		pthread_mutex_unlock(&im->mu);
-		if (im->stop)
+		if (slot_take(im, i, SLOT_FREE) != 0)
 			break;
 		b = &im->slot[i];
 		b->last = 0;
@@ -487,15 +548,37 @@ reader_main(void *arg)
 			snprintf(b->read_why, sizeof b->read_why, "%s",
 			    rec.why);
 		}
-		pthread_mutex_lock(&im->mu);
-		im->full[i] = 1;
-		pthread_cond_broadcast(&im->cv);
-		pthread_mutex_unlock(&im->mu);
+		slot_pass(im, i, SLOT_READ);
 		if (b->last)
 			break;
 		i = (i + 1) % NSLOTS;
 	}
 	import_record_fini(&rec);
+	return NULL;
+}
+
+/*
+ * The signer thread: send each batch the reader filled to the signer, in
+ * file order, and hand it to the main thread. A batch the reader's error
+ * cut short is not sent.
+ */
+static void *
+signer_main(void *arg)
+{
+	importer *im = arg;
+	batch *b;
+	int i = 0, last = 0;
+
+	while (!last) {
+		if (slot_take(im, i, SLOT_READ) != 0)
+			break;
+		b = &im->slot[i];
+		last = b->last;
+		if (!(last && b->read_rc < 0))
+			batch_sign(im, b);
+		slot_pass(im, i, SLOT_SIGNED);
+		i = (i + 1) % NSLOTS;
+	}
 	return NULL;
 }
 
@@ -506,18 +589,29 @@ reader_main(void *arg)
 static int
 run_batches(importer *im)
 {
-	pthread_t th;
+	pthread_t rth, sth;
+	rpc_client *unused;
 	batch *b;
 	int ec = 0, i = 0, last = 0;
 
-	if (pthread_create(&th, NULL, reader_main, im) != 0)
+	/* Both clients now, in this thread: the signer thread then only
+	 * calls. */
+	if ((ec = cli_client(im->c, CLI_SIGNER, &unused)) != 0 ||
+	    (ec = cli_client(im->c, CLI_AUTHZ, &unused)) != 0)
+		return ec;
+	if (pthread_create(&rth, NULL, reader_main, im) != 0)
 		return cli_error(im->c, CLI_EXIT_ERROR, "cannot start the "
 		    "reader thread");
+	if (pthread_create(&sth, NULL, signer_main, im) != 0) {
+		import_stop(im);
+		pthread_join(rth, NULL);
+		return cli_error(im->c, CLI_EXIT_ERROR, "cannot start the "
+		    "signer thread");
+	}
 	while (!last) {
-		pthread_mutex_lock(&im->mu);
-		while (!im->full[i])
-			pthread_cond_wait(&im->cv, &im->mu);
-		pthread_mutex_unlock(&im->mu);
+		/* Only this thread stops the import: the wait ends with the
+		 * slot signed. */
+		(void)slot_take(im, i, SLOT_SIGNED);
 		b = &im->slot[i];
 		last = b->last;
 		im->nread = b->nread;
@@ -531,22 +625,27 @@ run_batches(importer *im)
 			    (unsigned long long)im->nread);
 		else
 			ec = batch_flush(im, b);
+		if (b->sres)
+			protobuf_c_message_free_unpacked(&b->sres->base, NULL);
+		b->sres = NULL;
 		batch_clear(b);
 		if (b->npend)
 			pending_emit(im, b);
-		pthread_mutex_lock(&im->mu);
-		im->full[i] = 0;
 		if (ec != 0)
-			im->stop = 1;
-		pthread_cond_broadcast(&im->cv);
-		pthread_mutex_unlock(&im->mu);
+			import_stop(im);
+		slot_pass(im, i, SLOT_FREE);
 		if (ec != 0)
 			break;
 		i = (i + 1) % NSLOTS;
 	}
-	pthread_join(th, NULL);
-	for (int k = 0; k < NSLOTS; k++)
+	pthread_join(sth, NULL);
+	pthread_join(rth, NULL);
+	for (int k = 0; k < NSLOTS; k++) {
+		if (im->slot[k].sres)
+			protobuf_c_message_free_unpacked(
+			    &im->slot[k].sres->base, NULL);
 		batch_clear(&im->slot[k]);
+	}
 	return ec;
 }
 

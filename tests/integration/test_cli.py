@@ -327,6 +327,28 @@ def test_import(cli, tmp, sg, az):
     tap.eq([l[len(jl) + 1:].split(":")[0] for l in err], ["2", "3", "5"],
            "batches of 2 (the next one read while one is sent): refusals in file order")
 
+    # The pipeline's failures, batches of 1: authz unreachable stops the import at the
+    # first batch (the signer may have taken the next one: harmless, re-run completes it),
+    # with one error and one hint; the signer unreachable likewise, and authz is not
+    # called.
+    nowhere = "unix:" + os.path.join(tmp, "nowhere.sock")
+    p = cli("--authz", nowhere, "device", "import", csv, "--product-line", "widgiot",
+            "--batch", "1")
+    tap.ok(p.returncode == 6 and p.stderr.count("(UNAVAILABLE)") == 1
+           and p.stderr.count("hint: is authz running?") == 1
+           and "stopped after 1 records: imported 0, unchanged 0, refused 0" in p.stderr,
+           "import with authz unreachable: stops at the first batch, one error, exit 6",
+           show(p))
+    p = cli("--signer", nowhere, "device", "import", csv, "--product-line", "widgiot",
+            "--batch", "1")
+    tap.ok(p.returncode == 6 and p.stderr.count("(UNAVAILABLE)") == 1
+           and p.stderr.count("hint: is the signer running?") == 1
+           and "stopped after 1 records" in p.stderr,
+           "import with the signer unreachable: one error, exit 6", show(p))
+    p = cli("device", "import", csv, "--product-line", "widgiot", "--batch", "1")
+    tap.ok(p.returncode == 9 and p.stdout.strip() == "imported 0, unchanged 3, refused 3",
+           "after both: a re-run finds everything in place", show(p))
+
     # A directory of PEM keys, one of them not a key.
     kdir = os.path.join(tmp, "keys")
     os.makedirs(kdir)
