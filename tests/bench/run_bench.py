@@ -213,6 +213,32 @@ def openssl_speed(seconds):
     return (float(m.group(1)), float(m.group(2))) if m else (None, None)
 
 
+def make_devices(pb, prefix, n, bundle):
+    """n P-256 devices PREFIX-0000001..: their CSRs (PEM, one after the
+    other) into bundle, their registration records (product line widgiot,
+    region us-east-1) returned."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    recs = []
+    with open(bundle, "wb") as f:
+        for i in range(n):
+            k = ec.generate_private_key(ec.SECP256R1())
+            dev = "%s-%07d" % (prefix, i + 1)
+            csr = x509.CertificateSigningRequestBuilder().subject_name(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dev)])).sign(
+                k, hashes.SHA256())
+            f.write(csr.public_bytes(serialization.Encoding.PEM))
+            spki = k.public_key().public_bytes(
+                serialization.Encoding.DER,
+                serialization.PublicFormat.SubjectPublicKeyInfo)
+            recs.append(pb.common.DeviceKeyRecord(
+                device_id=dev, spki_der=spki, product_line="widgiot",
+                region="us-east-1", line=i + 1))
+    return recs
+
+
 class Setup:
     def __init__(self, args):
         # The harness reads SF_BUILD_ROOT when it is imported.
@@ -372,29 +398,7 @@ class Setup:
         return b + ["--target", self.az.admin, "--key-prefix", prefix] + csrs, None
 
     def make_devices(self, prefix, n, bundle):
-        """n P-256 devices PREFIX-0000001..: their CSRs (PEM, one after
-        the other) into bundle, their registration records returned."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-        pb = self.pb
-        recs = []
-        with open(bundle, "wb") as f:
-            for i in range(n):
-                k = ec.generate_private_key(ec.SECP256R1())
-                dev = "%s-%07d" % (prefix, i + 1)
-                csr = x509.CertificateSigningRequestBuilder().subject_name(
-                    x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dev)])).sign(
-                    k, hashes.SHA256())
-                f.write(csr.public_bytes(serialization.Encoding.PEM))
-                spki = k.public_key().public_bytes(
-                    serialization.Encoding.DER,
-                    serialization.PublicFormat.SubjectPublicKeyInfo)
-                recs.append(pb.common.DeviceKeyRecord(
-                    device_id=dev, spki_der=spki, product_line="widgiot",
-                    region="us-east-1", line=i + 1))
-        return recs
+        return make_devices(self.pb, prefix, n, bundle)
 
     def import_records(self, recs, signers, authz=None):
         """recs into each signer's RegisterDeviceKeys and authz's
