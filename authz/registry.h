@@ -271,6 +271,23 @@ enum { REGISTRY_MIRROR_UPDATED = 1, REGISTRY_MIRROR_UNCHANGED = 2,
 int registry_cert_mirror(registry *r, const char *serial, int status,
     int reason, int64_t revoked_at, int *outcome);
 
+/* One certificate's status as the signer recorded it. */
+typedef struct {
+	const char *serial;
+	int status;
+	int reason;
+	int64_t revoked_at;
+} registry_cert_update;
+
+/*
+ * registry_cert_mirror for n certificates in one transaction (one commit
+ * and fsync, not n: a cascade revokes hundreds of thousands): outcome[i]
+ * for update i. Every update is checked before anything is written
+ * (SF_EINVAL: *bad is its index); a failure undoes the whole call.
+ */
+int registry_cert_mirror_batch(registry *r, const registry_cert_update *u,
+    size_t n, int *outcome, size_t *bad);
+
 /* ---- renewal with acknowledgement (registry_renew.c) ---- */
 
 /*

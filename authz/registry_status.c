@@ -119,44 +119,69 @@ registry_cert_status_tx(struct dbconn *c, const char *serial, int status,
 	return rc;
 }
 
+/* One update inside the caller's transaction: its outcome, or < 0. */
+static int
+mirror_tx(struct dbconn *c, const registry_cert_update *u, int *outcome)
+{
+	char *device_id = NULL;
+	int rc;
+
+	if ((rc = registry_cert_status_tx(c, u->serial, u->status, u->reason,
+	    u->revoked_at, &device_id)) < 0)
+		return rc;
+	if (rc == 0) {
+		if ((rc = cert_exists(c, u->serial)) < 0)
+			return rc;
+		*outcome = rc ? REGISTRY_MIRROR_UNCHANGED :
+		    REGISTRY_MIRROR_UNKNOWN;
+		return 0;
+	}
+	*outcome = REGISTRY_MIRROR_UPDATED;
+	rc = 0;
+	if (u->status == CERT_REVOKED || u->status == CERT_SUPERSEDED)
+		rc = device_release(c, device_id, u->serial);
+	if (rc == 0)
+		rc = renewal_settle(c, device_id, u->serial, u->status);
+	free(device_id);
+	return rc;
+}
+
+int
+registry_cert_mirror_batch(registry *r, const registry_cert_update *u,
+    size_t n, int *outcome, size_t *bad)
+{
+	struct dbconn *c;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		outcome[i] = 0;
+		if (u[i].serial == NULL || *u[i].serial == '\0' ||
+		    u[i].status < CERT_ACTIVE || u[i].status > CERT_EXPIRED) {
+			if (bad)
+				*bad = i;
+			return SF_EINVAL;
+		}
+	}
+	if (n == 0)
+		return 0;
+	c = registry_wlock(r);
+	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = mirror_tx(c, &u[i], &outcome[i]);
+		rc = registry_tx_end(c, rc);
+	}
+	registry_wunlock(r);
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++)
+			outcome[i] = 0;
+	return rc;
+}
+
 int
 registry_cert_mirror(registry *r, const char *serial, int status,
     int reason, int64_t revoked_at, int *outcome)
 {
-	struct dbconn *c;
-	char *device_id = NULL;
-	int rc;
+	registry_cert_update u = { serial, status, reason, revoked_at };
 
-	*outcome = 0;
-	if (serial == NULL || *serial == '\0' || status < CERT_ACTIVE ||
-	    status > CERT_EXPIRED)
-		return SF_EINVAL;
-	c = registry_wlock(r);
-	if ((rc = registry_tx(c, Q_BEGIN_IMMEDIATE)) != 0)
-		goto unlock;
-	if ((rc = registry_cert_status_tx(c, serial, status, reason,
-	    revoked_at, &device_id)) < 0)
-		goto out;
-	if (rc == 0) {
-		if ((rc = cert_exists(c, serial)) < 0)
-			goto out;
-		*outcome = rc ? REGISTRY_MIRROR_UNCHANGED :
-		    REGISTRY_MIRROR_UNKNOWN;
-		rc = 0;
-	} else {
-		*outcome = REGISTRY_MIRROR_UPDATED;
-		rc = 0;
-		if (status == CERT_REVOKED || status == CERT_SUPERSEDED)
-			rc = device_release(c, device_id, serial);
-		if (rc == 0)
-			rc = renewal_settle(c, device_id, serial, status);
-	}
-out:
-	rc = registry_tx_end(c, rc);
-	if (rc != 0)
-		*outcome = 0;
-unlock:
-	registry_wunlock(r);
-	free(device_id);
-	return rc;
+	return registry_cert_mirror_batch(r, &u, 1, outcome, NULL);
 }

@@ -508,29 +508,41 @@ h_update_status(rpc_call *call, const ProtobufCMessage *reqm,
 	Secretfree__V1__UpdateCertificateStatusResponse *resp = (void *)respm;
 	authz_ctx *ctx = arg;
 
+	registry_cert_update *u;
+	int *outcome, rc;
+	size_t bad = 0;
+
 	if (req->n_updates > MIRROR_MAX)
 		return rpc_fail(call, RPC_INVALID_ARGUMENT, "at most %d"
 		    " updates per call, not %zu", MIRROR_MAX, req->n_updates);
+	u = rpc_call_alloc(call, (req->n_updates ? req->n_updates : 1) *
+	    sizeof *u);
+	outcome = rpc_call_alloc(call, (req->n_updates ? req->n_updates : 1) *
+	    sizeof *outcome);
+	if (u == NULL || outcome == NULL)
+		return rpc_fail(call, RPC_INTERNAL, "out of memory");
+	for (size_t i = 0; i < req->n_updates; i++)
+		u[i] = (registry_cert_update){ req->updates[i]->serial,
+		    req->updates[i]->status, req->updates[i]->reason,
+		    req->updates[i]->revoked_at };
+	/* One transaction for the call: all of it, or none of it. */
+	rc = registry_cert_mirror_batch(ctx->reg, u, req->n_updates, outcome,
+	    &bad);
+	if (rc == SF_EINVAL)
+		return rpc_fail(call, RPC_INVALID_ARGUMENT, "update %zu:"
+		    " serial \"%s\" with status %d is not a certificate"
+		    " status; nothing was recorded", bad, u[bad].serial ?
+		    u[bad].serial : "", u[bad].status);
+	if (rc)
+		return rpc_fail_err(call, rc, "the registry could not record"
+		    " the %zu updates; nothing was recorded", req->n_updates);
 	for (size_t i = 0; i < req->n_updates; i++) {
-		const Secretfree__V1__CertificateStatusUpdate *u =
-		    req->updates[i];
-		int outcome = 0, rc;
-
-		rc = registry_cert_mirror(ctx->reg, u->serial, u->status,
-		    u->reason, u->revoked_at, &outcome);
-		if (rc == SF_EINVAL)
-			return rpc_fail(call, RPC_INVALID_ARGUMENT, "update %zu:"
-			    " serial \"%s\" with status %d is not a"
-			    " certificate status", i, u->serial, u->status);
-		if (rc)
-			return rpc_fail_err(call, rc, "update %zu (serial %s):"
-			    " the registry could not record it", i, u->serial);
 		/* What authz cached about it may no longer hold. */
-		if (outcome == REGISTRY_MIRROR_UPDATED)
-			ocsp_cache_forget(ctx->ocsp, u->serial);
-		resp->updated += outcome == REGISTRY_MIRROR_UPDATED;
-		resp->unchanged += outcome == REGISTRY_MIRROR_UNCHANGED;
-		resp->unknown += outcome == REGISTRY_MIRROR_UNKNOWN;
+		if (outcome[i] == REGISTRY_MIRROR_UPDATED)
+			ocsp_cache_forget(ctx->ocsp, u[i].serial);
+		resp->updated += outcome[i] == REGISTRY_MIRROR_UPDATED;
+		resp->unchanged += outcome[i] == REGISTRY_MIRROR_UNCHANGED;
+		resp->unknown += outcome[i] == REGISTRY_MIRROR_UNKNOWN;
 	}
 	log_info("certificate status mirrored: %u updated, %u unchanged, %u"
 	    " unknown", resp->updated, resp->unchanged, resp->unknown);

@@ -30,6 +30,7 @@
 #include "../../tap.h"
 
 static void test_upgrade(void);
+static void mirror_batch(registry *r, int64_t t0);
 static void test_bulk_checkpoint(void);
 static char tmpdir[256];
 static const char *mode;      /* "memory" or "file" */
@@ -1880,6 +1881,39 @@ renewal_settle(registry *r, const registry_template *tmpl, int64_t t0)
 	registry_enrollment_get(r, "eb1", &g);
 	IS_INT(g.state, ENROLLMENT_ISSUED, "settle: its enrollment stays");
 	registry_enrollment_fini(&g);
+	mirror_batch(r, t0);
+}
+
+/* registry_cert_mirror_batch: one transaction; a bad update anywhere
+ * writes nothing at all. */
+static void
+mirror_batch(registry *r, int64_t t0)
+{
+	registry_cert_update u[3] = {
+		{ "12", CERT_REVOKED, 1, t0 + 5 },
+		{ "99", CERT_REVOKED, 1, t0 + 5 },
+		{ "13", 99, 0, 0 },
+	};
+	registry_cert c;
+	int out[3] = { -1, -1, -1 };
+	size_t bad = 0;
+
+	IS_INT(registry_cert_mirror_batch(r, u, 3, out, &bad), SF_EINVAL,
+	    "mirror batch: a bad status refuses the call");
+	IS_INT((int)bad, 2, "mirror batch: ... naming the update");
+	registry_cert_get(r, "12", &c);
+	IS_INT(c.status, CERT_ACTIVE, "mirror batch: nothing written, not even"
+	    " the good update before it");
+	registry_cert_fini(&c);
+	u[2] = (registry_cert_update){ "13", CERT_REVOKED, 5, t0 + 3 };
+	IS_INT(registry_cert_mirror_batch(r, u, 3, out, &bad), 0,
+	    "mirror batch: three updates");
+	IS_INT(out[0], REGISTRY_MIRROR_UPDATED, "mirror batch: 12 updated");
+	IS_INT(out[1], REGISTRY_MIRROR_UNKNOWN, "mirror batch: 99 unknown");
+	IS_INT(out[2], REGISTRY_MIRROR_UNCHANGED, "mirror batch: 13 unchanged");
+	registry_cert_get(r, "12", &c);
+	IS_INT(c.status, CERT_REVOKED, "mirror batch: 12 revoked");
+	registry_cert_fini(&c);
 }
 
 static void
