@@ -165,6 +165,54 @@ sign_crl(token *t, token_key *k, X509_CRL *crl)
  * same in both) and the algorithm, and the token's signature over the
  * re-encoded TBS then replaces the throwaway one.
  */
+/*
+ * The stand-ins, kept: making one costs an X509_PUBKEY_set, which goes
+ * through OpenSSL 3.0's decoders and was some 40 % of a pre-signed OCSP
+ * response. One per CA subject and throwaway key, looked up by subject
+ * (not by pointer: a rotated CA's X509 is freed and its address reused).
+ */
+#define STAND_INS 16
+static struct {
+	X509 *x;          /* subject = issuer = the CA's, the dummy's key */
+	EVP_PKEY *dummy;
+} stand_ins[STAND_INS];
+static size_t stand_in_next;
+static pthread_mutex_t stand_in_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A reference to the stand-in for ca_cert and dummy (X509_free it). */
+static X509 *
+stand_in_get(X509 *ca_cert, EVP_PKEY *dummy)
+{
+	const X509_NAME *name = X509_get_subject_name(ca_cert);
+	X509 *x = NULL;
+
+	pthread_mutex_lock(&stand_in_lock);
+	for (size_t i = 0; i < STAND_INS && x == NULL; i++)
+		if (stand_ins[i].x && stand_ins[i].dummy == dummy &&
+		    X509_NAME_cmp(X509_get_subject_name(stand_ins[i].x),
+		    name) == 0 && X509_up_ref(stand_ins[i].x))
+			x = stand_ins[i].x;
+	pthread_mutex_unlock(&stand_in_lock);
+	if (x)
+		return x;
+	if ((x = X509_new()) == NULL ||
+	    !X509_set_subject_name(x, name) ||
+	    !X509_set_issuer_name(x, name) ||
+	    !X509_set_pubkey(x, dummy)) {
+		X509_free(x);
+		return NULL;
+	}
+	pthread_mutex_lock(&stand_in_lock);
+	if (X509_up_ref(x)) {
+		X509_free(stand_ins[stand_in_next].x);
+		stand_ins[stand_in_next].x = x;
+		stand_ins[stand_in_next].dummy = dummy;
+		stand_in_next = (stand_in_next + 1) % STAND_INS;
+	}
+	pthread_mutex_unlock(&stand_in_lock);
+	return x;
+}
+
 int
 sign_ocsp(token *t, token_key *k, X509 *ca_cert, OCSP_BASICRESP *bs)
 {
@@ -174,11 +222,8 @@ sign_ocsp(token *t, token_key *k, X509 *ca_cert, OCSP_BASICRESP *bs)
 	unsigned char *tbs = NULL;
 	int len, rc = SF_ECRYPTO;
 
-	if (dummy == NULL || (stand_in = X509_new()) == NULL ||
-	    !X509_set_subject_name(stand_in, X509_get_subject_name(ca_cert)) ||
-	    !X509_set_issuer_name(stand_in, X509_get_subject_name(ca_cert)) ||
-	    !X509_set_pubkey(stand_in, dummy) ||
-	    OCSP_basic_sign(bs, stand_in, dummy, md, NULL,
+	if (dummy == NULL || (stand_in = stand_in_get(ca_cert, dummy)) ==
+	    NULL || OCSP_basic_sign(bs, stand_in, dummy, md, NULL,
 	    OCSP_NOCERTS) != 1)
 		goto out;
 	if ((len = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)
