@@ -624,10 +624,7 @@ run_batches(importer *im)
 			    b->read_why : "read error",
 			    (unsigned long long)im->nread);
 		else
-			ec = batch_flush(im, b);
-		if (b->sres)
-			protobuf_c_message_free_unpacked(&b->sres->base, NULL);
-		b->sres = NULL;
+			ec = batch_flush(im, b);   /* frees the signer's answer */
 		batch_clear(b);
 		if (b->npend)
 			pending_emit(im, b);
