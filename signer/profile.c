@@ -176,11 +176,20 @@ profile_subject_fmt(const X509_NAME *n)
 int
 profile_serial_new(uint8_t serial[SERIAL_LEN], char hex[2 * SERIAL_LEN + 1])
 {
-	do {
-		if (RAND_bytes(serial, SERIAL_LEN) != 1)
-			return SF_ECRYPTO;
-		serial[0] &= 0x7f;   /* positive */
-	} while (serial[0] == 0);    /* keep the DER length at 16 bytes */
+	uint32_t t = (uint32_t)sf_now();
+
+	/* 0x01, then the second (big-endian, wraps in 2106), then the
+	 * CSPRNG: serials sort by issuance time, so that the journal's
+	 * serial indexes grow at their end instead of dirtying a random
+	 * page of a multi-gigabyte index per certificate. */
+	serial[0] = SERIAL_MARK;
+	serial[1] = (uint8_t)(t >> 24);
+	serial[2] = (uint8_t)(t >> 16);
+	serial[3] = (uint8_t)(t >> 8);
+	serial[4] = (uint8_t)t;
+	if (RAND_bytes(serial + SERIAL_RANDOM_AT, SERIAL_LEN -
+	    SERIAL_RANDOM_AT) != 1)
+		return SF_ECRYPTO;
 	sf_hex_upper(serial, SERIAL_LEN, hex);
 	return 0;
 }

@@ -15,6 +15,8 @@
 #include "pubkey.h"
 
 #define SERIAL_LEN 16
+#define SERIAL_MARK 0x01
+#define SERIAL_RANDOM_AT 5
 
 /*
  * Parse a subject in OpenSSL's "/C=US/O=Org/CN=name" form or RFC 2253-ish
@@ -28,9 +30,12 @@ X509_NAME *profile_subject_parse(const char *s, char *why, size_t whylen);
  * escaped with a backslash (malloc'd). */
 char *profile_subject_fmt(const X509_NAME *n);
 
-/* A fresh positive serial of SERIAL_LEN CSPRNG bytes (127 bits of entropy;
- * the first byte is never 0, so DER keeps all 16 bytes), and its text form
- * (uppercase hex, as `openssl x509 -serial` prints it). */
+/* A fresh positive serial of SERIAL_LEN bytes and its text form (uppercase
+ * hex, as `openssl x509 -serial` prints it): the byte SERIAL_MARK (never
+ * 0, so DER keeps all 16 bytes, and below 0x80, so positive), the Unix
+ * second of issuance as 4 big-endian bytes, then 11 bytes (88 bits) from
+ * the CSPRNG, over the 64 the CA/Browser Forum asks for. Serials sort by
+ * issuance time; within a second, at random. */
 int profile_serial_new(uint8_t serial[SERIAL_LEN], char hex[2 * SERIAL_LEN + 1]);
 /* Put a serial into a certificate. */
 int profile_set_serial(X509 *x, const uint8_t *serial, size_t len);

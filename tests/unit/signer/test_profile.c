@@ -415,8 +415,11 @@ test_serials(void)
 	enum { N = 100000 };
 	uint8_t (*v)[SERIAL_LEN] = malloc((size_t)N * SERIAL_LEN);
 	char hex[2 * SERIAL_LEN + 1], back[80], want[2 * SERIAL_LEN + 1];
-	int first_ok = 1, hex_ok = 1, text_ok = 1, len_ok = 1, dup = 0;
-	int firsts[128] = { 0 }, allfirsts = 1, low = 0;
+	int first_ok = 1, time_ok = 1, hex_ok = 1, text_ok = 1, len_ok = 1;
+	int dup = 0, allbytes = 1, low = 0, sorted = 1;
+	/* Which values each random byte took. */
+	uint8_t seen[SERIAL_LEN - SERIAL_RANDOM_AT][256] = { { 0 } };
+	uint32_t t0 = (uint32_t)time(NULL), t1, t;
 	X509 *x = skeleton();
 
 	if (v == NULL || x == NULL) {
@@ -431,10 +434,16 @@ test_serials(void)
 			first_ok = 0;
 			break;
 		}
-		if (v[i][0] < 0x01 || v[i][0] > 0x7f)
+		if (v[i][0] != SERIAL_MARK)
 			first_ok = 0;
-		else
-			firsts[v[i][0]]++;
+		t = (uint32_t)v[i][1] << 24 | (uint32_t)v[i][2] << 16 |
+		    (uint32_t)v[i][3] << 8 | v[i][4];
+		if (t < t0 || t > (uint32_t)time(NULL))
+			time_ok = 0;
+		if (i > 0 && memcmp(v[i - 1], v[i], SERIAL_RANDOM_AT) > 0)
+			sorted = 0;
+		for (int k = SERIAL_RANDOM_AT; k < SERIAL_LEN; k++)
+			seen[k - SERIAL_RANDOM_AT][v[i][k]] = 1;
 		if (strlen(hex) != 32 || strspn(hex, "0123456789ABCDEF") != 32)
 			hex_ok = 0;
 		sf_hex_upper(v[i], SERIAL_LEN, want);
@@ -452,13 +461,20 @@ test_serials(void)
 			len_ok = 0;
 		low += v[i][0] < 0x10;
 	}
-	for (int b = 1; b < 128; b++)
-		allfirsts &= firsts[b] > 0;
+	t1 = (uint32_t)time(NULL);
+	for (int k = 0; k < SERIAL_LEN - SERIAL_RANDOM_AT; k++)
+		for (int b = 0; b < 256; b++)
+			allbytes &= seen[k][b];
 	qsort(v, N, SERIAL_LEN, cmp16);
 	for (int i = 1; i < N; i++)
 		dup += memcmp(v[i - 1], v[i], SERIAL_LEN) == 0;
-	ok(first_ok, "%d serials: first byte always in 0x01..0x7f", N);
-	ok(allfirsts, "every first byte 0x01..0x7f occurs (no bit lost)");
+	ok(first_ok, "%d serials: first byte always 0x%02x", N, SERIAL_MARK);
+	ok(time_ok, "bytes 1-4: the second of issuance, big-endian (%u..%u)",
+	    t0, t1);
+	ok(sorted, "made one after the other, they never sort backwards in"
+	    " their first %d bytes", SERIAL_RANDOM_AT);
+	ok(allbytes, "each of the %d random bytes takes all 256 values (no"
+	    " bit lost)", SERIAL_LEN - SERIAL_RANDOM_AT);
 	is_int(dup, 0, "all %d serials are distinct", N);
 	ok(hex_ok, "text: 32 uppercase hex digits of the 16 bytes");
 	ok(text_ok, "profile_serial_hex of a certificate carrying it gives the"
