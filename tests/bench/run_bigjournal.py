@@ -9,12 +9,14 @@ same pool of P-256 bench devices registered in both. Then one of them is
 stopped and its journal filled with N certificate rows of the region's
 issuing CA, as years of issuance would leave them:
 
-  - random serials (16 bytes, hex), random enrollment ids, device ids
-    spread over a million devices, a 560-byte certificate each, issued
-    400 days ago and expired 35 days ago, as most rows of a CA that has
-    renewed a fleet for years are (the OCSP responder keeps a response for
-    each unexpired certificate: 20 M live ones would be its own benchmark,
-    a signature and a row each);
+  - serials as the signer makes them (profile.h: 0x01, the second of
+    issuance, 11 random bytes), random enrollment ids, device ids spread
+    over a million devices, a 560-byte certificate each, issued over the
+    year that ended 400 days ago, each valid for a year, so all expired
+    35 days ago or earlier, as most rows of a CA that has renewed a fleet
+    for years are (the OCSP responder keeps a response for each unexpired
+    certificate: 20 M live ones would be its own benchmark, a signature
+    and a row each);
   - every index of the certs table, dropped for the fill and made again
     afterwards, so that the fill takes minutes, not hours, and the
     indexes end up the size issuance would have left;
@@ -35,7 +37,7 @@ to parse:
                     [--pool P] [--dir DIR] [--json-out FILE] [--keep]
                     [--build DIR]
 
-N defaults to 20,000,000 (about 16 GB of journal and 10 minutes of fill
+N defaults to 20,000,000 (about 21 GB of journal and 7 minutes of fill
 on the 2-core VM of README's figures); the smoke test runs 20,000.
 """
 import argparse
@@ -84,10 +86,11 @@ def fill(path, rows):
         "INSERT INTO certs (ca_id, serial, subject, device_id, key_sha256, not_before,"
         " not_after, issued_at, requester, profile, enrollment_id, cert_der, status)"
         " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-        " SELECT ?, hex(randomblob(16)), 'CN=fill', printf('fill-%07d', abs(random() % ?)),"
-        " randomblob(32), ?, ?, ?, 'bench', 'device', lower(hex(randomblob(16))),"
-        " randomblob(?), 1 FROM n",
-        (rows, ca[0], FILL_DEVICES, now - 400 * DAY, now - 35 * DAY, now - 400 * DAY,
+        " , t(i, at) AS (SELECT i, ? + i * ? / ? FROM n)"
+        " SELECT ?, printf('01%08X', at) || hex(randomblob(11)), 'CN=fill',"
+        " printf('fill-%07d', abs(random() % ?)), randomblob(32), at, at + ?, at,"
+        " 'bench', 'device', lower(hex(randomblob(16))), randomblob(?), 1 FROM t",
+        (rows, now - 765 * DAY, 365 * DAY, rows, ca[0], FILL_DEVICES, 365 * DAY,
          DER_BYTES))
     db.execute("COMMIT")
     for kind, name, sql in ddl:
