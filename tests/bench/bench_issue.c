@@ -8,6 +8,7 @@
  *   bench-issue enroll --target HOST:PORT --ca-file F --csr FILE
  *                      [--server-name N] [--region R] [--key-prefix K]
  *   bench-issue enroll --target unix:PATH --csr FILE ...   (authz admin socket)
+ *   bench-issue chain  --target unix:PATH --product-line P --region R
  *
  *   common: --seconds S (default 3) --threads T (default 1, at most 64)
  *           --warmup N (calls per thread before the clock starts; default 10)
@@ -37,6 +38,10 @@
  * enroll: Provisioning.Enroll on authz (TLS device listener, or the admin
  *         Unix socket), one rpc_client per thread, a distinct
  *         idempotency key per call so that every call really issues.
+ * chain:  Signer.GetCaChain on the signer's issuance socket: a call that
+ *         reads nothing but memory and answers about as many bytes as
+ *         Issue does, so the signer's CPU per call is what a gRPC call
+ *         costs it (the floor under every Issue).
  * --csr may be given several times: thread i sends CSR i mod n (one device
  * per thread, since authz serialises the enrollments of one device).
  *
@@ -72,7 +77,7 @@
 #define TBS_LEN 300
 #define CALL_TIMEOUT_MS 30000
 
-enum { MODE_SIGN, MODE_ISSUE, MODE_ENROLL };
+enum { MODE_SIGN, MODE_ISSUE, MODE_ENROLL, MODE_CHAIN };
 
 typedef struct {
 	uint8_t *data;
@@ -292,6 +297,34 @@ one_issue(worker *w, call_ctx *cc)
 }
 
 static int
+one_chain(worker *w, call_ctx *cc)
+{
+	Secretfree__V1__GetCaChainRequest req =
+	    SECRETFREE__V1__GET_CA_CHAIN_REQUEST__INIT;
+	ProtobufCMessage *m = NULL;
+	rpc_status st;
+	int code, empty;
+
+	(void)w;
+	req.product_line = (char *)opt.product_line;
+	req.region = (char *)opt.region;
+	code = rpc_client_call(cc->cli, &secretfree__v1__signer__descriptor,
+	    "GetCaChain", &req.base, &m, CALL_TIMEOUT_MS, &st);
+	if (code != RPC_OK) {
+		record_error("Signer.GetCaChain: %s: %s", rpc_code_name(code),
+		    st.message);
+		return -1;
+	}
+	empty = *((Secretfree__V1__GetCaChainResponse *)m)->chain_pem == '\0';
+	protobuf_c_message_free_unpacked(m, NULL);
+	if (empty) {
+		record_error("Signer.GetCaChain: a reply without a chain");
+		return -1;
+	}
+	return 0;
+}
+
+static int
 one_enroll(worker *w, call_ctx *cc)
 {
 	Secretfree__V1__EnrollRequest req = SECRETFREE__V1__ENROLL_REQUEST__INIT;
@@ -345,6 +378,8 @@ one_call(worker *w, call_ctx *cc)
 		return one_sign(w, cc);
 	case MODE_ISSUE:
 		return one_issue(w, cc);
+	case MODE_CHAIN:
+		return one_chain(w, cc);
 	default:
 		return one_enroll(w, cc);
 	}
@@ -365,7 +400,8 @@ worker_main(void *arg)
 
 		o.tls_ca_file = opt.ca_file;
 		o.server_name = opt.server_name;
-		cc.csr = &opt.csr[w->idx % opt.ncsr];
+		if (opt.ncsr)
+			cc.csr = &opt.csr[w->idx % opt.ncsr];
 		if (rpc_client_open(opt.target, &o, &cc.cli) != 0) {
 			record_error("cannot open a client for %s", opt.target);
 			ok = 0;
@@ -535,6 +571,7 @@ usage(void)
 "       bench-issue enroll --target HOST:PORT|unix:PATH [--ca-file F]"
 " --csr FILE\n"
 "                   [--server-name N] [--region R] [--key-prefix K]\n"
+"       bench-issue chain --target unix:PATH --product-line P --region R\n"
 "  common: --seconds S --threads T --warmup N --calls N --rate R\n"
 "          --cpu-pid NAME=PID (repeat); --csr may repeat;\n"
 "          --csr-bundle FILE instead of --csr: each request sent once\n"
@@ -638,6 +675,8 @@ parse_args(int argc, char **argv)
 		opt.mode = MODE_ISSUE;
 	else if (strcmp(argv[1], "enroll") == 0)
 		opt.mode = MODE_ENROLL;
+	else if (strcmp(argv[1], "chain") == 0)
+		opt.mode = MODE_CHAIN;
 	else
 		usage();
 	for (int i = 2; i < argc; i++) {
@@ -712,7 +751,8 @@ parse_args(int argc, char **argv)
 		opt.ncsr = 1;
 	}
 	if (opt.seconds <= 0 || opt.threads < 1 || opt.threads > MAX_THREADS ||
-	    opt.warmup < 0 || (opt.bundle && opt.mode == MODE_SIGN))
+	    opt.warmup < 0 || (opt.bundle && (opt.mode == MODE_SIGN ||
+	    opt.mode == MODE_CHAIN)))
 		usage();
 	if (opt.pool && opt.nbundle % (size_t)opt.threads != 0) {
 		fprintf(stderr, "bench-issue: the pool's %zu requests are not a"
@@ -727,6 +767,11 @@ parse_args(int argc, char **argv)
 		break;
 	case MODE_ISSUE:
 		if (!opt.target || !opt.ncsr || !opt.product_line ||
+		    !opt.region)
+			usage();
+		break;
+	case MODE_CHAIN:
+		if (!opt.target || opt.ncsr || !opt.product_line ||
 		    !opt.region)
 			usage();
 		break;

@@ -25,7 +25,13 @@ Then runs every case --runs times, interleaved (one repetition runs each
 case once, so slow phases of the VM hit every case alike), and prints the
 medians, the median of each per-repetition ratio, the CPU each daemon
 spent per certificate (from /proc/PID/stat over the timed window), and
-the issue-13 targets with the figure measured against each. After the
+the issue-13 targets with the figure measured against each. When the run
+has sign-2, issue-2, issue-tmpfs-2 and rpc-2 (a bare gRPC call:
+Signer.GetCaChain), it also prints the floor: per certificate, the CPU
+the signer cannot do without with every check kept (the token's
+signature, two ECDSA verifications timed as csr_parse by bench-keys, one
+gRPC call, the durable commit), authz's estimated the same way, and the
+ceilings of the two throughput ratios those floors allow. After the
 repetitions, three one-off cases:
   - fleet: --fleet N distinct devices (generated, imported into the signer
     and authz), each enrolling exactly once, 16 client threads;
@@ -64,7 +70,7 @@ PACED_SHARE = 0.8    # the latency case runs at this share of the peak
 
 # (name, mode, threads, stack, devices, description); devices 1: one
 # device for every call, else the pool.
-# Modes: sign, issue, enroll (bench-issue); enroll with stack "tls-paced"
+# Modes: sign, issue, enroll, chain (bench-issue); enroll with stack "tls-paced"
 # runs open loop at PACED_SHARE of the same repetition's enroll-tls-16
 # rate; cfssl (wrk against cfssl serve; "threads" are connections).
 CASES = [
@@ -74,6 +80,7 @@ CASES = [
     ("issue-2", "issue", 2, "disk", 2, "Signer.Issue over unix: (journal on disk)"),
     ("issue-tmpfs-1", "issue", 1, "tmpfs", 2, "Signer.Issue over unix: (journal on tmpfs)"),
     ("issue-tmpfs-2", "issue", 2, "tmpfs", 2, "Signer.Issue over unix: (journal on tmpfs)"),
+    ("rpc-2", "chain", 2, "disk", 0, "Signer.GetCaChain over unix: a bare gRPC call"),
     ("enroll-tls-1", "enroll", 1, "tls", 2, "Provisioning.Enroll, authz TLS listener"),
     ("enroll-tls-2", "enroll", 2, "tls", 2, "Provisioning.Enroll, authz TLS listener"),
     ("enroll-tls-2-onedev", "enroll", 2, "tls", 1,
@@ -211,6 +218,64 @@ def openssl_speed(seconds):
     m = re.search(r"256 bits ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)",
                   p.stdout)
     return (float(m.group(1)), float(m.group(2))) if m else (None, None)
+
+
+def csr_parse_us(build, csr):
+    """Microseconds of one csr_parse (DER walk, key checks, the ECDSA
+    verification of the self-signature) of a bench CSR, one thread:
+    bench-keys csr."""
+    p = subprocess.run([os.path.join(build, "tests", "bench", "bench-keys"), "csr",
+                        "-n", "4000", "--warmup", "400", csr],
+                       capture_output=True, text=True, timeout=120)
+    r = parse_result(p.stdout)
+    return r["us_per_call"] if p.returncode == 0 and r else None
+
+
+# The floor: the CPU an issuance cannot do without, from parts measured in
+# the same run (see floor()).
+FLOOR_CASES = ("sign-2", "issue-2", "issue-tmpfs-2", "rpc-2")
+
+
+def floor(summary, csr_us):
+    """Per certificate, the signer's unavoidable CPU with every check kept:
+    the token's signature (sign-2: the CPU of the process that calls
+    token_sign, SoftHSM2 being in-process), the CSR's parse and
+    verification, the verification of the signed certificate
+    (verify-after-sign: one more ECDSA verification, counted as a second
+    csr_parse, which is that and a little parsing), one gRPC call
+    (rpc-2: the signer's CPU per GetCaChain) and the durable commit
+    (issue-2's CPU minus issue-tmpfs-2's: the fsync and the WAL writes).
+    authz's, estimated the same way: one csr_parse, two gRPC calls (the
+    device's, served; the signer's, made) and a durable commit like the
+    journal's. None if a part is missing."""
+    def cpu(case, key):
+        return summary.get(case, {}).get(key)
+    parts = {
+        "token_sign (SoftHSM2, in-process)": cpu("sign-2", "median_client_cpu_us"),
+        "CSR parse + verification (csr_parse)": statistics.median(csr_us) if csr_us else None,
+        "verification of the signed certificate": statistics.median(csr_us) if csr_us else None,
+        "a gRPC call served (Signer.GetCaChain)": cpu("rpc-2", "median_cpu_signer_us"),
+    }
+    d, t = cpu("issue-2", "median_cpu_signer_us"), cpu("issue-tmpfs-2", "median_cpu_signer_us")
+    parts["durable commit (journal on disk minus tmpfs)"] = max(0.0, d - t) if d and t else None
+    if any(v is None for v in parts.values()):
+        return None
+    f = {"signer_parts": parts, "signer_us": sum(parts.values()),
+         "signer_measured_us": d,
+         "authz_us": parts["CSR parse + verification (csr_parse)"] +
+         2 * parts["a gRPC call served (Signer.GetCaChain)"] +
+         parts["durable commit (journal on disk minus tmpfs)"]}
+    # Ceilings: two cores doing only the floor, the client included at
+    # what it spends on a bare call of its own (rpc-2) or on Enroll.
+    client = cpu("rpc-2", "median_client_cpu_us")
+    sign = summary.get("sign-2", {}).get("median_rate")
+    if client and sign:
+        f["issue_sign_ceiling"] = 2e6 / (f["signer_us"] + client) / sign
+    ecl = cpu("enroll-tls-16", "median_client_cpu_us")
+    cf = summary.get("cfssl-16", {}).get("median_rate")
+    if ecl and cf:
+        f["enroll_cfssl_ceiling"] = 2e6 / (f["signer_us"] + f["authz_us"] + ecl) / cf
+    return f
 
 
 def make_devices(pb, prefix, n, bundle):
@@ -381,6 +446,9 @@ class Setup:
         if rate:
             b += ["--rate", "%.1f" % rate]
         csrs = ["--csr", self.csrs[0]] if ndev == 1 else ["--csr-pool", self.pool]
+        if mode == "chain":
+            return b + ["--target", self.sg.issuance, "--product-line", "widgiot",
+                        "--region", "us-east-1"], None
         if mode == "sign":
             return b + ["--module", self.H.SOFTHSM_MODULE, "--uri", "pkcs11:token=bench",
                         "--pin-file", self.sign_token.pin_file,
@@ -619,6 +687,7 @@ def main():
         if not cases:
             sys.exit("run_bench: no such case; cases: %s" % ", ".join(c[0] for c in CASES))
     args.cfssl = any(c[1] == "cfssl" for c in cases)
+    args.floor = all(any(c[0] == n for c in cases) for n in FLOOR_CASES)
     if args.cfssl:
         for tool in ("cfssl", "wrk"):
             if shutil.which(tool) is None:
@@ -627,6 +696,7 @@ def main():
     st = Setup(args)
     runs = {c[0]: [] for c in cases}
     speed = []
+    csr_us = []
     failures = []
     extra = {}
     t0 = time.time()
@@ -638,6 +708,10 @@ def main():
         for rep in range(args.runs):
             s, v = openssl_speed(1)
             speed.append({"sign": s, "verify": v})
+            if args.floor:
+                k = csr_parse_us(args.build, st.csrs[0])
+                if k is not None:
+                    csr_us.append(k)
             peak = {}
             for c in cases:
                 err = None
@@ -748,6 +822,7 @@ def main():
         if us(a) is not None and (b is None or us(b) is not None):
             costs[label] = us(a) - (us(b) if b else 0)
     tg = targets(summary, ratios, extra)
+    fl = floor(summary, csr_us) if args.floor else None
 
     def cpu(v):
         return "%.0f" % v if v is not None else "-"
@@ -811,6 +886,25 @@ def main():
     print("wall time per call at one thread, from the medians")
     for k, v in costs.items():
         print("  %-44s %7.0f us" % (k, v))
+    if fl:
+        print()
+        print("floor: the signer's CPU per certificate that no change to secretfree can remove"
+              " with every check kept,")
+        print("from parts measured in this run (medians)")
+        for k, v in fl["signer_parts"].items():
+            print("  %-50s %7.0f us" % (k, v))
+        print("  %-50s %7.0f us   (measured: %.0f us, target <= 300)" % (
+            "sum: the signer's floor", fl["signer_us"], fl["signer_measured_us"]))
+        print("  %-50s %7.0f us   (target <= 300)" % (
+            "authz's, estimated (csr_parse, 2 calls, a commit)", fl["authz_us"]))
+        if "issue_sign_ceiling" in fl:
+            print("  %-50s %7.2f      (target >= 0.3)" % (
+                "ceiling of Signer.Issue / token_sign, 2 threads", fl["issue_sign_ceiling"]))
+        if "enroll_cfssl_ceiling" in fl:
+            print("  %-50s %7.2f      (target >= 0.4)" % (
+                "ceiling of Enroll TLS / cfssl serve, 16", fl["enroll_cfssl_ceiling"]))
+        print("  (a ceiling: two cores spending only the floors, the client only what it"
+              " measured)")
     print()
     print("issue 13's targets")
     for label, value, ok, bound, op in tg:
@@ -837,7 +931,7 @@ def main():
                             "op": t[4]}
                            for t in tg],
                "fleet": extra.get("fleet"), "memory": extra.get("memory"),
-               "cascade": extra.get("cascade"),
+               "cascade": extra.get("cascade"), "csr_parse_us": csr_us, "floor": fl,
                "runs": runs, "failures": failures}
         with open(args.json_out, "w") as f:
             json.dump(doc, f, indent=2)

@@ -2,7 +2,8 @@
 """The issuance benchmark's smoke run: tests/bench/run_bench.py with one
 repetition of short cases, cfssl serve driven by wrk beside ours, a fleet
 of a few distinct devices, a short memory case and the cascade revocation
-of what it issued. It checks that the harness works and prints every
+of what it issued, and the floor made of parts measured in the run. It
+checks that the harness works and prints every
 table, not a speed."""
 import json
 import os
@@ -15,7 +16,8 @@ import tap  # noqa: E402
 
 SRC = os.environ.get("SF_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
-CASES = "sign-2,issue-2,enroll-tls-2,cfssl-2,enroll-tls-16,enroll-tls-16-paced,cfssl-16"
+CASES = ("sign-2,issue-2,issue-tmpfs-2,rpc-2,enroll-tls-2,cfssl-2,enroll-tls-16,"
+         "enroll-tls-16-paced,cfssl-16")
 
 
 def main():
@@ -63,6 +65,18 @@ def main():
                0 < cas.get("revoke_s", 0) <= cas.get("crl_s", 0),
                "the cascade: every certificate of the old generation revoked, and"
                " its CRL lists them all", str(cas))
+        fl = doc.get("floor") or {}
+        parts = fl.get("signer_parts") or {}
+        tap.ok(len(parts) == 5 and all(v >= 0 for v in parts.values()) and
+               sum(1 for v in parts.values() if v > 0) >= 4 and
+               abs(fl.get("signer_us", 0) - sum(parts.values())) < 1 and
+               len(doc.get("csr_parse_us") or []) == 1 and
+               (cases.get("rpc-2", {}).get("median_cpu_signer_us") or 0) > 0,
+               "the floor: token, two verifications, a bare gRPC call (GetCaChain) and"
+               " the commit, each measured", str(fl))
+        tap.ok(fl.get("issue_sign_ceiling", 0) > 0 and fl.get("enroll_cfssl_ceiling", 0) > 0
+               and "the signer's floor" in p.stdout,
+               "the ceilings the floor implies, printed", p.stdout[-2500:])
         tap.ok(len(doc.get("targets", [])) == 7 and "issue 13's targets" in p.stdout,
                "the targets table", p.stdout[-1500:])
     tap.done()
