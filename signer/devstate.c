@@ -74,19 +74,13 @@ live(const journal_cert_row *c, int64_t now)
 	    c->not_after > now;
 }
 
-/* The device's state allows issuance; *live: its live certificates,
- * counted up to cap. */
+/* The device's state, as the journal read it (dv), allows issuance. */
 static int
-state_check(issuer_ctx *ic, const char *device_id, uint32_t cap,
-    uint32_t *live, char *why, size_t whylen)
+state_check(const journal_device_view *dv, const char *device_id,
+    char *why, size_t whylen)
 {
-	int rc, state;
+	int rc = 0, state = dv->state;
 
-	if ((rc = journal_device_admit(ic->jn, device_id, sf_now(), cap,
-	    &state, live)) != 0) {
-		sf_why(why, whylen, "device lookup failed");
-		return rc;
-	}
 	if (state == DEVICE_DISABLED || state == DEVICE_REVOKED) {
 		log_warnx("issue: device %s is %s at the signer (authz should"
 		    " have refused it)", device_id, state == DEVICE_REVOKED ?
@@ -251,14 +245,13 @@ renewal_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
 
 int
 devstate_admit(issuer_ctx *ic, const issue_req *r, const char *device_id,
-    const uint8_t key_sha256[32], issue_result *out, char *why,
-    size_t whylen)
+    const uint8_t key_sha256[32], const journal_device_view *dv,
+    issue_result *out, char *why, size_t whylen)
 {
-	uint32_t live = 0;
+	uint32_t live = dv->live;
 	int rc, exempt = 0, cap = issue_conf(ic)->device_live;
 
-	if ((rc = state_check(ic, device_id, (uint32_t)cap, &live, why,
-	    whylen)) != 0 ||
+	if ((rc = state_check(dv, device_id, why, whylen)) != 0 ||
 	    (rc = replay_check(ic, r, device_id, key_sha256, out, why,
 	    whylen)) != DEVSTATE_ISSUE ||
 	    (rc = renewal_check(ic, r, device_id, &exempt, why, whylen)) != 0)

@@ -29,8 +29,10 @@ enum { DEVSTATE_ISSUE = 0, DEVSTATE_REPLAYED = 1 };
 
 /*
  * May device device_id, whose key (key_sha256) the caller has checked
- * against its registration, get a new certificate for r? The caller
- * holds the device's lock. Returns
+ * against its registration, get a new certificate for r? dv is the
+ * journal's view of the device, read under the device's lock, which the
+ * caller still holds, with its live certificates counted up to the
+ * signer's device_live cap. Returns
  *   DEVSTATE_ISSUE     yes: go on and issue;
  *   DEVSTATE_REPLAYED  the journal holds a live certificate of this device
  *                      and key under r->enrollment_id: it is in *out
@@ -53,7 +55,7 @@ enum { DEVSTATE_ISSUE = 0, DEVSTATE_REPLAYED = 1 };
  * (so a device holds at most twice its cap, never more).
  */
 int devstate_admit(issuer_ctx *ic, const issue_req *r, const char *device_id,
-    const uint8_t key_sha256[32], issue_result *out, char *why,
-    size_t whylen);
+    const uint8_t key_sha256[32], const journal_device_view *dv,
+    issue_result *out, char *why, size_t whylen);
 
 #endif

@@ -126,54 +126,60 @@ finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
 }
 
 /*
+ * The journal's view of the device (journal.h), read once for all the
+ * checks below, under the device's lock. SF_ENOTFOUND with why.
+ */
+static int
+read_device(issuer_ctx *ic, const char *id, journal_device_view *dv,
+    char *why, size_t whylen)
+{
+	int rc;
+
+	rc = journal_device_view_get(ic->jn, id, sf_now(),
+	    (uint32_t)issue_conf(ic)->device_live, dv);
+	if (rc == SF_ENOTFOUND) {
+		log_warnx("issue: device %s is not in the signer's table"
+		    " (authz should have refused it)", id);
+		sf_why(why, whylen, "device %s is not registered", id);
+	} else if (rc)
+		sf_why(why, whylen, "device lookup failed");
+	return rc;
+}
+
+/*
  * The second, independent check of the device key: the CSR's key must be
- * the one the signer's own table registers for the CSR's device id (or a
- * new key a renewal proves the device may move to), and the request must
- * be for that device's product line and region.
- * SF_ENOTFOUND, SF_EPERM, or the journal's error.
+ * the one the signer's own table registers for the CSR's device id (dv;
+ * or a new key a renewal proves the device may move to), and the request
+ * must be for that device's product line and region. SF_EPERM, or the
+ * renewal's errors.
  */
 static int
 check_device(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
-    char *why, size_t whylen)
+    const journal_device_view *dv, char *why, size_t whylen)
 {
-	uint8_t fp[32];
-	char *pl = NULL, *rg = NULL;
+	const char *pl = dv->product_line, *rg = dv->region;
 	int rc;
 
-	rc = journal_device_get(ic->jn, ci->cn, fp, &pl, &rg);
-	if (rc == SF_ENOTFOUND) {
-		log_warnx("issue: device %s is not in the signer's table"
-		    " (authz should have refused it)", ci->cn);
-		sf_why(why, whylen, "device %s is not registered", ci->cn);
-		goto out;
-	} else if (rc) {
-		sf_why(why, whylen, "device lookup failed");
-		goto out;
-	}
 	/* Another key: only a renewal that proves the move (renew.h). */
-	if (memcmp(fp, ci->key.sha256, 32) != 0 &&
-	    (rc = renew_key_proof(ic, r, ci, fp, why, whylen)) != 0)
-		goto out;
-	rc = SF_EPERM;
+	if (memcmp(dv->key_sha256, ci->key.sha256, 32) != 0 &&
+	    (rc = renew_key_proof(ic, r, ci, dv->key_sha256, why,
+	    whylen)) != 0)
+		return rc;
 	if (strcmp(pl, r->product_line) != 0) {
 		log_warnx("issue: device %s is registered for product line %s,"
 		    " not %s", ci->cn, pl, r->product_line);
 		sf_why(why, whylen, "device %s is registered for product"
 		    " line %s, not %s", ci->cn, pl, r->product_line);
-		goto out;
+		return SF_EPERM;
 	}
 	if (*rg && strcmp(rg, r->region) != 0) {
 		log_warnx("issue: device %s is registered for region %s, not"
 		    " %s", ci->cn, rg, r->region);
 		sf_why(why, whylen, "device %s may enroll only in region %s",
 		    ci->cn, rg);
-		goto out;
+		return SF_EPERM;
 	}
-	rc = 0;
-out:
-	free(pl);
-	free(rg);
-	return rc;
+	return 0;
 }
 
 /*
@@ -271,32 +277,22 @@ birth_register(issuer_ctx *ic, const issue_req *r, const csr_info *ci,
  * issued). Renewals prove the current certificate and are not concerned.
  */
 static int
-birth_reuse_check(issuer_ctx *ic, const issue_req *r, const char *id,
-    int *allowed, char *why, size_t whylen)
+birth_reuse_check(const issue_req *r, const char *id,
+    const journal_device_view *dv, int *allowed, char *why, size_t whylen)
 {
-	char *origin = NULL;
-	int rc, reuse, has;
-
 	*allowed = 0;
 	if (*r->replaces_serial)
 		return 0;
-	if ((rc = journal_device_birth(ic->jn, id, &origin, &reuse,
-	    &has)) != 0) {
-		sf_why(why, whylen, "device lookup failed");
-		return rc;
-	}
-	if (strncmp(origin, "birth:", 6) == 0 && has) {
-		if (reuse)
-			*allowed = 1;
-		else {
+	if (strncmp(dv->origin, "birth:", 6) == 0 && dv->has_cert) {
+		if (!dv->birth_reuse) {
 			sf_why(why, whylen, "birth certificate already used;"
 			    " renew with the issued certificate, or an admin"
 			    " runs `secretfree device allow-birth %s`", id);
-			rc = SF_EPERM;
+			return SF_EPERM;
 		}
+		*allowed = 1;
 	}
-	free(origin);
-	return rc;
+	return 0;
 }
 
 /* What the caller sends for the journal: its free text, the enrollment id
@@ -359,6 +355,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	const signer_conf *cf = issue_conf(ic);
 	const product_conf *pc;
 	csr_info ci;
+	journal_device_view dv;
 	char profile[64], requester[160], mfr[64] = "", bserial[64] = "";
 	X509_NAME *subject = NULL;
 	X509 *x = NULL;
@@ -369,6 +366,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 
 	memset(out, 0, sizeof *out);
 	memset(&ci, 0, sizeof ci);
+	memset(&dv, 0, sizeof dv);
 	why[0] = '\0';
 	if (r->csr_len == 0) {
 		sf_why(why, whylen, "csr is empty");
@@ -401,8 +399,9 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	if (*mfr && (rc = birth_register(ic, r, &ci, mfr, bserial, why,
 	    whylen)) != 0)
 		goto out;
-	if ((rc = check_device(ic, r, &ci, why, whylen)) != 0 ||
-	    (rc = devstate_admit(ic, r, ci.cn, ci.key.sha256, out, why,
+	if ((rc = read_device(ic, ci.cn, &dv, why, whylen)) != 0 ||
+	    (rc = check_device(ic, r, &ci, &dv, why, whylen)) != 0 ||
+	    (rc = devstate_admit(ic, r, ci.cn, ci.key.sha256, &dv, out, why,
 	    whylen)) != DEVSTATE_ISSUE) {
 		if (rc == DEVSTATE_REPLAYED)
 			rc = 0;
@@ -410,7 +409,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	}
 	/* After the replay: a retry of the same enrollment gets its
 	 * certificate back even though the birth certificate is used. */
-	if ((rc = birth_reuse_check(ic, r, ci.cn, &reuse, why, whylen)) != 0)
+	if ((rc = birth_reuse_check(r, ci.cn, &dv, &reuse, why, whylen)) != 0)
 		goto out;
 	rc = SF_ESTATE;
 	if ((pc = signer_conf_product(cf, r->product_line)) == NULL) {
@@ -488,6 +487,7 @@ out:
 	X509_free(x);
 	X509_NAME_free(subject);
 	csr_info_fini(&ci);
+	journal_device_view_fini(&dv);
 	return rc;
 }
 

@@ -130,7 +130,6 @@ static const char *SCHEMA =
     " ack_deadline INTEGER NOT NULL DEFAULT 0,"
     " acked_at INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (ca_id, serial));"
-    "CREATE INDEX IF NOT EXISTS certs_device ON certs(device_id);"
     "CREATE INDEX IF NOT EXISTS certs_serial ON certs(serial);"
     "CREATE TABLE IF NOT EXISTS devices ("
     " device_id TEXT PRIMARY KEY,"
@@ -332,14 +331,19 @@ journal_exec(sqlite3 *db, const char *sql)
 }
 
 /*
- * Indexes that change no row and no query's answer, made on every open
- * if missing, so that a journal of any version 2 gets them without an
+ * Indexes that change no row and no query's answer, made (or dropped) on
+ * every open, so that a journal of any version 2 gets them without an
  * upgrade step: certs_issued serves journal_cert_issued_since (the rate
  * limits' replay at start-up), which would otherwise read every row.
+ * certs_device (device_id), which journals before 2026-12-06 have, is
+ * dropped: certs_live (device_id, status, not_after) begins with the same
+ * column and serves every query it served, and each certificate no
+ * longer writes a page of it.
  */
 static const char *INDEXES =
     "CREATE INDEX IF NOT EXISTS certs_issued ON certs(issued_at)"
-    " WHERE device_id != '';";
+    " WHERE device_id != '';"
+    "DROP INDEX IF EXISTS certs_device;";
 
 /* Create the schema, or bring an older journal up to this version in one
  * transaction. SF_ECONFIG for a journal newer than this code. */

@@ -413,13 +413,29 @@ void journal_device_rows_free(journal_device_row *v, size_t n);
 int journal_device_info(journal *j, const char *device_id, int64_t now,
     journal_device_row *out);
 /*
- * What issuance needs to admit a device: its state and how many live
+ * Everything issuance reads of a device, in one statement (one read of
+ * the journal, one snapshot): its registration, its state, how many live
  * (active or pending acknowledgement, unexpired) certificates it holds,
  * counted up to cap only (the admission question is "cap reached?", and
- * a bounded count stays cheap however many a device has). SF_ENOTFOUND.
+ * a bounded count stays cheap however many a device has), and what
+ * just-in-time provisioning asks (origin, birth_reuse, whether the
+ * journal holds any certificate of it).
  */
-int journal_device_admit(journal *j, const char *device_id, int64_t now,
-    uint32_t cap, int *state, uint32_t *live);
+typedef struct {
+	uint8_t key_sha256[32];
+	char *product_line;
+	char *region;              /* "" = any */
+	int state;                 /* DEVICE_STATE_ */
+	uint32_t live;             /* up to cap */
+	char *origin;              /* "" or "birth:<manufacturer>" */
+	int birth_reuse;
+	int has_cert;
+} journal_device_view;
+
+/* SF_ENOTFOUND, SF_ENOMEM, SF_EDB; journal_device_view_fini after. */
+int journal_device_view_get(journal *j, const char *device_id, int64_t now,
+    uint32_t cap, journal_device_view *out);
+void journal_device_view_fini(journal_device_view *v);  /* zeroes *v */
 /* Devices by id after `after` ("" = from the start), in state (0 = any),
  * at most limit, as of now: journal_device_rows_free. */
 int journal_device_list(journal *j, const char *after, int state,

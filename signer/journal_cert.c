@@ -429,7 +429,7 @@ int
 journal_cert_live(journal *j, const char *device_id, int64_t now,
     journal_cert_row **out, size_t *n)
 {
-	/* "c.device_id = ?1" alone picks the index certs_device. */
+	/* Served by the index certs_live (device_id, status, not_after). */
 	return cert_select(j, out, n, "live certificates",
 	    "WHERE c.device_id = ?1 AND c.status IN (?2, ?3)"
 	    " AND c.not_after > ?4 ORDER BY c.issued_at, c.rowid", "tiii",

@@ -320,20 +320,34 @@ journal_device_info(journal *j, const char *device_id, int64_t now,
 	return rc;
 }
 
+void
+journal_device_view_fini(journal_device_view *v)
+{
+	if (v == NULL)
+		return;
+	free(v->product_line);
+	free(v->region);
+	free(v->origin);
+	memset(v, 0, sizeof *v);
+}
+
 int
-journal_device_admit(journal *j, const char *device_id, int64_t now,
-    uint32_t cap, int *state, uint32_t *live)
+journal_device_view_get(journal *j, const char *device_id, int64_t now,
+    uint32_t cap, journal_device_view *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB, r;
 
-	*state = 0;
-	*live = 0;
+	memset(out, 0, sizeof *out);
 	pthread_mutex_lock(&j->rlock);
-	if (journal_rstmt(j, "SELECT d.state, (SELECT count(*) FROM (SELECT 1"
-	    " FROM certs c WHERE c.device_id = ?1 AND c.status IN (?2, ?3)"
-	    " AND c.not_after > ?4 LIMIT ?5)) FROM devices d"
-	    " WHERE d.device_id = ?1", &st, "prepare device admission") != 0)
+	/* The sub-queries read only the index certs_live. */
+	if (journal_rstmt(j, "SELECT d.key_sha256, d.product_line, d.region,"
+	    " d.state, (SELECT count(*) FROM (SELECT 1 FROM certs c"
+	    " WHERE c.device_id = ?1 AND c.status IN (?2, ?3)"
+	    " AND c.not_after > ?4 LIMIT ?5)), d.origin, d.birth_reuse,"
+	    " EXISTS (SELECT 1 FROM certs c WHERE c.device_id = ?1)"
+	    " FROM devices d WHERE d.device_id = ?1", &st,
+	    "prepare device view") != 0)
 		goto out;
 	journal_bind_text(st, 1, device_id);
 	sqlite3_bind_int(st, 2, CERT_ACTIVE);
@@ -341,16 +355,31 @@ journal_device_admit(journal *j, const char *device_id, int64_t now,
 	sqlite3_bind_int64(st, 4, now);
 	sqlite3_bind_int64(st, 5, cap);
 	if ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		*state = sqlite3_column_int(st, 0);
-		*live = (uint32_t)sqlite3_column_int64(st, 1);
-		rc = 0;
+		rc = SF_EDB;
+		if (sqlite3_column_bytes(st, 0) != 32) {
+			log_warnx("journal: device %s: a key digest of %d"
+			    " bytes", device_id, sqlite3_column_bytes(st, 0));
+			goto out;
+		}
+		memcpy(out->key_sha256, sqlite3_column_blob(st, 0), 32);
+		out->product_line = journal_col_strdup(st, 1);
+		out->region = journal_col_strdup(st, 2);
+		out->state = sqlite3_column_int(st, 3);
+		out->live = (uint32_t)sqlite3_column_int64(st, 4);
+		out->origin = journal_col_strdup(st, 5);
+		out->birth_reuse = sqlite3_column_int(st, 6);
+		out->has_cert = sqlite3_column_int(st, 7);
+		rc = out->product_line && out->region && out->origin ? 0 :
+		    SF_ENOMEM;
 	} else if (r == SQLITE_DONE)
 		rc = SF_ENOTFOUND;
 	else
-		rc = journal_db_err(j->rdb, "device admission");
+		rc = journal_db_err(j->rdb, "device view");
 out:
 	journal_rstmt_done(st);
 	pthread_mutex_unlock(&j->rlock);
+	if (rc)
+		journal_device_view_fini(out);
 	return rc;
 }
 

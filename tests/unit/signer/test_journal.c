@@ -73,6 +73,29 @@ pragma_text(sqlite3 *db, const char *sql)
 	return r;
 }
 
+/* The details of EXPLAIN QUERY PLAN for sql, joined; NULL on error. */
+static char *
+query_plan(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	char *q, buf[1024] = "";
+
+	if (asprintf(&q, "EXPLAIN QUERY PLAN %s", sql) < 0)
+		return NULL;
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
+		free(q);
+		return NULL;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		strncat(buf, (const char *)sqlite3_column_text(st, 3),
+		    sizeof buf - strlen(buf) - 2);
+		strncat(buf, ";", sizeof buf - strlen(buf) - 1);
+	}
+	sqlite3_finalize(st);
+	free(q);
+	return strdup(buf);
+}
+
 static long long
 query_int(sqlite3 *db, const char *sql)
 {
@@ -158,7 +181,30 @@ test_pragmas(void)
 	is_int(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type ="
 	    " 'table' AND name IN ('cas', 'certs', 'devices')"), 3,
 	    "tables cas, certs, devices");
+	is_int(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type ="
+	    " 'index' AND name = 'certs_device'"), 0,
+	    "no index certs_device (certs_live begins with device_id)");
+	s = query_plan(db, "SELECT serial FROM certs WHERE device_id = 'd'"
+	    " AND status IN (1, 2) AND not_after > 0");
+	ok(s && strstr(s, "certs_live") != NULL, "a device's live certificates"
+	    " are read through certs_live (%s)", s ? s : "?");
+	free(s);
 	sqlite3_close(db);
+
+	/* A journal made before 2026-12-06 has certs_device: open drops it. */
+	db = NULL;
+	if (sqlite3_open(dbpath, &db) == SQLITE_OK)
+		ok(sqlite3_exec(db, "CREATE INDEX certs_device ON"
+		    " certs(device_id)", NULL, NULL, NULL) == SQLITE_OK,
+		    "an old journal's certs_device made again");
+	sqlite3_close(db);
+	if ((j = open_journal("journal with certs_device")) != NULL) {
+		if (wdb)
+			is_int(query_int(wdb, "SELECT count(*) FROM"
+			    " sqlite_master WHERE name = 'certs_device'"), 0,
+			    "journal_open drops certs_device");
+		journal_close(j);
+	}
 
 	snprintf(bad, sizeof bad, "%s/no/such/dir/journal.db", tmpdir);
 	j = NULL;
