@@ -134,14 +134,16 @@ replay_fill(issuer_ctx *ic, const journal_cert_row *c, issue_result *out)
  */
 static int
 replay_check(issuer_ctx *ic, const issue_req *r, const char *device_id,
-    const uint8_t key_sha256[32], issue_result *out, char *why,
-    size_t whylen)
+    const uint8_t key_sha256[32], const journal_device_view *dv,
+    issue_result *out, char *why, size_t whylen)
 {
 	journal_cert_row *v = NULL;
 	size_t n = 0;
 	int rc, found = -1;
 
-	if (*r->enrollment_id == '\0')
+	/* A new enrollment id (dv read it with the device): nothing more to
+	 * read. */
+	if (*r->enrollment_id == '\0' || !dv->enrollment_seen)
 		return DEVSTATE_ISSUE;
 	if ((rc = journal_cert_by_enrollment(ic->jn, r->enrollment_id, 8, &v,
 	    &n)) != 0) {
@@ -252,7 +254,7 @@ devstate_admit(issuer_ctx *ic, const issue_req *r, const char *device_id,
 	int rc, exempt = 0, cap = issue_conf(ic)->device_live;
 
 	if ((rc = state_check(dv, device_id, why, whylen)) != 0 ||
-	    (rc = replay_check(ic, r, device_id, key_sha256, out, why,
+	    (rc = replay_check(ic, r, device_id, key_sha256, dv, out, why,
 	    whylen)) != DEVSTATE_ISSUE ||
 	    (rc = renewal_check(ic, r, device_id, &exempt, why, whylen)) != 0)
 		return rc;

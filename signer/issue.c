@@ -130,12 +130,12 @@ finish(issuer_ctx *ic, ca *issuer, X509 *x, const ca_issue_meta *m,
  * checks below, under the device's lock. SF_ENOTFOUND with why.
  */
 static int
-read_device(issuer_ctx *ic, const char *id, journal_device_view *dv,
-    char *why, size_t whylen)
+read_device(issuer_ctx *ic, const issue_req *r, const char *id,
+    journal_device_view *dv, char *why, size_t whylen)
 {
 	int rc;
 
-	rc = journal_device_view_get(ic->jn, id, sf_now(),
+	rc = journal_device_view_get(ic->jn, id, r->enrollment_id, sf_now(),
 	    (uint32_t)issue_conf(ic)->device_live, dv);
 	if (rc == SF_ENOTFOUND) {
 		log_warnx("issue: device %s is not in the signer's table"
@@ -399,7 +399,7 @@ issue_device(issuer_ctx *ic, const issue_req *r, issue_result *out,
 	if (*mfr && (rc = birth_register(ic, r, &ci, mfr, bserial, why,
 	    whylen)) != 0)
 		goto out;
-	if ((rc = read_device(ic, ci.cn, &dv, why, whylen)) != 0 ||
+	if ((rc = read_device(ic, r, ci.cn, &dv, why, whylen)) != 0 ||
 	    (rc = check_device(ic, r, &ci, &dv, why, whylen)) != 0 ||
 	    (rc = devstate_admit(ic, r, ci.cn, ci.key.sha256, &dv, out, why,
 	    whylen)) != DEVSTATE_ISSUE) {

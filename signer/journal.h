@@ -417,9 +417,11 @@ int journal_device_info(journal *j, const char *device_id, int64_t now,
  * the journal, one snapshot): its registration, its state, how many live
  * (active or pending acknowledgement, unexpired) certificates it holds,
  * counted up to cap only (the admission question is "cap reached?", and
- * a bounded count stays cheap however many a device has), and what
+ * a bounded count stays cheap however many a device has), what
  * just-in-time provisioning asks (origin, birth_reuse, whether the
- * journal holds any certificate of it).
+ * journal holds any certificate of it), and whether any certificate was
+ * issued under enrollment_id ("" asks nothing): most enrollments are
+ * new, and need no further read for their replay check.
  */
 typedef struct {
 	uint8_t key_sha256[32];
@@ -430,11 +432,13 @@ typedef struct {
 	char *origin;              /* "" or "birth:<manufacturer>" */
 	int birth_reuse;
 	int has_cert;
+	int enrollment_seen;       /* a certificate under enrollment_id */
 } journal_device_view;
 
 /* SF_ENOTFOUND, SF_ENOMEM, SF_EDB; journal_device_view_fini after. */
-int journal_device_view_get(journal *j, const char *device_id, int64_t now,
-    uint32_t cap, journal_device_view *out);
+int journal_device_view_get(journal *j, const char *device_id,
+    const char *enrollment_id, int64_t now, uint32_t cap,
+    journal_device_view *out);
 void journal_device_view_fini(journal_device_view *v);  /* zeroes *v */
 /* Devices by id after `after` ("" = from the start), in state (0 = any),
  * at most limit, as of now: journal_device_rows_free. */

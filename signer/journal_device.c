@@ -332,24 +332,29 @@ journal_device_view_fini(journal_device_view *v)
 }
 
 int
-journal_device_view_get(journal *j, const char *device_id, int64_t now,
-    uint32_t cap, journal_device_view *out)
+journal_device_view_get(journal *j, const char *device_id,
+    const char *enrollment_id, int64_t now, uint32_t cap,
+    journal_device_view *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SF_EDB, r;
 
 	memset(out, 0, sizeof *out);
 	pthread_mutex_lock(&j->rlock);
-	/* The sub-queries read only the index certs_live. */
+	/* The sub-queries read only the indexes certs_live and (the literal
+	 * "!= ''") the partial certs_enrollment. */
 	if (journal_rstmt(j, "SELECT d.key_sha256, d.product_line, d.region,"
 	    " d.state, (SELECT count(*) FROM (SELECT 1 FROM certs c"
 	    " WHERE c.device_id = ?1 AND c.status IN (?2, ?3)"
 	    " AND c.not_after > ?4 LIMIT ?5)), d.origin, d.birth_reuse,"
-	    " EXISTS (SELECT 1 FROM certs c WHERE c.device_id = ?1)"
+	    " EXISTS (SELECT 1 FROM certs c WHERE c.device_id = ?1),"
+	    " EXISTS (SELECT 1 FROM certs c WHERE c.enrollment_id = ?6"
+	    " AND c.enrollment_id != '')"
 	    " FROM devices d WHERE d.device_id = ?1", &st,
 	    "prepare device view") != 0)
 		goto out;
 	journal_bind_text(st, 1, device_id);
+	journal_bind_text(st, 6, enrollment_id);
 	sqlite3_bind_int(st, 2, CERT_ACTIVE);
 	sqlite3_bind_int(st, 3, CERT_PENDING_ACK);
 	sqlite3_bind_int64(st, 4, now);
@@ -369,6 +374,7 @@ journal_device_view_get(journal *j, const char *device_id, int64_t now,
 		out->origin = journal_col_strdup(st, 5);
 		out->birth_reuse = sqlite3_column_int(st, 6);
 		out->has_cert = sqlite3_column_int(st, 7);
+		out->enrollment_seen = sqlite3_column_int(st, 8);
 		rc = out->product_line && out->region && out->origin ? 0 :
 		    SF_ENOMEM;
 	} else if (r == SQLITE_DONE)

@@ -34,7 +34,9 @@
  * sign:   token_generate_key (P-256) once, then token_sign of a 300-byte
  *         TBS in a loop: the token's raw signing rate, the baseline.
  * issue:  Signer.Issue on the signer's issuance socket, one rpc_client
- *         (gRPC channel) per thread.
+ *         (gRPC channel) per thread; --enrollment-ids 1 sends a new
+ *         enrollment id with every call, as authz does (the signer's
+ *         replay check then has an id to look up).
  * enroll: Provisioning.Enroll on authz (TLS device listener, or the admin
  *         Unix socket), one rpc_client per thread, a distinct
  *         idempotency key per call so that every call really issues.
@@ -96,6 +98,7 @@ static struct {
 	/* issue / enroll */
 	const char *target, *ca_file, *server_name;
 	const char *product_line, *region, *key_prefix;
+	int enrollment_ids;   /* issue: a new enrollment id per call */
 	blob csr[MAX_CSRS];
 	int ncsr;
 	double rate;      /* 0: closed loop */
@@ -273,8 +276,15 @@ one_issue(worker *w, call_ctx *cc)
 	Secretfree__V1__IssueRequest req = SECRETFREE__V1__ISSUE_REQUEST__INIT;
 	ProtobufCMessage *m = NULL;
 	rpc_status st;
+	char eid[128];
 	int code;
 
+	if (opt.enrollment_ids) {
+		/* As authz sends them: each call a new enrollment. */
+		snprintf(eid, sizeof eid, "%s-%llu", w->key_prefix,
+		    (unsigned long long)w->counter++);
+		req.enrollment_id = eid;
+	}
 	req.csr.data = cc->csr->data;
 	req.csr.len = cc->csr->len;
 	req.product_line = (char *)opt.product_line;
@@ -568,6 +578,7 @@ usage(void)
 "usage: bench-issue sign --module M --uri U --pin-file F [--label L]\n"
 "       bench-issue issue --target unix:PATH --csr FILE --product-line P"
 " --region R\n"
+"                   [--enrollment-ids 1]\n"
 "       bench-issue enroll --target HOST:PORT|unix:PATH [--ca-file F]"
 " --csr FILE\n"
 "                   [--server-name N] [--region R] [--key-prefix K]\n"
@@ -713,6 +724,8 @@ parse_args(int argc, char **argv)
 			opt.region = v;
 		else if (strcmp(a, "--key-prefix") == 0)
 			opt.key_prefix = v;
+		else if (strcmp(a, "--enrollment-ids") == 0)
+			opt.enrollment_ids = atoi(v) != 0;
 		else if (strcmp(a, "--csr") == 0) {
 			if (opt.ncsr == MAX_CSRS)
 				usage();

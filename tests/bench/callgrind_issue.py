@@ -10,7 +10,9 @@ verification, journal commit), sends a few calls to warm it, zeroes the
 counters, sends N calls with bench-issue, stops the signer and divides.
 
   callgrind_issue.py [--calls N] [--types ec-p256,ec-p384,rsa-2048]
-                     [--build DIR] [--keep]
+                     [--enrollment-ids] [--build DIR] [--keep]
+
+--enrollment-ids sends a new enrollment id with each call, as authz does.
 
 Prints one line per key type:
   result type=ec-p256 calls=N instructions_per_call=I
@@ -34,6 +36,8 @@ def main():
     ap.add_argument("--types", default="ec-p256,ec-p384,rsa-2048")
     ap.add_argument("--build", default=os.environ.get("SF_BUILD_ROOT") or os.path.join(SRC, "build"))
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--enrollment-ids", action="store_true",
+                    help="a new enrollment id with each call, as authz sends")
     args = ap.parse_args()
     os.environ["SF_SOURCE_ROOT"] = SRC
     os.environ["SF_BUILD_ROOT"] = os.path.abspath(args.build)
@@ -76,6 +80,8 @@ def main():
                 cmd = [bench, "issue", "--target", sg.issuance, "--csr", csr,
                        "--product-line", "widgiot", "--region", "us-east-1",
                        "--warmup", "0", "--calls", str(n), "--seconds", "900"]
+                if args.enrollment_ids:
+                    cmd += ["--enrollment-ids", "1"]
                 p = subprocess.run(cmd, capture_output=True, text=True)
                 if p.returncode != 0:
                     raise RuntimeError("bench-issue: %s %s" % (p.stdout, p.stderr))

@@ -36,7 +36,7 @@
 enum { ROLE_ROOT = 1, ROLE_INTERMEDIATE = 2, ROLE_ISSUING = 3 };
 enum { ST_PENDING = 1, ST_ACTIVE = 2, ST_RETIRING = 3, ST_RETIRED = 4,
     ST_REVOKED = 5 };
-enum { CERT_ACTIVE = 1, CERT_REVOKED = 4 };
+enum { CERT_ACTIVE = 1, CERT_REVOKED = 4, DEVICE_ACTIVE = 2 };
 
 static char tmpdir[64], dbpath[128];
 
@@ -1006,6 +1006,63 @@ test_devices(journal *j)
 	is_int(journal_device_register(j, d, 0, out), 0, "an empty batch");
 }
 
+/* Everything issuance reads of a device, in one statement. */
+static void
+test_device_view(journal *j)
+{
+	journal_device_view v;
+	journal_device d;
+	struct rec r[3];
+	uint8_t fp[32];
+	int out = 0;
+
+	fp_of(fp, 77);
+	d = (journal_device){ "view-1", fp, "widgiot", "eu-west-1" };
+	is_int(journal_device_register(j, &d, 1, &out), 0, "register view-1");
+	is_int(journal_device_view_get(j, "view-1", "", 100, 2, &v), 0,
+	    "view of a device without certificates");
+	ok(memcmp(v.key_sha256, fp, 32) == 0 && strcmp(v.product_line,
+	    "widgiot") == 0 && strcmp(v.region, "eu-west-1") == 0 &&
+	    strcmp(v.origin, "") == 0, "  its key, product line, region,"
+	    " origin");
+	ok(v.live == 0 && v.has_cert == 0 && v.enrollment_seen == 0 &&
+	    v.state == DEVICE_ACTIVE && v.birth_reuse == 0, "  no certificate,"
+	    " active");
+	journal_device_view_fini(&v);
+
+	/* Three live certificates (not_after 2000+), one under "enr-v". */
+	for (int i = 0; i < 3; i++) {
+		fill_rec(&r[i], inter_id, 0x31, i);
+		r[i].c.device_id = "view-1";
+		r[i].c.enrollment_id = i == 0 ? "enr-v" : "";
+		is_int(journal_cert_record(j, &r[i].c), 0, "record %d", i);
+	}
+	is_int(journal_device_view_get(j, "view-1", "enr-v", 100, 2, &v), 0,
+	    "view with an enrollment id on record");
+	is_int((int)v.live, 2, "  live certificates counted up to the cap");
+	ok(v.has_cert && v.enrollment_seen, "  has certificates, the"
+	    " enrollment id seen");
+	journal_device_view_fini(&v);
+	is_int(journal_device_view_get(j, "view-1", "enr-new", 100, 8, &v), 0,
+	    "view with a new enrollment id");
+	ok(v.live == 3 && !v.enrollment_seen, "  3 live, the id not seen");
+	journal_device_view_fini(&v);
+	is_int(journal_device_view_get(j, "view-1", "", 5000, 8, &v), 0,
+	    "view after every certificate expired");
+	ok(v.live == 0 && v.has_cert, "  none live, but some on record");
+	journal_device_view_fini(&v);
+	/* "" never matches the certificates recorded without an id. */
+	is_int(journal_device_view_get(j, "view-1", "", 100, 8, &v), 0,
+	    "view without an enrollment id");
+	ok(!v.enrollment_seen, "  an empty id is never seen");
+	journal_device_view_fini(&v);
+	is_int(journal_device_view_get(j, "no-such", "", 100, 8, &v),
+	    SF_ENOTFOUND, "an unknown device: SF_ENOTFOUND");
+	ok(v.product_line == NULL, "  and nothing to free");
+	journal_device_view_fini(&v);
+	journal_device_view_fini(NULL);
+}
+
 /*
  * A factory batch commits without a checkpoint until the WAL holds the
  * bulk bar (common/walckpt.h); the next ordinary commit checkpoints. The
@@ -1490,6 +1547,7 @@ main(void)
 		test_record_errors(j);
 		test_certs(j);
 		test_devices(j);
+		test_device_view(j);
 		test_bulk_checkpoint(j);
 		journal_close(j);
 		test_generations();
